@@ -1,0 +1,212 @@
+//! Conventions shared by every route (DESIGN.md §6): RFC 3339 UTC times, cursor pagination,
+//! `ETag`/`If-Match` versions and the checks on text a person typed.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use base64::Engine;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{AppError, AppResult, FieldError};
+
+/// Serialises a stored UTC time as RFC 3339 with a `Z`.
+pub fn utc<S: Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_utc(t))
+}
+
+pub fn utc_opt<S: Serializer>(t: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_utc(t)),
+        None => s.serialize_none(),
+    }
+}
+
+pub fn format_utc(t: &NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A page of a list: `{ "items": [...], "next_cursor": "…" | null }`.
+#[derive(Debug, Serialize)]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// `limit` and `cursor` query parameters.
+#[derive(Debug, Deserialize, Default)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> AppResult<i64> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(AppError::field(
+                "limit",
+                "out_of_range",
+                format!("limit は 1 から {MAX_LIMIT} の間で指定してください。"),
+                format!("limit must be between 1 and {MAX_LIMIT}."),
+            )),
+        }
+    }
+
+    /// The position after which the page starts, decoded from the opaque cursor.
+    pub fn after(&self) -> AppResult<Option<String>> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) => decode_cursor(c).map(Some).ok_or_else(|| {
+                AppError::field(
+                    "cursor",
+                    "invalid",
+                    "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
+                    "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
+                )
+            }),
+        }
+    }
+}
+
+pub fn encode_cursor(position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).ok()?;
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty() && s.len() < 512)
+}
+
+/// Cuts a fetched `limit + 1` rows to a page, with the cursor of its last item.
+pub fn page<T: Serialize>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> String) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&position(r))) } else { None };
+    Page { items: rows, next_cursor }
+}
+
+/// The `ETag` of a record at a version.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
+}
+
+/// The version named by `If-Match`: `None` when the header is absent.
+pub fn if_match(req: &HttpRequest) -> AppResult<Option<i32>> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
+    let v = value.to_str().unwrap_or_default().trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.trim_matches('"').parse::<i32>().map(Some).map_err(|_| AppError::precondition_failed())
+}
+
+/// The version named by `If-Match`, which must be present (428 otherwise).
+pub fn require_if_match(req: &HttpRequest) -> AppResult<i32> {
+    if_match(req)?.ok_or_else(AppError::precondition_required)
+}
+
+/// Collects field errors while checking a request, then fails once with all of them.
+#[derive(Default)]
+pub struct Check {
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    pub fn new() -> Check {
+        Check::default()
+    }
+
+    pub fn push(&mut self, field: &str, code: &'static str, ja: impl Into<String>, en: impl Into<String>) {
+        self.errors.push(FieldError::new(field, code, ja, en));
+    }
+
+    /// Text a person typed: trimmed length within bounds, no control characters. Japanese text
+    /// is kept exactly as sent (no normalisation), so it round-trips byte for byte.
+    pub fn text(&mut self, field: &str, value: &str, max_chars: usize) {
+        if value.trim().is_empty() {
+            self.push(field, "required", format!("{field} を入力してください。"), format!("{field} is required."));
+        } else {
+            self.optional_text(field, Some(value), max_chars);
+        }
+    }
+
+    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
+        let Some(value) = value else { return };
+        if value.chars().count() > max_chars {
+            self.push(
+                field,
+                "too_long",
+                format!("{field} は{max_chars}文字以内にしてください。"),
+                format!("{field} must be at most {max_chars} characters."),
+            );
+        } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+            self.push(
+                field,
+                "control_character",
+                format!("{field} に制御文字は使えません。"),
+                format!("{field} must not contain control characters."),
+            );
+        }
+    }
+
+    /// A single-line value: no line breaks either (names, phone numbers, addresses).
+    pub fn line(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
+        if let Some(v) = value {
+            if v.contains(['\r', '\n']) {
+                self.push(field, "line_break", format!("{field} に改行は使えません。"), format!("{field} must be a single line."));
+                return;
+            }
+        }
+        self.optional_text(field, value, max_chars);
+    }
+
+    pub fn email(&mut self, field: &str, value: &str) {
+        let ok = value.len() <= 254
+            && value.split('@').count() == 2
+            && value.split('@').all(|p| !p.is_empty())
+            && value.rsplit('@').next().is_some_and(|d| d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii());
+        if !ok {
+            self.push(
+                field,
+                "invalid_email",
+                "メールアドレスの形式が正しくありません。",
+                "This is not a valid e-mail address.",
+            );
+        }
+    }
+
+    pub fn phone(&mut self, field: &str, value: Option<&str>) {
+        let Some(v) = value else { return };
+        let ok = !v.trim().is_empty()
+            && v.chars().count() <= 30
+            && v.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c) || ('０'..='９').contains(&c) || c == 'ー' || c == '－');
+        if !ok {
+            self.push(field, "invalid_phone", "電話番号の形式が正しくありません。", "This is not a valid phone number.");
+        }
+    }
+
+    pub fn finish(self) -> AppResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::validation(self.errors))
+        }
+    }
+}
+
+/// Normalises an e-mail address for storage and look-up.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

@@ -1,0 +1,232 @@
+//! Builds the HTTP application: the route table, the framework's error answers as problem+json,
+//! the language of error details, request logs and shared state.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::{header, Method};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{AppError, AppResult, FieldError, Lang};
+use crate::{auth, ops, orgs, users, wards};
+
+/// Largest request body accepted (a long visit note fits many times over).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: Arc<TokenKeys>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db) -> AppState {
+        let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
+        AppState { db, keys: Arc::new(keys), config: Arc::new(config) }
+    }
+}
+
+/// Every route the service answers: the one list the server registers and the contract test
+/// compares with `api-spec/openapi.yaml`.
+pub fn routes() -> Vec<(Method, &'static str, Route)> {
+    use web::{delete, get, patch, post};
+    vec![
+        (Method::GET, "/livez", get().to(ops::livez)),
+        (Method::GET, "/readyz", get().to(ops::readyz)),
+        (Method::GET, "/api-spec/openapi.yaml", get().to(ops::openapi)),
+        (Method::POST, "/api/v1/auth/login", post().to(auth::handlers::login)),
+        (Method::POST, "/api/v1/auth/refresh", post().to(auth::handlers::refresh)),
+        (Method::POST, "/api/v1/auth/logout", post().to(auth::handlers::logout)),
+        (Method::GET, "/api/v1/me", get().to(auth::handlers::me)),
+        (Method::POST, "/api/v1/me/password", post().to(auth::handlers::change_password)),
+        (Method::POST, "/api/v1/me/totp", post().to(auth::handlers::totp_enrol)),
+        (Method::DELETE, "/api/v1/me/totp", delete().to(auth::handlers::totp_disable)),
+        (Method::POST, "/api/v1/me/totp/confirm", post().to(auth::handlers::totp_confirm)),
+        (Method::GET, "/api/v1/wards", get().to(wards::list)),
+        (Method::GET, "/api/v1/organizations", get().to(orgs::handlers::list)),
+        (Method::POST, "/api/v1/organizations", post().to(orgs::handlers::create)),
+        (Method::GET, "/api/v1/organizations/{id}", get().to(orgs::handlers::get)),
+        (Method::PATCH, "/api/v1/organizations/{id}", patch().to(orgs::handlers::update)),
+        (Method::GET, "/api/v1/organizations/{id}/users", get().to(users::handlers::list)),
+        (Method::POST, "/api/v1/organizations/{id}/users", post().to(users::handlers::create)),
+        (Method::GET, "/api/v1/users/{id}", get().to(users::handlers::get)),
+        (Method::PATCH, "/api/v1/users/{id}", patch().to(users::handlers::update)),
+    ]
+}
+
+/// `(method, path)` of every route, for the contract test.
+pub fn route_table() -> Vec<(String, String)> {
+    routes().into_iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect()
+}
+
+fn configure(cfg: &mut web::ServiceConfig) {
+    let mut by_path: BTreeMap<&'static str, Vec<(Method, Route)>> = BTreeMap::new();
+    for (method, path, route) in routes() {
+        by_path.entry(path).or_default().push((method, route));
+    }
+    for (path, routes) in by_path {
+        let allow: Vec<String> = routes.iter().map(|(m, _)| m.to_string()).collect();
+        let allow = allow.join(", ");
+        let mut resource = web::resource(path);
+        for (_, route) in routes {
+            resource = resource.route(route);
+        }
+        // A known path with the wrong method: 405 with `Allow`, as problem+json.
+        resource = resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, AppError>(AppError::method_not_allowed(&allow)) }
+        }));
+        cfg.service(resource);
+    }
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let app_error = match &err {
+        JsonPayloadError::ContentType => AppError::unsupported_media_type(),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            AppError::payload_too_large(BODY_LIMIT)
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => body_field_error(&e.to_string()),
+        JsonPayloadError::Deserialize(_) => AppError::bad_request(
+            "リクエスト本文が正しい JSON ではありません。",
+            "The request body is not valid JSON.",
+        ),
+        _ => AppError::bad_request("リクエスト本文を読み取れませんでした。", "The request body could not be read."),
+    };
+    app_error.into()
+}
+
+/// Turns serde's message into a field error: an unknown field is refused by name, a missing one
+/// is required, and a wrong value says what was expected.
+fn body_field_error(message: &str) -> AppError {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let quoted = message.split('`').nth(1).unwrap_or_default().to_string();
+    if message.starts_with("unknown field") {
+        AppError::validation(vec![FieldError::new(
+            quoted.clone(),
+            "unknown_field",
+            format!("{quoted} という項目は受け付けていません。"),
+            format!("The field {quoted} is not accepted here."),
+        )])
+    } else if message.starts_with("missing field") {
+        AppError::validation(vec![FieldError::new(
+            quoted.clone(),
+            "required",
+            format!("{quoted} を入力してください。"),
+            format!("{quoted} is required."),
+        )])
+    } else {
+        AppError::validation(vec![FieldError::new(
+            "body",
+            "invalid_value",
+            format!("値が正しくありません: {message}"),
+            format!("A value is not valid: {message}"),
+        )])
+    }
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let message = err.to_string();
+    let message = message.trim_start_matches("Query deserialize error: ").to_string();
+    let quoted = message.split('`').nth(1).unwrap_or("query").to_string();
+    let field = if message.starts_with("unknown field") || message.starts_with("missing field") {
+        quoted
+    } else {
+        "query".to_string()
+    };
+    AppError::validation(vec![FieldError::new(
+        field,
+        "invalid_query",
+        format!("検索条件が正しくありません: {message}"),
+        format!("A query parameter is not valid: {message}"),
+    )])
+    .into()
+}
+
+async fn not_found() -> AppResult<HttpResponse> {
+    Err(AppError::not_found())
+}
+
+/// Re-renders error details in English for readers who prefer it, and logs each request
+/// without its query string or body (they may hold patient data).
+fn language_and_log<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let started = Instant::now();
+    let method = req.method().clone();
+    let call = srv.call(req);
+    async move {
+        let mut res = call.await?.map_into_boxed_body();
+        if lang == Lang::En {
+            let english =
+                res.response().error().and_then(|e| e.as_error::<AppError>()).map(|e| e.response(Lang::En));
+            if let Some(english) = english {
+                res = res.into_response(english);
+            }
+        }
+        let route = res.request().match_pattern().unwrap_or_else(|| "-".into());
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = res.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        Ok(res)
+    }
+}
+
+/// Every application instance: the same routes, error handling and middleware.
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(|_, _| AppError::not_found().into()))
+        .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+        .configure(configure)
+        .default_service(web::to(not_found))
+        .wrap_fn(language_and_log)
+        // Outermost, so that re-rendered answers carry these headers too.
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::CACHE_CONTROL, "no-store")),
+        )
+}
+
+/// Starts the HTTP server on an already-bound listener (tests bind port 0).
+pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || build_app(state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .client_request_timeout(Duration::from_secs(30))
+        .run();
+    Ok(server)
+}

@@ -1,0 +1,275 @@
+//! Sign-in, token refresh, logout, the caller's own account, password change and TOTP.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{password, throttle, tokens, totp, Bearer};
+use crate::app::AppState;
+use crate::auth::tokens::{RefreshOutcome, TokenPair};
+use crate::error::{AppError, AppResult};
+use crate::users;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+    pub totp_code: Option<String>,
+}
+
+enum LoginOutcome {
+    SignedIn(TokenPair),
+    Failed,
+    Locked(u64),
+}
+
+fn unix_now() -> u64 {
+    chrono::Utc::now().timestamp().max(0) as u64
+}
+
+/// `POST /auth/login`. A wrong password, an unknown address, a missing or wrong second factor and
+/// a deactivated account all get the same 401; a locked address gets 429 whether it exists or not.
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    if body.email.len() > 254 || body.password.len() > 1024 {
+        return Err(AppError::invalid_credentials());
+    }
+    let keys = state.keys.clone();
+    let ip = super::client_ip(&req);
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let key = throttle::email_key(&body.email);
+            if let Some(secs) = throttle::locked_for(conn, &key)? {
+                return Ok(LoginOutcome::Locked(secs));
+            }
+            let user = users::find_by_email(conn, &body.email)?;
+            let password_ok = password::verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()));
+            let user = user.filter(|u| password_ok && u.active);
+            let second_factor_ok = match &user {
+                None => false,
+                Some(u) if !u.totp_enabled => true,
+                Some(u) => match (u.totp_secret.as_deref(), body.totp_code.as_deref()) {
+                    (Some(secret), Some(code)) => match totp::verify(secret, code, u.totp_last_step, unix_now()) {
+                        Some(step) => {
+                            users::set_totp_last_step(conn, &u.id, step)?;
+                            true
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                },
+            };
+            match user {
+                Some(u) if second_factor_ok => {
+                    throttle::clear(conn, &key)?;
+                    Ok(LoginOutcome::SignedIn(tokens::open_session(conn, &keys, &u.id, ip)?))
+                }
+                _ => {
+                    throttle::record_failure(conn, &key)?;
+                    Ok(LoginOutcome::Failed)
+                }
+            }
+        })
+        .await?;
+    match outcome {
+        LoginOutcome::SignedIn(pair) => Ok(no_store(HttpResponse::Ok()).json(pair)),
+        LoginOutcome::Failed => Err(AppError::invalid_credentials()),
+        LoginOutcome::Locked(secs) => Err(AppError::too_many_requests(secs)),
+    }
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+/// `POST /auth/refresh`: rotates the refresh token; a replayed one revokes its whole family.
+pub async fn refresh(state: web::Data<AppState>, body: web::Json<Refresh>) -> AppResult<HttpResponse> {
+    let presented = body.into_inner().refresh_token;
+    if presented.len() > 200 {
+        return Err(AppError::invalid_token());
+    }
+    let keys = state.keys.clone();
+    let outcome = state.db.run(move |conn| tokens::rotate(conn, &keys, &presented)).await?;
+    match outcome {
+        RefreshOutcome::Rotated(pair) => Ok(no_store(HttpResponse::Ok()).json(pair)),
+        RefreshOutcome::Invalid | RefreshOutcome::ReuseDetected => Err(AppError::invalid_token()),
+    }
+}
+
+/// `POST /auth/logout`: ends the caller's session; its access and refresh tokens stop working.
+pub async fn logout(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            tokens::revoke_session(conn, &me.session_id, "logout")
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /me`.
+pub async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let user = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(user.view(true)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /me/password`: every session of the account ends; the answer carries a fresh one.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    bearer: Bearer,
+    body: web::Json<ChangePassword>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let new_hash = web::block({
+        let p = body.new_password.clone();
+        move || password::hash(&p)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("blocking: {e}")))??;
+    let keys = state.keys.clone();
+    let ip = super::client_ip(&req);
+    let pair = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if !password::verify(&body.current_password, Some(&user.password_hash)) {
+                return Err(AppError::field(
+                    "current_password",
+                    "wrong_password",
+                    "現在のパスワードが正しくありません。",
+                    "The current password is not correct.",
+                ));
+            }
+            password::check_policy("new_password", &body.new_password, &user.email)?;
+            users::set_password(conn, &user.id, &new_hash)?;
+            tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
+            tokens::open_session(conn, &keys, &user.id, ip)
+        })
+        .await?;
+    Ok(no_store(HttpResponse::Ok()).json(pair))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPassword {
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_url: String,
+}
+
+/// `POST /me/totp`: starts enrolment; the secret takes effect once a code confirms it.
+pub async fn totp_enrol(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<ConfirmPassword>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let enrolment = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if !password::verify(&body.password, Some(&user.password_hash)) {
+                return Err(AppError::field("password", "wrong_password", "パスワードが正しくありません。", "The password is not correct."));
+            }
+            if user.totp_enabled {
+                return Err(AppError::conflict(
+                    "二要素認証はすでに有効です。変更するには一度無効にしてください。",
+                    "Two-factor sign-in is already on. Turn it off first to enrol a new device.",
+                ));
+            }
+            let (secret, url) =
+                totp::new_secret(&user.email).ok_or_else(|| AppError::internal("totp secret generation"))?;
+            users::set_totp(conn, &user.id, Some(&secret), false, None)?;
+            Ok(TotpEnrolment { secret, otpauth_url: url })
+        })
+        .await?;
+    Ok(no_store(HttpResponse::Ok()).json(enrolment))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+fn wrong_code() -> AppError {
+    AppError::field("code", "wrong_code", "確認コードが正しくありません。", "The verification code is not correct.")
+}
+
+/// `POST /me/totp/confirm`: a code from the new secret switches two-factor sign-in on.
+pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: web::Json<TotpCode>) -> AppResult<HttpResponse> {
+    let code = body.into_inner().code;
+    let user = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if user.totp_enabled {
+                return Err(AppError::conflict("二要素認証はすでに有効です。", "Two-factor sign-in is already on."));
+            }
+            let secret = user.totp_secret.clone().ok_or_else(|| {
+                AppError::conflict(
+                    "先に POST /api/v1/me/totp で登録を始めてください。",
+                    "Start enrolment with POST /api/v1/me/totp first.",
+                )
+            })?;
+            let step = totp::verify(&secret, &code, user.totp_last_step, unix_now()).ok_or_else(wrong_code)?;
+            users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
+            users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(user.view(true)))
+}
+
+/// `DELETE /me/totp`: needs a current code; system administrators must keep it on.
+pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: web::Json<TotpCode>) -> AppResult<HttpResponse> {
+    let code = body.into_inner().code;
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            if me.is_system_admin() {
+                return Err(AppError::forbidden(
+                    "システム管理者は二要素認証を無効にできません。",
+                    "System administrators cannot turn two-factor sign-in off.",
+                ));
+            }
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
+                return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
+            };
+            totp::verify(secret, &code, user.totp_last_step, unix_now()).ok_or_else(wrong_code)?;
+            users::set_totp(conn, &user.id, None, false, None)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,248 @@
+//! Settings from environment variables (a `.env` file may set them), validated once at start.
+//! Every error names the variable at fault, so an operator knows what to fix.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// `smtp://`, `smtps://` (implicit TLS) or `smtp://…?tls=starttls`; kept as the URL lettre parses.
+    Smtp(String),
+    /// Development default: one `.eml` file per message in this folder.
+    Files(PathBuf),
+    /// Development alternative: messages written to the log.
+    Log,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub env: Environment,
+    pub database_url: String,
+    pub bind: String,
+    pub jwt_secret: Vec<u8>,
+    pub mail: MailTransport,
+    pub mail_from: String,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// Lifetime of an access token in seconds (at most 15 minutes).
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of a sign-in session (refresh token family) in seconds.
+    pub session_ttl_secs: i64,
+    /// Database pool size and checkout timeout.
+    pub db_pool_size: u32,
+    pub db_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for Config {
+    // The JWT secret and mail credentials never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("env", &self.env)
+            .field("database", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { variable, message: message.into() }
+}
+
+/// Reads the process environment.
+pub fn from_env() -> Result<Config, ConfigError> {
+    from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Builds the configuration from any lookup function (tests pass a map).
+pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let env = match get("RENKEI_ENV").as_deref() {
+        None | Some("development") => Environment::Development,
+        Some("production") => Environment::Production,
+        Some(other) => {
+            return Err(err("RENKEI_ENV", format!("must be `development` or `production`, not `{other}`")))
+        }
+    };
+    let production = env == Environment::Production;
+    let data_dir = PathBuf::from(get("RENKEI_DATA_DIR").unwrap_or_else(|| "./data".into()));
+
+    let database_url = get("DATABASE_URL")
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("renkei.db").display()));
+    crate::db::Backend::from_url(&database_url).map_err(|m| err("DATABASE_URL", m))?;
+    if production
+        && crate::db::Backend::from_url(&database_url).ok() == Some(crate::db::Backend::Sqlite)
+        && get("RENKEI_ALLOW_SQLITE_IN_PRODUCTION").as_deref() != Some("true")
+    {
+        return Err(err(
+            "DATABASE_URL",
+            "production runs on PostgreSQL; set RENKEI_ALLOW_SQLITE_IN_PRODUCTION=true to run a single small organisation on SQLite",
+        ));
+    }
+
+    let bind = get("RENKEI_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
+    if bind.parse::<std::net::SocketAddr>().is_err() {
+        return Err(err("RENKEI_BIND", format!("`{bind}` is not an address and port such as 127.0.0.1:8080")));
+    }
+
+    let jwt_secret = match get("RENKEI_JWT_SECRET") {
+        Some(s) if s.len() >= 32 => s.into_bytes(),
+        Some(_) => return Err(err("RENKEI_JWT_SECRET", "must be at least 32 characters")),
+        None if production => return Err(err("RENKEI_JWT_SECRET", "is required in production")),
+        None => development_secret(&data_dir).map_err(|m| err("RENKEI_JWT_SECRET", m))?,
+    };
+
+    let mail = match get("RENKEI_SMTP_URL") {
+        Some(url) => {
+            let scheme = url.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "smtp" | "smtps") || !url.contains("://") {
+                return Err(err("RENKEI_SMTP_URL", "must start with smtp:// or smtps://"));
+            }
+            MailTransport::Smtp(url)
+        }
+        None if production => {
+            return Err(err("RENKEI_SMTP_URL", "is required in production (file and log transports are for development)"))
+        }
+        None => match get("RENKEI_MAIL_TRANSPORT").as_deref() {
+            Some("log") => MailTransport::Log,
+            None | Some("files") => MailTransport::Files(data_dir.join("mail")),
+            Some(other) => {
+                return Err(err("RENKEI_MAIL_TRANSPORT", format!("must be `files` or `log`, not `{other}`")))
+            }
+        },
+    };
+
+    let mail_from = get("RENKEI_MAIL_FROM").unwrap_or_else(|| "Renkei Note <no-reply@localhost>".into());
+    if !mail_from.contains('@') || mail_from.contains(['\r', '\n']) {
+        return Err(err("RENKEI_MAIL_FROM", "must be an address such as 在宅連携ノート <no-reply@example.jp>"));
+    }
+    let public_url = get("RENKEI_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
+    if !(public_url.starts_with("https://") || (!production && public_url.starts_with("http://"))) {
+        return Err(err("RENKEI_PUBLIC_URL", "must be an https:// URL (http:// is allowed in development)"));
+    }
+
+    let access_token_ttl_secs = parse_num(&get, "RENKEI_ACCESS_TOKEN_TTL_SECS", 900)?;
+    if !(10..=900).contains(&access_token_ttl_secs) {
+        return Err(err("RENKEI_ACCESS_TOKEN_TTL_SECS", "must be between 10 and 900 seconds"));
+    }
+    let session_ttl_secs = parse_num(&get, "RENKEI_SESSION_TTL_SECS", 12 * 3600)?;
+    let db_pool_size = parse_num(&get, "RENKEI_DB_POOL_SIZE", 16)? as u32;
+    let db_timeout_ms = parse_num(&get, "RENKEI_DB_TIMEOUT_MS", 2000)? as u64;
+
+    Ok(Config {
+        env,
+        database_url,
+        bind,
+        jwt_secret,
+        mail,
+        mail_from,
+        public_url: public_url.trim_end_matches('/').to_string(),
+        data_dir,
+        access_token_ttl_secs,
+        session_ttl_secs,
+        db_pool_size: db_pool_size.max(1),
+        db_timeout_ms: db_timeout_ms.max(100),
+    })
+}
+
+fn parse_num(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| err(name, format!("must be a positive whole number, not `{v}`"))),
+    }
+}
+
+/// In development a random secret is made once and kept under the data folder, so sign-ins
+/// survive a restart without anyone having to configure one.
+fn development_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        if existing.trim().len() >= 32 {
+            return Ok(existing.trim().as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let secret = crate::auth::tokens::random_token(48);
+    std::fs::write(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(secret.into_bytes())
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("renkei-config-{}", uuid::Uuid::new_v4()));
+        let mut map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        map.entry("RENKEI_DATA_DIR".into()).or_insert(dir.display().to_string());
+        from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn development_defaults_need_nothing() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.env, Environment::Development);
+        assert!(c.database_url.starts_with("sqlite://"));
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert!(matches!(c.mail, MailTransport::Files(_)));
+    }
+
+    #[test]
+    fn production_refuses_unsafe_settings() {
+        let pg = ("DATABASE_URL", "postgres://u:p@localhost/renkei");
+        let secret = ("RENKEI_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let smtp = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587");
+        let https = ("RENKEI_PUBLIC_URL", "https://renkei.example.jp");
+        let prod = ("RENKEI_ENV", "production");
+        assert_eq!(with(&[prod, pg, smtp, https]).unwrap_err().variable, "RENKEI_JWT_SECRET");
+        assert_eq!(with(&[prod, pg, secret, https]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        assert_eq!(with(&[prod, secret, smtp, https]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(with(&[prod, pg, secret, smtp]).unwrap_err().variable, "RENKEI_PUBLIC_URL");
+        assert!(with(&[prod, pg, secret, smtp, https]).is_ok());
+        let allow = ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true");
+        assert!(with(&[prod, secret, smtp, https, allow]).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(with(&[("DATABASE_URL", "postgress://x")]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(with(&[("RENKEI_BIND", "localhost")]).unwrap_err().variable, "RENKEI_BIND");
+        assert_eq!(with(&[("RENKEI_SMTP_URL", "http://x")]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        assert_eq!(with(&[("RENKEI_DB_POOL_SIZE", "many")]).unwrap_err().variable, "RENKEI_DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact_url("postgres://renkei:hunter2@db/renkei"), "postgres://renkei:***@db/renkei");
+    }
+}

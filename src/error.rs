@@ -1,0 +1,412 @@
+//! The one error type. Every error leaves the service as RFC 9457 `application/problem+json`
+//! with a stable `type`; the `detail` a person reads is Japanese, or English when the request's
+//! `Accept-Language` prefers it. Internal causes go to the log, never to the client.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// A message a person reads, in both product languages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    pub ja: String,
+    pub en: String,
+}
+
+impl Text {
+    pub fn new(ja: impl Into<String>, en: impl Into<String>) -> Text {
+        Text { ja: ja.into(), en: en.into() }
+    }
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Ja => &self.ja,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    /// Japanese unless the `Accept-Language` header ranks English above Japanese.
+    pub fn from_accept_language(value: Option<&str>) -> Lang {
+        let Some(value) = value else { return Lang::Ja };
+        let (mut ja, mut en) = (-1.0f32, -1.0f32);
+        for part in value.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                .unwrap_or(1.0);
+            if tag == "ja" || tag.starts_with("ja-") {
+                ja = ja.max(q);
+            } else if tag == "en" || tag.starts_with("en-") {
+                en = en.max(q);
+            }
+        }
+        if en > ja {
+            Lang::En
+        } else {
+            Lang::Ja
+        }
+    }
+}
+
+/// One field at fault in a request body or query.
+#[derive(Debug, Clone)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: Text,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &'static str, ja: impl Into<String>, en: impl Into<String>) -> Self {
+        FieldError { field: field.into(), code, message: Text::new(ja, en) }
+    }
+}
+
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    slug: &'static str,
+    title: Text,
+    detail: Text,
+    errors: Vec<FieldError>,
+    headers: Vec<(header::HeaderName, String)>,
+    /// Logged, never sent.
+    internal: Option<String>,
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail.en)?;
+        if let Some(cause) = &self.internal {
+            write!(f, " ({cause})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// The problem types this service answers with; the `type` member is `/problems/{slug}`.
+pub const PROBLEM_SLUGS: &[&str] = &[
+    "bad-request",
+    "validation",
+    "unauthorized",
+    "invalid-token",
+    "forbidden",
+    "two-factor-required",
+    "not-found",
+    "method-not-allowed",
+    "conflict",
+    "precondition-failed",
+    "payload-too-large",
+    "unsupported-media-type",
+    "precondition-required",
+    "too-many-requests",
+    "internal",
+    "unavailable",
+];
+
+impl AppError {
+    fn new(status: StatusCode, slug: &'static str, title: Text, detail: Text) -> AppError {
+        debug_assert!(PROBLEM_SLUGS.contains(&slug));
+        AppError { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None }
+    }
+
+    pub fn bad_request(ja: impl Into<String>, en: impl Into<String>) -> AppError {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", Text::new("不正なリクエスト", "Bad request"), Text::new(ja, en))
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> AppError {
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let list = fields.join(", ");
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            Text::new("入力内容に誤りがあります", "Invalid input"),
+            Text::new(format!("次の項目を確認してください: {list}"), format!("Check these fields: {list}")),
+        );
+        e.errors = errors;
+        e
+    }
+
+    pub fn field(field: &str, code: &'static str, ja: impl Into<String>, en: impl Into<String>) -> AppError {
+        Self::validation(vec![FieldError::new(field, code, ja, en)])
+    }
+
+    /// A failed sign-in: the same answer for an unknown address and a wrong password.
+    pub fn invalid_credentials() -> AppError {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            Text::new("認証に失敗しました", "Sign-in failed"),
+            Text::new(
+                "メールアドレス、パスワードまたは確認コードが正しくありません。",
+                "The e-mail address, password or verification code is not correct.",
+            ),
+        )
+    }
+
+    /// A missing, malformed, expired or revoked bearer token (RFC 6750).
+    pub fn invalid_token() -> AppError {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-token",
+            Text::new("認証が必要です", "Authentication required"),
+            Text::new(
+                "アクセストークンが無効か期限切れです。もう一度サインインしてください。",
+                "The access token is invalid or has expired. Please sign in again.",
+            ),
+        );
+        e.headers.push((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#.into()));
+        e
+    }
+
+    pub fn forbidden(ja: impl Into<String>, en: impl Into<String>) -> AppError {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", Text::new("権限がありません", "Forbidden"), Text::new(ja, en))
+    }
+
+    pub fn two_factor_required() -> AppError {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "two-factor-required",
+            Text::new("二要素認証が必要です", "Two-factor authentication required"),
+            Text::new(
+                "システム管理者は二要素認証(TOTP)を登録してから操作してください: POST /api/v1/me/totp",
+                "System administrators must enrol two-factor authentication (TOTP) first: POST /api/v1/me/totp",
+            ),
+        )
+    }
+
+    /// Not found — and, identically, found but outside the caller's scope.
+    pub fn not_found() -> AppError {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            Text::new("見つかりません", "Not found"),
+            Text::new("指定されたリソースは見つかりません。", "The requested resource was not found."),
+        )
+    }
+
+    pub fn method_not_allowed(allow: &str) -> AppError {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            Text::new("許可されていないメソッドです", "Method not allowed"),
+            Text::new(format!("このURLで使えるメソッド: {allow}"), format!("Methods allowed here: {allow}")),
+        );
+        e.headers.push((header::ALLOW, allow.to_string()));
+        e
+    }
+
+    pub fn conflict(ja: impl Into<String>, en: impl Into<String>) -> AppError {
+        Self::new(StatusCode::CONFLICT, "conflict", Text::new("競合しています", "Conflict"), Text::new(ja, en))
+    }
+
+    pub fn precondition_failed() -> AppError {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            Text::new("他の人が先に更新しました", "Changed by someone else"),
+            Text::new(
+                "このデータは読み込んだ後に更新されています。最新の内容を読み込んでからやり直してください。",
+                "This record changed since you read it. Reload it and try again.",
+            ),
+        )
+    }
+
+    pub fn precondition_required() -> AppError {
+        Self::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            Text::new("If-Match ヘッダーが必要です", "If-Match required"),
+            Text::new(
+                "更新するには、読み込んだときの ETag を If-Match ヘッダーで送ってください。",
+                "Send the ETag you read in an If-Match header to update this record.",
+            ),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> AppError {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            Text::new("リクエストが大きすぎます", "Payload too large"),
+            Text::new(
+                format!("リクエスト本文は {limit} バイト以内にしてください。"),
+                format!("The request body must be at most {limit} bytes."),
+            ),
+        )
+    }
+
+    pub fn unsupported_media_type() -> AppError {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            Text::new("対応していない形式です", "Unsupported media type"),
+            Text::new(
+                "リクエスト本文は Content-Type: application/json で送ってください。",
+                "Send the request body as Content-Type: application/json.",
+            ),
+        )
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> AppError {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            Text::new("しばらくしてからお試しください", "Too many attempts"),
+            Text::new(
+                format!("失敗が続いたため一時的に受け付けを停止しています。{retry_after_secs} 秒後にもう一度お試しください。"),
+                format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, retry_after_secs.to_string()));
+        e
+    }
+
+    pub fn unavailable() -> AppError {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Text::new("一時的に利用できません", "Service unavailable"),
+            Text::new(
+                "データベースに接続できません。しばらくしてからもう一度お試しください。",
+                "The database cannot be reached. Please try again shortly.",
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, "5".into()));
+        e
+    }
+
+    pub fn internal(cause: impl Into<String>) -> AppError {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            Text::new("サーバー内部エラー", "Internal server error"),
+            Text::new(
+                "サーバーで問題が発生しました。時間をおいてもう一度お試しください。",
+                "Something went wrong on the server. Please try again later.",
+            ),
+        );
+        e.internal = Some(cause.into());
+        e
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn slug(&self) -> &'static str {
+        self.slug
+    }
+
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// The problem document in the given language.
+    pub fn render(&self, lang: Lang) -> String {
+        #[derive(Serialize)]
+        struct Field<'a> {
+            field: &'a str,
+            code: &'a str,
+            detail: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Problem<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            errors: Vec<Field<'a>>,
+        }
+        let body = Problem {
+            kind: format!("/problems/{}", self.slug),
+            title: self.title.get(lang),
+            status: self.status.as_u16(),
+            detail: self.detail.get(lang),
+            errors: self
+                .errors
+                .iter()
+                .map(|f| Field { field: &f.field, code: f.code, detail: f.message.get(lang) })
+                .collect(),
+        };
+        serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    pub fn response(&self, lang: Lang) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                res.insert_header((name.clone(), v));
+            }
+        }
+        res.body(self.render(lang))
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Japanese by default; the language middleware re-renders for English readers.
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.internal {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        self.response(Lang::Ja)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::not_found(),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
+                "同じ内容のデータがすでに登録されています。",
+                "A record with the same unique value already exists.",
+            ),
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => AppError::unavailable(),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::unavailable(),
+            other => AppError::internal(format!("database: {other}")),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_follows_accept_language() {
+        assert_eq!(Lang::from_accept_language(None), Lang::Ja);
+        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("ja,en;q=0.8")), Lang::Ja);
+        assert_eq!(Lang::from_accept_language(Some("en;q=0.5,ja;q=0.9")), Lang::Ja);
+        assert_eq!(Lang::from_accept_language(Some("fr")), Lang::Ja);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = AppError::internal("SELECT * FROM users failed at db.rs:42");
+        let body = e.render(Lang::En);
+        assert!(!body.contains("SELECT"));
+        assert!(body.contains("/problems/internal"));
+    }
+}

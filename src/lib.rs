@@ -1,0 +1,15 @@
+//! Renkei Note (在宅療養連携ノート): one shared record per home-care patient for the team
+//! around them — home physician, visiting nurse, pharmacist, care manager and more.
+
+pub mod access;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ops;
+pub mod orgs;
+pub mod users;
+pub mod vocab;
+pub mod wards;

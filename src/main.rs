@@ -1,0 +1,180 @@
+//! The `renkei` command: `serve` (the default), `migrate`, `admin create`.
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use renkei::app::{self, AppState};
+use renkei::auth::password;
+use renkei::config::{self, Config};
+use renkei::db::{self, Db};
+use renkei::orgs::{self, NewOrganization};
+use renkei::users::{self, NewUser};
+use renkei::vocab::{AccountRole, Locale, OrgKind, Profession};
+
+#[derive(Parser)]
+#[command(name = "renkei", version, about = "Renkei Note (在宅療養連携ノート) server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administration tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a system administrator (the first one, or another).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input (one line), so it never appears in a process list.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// The operator organisation the administrator belongs to; created when missing.
+        #[arg(long, default_value = "在宅療養連携ノート 運用事務局")]
+        organization: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = match config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("renkei: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(&config).map(|_| ()),
+        Command::Admin { command: AdminCommand::Create { email, name, password_stdin: _, organization } } => {
+            create_admin(&config, &email, &name, &organization)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("renkei: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_db(config: &Config) -> Result<Db, String> {
+    if config.database_url.starts_with("sqlite://") && config.database_url.contains(&*config.data_dir.to_string_lossy()) {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    }
+    Db::new(&config.database_url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms))
+}
+
+fn migrate(config: &Config) -> Result<Db, String> {
+    let db = open_db(config)?;
+    let mut conn = db
+        .get()
+        .map_err(|_| format!("cannot connect to the database at {}", config::redact_url(&config.database_url)))?;
+    let applied = db::migrate(&mut conn)?;
+    for m in &applied {
+        tracing::info!(migration = %m, "applied");
+    }
+    tracing::info!(count = applied.len(), "database schema is current");
+    drop(conn);
+    Ok(db)
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let db = migrate(&config)?;
+    let listener = TcpListener::bind(&config.bind).map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    tracing::info!(bind = %config.bind, config = ?config, "Renkei Note is listening");
+    let state = AppState::new(config, db);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish.
+        let server = app::serve(listener, state).map_err(|e| e.to_string())?;
+        server.await.map_err(|e| e.to_string())
+    })
+}
+
+fn create_admin(config: &Config, email: &str, name: &str, organization: &str) -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    password::check_policy("password", &password, email).map_err(|e| {
+        let reasons: Vec<String> = e.field_errors().iter().map(|f| f.message.en.clone()).collect();
+        format!("password refused: {}", reasons.join("; "))
+    })?;
+    let hash = password::hash(&password).map_err(|e| e.to_string())?;
+    let db = migrate(config)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    use diesel::Connection;
+    let user = conn
+        .transaction(|conn| {
+            if users::find_by_email(conn, email)?.is_some() {
+                return Err(renkei::error::AppError::conflict("", "an account with this e-mail address already exists"));
+            }
+            let org = match orgs::search(
+                conn,
+                &orgs::Filter { kind: Some(OrgKind::CityWardOffice), q: Some(organization.to_lowercase()), ..Default::default() },
+                None,
+                1,
+            )?
+            .into_iter()
+            .find(|o| o.name == organization)
+            {
+                Some(org) => org,
+                None => orgs::insert(
+                    conn,
+                    NewOrganization {
+                        kind: OrgKind::CityWardOffice,
+                        name: organization.to_string(),
+                        name_kana: None,
+                        ward_code: None,
+                        address: None,
+                        phone: None,
+                        services: vec![],
+                    },
+                )?,
+            };
+            users::insert(
+                conn,
+                NewUser {
+                    organization_id: &org.id,
+                    email,
+                    name,
+                    name_kana: None,
+                    profession: Profession::Other,
+                    role: AccountRole::SystemAdmin,
+                    locale: Locale::Ja,
+                    password_hash: hash,
+                },
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    println!("created system administrator {} ({}); sign in and enrol two-factor sign-in (POST /api/v1/me/totp)", user.email, user.id);
+    Ok(())
+}

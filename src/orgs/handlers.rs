@@ -1,0 +1,223 @@
+//! `/organizations` and `/organizations/{id}`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{Filter, NewOrganization, OrganizationChanges};
+use crate::access;
+use crate::api::{self, Check, PageQuery};
+use crate::app::AppState;
+use crate::auth::Bearer;
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::vocab::{OrgKind, OrgService};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub kind: Option<OrgKind>,
+    pub ward: Option<String>,
+    pub service: Option<OrgService>,
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+    let q = query.into_inner();
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+    let (limit, after) = (paging.limit()?, paging.after()?);
+    let mut check = Check::new();
+    check.line("q", q.q.as_deref(), 100);
+    check.finish()?;
+    let filter = Filter {
+        kind: q.kind,
+        ward_code: q.ward,
+        service: q.service,
+        q: q.q.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_string()),
+    };
+    let page = state
+        .db
+        .run(move |conn| {
+            bearer.user(conn)?;
+            let rows = super::search(conn, &filter, after.as_deref(), limit)?;
+            let views = super::with_services(conn, rows)?;
+            Ok(api::page(views, limit, |o| o.id.clone()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    pub kind: OrgKind,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub ward_code: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub services: Vec<OrgService>,
+}
+
+fn check_ward(conn: &mut DbConn, ward_code: Option<&str>) -> AppResult<()> {
+    match ward_code {
+        Some(code) if !super::ward_exists(conn, code)? => Err(AppError::field(
+            "ward_code",
+            "unknown_ward",
+            format!("区コード {code} は登録されていません。GET /api/v1/wards で一覧を確認できます。"),
+            format!("Ward code {code} is not known. GET /api/v1/wards lists them."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn kana_check(check: &mut Check, field: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        if !crate::vocab::is_katakana_name(v) {
+            check.push(field, "not_katakana", format!("{field} は全角カタカナで入力してください。"), format!("{field} must be written in full-width katakana."));
+        }
+    }
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<CreateOrganization>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.text("name", &body.name, 200);
+    check.line("name", Some(&body.name), 200);
+    check.line("name_kana", body.name_kana.as_deref(), 200);
+    kana_check(&mut check, "name_kana", body.name_kana.as_deref());
+    check.line("address", body.address.as_deref(), 300);
+    check.phone("phone", body.phone.as_deref());
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::create_organization(&me)?;
+            check_ward(conn, body.ward_code.as_deref())?;
+            let services = body.services.clone();
+            let org = super::insert(
+                conn,
+                NewOrganization {
+                    kind: body.kind,
+                    name: body.name,
+                    name_kana: body.name_kana,
+                    ward_code: body.ward_code,
+                    address: body.address,
+                    phone: body.phone,
+                    services: body.services,
+                },
+            )?;
+            let mut names: Vec<String> = services.iter().map(|s| s.as_str().to_string()).collect();
+            names.sort();
+            names.dedup();
+            Ok(org.view(names))
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/organizations/{}", view.id)))
+        .insert_header((header::ETAG, api::etag(view.version)))
+        .json(view))
+}
+
+pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            bearer.user(conn)?;
+            let org = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            let mut views = super::with_services(conn, vec![org])?;
+            views.pop().ok_or_else(AppError::not_found)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganization {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub name_kana: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub ward_code: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub phone: Option<Option<String>>,
+    pub services: Option<Vec<OrgService>>,
+    pub active: Option<bool>,
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<UpdateOrganization>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let expected = api::if_match(&req)?;
+    let mut check = Check::new();
+    if let Some(name) = &body.name {
+        check.text("name", name, 200);
+        check.line("name", Some(name), 200);
+    }
+    if let Some(kana) = &body.name_kana {
+        check.line("name_kana", kana.as_deref(), 200);
+        kana_check(&mut check, "name_kana", kana.as_deref());
+    }
+    if let Some(address) = &body.address {
+        check.line("address", address.as_deref(), 300);
+    }
+    if let Some(phone) = &body.phone {
+        check.phone("phone", phone.as_deref());
+    }
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let org = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            access::update_organization(&me, &org.id)?;
+            if body.active.is_some() && !me.is_system_admin() {
+                return Err(AppError::forbidden(
+                    "組織の有効・無効はシステム管理者が変更します。",
+                    "Only a system administrator activates or deactivates an organisation.",
+                ));
+            }
+            if let Some(Some(code)) = &body.ward_code {
+                check_ward(conn, Some(code))?;
+            }
+            if expected.is_some_and(|v| v != org.version) {
+                return Err(AppError::precondition_failed());
+            }
+            let changes = OrganizationChanges {
+                name: body.name,
+                name_kana: body.name_kana,
+                ward_code: body.ward_code,
+                address: body.address,
+                phone: body.phone,
+                active: body.active,
+            };
+            if !super::update(conn, &org.id, org.version, &changes)? {
+                return Err(AppError::precondition_failed());
+            }
+            if let Some(services) = &body.services {
+                super::replace_services(conn, &org.id, services)?;
+            }
+            let org = super::find(conn, &org.id)?.ok_or_else(AppError::not_found)?;
+            let mut views = super::with_services(conn, vec![org])?;
+            views.pop().ok_or_else(AppError::not_found)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+}

@@ -1,0 +1,199 @@
+//! Organisations: the directory of home-care resources (the electronic form of Kawasaki's
+//! 在宅医療資源ガイドブック) and the employers of every account.
+
+pub mod handlers;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::api;
+use crate::db::schema::{organization_services, organizations, wards};
+use crate::db::{lower, new_id, now, DbConn};
+use crate::error::AppResult;
+use crate::vocab::{OrgKind, OrgService};
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub ward_code: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub active: bool,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrganizationView {
+    pub id: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub kind: String,
+    pub ward_code: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub services: Vec<String>,
+    pub active: bool,
+    pub version: i32,
+    #[serde(serialize_with = "api::utc")]
+    pub created_at: NaiveDateTime,
+}
+
+impl Organization {
+    pub fn view(self, services: Vec<String>) -> OrganizationView {
+        OrganizationView {
+            id: self.id,
+            name: self.name,
+            name_kana: self.name_kana,
+            kind: self.kind,
+            ward_code: self.ward_code,
+            address: self.address,
+            phone: self.phone,
+            services,
+            active: self.active,
+            version: self.version,
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub struct NewOrganization {
+    pub kind: OrgKind,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub ward_code: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub services: Vec<OrgService>,
+}
+
+pub fn insert(conn: &mut DbConn, new: NewOrganization) -> AppResult<Organization> {
+    let t = now();
+    let org = Organization {
+        id: new_id(),
+        kind: new.kind.as_str().into(),
+        name: new.name,
+        name_kana: new.name_kana,
+        ward_code: new.ward_code,
+        address: new.address,
+        phone: new.phone,
+        active: true,
+        version: 1,
+        created_at: t,
+        updated_at: t,
+    };
+    diesel::insert_into(organizations::table).values(&org).execute(conn)?;
+    replace_services(conn, &org.id, &new.services)?;
+    Ok(org)
+}
+
+pub fn replace_services(conn: &mut DbConn, id: &str, services: &[OrgService]) -> AppResult<()> {
+    diesel::delete(organization_services::table.filter(organization_services::organization_id.eq(id))).execute(conn)?;
+    let mut unique: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    for service in unique {
+        diesel::insert_into(organization_services::table)
+            .values((organization_services::organization_id.eq(id), organization_services::service.eq(service)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Organization>> {
+    Ok(organizations::table.find(id).select(Organization::as_select()).first(conn).optional()?)
+}
+
+pub fn services_of(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<(String, String)>> {
+    Ok(organization_services::table
+        .filter(organization_services::organization_id.eq_any(ids))
+        .order((organization_services::organization_id, organization_services::service))
+        .select((organization_services::organization_id, organization_services::service))
+        .load(conn)?)
+}
+
+/// Views with their services, in the order given.
+pub fn with_services(conn: &mut DbConn, orgs: Vec<Organization>) -> AppResult<Vec<OrganizationView>> {
+    let ids: Vec<String> = orgs.iter().map(|o| o.id.clone()).collect();
+    let services = services_of(conn, &ids)?;
+    Ok(orgs
+        .into_iter()
+        .map(|o| {
+            let mine = services.iter().filter(|(id, _)| *id == o.id).map(|(_, s)| s.clone()).collect();
+            o.view(mine)
+        })
+        .collect())
+}
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub kind: Option<OrgKind>,
+    pub ward_code: Option<String>,
+    pub service: Option<OrgService>,
+    /// Part of the name, or the start of the kana reading.
+    pub q: Option<String>,
+}
+
+/// Escapes `%`, `_` and `\` so a search term matches literally.
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub fn search(conn: &mut DbConn, filter: &Filter, after: Option<&str>, limit: i64) -> AppResult<Vec<Organization>> {
+    let mut q = organizations::table.filter(organizations::active.eq(true)).into_boxed();
+    if let Some(kind) = filter.kind {
+        q = q.filter(organizations::kind.eq(kind.as_str()));
+    }
+    if let Some(ward) = &filter.ward_code {
+        q = q.filter(organizations::ward_code.eq(ward.clone()));
+    }
+    if let Some(service) = filter.service {
+        let offering = organization_services::table
+            .filter(organization_services::service.eq(service.as_str()))
+            .select(organization_services::organization_id);
+        q = q.filter(organizations::id.eq_any(offering));
+    }
+    if let Some(term) = &filter.q {
+        let term = like_literal(&term.to_lowercase());
+        q = q.filter(
+            lower(organizations::name)
+                .like(format!("%{term}%"))
+                .escape('\\')
+                .or(organizations::name_kana.like(format!("{term}%")).escape('\\')),
+        );
+    }
+    if let Some(after) = after {
+        q = q.filter(organizations::id.gt(after.to_string()));
+    }
+    Ok(q.order(organizations::id.asc()).limit(limit + 1).select(Organization::as_select()).load(conn)?)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = organizations)]
+pub struct OrganizationChanges {
+    pub name: Option<String>,
+    pub name_kana: Option<Option<String>>,
+    pub ward_code: Option<Option<String>>,
+    pub address: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &OrganizationChanges) -> AppResult<bool> {
+    let n = diesel::update(
+        organizations::table.filter(organizations::id.eq(id)).filter(organizations::version.eq(expected_version)),
+    )
+    .set((changes, organizations::version.eq(expected_version + 1), organizations::updated_at.eq(now())))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn ward_exists(conn: &mut DbConn, code: &str) -> AppResult<bool> {
+    Ok(wards::table.find(code).count().get_result::<i64>(conn)? > 0)
+}

@@ -1,0 +1,217 @@
+//! `/organizations/{id}/users` and `/users/{id}`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{NewUser, UserChanges};
+use crate::access::{self, UserEdit};
+use crate::api::{self, Check, PageQuery};
+use crate::app::AppState;
+use crate::auth::{password, tokens, Bearer};
+use crate::error::{AppError, AppResult};
+use crate::orgs;
+use crate::vocab::{AccountRole, Locale, Profession};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub profession: Profession,
+    pub role: Option<AccountRole>,
+    pub locale: Option<Locale>,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsersQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<ListUsersQuery>,
+) -> AppResult<HttpResponse> {
+    let organization_id = path.into_inner();
+    let q = query.into_inner();
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor };
+    let (limit, after) = (paging.limit()?, paging.after()?);
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
+            let manages = access::manages_accounts_of(&me, &organization_id);
+            let rows = super::list_by_organization(conn, &organization_id, !manages, after.as_deref(), limit)?;
+            Ok(super::page(rows, limit, |_| manages))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<CreateUser>,
+) -> AppResult<HttpResponse> {
+    let organization_id = path.into_inner();
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.email("email", &body.email);
+    check.line("name", Some(&body.name), 100);
+    check.text("name", &body.name, 100);
+    check.line("name_kana", body.name_kana.as_deref(), 100);
+    check.finish()?;
+    password::check_policy("password", &body.password, &body.email)?;
+    let hash = web::block({
+        let p = body.password.clone();
+        move || password::hash(&p)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("blocking: {e}")))??;
+
+    let role = body.role.unwrap_or(AccountRole::Member);
+    let user = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
+            access::create_user(&me, &organization_id, role)?;
+            if super::email_taken(conn, &body.email)? {
+                return Err(AppError::field(
+                    "email",
+                    "taken",
+                    "このメールアドレスはすでに登録されています。",
+                    "This e-mail address is already registered.",
+                ));
+            }
+            super::insert(
+                conn,
+                NewUser {
+                    organization_id: &organization_id,
+                    email: &body.email,
+                    name: &body.name,
+                    name_kana: body.name_kana.as_deref(),
+                    profession: body.profession,
+                    role,
+                    locale: body.locale.unwrap_or(Locale::Ja),
+                    password_hash: hash,
+                },
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
+        .insert_header((header::ETAG, api::etag(user.version)))
+        .json(user.view(true)))
+}
+
+pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let (user, show_email) = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            let manages = access::manages_accounts_of(&me, &user.organization_id);
+            let own = me.id == user.id;
+            if !user.active && !manages {
+                return Err(AppError::not_found());
+            }
+            Ok((user, manages || own))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(show_email)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub name_kana: Option<Option<String>>,
+    pub profession: Option<Profession>,
+    pub role: Option<AccountRole>,
+    pub active: Option<bool>,
+    pub locale: Option<Locale>,
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let expected = api::if_match(&req)?;
+    let mut check = Check::new();
+    if let Some(name) = &body.name {
+        check.text("name", name, 100);
+        check.line("name", Some(name), 100);
+    }
+    if let Some(kana) = &body.name_kana {
+        check.line("name_kana", kana.as_deref(), 100);
+    }
+    check.finish()?;
+
+    let user = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            let edit = access::edit_user(&me, &user).map_err(|e| {
+                // People outside the organisation do not learn that an inactive account exists.
+                if user.active { e } else { AppError::not_found() }
+            })?;
+            let administrative = body.profession.is_some() || body.role.is_some() || body.active.is_some();
+            if edit == UserEdit::OwnProfile && administrative {
+                return Err(AppError::forbidden(
+                    "職種・権限・有効状態は組織の管理者が変更します。",
+                    "Profession, role and active state are changed by an administrator of your organisation.",
+                ));
+            }
+            if let Some(role) = body.role {
+                access::grant_role(&me, role)?;
+            }
+            if let Some(v) = expected {
+                if v != user.version {
+                    return Err(AppError::precondition_failed());
+                }
+            }
+            let was_admin = user.role == AccountRole::SystemAdmin.as_str() && user.active;
+            let stays_admin = body.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
+                && body.active.unwrap_or(user.active);
+            if was_admin && !stays_admin && super::count_system_admins(conn)? <= 1 {
+                return Err(AppError::conflict(
+                    "最後のシステム管理者は無効化・変更できません。",
+                    "The last system administrator cannot be deactivated or demoted.",
+                ));
+            }
+            let changes = UserChanges {
+                name: body.name.clone(),
+                name_kana: body.name_kana.clone(),
+                profession: body.profession.map(|p| p.as_str().to_string()),
+                role: body.role.map(|r| r.as_str().to_string()),
+                active: body.active,
+                locale: body.locale.map(|l| l.as_str().to_string()),
+            };
+            if !super::update(conn, &user.id, user.version, &changes)? {
+                return Err(AppError::precondition_failed());
+            }
+            if body.active == Some(false) {
+                // Deactivation ends every session at once.
+                tokens::revoke_all_sessions(conn, &user.id, "deactivated")?;
+            }
+            super::find(conn, &user.id)?.ok_or_else(AppError::not_found)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(true)))
+}

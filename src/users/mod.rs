@@ -1,0 +1,207 @@
+//! Accounts: the people of an organisation, their profession and what they may administer.
+
+pub mod handlers;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::api::{self, Page};
+use crate::db::schema::users;
+use crate::db::{new_id, now, DbConn};
+use crate::error::AppResult;
+use crate::vocab::{AccountRole, Locale, Profession};
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub organization_id: String,
+    pub email: String,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub profession: String,
+    pub role: String,
+    pub active: bool,
+    pub locale: String,
+    pub password_hash: String,
+    pub password_changed_at: NaiveDateTime,
+    pub totp_secret: Option<String>,
+    pub totp_enabled: bool,
+    pub totp_last_step: Option<i64>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A user as the API shows them. `email` is shown to the person, to administrators of their
+/// organisation and to system administrators; the directory shows name and profession only.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub organization_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub name: String,
+    pub name_kana: Option<String>,
+    pub profession: String,
+    pub role: String,
+    pub active: bool,
+    pub locale: String,
+    pub totp_enabled: bool,
+    pub version: i32,
+    #[serde(serialize_with = "api::utc")]
+    pub created_at: NaiveDateTime,
+}
+
+impl User {
+    pub fn view(&self, show_email: bool) -> UserView {
+        UserView {
+            id: self.id.clone(),
+            organization_id: self.organization_id.clone(),
+            email: show_email.then(|| self.email.clone()),
+            name: self.name.clone(),
+            name_kana: self.name_kana.clone(),
+            profession: self.profession.clone(),
+            role: self.role.clone(),
+            active: self.active,
+            locale: self.locale.clone(),
+            totp_enabled: self.totp_enabled,
+            version: self.version,
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub organization_id: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub name_kana: Option<&'a str>,
+    pub profession: Profession,
+    pub role: AccountRole,
+    pub locale: Locale,
+    pub password_hash: String,
+}
+
+pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
+    let t = now();
+    let user = User {
+        id: new_id(),
+        organization_id: new.organization_id.into(),
+        email: api::normalize_email(new.email),
+        name: new.name.into(),
+        name_kana: new.name_kana.map(Into::into),
+        profession: new.profession.as_str().into(),
+        role: new.role.as_str().into(),
+        active: true,
+        locale: new.locale.as_str().into(),
+        password_hash: new.password_hash,
+        password_changed_at: t,
+        totp_secret: None,
+        totp_enabled: false,
+        totp_last_step: None,
+        version: 1,
+        created_at: t,
+        updated_at: t,
+    };
+    diesel::insert_into(users::table).values(&user).execute(conn)?;
+    Ok(user)
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
+    Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
+}
+
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<User>> {
+    Ok(users::table
+        .filter(users::email.eq(api::normalize_email(email)))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn email_taken(conn: &mut DbConn, email: &str) -> AppResult<bool> {
+    Ok(find_by_email(conn, email)?.is_some())
+}
+
+/// The users of an organisation, in creation order, one page.
+pub fn list_by_organization(
+    conn: &mut DbConn,
+    organization_id: &str,
+    active_only: bool,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<User>> {
+    let mut q = users::table.filter(users::organization_id.eq(organization_id)).into_boxed();
+    if active_only {
+        q = q.filter(users::active.eq(true));
+    }
+    if let Some(after) = after {
+        q = q.filter(users::id.gt(after.to_string()));
+    }
+    Ok(q.order(users::id.asc()).limit(limit + 1).select(User::as_select()).load(conn)?)
+}
+
+pub fn page(rows: Vec<User>, limit: i64, show_email: impl Fn(&User) -> bool) -> Page<UserView> {
+    let views: Vec<UserView> = rows.iter().map(|u| u.view(show_email(u))).collect();
+    api::page(views, limit, |u| u.id.clone())
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub name_kana: Option<Option<String>>,
+    pub profession: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    pub locale: Option<String>,
+}
+
+/// Applies changes and bumps the version; `false` when the version did not match.
+pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &UserChanges) -> AppResult<bool> {
+    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(expected_version)))
+        .set((changes, users::version.eq(expected_version + 1), users::updated_at.eq(now())))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn set_password(conn: &mut DbConn, id: &str, password_hash: &str) -> AppResult<()> {
+    let t = now();
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::password_changed_at.eq(t),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stores a secret waiting for confirmation (`enabled = false`) or switches TOTP on or off.
+pub fn set_totp(conn: &mut DbConn, id: &str, secret: Option<&str>, enabled: bool, last_step: Option<i64>) -> AppResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::totp_secret.eq(secret),
+            users::totp_enabled.eq(enabled),
+            users::totp_last_step.eq(last_step),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_totp_last_step(conn: &mut DbConn, id: &str, step: i64) -> AppResult<()> {
+    diesel::update(users::table.find(id)).set(users::totp_last_step.eq(Some(step))).execute(conn)?;
+    Ok(())
+}
+
+pub fn count_system_admins(conn: &mut DbConn) -> AppResult<i64> {
+    Ok(users::table
+        .filter(users::role.eq(AccountRole::SystemAdmin.as_str()))
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,138 @@
+//! Closed vocabularies stored as TEXT on both backends and spelled the same in JSON.
+
+/// Declares an enum whose values are stored and sent as fixed snake_case strings.
+#[macro_export]
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Reads a stored value; an unknown one is a data error, not a client error.
+            pub fn parse(value: &str) -> Option<$name> {
+                match value { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            pub fn from_db(value: &str) -> Result<$name, $crate::error::AppError> {
+                Self::parse(value).ok_or_else(|| {
+                    $crate::error::AppError::internal(format!("unknown {} in database: {value}", stringify!($name)))
+                })
+            }
+
+            pub fn list() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Kinds of organisation in the home-care resource directory (DESIGN.md §4).
+    OrgKind {
+        Clinic => "clinic",
+        Hospital => "hospital",
+        VisitingNurseStation => "visiting_nurse_station",
+        Pharmacy => "pharmacy",
+        DentalClinic => "dental_clinic",
+        CareManagementOffice => "care_management_office",
+        CommunitySupportCenter => "community_support_center",
+        CityWardOffice => "city_ward_office",
+    }
+}
+
+text_enum! {
+    /// Services an organisation offers, as Kawasaki's home-care resource guidebook lists them.
+    OrgService {
+        Visits24h => "24h_visits",
+        Contact24h => "24h_contact",
+        TerminalCare => "terminal_care",
+        HomeOxygen => "home_oxygen",
+        Ventilator => "ventilator",
+        TubeFeeding => "tube_feeding",
+        PressureUlcerCare => "pressure_ulcer_care",
+        DementiaCare => "dementia_care",
+        Pediatric => "pediatric",
+        Rehabilitation => "rehabilitation",
+        HomeMedicationManagement => "home_medication_management",
+        AsepticPreparation => "aseptic_preparation",
+        DentalHomeVisit => "dental_home_visit",
+        DischargeSupport => "discharge_support",
+    }
+}
+
+text_enum! {
+    /// A person's profession (DESIGN.md §4).
+    Profession {
+        Physician => "physician",
+        Nurse => "nurse",
+        Pharmacist => "pharmacist",
+        CareManager => "care_manager",
+        Dentist => "dentist",
+        Therapist => "therapist",
+        Helper => "helper",
+        SocialWorker => "social_worker",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// What an account may administer; patient data is never granted by a role (DESIGN.md §5).
+    AccountRole {
+        Member => "member",
+        OrgAdmin => "org_admin",
+        SystemAdmin => "system_admin",
+    }
+}
+
+text_enum! {
+    /// The language a person reads the product in.
+    Locale {
+        Ja => "ja",
+        En => "en",
+    }
+}
+
+/// A name reading in full-width katakana (names are searched by kana): katakana, the prolonged
+/// sound mark, the middle dot and spaces. Half-width katakana is refused so that searches match.
+pub fn is_katakana_name(value: &str) -> bool {
+    !value.trim().is_empty()
+        && value.chars().all(|c| matches!(c, '\u{30A1}'..='\u{30FA}' | '\u{30FB}' | '\u{30FC}' | '\u{30FD}' | '\u{30FE}' | ' ' | '\u{3000}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn katakana_names() {
+        assert!(is_katakana_name("ヤマダ タロウ"));
+        assert!(is_katakana_name("サトウ・ジョーンズ"));
+        assert!(!is_katakana_name("ﾔﾏﾀﾞ"), "half-width katakana");
+        assert!(!is_katakana_name("やまだ"), "hiragana");
+        assert!(!is_katakana_name("山田"));
+        assert!(!is_katakana_name(" "));
+    }
+
+    #[test]
+    fn text_enums_round_trip() {
+        for kind in OrgKind::ALL {
+            assert_eq!(OrgKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(serde_json::to_string(&OrgService::Visits24h).unwrap(), "\"24h_visits\"");
+    }
+}
