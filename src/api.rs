@@ -151,6 +151,28 @@ impl Check {
         }
     }
 
+    /// A required single-line value (a name).
+    pub fn required_line(&mut self, field: &str, value: &str, max_chars: usize) {
+        if value.trim().is_empty() {
+            self.push(field, "required", format!("{field} を入力してください。"), format!("{field} is required."));
+        } else {
+            self.line(field, Some(value), max_chars);
+        }
+    }
+
+    /// A name reading in full-width katakana.
+    pub fn kana(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
+        let Some(v) = value else { return };
+        if v.chars().count() > max_chars || !crate::vocab::is_katakana_name(v) {
+            self.push(
+                field,
+                "not_katakana",
+                format!("{field} は全角カタカナで入力してください。"),
+                format!("{field} must be written in full-width katakana."),
+            );
+        }
+    }
+
     /// A single-line value: no line breaks either (names, phone numbers, addresses).
     pub fn line(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
         if let Some(v) = value {

@@ -11,7 +11,8 @@ pub enum Environment {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
-    /// `smtp://`, `smtps://` (implicit TLS) or `smtp://…?tls=starttls`; kept as the URL lettre parses.
+    /// `smtps://` (implicit TLS), `smtp://…?tls=required` (STARTTLS) or plain `smtp://` to a local
+    /// relay; kept as the URL lettre parses.
     Smtp(String),
     /// Development default: one `.eml` file per message in this folder.
     Files(PathBuf),
@@ -109,6 +110,16 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             if !matches!(scheme, "smtp" | "smtps") || !url.contains("://") {
                 return Err(err("RENKEI_SMTP_URL", "must start with smtp:// or smtps://"));
             }
+            let encrypted = scheme == "smtps" || url.contains("tls=required");
+            let host = url.split("://").nth(1).unwrap_or_default();
+            let host = host.rsplit('@').next().unwrap_or_default();
+            let local = host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
+            if production && !encrypted && !local {
+                return Err(err(
+                    "RENKEI_SMTP_URL",
+                    "production sends mail over TLS: use smtps://host:465 or smtp://host:587?tls=required (plain smtp:// only to a relay on this host)",
+                ));
+            }
             MailTransport::Smtp(url)
         }
         None if production => {
@@ -180,6 +191,11 @@ fn development_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let secret = crate::auth::tokens::random_token(48);
     std::fs::write(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
     Ok(secret.into_bytes())
 }
 
@@ -221,7 +237,7 @@ mod tests {
     fn production_refuses_unsafe_settings() {
         let pg = ("DATABASE_URL", "postgres://u:p@localhost/renkei");
         let secret = ("RENKEI_JWT_SECRET", "0123456789abcdef0123456789abcdef");
-        let smtp = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587");
+        let smtp = ("RENKEI_SMTP_URL", "smtps://mail.example.jp:465");
         let https = ("RENKEI_PUBLIC_URL", "https://renkei.example.jp");
         let prod = ("RENKEI_ENV", "production");
         assert_eq!(with(&[prod, pg, smtp, https]).unwrap_err().variable, "RENKEI_JWT_SECRET");
@@ -229,6 +245,10 @@ mod tests {
         assert_eq!(with(&[prod, secret, smtp, https]).unwrap_err().variable, "DATABASE_URL");
         assert_eq!(with(&[prod, pg, secret, smtp]).unwrap_err().variable, "RENKEI_PUBLIC_URL");
         assert!(with(&[prod, pg, secret, smtp, https]).is_ok());
+        let plain = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587");
+        assert_eq!(with(&[prod, pg, secret, plain, https]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        let starttls = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587?tls=required");
+        assert!(with(&[prod, pg, secret, starttls, https]).is_ok());
         let allow = ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true");
         assert!(with(&[prod, secret, smtp, https, allow]).is_ok());
     }

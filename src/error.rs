@@ -71,8 +71,12 @@ impl FieldError {
     }
 }
 
+/// The one error type; boxed so that `Result<T, AppError>` stays small.
 #[derive(Debug)]
-pub struct AppError {
+pub struct AppError(Box<Details>);
+
+#[derive(Debug)]
+pub struct Details {
     status: StatusCode,
     slug: &'static str,
     title: Text,
@@ -94,6 +98,19 @@ impl std::fmt::Display for AppError {
 }
 
 impl std::error::Error for AppError {}
+
+impl std::ops::Deref for AppError {
+    type Target = Details;
+    fn deref(&self) -> &Details {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppError {
+    fn deref_mut(&mut self) -> &mut Details {
+        &mut self.0
+    }
+}
 
 /// The problem types this service answers with; the `type` member is `/problems/{slug}`.
 pub const PROBLEM_SLUGS: &[&str] = &[
@@ -118,7 +135,7 @@ pub const PROBLEM_SLUGS: &[&str] = &[
 impl AppError {
     fn new(status: StatusCode, slug: &'static str, title: Text, detail: Text) -> AppError {
         debug_assert!(PROBLEM_SLUGS.contains(&slug));
-        AppError { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None }
+        AppError(Box::new(Details { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None }))
     }
 
     pub fn bad_request(ja: impl Into<String>, en: impl Into<String>) -> AppError {

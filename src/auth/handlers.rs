@@ -143,12 +143,6 @@ pub async fn change_password(
     body: web::Json<ChangePassword>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    let new_hash = web::block({
-        let p = body.new_password.clone();
-        move || password::hash(&p)
-    })
-    .await
-    .map_err(|e| AppError::internal(format!("blocking: {e}")))??;
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
     let pair = state
@@ -165,7 +159,7 @@ pub async fn change_password(
                 ));
             }
             password::check_policy("new_password", &body.new_password, &user.email)?;
-            users::set_password(conn, &user.id, &new_hash)?;
+            users::set_password(conn, &user.id, &password::hash(&body.new_password)?)?;
             tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
             tokens::open_session(conn, &keys, &user.id, ip)
         })
@@ -225,6 +219,28 @@ fn wrong_code() -> AppError {
     AppError::field("code", "wrong_code", "確認コードが正しくありません。", "The verification code is not correct.")
 }
 
+/// The answer to a submitted TOTP code. Wrong codes are counted like failed sign-ins, so a stolen
+/// access token cannot be used to guess the six digits.
+enum CodeCheck<T> {
+    Accepted(T),
+    Wrong,
+    Locked(u64),
+}
+
+impl<T> CodeCheck<T> {
+    fn into_result(self) -> AppResult<T> {
+        match self {
+            CodeCheck::Accepted(v) => Ok(v),
+            CodeCheck::Wrong => Err(wrong_code()),
+            CodeCheck::Locked(secs) => Err(AppError::too_many_requests(secs)),
+        }
+    }
+}
+
+fn totp_attempts_key(user_id: &str) -> String {
+    throttle::email_key(&format!("totp:{user_id}"))
+}
+
 /// `POST /me/totp/confirm`: a code from the new secret switches two-factor sign-in on.
 pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: web::Json<TotpCode>) -> AppResult<HttpResponse> {
     let code = body.into_inner().code;
@@ -242,11 +258,20 @@ pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: web:
                     "Start enrolment with POST /api/v1/me/totp first.",
                 )
             })?;
-            let step = totp::verify(&secret, &code, user.totp_last_step, unix_now()).ok_or_else(wrong_code)?;
+            let key = totp_attempts_key(&user.id);
+            if let Some(secs) = throttle::locked_for(conn, &key)? {
+                return Ok(CodeCheck::Locked(secs));
+            }
+            let Some(step) = totp::verify(&secret, &code, user.totp_last_step, unix_now()) else {
+                throttle::record_failure(conn, &key)?;
+                return Ok(CodeCheck::Wrong);
+            };
+            throttle::clear(conn, &key)?;
             users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
-            users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)
+            Ok(CodeCheck::Accepted(users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)?))
         })
-        .await?;
+        .await?
+        .into_result()?;
     Ok(HttpResponse::Ok().json(user.view(true)))
 }
 
@@ -267,9 +292,19 @@ pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: web:
             let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
                 return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
             };
-            totp::verify(secret, &code, user.totp_last_step, unix_now()).ok_or_else(wrong_code)?;
-            users::set_totp(conn, &user.id, None, false, None)
+            let key = totp_attempts_key(&user.id);
+            if let Some(secs) = throttle::locked_for(conn, &key)? {
+                return Ok(CodeCheck::Locked(secs));
+            }
+            if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
+                throttle::record_failure(conn, &key)?;
+                return Ok(CodeCheck::Wrong);
+            }
+            throttle::clear(conn, &key)?;
+            users::set_totp(conn, &user.id, None, false, None)?;
+            Ok(CodeCheck::Accepted(()))
         })
-        .await?;
+        .await?
+        .into_result()?;
     Ok(HttpResponse::NoContent().finish())
 }

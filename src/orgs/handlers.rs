@@ -73,14 +73,6 @@ fn check_ward(conn: &mut DbConn, ward_code: Option<&str>) -> AppResult<()> {
     }
 }
 
-fn kana_check(check: &mut Check, field: &str, value: Option<&str>) {
-    if let Some(v) = value {
-        if !crate::vocab::is_katakana_name(v) {
-            check.push(field, "not_katakana", format!("{field} は全角カタカナで入力してください。"), format!("{field} must be written in full-width katakana."));
-        }
-    }
-}
-
 pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
@@ -88,10 +80,8 @@ pub async fn create(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let mut check = Check::new();
-    check.text("name", &body.name, 200);
-    check.line("name", Some(&body.name), 200);
-    check.line("name_kana", body.name_kana.as_deref(), 200);
-    kana_check(&mut check, "name_kana", body.name_kana.as_deref());
+    check.required_line("name", &body.name, 200);
+    check.kana("name_kana", body.name_kana.as_deref(), 200);
     check.line("address", body.address.as_deref(), 300);
     check.phone("phone", body.phone.as_deref());
     check.finish()?;
@@ -168,12 +158,10 @@ pub async fn update(
     let expected = api::if_match(&req)?;
     let mut check = Check::new();
     if let Some(name) = &body.name {
-        check.text("name", name, 200);
-        check.line("name", Some(name), 200);
+        check.required_line("name", name, 200);
     }
     if let Some(kana) = &body.name_kana {
-        check.line("name_kana", kana.as_deref(), 200);
-        kana_check(&mut check, "name_kana", kana.as_deref());
+        check.kana("name_kana", kana.as_deref(), 200);
     }
     if let Some(address) = &body.address {
         check.line("address", address.as_deref(), 300);

@@ -64,17 +64,10 @@ pub async fn create(
     let body = body.into_inner();
     let mut check = Check::new();
     check.email("email", &body.email);
-    check.line("name", Some(&body.name), 100);
-    check.text("name", &body.name, 100);
-    check.line("name_kana", body.name_kana.as_deref(), 100);
+    check.required_line("name", &body.name, 100);
+    check.kana("name_kana", body.name_kana.as_deref(), 100);
     check.finish()?;
     password::check_policy("password", &body.password, &body.email)?;
-    let hash = web::block({
-        let p = body.password.clone();
-        move || password::hash(&p)
-    })
-    .await
-    .map_err(|e| AppError::internal(format!("blocking: {e}")))??;
 
     let role = body.role.unwrap_or(AccountRole::Member);
     let user = state
@@ -91,6 +84,8 @@ pub async fn create(
                     "This e-mail address is already registered.",
                 ));
             }
+            // Hashed only once the caller is known to be allowed: argon2 is deliberately costly.
+            let hash = password::hash(&body.password)?;
             super::insert(
                 conn,
                 NewUser {
@@ -154,11 +149,10 @@ pub async fn update(
     let expected = api::if_match(&req)?;
     let mut check = Check::new();
     if let Some(name) = &body.name {
-        check.text("name", name, 100);
-        check.line("name", Some(name), 100);
+        check.required_line("name", name, 100);
     }
     if let Some(kana) = &body.name_kana {
-        check.line("name_kana", kana.as_deref(), 100);
+        check.kana("name_kana", kana.as_deref(), 100);
     }
     check.finish()?;
 

@@ -1,0 +1,11 @@
+//! One integration-test binary: the real server, real SQLite, real PostgreSQL, over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod contract;
+mod errors;
+mod ops;
+mod orgs;
+mod schema;

@@ -1,0 +1,108 @@
+//! Operations: liveness, readiness, and the database going away and coming back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{Backend, TestApp};
+
+async fn live_and_ready(app: TestApp) {
+    let live = app.call("GET", "/livez", None, None, &[]).await.expect(200);
+    assert_eq!(live.body["status"], "ok");
+    let ready = app.call("GET", "/readyz", None, None, &[]).await.expect(200);
+    assert_eq!(ready.body["migrations"], "current");
+    assert_eq!(ready.header("x-content-type-options").as_deref(), Some("nosniff"));
+}
+
+crate::both_backends!(live_and_ready);
+
+/// A TCP proxy in front of PostgreSQL that the test can cut and restore.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let my_gen = gen2.load(Ordering::SeqCst);
+                let gen3 = gen2.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while gen3.load(Ordering::SeqCst) == my_gen {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Proxy { port, up, generation }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The database becomes unreachable: requests answer 503 problem+json quickly (not a hang), and
+/// the service recovers by itself when the database returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_then_recovers() {
+    let Some(cluster) = crate::helpers::postgres() else { return };
+    let url = cluster.fresh_database();
+    let (host_port, database) = url.trim_start_matches("postgres://").split_once('@').unwrap().1.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.to_string()).await;
+    let via_proxy = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
+    let app = TestApp::start(Backend::Postgres, via_proxy, tempfile::tempdir().unwrap(), false, HashMap::new()).await;
+    let admin = app.system_admin().await;
+    app.get("/api/v1/wards", &admin.token).await.expect(200);
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let res = app.get("/api/v1/wards", &admin.token).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.problem_type(), "/problems/unavailable");
+    assert!(res.header("retry-after").is_some());
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let ready = app.call("GET", "/readyz", None, None, &[]).await;
+    assert_eq!(ready.status, 503);
+    // Liveness does not depend on the database.
+    app.call("GET", "/livez", None, None, &[]).await.expect(200);
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = app.get("/api/v1/wards", &admin.token).await;
+        if res.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover: {}", res.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.call("GET", "/readyz", None, None, &[]).await.expect(200);
+}
