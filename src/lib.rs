@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod discharge;
 pub mod error;
 pub mod notes;
 pub mod ops;

@@ -2,6 +2,23 @@
 // (the schema-parity test proves the two backends agree).
 
 diesel::table! {
+    discharge_task_templates (key) {
+        key -> Text,
+        title -> Text,
+        title_en -> Text,
+        profession -> Text,
+        anchor -> Text,
+        offset_days -> Integer,
+        due_rule -> Text,
+        business_hours_rule -> Bool,
+        source -> Text,
+        note -> Nullable<Text>,
+        sort_order -> Integer,
+        active -> Bool,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -93,6 +110,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    discharge_task_templates,
     login_throttle,
     organization_services,
     organizations,

@@ -1,0 +1,1 @@
+DROP TABLE discharge_task_templates;

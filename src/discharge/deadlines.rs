@@ -1,0 +1,258 @@
+//! Deadlines of discharge tasks: pure date arithmetic, with no database and no clock (the caller
+//! passes `now`, so that one request judges every task at one instant and tests are exact).
+//!
+//! Deadlines "by the end of day N" are computed in Asia/Tokyo (DESIGN.md §6): days are JST
+//! calendar days, and a deadline is the last microsecond of its day, 23:59:59.999999 JST, given
+//! back as UTC like every stored timestamp (microseconds, because that is what both backends keep).
+//!
+//! Japan has not observed daylight saving time since 1951, so Asia/Tokyo is UTC+09:00 all year
+//! and a fixed offset is exact; no time-zone database is needed.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
+
+use crate::discharge::templates::{Anchor, DueRule};
+
+/// Asia/Tokyo's offset from UTC (fixed: no daylight saving time since 1951).
+const JST_OFFSET: TimeDelta = TimeDelta::hours(9);
+
+/// The deadline rule of one template, typed (read from a row with `Template::rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateRule {
+    pub anchor: Anchor,
+    /// Day N relative to the anchor day: 0 is the anchor day itself, negative is before it.
+    pub offset_days: i32,
+    pub due_rule: DueRule,
+    /// 入院時情報連携加算: an admission outside business hours moves the deadline to the next day.
+    pub business_hours_rule: bool,
+}
+
+/// What is known of one case's dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchors {
+    /// When the patient was admitted, in UTC. Its JST calendar day is the admission day.
+    pub admitted_at: NaiveDateTime,
+    /// The planned discharge date, a JST calendar date, once the hospital has set one.
+    pub planned_discharge_on: Option<NaiveDate>,
+    /// The discharge date, a JST calendar date, once the patient has left hospital.
+    pub discharged_on: Option<NaiveDate>,
+}
+
+/// The deadline of a task, in UTC: the end (JST) of the anchor day plus `offset_days`, one day
+/// later under the business-hours rule, one day earlier for `before_anchor`.
+///
+/// None when the anchor is not known yet (no planned discharge date, not discharged): such a
+/// task has no deadline until the date is set, and moves with it when it changes.
+pub fn due_at(template: &TemplateRule, anchors: &Anchors) -> Option<NaiveDateTime> {
+    let admitted_jst = to_jst(anchors.admitted_at)?;
+    let anchor_day = match template.anchor {
+        Anchor::Admission => admitted_jst.date(),
+        Anchor::PlannedDischarge => anchors.planned_discharge_on?,
+        Anchor::Discharge => anchors.discharged_on?,
+    };
+    let mut days = i64::from(template.offset_days);
+    // The rule is about the hour of admission, so it applies only to tasks whose clock starts then.
+    if template.business_hours_rule && template.anchor == Anchor::Admission && !in_business_hours(admitted_jst) {
+        days += 1;
+    }
+    if template.due_rule == DueRule::BeforeAnchor {
+        days -= 1;
+    }
+    end_of_jst_day(anchor_day.checked_add_signed(TimeDelta::try_days(days)?)?)
+}
+
+/// True when a task is still open and its deadline has passed. At the deadline's own microsecond
+/// the task is still on time; a task without a deadline is never overdue.
+pub fn is_overdue(due: Option<NaiveDateTime>, open: bool, now: NaiveDateTime) -> bool {
+    open && due.is_some_and(|due| now > due)
+}
+
+/// The last microsecond of a JST calendar day, in UTC: 23:59:59.999999 JST, which is
+/// 14:59:59.999999 UTC the same day. None only past the end of the calendar chrono can represent.
+pub fn end_of_jst_day(day: NaiveDate) -> Option<NaiveDateTime> {
+    let next_midnight_jst = day.succ_opt()?.and_time(NaiveTime::MIN);
+    next_midnight_jst.checked_sub_signed(JST_OFFSET + TimeDelta::microseconds(1))
+}
+
+/// The wall-clock time in Japan at a UTC instant.
+fn to_jst(utc: NaiveDateTime) -> Option<NaiveDateTime> {
+    utc.checked_add_signed(JST_OFFSET)
+}
+
+/// 入院時情報連携加算's business hours: Monday to Friday, from 9:00 up to (not including) 17:00
+/// JST. Offices set their own hours; these are the common ones. Public holidays (祝日) are not
+/// modelled: an admission on a weekday holiday counts as within business hours, which gives the
+/// earlier, safer deadline.
+fn in_business_hours(jst: NaiveDateTime) -> bool {
+    let weekday = !matches!(jst.weekday(), Weekday::Sat | Weekday::Sun);
+    weekday && (9..17).contains(&jst.hour())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded rules (migrations/*/2026-11-25-000030_discharge_templates), spelled out here so that
+    /// these tests state the arithmetic without a database.
+    const ADMISSION_INFO: TemplateRule = TemplateRule {
+        anchor: Anchor::Admission,
+        offset_days: 0,
+        due_rule: DueRule::EndOfDay,
+        business_hours_rule: true,
+    };
+    const SCREENING: TemplateRule = TemplateRule {
+        anchor: Anchor::Admission,
+        offset_days: 3,
+        due_rule: DueRule::EndOfDay,
+        business_hours_rule: false,
+    };
+    const CARE_PLAN: TemplateRule = TemplateRule {
+        anchor: Anchor::PlannedDischarge,
+        offset_days: 0,
+        due_rule: DueRule::BeforeAnchor,
+        business_hours_rule: false,
+    };
+    const FIRST_HOME_VISIT: TemplateRule = TemplateRule {
+        anchor: Anchor::Discharge,
+        offset_days: 2,
+        due_rule: DueRule::EndOfDay,
+        business_hours_rule: false,
+    };
+    /// A rule "the day after admission", for stepping over month and year ends one day at a time.
+    const NEXT_DAY: TemplateRule = TemplateRule {
+        anchor: Anchor::Admission,
+        offset_days: 1,
+        due_rule: DueRule::EndOfDay,
+        business_hours_rule: false,
+    };
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        date(y, m, d).and_hms_opt(h, min, 0).unwrap()
+    }
+
+    /// A JST wall-clock time, as the UTC instant it is.
+    fn jst(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        utc(y, m, d, h, min) - TimeDelta::hours(9)
+    }
+
+    /// The expected deadline for a JST day, written out: 14:59:59.999999 UTC that day.
+    fn end_of(y: i32, m: u32, d: u32) -> NaiveDateTime {
+        date(y, m, d).and_hms_micro_opt(14, 59, 59, 999_999).unwrap()
+    }
+
+    fn admitted(at: NaiveDateTime) -> Anchors {
+        Anchors { admitted_at: at, planned_discharge_on: None, discharged_on: None }
+    }
+
+    #[test]
+    fn a_day_ends_at_midnight_in_tokyo() {
+        assert_eq!(end_of_jst_day(date(2026, 3, 10)), Some(end_of(2026, 3, 10)));
+        assert_eq!(end_of(2026, 3, 10) + TimeDelta::microseconds(1), jst(2026, 3, 11, 0, 0));
+    }
+
+    #[test]
+    fn the_admission_day_is_the_jst_calendar_day() {
+        // 23:30 JST on 31 January is still 31 January in Japan (14:30 UTC).
+        let late_evening = jst(2026, 1, 31, 23, 30);
+        assert_eq!(late_evening, utc(2026, 1, 31, 14, 30));
+        assert_eq!(due_at(&NEXT_DAY, &admitted(late_evening)), Some(end_of(2026, 2, 1)));
+        // 15:00 UTC on 31 January is already midnight, 1 February, in Japan.
+        assert_eq!(due_at(&NEXT_DAY, &admitted(utc(2026, 1, 31, 14, 59))), Some(end_of(2026, 2, 1)));
+        assert_eq!(due_at(&NEXT_DAY, &admitted(utc(2026, 1, 31, 15, 0))), Some(end_of(2026, 2, 2)));
+        assert_eq!(due_at(&NEXT_DAY, &admitted(utc(2026, 1, 31, 15, 30))), Some(end_of(2026, 2, 2)));
+    }
+
+    #[test]
+    fn deadlines_cross_month_and_year_ends() {
+        let next_day_after = |at| due_at(&NEXT_DAY, &admitted(at));
+        assert_eq!(next_day_after(jst(2026, 1, 31, 10, 0)), Some(end_of(2026, 2, 1)));
+        // 2026 is not a leap year; 2028 is.
+        assert_eq!(next_day_after(jst(2026, 2, 28, 10, 0)), Some(end_of(2026, 3, 1)));
+        assert_eq!(next_day_after(jst(2028, 2, 28, 10, 0)), Some(end_of(2028, 2, 29)));
+        assert_eq!(next_day_after(jst(2028, 2, 29, 10, 0)), Some(end_of(2028, 3, 1)));
+        assert_eq!(next_day_after(jst(2026, 12, 31, 10, 0)), Some(end_of(2027, 1, 1)));
+        // Screening within 3 days (入退院支援加算1) of an admission on 30 January.
+        assert_eq!(due_at(&SCREENING, &admitted(jst(2026, 1, 30, 10, 0))), Some(end_of(2026, 2, 2)));
+        assert_eq!(due_at(&SCREENING, &admitted(jst(2026, 12, 30, 10, 0))), Some(end_of(2027, 1, 2)));
+    }
+
+    #[test]
+    fn admission_information_is_due_the_same_day_within_business_hours() {
+        // Thursday 29 January 2026.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 10, 0))), Some(end_of(2026, 1, 29)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 9, 0))), Some(end_of(2026, 1, 29)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 16, 59))), Some(end_of(2026, 1, 29)));
+    }
+
+    #[test]
+    fn admission_information_gets_the_next_day_outside_business_hours() {
+        // Thursday evening, and before opening.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 18, 0))), Some(end_of(2026, 1, 30)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 17, 0))), Some(end_of(2026, 1, 30)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 8, 59))), Some(end_of(2026, 1, 30)));
+        // Saturday 31 January, even at 10:00; the next day is Sunday: the rule gives one day.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 2, 1)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 2, 1, 10, 0))), Some(end_of(2026, 2, 2)));
+        // Friday 18:00 gives until the end of Saturday.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 30, 18, 0))), Some(end_of(2026, 1, 31)));
+        // Business hours are judged in JST: 02:00 UTC Thursday is 11:00 JST, within them.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(utc(2026, 1, 29, 2, 0))), Some(end_of(2026, 1, 29)));
+        // Without the rule, the hour does not matter.
+        let same_day = TemplateRule { business_hours_rule: false, ..ADMISSION_INFO };
+        assert_eq!(due_at(&same_day, &admitted(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 1, 31)));
+    }
+
+    #[test]
+    fn before_anchor_is_the_end_of_the_day_before() {
+        let anchors = Anchors { planned_discharge_on: Some(date(2026, 3, 10)), ..admitted(jst(2026, 3, 2, 10, 0)) };
+        assert_eq!(due_at(&CARE_PLAN, &anchors), Some(end_of(2026, 3, 9)));
+        // Across a month end, in a common and in a leap year.
+        let anchors = Anchors { planned_discharge_on: Some(date(2026, 3, 1)), ..anchors };
+        assert_eq!(due_at(&CARE_PLAN, &anchors), Some(end_of(2026, 2, 28)));
+        let anchors = Anchors { planned_discharge_on: Some(date(2028, 3, 1)), ..admitted(jst(2028, 2, 20, 10, 0)) };
+        assert_eq!(due_at(&CARE_PLAN, &anchors), Some(end_of(2028, 2, 29)));
+    }
+
+    #[test]
+    fn a_task_on_an_unknown_date_has_no_deadline() {
+        let anchors = admitted(jst(2026, 3, 2, 10, 0));
+        assert_eq!(due_at(&CARE_PLAN, &anchors), None, "no planned discharge date yet");
+        assert_eq!(due_at(&FIRST_HOME_VISIT, &anchors), None, "not discharged yet");
+        // Planned but not yet discharged: the first home visit still waits for the real date.
+        let planned = Anchors { planned_discharge_on: Some(date(2026, 3, 10)), ..anchors };
+        assert_eq!(due_at(&FIRST_HOME_VISIT, &planned), None);
+        let discharged = Anchors { discharged_on: Some(date(2026, 3, 11)), ..planned };
+        assert_eq!(due_at(&FIRST_HOME_VISIT, &discharged), Some(end_of(2026, 3, 13)));
+    }
+
+    #[test]
+    fn changing_the_planned_discharge_date_moves_the_deadline() {
+        let before = Anchors { planned_discharge_on: Some(date(2026, 3, 10)), ..admitted(jst(2026, 3, 2, 10, 0)) };
+        let after = Anchors { planned_discharge_on: Some(date(2026, 3, 17)), ..before };
+        assert_eq!(due_at(&CARE_PLAN, &before), Some(end_of(2026, 3, 9)));
+        assert_eq!(due_at(&CARE_PLAN, &after), Some(end_of(2026, 3, 16)));
+        // Tasks whose clock is the admission stay where they were.
+        assert_eq!(due_at(&SCREENING, &before), due_at(&SCREENING, &after));
+    }
+
+    #[test]
+    fn a_negative_offset_counts_back_from_the_anchor() {
+        let two_days_before = TemplateRule { offset_days: -2, due_rule: DueRule::EndOfDay, ..CARE_PLAN };
+        let anchors = Anchors { planned_discharge_on: Some(date(2026, 1, 1)), ..admitted(jst(2025, 12, 20, 10, 0)) };
+        assert_eq!(due_at(&two_days_before, &anchors), Some(end_of(2025, 12, 30)));
+    }
+
+    #[test]
+    fn overdue_starts_one_microsecond_after_the_deadline() {
+        let due = end_of(2026, 3, 9);
+        let just_after = due + TimeDelta::microseconds(1);
+        assert!(!is_overdue(Some(due), true, due), "at the deadline itself the task is on time");
+        assert!(is_overdue(Some(due), true, just_after));
+        assert!(!is_overdue(Some(due), true, due - TimeDelta::microseconds(1)));
+        assert!(!is_overdue(Some(due), false, just_after), "a closed task is never overdue");
+        assert!(!is_overdue(None, true, just_after), "a task without a deadline is never overdue");
+    }
+}
