@@ -86,3 +86,140 @@ pub fn grant_role(me: &CurrentUser, role: AccountRole) -> AppResult<()> {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Patient data (DESIGN.md §5).
+//
+// - An active member of the patient's care team reads and writes the patient's data.
+// - A coordinating physician of the patient's ward reads (never writes).
+// - A clinician with unexpired emergency access (break-glass) reads.
+// - The team is changed by its lead, its care manager, or an org admin of an organisation that
+//   has a member on the team (who may also see the team list, nothing else).
+// - The access log ("who opened this record") is for the team lead.
+// - Account roles grant nothing here: system and org admins see patient data only as members.
+// - Anyone else gets the very same 404 as for a patient that does not exist, and the attempt
+//   is audited.
+
+use crate::audit::{self, Action, Event};
+use crate::db::DbConn;
+use crate::patients::{self, emergency, team, Patient};
+use crate::vocab::TeamRole;
+
+/// How the caller stands to a patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    Member { member_id: String, role: TeamRole, is_lead: bool },
+    Coordinator,
+    EmergencyAccess,
+    AdminOfMemberOrganization,
+}
+
+/// What the caller wants to do with the patient's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Write,
+    ReadTeam,
+    ManageTeam,
+    ReadAccessLog,
+}
+
+impl Relation {
+    fn reads(&self) -> bool {
+        matches!(self, Relation::Member { .. } | Relation::Coordinator | Relation::EmergencyAccess)
+    }
+
+    pub fn allows(&self, need: Need) -> bool {
+        match need {
+            Need::Read => self.reads(),
+            Need::Write => matches!(self, Relation::Member { .. }),
+            Need::ReadTeam => self.reads() || *self == Relation::AdminOfMemberOrganization,
+            Need::ManageTeam => matches!(
+                self,
+                Relation::Member { is_lead: true, .. }
+                    | Relation::Member { role: TeamRole::CareManager, .. }
+                    | Relation::AdminOfMemberOrganization
+            ),
+            Need::ReadAccessLog => matches!(self, Relation::Member { is_lead: true, .. }),
+        }
+    }
+}
+
+/// The caller's relation to a patient, if any.
+pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppResult<Option<Relation>> {
+    if let Some(m) = team::active_member(conn, &patient.id, &me.id)? {
+        return Ok(Some(Relation::Member {
+            member_id: m.id,
+            role: TeamRole::from_db(&m.role)?,
+            is_lead: m.is_lead,
+        }));
+    }
+    if crate::wards::is_coordinator(conn, &patient.ward_code, &me.id)? {
+        return Ok(Some(Relation::Coordinator));
+    }
+    if emergency::active_grant(conn, &patient.id, &me.id)?.is_some() {
+        return Ok(Some(Relation::EmergencyAccess));
+    }
+    if me.role == AccountRole::OrgAdmin && team::organization_on_team(conn, &patient.id, &me.organization_id)? {
+        return Ok(Some(Relation::AdminOfMemberOrganization));
+    }
+    Ok(None)
+}
+
+/// Decides a patient-scoped request. On refusal the attempt is audited (the audit record is
+/// kept although the request fails) and the answer is 404 — identical to a patient that does
+/// not exist — unless the caller may read the patient anyway, in which case it is 403.
+pub fn patient(conn: &mut DbConn, me: &CurrentUser, patient_id: &str, need: Need, resource_type: &str) -> AppResult<(Patient, Relation)> {
+    let Some(patient) = patients::find(conn, patient_id)? else {
+        audit::record(conn, me, Event::new(Action::Read, resource_type, Some(patient_id), None).denied().detail("no such patient"))?;
+        return Err(AppError::hidden());
+    };
+    let relation = relation(conn, me, &patient)?;
+    match relation {
+        Some(r) if r.allows(need) => Ok((patient, r)),
+        Some(r) if r.reads() => {
+            audit::record(conn, me, Event::new(Action::Update, resource_type, None, Some(&patient.id)).denied())?;
+            Err(refuse().keeping_changes())
+        }
+        _ => {
+            audit::record(conn, me, Event::new(Action::Read, resource_type, None, Some(&patient.id)).denied())?;
+            Err(AppError::hidden())
+        }
+    }
+}
+
+/// Registering a patient: care managers and hospital staff (DESIGN.md §5).
+pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKind) -> AppResult<TeamRole> {
+    if organization_kind == crate::vocab::OrgKind::Hospital {
+        Ok(TeamRole::HospitalStaff)
+    } else if me.profession == crate::vocab::Profession::CareManager {
+        Ok(TeamRole::CareManager)
+    } else {
+        Err(AppError::forbidden(
+            "患者を登録できるのはケアマネジャーと病院の職員です。",
+            "Patients are registered by care managers and hospital staff.",
+        ))
+    }
+}
+
+/// Break-glass: clinicians only.
+pub fn request_emergency_access(me: &CurrentUser) -> AppResult<()> {
+    use crate::vocab::Profession::*;
+    if matches!(me.profession, Physician | Nurse | Pharmacist | Dentist | Therapist) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "緊急アクセスを申請できるのは医療職のみです。",
+            "Only clinicians may request emergency access.",
+        ))
+    }
+}
+
+/// Ward coordinator assignment and the audit query: system administrators.
+pub fn administer_system(me: &CurrentUser) -> AppResult<()> {
+    if me.is_system_admin() {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}

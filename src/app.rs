@@ -17,7 +17,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
-use crate::{auth, ops, orgs, users, wards};
+use crate::{audit, auth, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -39,7 +39,7 @@ impl AppState {
 /// Every route the service answers: the one list the server registers and the contract test
 /// compares with `api-spec/openapi.yaml`.
 pub fn routes() -> Vec<(Method, &'static str, Route)> {
-    use web::{delete, get, patch, post};
+    use web::{delete, get, patch, post, put};
     vec![
         (Method::GET, "/livez", get().to(ops::livez)),
         (Method::GET, "/readyz", get().to(ops::readyz)),
@@ -61,6 +61,21 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/organizations/{id}/users", post().to(users::handlers::create)),
         (Method::GET, "/api/v1/users/{id}", get().to(users::handlers::get)),
         (Method::PATCH, "/api/v1/users/{id}", patch().to(users::handlers::update)),
+        (Method::PUT, "/api/v1/wards/{code}/coordinators/{user_id}", put().to(wards::assign_coordinator)),
+        (Method::DELETE, "/api/v1/wards/{code}/coordinators/{user_id}", delete().to(wards::remove_coordinator)),
+        (Method::POST, "/api/v1/patients", post().to(patients::handlers::register)),
+        (Method::GET, "/api/v1/patients", get().to(patients::handlers::list)),
+        (Method::GET, "/api/v1/patients/{id}", get().to(patients::handlers::get)),
+        (Method::PATCH, "/api/v1/patients/{id}", patch().to(patients::handlers::update)),
+        (Method::GET, "/api/v1/patients/{id}/consents", get().to(patients::consents::list_handler)),
+        (Method::POST, "/api/v1/patients/{id}/consents", post().to(patients::consents::create_handler)),
+        (Method::POST, "/api/v1/patients/{id}/consents/{consent_id}/revoke", post().to(patients::consents::revoke_handler)),
+        (Method::GET, "/api/v1/patients/{id}/care-team", get().to(patients::team::list_handler)),
+        (Method::POST, "/api/v1/patients/{id}/care-team", post().to(patients::team::add_handler)),
+        (Method::PATCH, "/api/v1/patients/{id}/care-team/{member_id}", patch().to(patients::team::update_handler)),
+        (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
+        (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),
+        (Method::GET, "/api/v1/audit-events", get().to(audit::handlers::list)),
     ]
 }
 

@@ -37,6 +37,8 @@ pub struct Config {
     /// Database pool size and checkout timeout.
     pub db_pool_size: u32,
     pub db_timeout_ms: u64,
+    /// How long break-glass access to a patient lasts.
+    pub emergency_access_minutes: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -150,6 +152,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     let session_ttl_secs = parse_num(&get, "RENKEI_SESSION_TTL_SECS", 12 * 3600)?;
     let db_pool_size = parse_num(&get, "RENKEI_DB_POOL_SIZE", 16)? as u32;
     let db_timeout_ms = parse_num(&get, "RENKEI_DB_TIMEOUT_MS", 2000)? as u64;
+    let emergency_access_minutes = parse_num(&get, "RENKEI_EMERGENCY_ACCESS_MINUTES", 60)?;
+    if emergency_access_minutes > 24 * 60 {
+        return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
+    }
 
     Ok(Config {
         env,
@@ -164,6 +170,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         session_ttl_secs,
         db_pool_size: db_pool_size.max(1),
         db_timeout_ms: db_timeout_ms.max(100),
+        emergency_access_minutes,
     })
 }
 

@@ -85,6 +85,8 @@ pub struct Details {
     headers: Vec<(header::HeaderName, String)>,
     /// Logged, never sent.
     internal: Option<String>,
+    /// The transaction commits despite the error (the audit record of a refused request).
+    keep_changes: bool,
 }
 
 impl std::fmt::Display for AppError {
@@ -135,7 +137,7 @@ pub const PROBLEM_SLUGS: &[&str] = &[
 impl AppError {
     fn new(status: StatusCode, slug: &'static str, title: Text, detail: Text) -> AppError {
         debug_assert!(PROBLEM_SLUGS.contains(&slug));
-        AppError(Box::new(Details { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None }))
+        AppError(Box::new(Details { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None, keep_changes: false }))
     }
 
     pub fn bad_request(ja: impl Into<String>, en: impl Into<String>) -> AppError {
@@ -211,6 +213,25 @@ impl AppError {
             Text::new("見つかりません", "Not found"),
             Text::new("指定されたリソースは見つかりません。", "The requested resource was not found."),
         )
+    }
+
+    /// The answer to a request for a patient outside the caller's scope: exactly the 404 of a
+    /// patient that does not exist, but the transaction still commits so the denied attempt
+    /// stays in the audit trail.
+    pub fn hidden() -> AppError {
+        let mut e = Self::not_found();
+        e.keep_changes = true;
+        e
+    }
+
+    /// Keeps the transaction's writes although the request fails.
+    pub fn keeping_changes(mut self) -> AppError {
+        self.keep_changes = true;
+        self
+    }
+
+    pub fn keeps_changes(&self) -> bool {
+        self.keep_changes
     }
 
     pub fn method_not_allowed(allow: &str) -> AppError {

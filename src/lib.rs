@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod notes;
 pub mod ops;
 pub mod orgs;
+pub mod patients;
 pub mod users;
 pub mod vocab;
 pub mod wards;

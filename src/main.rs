@@ -32,6 +32,17 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every hash chain; name the first broken row and exit non-zero if one is found.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +84,7 @@ fn main() -> ExitCode {
         Command::Admin { command: AdminCommand::Create { email, name, password_stdin: _, organization } } => {
             create_admin(&config, &email, &name, &organization)
         }
+        Command::Audit { command: AuditCommand::Verify } => verify_audit(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,4 +189,17 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
         .map_err(|e| e.to_string())?;
     println!("created system administrator {} ({}); sign in and enrol two-factor sign-in (POST /api/v1/me/totp)", user.email, user.id);
     Ok(())
+}
+
+fn verify_audit(config: &Config) -> Result<(), String> {
+    let db = open_db(config)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let report = renkei::audit::verify(&mut conn).map_err(|e| e.to_string())?;
+    match report.broken {
+        None => {
+            println!("audit trail intact: {} events in {} chains", report.events, report.chains);
+            Ok(())
+        }
+        Some(broken) => Err(format!("audit trail broken: {broken}")),
+    }
 }

@@ -107,6 +107,90 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// A patient's sex as recorded (DESIGN.md §8).
+    Sex {
+        Male => "male",
+        Female => "female",
+        Other => "other",
+        Unknown => "unknown",
+    }
+}
+
+text_enum! {
+    /// Care-need level (要介護度): 非該当, 申請中, 要支援1–2, 要介護1–5 (DOMAIN.md).
+    CareLevel {
+        None => "none",
+        Applying => "applying",
+        Support1 => "support_1",
+        Support2 => "support_2",
+        Care1 => "care_1",
+        Care2 => "care_2",
+        Care3 => "care_3",
+        Care4 => "care_4",
+        Care5 => "care_5",
+    }
+}
+
+text_enum! {
+    /// Where the patient is in their care.
+    PatientStatus {
+        Home => "home",
+        Hospitalized => "hospitalized",
+        Deceased => "deceased",
+        Transferred => "transferred",
+        Closed => "closed",
+    }
+}
+
+impl PatientStatus {
+    /// The status moves that make sense: home ↔ hospitalised; either to deceased, transferred
+    /// or closed; a transferred patient may come back home; a record is closed last.
+    pub fn can_become(self, next: PatientStatus) -> bool {
+        use PatientStatus::*;
+        matches!(
+            (self, next),
+            (Home, Hospitalized | Deceased | Transferred | Closed)
+                | (Hospitalized, Home | Deceased | Transferred | Closed)
+                | (Transferred, Home | Closed)
+                | (Deceased, Closed)
+        )
+    }
+}
+
+text_enum! {
+    /// A person's role on a patient's care team (DESIGN.md §4).
+    TeamRole {
+        PrimaryPhysician => "primary_physician",
+        BackupPhysician => "backup_physician",
+        VisitingNurse => "visiting_nurse",
+        Pharmacist => "pharmacist",
+        CareManager => "care_manager",
+        Dentist => "dentist",
+        Therapist => "therapist",
+        Helper => "helper",
+        HospitalStaff => "hospital_staff",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// What the patient agreed to share (本人同意).
+    ConsentScope {
+        CareTeam => "care_team",
+        CareTeamAndHospital => "care_team_and_hospital",
+    }
+}
+
+text_enum! {
+    /// Who gave the consent.
+    ConsentSource {
+        Patient => "patient",
+        Family => "family",
+        Guardian => "guardian",
+    }
+}
+
 /// A name reading in full-width katakana (names are searched by kana): katakana, the prolonged
 /// sound mark, the middle dot and spaces. Half-width katakana is refused so that searches match.
 pub fn is_katakana_name(value: &str) -> bool {

@@ -25,6 +25,8 @@ use crate::vocab::{AccountRole, Locale, Profession};
 pub struct Bearer {
     pub user_id: String,
     pub session_id: String,
+    /// Where the request came from, for the audit trail.
+    pub client_ip: Option<String>,
 }
 
 impl FromRequest for Bearer {
@@ -50,7 +52,7 @@ fn bearer_from(req: &HttpRequest) -> AppResult<Bearer> {
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or_else(AppError::invalid_token)?;
     let claims = state.keys.verify_access(token.trim())?;
-    Ok(Bearer { user_id: claims.sub, session_id: claims.sid })
+    Ok(Bearer { user_id: claims.sub, session_id: claims.sid, client_ip: client_ip(req) })
 }
 
 /// The signed-in person, as the database says now.
@@ -65,6 +67,7 @@ pub struct CurrentUser {
     pub locale: Locale,
     pub totp_enabled: bool,
     pub session_id: String,
+    pub client_ip: Option<String>,
 }
 
 impl CurrentUser {
@@ -118,6 +121,7 @@ impl Bearer {
             locale: Locale::parse(&locale).unwrap_or(Locale::Ja),
             totp_enabled,
             session_id: self.session_id.clone(),
+            client_ip: self.client_ip.clone(),
         })
     }
 }

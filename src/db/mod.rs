@@ -154,6 +154,11 @@ impl Db {
     }
 
     /// Runs `f` in one transaction on the blocking pool: the single database hop of a request.
+    ///
+    /// The transaction commits when `f` succeeds, and also when it fails with an error that
+    /// [`AppError::keeps_changes`] — a refused request whose audit record must still be kept.
+    /// SQLite transactions start `IMMEDIATE`: every request writes (at least its audit record),
+    /// and taking the write lock up front avoids read-then-write upgrade failures.
     pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
@@ -161,9 +166,9 @@ impl Db {
     {
         let db = self.clone();
         actix_web::web::block(move || {
-            let mut conn = db.get()?;
-            let conn: &mut DbConn = &mut conn;
-            conn.transaction(f)
+            let mut pooled = db.get()?;
+            let conn: &mut DbConn = &mut pooled;
+            in_transaction(conn, f)
         })
         .await
         .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
@@ -174,6 +179,28 @@ impl Db {
         let s = self.pool.state();
         (s.connections, s.idle_connections)
     }
+}
+
+/// Runs `f` inside one transaction on an already checked-out connection (see [`Db::run`]).
+pub fn in_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> Result<T, AppError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    let result = f(conn);
+    let keep = match &result {
+        Ok(_) => true,
+        Err(e) => e.keeps_changes(),
+    };
+    let ended = match (conn, keep) {
+        (DbConn::Sqlite(c), true) => AnsiTransactionManager::commit_transaction(c),
+        (DbConn::Postgres(c), true) => AnsiTransactionManager::commit_transaction(c),
+        (DbConn::Sqlite(c), false) => AnsiTransactionManager::rollback_transaction(c),
+        (DbConn::Postgres(c), false) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    ended?;
+    result
 }
 
 /// Applies every pending migration of the connection's backend.
@@ -216,4 +243,16 @@ pub fn new_id() -> String {
 diesel::define_sql_function! {
     /// SQL `lower(text)`, the same on both backends.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Runs the same diesel expression on whichever backend the connection is, for the few
+/// statements the multi-backend connection cannot express (e.g. `ON CONFLICT DO NOTHING`).
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
 }

@@ -19,6 +19,80 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_chain_heads (chain_key) {
+        chain_key -> Text,
+        last_seq -> BigInt,
+        last_hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        chain_key -> Text,
+        chain_seq -> BigInt,
+        occurred_at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        resource_type -> Text,
+        resource_id -> Nullable<Text>,
+        patient_id -> Nullable<Text>,
+        outcome -> Text,
+        priority -> Text,
+        source_ip -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    care_team_members (id) {
+        id -> Text,
+        patient_id -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        role -> Text,
+        is_lead -> Bool,
+        started_on -> Date,
+        ended_on -> Nullable<Date>,
+        ended_at -> Nullable<Timestamp>,
+        added_by -> Text,
+        ended_by -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        patient_id -> Text,
+        scope -> Text,
+        obtained_from -> Text,
+        obtained_on -> Date,
+        obtained_by -> Text,
+        note -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        revoke_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emergency_access (id) {
+        id -> Text,
+        patient_id -> Text,
+        user_id -> Text,
+        reason -> Text,
+        granted_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -45,6 +119,32 @@ diesel::table! {
         address -> Nullable<Text>,
         phone -> Nullable<Text>,
         active -> Bool,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> Text,
+        family_name -> Text,
+        given_name -> Text,
+        family_name_kana -> Text,
+        given_name_kana -> Text,
+        name_kana_search -> Text,
+        birth_date -> Date,
+        sex -> Text,
+        ward_code -> Text,
+        address -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        care_level -> Text,
+        status -> Text,
+        emergency_contact_name -> Nullable<Text>,
+        emergency_contact_relationship -> Nullable<Text>,
+        emergency_contact_phone -> Nullable<Text>,
+        spo2_target_88_92 -> Bool,
+        registered_by -> Text,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -95,6 +195,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    ward_coordinators (ward_code, user_id) {
+        ward_code -> Text,
+        user_id -> Text,
+        assigned_by -> Text,
+        assigned_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     wards (code) {
         code -> Text,
         city_code -> Text,
@@ -103,19 +212,31 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(care_team_members -> organizations (organization_id));
+diesel::joinable!(care_team_members -> patients (patient_id));
+diesel::joinable!(consents -> patients (patient_id));
+diesel::joinable!(emergency_access -> patients (patient_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
+diesel::joinable!(patients -> wards (ward_code));
 diesel::joinable!(organizations -> wards (ward_code));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_chain_heads,
+    audit_events,
+    care_team_members,
+    consents,
     discharge_task_templates,
+    emergency_access,
     login_throttle,
     organization_services,
     organizations,
+    patients,
     refresh_tokens,
     sessions,
     users,
+    ward_coordinators,
     wards,
 );

@@ -39,3 +39,83 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpR
         .await?;
     Ok(HttpResponse::Ok().json(WardList { items }))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ward coordinating physicians (区在宅療養調整医師): read-only access to the ward's patients.
+
+use crate::db::schema::ward_coordinators;
+
+pub fn is_coordinator(conn: &mut DbConn, ward_code: &str, user_id: &str) -> AppResult<bool> {
+    let n: i64 = ward_coordinators::table
+        .filter(ward_coordinators::ward_code.eq(ward_code))
+        .filter(ward_coordinators::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The coordinators of a ward (for escalations).
+pub fn coordinators_of(conn: &mut DbConn, ward_code: &str) -> AppResult<Vec<String>> {
+    Ok(ward_coordinators::table
+        .filter(ward_coordinators::ward_code.eq(ward_code))
+        .select(ward_coordinators::user_id)
+        .load(conn)?)
+}
+
+/// `PUT /wards/{code}/coordinators/{user_id}` (system administrators): idempotent.
+pub async fn assign_coordinator(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (code, user_id) = path.into_inner();
+    let created = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            crate::access::administer_system(&me)?;
+            wards::table.find(&code).select(wards::code).first::<String>(conn).optional()?.ok_or_else(crate::error::AppError::not_found)?;
+            crate::users::find(conn, &user_id)?.filter(|u| u.active).ok_or_else(crate::error::AppError::not_found)?;
+            if is_coordinator(conn, &code, &user_id)? {
+                return Ok(false);
+            }
+            diesel::insert_into(ward_coordinators::table)
+                .values((
+                    ward_coordinators::ward_code.eq(&code),
+                    ward_coordinators::user_id.eq(&user_id),
+                    ward_coordinators::assigned_by.eq(&me.id),
+                    ward_coordinators::assigned_at.eq(crate::db::now()),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(if created { HttpResponse::Created().finish() } else { HttpResponse::NoContent().finish() })
+}
+
+/// `DELETE /wards/{code}/coordinators/{user_id}` (system administrators).
+pub async fn remove_coordinator(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (code, user_id) = path.into_inner();
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            crate::access::administer_system(&me)?;
+            let n = diesel::delete(
+                ward_coordinators::table
+                    .filter(ward_coordinators::ward_code.eq(&code))
+                    .filter(ward_coordinators::user_id.eq(&user_id)),
+            )
+            .execute(conn)?;
+            if n == 0 {
+                return Err(crate::error::AppError::not_found());
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -9,4 +9,5 @@ mod discharge_templates;
 mod errors;
 mod ops;
 mod orgs;
+mod patients;
 mod schema;

@@ -1,0 +1,442 @@
+//! `/patients`, `/patients/{id}`, emergency access and the access log.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::{consents, emergency, team, EmergencyContact, NewPatient, PatientChanges, SearchFilter};
+use crate::access::{self, Need};
+use crate::api::{self, Check, PageQuery};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::vocab::{is_katakana_name, CareLevel, OrgKind, PatientStatus, Sex};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPatient {
+    pub family_name: String,
+    pub given_name: String,
+    pub family_name_kana: String,
+    pub given_name_kana: String,
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub ward_code: String,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub care_level: CareLevel,
+    pub status: Option<PatientStatus>,
+    pub emergency_contact: Option<EmergencyContact>,
+    #[serde(default)]
+    pub spo2_target_88_92: bool,
+}
+
+fn check_kana(check: &mut Check, field: &str, value: &str) {
+    if !is_katakana_name(value) || value.chars().count() > 100 {
+        check.push(
+            field,
+            "not_katakana",
+            format!("{field} は全角カタカナで入力してください(例: ヤマダ)。"),
+            format!("{field} must be written in full-width katakana (e.g. ヤマダ)."),
+        );
+    }
+}
+
+fn check_birth_date(check: &mut Check, birth: NaiveDate) {
+    let today = super::today_jst();
+    if birth > today || super::age_on(birth, today) > 130 {
+        check.push("birth_date", "out_of_range", "生年月日が正しくありません。", "birth_date is not plausible.");
+    }
+}
+
+fn check_contact(check: &mut Check, contact: Option<&EmergencyContact>) {
+    if let Some(c) = contact {
+        check.required_line("emergency_contact.name", &c.name, 100);
+        check.line("emergency_contact.relationship", c.relationship.as_deref(), 50);
+        check.phone("emergency_contact.phone", c.phone.as_deref());
+    }
+}
+
+fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
+    if crate::orgs::ward_exists(conn, code)? {
+        Ok(())
+    } else {
+        Err(AppError::field(
+            "ward_code",
+            "unknown_ward",
+            format!("区コード {code} は登録されていません。"),
+            format!("Ward code {code} is not known."),
+        ))
+    }
+}
+
+/// Views of patients with their consent state, in the order given.
+fn views(conn: &mut DbConn, rows: &[super::Patient]) -> AppResult<Vec<super::PatientView>> {
+    let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
+    let mut states = consents::states(conn, &ids)?;
+    Ok(rows.iter().map(|p| p.view(states.remove(&p.id).unwrap_or_else(consents::ConsentState::none))).collect())
+}
+
+fn etagged(status: actix_web::http::StatusCode, view: &super::PatientView) -> HttpResponse {
+    HttpResponse::build(status).insert_header((header::ETAG, api::etag(view.version))).json(view)
+}
+
+/// `POST /patients`: a care manager or hospital staff member registers a patient and becomes
+/// the first member of the team (a care manager as its lead).
+pub async fn register(state: web::Data<AppState>, bearer: Bearer, body: web::Json<RegisterPatient>) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.required_line("family_name", &body.family_name, 50);
+    check.required_line("given_name", &body.given_name, 50);
+    check_kana(&mut check, "family_name_kana", &body.family_name_kana);
+    check_kana(&mut check, "given_name_kana", &body.given_name_kana);
+    check_birth_date(&mut check, body.birth_date);
+    check.line("address", body.address.as_deref(), 300);
+    check.phone("phone", body.phone.as_deref());
+    check_contact(&mut check, body.emergency_contact.as_ref());
+    let status = body.status.unwrap_or(PatientStatus::Home);
+    if !matches!(status, PatientStatus::Home | PatientStatus::Hospitalized) {
+        check.push("status", "invalid_initial_status", "登録時の状態は home か hospitalized です。", "A new patient is home or hospitalized.");
+    }
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+            let role = access::register_patient(&me, OrgKind::parse(&org.kind).unwrap_or(OrgKind::Clinic))?;
+            check_ward(conn, &body.ward_code)?;
+            let patient = super::insert(
+                conn,
+                NewPatient {
+                    family_name: body.family_name,
+                    given_name: body.given_name,
+                    family_name_kana: body.family_name_kana,
+                    given_name_kana: body.given_name_kana,
+                    birth_date: body.birth_date,
+                    sex: body.sex,
+                    ward_code: body.ward_code,
+                    address: body.address,
+                    phone: body.phone,
+                    care_level: body.care_level,
+                    status,
+                    emergency_contact: body.emergency_contact,
+                    spo2_target_88_92: body.spo2_target_88_92,
+                },
+                &me.id,
+            )?;
+            let lead = role == crate::vocab::TeamRole::CareManager;
+            team::add(conn, &patient.id, &me.id, &me.organization_id, role, lead, super::today_jst(), &me.id)?;
+            audit::record(conn, &me, Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)))?;
+            Ok(patient.view(consents::ConsentState::none()))
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/patients/{}", view.id)))
+        .insert_header((header::ETAG, api::etag(view.version)))
+        .json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `team` (patients on my teams) or `all` (also the wards I coordinate; the default).
+    pub scope: Option<String>,
+    pub q: Option<String>,
+    pub kana: Option<String>,
+    pub ward: Option<String>,
+    pub status: Option<PatientStatus>,
+    pub care_level: Option<CareLevel>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /patients`: search within the caller's scope only; each listed patient's read is audited.
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+    let q = query.into_inner();
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+    let (limit, before) = (paging.limit()?, paging.after()?);
+    let mut check = Check::new();
+    check.line("q", q.q.as_deref(), 100);
+    check.line("kana", q.kana.as_deref(), 100);
+    let team_only = match q.scope.as_deref() {
+        None | Some("all") => false,
+        Some("team") => true,
+        Some(_) => {
+            check.push("scope", "invalid", "scope は team か all です。", "scope is team or all.");
+            false
+        }
+    };
+    check.finish()?;
+    let filter = SearchFilter {
+        team_only,
+        q: q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        kana: q.kana.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        ward_code: q.ward,
+        status: q.status,
+        care_level: q.care_level,
+    };
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let rows = super::search_visible(conn, &me.id, &filter, before.as_deref(), limit)?;
+            for p in rows.iter().take(limit as usize) {
+                audit::record(conn, &me, Event::new(Action::Read, "patient", Some(&p.id), Some(&p.id)).detail("list"))?;
+            }
+            let views = views(conn, &rows)?;
+            Ok(api::page(views, limit, |p| p.id.clone()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /patients/{id}`.
+pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (patient, _) = access::patient(conn, &me, &id, Need::Read, "patient")?;
+            audit::record(conn, &me, Event::new(Action::Read, "patient", Some(&id), Some(&id)))?;
+            Ok(patient.view(consents::state(conn, &id)?))
+        })
+        .await?;
+    Ok(etagged(actix_web::http::StatusCode::OK, &view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePatient {
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name_kana: Option<String>,
+    pub given_name_kana: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<Sex>,
+    pub ward_code: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub phone: Option<Option<String>>,
+    pub care_level: Option<CareLevel>,
+    pub status: Option<PatientStatus>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub emergency_contact: Option<Option<EmergencyContact>>,
+    pub spo2_target_88_92: Option<bool>,
+}
+
+/// `PATCH /patients/{id}`: `If-Match` required (428 without it, 412 when stale).
+pub async fn update(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<UpdatePatient>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let if_match = api::if_match(&req)?;
+    let mut check = Check::new();
+    if let Some(v) = &body.family_name {
+        check.required_line("family_name", v, 50);
+    }
+    if let Some(v) = &body.given_name {
+        check.required_line("given_name", v, 50);
+    }
+    if let Some(v) = &body.family_name_kana {
+        check_kana(&mut check, "family_name_kana", v);
+    }
+    if let Some(v) = &body.given_name_kana {
+        check_kana(&mut check, "given_name_kana", v);
+    }
+    if let Some(b) = body.birth_date {
+        check_birth_date(&mut check, b);
+    }
+    if let Some(a) = &body.address {
+        check.line("address", a.as_deref(), 300);
+    }
+    if let Some(p) = &body.phone {
+        check.phone("phone", p.as_deref());
+    }
+    if let Some(c) = &body.emergency_contact {
+        check_contact(&mut check, c.as_ref());
+    }
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (patient, _) = access::patient(conn, &me, &id, Need::Write, "patient")?;
+            let expected = if_match.ok_or_else(AppError::precondition_required)?;
+            if expected != patient.version {
+                return Err(AppError::precondition_failed());
+            }
+            if let Some(next) = body.status {
+                let current = patient.status()?;
+                if next != current && !current.can_become(next) {
+                    return Err(AppError::conflict(
+                        format!("状態を {current} から {next} に変更することはできません。"),
+                        format!("A patient cannot move from {current} to {next}."),
+                    ));
+                }
+            }
+            if let Some(w) = &body.ward_code {
+                check_ward(conn, w)?;
+            }
+            let family_kana = body.family_name_kana.clone().unwrap_or_else(|| patient.family_name_kana.clone());
+            let given_kana = body.given_name_kana.clone().unwrap_or_else(|| patient.given_name_kana.clone());
+            let (ec_name, ec_rel, ec_phone) = match body.emergency_contact {
+                None => (None, None, None),
+                Some(None) => (Some(None), Some(None), Some(None)),
+                Some(Some(c)) => (Some(Some(c.name)), Some(c.relationship), Some(c.phone)),
+            };
+            let changes = PatientChanges {
+                name_kana_search: Some(super::kana_search_key(&family_kana, &given_kana)),
+                family_name: body.family_name,
+                given_name: body.given_name,
+                family_name_kana: body.family_name_kana,
+                given_name_kana: body.given_name_kana,
+                birth_date: body.birth_date,
+                sex: body.sex.map(|s| s.as_str().to_string()),
+                ward_code: body.ward_code,
+                address: body.address,
+                phone: body.phone,
+                care_level: body.care_level.map(|c| c.as_str().to_string()),
+                status: body.status.map(|s| s.as_str().to_string()),
+                emergency_contact_name: ec_name,
+                emergency_contact_relationship: ec_rel,
+                emergency_contact_phone: ec_phone,
+                spo2_target_88_92: body.spo2_target_88_92,
+            };
+            if !super::update(conn, &id, expected, &changes)? {
+                return Err(AppError::precondition_failed());
+            }
+            audit::record(conn, &me, Event::new(Action::Update, "patient", Some(&id), Some(&id)))?;
+            let patient = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            Ok(patient.view(consents::state(conn, &id)?))
+        })
+        .await?;
+    Ok(etagged(actix_web::http::StatusCode::OK, &view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyAccessRequest {
+    pub reason: String,
+}
+
+/// `POST /patients/{id}/emergency-access`: break-glass read access for a clinician not on the
+/// team, with a stated reason, for a limited time; audited with high priority.
+pub async fn emergency_access(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<EmergencyAccessRequest>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let reason = body.into_inner().reason;
+    let mut check = Check::new();
+    check.text("reason", &reason, 1000);
+    if reason.trim().chars().count() < 10 {
+        check.push("reason", "too_short", "理由を10文字以上で具体的に書いてください。", "State the reason in at least 10 characters.");
+    }
+    check.finish()?;
+    let minutes = state.config.emergency_access_minutes;
+    let grant = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::request_emergency_access(&me)?;
+            let Some(patient) = super::find(conn, &id)? else {
+                audit::record(conn, &me, Event::new(Action::Execute, "emergency_access", Some(&id), None).denied())?;
+                return Err(AppError::hidden());
+            };
+            if team::active_member(conn, &patient.id, &me.id)?.is_some() {
+                return Err(AppError::conflict(
+                    "ケアチームのメンバーには緊急アクセスは不要です。",
+                    "Care-team members do not need emergency access.",
+                ));
+            }
+            let grant = emergency::grant(conn, &patient.id, &me.id, &reason, minutes)?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Execute, "emergency_access", Some(&grant.id), Some(&patient.id)).high_priority(),
+            )?;
+            Ok(grant)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+#[derive(Debug, Serialize)]
+struct AccessLogEntry {
+    id: String,
+    #[serde(serialize_with = "api::utc")]
+    occurred_at: chrono::NaiveDateTime,
+    actor_id: Option<String>,
+    actor_name: Option<String>,
+    action: String,
+    resource_type: String,
+    resource_id: Option<String>,
+    outcome: String,
+    priority: String,
+}
+
+/// `GET /patients/{id}/access-log`: who opened this record — for the team lead.
+pub async fn access_log(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let (limit, before) = (query.limit()?, query.after()?);
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &id, Need::ReadAccessLog, "access_log")?;
+            audit::record(conn, &me, Event::new(Action::Read, "access_log", None, Some(&id)))?;
+            let filter = audit::Filter { patient_id: Some(id.clone()), ..Default::default() };
+            let rows = audit::search(conn, &filter, before.as_deref(), limit)?;
+            let entries = with_actor_names(conn, rows)?;
+            Ok(api::page(entries, limit, |e| e.id.clone()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+fn with_actor_names(conn: &mut DbConn, rows: Vec<audit::AuditEvent>) -> AppResult<Vec<AccessLogEntry>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut names: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    for e in rows {
+        let actor_name = match &e.actor_id {
+            None => None,
+            Some(a) => match names.get(a) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = crate::users::find(conn, a)?.map(|u| u.name);
+                    names.insert(a.clone(), n.clone());
+                    n
+                }
+            },
+        };
+        out.push(AccessLogEntry {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            actor_id: e.actor_id,
+            actor_name,
+            action: e.action,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            outcome: e.outcome,
+            priority: e.priority,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,356 @@
+//! The care team: who, from which organisation, in which role, since when and until when.
+//! An open membership (no `ended_at`) is the access boundary; ending one keeps the history.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{self, Need, Relation};
+use crate::api::{self, Check};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::schema::{care_team_members, organizations, users};
+use crate::db::{new_id, now, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::vocab::TeamRole;
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = care_team_members)]
+pub struct Member {
+    pub id: String,
+    pub patient_id: String,
+    pub user_id: String,
+    pub organization_id: String,
+    pub role: String,
+    pub is_lead: bool,
+    pub started_on: NaiveDate,
+    pub ended_on: Option<NaiveDate>,
+    pub ended_at: Option<NaiveDateTime>,
+    pub added_by: String,
+    pub ended_by: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A member as the team list shows them, with their name, profession and organisation.
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub id: String,
+    pub patient_id: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub profession: String,
+    pub organization_id: String,
+    pub organization_name: String,
+    pub role: String,
+    pub is_lead: bool,
+    pub started_on: NaiveDate,
+    pub ended_on: Option<NaiveDate>,
+    pub active: bool,
+    pub version: i32,
+}
+
+/// The caller's open membership on a patient's team.
+pub fn active_member(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppResult<Option<Member>> {
+    Ok(care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::user_id.eq(user_id))
+        .filter(care_team_members::ended_at.is_null())
+        .select(Member::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether someone of this organisation is on the patient's team now.
+pub fn organization_on_team(conn: &mut DbConn, patient_id: &str, organization_id: &str) -> AppResult<bool> {
+    let n: i64 = care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::organization_id.eq(organization_id))
+        .filter(care_team_members::ended_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn find(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<Option<Member>> {
+    Ok(care_team_members::table
+        .filter(care_team_members::id.eq(member_id))
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .select(Member::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Current members, and past ones too when asked, leads and earliest first.
+pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResult<Vec<MemberView>> {
+    let mut q = care_team_members::table
+        .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(care_team_members::organization_id)))
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .into_boxed();
+    if !include_past {
+        q = q.filter(care_team_members::ended_at.is_null());
+    }
+    let rows: Vec<(Member, String, String, String)> = q
+        .order((care_team_members::is_lead.desc(), care_team_members::started_on.asc(), care_team_members::id.asc()))
+        .select((Member::as_select(), users::name, users::profession, organizations::name))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(m, user_name, profession, organization_name)| MemberView {
+            active: m.ended_at.is_none(),
+            id: m.id,
+            patient_id: m.patient_id,
+            user_id: m.user_id,
+            user_name,
+            profession,
+            organization_id: m.organization_id,
+            organization_name,
+            role: m.role,
+            is_lead: m.is_lead,
+            started_on: m.started_on,
+            ended_on: m.ended_on,
+            version: m.version,
+        })
+        .collect())
+}
+
+/// Adds someone to the team. There is at most one lead: a new lead replaces the old one.
+pub fn add(
+    conn: &mut DbConn,
+    patient_id: &str,
+    user_id: &str,
+    organization_id: &str,
+    role: TeamRole,
+    is_lead: bool,
+    started_on: NaiveDate,
+    added_by: &str,
+) -> AppResult<Member> {
+    if is_lead {
+        clear_lead(conn, patient_id)?;
+    }
+    let t = now();
+    let member = Member {
+        id: new_id(),
+        patient_id: patient_id.into(),
+        user_id: user_id.into(),
+        organization_id: organization_id.into(),
+        role: role.as_str().into(),
+        is_lead,
+        started_on,
+        ended_on: None,
+        ended_at: None,
+        added_by: added_by.into(),
+        ended_by: None,
+        version: 1,
+        created_at: t,
+        updated_at: t,
+    };
+    diesel::insert_into(care_team_members::table).values(&member).execute(conn)?;
+    Ok(member)
+}
+
+fn clear_lead(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
+    diesel::update(
+        care_team_members::table
+            .filter(care_team_members::patient_id.eq(patient_id))
+            .filter(care_team_members::is_lead.eq(true)),
+    )
+    .set((care_team_members::is_lead.eq(false), care_team_members::version.eq(care_team_members::version + 1)))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Ends a membership now; access ends with it, on the very next request.
+pub fn end(conn: &mut DbConn, member_id: &str, ended_on: NaiveDate, ended_by: &str) -> AppResult<()> {
+    diesel::update(care_team_members::table.find(member_id))
+        .set((
+            care_team_members::ended_on.eq(Some(ended_on)),
+            care_team_members::ended_at.eq(Some(now())),
+            care_team_members::ended_by.eq(Some(ended_by)),
+            care_team_members::is_lead.eq(false),
+            care_team_members::version.eq(care_team_members::version + 1),
+            care_team_members::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user ids of a patient's current team (for notices).
+pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> {
+    Ok(care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::ended_at.is_null())
+        .select(care_team_members::user_id)
+        .load(conn)?)
+}
+
+#[derive(Serialize)]
+struct TeamList {
+    items: Vec<MemberView>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamQuery {
+    pub include_past: Option<bool>,
+}
+
+/// `GET /patients/{id}/care-team`.
+pub async fn list_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<TeamQuery>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let include_past = query.include_past.unwrap_or(false);
+    let items = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::ReadTeam, "care_team")?;
+            audit::record(conn, &me, Event::new(Action::Read, "care_team", None, Some(&patient_id)))?;
+            list(conn, &patient_id, include_past)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(TeamList { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: String,
+    pub role: TeamRole,
+    pub is_lead: Option<bool>,
+    pub started_on: Option<NaiveDate>,
+}
+
+fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<MemberView> {
+    list(conn, patient_id, true)?.into_iter().find(|m| m.id == member_id).ok_or_else(AppError::not_found)
+}
+
+/// `POST /patients/{id}/care-team`: the lead, the care manager or an org admin of a member's
+/// organisation adds a person from any organisation (found through the directory).
+pub async fn add_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<AddMember>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let body = body.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            let user = crate::users::find(conn, &body.user_id)?.filter(|u| u.active).ok_or_else(|| {
+                AppError::field("user_id", "unknown_user", "指定された利用者は見つかりません。", "No active user has this id.")
+            })?;
+            if active_member(conn, &patient_id, &user.id)?.is_some() {
+                return Err(AppError::conflict(
+                    "この方はすでにケアチームのメンバーです。",
+                    "This person is already on the care team.",
+                ));
+            }
+            let started_on = body.started_on.unwrap_or_else(crate::patients::today_jst);
+            let member = add(
+                conn,
+                &patient_id,
+                &user.id,
+                &user.organization_id,
+                body.role,
+                body.is_lead.unwrap_or(false),
+                started_on,
+                &me.id,
+            )?;
+            audit::record(conn, &me, Event::new(Action::Create, "care_team_member", Some(&member.id), Some(&patient_id)))?;
+            view_of(conn, &patient_id, &member.id)
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/patients/{}/care-team/{}", view.patient_id, view.id)))
+        .insert_header((header::ETAG, api::etag(view.version)))
+        .json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub role: Option<TeamRole>,
+    pub is_lead: Option<bool>,
+    /// Ends the membership on this day (the history stays).
+    pub ended_on: Option<NaiveDate>,
+}
+
+/// `PATCH /patients/{id}/care-team/{member_id}`: change the role or lead, or end the membership.
+pub async fn update_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<UpdateMember>,
+) -> AppResult<HttpResponse> {
+    let (patient_id, member_id) = path.into_inner();
+    let body = body.into_inner();
+    let expected = api::if_match(&req)?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (_, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            let member = find(conn, &patient_id, &member_id)?.ok_or_else(AppError::not_found)?;
+            if expected.is_some_and(|v| v != member.version) {
+                return Err(AppError::precondition_failed());
+            }
+            if member.ended_at.is_some() {
+                return Err(AppError::conflict("このメンバーはすでにチームを離れています。", "This membership has already ended."));
+            }
+            let mut check = Check::new();
+            if let Some(day) = body.ended_on {
+                if day < member.started_on {
+                    check.push("ended_on", "before_start", "終了日が開始日より前です。", "ended_on is before started_on.");
+                }
+            }
+            check.finish()?;
+            if let Some(role) = body.role {
+                diesel::update(care_team_members::table.find(&member.id))
+                    .set((care_team_members::role.eq(role.as_str()), care_team_members::updated_at.eq(now())))
+                    .execute(conn)?;
+            }
+            match body.is_lead {
+                Some(true) if !member.is_lead => {
+                    clear_lead(conn, &patient_id)?;
+                    diesel::update(care_team_members::table.find(&member.id))
+                        .set(care_team_members::is_lead.eq(true))
+                        .execute(conn)?;
+                }
+                Some(false) if member.is_lead => {
+                    diesel::update(care_team_members::table.find(&member.id))
+                        .set(care_team_members::is_lead.eq(false))
+                        .execute(conn)?;
+                }
+                _ => {}
+            }
+            diesel::update(care_team_members::table.find(&member.id))
+                .set(care_team_members::version.eq(care_team_members::version + 1))
+                .execute(conn)?;
+            if let Some(day) = body.ended_on {
+                end(conn, &member.id, day, &me.id)?;
+            }
+            let _ = relation;
+            audit::record(conn, &me, Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)))?;
+            view_of(conn, &patient_id, &member.id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+}
+
+/// Whether this relation is the lead or the care manager of the team.
+pub fn leads_team(relation: &Relation) -> bool {
+    matches!(relation, Relation::Member { is_lead: true, .. } | Relation::Member { role: TeamRole::CareManager, .. })
+}

@@ -1,0 +1,430 @@
+//! Patients, consent, care teams, ward coordinators, emergency access, the access policy and
+//! the audit trail.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{Person, TestApp, TestResponse};
+
+pub fn patient_body(family: &str, kana: &str, ward: &str) -> Value {
+    json!({
+        "family_name": family,
+        "given_name": "花子",
+        "family_name_kana": kana,
+        "given_name_kana": "ハナコ",
+        "birth_date": "1938-04-01",
+        "sex": "female",
+        "ward_code": ward,
+        "address": "川崎市川崎区宮本町１番地　ｶﾜｻｷﾊｲﾂ１０１",
+        "phone": "044-200-0000",
+        "care_level": "care_3",
+        "emergency_contact": {"name": "川崎 一郎", "relationship": "長男", "phone": "090-0000-0000"}
+    })
+}
+
+/// A care team around one patient: a care manager (lead) and a visiting nurse.
+pub struct Team {
+    pub admin: Person,
+    pub care_manager: Person,
+    pub nurse: Person,
+    pub nurse_member_id: String,
+    pub patient_id: String,
+    pub care_office: String,
+    pub nurse_station: String,
+}
+
+pub async fn team(app: &TestApp, ward: &str) -> Team {
+    let admin = app.system_admin().await;
+    let care_office = app.organization(&admin, "care_management_office", "川崎ケアプランセンター", Some(ward)).await;
+    let nurse_station = app.organization(&admin, "visiting_nurse_station", "川崎訪問看護ステーション", Some(ward)).await;
+    let care_manager = app.person(&admin, &care_office, "care_manager", "member").await;
+    let nurse = app.person(&admin, &nurse_station, "nurse", "member").await;
+    let p = app.post("/api/v1/patients", &care_manager.token, patient_body("川崎", "カワサキ", ward)).await.expect(201);
+    let patient_id = p.body["id"].as_str().unwrap().to_string();
+    let m = app
+        .post(&format!("/api/v1/patients/{patient_id}/care-team"), &care_manager.token, json!({"user_id": nurse.id, "role": "visiting_nurse"}))
+        .await
+        .expect(201);
+    let nurse_member_id = m.body["id"].as_str().unwrap().to_string();
+    Team { admin, care_manager, nurse, nurse_member_id, patient_id, care_office, nurse_station }
+}
+
+async fn register_read_update(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let path = format!("/api/v1/patients/{}", t.patient_id);
+    let read = app.get(&path, &t.nurse.token).await.expect(200);
+    // Japanese text round-trips byte for byte, half-width and full-width forms included.
+    assert_eq!(read.body["address"], json!("川崎市川崎区宮本町１番地　ｶﾜｻｷﾊｲﾂ１０１"));
+    assert_eq!(read.body["family_name_kana"], json!("カワサキ"));
+    assert_eq!(read.body["consent"]["state"], json!("none"));
+    assert_eq!(read.body["consent"]["missing"], json!(true));
+    assert_eq!(read.header("etag").as_deref(), Some("\"1\""));
+
+    // Validation: kana must be full-width katakana, birth date plausible.
+    let mut bad = patient_body("山田", "やまだ", "14131");
+    bad["given_name_kana"] = json!("ﾊﾅｺ");
+    bad["birth_date"] = json!("2999-01-01");
+    let res = app.post("/api/v1/patients", &t.care_manager.token, bad).await.expect(422);
+    let fields: Vec<&str> = res.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["family_name_kana", "given_name_kana", "birth_date"]);
+    // Only care managers and hospital staff register patients.
+    app.post("/api/v1/patients", &t.nurse.token, patient_body("山田", "ヤマダ", "14131")).await.expect(403);
+
+    // Versions: 428 without If-Match, 412 when stale, 200 and a new ETag when current.
+    app.patch(&path, &t.nurse.token, json!({"care_level": "care_4"}), None).await.expect(428);
+    let ok = app.patch(&path, &t.nurse.token, json!({"care_level": "care_4"}), Some("\"1\"")).await.expect(200);
+    assert_eq!(ok.header("etag").as_deref(), Some("\"2\""));
+    app.patch(&path, &t.nurse.token, json!({"care_level": "care_5"}), Some("\"1\"")).await.expect(412);
+    // Status moves are validated.
+    app.patch(&path, &t.nurse.token, json!({"status": "closed"}), Some("\"2\"")).await.expect(200);
+    let res = app.patch(&path, &t.nurse.token, json!({"status": "home"}), Some("\"3\"")).await.expect(409);
+    assert_eq!(res.problem_type(), "/problems/conflict");
+    let after = app.get(&path, &t.nurse.token).await.expect(200);
+    assert_eq!(after.body["status"], json!("closed"));
+    assert_eq!(after.body["care_level"], json!("care_4"));
+}
+
+async fn consent_is_recorded_and_revoked(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let c = app
+        .post(&format!("{base}/consents"), &t.care_manager.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01", "note": "自宅で本人より口頭と書面で同意"}))
+        .await
+        .expect(201);
+    let consent_id = c.body["id"].as_str().unwrap();
+    let p = app.get(&base, &t.nurse.token).await.expect(200);
+    assert_eq!(p.body["consent"]["state"], json!("active"));
+    assert_eq!(p.body["consent"]["missing"], json!(false));
+    app.post(&format!("{base}/consents/{consent_id}/revoke"), &t.nurse.token, json!({"reason": "本人の申し出により撤回"})).await.expect(200);
+    app.post(&format!("{base}/consents/{consent_id}/revoke"), &t.nurse.token, json!({"reason": "again"})).await.expect(409);
+    let p = app.get(&base, &t.nurse.token).await.expect(200);
+    assert_eq!(p.body["consent"]["state"], json!("revoked"));
+    assert_eq!(p.body["consent"]["missing"], json!(true));
+    let list = app.get(&format!("{base}/consents"), &t.nurse.token).await.expect(200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    // And in lists too.
+    let listed = app.get("/api/v1/patients?scope=team", &t.nurse.token).await.expect(200);
+    assert_eq!(listed.body["items"][0]["consent"]["missing"], json!(true));
+}
+
+async fn care_team_changes_take_effect_at_once(app: TestApp) {
+    let t = team(&app, "14133").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let team_list = app.get(&format!("{base}/care-team"), &t.nurse.token).await.expect(200);
+    let items = team_list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["is_lead"], json!(true));
+    assert_eq!(items[0]["role"], json!("care_manager"));
+    assert_eq!(items[1]["organization_name"], json!("川崎訪問看護ステーション"));
+
+    // The nurse (not lead) cannot change the team; an org admin of her station can.
+    let pharmacy = app.organization(&t.admin, "pharmacy", "中原薬局", Some("14133")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    let add = json!({"user_id": pharmacist.id, "role": "pharmacist"});
+    app.post(&format!("{base}/care-team"), &t.nurse.token, add.clone()).await.expect(403);
+    let station_admin = app.person(&t.admin, &t.nurse_station, "nurse", "org_admin").await;
+    app.post(&format!("{base}/care-team"), &station_admin.token, add.clone()).await.expect(201);
+    app.post(&format!("{base}/care-team"), &t.care_manager.token, add.clone()).await.expect(409);
+    app.get(&base, &pharmacist.token).await.expect(200);
+    // …but the org admin still cannot read the patient's record.
+    app.get(&base, &station_admin.token).await.expect(404);
+
+    // Ending the nurse's membership ends her access on the very next request.
+    app.get(&base, &t.nurse.token).await.expect(200);
+    let today = chrono::Utc::now().date_naive().to_string();
+    app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": today}), None)
+        .await
+        .expect(200);
+    app.get(&base, &t.nurse.token).await.expect(404);
+    let current = app.get(&format!("{base}/care-team"), &t.care_manager.token).await.expect(200);
+    assert_eq!(current.body["items"].as_array().unwrap().len(), 2);
+    let history = app.get(&format!("{base}/care-team?include_past=true"), &t.care_manager.token).await.expect(200);
+    let ended: Vec<&Value> = history.body["items"].as_array().unwrap().iter().filter(|m| m["active"] == json!(false)).collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["ended_on"], json!(today));
+
+    // Handing over the lead.
+    let pharmacist_member = current.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(pharmacist.id)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.patch(&format!("{base}/care-team/{pharmacist_member}"), &t.care_manager.token, json!({"is_lead": true}), None).await.expect(200);
+    let leads: Vec<Value> = app.get(&format!("{base}/care-team"), &pharmacist.token).await.expect(200).body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["is_lead"] == json!(true))
+        .cloned()
+        .collect();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["user_id"], json!(pharmacist.id));
+    // "My patients" across teams.
+    let mine = app.get("/api/v1/patients?scope=team", &pharmacist.token).await.expect(200);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+}
+
+async fn search_stays_in_scope(app: TestApp) {
+    let t = team(&app, "14134").await;
+    // Another care manager's patient with the same reading, in the same ward.
+    let other_office = app.organization(&t.admin, "care_management_office", "高津ケアプラン", Some("14134")).await;
+    let other_cm = app.person(&t.admin, &other_office, "care_manager", "member").await;
+    app.post("/api/v1/patients", &other_cm.token, patient_body("河崎", "カワサキ", "14134")).await.expect(201);
+    let mut second = patient_body("佐藤", "サトウ", "14134");
+    second["care_level"] = json!("support_1");
+    app.post("/api/v1/patients", &t.care_manager.token, second).await.expect(201);
+    let names = |r: &TestResponse| -> Vec<String> {
+        r.body["items"].as_array().unwrap().iter().map(|p| p["family_name"].as_str().unwrap().to_string()).collect()
+    };
+    let cm = &t.care_manager.token;
+    assert_eq!(names(&app.get("/api/v1/patients?kana=カワ", cm).await.expect(200)), ["川崎"]);
+    assert_eq!(names(&app.get("/api/v1/patients?kana=カワサキハナ", cm).await.expect(200)), ["川崎"]);
+    assert_eq!(names(&app.get("/api/v1/patients?q=崎", cm).await.expect(200)), ["川崎"]);
+    assert_eq!(names(&app.get("/api/v1/patients?care_level=support_1", cm).await.expect(200)), ["佐藤"]);
+    assert_eq!(names(&app.get("/api/v1/patients?ward=14134&status=home", cm).await.expect(200)), ["佐藤", "川崎"]);
+    assert_eq!(names(&app.get("/api/v1/patients?ward=14131", cm).await.expect(200)).len(), 0);
+    assert_eq!(names(&app.get("/api/v1/patients?limit=1", cm).await.expect(200)), ["佐藤"]);
+    // The other care manager's search never reveals ours.
+    assert_eq!(names(&app.get("/api/v1/patients?kana=カワサキ", &other_cm.token).await.expect(200)), ["河崎"]);
+    app.get("/api/v1/patients?status=sleeping", cm).await.expect(422);
+}
+
+/// The authorisation matrix: every patient-scoped route × every relationship.
+async fn authorisation_matrix(app: TestApp) {
+    let t = team(&app, "14135").await;
+    let pid = t.patient_id.clone();
+    let admin = &t.admin;
+    // Relationships.
+    let nurse_station_admin = app.person(admin, &t.nurse_station, "nurse", "org_admin").await;
+    let former = {
+        let p = app.person(admin, &t.nurse_station, "nurse", "member").await;
+        let m = app.post(&format!("/api/v1/patients/{pid}/care-team"), &t.care_manager.token, json!({"user_id": p.id, "role": "visiting_nurse"})).await.expect(201);
+        let today = chrono::Utc::now().date_naive().to_string();
+        app.patch(&format!("/api/v1/patients/{pid}/care-team/{}", m.body["id"].as_str().unwrap()), &t.care_manager.token, json!({"ended_on": today}), None).await.expect(200);
+        p
+    };
+    let other_office = app.organization(admin, "care_management_office", "多摩ケアプラン", Some("14135")).await;
+    let other_team = app.person(admin, &other_office, "care_manager", "member").await;
+    app.post("/api/v1/patients", &other_team.token, patient_body("多摩", "タマ", "14135")).await.expect(201);
+    let clinic = app.organization(admin, "clinic", "多摩在宅クリニック", Some("14135")).await;
+    let coordinator = app.person(admin, &clinic, "physician", "member").await;
+    let other_coordinator = app.person(admin, &clinic, "physician", "member").await;
+    app.call("PUT", &format!("/api/v1/wards/14135/coordinators/{}", coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14136/coordinators/{}", other_coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+    let emergency = app.person(admin, &clinic, "physician", "member").await;
+    app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &emergency.token, json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"})).await.expect(201);
+    let expired = app.person(admin, &clinic, "physician", "member").await;
+    app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &expired.token, json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"})).await.expect(201);
+    expire_emergency_access(&app, &expired.id).await;
+
+    // Routes: R1 GET patient, R2 PATCH patient, R3 GET consents, R4 POST consent, R5 revoke,
+    // R6 GET team, R7 POST team, R8 PATCH member, R9 GET access log, R10 listed by search,
+    // R11 POST emergency access (last: it grants access).
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &Person, [u16; 9], bool, u16)> = vec![
+        ("lead care manager",       &t.care_manager,      [200, 200, 200, 201, 200, 200, 201, 200, 200], true,  403),
+        ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403], true,  409),
+        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403], true,  201),
+        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 200, 404], false, 201),
+        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403], false, 201),
+        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+    ];
+    let missing = "01900000-0000-7000-8000-000000000000";
+    for (name, person, expected, listed, break_glass) in rows {
+        for (i, want) in expected.iter().enumerate() {
+            let res = matrix_call(&app, &t, i, &pid, person).await;
+            assert_eq!(res.status, *want, "{name}: route R{} answered {}: {}", i + 1, res.status, res.text);
+            if *want == 404 {
+                // Identical to a patient that does not exist: status, headers and body.
+                let ghost = matrix_call(&app, &t, i, missing, person).await;
+                assert_eq!(res.status, ghost.status, "{name} R{}", i + 1);
+                assert_eq!(res.text, ghost.text, "{name} R{}: body differs from a missing patient", i + 1);
+                for h in ["content-type", "content-length", "cache-control", "www-authenticate"] {
+                    assert_eq!(res.header(h), ghost.header(h), "{name} R{}: header {h}", i + 1);
+                }
+            }
+        }
+        let search = app.get("/api/v1/patients?kana=カワサキ", &person.token).await.expect(200);
+        let found = search.body["items"].as_array().unwrap().iter().any(|p| p["id"] == json!(pid));
+        assert_eq!(found, listed, "{name}: search");
+        let res = app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &person.token, json!({"reason": "救急外来から問い合わせがあったため確認"})).await;
+        assert_eq!(res.status, break_glass, "{name}: emergency access: {}", res.text);
+    }
+}
+
+async fn matrix_call(app: &TestApp, t: &Team, route: usize, pid: &str, person: &Person) -> TestResponse {
+    let base = format!("/api/v1/patients/{pid}");
+    let token = &person.token;
+    match route {
+        0 => app.get(&base, token).await,
+        1 => {
+            let etag = app.get(&format!("/api/v1/patients/{}", t.patient_id), &t.care_manager.token).await.header("etag").unwrap();
+            app.patch(&base, token, json!({"phone": "044-999-0000"}), Some(&etag)).await
+        }
+        2 => app.get(&format!("{base}/consents"), token).await,
+        3 => app.post(&format!("{base}/consents"), token, json!({"scope": "care_team", "obtained_from": "family", "obtained_on": "2026-10-01"})).await,
+        4 => {
+            let c = app
+                .post(&format!("/api/v1/patients/{}/consents", t.patient_id), &t.care_manager.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-10-01"}))
+                .await
+                .expect(201);
+            app.post(&format!("{base}/consents/{}/revoke", c.body["id"].as_str().unwrap()), token, json!({"reason": "撤回"})).await
+        }
+        5 => app.get(&format!("{base}/care-team"), token).await,
+        6 => {
+            let newcomer = app.person(&t.admin, &t.care_office, "helper", "member").await;
+            app.post(&format!("{base}/care-team"), token, json!({"user_id": newcomer.id, "role": "helper"})).await
+        }
+        7 => app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), token, json!({"role": "visiting_nurse"}), None).await,
+        8 => app.get(&format!("{base}/access-log"), token).await,
+        _ => unreachable!(),
+    }
+}
+
+async fn expire_emergency_access(app: &TestApp, user_id: &str) {
+    use diesel::prelude::*;
+    use renkei::db::schema::emergency_access;
+    let user_id = user_id.to_string();
+    app.db
+        .run(move |conn| {
+            diesel::update(emergency_access::table.filter(emergency_access::user_id.eq(&user_id)))
+                .set(emergency_access::expires_at.eq(renkei::db::now() - chrono::Duration::seconds(1)))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn emergency_access_is_audited_and_expires(app: TestApp) {
+    let t = team(&app, "14136").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let clinic = app.organization(&t.admin, "clinic", "宮前救急クリニック", Some("14136")).await;
+    let doctor = app.person(&t.admin, &clinic, "physician", "member").await;
+    app.get(&base, &doctor.token).await.expect(404);
+    app.post(&format!("{base}/emergency-access"), &doctor.token, json!({"reason": "短い"})).await.expect(422);
+    let g = app.post(&format!("{base}/emergency-access"), &doctor.token, json!({"reason": "救急搬送先から服薬内容の問い合わせ"})).await.expect(201);
+    let granted = chrono::DateTime::parse_from_rfc3339(g.body["granted_at"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(g.body["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - granted).num_minutes(), 60);
+    app.get(&base, &doctor.token).await.expect(200);
+    app.patch(&base, &doctor.token, json!({"phone": "044-1"}), Some("\"1\"")).await.expect(403);
+    // The lead sees it in the access log, with high priority.
+    let log = app.get(&format!("{base}/access-log"), &t.care_manager.token).await.expect(200);
+    let entries = log.body["items"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["resource_type"] == json!("emergency_access") && e["priority"] == json!("high") && e["actor_id"] == json!(doctor.id)));
+    assert!(entries.iter().any(|e| e["actor_id"] == json!(doctor.id) && e["outcome"] == json!("denied")), "the refused read is logged");
+    // After expiry, nothing.
+    expire_emergency_access(&app, &doctor.id).await;
+    app.get(&base, &doctor.token).await.expect(404);
+}
+
+async fn coordinators_are_assigned_by_system_admins(app: TestApp) {
+    let t = team(&app, "14137").await;
+    let clinic = app.organization(&t.admin, "clinic", "麻生在宅クリニック", Some("14137")).await;
+    let doctor = app.person(&t.admin, &clinic, "physician", "member").await;
+    let path = format!("/api/v1/wards/14137/coordinators/{}", doctor.id);
+    app.call("PUT", &path, Some(&t.care_manager.token), None, &[]).await.expect(403);
+    app.call("PUT", &path, Some(&t.admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &path, Some(&t.admin.token), None, &[]).await.expect(204);
+    let listed = app.get("/api/v1/patients", &doctor.token).await.expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get("/api/v1/patients?scope=team", &doctor.token).await.expect(200).body["items"].as_array().unwrap().len(), 0);
+    app.call("DELETE", &path, Some(&t.admin.token), None, &[]).await.expect(204);
+    app.call("DELETE", &path, Some(&t.admin.token), None, &[]).await.expect(404);
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &doctor.token).await.expect(404);
+    app.call("PUT", "/api/v1/wards/99999/coordinators/x", Some(&t.admin.token), None, &[]).await.expect(404);
+}
+
+async fn audit_trail_records_and_detects_tampering(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    app.get(&base, &t.nurse.token).await.expect(200);
+    app.get(&base, &t.nurse.token).await.expect(200);
+    let stranger = app.person(&t.admin, &t.care_office, "care_manager", "member").await;
+    app.get(&base, &stranger.token).await.expect(404);
+
+    // System admins query the trail; others cannot.
+    app.get("/api/v1/audit-events", &t.nurse.token).await.expect(403);
+    let events = app.get(&format!("/api/v1/audit-events?patient_id={}&actor_id={}", t.patient_id, t.nurse.id), &t.admin.token).await.expect(200);
+    let reads = events.body["items"].as_array().unwrap().iter().filter(|e| e["action"] == json!("R") && e["resource_type"] == json!("patient")).count();
+    assert_eq!(reads, 2);
+    let denied = app.get(&format!("/api/v1/audit-events?outcome=denied&actor_id={}", stranger.id), &t.admin.token).await.expect(200);
+    assert_eq!(denied.body["items"].as_array().unwrap().len(), 1);
+
+    // The chain verifies; a changed byte and a deleted row are each detected.
+    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert!(report.events >= 5, "{}", report.events);
+    let pid = t.patient_id.clone();
+    tamper(&app, &pid, "UPDATE audit_events SET detail = 'x' WHERE chain_key = '{pid}' AND chain_seq = 2").await;
+    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    let broken = report.broken.expect("changed row detected");
+    assert_eq!((broken.chain_key.as_str(), broken.chain_seq, broken.reason), (pid.as_str(), 2, "its content was changed"));
+    tamper(&app, &pid, "UPDATE audit_events SET detail = NULL WHERE chain_key = '{pid}' AND chain_seq = 2").await;
+    assert!(app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.is_none());
+    tamper(&app, &pid, "DELETE FROM audit_events WHERE chain_key = '{pid}' AND chain_seq = 3").await;
+    let broken = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.expect("deleted row detected");
+    assert_eq!((broken.chain_seq, broken.reason), (3, "a row is missing before this one"));
+
+    // The command an operator runs says the same and fails.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RENKEI_DATA_DIR", app.data_dir.path())
+        .env("RENKEI_JWT_SECRET", crate::helpers::JWT_SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("chain {pid} at sequence 3")), "{stderr}");
+}
+
+/// Edits the trail as someone with database access would, bypassing the append-only trigger.
+async fn tamper(app: &TestApp, pid: &str, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    let sql = sql.replace("{pid}", pid);
+    app.db
+        .run(move |conn| {
+            let (off, on) = match conn {
+                renkei::db::DbConn::Sqlite(_) => (
+                    "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;",
+                    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END; \
+                     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;",
+                ),
+                renkei::db::DbConn::Postgres(_) => (
+                    "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;",
+                    "ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update;",
+                ),
+            };
+            conn.batch_execute(off).unwrap();
+            conn.batch_execute(&sql).unwrap();
+            conn.batch_execute(on).unwrap();
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn audit_trail_is_append_only(app: TestApp) {
+    use diesel::connection::SimpleConnection;
+    let t = team(&app, "14132").await;
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &t.nurse.token).await.expect(200);
+    let mut conn = app.db.get().unwrap();
+    assert!(conn.batch_execute("UPDATE audit_events SET detail = 'x'").is_err(), "UPDATE refused by the database");
+    assert!(conn.batch_execute("DELETE FROM audit_events").is_err(), "DELETE refused by the database");
+}
+
+crate::both_backends!(
+    register_read_update,
+    consent_is_recorded_and_revoked,
+    care_team_changes_take_effect_at_once,
+    search_stays_in_scope,
+    authorisation_matrix,
+    emergency_access_is_audited_and_expires,
+    coordinators_are_assigned_by_system_admins,
+    audit_trail_records_and_detects_tampering,
+    audit_trail_is_append_only,
+);
