@@ -37,6 +37,7 @@ pub const MAX_LIMIT: i64 = 200;
 
 /// `limit` and `cursor` query parameters.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,

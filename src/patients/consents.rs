@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -163,9 +163,7 @@ pub async fn create_handler(
             Ok(consent)
         })
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/patients/{}/consents/{}", consent.patient_id, consent.id)))
-        .json(consent))
+    Ok(HttpResponse::Created().json(consent))
 }
 
 #[derive(Debug, Deserialize)]

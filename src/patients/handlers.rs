@@ -127,8 +127,8 @@ pub async fn register(state: web::Data<AppState>, bearer: Bearer, body: web::Jso
                 },
                 &me.id,
             )?;
-            let lead = role == crate::vocab::TeamRole::CareManager;
-            team::add(conn, &patient.id, &me.id, &me.organization_id, role, lead, super::today_jst(), &me.id)?;
+            // The registrant leads the team until they hand the lead over.
+            team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
             audit::record(conn, &me, Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)))?;
             Ok(patient.view(consents::ConsentState::none()))
         })
@@ -350,7 +350,11 @@ pub async fn emergency_access(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::request_emergency_access(&me)?;
+            if let Err(refused) = access::request_emergency_access(&me) {
+                let patient_id = super::find(conn, &id)?.map(|p| p.id);
+                audit::record(conn, &me, Event::new(Action::Execute, "emergency_access", Some(&id), patient_id.as_deref()).denied())?;
+                return Err(refused.keeping_changes());
+            }
             let Some(patient) = super::find(conn, &id)? else {
                 audit::record(conn, &me, Event::new(Action::Execute, "emergency_access", Some(&id), None).denied())?;
                 return Err(AppError::hidden());

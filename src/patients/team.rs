@@ -119,6 +119,7 @@ pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResul
 }
 
 /// Adds someone to the team. There is at most one lead: a new lead replaces the old one.
+#[allow(clippy::too_many_arguments)]
 pub fn add(
     conn: &mut DbConn,
     patient_id: &str,
@@ -247,10 +248,18 @@ pub async fn add_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            let (_, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
             let user = crate::users::find(conn, &body.user_id)?.filter(|u| u.active).ok_or_else(|| {
                 AppError::field("user_id", "unknown_user", "指定された利用者は見つかりません。", "No active user has this id.")
             })?;
+            if relation == Relation::AdminOfMemberOrganization && (user.organization_id != me.organization_id || user.id == me.id) {
+                // An organisation's administrator staffs the team from their own people; an
+                // account role never becomes access to patient data by itself.
+                return Err(AppError::forbidden(
+                    "組織の管理者が追加できるのは、自組織の他の職員のみです。",
+                    "An organisation administrator may add only other people of their own organisation.",
+                ));
+            }
             if active_member(conn, &patient_id, &user.id)?.is_some() {
                 return Err(AppError::conflict(
                     "この方はすでにケアチームのメンバーです。",
@@ -272,10 +281,17 @@ pub async fn add_handler(
             view_of(conn, &patient_id, &member.id)
         })
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/patients/{}/care-team/{}", view.patient_id, view.id)))
-        .insert_header((header::ETAG, api::etag(view.version)))
-        .json(view))
+    Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = care_team_members)]
+struct MemberChanges {
+    role: Option<String>,
+    is_lead: Option<bool>,
+    ended_on: Option<Option<NaiveDate>>,
+    ended_at: Option<Option<NaiveDateTime>>,
+    ended_by: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,7 +318,7 @@ pub async fn update_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (_, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
             let member = find(conn, &patient_id, &member_id)?.ok_or_else(AppError::not_found)?;
             if expected.is_some_and(|v| v != member.version) {
                 return Err(AppError::precondition_failed());
@@ -315,34 +331,34 @@ pub async fn update_handler(
                 if day < member.started_on {
                     check.push("ended_on", "before_start", "終了日が開始日より前です。", "ended_on is before started_on.");
                 }
+                if day > crate::patients::today_jst() {
+                    check.push(
+                        "ended_on",
+                        "in_future",
+                        "終了日は今日以前の日付にしてください(終了した日に操作してください)。",
+                        "ended_on must be today or earlier: end the membership on the day it ends.",
+                    );
+                }
             }
             check.finish()?;
-            if let Some(role) = body.role {
-                diesel::update(care_team_members::table.find(&member.id))
-                    .set((care_team_members::role.eq(role.as_str()), care_team_members::updated_at.eq(now())))
-                    .execute(conn)?;
+            if body.is_lead == Some(true) && !member.is_lead && body.ended_on.is_none() {
+                clear_lead(conn, &patient_id)?;
             }
-            match body.is_lead {
-                Some(true) if !member.is_lead => {
-                    clear_lead(conn, &patient_id)?;
-                    diesel::update(care_team_members::table.find(&member.id))
-                        .set(care_team_members::is_lead.eq(true))
-                        .execute(conn)?;
-                }
-                Some(false) if member.is_lead => {
-                    diesel::update(care_team_members::table.find(&member.id))
-                        .set(care_team_members::is_lead.eq(false))
-                        .execute(conn)?;
-                }
-                _ => {}
+            let changes = MemberChanges {
+                role: body.role.map(|r| r.as_str().to_string()),
+                is_lead: if body.ended_on.is_some() { Some(false) } else { body.is_lead },
+                ended_on: body.ended_on.map(Some),
+                ended_at: body.ended_on.map(|_| Some(now())),
+                ended_by: body.ended_on.map(|_| Some(me.id.clone())),
+            };
+            let n = diesel::update(
+                care_team_members::table.filter(care_team_members::id.eq(&member.id)).filter(care_team_members::version.eq(member.version)),
+            )
+            .set((&changes, care_team_members::version.eq(member.version + 1), care_team_members::updated_at.eq(now())))
+            .execute(conn)?;
+            if n != 1 {
+                return Err(AppError::precondition_failed());
             }
-            diesel::update(care_team_members::table.find(&member.id))
-                .set(care_team_members::version.eq(care_team_members::version + 1))
-                .execute(conn)?;
-            if let Some(day) = body.ended_on {
-                end(conn, &member.id, day, &me.id)?;
-            }
-            let _ = relation;
             audit::record(conn, &me, Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)))?;
             view_of(conn, &patient_id, &member.id)
         })

@@ -87,6 +87,12 @@ pub async fn assign_coordinator(
                     ward_coordinators::assigned_at.eq(crate::db::now()),
                 ))
                 .execute(conn)?;
+            // It grants read access to every patient of the ward: keep it in the trail.
+            crate::audit::record(
+                conn,
+                &me,
+                crate::audit::Event::new(crate::audit::Action::Create, "ward_coordinator", Some(&format!("{code}/{user_id}")), None),
+            )?;
             Ok(true)
         })
         .await?;
@@ -114,6 +120,11 @@ pub async fn remove_coordinator(
             if n == 0 {
                 return Err(crate::error::AppError::not_found());
             }
+            crate::audit::record(
+                conn,
+                &me,
+                crate::audit::Event::new(crate::audit::Action::Delete, "ward_coordinator", Some(&format!("{code}/{user_id}")), None),
+            )?;
             Ok(())
         })
         .await?;

@@ -122,7 +122,12 @@ async fn care_team_changes_take_effect_at_once(app: TestApp) {
     let add = json!({"user_id": pharmacist.id, "role": "pharmacist"});
     app.post(&format!("{base}/care-team"), &t.nurse.token, add.clone()).await.expect(403);
     let station_admin = app.person(&t.admin, &t.nurse_station, "nurse", "org_admin").await;
-    app.post(&format!("{base}/care-team"), &station_admin.token, add.clone()).await.expect(201);
+    // An organisation's administrator staffs the team from their own people only, never themselves.
+    app.post(&format!("{base}/care-team"), &station_admin.token, add.clone()).await.expect(403);
+    app.post(&format!("{base}/care-team"), &station_admin.token, json!({"user_id": station_admin.id, "role": "visiting_nurse"})).await.expect(403);
+    let second_nurse = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    app.post(&format!("{base}/care-team"), &station_admin.token, json!({"user_id": second_nurse.id, "role": "visiting_nurse"})).await.expect(201);
+    app.post(&format!("{base}/care-team"), &t.care_manager.token, add.clone()).await.expect(201);
     app.post(&format!("{base}/care-team"), &t.care_manager.token, add.clone()).await.expect(409);
     app.get(&base, &pharmacist.token).await.expect(200);
     // …but the org admin still cannot read the patient's record.
@@ -130,13 +135,18 @@ async fn care_team_changes_take_effect_at_once(app: TestApp) {
 
     // Ending the nurse's membership ends her access on the very next request.
     app.get(&base, &t.nurse.token).await.expect(200);
-    let today = chrono::Utc::now().date_naive().to_string();
+    let res = app
+        .patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": "2999-01-01"}), None)
+        .await
+        .expect(422);
+    assert_eq!(res.body["errors"][0]["code"], json!("in_future"));
+    let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
     app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": today}), None)
         .await
         .expect(200);
     app.get(&base, &t.nurse.token).await.expect(404);
     let current = app.get(&format!("{base}/care-team"), &t.care_manager.token).await.expect(200);
-    assert_eq!(current.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(current.body["items"].as_array().unwrap().len(), 3);
     let history = app.get(&format!("{base}/care-team?include_past=true"), &t.care_manager.token).await.expect(200);
     let ended: Vec<&Value> = history.body["items"].as_array().unwrap().iter().filter(|m| m["active"] == json!(false)).collect();
     assert_eq!(ended.len(), 1);
@@ -197,7 +207,7 @@ async fn authorisation_matrix(app: TestApp) {
     let former = {
         let p = app.person(admin, &t.nurse_station, "nurse", "member").await;
         let m = app.post(&format!("/api/v1/patients/{pid}/care-team"), &t.care_manager.token, json!({"user_id": p.id, "role": "visiting_nurse"})).await.expect(201);
-        let today = chrono::Utc::now().date_naive().to_string();
+        let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
         app.patch(&format!("/api/v1/patients/{pid}/care-team/{}", m.body["id"].as_str().unwrap()), &t.care_manager.token, json!({"ended_on": today}), None).await.expect(200);
         p
     };
@@ -274,8 +284,8 @@ async fn matrix_call(app: &TestApp, t: &Team, route: usize, pid: &str, person: &
         }
         5 => app.get(&format!("{base}/care-team"), token).await,
         6 => {
-            let newcomer = app.person(&t.admin, &t.care_office, "helper", "member").await;
-            app.post(&format!("{base}/care-team"), token, json!({"user_id": newcomer.id, "role": "helper"})).await
+            let newcomer = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+            app.post(&format!("{base}/care-team"), token, json!({"user_id": newcomer.id, "role": "visiting_nurse"})).await
         }
         7 => app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), token, json!({"role": "visiting_nurse"}), None).await,
         8 => app.get(&format!("{base}/access-log"), token).await,
@@ -355,18 +365,18 @@ async fn audit_trail_records_and_detects_tampering(app: TestApp) {
     assert_eq!(denied.body["items"].as_array().unwrap().len(), 1);
 
     // The chain verifies; a changed byte and a deleted row are each detected.
-    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    let report = app.db.run(renkei::audit::verify).await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
     assert!(report.events >= 5, "{}", report.events);
     let pid = t.patient_id.clone();
     tamper(&app, &pid, "UPDATE audit_events SET detail = 'x' WHERE chain_key = '{pid}' AND chain_seq = 2").await;
-    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    let report = app.db.run(renkei::audit::verify).await.unwrap();
     let broken = report.broken.expect("changed row detected");
     assert_eq!((broken.chain_key.as_str(), broken.chain_seq, broken.reason), (pid.as_str(), 2, "its content was changed"));
     tamper(&app, &pid, "UPDATE audit_events SET detail = NULL WHERE chain_key = '{pid}' AND chain_seq = 2").await;
-    assert!(app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.is_none());
+    assert!(app.db.run(renkei::audit::verify).await.unwrap().broken.is_none());
     tamper(&app, &pid, "DELETE FROM audit_events WHERE chain_key = '{pid}' AND chain_seq = 3").await;
-    let broken = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.expect("deleted row detected");
+    let broken = app.db.run(renkei::audit::verify).await.unwrap().broken.expect("deleted row detected");
     assert_eq!((broken.chain_seq, broken.reason), (3, "a row is missing before this one"));
 
     // The command an operator runs says the same and fails.
