@@ -27,12 +27,13 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
     pub config: Arc<Config>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db) -> AppState {
         let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
-        AppState { db, keys: Arc::new(keys), config: Arc::new(config) }
+        AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default() }
     }
 }
 
@@ -43,6 +44,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
     vec![
         (Method::GET, "/livez", get().to(ops::livez)),
         (Method::GET, "/readyz", get().to(ops::readyz)),
+        (Method::GET, "/metrics", get().to(crate::metrics::render)),
         (Method::GET, "/api-spec/openapi.yaml", get().to(ops::openapi)),
         (Method::POST, "/api/v1/auth/login", post().to(auth::handlers::login)),
         (Method::POST, "/api/v1/auth/refresh", post().to(auth::handlers::refresh)),
@@ -185,6 +187,7 @@ where
     let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let started = Instant::now();
     let method = req.method().clone();
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let call = srv.call(req);
     async move {
         let mut res = call.await?.map_into_boxed_body();
@@ -195,7 +198,10 @@ where
                 res = res.into_response(english);
             }
         }
-        let route = res.request().match_pattern().unwrap_or_else(|| "-".into());
+        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        if let Some(m) = metrics {
+            m.observe(method.as_str(), &route, res.status().as_u16(), started.elapsed().as_secs_f64());
+        }
         tracing::info!(
             method = %method,
             route = %route,

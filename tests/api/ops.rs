@@ -106,3 +106,19 @@ async fn database_outage_answers_503_then_recovers() {
     }
     app.call("GET", "/readyz", None, None, &[]).await.expect(200);
 }
+
+async fn metrics_count_requests_by_route_without_ids(app: TestApp) {
+    let admin = app.system_admin().await;
+    app.get("/api/v1/wards", &admin.token).await.expect(200);
+    let org = app.organization(&admin, "clinic", "メトリクス診療所", None).await;
+    app.get(&format!("/api/v1/organizations/{org}"), &admin.token).await.expect(200);
+    let res = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(res.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(res.text.contains(r#"renkei_http_requests_total{method="GET",route="/api/v1/wards",status="200"} 1"#), "{}", res.text);
+    assert!(res.text.contains(r#"route="/api/v1/organizations/{id}""#));
+    assert!(!res.text.contains(&org), "ids never become labels");
+    assert!(res.text.contains("renkei_http_request_duration_seconds_bucket"));
+    assert!(res.text.contains("renkei_db_pool_connections"));
+}
+
+crate::both_backends!(metrics_count_requests_by_route_without_ids);
