@@ -17,7 +17,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
-use crate::{audit, auth, ops, orgs, patients, users, wards};
+use crate::{audit, auth, flags, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -78,6 +78,12 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
         (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),
         (Method::GET, "/api/v1/audit-events", get().to(audit::handlers::list)),
+        (Method::POST, "/api/v1/patients/{id}/flags", post().to(flags::handlers::raise)),
+        (Method::GET, "/api/v1/patients/{id}/flags", get().to(flags::handlers::list)),
+        (Method::GET, "/api/v1/flags/{id}", get().to(flags::handlers::get)),
+        (Method::POST, "/api/v1/flags/{id}/acknowledge", post().to(flags::handlers::acknowledge)),
+        (Method::POST, "/api/v1/flags/{id}/resolve", post().to(flags::handlers::resolve)),
+        (Method::GET, "/api/v1/me/flags", get().to(flags::handlers::mine)),
     ]
 }
 

@@ -39,6 +39,18 @@ pub struct Config {
     pub db_timeout_ms: u64,
     /// How long break-glass access to a patient lasts.
     pub emergency_access_minutes: i64,
+    /// How long an unacknowledged emergency / urgent flag waits before each escalation step.
+    pub escalation_emergency_minutes: i64,
+    pub escalation_urgent_minutes: i64,
+}
+
+impl Config {
+    pub fn escalation_limits(&self) -> crate::flags::EscalationLimits {
+        crate::flags::EscalationLimits {
+            emergency: chrono::Duration::minutes(self.escalation_emergency_minutes),
+            urgent: chrono::Duration::minutes(self.escalation_urgent_minutes),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -153,6 +165,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     let db_pool_size = parse_num(&get, "RENKEI_DB_POOL_SIZE", 16)? as u32;
     let db_timeout_ms = parse_num(&get, "RENKEI_DB_TIMEOUT_MS", 2000)? as u64;
     let emergency_access_minutes = parse_num(&get, "RENKEI_EMERGENCY_ACCESS_MINUTES", 60)?;
+    let escalation_emergency_minutes = parse_num(&get, "RENKEI_ESCALATION_EMERGENCY_MINUTES", 15)?;
+    let escalation_urgent_minutes = parse_num(&get, "RENKEI_ESCALATION_URGENT_MINUTES", 60)?;
     if emergency_access_minutes > 24 * 60 {
         return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
     }
@@ -171,6 +185,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         db_pool_size: db_pool_size.max(1),
         db_timeout_ms: db_timeout_ms.max(100),
         emergency_access_minutes,
+        escalation_emergency_minutes,
+        escalation_urgent_minutes,
     })
 }
 

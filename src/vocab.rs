@@ -108,6 +108,34 @@ text_enum! {
 }
 
 text_enum! {
+    /// Which deterioration alerts a person receives by e-mail. An emergency always reaches the
+    /// primary and backup physicians and the team lead, whatever they chose.
+    FlagNotifications {
+        All => "all",
+        EmergencyOnly => "emergency_only",
+        None => "none",
+    }
+}
+
+text_enum! {
+    /// Severity of a deterioration flag: urgent (NEWS2 5–6 or a single 3) or emergency (7+).
+    FlagSeverity {
+        Urgent => "urgent",
+        Emergency => "emergency",
+    }
+}
+
+text_enum! {
+    /// A flag's life: active → acknowledged → resolved, or entered in error.
+    FlagStatus {
+        Active => "active",
+        Acknowledged => "acknowledged",
+        Resolved => "resolved",
+        EnteredInError => "entered_in_error",
+    }
+}
+
+text_enum! {
     /// A patient's sex as recorded (DESIGN.md §8).
     Sex {
         Male => "male",

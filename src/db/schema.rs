@@ -93,6 +93,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    flags (id) {
+        id -> Text,
+        patient_id -> Text,
+        severity -> Text,
+        status -> Text,
+        source -> Text,
+        source_note_id -> Nullable<Text>,
+        reason -> Text,
+        raised_by -> Nullable<Text>,
+        raised_at -> Timestamp,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledge_note -> Nullable<Text>,
+        resolved_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        resolve_note -> Nullable<Text>,
+        escalation_level -> Integer,
+        next_escalation_at -> Nullable<Timestamp>,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -191,6 +215,7 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        flag_notifications -> Text,
     }
 }
 
@@ -216,6 +241,7 @@ diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
 diesel::joinable!(consents -> patients (patient_id));
 diesel::joinable!(emergency_access -> patients (patient_id));
+diesel::joinable!(flags -> patients (patient_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
 diesel::joinable!(patients -> wards (ward_code));
 diesel::joinable!(organizations -> wards (ward_code));
@@ -230,6 +256,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     discharge_task_templates,
     emergency_access,
+    flags,
     login_throttle,
     organization_services,
     organizations,

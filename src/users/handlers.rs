@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::{password, tokens, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
-use crate::vocab::{AccountRole, Locale, Profession};
+use crate::vocab::{AccountRole, FlagNotifications, Locale, Profession};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +135,7 @@ pub struct UpdateUser {
     pub role: Option<AccountRole>,
     pub active: Option<bool>,
     pub locale: Option<Locale>,
+    pub flag_notifications: Option<FlagNotifications>,
 }
 
 pub async fn update(
@@ -196,6 +197,7 @@ pub async fn update(
                 role: body.role.map(|r| r.as_str().to_string()),
                 active: body.active,
                 locale: body.locale.map(|l| l.as_str().to_string()),
+                flag_notifications: body.flag_notifications.map(|f| f.as_str().to_string()),
             };
             if !super::update(conn, &user.id, user.version, &changes)? {
                 return Err(AppError::precondition_failed());

@@ -10,7 +10,7 @@ use crate::api::{self, Page};
 use crate::db::schema::users;
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
-use crate::vocab::{AccountRole, Locale, Profession};
+use crate::vocab::{AccountRole, FlagNotifications, Locale, Profession};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = users)]
@@ -32,6 +32,7 @@ pub struct User {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub flag_notifications: String,
 }
 
 /// A user as the API shows them. `email` is shown to the person, to administrators of their
@@ -49,6 +50,9 @@ pub struct UserView {
     pub active: bool,
     pub locale: String,
     pub totp_enabled: bool,
+    /// Which deterioration alerts this person receives by e-mail; shown with the e-mail address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag_notifications: Option<String>,
     pub version: i32,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
@@ -67,6 +71,7 @@ impl User {
             active: self.active,
             locale: self.locale.clone(),
             totp_enabled: self.totp_enabled,
+            flag_notifications: show_email.then(|| self.flag_notifications.clone()),
             version: self.version,
             created_at: self.created_at,
         }
@@ -104,6 +109,7 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
         version: 1,
         created_at: t,
         updated_at: t,
+        flag_notifications: FlagNotifications::All.as_str().into(),
     };
     diesel::insert_into(users::table).values(&user).execute(conn)?;
     Ok(user)
@@ -157,6 +163,7 @@ pub struct UserChanges {
     pub role: Option<String>,
     pub active: Option<bool>,
     pub locale: Option<String>,
+    pub flag_notifications: Option<String>,
 }
 
 /// Applies changes and bumps the version; `false` when the version did not match.

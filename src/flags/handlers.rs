@@ -1,0 +1,198 @@
+//! `/patients/{id}/flags`, `/flags/{id}`, acknowledge, resolve and `/me/flags`.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{FlagView, NewFlag};
+use crate::access::{self, Need};
+use crate::api::Check;
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::now;
+use crate::error::{AppError, AppResult};
+use crate::vocab::{FlagSeverity, FlagStatus};
+
+#[derive(Serialize)]
+struct FlagList {
+    items: Vec<FlagView>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseFlag {
+    pub severity: FlagSeverity,
+    pub reason: String,
+}
+
+/// `POST /patients/{id}/flags`: a team member raises a deterioration flag.
+pub async fn raise(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<RaiseFlag>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.text("reason", &body.reason, 2000);
+    check.finish()?;
+    let limits = state.config.escalation_limits();
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::Write, "flag")?;
+            let t = now();
+            let flag = super::insert(
+                conn,
+                NewFlag {
+                    patient_id: &patient_id,
+                    severity: body.severity,
+                    source: "manual",
+                    source_note_id: None,
+                    reason: body.reason,
+                    raised_by: Some(&me.id),
+                },
+                t,
+                &limits,
+            )?;
+            audit::record(conn, &me, Event::new(Action::Create, "flag", Some(&flag.id), Some(&patient_id)))?;
+            super::view(conn, flag)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<FlagStatus>,
+}
+
+/// `GET /patients/{id}/flags`: the patient's flags, newest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let status = query.into_inner().status;
+    let items = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::Read, "flag")?;
+            audit::record(conn, &me, Event::new(Action::Read, "flag", None, Some(&patient_id)))?;
+            super::list_for_patient(conn, &patient_id, status)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(FlagList { items }))
+}
+
+/// `GET /flags/{id}`: a flag of a patient outside the caller's scope is 404 like a missing one.
+pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            access::patient(conn, &me, &flag.patient_id, Need::Read, "flag")?;
+            audit::record(conn, &me, Event::new(Action::Read, "flag", Some(&id), Some(&flag.patient_id)))?;
+            super::view(conn, flag)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledge {
+    pub note: Option<String>,
+}
+
+/// `POST /flags/{id}/acknowledge`: someone on the team has seen it and is acting; escalation stops.
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<Acknowledge>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let note = body.into_inner().note;
+    let mut check = Check::new();
+    check.optional_text("note", note.as_deref(), 2000);
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            access::patient(conn, &me, &flag.patient_id, Need::Write, "flag")?;
+            if !super::acknowledge(conn, &id, &me.id, note.as_deref(), now())? {
+                return Err(super::not_open());
+            }
+            audit::record(conn, &me, Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail("acknowledged"))?;
+            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            super::view(conn, flag)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    pub note: String,
+    /// The flag should never have been raised (FHIR Flag `entered-in-error`).
+    #[serde(default)]
+    pub entered_in_error: bool,
+}
+
+/// `POST /flags/{id}/resolve`: closes an open flag, with a note.
+pub async fn resolve(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    body: web::Json<Resolve>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.text("note", &body.note, 2000);
+    check.finish()?;
+    let outcome = if body.entered_in_error { FlagStatus::EnteredInError } else { FlagStatus::Resolved };
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            access::patient(conn, &me, &flag.patient_id, Need::Write, "flag")?;
+            if !super::resolve(conn, &id, &me.id, &body.note, outcome, now())? {
+                return Err(super::not_open());
+            }
+            audit::record(conn, &me, Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()))?;
+            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
+            super::view(conn, flag)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /me/flags`: open flags of my patients, most severe first.
+pub async fn mine(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let items = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let items = super::open_for_member(conn, &me.id)?;
+            for f in &items {
+                audit::record(conn, &me, Event::new(Action::Read, "flag", Some(&f.id), Some(&f.patient_id)))?;
+            }
+            Ok(items)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(FlagList { items }))
+}
