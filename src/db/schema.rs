@@ -2,6 +2,30 @@
 // (the schema-parity test proves the two backends agree).
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        recipient_user_id -> Nullable<Text>,
+        to_address -> Text,
+        to_name -> Nullable<Text>,
+        locale -> Text,
+        kind -> Text,
+        subject -> Text,
+        body_text -> Text,
+        patient_id -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        message_id -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -86,6 +110,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(email_outbox -> users (recipient_user_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
 diesel::joinable!(organizations -> wards (ward_code));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -93,6 +118,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    email_outbox,
     login_throttle,
     organization_services,
     organizations,
