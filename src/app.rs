@@ -17,7 +17,8 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
-use crate::{auth, ops, orgs, users, wards};
+use crate::mail::Mailer;
+use crate::{auth, mail, ops, orgs, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -27,12 +28,15 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<TokenKeys>,
     pub config: Arc<Config>,
+    /// Builds e-mails for the outbox and wakes this instance's outbox worker.
+    pub mail: Mailer,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db) -> AppState {
         let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
-        AppState { db, keys: Arc::new(keys), config: Arc::new(config) }
+        let mail = Mailer::new(&config);
+        AppState { db, keys: Arc::new(keys), config: Arc::new(config), mail }
     }
 }
 
@@ -61,6 +65,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/organizations/{id}/users", post().to(users::handlers::create)),
         (Method::GET, "/api/v1/users/{id}", get().to(users::handlers::get)),
         (Method::PATCH, "/api/v1/users/{id}", patch().to(users::handlers::update)),
+        (Method::GET, "/api/v1/outbox", get().to(mail::handlers::status)),
+        (Method::POST, "/api/v1/outbox/{id}/retry", post().to(mail::handlers::retry)),
     ]
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod mail;
 pub mod ops;
 pub mod orgs;
 pub mod users;
