@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod smtp;
 
 mod auth;
 mod contract;
 mod errors;
+mod mail;
 mod ops;
 mod orgs;
 mod schema;
