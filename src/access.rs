@@ -24,6 +24,15 @@ pub fn create_organization(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
+/// Watching e-mail delivery and putting given-up e-mails back in the queue: operators only.
+pub fn operate_outbox(me: &CurrentUser) -> AppResult<()> {
+    if me.is_system_admin() {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}
+
 /// Changing an organisation's directory entry.
 pub fn update_organization(me: &CurrentUser, organization_id: &str) -> AppResult<()> {
     if me.is_system_admin() || is_admin_of(me, organization_id) {

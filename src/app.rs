@@ -17,7 +17,8 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
-use crate::{audit, auth, flags, ops, orgs, patients, users, wards};
+use crate::mail::Mailer;
+use crate::{audit, auth, flags, mail, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -28,12 +29,15 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub config: Arc<Config>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Builds e-mails for the outbox and wakes this instance's outbox worker.
+    pub mail: Mailer,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db) -> AppState {
         let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
-        AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default() }
+        let mail = Mailer::new(&config);
+        AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default(), mail }
     }
 }
 
@@ -84,6 +88,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/flags/{id}/acknowledge", post().to(flags::handlers::acknowledge)),
         (Method::POST, "/api/v1/flags/{id}/resolve", post().to(flags::handlers::resolve)),
         (Method::GET, "/api/v1/me/flags", get().to(flags::handlers::mine)),
+        (Method::GET, "/api/v1/outbox", get().to(mail::handlers::status)),
+        (Method::POST, "/api/v1/outbox/{id}/retry", post().to(mail::handlers::retry)),
     ]
 }
 

@@ -42,6 +42,13 @@ pub struct Config {
     /// How long an unacknowledged emergency / urgent flag waits before each escalation step.
     pub escalation_emergency_minutes: i64,
     pub escalation_urgent_minutes: i64,
+    /// Delivery attempts before an e-mail is given up as dead.
+    pub mail_max_attempts: i32,
+    /// The first retry waits about this long; each further one twice as long (with jitter).
+    pub mail_backoff_secs: u64,
+    /// How often the outbox worker looks for e-mails it was not woken for (other instances'
+    /// e-mails, retries that have come due).
+    pub mail_poll_secs: u64,
 }
 
 impl Config {
@@ -149,7 +156,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     };
 
     let mail_from = get("RENKEI_MAIL_FROM").unwrap_or_else(|| "Renkei Note <no-reply@localhost>".into());
-    if !mail_from.contains('@') || mail_from.contains(['\r', '\n']) {
+    if mail_from.contains(['\r', '\n']) || mail_from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(err("RENKEI_MAIL_FROM", "must be an address such as 在宅連携ノート <no-reply@example.jp>"));
     }
     let public_url = get("RENKEI_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
@@ -170,6 +177,12 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     if emergency_access_minutes > 24 * 60 {
         return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
     }
+    let mail_max_attempts = parse_num(&get, "RENKEI_MAIL_MAX_ATTEMPTS", 8)?;
+    if mail_max_attempts > 100 {
+        return Err(err("RENKEI_MAIL_MAX_ATTEMPTS", "must be at most 100"));
+    }
+    let mail_backoff_secs = parse_num(&get, "RENKEI_MAIL_BACKOFF_SECS", 30)? as u64;
+    let mail_poll_secs = parse_num(&get, "RENKEI_MAIL_POLL_SECS", 5)? as u64;
 
     Ok(Config {
         env,
@@ -187,6 +200,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         emergency_access_minutes,
         escalation_emergency_minutes,
         escalation_urgent_minutes,
+        mail_max_attempts: mail_max_attempts as i32,
+        mail_backoff_secs,
+        mail_poll_secs,
     })
 }
 
@@ -282,6 +298,24 @@ mod tests {
         assert_eq!(with(&[("RENKEI_BIND", "localhost")]).unwrap_err().variable, "RENKEI_BIND");
         assert_eq!(with(&[("RENKEI_SMTP_URL", "http://x")]).unwrap_err().variable, "RENKEI_SMTP_URL");
         assert_eq!(with(&[("RENKEI_DB_POOL_SIZE", "many")]).unwrap_err().variable, "RENKEI_DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn mail_settings_have_defaults_and_bounds() {
+        let c = with(&[]).unwrap();
+        assert_eq!((c.mail_max_attempts, c.mail_backoff_secs, c.mail_poll_secs), (8, 30, 5));
+        let c = with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "3"), ("RENKEI_MAIL_BACKOFF_SECS", "1"), ("RENKEI_MAIL_POLL_SECS", "2")])
+            .unwrap();
+        assert_eq!((c.mail_max_attempts, c.mail_backoff_secs, c.mail_poll_secs), (3, 1, 2));
+        assert_eq!(with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "0")]).unwrap_err().variable, "RENKEI_MAIL_MAX_ATTEMPTS");
+        assert_eq!(with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "1000")]).unwrap_err().variable, "RENKEI_MAIL_MAX_ATTEMPTS");
+        assert_eq!(with(&[("RENKEI_MAIL_POLL_SECS", "soon")]).unwrap_err().variable, "RENKEI_MAIL_POLL_SECS");
+        assert!(with(&[("RENKEI_MAIL_FROM", "在宅連携ノート <no-reply@example.jp>")]).is_ok());
+        assert_eq!(with(&[("RENKEI_MAIL_FROM", "no-reply at example.jp")]).unwrap_err().variable, "RENKEI_MAIL_FROM");
+        assert_eq!(
+            with(&[("RENKEI_MAIL_FROM", "x <a@example.jp>\r\nBcc: b@example.jp")]).unwrap_err().variable,
+            "RENKEI_MAIL_FROM"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use renkei::app::{self, AppState};
 use renkei::auth::password;
 use renkei::config::{self, Config};
 use renkei::db::{self, Db};
+use renkei::mail;
 use renkei::orgs::{self, NewOrganization};
 use renkei::users::{self, NewUser};
 use renkei::vocab::{AccountRole, Locale, OrgKind, Profession};
@@ -126,9 +127,14 @@ fn serve(config: Config) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
+        // The outbox worker runs beside the server and stops with it; an e-mail it was sending
+        // when stopped stays claimed until its lease ends, then any instance sends it again.
+        let worker = mail::worker::spawn(&state)?;
         // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish.
         let server = app::serve(listener, state).map_err(|e| e.to_string())?;
-        server.await.map_err(|e| e.to_string())
+        let result = server.await.map_err(|e| e.to_string());
+        worker.abort();
+        result
     })
 }
 

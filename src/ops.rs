@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::db;
 use crate::error::{AppError, AppResult};
+use crate::mail::outbox;
 
 /// The contract, served as written.
 pub const OPENAPI_YAML: &str = include_str!("../api-spec/openapi.yaml");
@@ -15,12 +16,31 @@ pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers and every migration is applied.
+/// `GET /readyz`: the database answers and every migration is applied. The outbox depth is
+/// shown for monitoring but does not decide readiness: a backlog of e-mail is no reason to take
+/// an instance out of the load balancer.
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let current = state.db.run(|conn| db::migrations_current(conn).map_err(AppError::internal)).await;
+    let current = state
+        .db
+        .run(|conn| {
+            if !db::migrations_current(conn).map_err(AppError::internal)? {
+                return Ok(None);
+            }
+            Ok(Some(outbox::depth(conn)?))
+        })
+        .await;
     match current {
-        Ok(true) => Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok", "migrations": "current" }))),
-        Ok(false) => {
+        Ok(Some(depth)) => Ok(HttpResponse::Ok().json(json!({
+            "status": "ok",
+            "database": "ok",
+            "migrations": "current",
+            "outbox": {
+                "pending": depth.pending,
+                "dead": depth.dead,
+                "oldest_pending_age_secs": depth.oldest_pending_age_secs(db::now()),
+            },
+        }))),
+        Ok(None) => {
             tracing::warn!("readiness: migrations pending");
             Err(AppError::unavailable())
         }

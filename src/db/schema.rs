@@ -117,6 +117,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        recipient_user_id -> Nullable<Text>,
+        to_address -> Text,
+        to_name -> Nullable<Text>,
+        locale -> Text,
+        kind -> Text,
+        subject -> Text,
+        body_text -> Text,
+        patient_id -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        message_id -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -242,6 +266,7 @@ diesel::joinable!(care_team_members -> patients (patient_id));
 diesel::joinable!(consents -> patients (patient_id));
 diesel::joinable!(emergency_access -> patients (patient_id));
 diesel::joinable!(flags -> patients (patient_id));
+diesel::joinable!(email_outbox -> users (recipient_user_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
 diesel::joinable!(patients -> wards (ward_code));
 diesel::joinable!(organizations -> wards (ward_code));
@@ -257,6 +282,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     discharge_task_templates,
     emergency_access,
     flags,
+    email_outbox,
     login_throttle,
     organization_services,
     organizations,

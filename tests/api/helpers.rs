@@ -28,8 +28,24 @@ pub enum Backend {
 }
 
 /// Runs a scenario `async fn name(app: TestApp)` once per backend: `name::sqlite`, `name::postgres`.
+/// With `by_backend:` the scenario is `async fn name(backend: Backend)` and starts its own
+/// server(s), e.g. with settings of its own or two instances on one database.
 #[macro_export]
 macro_rules! both_backends {
+    (by_backend: $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::postgres().is_some() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        }
+    )+};
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,6 +238,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     pub data_dir: tempfile::TempDir,
+    /// Builds e-mails and wakes this instance's outbox worker.
+    pub mail: renkei::mail::Mailer,
 }
 
 pub struct TestResponse {
@@ -269,6 +287,30 @@ impl TestApp {
         Some(Self::start(Backend::Postgres, url, dir, false, HashMap::new()).await)
     }
 
+    /// A server with extra settings (e.g. `RENKEI_SMTP_URL` of a test SMTP server) on a fresh
+    /// database of the backend.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let extra: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("renkei.db").display());
+                Self::start(Backend::Sqlite, url, dir, true, extra).await
+            }
+            Backend::Postgres => {
+                let url = postgres().expect("PostgreSQL is not available").fresh_database();
+                Self::start(Backend::Postgres, url, dir, false, extra).await
+            }
+        }
+    }
+
+    /// Another server instance, with its own outbox worker, on this one's database.
+    pub async fn another_instance(&self, extra: &[(&str, &str)]) -> TestApp {
+        let extra: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start(self.backend, self.database_url.clone(), dir, false, extra).await
+    }
+
     /// Starts the server with extra settings (e.g. a database URL through a proxy).
     pub async fn start(
         backend: Backend,
@@ -284,6 +326,9 @@ impl TestApp {
             ("RENKEI_BIND".into(), "127.0.0.1:0".into()),
             ("RENKEI_DB_POOL_SIZE".into(), "4".into()),
             ("RENKEI_DB_TIMEOUT_MS".into(), "1500".into()),
+            // Without RENKEI_SMTP_URL the outbox writes .eml files into the temporary folder.
+            ("RENKEI_MAIL_POLL_SECS".into(), "1".into()),
+            ("RENKEI_MAIL_BACKOFF_SECS".into(), "1".into()),
         ]);
         vars.extend(extra);
         let config = config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration");
@@ -295,10 +340,12 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("addr"));
         let state = AppState::new(config.clone(), db.clone());
+        let mail = state.mail.clone();
+        renkei::mail::worker::spawn(&state).expect("outbox worker");
         let server = app::serve(listener, state).expect("server");
         tokio::spawn(server);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestApp { address, backend, database_url, db, client, config, data_dir: dir }
+        TestApp { address, backend, database_url, db, client, config, data_dir: dir, mail }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,12 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod smtp;
 
 mod auth;
 mod contract;
 mod discharge_templates;
 mod errors;
 mod flags;
+mod mail;
 mod ops;
 mod orgs;
 mod patients;

@@ -1,0 +1,139 @@
+//! E-mail: every notice of the service goes through the outbox (DESIGN.md §7).
+//!
+//! A module that notifies someone builds the e-mail from a fixed template with [`Mailer`] and
+//! queues it with [`outbox::enqueue`] inside its own transaction, so the commit is the promise
+//! that the e-mail will go out. After the commit it calls [`Mailer::wake`]; the worker of this
+//! instance then sends at once. Workers also poll, so e-mails queued by other instances and
+//! retries that have come due are picked up too.
+//!
+//! ```text
+//! let mailer = state.mail.clone();
+//! state.db.run(move |conn| {
+//!     // … the change that causes the notice …
+//!     let email = mailer.to_user(&user, &Notice::FlagRaised { .. })?.about_patient(&patient_id);
+//!     mail::outbox::enqueue(conn, email)?;
+//!     Ok(())
+//! }).await?;
+//! state.mail.wake();
+//! ```
+
+pub mod handlers;
+pub mod outbox;
+pub mod templates;
+pub mod transport;
+pub mod worker;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::users::User;
+use crate::vocab::Locale;
+
+pub use outbox::NewEmail;
+pub use templates::{Notice, Severity};
+
+/// What producers of e-mail need, shared through `AppState`: how to build an e-mail and how to
+/// wake this instance's worker once it is committed.
+#[derive(Clone)]
+pub struct Mailer {
+    public_url: Arc<str>,
+    /// The domain of Message-IDs: that of the sender address.
+    domain: Arc<str>,
+    wake: Arc<Notify>,
+}
+
+impl Mailer {
+    pub fn new(config: &Config) -> Mailer {
+        // The configuration has already checked that the sender parses.
+        let domain = config
+            .mail_from
+            .parse::<Mailbox>()
+            .map(|m| m.email.domain().to_string())
+            .unwrap_or_else(|_| "localhost".to_string());
+        Mailer { public_url: config.public_url.as_str().into(), domain: domain.into(), wake: Arc::new(Notify::new()) }
+    }
+
+    /// An e-mail to an account, in the account's language.
+    pub fn to_user(&self, user: &User, notice: &Notice) -> AppResult<NewEmail> {
+        let locale = Locale::parse(&user.locale).unwrap_or(Locale::Ja);
+        let mut email = self.to_address(&user.email, Some(&user.name), locale, notice)?;
+        email.recipient_user_id = Some(user.id.clone());
+        Ok(email)
+    }
+
+    /// An e-mail to an address that may have no account (e.g. an operator's test).
+    pub fn to_address(&self, address: &str, name: Option<&str>, locale: Locale, notice: &Notice) -> AppResult<NewEmail> {
+        let content = templates::render(notice, locale, name, &self.public_url)?;
+        if address.parse::<lettre::Address>().is_err() {
+            return Err(AppError::internal(format!("cannot e-mail the address {}", mask_address(address))));
+        }
+        Ok(NewEmail::new(address, name, content, &self.domain))
+    }
+
+    /// Wakes this instance's worker; call it after the transaction that queued e-mail commits.
+    /// A wake with no worker waiting is kept, so none is lost.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn notified(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
+
+/// `yamada.hanako@example.jp` → `y***@example.jp`: enough to tell recipients apart in a log,
+/// not enough to harvest addresses from it.
+pub fn mask_address(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((user, domain)) => {
+            let first: String = user.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
+/// Masks every address inside a piece of text, such as an SMTP server's reply that repeats the
+/// recipient (`550 5.1.1 <yamada@example.jp>: unknown user`).
+pub fn mask_addresses_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&mask_address(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_masked() {
+        assert_eq!(mask_address("yamada.hanako@example.jp"), "y***@example.jp");
+        assert_eq!(mask_address("nobody"), "***");
+        assert_eq!(
+            mask_addresses_in("550 5.1.1 <yamada@example.jp>: Recipient address rejected"),
+            "550 5.1.1 <y***@example.jp>: Recipient address rejected"
+        );
+        assert_eq!(mask_addresses_in("connection refused"), "connection refused");
+    }
+}

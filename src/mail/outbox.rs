@@ -1,0 +1,295 @@
+//! The outbox table: queueing an e-mail in the caller's transaction, the worker's claim and its
+//! outcome, and the operators' view.
+//!
+//! Claiming differs per backend, and only that: PostgreSQL locks the candidate rows with
+//! `FOR UPDATE SKIP LOCKED`, so instances never wait for or take each other's rows; SQLite has
+//! one writer at a time, so one conditional `UPDATE` both picks and leases the rows. Either way
+//! the claim sets a lease (`locked_until`, `claimed_by`) that other workers respect until it
+//! ends, so a worker that dies mid-send leaves its e-mails to be retried, not lost.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::templates::Rendered;
+use crate::db::schema::email_outbox;
+use crate::db::{new_id, now, DbConn};
+use crate::error::{AppError, AppResult};
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const DEAD: &str = "dead";
+
+/// Longest error text kept with an e-mail.
+const MAX_ERROR_CHARS: usize = 500;
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone, PartialEq)]
+#[diesel(table_name = email_outbox)]
+pub struct OutboxEmail {
+    pub id: String,
+    pub recipient_user_id: Option<String>,
+    pub to_address: String,
+    pub to_name: Option<String>,
+    pub locale: String,
+    pub kind: String,
+    pub subject: String,
+    pub body_text: String,
+    pub patient_id: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+    pub claimed_by: Option<String>,
+    pub last_error: Option<String>,
+    pub message_id: String,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+/// An e-mail ready to queue. Made by [`super::Mailer`] from a template, so its subject and body
+/// are never raw input.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    pub(super) recipient_user_id: Option<String>,
+    to_address: String,
+    to_name: Option<String>,
+    content: Rendered,
+    domain: String,
+    patient_id: Option<String>,
+    dedupe_key: Option<String>,
+}
+
+impl NewEmail {
+    pub(super) fn new(to_address: &str, to_name: Option<&str>, content: Rendered, domain: &str) -> NewEmail {
+        NewEmail {
+            recipient_user_id: None,
+            to_address: to_address.trim().to_string(),
+            to_name: to_name.map(|n| super::templates::one_line(n, 100)).filter(|n| !n.is_empty()),
+            content,
+            domain: domain.to_string(),
+            patient_id: None,
+            dedupe_key: None,
+        }
+    }
+
+    /// The patient the notice is about.
+    pub fn about_patient(mut self, patient_id: &str) -> NewEmail {
+        self.patient_id = Some(patient_id.to_string());
+        self
+    }
+
+    /// Queue at most one e-mail for this key, ever: for producers that must notify exactly once
+    /// per step (e.g. `flag:<id>:escalation:2:<user_id>`), even when two instances try.
+    pub fn once(mut self, dedupe_key: impl Into<String>) -> NewEmail {
+        self.dedupe_key = Some(dedupe_key.into());
+        self
+    }
+
+    pub fn to_address(&self) -> &str {
+        &self.to_address
+    }
+
+    pub fn subject(&self) -> &str {
+        self.content.subject()
+    }
+
+    pub fn body(&self) -> &str {
+        self.content.body()
+    }
+}
+
+/// The Message-ID of an outbox e-mail: derived from its id, so every attempt carries the same one
+/// and a receiver can drop a duplicate after an ambiguous failure.
+pub fn message_id(id: &str, domain: &str) -> String {
+    format!("<{id}@{domain}>")
+}
+
+/// Queues an e-mail inside the caller's transaction: it is sent if and only if the transaction
+/// commits. Returns the outbox id, or `None` when an e-mail with the same dedupe key was queued
+/// before. Call [`super::Mailer::wake`] after the commit.
+pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> {
+    let id = new_id();
+    let t = now();
+    let row = OutboxEmail {
+        message_id: message_id(&id, &email.domain),
+        id: id.clone(),
+        recipient_user_id: email.recipient_user_id,
+        to_address: email.to_address,
+        to_name: email.to_name,
+        locale: email.content.locale().as_str().to_string(),
+        kind: email.content.kind().to_string(),
+        subject: email.content.subject().to_string(),
+        body_text: email.content.body().to_string(),
+        patient_id: email.patient_id,
+        dedupe_key: email.dedupe_key,
+        status: PENDING.to_string(),
+        attempts: 0,
+        next_attempt_at: t,
+        locked_until: None,
+        claimed_by: None,
+        last_error: None,
+        created_at: t,
+        sent_at: None,
+    };
+    let inserted = if row.dedupe_key.is_none() {
+        diesel::insert_into(email_outbox::table).values(&row).execute(conn)?
+    } else {
+        // A duplicate key must not abort the caller's transaction (PostgreSQL would), so the
+        // insert itself skips it; the upsert syntax is per backend.
+        match conn {
+            DbConn::Postgres(c) => {
+                diesel::insert_into(email_outbox::table).values(&row).on_conflict_do_nothing().execute(c)?
+            }
+            DbConn::Sqlite(c) => {
+                diesel::insert_into(email_outbox::table).values(&row).on_conflict_do_nothing().execute(c)?
+            }
+        }
+    };
+    Ok((inserted == 1).then_some(id))
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<OutboxEmail>> {
+    Ok(email_outbox::table.find(id).select(OutboxEmail::as_select()).first(conn).optional()?)
+}
+
+/// Leases up to `limit` e-mails that are due to this worker until `until`, oldest due first.
+/// Run it as the first statement of its transaction (SQLite then takes the write lock at once).
+pub fn claim(
+    conn: &mut DbConn,
+    worker: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> AppResult<Vec<OutboxEmail>> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    use email_outbox::dsl as o;
+    // The candidates and the lease in one statement: on PostgreSQL the candidates are locked and
+    // rows another worker is claiming right now are skipped, not waited for; on SQLite the
+    // statement holds the single write lock, so no other worker can pick the same rows.
+    let sql = match conn {
+        DbConn::Postgres(_) => {
+            "UPDATE email_outbox SET locked_until = $1, claimed_by = $2 WHERE id IN ( \
+               SELECT id FROM email_outbox \
+               WHERE status = $3 AND next_attempt_at <= $4 AND (locked_until IS NULL OR locked_until < $4) \
+               ORDER BY next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)"
+        }
+        DbConn::Sqlite(_) => {
+            "UPDATE email_outbox SET locked_until = ?1, claimed_by = ?2 WHERE id IN ( \
+               SELECT id FROM email_outbox \
+               WHERE status = ?3 AND next_attempt_at <= ?4 AND (locked_until IS NULL OR locked_until < ?4) \
+               ORDER BY next_attempt_at, id LIMIT ?5)"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<Timestamp, _>(until)
+        .bind::<Text, _>(worker)
+        .bind::<Text, _>(PENDING)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .execute(conn)?;
+    // This worker finishes a batch before it claims the next, so its name and this lease's end
+    // identify exactly the rows just claimed.
+    Ok(o::email_outbox
+        .filter(o::claimed_by.eq(worker))
+        .filter(o::locked_until.eq(until))
+        .filter(o::status.eq(PENDING))
+        .order((o::next_attempt_at.asc(), o::id.asc()))
+        .select(OutboxEmail::as_select())
+        .load(conn)?)
+}
+
+/// What became of one delivery attempt, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent { at: NaiveDateTime },
+    Retry { attempts: i32, at: NaiveDateTime, error: String },
+    Dead { attempts: i32, error: String },
+}
+
+/// Records an attempt's outcome and ends the lease. False when this worker no longer holds the
+/// e-mail (its lease ran out and another worker took it over).
+pub fn record(conn: &mut DbConn, id: &str, worker: &str, outcome: &Outcome) -> AppResult<bool> {
+    use email_outbox::dsl as o;
+    let mine = o::email_outbox.filter(o::id.eq(id)).filter(o::claimed_by.eq(worker)).filter(o::status.eq(PENDING));
+    let release = (o::locked_until.eq(None::<NaiveDateTime>), o::claimed_by.eq(None::<String>));
+    let n = match outcome {
+        Outcome::Sent { at } => diesel::update(mine)
+            .set((o::status.eq(SENT), o::attempts.eq(o::attempts + 1), o::sent_at.eq(Some(*at)), release))
+            .execute(conn)?,
+        Outcome::Retry { attempts, at, error } => diesel::update(mine)
+            .set((o::attempts.eq(*attempts), o::next_attempt_at.eq(*at), o::last_error.eq(Some(clip(error))), release))
+            .execute(conn)?,
+        Outcome::Dead { attempts, error } => diesel::update(mine)
+            .set((o::status.eq(DEAD), o::attempts.eq(*attempts), o::last_error.eq(Some(clip(error))), release))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+fn clip(error: &str) -> String {
+    super::templates::one_line(&super::mask_addresses_in(error), MAX_ERROR_CHARS)
+}
+
+/// How far behind delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub pending: i64,
+    pub dead: i64,
+    pub oldest_pending_created_at: Option<NaiveDateTime>,
+}
+
+impl Depth {
+    /// Seconds since the oldest pending e-mail was queued.
+    pub fn oldest_pending_age_secs(&self, now: NaiveDateTime) -> Option<i64> {
+        self.oldest_pending_created_at.map(|t| (now - t).num_seconds().max(0))
+    }
+}
+
+/// Pending and dead counts (both served by the status index; sent e-mails are counted only on
+/// request, see [`count_sent`]).
+pub fn depth(conn: &mut DbConn) -> AppResult<Depth> {
+    use diesel::dsl::{count_star, min};
+    use email_outbox::dsl as o;
+    let pending: i64 = o::email_outbox.filter(o::status.eq(PENDING)).select(count_star()).first(conn)?;
+    let dead: i64 = o::email_outbox.filter(o::status.eq(DEAD)).select(count_star()).first(conn)?;
+    let oldest: Option<NaiveDateTime> =
+        o::email_outbox.filter(o::status.eq(PENDING)).select(min(o::created_at)).first(conn)?;
+    Ok(Depth { pending, dead, oldest_pending_created_at: oldest })
+}
+
+pub fn count_sent(conn: &mut DbConn) -> AppResult<i64> {
+    use email_outbox::dsl as o;
+    Ok(o::email_outbox.filter(o::status.eq(SENT)).select(diesel::dsl::count_star()).first(conn)?)
+}
+
+/// Dead e-mails, newest first, one page (`limit + 1` rows, for the cursor).
+pub fn dead_page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> AppResult<Vec<OutboxEmail>> {
+    use email_outbox::dsl as o;
+    let mut q = o::email_outbox.filter(o::status.eq(DEAD)).into_boxed();
+    if let Some(after) = after {
+        q = q.filter(o::id.lt(after.to_string()));
+    }
+    Ok(q.order(o::id.desc()).limit(limit + 1).select(OutboxEmail::as_select()).load(conn)?)
+}
+
+/// Puts a dead e-mail back in the queue with a fresh count of attempts.
+pub fn retry(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> AppResult<OutboxEmail> {
+    use email_outbox::dsl as o;
+    let n = diesel::update(o::email_outbox.filter(o::id.eq(id)).filter(o::status.eq(DEAD)))
+        .set((
+            o::status.eq(PENDING),
+            o::attempts.eq(0),
+            o::next_attempt_at.eq(now),
+            o::locked_until.eq(None::<NaiveDateTime>),
+            o::claimed_by.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    let email = find(conn, id)?.ok_or_else(AppError::not_found)?;
+    if n == 0 {
+        return Err(AppError::conflict(
+            format!("このメールは再送できません（状態: {}）。再送できるのは配信を諦めた (dead) メールだけです。", email.status),
+            format!("Only a dead e-mail can be retried; this one is {}.", email.status),
+        ));
+    }
+    Ok(email)
+}

@@ -1,0 +1,402 @@
+//! The fixed texts of every e-mail, Japanese and English, embedded in the binary.
+//!
+//! Each template is a file `templates/<kind>.<locale>.txt`: the first line is the subject, then
+//! a blank line, then the body. `{name}` marks a parameter. A subject may only use parameters
+//! whose values come from a closed vocabulary (the severity), never text a person typed; body
+//! parameters are cut to one line, so no value can add lines or headers. Values are inserted in
+//! one pass and never read again, so a value that looks like a placeholder stays as it is.
+//!
+//! The e-mail carries no clinical content: which patient (as the patients module labels them for
+//! e-mail, by default initials), what kind of event, when, and a link to open in the app.
+
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+
+use crate::error::{AppError, AppResult};
+use crate::vocab::Locale;
+
+/// How urgent a deterioration flag is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Urgent,
+    Emergency,
+}
+
+impl Severity {
+    fn label(self, locale: Locale) -> &'static str {
+        match (self, locale) {
+            (Severity::Urgent, Locale::Ja) => "至急",
+            (Severity::Urgent, Locale::En) => "Urgent",
+            (Severity::Emergency, Locale::Ja) => "緊急",
+            (Severity::Emergency, Locale::En) => "Emergency",
+        }
+    }
+}
+
+/// Everything the service e-mails about. `patient` is the label the patients module chooses
+/// for e-mail (by default the initials), never a full name; ids are the records' UUIDs.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    FlagRaised { severity: Severity, raised_at: NaiveDateTime, patient: String, flag_id: String },
+    FlagEscalated { severity: Severity, raised_at: NaiveDateTime, minutes_unacknowledged: i64, patient: String, flag_id: String },
+    EmergencyAccess { accessor: String, accessed_at: NaiveDateTime, patient: String, patient_id: String },
+    TaskAssigned { title: String, due_at: Option<NaiveDateTime>, patient: String, task_id: String },
+    CaseOpened { hospital: String, planned_discharge_on: Option<NaiveDate>, patient: String, case_id: String },
+    PatientDischarged { discharged_on: NaiveDate, patient: String, patient_id: String },
+    OverdueDigest { as_of: NaiveDate, overdue_tasks: i64, open_flags: i64 },
+    /// An operator's check that delivery works.
+    Test,
+}
+
+impl Notice {
+    /// The `kind` stored with the e-mail.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::FlagRaised { .. } => "flag_raised",
+            Notice::FlagEscalated { .. } => "flag_escalated",
+            Notice::EmergencyAccess { .. } => "emergency_access",
+            Notice::TaskAssigned { .. } => "task_assigned",
+            Notice::CaseOpened { .. } => "case_opened",
+            Notice::PatientDischarged { .. } => "patient_discharged",
+            Notice::OverdueDigest { .. } => "overdue_digest",
+            Notice::Test => "test",
+        }
+    }
+}
+
+/// The kinds of e-mail, as stored.
+pub const KINDS: &[&str] = &[
+    "flag_raised",
+    "flag_escalated",
+    "emergency_access",
+    "task_assigned",
+    "case_opened",
+    "patient_discharged",
+    "overdue_digest",
+    "test",
+];
+
+fn template(kind: &str, locale: Locale) -> Option<&'static str> {
+    Some(match (kind, locale) {
+        ("flag_raised", Locale::Ja) => include_str!("templates/flag_raised.ja.txt"),
+        ("flag_raised", Locale::En) => include_str!("templates/flag_raised.en.txt"),
+        ("flag_escalated", Locale::Ja) => include_str!("templates/flag_escalated.ja.txt"),
+        ("flag_escalated", Locale::En) => include_str!("templates/flag_escalated.en.txt"),
+        ("emergency_access", Locale::Ja) => include_str!("templates/emergency_access.ja.txt"),
+        ("emergency_access", Locale::En) => include_str!("templates/emergency_access.en.txt"),
+        ("task_assigned", Locale::Ja) => include_str!("templates/task_assigned.ja.txt"),
+        ("task_assigned", Locale::En) => include_str!("templates/task_assigned.en.txt"),
+        ("case_opened", Locale::Ja) => include_str!("templates/case_opened.ja.txt"),
+        ("case_opened", Locale::En) => include_str!("templates/case_opened.en.txt"),
+        ("patient_discharged", Locale::Ja) => include_str!("templates/patient_discharged.ja.txt"),
+        ("patient_discharged", Locale::En) => include_str!("templates/patient_discharged.en.txt"),
+        ("overdue_digest", Locale::Ja) => include_str!("templates/overdue_digest.ja.txt"),
+        ("overdue_digest", Locale::En) => include_str!("templates/overdue_digest.en.txt"),
+        ("test", Locale::Ja) => include_str!("templates/test.ja.txt"),
+        ("test", Locale::En) => include_str!("templates/test.en.txt"),
+        _ => return None,
+    })
+}
+
+const FOOTER_JA: &str = "\n--\n\
+このメールは在宅療養連携ノートから自動で送信しています。返信はできません。\n\
+個人情報保護のため、診療の内容はメールに記載していません。アプリで確認してください。\n";
+
+const FOOTER_EN: &str = "\n--\n\
+This message was sent automatically by Renkei Note (在宅療養連携ノート). Replies are not read.\n\
+To protect patients' privacy, e-mails carry no clinical details. Please read them in the app.\n";
+
+/// Parameters a subject may use: their values come from closed vocabularies only.
+const SUBJECT_PARAMETERS: &[&str] = &["severity"];
+
+/// Longest value a body parameter keeps (longer ones are cut with an ellipsis).
+const MAX_PARAMETER_CHARS: usize = 120;
+
+/// An e-mail's text, made only by [`render`], so that every subject comes from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    kind: &'static str,
+    locale: Locale,
+    subject: String,
+    body: String,
+}
+
+impl Rendered {
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+    pub fn locale(&self) -> Locale {
+        self.locale
+    }
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// Japan has no daylight saving time: UTC+9 all year.
+fn jst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+fn format_time(t: NaiveDateTime, locale: Locale) -> String {
+    let local = jst().from_utc_datetime(&t);
+    match locale {
+        Locale::Ja => local.format("%Y年%-m月%-d日 %H:%M（日本時間）").to_string(),
+        Locale::En => local.format("%-d %b %Y, %H:%M JST").to_string(),
+    }
+}
+
+fn format_date(d: NaiveDate, locale: Locale) -> String {
+    match locale {
+        Locale::Ja => d.format("%Y年%-m月%-d日").to_string(),
+        Locale::En => d.format("%-d %b %Y").to_string(),
+    }
+}
+
+fn not_set(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Ja => "未定",
+        Locale::En => "not set",
+    }
+}
+
+/// A value cut to one line: control characters and line separators become spaces, and long
+/// values are shortened.
+pub fn one_line(value: &str, max_chars: usize) -> String {
+    let cleaned: String = value
+        .chars()
+        .map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c })
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.chars().count() > max_chars {
+        let mut cut: String = cleaned.chars().take(max_chars.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// A link into the app for a record; the id must be a UUID so that nothing else reaches the URL.
+fn link(public_url: &str, path: &str, id: &str) -> AppResult<String> {
+    let id = uuid::Uuid::parse_str(id).map_err(|_| AppError::internal(format!("e-mail link to a bad id: {id:?}")))?;
+    Ok(format!("{public_url}/{path}/{}", id.hyphenated()))
+}
+
+/// Renders a notice in a language for a recipient.
+pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, public_url: &str) -> AppResult<Rendered> {
+    let kind = notice.kind();
+    let name = recipient_name.map(|n| one_line(n, 60)).filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        match locale {
+            Locale::Ja => "ご担当者",
+            Locale::En => "colleague",
+        }
+        .to_string()
+    });
+    let mut params: Vec<(&str, String)> = vec![("name", name)];
+    let text = |v: &str| one_line(v, MAX_PARAMETER_CHARS);
+    match notice {
+        Notice::FlagRaised { severity, raised_at, patient, flag_id } => {
+            params.push(("severity", severity.label(locale).into()));
+            params.push(("raised_at", format_time(*raised_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", link(public_url, "flags", flag_id)?));
+        }
+        Notice::FlagEscalated { severity, raised_at, minutes_unacknowledged, patient, flag_id } => {
+            params.push(("severity", severity.label(locale).into()));
+            params.push(("raised_at", format_time(*raised_at, locale)));
+            params.push(("minutes", (*minutes_unacknowledged).max(0).to_string()));
+            params.push(("patient", text(patient)));
+            params.push(("link", link(public_url, "flags", flag_id)?));
+        }
+        Notice::EmergencyAccess { accessor, accessed_at, patient, patient_id } => {
+            params.push(("accessor", text(accessor)));
+            params.push(("accessed_at", format_time(*accessed_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/access-log", link(public_url, "patients", patient_id)?)));
+        }
+        Notice::TaskAssigned { title, due_at, patient, task_id } => {
+            params.push(("title", text(title)));
+            params.push(("due", due_at.map(|t| format_time(t, locale)).unwrap_or_else(|| not_set(locale).into())));
+            params.push(("patient", text(patient)));
+            params.push(("link", link(public_url, "tasks", task_id)?));
+        }
+        Notice::CaseOpened { hospital, planned_discharge_on, patient, case_id } => {
+            params.push(("hospital", text(hospital)));
+            params.push((
+                "planned_discharge_on",
+                planned_discharge_on.map(|d| format_date(d, locale)).unwrap_or_else(|| not_set(locale).into()),
+            ));
+            params.push(("patient", text(patient)));
+            params.push(("link", link(public_url, "discharge-cases", case_id)?));
+        }
+        Notice::PatientDischarged { discharged_on, patient, patient_id } => {
+            params.push(("discharged_on", format_date(*discharged_on, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", link(public_url, "patients", patient_id)?));
+        }
+        Notice::OverdueDigest { as_of, overdue_tasks, open_flags } => {
+            params.push(("as_of", format_date(*as_of, locale)));
+            params.push(("overdue_tasks", (*overdue_tasks).max(0).to_string()));
+            params.push(("open_flags", (*open_flags).max(0).to_string()));
+            params.push(("link", format!("{public_url}/me/tasks")));
+        }
+        Notice::Test => {
+            params.push(("link", public_url.to_string()));
+        }
+    }
+    let source = template(kind, locale).ok_or_else(|| AppError::internal(format!("no {kind} template for {locale}")))?;
+    let (subject, body) = split(source).map_err(AppError::internal)?;
+    let subject_params: Vec<(&str, String)> =
+        params.iter().filter(|(k, _)| SUBJECT_PARAMETERS.contains(k)).cloned().collect();
+    let subject = one_line(&fill(subject, &subject_params).map_err(AppError::internal)?, 200);
+    let mut body = fill(body, &params).map_err(AppError::internal)?;
+    body.push_str(match locale {
+        Locale::Ja => FOOTER_JA,
+        Locale::En => FOOTER_EN,
+    });
+    Ok(Rendered { kind, locale, subject, body })
+}
+
+/// A template's subject line and body.
+fn split(source: &str) -> Result<(&str, &str), String> {
+    let (subject, rest) = source.split_once('\n').ok_or("a template needs a subject line and a body")?;
+    let body = rest.strip_prefix('\n').ok_or("the subject line must be followed by a blank line")?;
+    Ok((subject.trim(), body))
+}
+
+/// Replaces each `{name}` once, in one pass: inserted values are never scanned again.
+fn fill(template: &str, params: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('}').ok_or("a placeholder is not closed")?;
+        let name = &after[..end];
+        let value = params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("the template uses {{{name}}}, which is not given here"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://renkei.example.jp";
+    const ID: &str = "0193a3f2-7c4e-7d2a-9b1f-3c5d7e9f1a2b";
+
+    fn at() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_opt(9, 30, 0).unwrap()
+    }
+
+    fn every_notice(text: &str) -> Vec<Notice> {
+        let day = at().date();
+        vec![
+            Notice::FlagRaised { severity: Severity::Emergency, raised_at: at(), patient: text.into(), flag_id: ID.into() },
+            Notice::FlagEscalated {
+                severity: Severity::Urgent,
+                raised_at: at(),
+                minutes_unacknowledged: 30,
+                patient: text.into(),
+                flag_id: ID.into(),
+            },
+            Notice::EmergencyAccess { accessor: text.into(), accessed_at: at(), patient: text.into(), patient_id: ID.into() },
+            Notice::TaskAssigned { title: text.into(), due_at: Some(at()), patient: text.into(), task_id: ID.into() },
+            Notice::CaseOpened { hospital: text.into(), planned_discharge_on: None, patient: text.into(), case_id: ID.into() },
+            Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
+            Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
+            Notice::Test,
+        ]
+    }
+
+    #[test]
+    fn every_kind_renders_in_both_languages() {
+        let notices = every_notice("Y.H.");
+        assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), KINDS);
+        for notice in &notices {
+            for locale in [Locale::Ja, Locale::En] {
+                let r = render(notice, locale, Some("山田 花子"), URL).unwrap();
+                assert!(!r.subject().is_empty() && !r.body().is_empty(), "{} {locale}", notice.kind());
+                assert!(r.body().contains(URL), "{} {locale}: no link", notice.kind());
+                assert!(!r.body().contains('{'), "{} {locale}: unfilled placeholder", notice.kind());
+            }
+        }
+    }
+
+    #[test]
+    fn japanese_by_default_and_english_on_request() {
+        let notice = &every_notice("Y.H.")[0];
+        let ja = render(notice, Locale::Ja, Some("山田 花子"), URL).unwrap();
+        assert_eq!(ja.subject(), "【緊急】急変フラグが立てられました（在宅療養連携ノート）");
+        assert!(ja.body().starts_with("山田 花子 様\n"));
+        assert!(ja.body().contains("2026年11月25日 18:30（日本時間）"), "{}", ja.body());
+        assert!(ja.body().contains(&format!("{URL}/flags/{ID}")));
+        let en = render(notice, Locale::En, None, URL).unwrap();
+        assert_eq!(en.subject(), "[Emergency] Deterioration flag raised (Renkei Note)");
+        assert!(en.body().starts_with("Dear colleague,\n"));
+        assert!(en.body().contains("25 Nov 2026, 18:30 JST"));
+    }
+
+    #[test]
+    fn values_are_escaped_not_interpreted() {
+        let hostile = "Y.H.\r\nBcc: evil@example.jp\n\n{link} {name}\u{2028}.";
+        for notice in every_notice(hostile) {
+            for locale in [Locale::Ja, Locale::En] {
+                let r = render(&notice, locale, Some("Eve\r\nBcc: evil@example.jp"), URL).unwrap();
+                assert!(!r.subject().contains(['\r', '\n']));
+                assert!(!r.subject().contains("evil"), "{}: {}", notice.kind(), r.subject());
+                assert!(!r.body().contains('\r'));
+                for line in r.body().lines() {
+                    assert!(!line.starts_with("Bcc:"), "{}: a value started a line: {line:?}", notice.kind());
+                }
+                // A value that looks like a placeholder is kept as typed, not filled in.
+                if notice.kind() != "overdue_digest" && notice.kind() != "test" {
+                    assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn subjects_use_only_closed_vocabulary_parameters() {
+        for kind in KINDS {
+            for locale in [Locale::Ja, Locale::En] {
+                let (subject, body) = split(template(kind, locale).unwrap()).unwrap();
+                let mut rest = subject;
+                while let Some(start) = rest.find('{') {
+                    let end = rest[start..].find('}').unwrap() + start;
+                    let name = &rest[start + 1..end];
+                    assert!(SUBJECT_PARAMETERS.contains(&name), "{kind}.{locale}: subject uses {{{name}}}");
+                    rest = &rest[end + 1..];
+                }
+                assert!(!body.trim().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_ids_never_reach_a_link() {
+        let notice = Notice::PatientDischarged {
+            discharged_on: at().date(),
+            patient: "Y.H.".into(),
+            patient_id: "../../admin?x=".into(),
+        };
+        assert!(render(&notice, Locale::Ja, None, URL).is_err());
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(one_line("a\r\nb", 10), "a  b");
+        assert_eq!(one_line(&"あ".repeat(200), 5), "ああああ…");
+    }
+}

@@ -1,0 +1,247 @@
+//! The outbox worker: one per server instance, a task beside the HTTP server.
+//!
+//! It sleeps until woken (an e-mail was committed on this instance) or until the poll interval
+//! passes (e-mails from other instances, retries that have come due), claims a batch of due
+//! e-mails under a lease, sends them a few at a time, and records each outcome: sent; failed for
+//! now, to be retried after an exponential backoff with jitter; or dead, after a permanent
+//! rejection or the last allowed attempt. One e-mail's failure never holds up the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use lettre::message::Mailbox;
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::outbox::{self, OutboxEmail, Outcome};
+use super::transport::{self, Delivery, Transport};
+use super::mask_address;
+use crate::app::AppState;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::error::AppResult;
+
+/// Longest wait between two attempts, however many have failed.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_attempts: i32,
+    pub backoff: Duration,
+    pub poll: Duration,
+    /// How long a claim holds an e-mail. Longer than a whole batch can take
+    /// (`batch / CONNECTIONS × SEND_TIMEOUT`), so a live worker never loses its e-mails to another.
+    pub lease: Duration,
+    pub batch: i64,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            max_attempts: config.mail_max_attempts.max(1),
+            backoff: Duration::from_secs(config.mail_backoff_secs.max(1)),
+            poll: Duration::from_secs(config.mail_poll_secs.max(1)),
+            lease: Duration::from_secs(300),
+            batch: 20,
+        }
+    }
+}
+
+/// The wait before the next attempt after `attempts` failed ones: about `base · 2^(attempts-1)`,
+/// capped at [`MAX_BACKOFF`]. `jitter` (0 ≤ jitter < 1) picks a point between half and all of it,
+/// so that many e-mails failed by one outage do not all come back at the same instant.
+pub fn backoff(attempts: i32, base: Duration, jitter: f64) -> Duration {
+    let exponent = attempts.clamp(1, 31) as u32 - 1;
+    let full = base.saturating_mul(2u32.saturating_pow(exponent)).min(MAX_BACKOFF.max(base));
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// What to store after an attempt, given how many attempts came before it.
+pub fn outcome(delivery: &Delivery, attempts_before: i32, settings: &Settings, now: NaiveDateTime, jitter: f64) -> Outcome {
+    let attempts = attempts_before + 1;
+    match delivery {
+        Delivery::Sent => Outcome::Sent { at: now },
+        Delivery::Rejected(error) => Outcome::Dead { attempts, error: format!("rejected: {error}") },
+        Delivery::Failed(error) if attempts >= settings.max_attempts => {
+            Outcome::Dead { attempts, error: format!("gave up after {attempts} attempts: {error}") }
+        }
+        Delivery::Failed(error) => {
+            let wait = backoff(attempts, settings.backoff, jitter);
+            let at = db::truncate(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)));
+            Outcome::Retry { attempts, at, error: error.clone() }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    db: Db,
+    transport: Arc<Transport>,
+    from: Mailbox,
+    settings: Settings,
+    wake: Arc<Notify>,
+    /// Names this worker's leases.
+    name: Arc<str>,
+}
+
+impl Worker {
+    pub fn new(state: &AppState) -> Result<Worker, String> {
+        let config = &state.config;
+        let transport = Transport::from_config(&config.mail)?;
+        let from = config.mail_from.parse::<Mailbox>().map_err(|e| format!("RENKEI_MAIL_FROM: {e}"))?;
+        Ok(Worker {
+            db: state.db.clone(),
+            transport: Arc::new(transport),
+            from,
+            settings: Settings::from_config(config),
+            wake: state.mail.notified(),
+            name: format!("worker-{}", uuid::Uuid::new_v4().simple()).into(),
+        })
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        tracing::info!(worker = %self.name, transport = self.transport.describe(), "outbox worker started");
+        loop {
+            let claimed = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox: cannot claim e-mails; will try again");
+                    0
+                }
+            };
+            // A full batch means more may be waiting: go on at once.
+            if claimed as i64 >= self.settings.batch {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Claims the e-mails that are due and delivers them; returns how many it claimed.
+    pub async fn run_once(&self) -> AppResult<usize> {
+        let now = db::now();
+        let until = db::truncate(now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5)));
+        let (name, batch) = (self.name.to_string(), self.settings.batch);
+        let emails = self.db.run(move |conn| outbox::claim(conn, &name, now, until, batch)).await?;
+        let claimed = emails.len();
+        let mut sending = JoinSet::new();
+        for email in emails {
+            while sending.len() >= transport::CONNECTIONS as usize {
+                sending.join_next().await;
+            }
+            let worker = self.clone();
+            sending.spawn(async move { worker.deliver(email).await });
+        }
+        while sending.join_next().await.is_some() {}
+        Ok(claimed)
+    }
+
+    async fn deliver(&self, email: OutboxEmail) {
+        let delivery = self.transport.send(&self.from, &email).await;
+        let now = db::now();
+        let outcome = outcome(&delivery, email.attempts, &self.settings, now, rand::random::<f64>());
+        let to = mask_address(&email.to_address);
+        match &outcome {
+            Outcome::Sent { .. } => tracing::info!(
+                id = %email.id,
+                kind = %email.kind,
+                to = %to,
+                attempts = email.attempts + 1,
+                queued_ms = (now - email.created_at).num_milliseconds(),
+                "e-mail sent"
+            ),
+            Outcome::Retry { attempts, at, error } => tracing::warn!(
+                id = %email.id,
+                kind = %email.kind,
+                to = %to,
+                attempts,
+                next_attempt_at = %at,
+                error = %error,
+                "e-mail not sent; will retry"
+            ),
+            Outcome::Dead { attempts, error } => tracing::error!(
+                id = %email.id,
+                kind = %email.kind,
+                to = %to,
+                attempts,
+                error = %error,
+                "e-mail given up (dead); an operator can retry it"
+            ),
+        }
+        let (id, name) = (email.id.clone(), self.name.to_string());
+        match self.db.run(move |conn| outbox::record(conn, &id, &name, &outcome)).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(id = %email.id, "outbox: the lease ran out before the outcome was stored"),
+            // The lease will end and the e-mail be tried again, with the same Message-ID.
+            Err(e) => tracing::warn!(id = %email.id, error = %e, "outbox: cannot store the outcome"),
+        }
+    }
+}
+
+/// Starts this instance's worker on the current runtime.
+pub fn spawn(state: &AppState) -> Result<JoinHandle<()>, String> {
+    let worker = Worker::new(state)?;
+    Ok(tokio::spawn(worker.run()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            max_attempts: 3,
+            backoff: Duration::from_secs(30),
+            poll: Duration::from_secs(5),
+            lease: Duration::from_secs(300),
+            batch: 20,
+        }
+    }
+
+    fn at(secs: i64) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap().naive_utc()
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(30);
+        assert_eq!(backoff(1, base, 0.0), Duration::from_secs(15));
+        assert_eq!(backoff(1, base, 1.0), Duration::from_secs(30));
+        assert_eq!(backoff(2, base, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(4, base, 1.0), Duration::from_secs(240));
+        assert_eq!(backoff(30, base, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(i32::MAX, base, 0.0), MAX_BACKOFF / 2);
+        let some = backoff(3, base, 0.37);
+        assert!(some >= Duration::from_secs(60) && some <= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_failure_is_retried_later_until_the_last_attempt() {
+        let s = settings();
+        let failed = Delivery::Failed("connection refused".into());
+        match outcome(&failed, 0, &s, at(0), 1.0) {
+            Outcome::Retry { attempts: 1, at: next, .. } => assert_eq!(next, at(30)),
+            other => panic!("{other:?}"),
+        }
+        match outcome(&failed, 1, &s, at(0), 1.0) {
+            Outcome::Retry { attempts: 2, at: next, .. } => assert_eq!(next, at(60)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(outcome(&failed, 2, &s, at(0), 1.0), Outcome::Dead { attempts: 3, .. }));
+    }
+
+    #[test]
+    fn a_permanent_rejection_is_dead_at_once() {
+        let rejected = Delivery::Rejected("550 mailbox unavailable".into());
+        match outcome(&rejected, 0, &settings(), at(0), 0.5) {
+            Outcome::Dead { attempts: 1, error } => assert!(error.contains("550")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(outcome(&Delivery::Sent, 4, &settings(), at(9), 0.5), Outcome::Sent { at: at(9) });
+    }
+}
