@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod contract;
+mod discharge;
 mod discharge_templates;
 mod errors;
 mod ops;
