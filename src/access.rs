@@ -232,3 +232,78 @@ pub fn administer_system(me: &CurrentUser) -> AppResult<()> {
         Err(refuse())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Discharge coordination (DESIGN.md §4, §5).
+//
+// - Hospital staff (users of an organisation of kind hospital) open discharge cases.
+// - A hospital finds the patient of a new case only when already on the patient's team, or by
+//   the patient's id together with the matching birth date and katakana family name — never by
+//   the id alone, so that a hospital cannot open cases for arbitrary ids. Anyone else gets the
+//   404 of a patient that does not exist, and the attempt is audited.
+// - The case itself (dates, discharge, close, cancel) is changed by the staff of its hospital
+//   who are on the team; tasks, comments and conferences by any member who may write.
+
+/// Opening a discharge case: hospital staff only.
+pub fn open_discharge_case(organization_kind: crate::vocab::OrgKind) -> AppResult<()> {
+    if organization_kind == crate::vocab::OrgKind::Hospital {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "入退院調整を開始できるのは病院の職員です。",
+            "Discharge cases are opened by hospital staff.",
+        ))
+    }
+}
+
+/// How a hospital identifies a patient it is not yet on the team of.
+pub struct PatientIdentity<'a> {
+    pub birth_date: chrono::NaiveDate,
+    pub family_name_kana: &'a str,
+}
+
+/// The patient of a case about to be opened, and the caller's current membership, if any.
+pub fn patient_for_new_case(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    identity: Option<PatientIdentity<'_>>,
+) -> AppResult<(Patient, Option<team::Member>)> {
+    let resource = "discharge_case";
+    let Some(patient) = patients::find(conn, patient_id)? else {
+        audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail("no such patient"))?;
+        return Err(AppError::hidden());
+    };
+    if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
+        return Ok((patient, Some(member)));
+    }
+    let same_kana = |a: &str, b: &str| a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()));
+    let identified = identity.is_some_and(|i| {
+        i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana)
+    });
+    if identified {
+        return Ok((patient, None));
+    }
+    audit::record(conn, me, Event::new(Action::Read, resource, None, Some(&patient.id)).denied().detail("not identified"))?;
+    Err(AppError::hidden())
+}
+
+/// Changing a case's dates and moving it through its life: the case's hospital, through its
+/// staff on the team. Others who may write the patient's data get 403, and the refused attempt
+/// is audited.
+pub fn manage_discharge_case(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    relation: &Relation,
+    case: &crate::discharge::cases::Case,
+) -> AppResult<()> {
+    if matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id {
+        return Ok(());
+    }
+    audit::record(conn, me, Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).denied())?;
+    Err(AppError::forbidden(
+        "入退院調整の日程と状態を変更できるのは、担当病院のケアチームメンバーです。",
+        "Only the case's hospital staff on the care team change its dates and status.",
+    )
+    .keeping_changes())
+}

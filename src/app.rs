@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::mail::Mailer;
-use crate::{audit, auth, flags, mail, ops, orgs, patients, users, wards};
+use crate::{audit, auth, discharge, flags, mail, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -90,6 +90,22 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/me/flags", get().to(flags::handlers::mine)),
         (Method::GET, "/api/v1/outbox", get().to(mail::handlers::status)),
         (Method::POST, "/api/v1/outbox/{id}/retry", post().to(mail::handlers::retry)),
+        (Method::GET, "/api/v1/discharge-task-templates", get().to(discharge::handlers::list_templates)),
+        (Method::POST, "/api/v1/discharge-cases", post().to(discharge::handlers::open)),
+        (Method::GET, "/api/v1/discharge-cases", get().to(discharge::handlers::list)),
+        (Method::GET, "/api/v1/discharge-cases/{id}", get().to(discharge::handlers::get)),
+        (Method::PATCH, "/api/v1/discharge-cases/{id}", patch().to(discharge::handlers::update)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/discharge", post().to(discharge::handlers::discharge)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/close", post().to(discharge::handlers::close)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/cancel", post().to(discharge::handlers::cancel)),
+        (Method::GET, "/api/v1/discharge-cases/{id}/conferences", get().to(discharge::handlers::list_conferences)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/conferences", post().to(discharge::handlers::record_conference)),
+        (Method::GET, "/api/v1/discharge-cases/{id}/tasks", get().to(discharge::handlers::list_tasks)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/tasks", post().to(discharge::handlers::add_task)),
+        (Method::GET, "/api/v1/tasks/{id}", get().to(discharge::handlers::get_task)),
+        (Method::PATCH, "/api/v1/tasks/{id}", patch().to(discharge::handlers::update_task)),
+        (Method::POST, "/api/v1/tasks/{id}/comments", post().to(discharge::handlers::add_comment)),
+        (Method::GET, "/api/v1/me/tasks", get().to(discharge::handlers::my_tasks)),
     ]
 }
 

@@ -82,6 +82,114 @@ diesel::table! {
 }
 
 diesel::table! {
+    discharge_cases (id) {
+        id -> Text,
+        patient_id -> Text,
+        hospital_id -> Text,
+        opened_by -> Text,
+        opener_member_id -> Text,
+        admitted_at -> Nullable<Timestamp>,
+        admitted_on -> Date,
+        planned_discharge_on -> Nullable<Date>,
+        discharged_on -> Nullable<Date>,
+        status -> Text,
+        department -> Nullable<Text>,
+        hospital_ward -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        contact_name -> Nullable<Text>,
+        contact_phone -> Nullable<Text>,
+        cancel_reason -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+        idempotency_key -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    discharge_conference_attendees (id) {
+        id -> Text,
+        conference_id -> Text,
+        patient_id -> Text,
+        position -> Integer,
+        name -> Text,
+        profession -> Text,
+        organization -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    discharge_conferences (id) {
+        id -> Text,
+        case_id -> Text,
+        patient_id -> Text,
+        held_at -> Timestamp,
+        place -> Nullable<Text>,
+        video -> Bool,
+        content -> Text,
+        recorded_by -> Text,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    discharge_events (id) {
+        id -> Text,
+        patient_id -> Text,
+        case_id -> Text,
+        task_id -> Nullable<Text>,
+        kind -> Text,
+        at -> Timestamp,
+        actor_id -> Text,
+        recipient_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    discharge_task_comments (id) {
+        id -> Text,
+        task_id -> Text,
+        patient_id -> Text,
+        author_id -> Text,
+        text -> Text,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    discharge_tasks (id) {
+        id -> Text,
+        case_id -> Text,
+        patient_id -> Text,
+        template_key -> Nullable<Text>,
+        title -> Text,
+        description -> Nullable<Text>,
+        source -> Nullable<Text>,
+        profession -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
+        anchor -> Nullable<Text>,
+        offset_days -> Nullable<Integer>,
+        due_rule -> Nullable<Text>,
+        business_hours_rule -> Nullable<Bool>,
+        due_at -> Nullable<Timestamp>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        completed_at -> Nullable<Timestamp>,
+        completed_by -> Nullable<Text>,
+        sort_order -> Integer,
+        created_by -> Text,
+        idempotency_key -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     emergency_access (id) {
         id -> Text,
         patient_id -> Text,
@@ -264,6 +372,12 @@ diesel::table! {
 diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
 diesel::joinable!(consents -> patients (patient_id));
+diesel::joinable!(discharge_cases -> patients (patient_id));
+diesel::joinable!(discharge_conference_attendees -> discharge_conferences (conference_id));
+diesel::joinable!(discharge_conferences -> discharge_cases (case_id));
+diesel::joinable!(discharge_events -> discharge_cases (case_id));
+diesel::joinable!(discharge_task_comments -> discharge_tasks (task_id));
+diesel::joinable!(discharge_tasks -> discharge_cases (case_id));
 diesel::joinable!(emergency_access -> patients (patient_id));
 diesel::joinable!(flags -> patients (patient_id));
 diesel::joinable!(email_outbox -> users (recipient_user_id));
@@ -279,7 +393,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     care_team_members,
     consents,
+    discharge_cases,
+    discharge_conference_attendees,
+    discharge_conferences,
+    discharge_events,
+    discharge_task_comments,
     discharge_task_templates,
+    discharge_tasks,
     emergency_access,
     flags,
     email_outbox,

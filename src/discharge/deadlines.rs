@@ -78,6 +78,18 @@ fn to_jst(utc: NaiveDateTime) -> Option<NaiveDateTime> {
     utc.checked_add_signed(JST_OFFSET)
 }
 
+/// The JST calendar day of a UTC instant (an admission at 23:30 JST is on that day in Japan).
+pub fn jst_day(utc: NaiveDateTime) -> Option<NaiveDate> {
+    to_jst(utc).map(|t| t.date())
+}
+
+/// Noon JST of a calendar day, in UTC: the instant used for an admission known only by its
+/// date. Noon is within business hours, so on a weekday the business-hours rule gives the
+/// earlier, safer deadline (as for public holidays, below); weekends stay outside them.
+pub fn jst_noon(day: NaiveDate) -> Option<NaiveDateTime> {
+    day.and_hms_opt(12, 0, 0)?.checked_sub_signed(JST_OFFSET)
+}
+
 /// 入院時情報連携加算's business hours: Monday to Friday, from 9:00 up to (not including) 17:00
 /// JST. Offices set their own hours; these are the common ones. Public holidays (祝日) are not
 /// modelled: an admission on a weekday holiday counts as within business hours, which gives the
@@ -145,6 +157,16 @@ mod tests {
 
     fn admitted(at: NaiveDateTime) -> Anchors {
         Anchors { admitted_at: at, planned_discharge_on: None, discharged_on: None }
+    }
+
+    #[test]
+    fn jst_days_and_noon() {
+        assert_eq!(jst_day(utc(2026, 1, 31, 14, 59)), Some(date(2026, 1, 31)));
+        assert_eq!(jst_day(utc(2026, 1, 31, 15, 0)), Some(date(2026, 2, 1)));
+        assert_eq!(jst_noon(date(2026, 1, 30)), Some(utc(2026, 1, 30, 3, 0)));
+        // A weekday admission known only by its date gets the same-day deadline.
+        let by_date = admitted(jst_noon(date(2026, 1, 30)).unwrap());
+        assert_eq!(due_at(&ADMISSION_INFO, &by_date), Some(end_of(2026, 1, 30)));
     }
 
     #[test]

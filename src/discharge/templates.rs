@@ -84,3 +84,11 @@ pub fn active_templates(conn: &mut DbConn) -> AppResult<Vec<Template>> {
         .select(Template::as_select())
         .load(conn)?)
 }
+
+/// Every template, retired variants included, in the same order (for `GET /discharge-task-templates`).
+pub fn all_templates(conn: &mut DbConn) -> AppResult<Vec<Template>> {
+    Ok(discharge_task_templates::table
+        .order((discharge_task_templates::sort_order.asc(), discharge_task_templates::key.asc()))
+        .select(Template::as_select())
+        .load(conn)?)
+}

@@ -44,22 +44,58 @@ fn check_kana(check: &mut Check, field: &str, value: &str) {
     }
 }
 
-fn check_birth_date(check: &mut Check, birth: NaiveDate) {
+fn check_birth_date(check: &mut Check, field: &str, birth: NaiveDate) {
     let today = super::today_jst();
     if birth > today || super::age_on(birth, today) > 130 {
-        check.push("birth_date", "out_of_range", "生年月日が正しくありません。", "birth_date is not plausible.");
+        check.push(field, "out_of_range", "生年月日が正しくありません。", format!("{field} is not plausible."));
     }
 }
 
-fn check_contact(check: &mut Check, contact: Option<&EmergencyContact>) {
+fn check_contact(check: &mut Check, prefix: &str, contact: Option<&EmergencyContact>) {
     if let Some(c) = contact {
-        check.required_line("emergency_contact.name", &c.name, 100);
-        check.line("emergency_contact.relationship", c.relationship.as_deref(), 50);
-        check.phone("emergency_contact.phone", c.phone.as_deref());
+        check.required_line(&format!("{prefix}emergency_contact.name"), &c.name, 100);
+        check.line(&format!("{prefix}emergency_contact.relationship"), c.relationship.as_deref(), 50);
+        check.phone(&format!("{prefix}emergency_contact.phone"), c.phone.as_deref());
     }
 }
 
-fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
+impl RegisterPatient {
+    /// Checks the fields of a registration; `prefix` names where it sits in the request body
+    /// (`""` for `POST /patients`, `"patient."` when a hospital registers a patient while
+    /// opening a discharge case). The initial status is checked by the caller.
+    pub fn check(&self, check: &mut Check, prefix: &str) {
+        let f = |name: &str| format!("{prefix}{name}");
+        check.required_line(&f("family_name"), &self.family_name, 50);
+        check.required_line(&f("given_name"), &self.given_name, 50);
+        check_kana(check, &f("family_name_kana"), &self.family_name_kana);
+        check_kana(check, &f("given_name_kana"), &self.given_name_kana);
+        check_birth_date(check, &f("birth_date"), self.birth_date);
+        check.line(&f("address"), self.address.as_deref(), 300);
+        check.phone(&f("phone"), self.phone.as_deref());
+        check_contact(check, prefix, self.emergency_contact.as_ref());
+    }
+
+    /// The patient to insert, with this status.
+    pub fn into_new_patient(self, status: PatientStatus) -> NewPatient {
+        NewPatient {
+            family_name: self.family_name,
+            given_name: self.given_name,
+            family_name_kana: self.family_name_kana,
+            given_name_kana: self.given_name_kana,
+            birth_date: self.birth_date,
+            sex: self.sex,
+            ward_code: self.ward_code,
+            address: self.address,
+            phone: self.phone,
+            care_level: self.care_level,
+            status,
+            emergency_contact: self.emergency_contact,
+            spo2_target_88_92: self.spo2_target_88_92,
+        }
+    }
+}
+
+pub(crate) fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
     if crate::orgs::ward_exists(conn, code)? {
         Ok(())
     } else {
@@ -88,14 +124,7 @@ fn etagged(status: actix_web::http::StatusCode, view: &super::PatientView) -> Ht
 pub async fn register(state: web::Data<AppState>, bearer: Bearer, body: web::Json<RegisterPatient>) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let mut check = Check::new();
-    check.required_line("family_name", &body.family_name, 50);
-    check.required_line("given_name", &body.given_name, 50);
-    check_kana(&mut check, "family_name_kana", &body.family_name_kana);
-    check_kana(&mut check, "given_name_kana", &body.given_name_kana);
-    check_birth_date(&mut check, body.birth_date);
-    check.line("address", body.address.as_deref(), 300);
-    check.phone("phone", body.phone.as_deref());
-    check_contact(&mut check, body.emergency_contact.as_ref());
+    body.check(&mut check, "");
     let status = body.status.unwrap_or(PatientStatus::Home);
     if !matches!(status, PatientStatus::Home | PatientStatus::Hospitalized) {
         check.push("status", "invalid_initial_status", "登録時の状態は home か hospitalized です。", "A new patient is home or hospitalized.");
@@ -108,25 +137,7 @@ pub async fn register(state: web::Data<AppState>, bearer: Bearer, body: web::Jso
             let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
             let role = access::register_patient(&me, OrgKind::parse(&org.kind).unwrap_or(OrgKind::Clinic))?;
             check_ward(conn, &body.ward_code)?;
-            let patient = super::insert(
-                conn,
-                NewPatient {
-                    family_name: body.family_name,
-                    given_name: body.given_name,
-                    family_name_kana: body.family_name_kana,
-                    given_name_kana: body.given_name_kana,
-                    birth_date: body.birth_date,
-                    sex: body.sex,
-                    ward_code: body.ward_code,
-                    address: body.address,
-                    phone: body.phone,
-                    care_level: body.care_level,
-                    status,
-                    emergency_contact: body.emergency_contact,
-                    spo2_target_88_92: body.spo2_target_88_92,
-                },
-                &me.id,
-            )?;
+            let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
             team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
             audit::record(conn, &me, Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)))?;
@@ -254,7 +265,7 @@ pub async fn update(
         check_kana(&mut check, "given_name_kana", v);
     }
     if let Some(b) = body.birth_date {
-        check_birth_date(&mut check, b);
+        check_birth_date(&mut check, "birth_date", b);
     }
     if let Some(a) = &body.address {
         check.line("address", a.as_deref(), 300);
@@ -263,7 +274,7 @@ pub async fn update(
         check.phone("phone", p.as_deref());
     }
     if let Some(c) = &body.emergency_contact {
-        check_contact(&mut check, c.as_ref());
+        check_contact(&mut check, "", c.as_ref());
     }
     check.finish()?;
     let view = state

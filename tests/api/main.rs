@@ -6,6 +6,7 @@ mod smtp;
 
 mod auth;
 mod contract;
+mod discharge;
 mod discharge_templates;
 mod errors;
 mod flags;

@@ -1,0 +1,122 @@
+//! Notices of discharge coordination: what the team is told, and when.
+//!
+//! Each notice is written, in the request's transaction, as a row of `discharge_events` — the
+//! patient's timeline entries for discharge coordination — and answers the people it is for.
+//! Emails are not sent from here yet. **The mail outbox hooks in here**: each public function
+//! below is the one place its notice is made, so the outbox rows (DESIGN.md §7: written in the
+//! same transaction, carrying no clinical content) are enqueued at the marked line of each,
+//! for `notice.recipients`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::discharge_events;
+use crate::db::{new_id, now, DbConn};
+use crate::discharge::cases::Case;
+use crate::discharge::tasks::Task;
+use crate::error::AppResult;
+use crate::patients::team;
+
+crate::text_enum! {
+    /// What a notice is about.
+    NoticeKind {
+        CaseOpened => "case_opened",
+        TaskAssigned => "task_assigned",
+        PatientDischarged => "patient_discharged",
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = discharge_events)]
+pub struct DischargeEvent {
+    pub id: String,
+    pub patient_id: String,
+    pub case_id: String,
+    pub task_id: Option<String>,
+    pub kind: String,
+    pub at: NaiveDateTime,
+    pub actor_id: String,
+    /// One person the notice is for; `None`: the patient's active team.
+    pub recipient_id: Option<String>,
+}
+
+/// A notice as recorded, with the accounts it is for (never the person who caused it).
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub event: DischargeEvent,
+    pub recipients: Vec<String>,
+}
+
+/// A hospital opened a discharge case: the patient's team is told (入院の連絡), so that the
+/// care manager can send the home-life information on time (入院時情報連携加算).
+pub fn case_opened(conn: &mut DbConn, case: &Case, actor_id: &str) -> AppResult<Notice> {
+    let recipients = team_except(conn, &case.patient_id, actor_id)?;
+    let event = record(conn, NoticeKind::CaseOpened, case, actor_id)?;
+    // Mail outbox: enqueue "入退院調整が開始されました" for `recipients` here.
+    Ok(Notice { event, recipients })
+}
+
+/// A task was given to one team member: they are told.
+pub fn task_assigned(conn: &mut DbConn, task: &Task, assignee_id: &str, actor_id: &str) -> AppResult<Notice> {
+    let recipients = if assignee_id == actor_id { Vec::new() } else { vec![assignee_id.to_string()] };
+    let event = DischargeEvent {
+        id: new_id(),
+        patient_id: task.patient_id.clone(),
+        case_id: task.case_id.clone(),
+        task_id: Some(task.id.clone()),
+        kind: NoticeKind::TaskAssigned.as_str().into(),
+        at: now(),
+        actor_id: actor_id.into(),
+        recipient_id: Some(assignee_id.into()),
+    };
+    insert(conn, &event)?;
+    // Mail outbox: enqueue "タスクが割り当てられました" for `recipients` here.
+    Ok(Notice { event, recipients })
+}
+
+/// The patient left hospital: the team is told, since the post-discharge deadlines (the first
+/// home visit within 2 days, 退院・退所加算's information within 7) now run.
+pub fn patient_discharged(conn: &mut DbConn, case: &Case, actor_id: &str) -> AppResult<Notice> {
+    let recipients = team_except(conn, &case.patient_id, actor_id)?;
+    let event = record(conn, NoticeKind::PatientDischarged, case, actor_id)?;
+    // Mail outbox: enqueue "退院しました" for `recipients` here.
+    Ok(Notice { event, recipients })
+}
+
+/// A case's notices, oldest first (for the patient's timeline).
+pub fn for_case(conn: &mut DbConn, case_id: &str) -> AppResult<Vec<DischargeEvent>> {
+    Ok(discharge_events::table
+        .filter(discharge_events::case_id.eq(case_id))
+        .order((discharge_events::at.asc(), discharge_events::id.asc()))
+        .select(DischargeEvent::as_select())
+        .load(conn)?)
+}
+
+fn team_except(conn: &mut DbConn, patient_id: &str, actor_id: &str) -> AppResult<Vec<String>> {
+    let mut ids = team::active_user_ids(conn, patient_id)?;
+    ids.retain(|id| id != actor_id);
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// A notice to the whole team about a case.
+fn record(conn: &mut DbConn, kind: NoticeKind, case: &Case, actor_id: &str) -> AppResult<DischargeEvent> {
+    let event = DischargeEvent {
+        id: new_id(),
+        patient_id: case.patient_id.clone(),
+        case_id: case.id.clone(),
+        task_id: None,
+        kind: kind.as_str().into(),
+        at: now(),
+        actor_id: actor_id.into(),
+        recipient_id: None,
+    };
+    insert(conn, &event)?;
+    Ok(event)
+}
+
+fn insert(conn: &mut DbConn, event: &DischargeEvent) -> AppResult<()> {
+    diesel::insert_into(discharge_events::table).values(event).execute(conn)?;
+    Ok(())
+}
