@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod discharge;
 pub mod error;
+pub mod idempotency;
 pub mod notes;
 pub mod ops;
 pub mod orgs;
