@@ -134,7 +134,7 @@ pub fn claim(conn: &mut DbConn, user_id: &str, key: &str, fingerprint: &str) -> 
         idempotency_keys::created_at.eq(now()),
     );
     let inserted = per_backend!(conn, |c| diesel::insert_into(idempotency_keys::table)
-        .values(row.clone())
+        .values(row)
         .on_conflict_do_nothing()
         .execute(c))?;
     if inserted == 1 {

@@ -155,7 +155,7 @@ pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<Strin
     // Create the chain head if this is the chain's first event, then lock it by bumping the
     // sequence: concurrent writers of the same chain queue here, others do not.
     let head = (audit_chain_heads::chain_key.eq(&chain_key), audit_chain_heads::last_seq.eq(0i64), audit_chain_heads::last_hash.eq(GENESIS));
-    per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table).values(head.clone()).on_conflict_do_nothing().execute(c))?;
+    per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table).values(head).on_conflict_do_nothing().execute(c))?;
     diesel::update(audit_chain_heads::table.find(&chain_key))
         .set(audit_chain_heads::last_seq.eq(audit_chain_heads::last_seq + 1))
         .execute(conn)?;

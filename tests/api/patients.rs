@@ -355,18 +355,18 @@ async fn audit_trail_records_and_detects_tampering(app: TestApp) {
     assert_eq!(denied.body["items"].as_array().unwrap().len(), 1);
 
     // The chain verifies; a changed byte and a deleted row are each detected.
-    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    let report = app.db.run(renkei::audit::verify).await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
     assert!(report.events >= 5, "{}", report.events);
     let pid = t.patient_id.clone();
     tamper(&app, &pid, "UPDATE audit_events SET detail = 'x' WHERE chain_key = '{pid}' AND chain_seq = 2").await;
-    let report = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap();
+    let report = app.db.run(renkei::audit::verify).await.unwrap();
     let broken = report.broken.expect("changed row detected");
     assert_eq!((broken.chain_key.as_str(), broken.chain_seq, broken.reason), (pid.as_str(), 2, "its content was changed"));
     tamper(&app, &pid, "UPDATE audit_events SET detail = NULL WHERE chain_key = '{pid}' AND chain_seq = 2").await;
-    assert!(app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.is_none());
+    assert!(app.db.run(renkei::audit::verify).await.unwrap().broken.is_none());
     tamper(&app, &pid, "DELETE FROM audit_events WHERE chain_key = '{pid}' AND chain_seq = 3").await;
-    let broken = app.db.run(|conn| renkei::audit::verify(conn)).await.unwrap().broken.expect("deleted row detected");
+    let broken = app.db.run(renkei::audit::verify).await.unwrap().broken.expect("deleted row detected");
     assert_eq!((broken.chain_seq, broken.reason), (3, "a row is missing before this one"));
 
     // The command an operator runs says the same and fails.
