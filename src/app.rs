@@ -17,7 +17,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
-use crate::{audit, auth, ops, orgs, patients, users, wards};
+use crate::{audit, auth, notes, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -76,6 +76,16 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
         (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),
         (Method::GET, "/api/v1/audit-events", get().to(audit::handlers::list)),
+        (Method::POST, "/api/v1/patients/{id}/notes", post().to(notes::handlers::create)),
+        (Method::GET, "/api/v1/patients/{id}/notes", get().to(notes::handlers::list)),
+        (Method::GET, "/api/v1/notes/{id}", get().to(notes::handlers::get)),
+        (Method::POST, "/api/v1/notes/{id}/amendments", post().to(notes::handlers::amend)),
+        (Method::GET, "/api/v1/notes/{id}/versions", get().to(notes::handlers::versions)),
+        (Method::PUT, "/api/v1/notes/{id}/read", put().to(notes::reads::mark_handler)),
+        (Method::GET, "/api/v1/notes/{id}/reads", get().to(notes::reads::list_handler)),
+        (Method::GET, "/api/v1/me/unread", get().to(notes::reads::unread_handler)),
+        (Method::GET, "/api/v1/patients/{id}/timeline", get().to(notes::timeline::handler)),
+        (Method::GET, "/api/v1/patients/{id}/vitals", get().to(notes::trends::handler)),
     ]
 }
 
