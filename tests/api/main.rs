@@ -7,6 +7,7 @@ mod auth;
 mod contract;
 mod discharge_templates;
 mod errors;
+mod notes;
 mod ops;
 mod orgs;
 mod patients;
