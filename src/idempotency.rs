@@ -15,7 +15,7 @@
 //!
 //! Use from a handler, inside its one `state.db.run` closure, after the access check:
 //!
-//! ```ignore
+//! ```text
 //! let key = idempotency::key_from(&req)?;
 //! let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
 //! // … in the closure:
