@@ -256,6 +256,19 @@ pub fn open_discharge_case(organization_kind: crate::vocab::OrgKind) -> AppResul
     }
 }
 
+/// The physician's information-sharing note (在宅医療情報連携加算, DOMAIN.md) records a
+/// physician's decisions: physicians only.
+pub fn write_physician_note(me: &CurrentUser) -> AppResult<()> {
+    if me.profession == crate::vocab::Profession::Physician {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "医師の情報共有ノート(physician_info_sharing)を書けるのは医師のみです。",
+            "Only physicians may post a physician's information-sharing note (physician_info_sharing).",
+        ))
+    }
+}
+
 /// How a hospital identifies a patient it is not yet on the team of.
 pub struct PatientIdentity<'a> {
     pub birth_date: chrono::NaiveDate,
@@ -306,4 +319,16 @@ pub fn manage_discharge_case(
         "Only the case's hospital staff on the care team change its dates and status.",
     )
     .keeping_changes())
+}
+
+/// A note is amended only by its author (who must also still be on the team to write).
+pub fn amend_note(me: &CurrentUser, author_id: &str) -> AppResult<()> {
+    if me.id == author_id {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "記録を修正できるのは記録した本人のみです。",
+            "Only the author of a note may amend it.",
+        ))
+    }
 }

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::mail::Mailer;
-use crate::{audit, auth, discharge, flags, mail, ops, orgs, patients, users, wards};
+use crate::{audit, auth, discharge, flags, mail, notes, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -106,6 +106,16 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::PATCH, "/api/v1/tasks/{id}", patch().to(discharge::handlers::update_task)),
         (Method::POST, "/api/v1/tasks/{id}/comments", post().to(discharge::handlers::add_comment)),
         (Method::GET, "/api/v1/me/tasks", get().to(discharge::handlers::my_tasks)),
+        (Method::POST, "/api/v1/patients/{id}/notes", post().to(notes::handlers::create)),
+        (Method::GET, "/api/v1/patients/{id}/notes", get().to(notes::handlers::list)),
+        (Method::GET, "/api/v1/notes/{id}", get().to(notes::handlers::get)),
+        (Method::POST, "/api/v1/notes/{id}/amendments", post().to(notes::handlers::amend)),
+        (Method::GET, "/api/v1/notes/{id}/versions", get().to(notes::handlers::versions)),
+        (Method::PUT, "/api/v1/notes/{id}/read", put().to(notes::reads::mark_handler)),
+        (Method::GET, "/api/v1/notes/{id}/reads", get().to(notes::reads::list_handler)),
+        (Method::GET, "/api/v1/me/unread", get().to(notes::reads::unread_handler)),
+        (Method::GET, "/api/v1/patients/{id}/timeline", get().to(notes::timeline::handler)),
+        (Method::GET, "/api/v1/patients/{id}/vitals", get().to(notes::trends::handler)),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod db;
 pub mod discharge;
 pub mod error;
 pub mod flags;
+pub mod idempotency;
 pub mod mail;
 pub mod metrics;
 pub mod notes;

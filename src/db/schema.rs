@@ -249,12 +249,78 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
         lockouts -> Integer,
         last_failure_at -> Timestamp,
         locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    note_reads (note_id, user_id) {
+        note_id -> Text,
+        user_id -> Text,
+        patient_id -> Text,
+        read_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    note_versions (note_id, version) {
+        note_id -> Text,
+        version -> Integer,
+        patient_id -> Text,
+        occurred_at -> Timestamp,
+        text -> Text,
+        soap_subjective -> Nullable<Text>,
+        soap_objective -> Nullable<Text>,
+        soap_assessment -> Nullable<Text>,
+        soap_plan -> Nullable<Text>,
+        temperature -> Nullable<Double>,
+        systolic_bp -> Nullable<Integer>,
+        diastolic_bp -> Nullable<Integer>,
+        pulse -> Nullable<Integer>,
+        respiratory_rate -> Nullable<Integer>,
+        spo2 -> Nullable<Integer>,
+        spo2_scale -> Nullable<Integer>,
+        on_oxygen -> Nullable<Bool>,
+        consciousness -> Nullable<Text>,
+        news2_total -> Nullable<Integer>,
+        news2_band -> Nullable<Text>,
+        news2_partial -> Nullable<Bool>,
+        news2_subscores -> Nullable<Text>,
+        next_visit_on -> Nullable<Date>,
+        treatment_policy_changed -> Nullable<Bool>,
+        treatment_policy_summary -> Nullable<Text>,
+        cautions_for_team -> Nullable<Text>,
+        author_id -> Text,
+        reason -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notes (id) {
+        id -> Text,
+        patient_id -> Text,
+        kind -> Text,
+        author_id -> Text,
+        organization_id -> Text,
+        author_profession -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -381,6 +447,9 @@ diesel::joinable!(discharge_tasks -> discharge_cases (case_id));
 diesel::joinable!(emergency_access -> patients (patient_id));
 diesel::joinable!(flags -> patients (patient_id));
 diesel::joinable!(email_outbox -> users (recipient_user_id));
+diesel::joinable!(note_reads -> notes (note_id));
+diesel::joinable!(note_versions -> notes (note_id));
+diesel::joinable!(notes -> patients (patient_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
 diesel::joinable!(patients -> wards (ward_code));
 diesel::joinable!(organizations -> wards (ward_code));
@@ -403,7 +472,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     emergency_access,
     flags,
     email_outbox,
+    idempotency_keys,
     login_throttle,
+    note_reads,
+    note_versions,
+    notes,
     organization_services,
     organizations,
     patients,

@@ -6,7 +6,7 @@
 //! nothing and is listed in `missing`, and the score is then `partial`: its total is a lower
 //! bound of what the full score would be.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::vitals::{Consciousness, Vitals};
 
@@ -29,6 +29,11 @@ impl Band {
             Band::Medium => "medium",
             Band::High => "high",
         }
+    }
+
+    /// Reads a stored band.
+    pub fn parse(value: &str) -> Option<Band> {
+        [Band::Low, Band::LowMedium, Band::Medium, Band::High].into_iter().find(|b| b.as_str() == value)
     }
 }
 
@@ -95,7 +100,7 @@ impl Parameter {
 }
 
 /// Score of each parameter; `None` (JSON `null`) when it was not measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscores {
     pub respiratory_rate: Option<u8>,
     pub spo2: Option<u8>,

@@ -32,6 +32,13 @@ impl Consciousness {
             Consciousness::U => "U",
         }
     }
+
+    /// Reads a stored level.
+    pub fn parse(value: &str) -> Option<Consciousness> {
+        [Consciousness::A, Consciousness::C, Consciousness::V, Consciousness::P, Consciousness::U]
+            .into_iter()
+            .find(|c| c.as_str() == value)
+    }
 }
 
 /// The `vitals` object of a note. Unknown fields are refused so that a misspelt measurement

@@ -119,7 +119,7 @@ pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResul
 }
 
 /// Adds someone to the team. There is at most one lead: a new lead replaces the old one.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // one argument per column a membership starts with
 pub fn add(
     conn: &mut DbConn,
     patient_id: &str,

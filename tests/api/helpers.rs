@@ -103,7 +103,7 @@ impl PgCluster {
     }
 }
 
-fn say(message: &str) {
+pub fn say(message: &str) {
     // Written to the process's stderr directly, past the test runner's output capture.
     let _ = writeln!(std::io::stderr(), "{message}");
 }

@@ -11,6 +11,7 @@ mod discharge_templates;
 mod errors;
 mod flags;
 mod mail;
+mod notes;
 mod ops;
 mod orgs;
 mod patients;

@@ -1,0 +1,439 @@
+//! `/patients/{id}/notes`, `/notes/{id}`, amendments and versions.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::vitals::Vitals;
+use super::{Content, ListFilter, Listed, Note, NoteKind, PhysicianInfo, Position, Soap, Version};
+use crate::access::{self, Need, Relation};
+use crate::api::{self, Check, PageQuery};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::{Bearer, CurrentUser};
+use crate::db::{new_id, now, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::idempotency::{self, Answer};
+use crate::patients::Patient;
+use crate::vocab::Profession;
+
+/// How far in the future `occurred_at` may be, for clocks that run a little fast.
+pub const CLOCK_SKEW_MINUTES: i64 = 5;
+pub const TEXT_MAX_CHARS: usize = 20_000;
+pub const SOAP_PART_MAX_CHARS: usize = 10_000;
+pub const PHYSICIAN_FIELD_MAX_CHARS: usize = 4_000;
+pub const REASON_MAX_CHARS: usize = 1_000;
+
+/// `POST /patients/{id}/notes`. The author, their organisation, the patient and the time of
+/// recording come from the request, never from the body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostNote {
+    pub kind: NoteKind,
+    pub occurred_at: DateTime<Utc>,
+    pub text: Option<String>,
+    pub soap: Option<Soap>,
+    pub vitals: Option<Vitals>,
+    pub next_visit_on: Option<NaiveDate>,
+    pub treatment_policy_changed: Option<bool>,
+    pub treatment_policy_summary: Option<String>,
+    pub cautions_for_team: Option<String>,
+}
+
+/// `POST /notes/{id}/amendments`: the reason and the whole new content (the kind stays).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amend {
+    pub reason: String,
+    pub occurred_at: DateTime<Utc>,
+    pub text: Option<String>,
+    pub soap: Option<Soap>,
+    pub vitals: Option<Vitals>,
+    pub next_visit_on: Option<NaiveDate>,
+    pub treatment_policy_changed: Option<bool>,
+    pub treatment_policy_summary: Option<String>,
+    pub cautions_for_team: Option<String>,
+}
+
+/// The content fields a new note and an amendment share.
+struct Draft {
+    occurred_at: DateTime<Utc>,
+    text: Option<String>,
+    soap: Option<Soap>,
+    vitals: Option<Vitals>,
+    next_visit_on: Option<NaiveDate>,
+    treatment_policy_changed: Option<bool>,
+    treatment_policy_summary: Option<String>,
+    cautions_for_team: Option<String>,
+}
+
+impl PostNote {
+    fn draft(self) -> Draft {
+        Draft {
+            occurred_at: self.occurred_at,
+            text: self.text,
+            soap: self.soap,
+            vitals: self.vitals,
+            next_visit_on: self.next_visit_on,
+            treatment_policy_changed: self.treatment_policy_changed,
+            treatment_policy_summary: self.treatment_policy_summary,
+            cautions_for_team: self.cautions_for_team,
+        }
+    }
+}
+
+impl Amend {
+    fn draft(self) -> (String, Draft) {
+        let draft = Draft {
+            occurred_at: self.occurred_at,
+            text: self.text,
+            soap: self.soap,
+            vitals: self.vitals,
+            next_visit_on: self.next_visit_on,
+            treatment_policy_changed: self.treatment_policy_changed,
+            treatment_policy_summary: self.treatment_policy_summary,
+            cautions_for_team: self.cautions_for_team,
+        };
+        (self.reason, draft)
+    }
+}
+
+/// The date in Japan of a UTC time (Asia/Tokyo is a fixed +09:00).
+fn date_jst(t: NaiveDateTime) -> NaiveDate {
+    (t + Duration::hours(9)).date()
+}
+
+/// Checks a draft for a note of `kind` about `patient`, collecting every fault in `check`; the
+/// content is only meaningful when `check` ends without faults.
+fn check_content(check: &mut Check, mut draft: Draft, kind: NoteKind, patient: &Patient) -> Content {
+    let occurred_at = crate::db::truncate(draft.occurred_at.naive_utc());
+    if occurred_at > now() + Duration::minutes(CLOCK_SKEW_MINUTES) {
+        check.push(
+            "occurred_at",
+            "in_future",
+            "occurred_at(実施日時)が未来になっています。端末の時計を確認してください。",
+            "occurred_at is in the future. Check the device's clock.",
+        );
+    } else if date_jst(occurred_at) < patient.birth_date {
+        check.push(
+            "occurred_at",
+            "before_birth",
+            "occurred_at(実施日時)が患者の生年月日より前になっています。",
+            "occurred_at is before the patient's birth date.",
+        );
+    }
+
+    let physician = kind == NoteKind::PhysicianInfoSharing;
+    let text = draft.text.take().unwrap_or_default();
+    if physician {
+        check.optional_text("text", Some(&text), TEXT_MAX_CHARS);
+    } else {
+        check.text("text", &text, TEXT_MAX_CHARS);
+    }
+
+    let soap = draft.soap.take().filter(|s| !s.is_empty());
+    if let Some(s) = &soap {
+        check.optional_text("soap.subjective", s.subjective.as_deref(), SOAP_PART_MAX_CHARS);
+        check.optional_text("soap.objective", s.objective.as_deref(), SOAP_PART_MAX_CHARS);
+        check.optional_text("soap.assessment", s.assessment.as_deref(), SOAP_PART_MAX_CHARS);
+        check.optional_text("soap.plan", s.plan.as_deref(), SOAP_PART_MAX_CHARS);
+    }
+
+    if let Some(v) = &draft.vitals {
+        if let Err(e) = v.validate(patient.spo2_target_88_92) {
+            for f in e.field_errors() {
+                check.push(&f.field, f.code, f.message.ja.clone(), f.message.en.clone());
+            }
+        }
+    }
+
+    let info = if physician {
+        physician_info(check, &draft, occurred_at)
+    } else {
+        for (field, given) in [
+            ("next_visit_on", draft.next_visit_on.is_some()),
+            ("treatment_policy_changed", draft.treatment_policy_changed.is_some()),
+            ("treatment_policy_summary", draft.treatment_policy_summary.is_some()),
+            ("cautions_for_team", draft.cautions_for_team.is_some()),
+        ] {
+            if given {
+                check.push(
+                    field,
+                    "not_for_kind",
+                    format!("{field} は医師の情報共有ノート(physician_info_sharing)の項目です。"),
+                    format!("{field} belongs to a physician's information-sharing note (physician_info_sharing) only."),
+                );
+            }
+        }
+        None
+    };
+
+    Content { occurred_at, text, soap, vitals: draft.vitals.take(), physician: info }
+}
+
+/// The items 在宅医療情報連携加算 requires: the next visit date, whether the treatment policy
+/// changed (with a summary when it did) and cautions for the care team.
+fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) -> Option<PhysicianInfo> {
+    let required = |check: &mut Check, field: &str, ja: &str| {
+        check.push(field, "required", format!("{ja}({field})を入力してください。"), format!("{field} is required."));
+    };
+    if draft.next_visit_on.is_none() {
+        required(check, "next_visit_on", "次回の訪問予定日");
+    }
+    if draft.treatment_policy_changed.is_none() {
+        required(check, "treatment_policy_changed", "治療方針の変更の有無");
+    }
+    if let Some(day) = draft.next_visit_on {
+        if day < date_jst(occurred_at) {
+            check.push(
+                "next_visit_on",
+                "before_occurred_at",
+                "次回の訪問予定日が記録の日付より前になっています。",
+                "next_visit_on is before the date of the note.",
+            );
+        }
+    }
+    match (draft.treatment_policy_changed, draft.treatment_policy_summary.as_deref()) {
+        (Some(true), None) => required(check, "treatment_policy_summary", "治療方針の変更内容"),
+        (Some(true), Some(s)) => check.text("treatment_policy_summary", s, PHYSICIAN_FIELD_MAX_CHARS),
+        (_, summary) => check.optional_text("treatment_policy_summary", summary, PHYSICIAN_FIELD_MAX_CHARS),
+    }
+    match draft.cautions_for_team.as_deref() {
+        None => required(check, "cautions_for_team", "ケアチームへの注意事項"),
+        Some(c) => check.text("cautions_for_team", c, PHYSICIAN_FIELD_MAX_CHARS),
+    }
+    Some(PhysicianInfo {
+        next_visit_on: draft.next_visit_on?,
+        treatment_policy_changed: draft.treatment_policy_changed?,
+        treatment_policy_summary: draft.treatment_policy_summary.clone(),
+        cautions_for_team: draft.cautions_for_team.clone()?,
+    })
+}
+
+/// Opens a note for the caller through the access policy. A note that does not exist answers
+/// exactly like a note of a patient the caller may not see (404), and both attempts are audited.
+pub(super) fn open(conn: &mut DbConn, me: &CurrentUser, note_id: &str, need: Need) -> AppResult<(Note, Patient, Relation)> {
+    let Some(note) = super::find(conn, note_id)? else {
+        audit::record(conn, me, Event::new(Action::Read, "note", Some(note_id), None).denied().detail("no such note"))?;
+        return Err(AppError::hidden());
+    };
+    let (patient, relation) = access::patient(conn, me, &note.patient_id, need, "note")?;
+    Ok((note, patient, relation))
+}
+
+/// A refusal by the policy after the patient check: audited, and the audit record kept.
+fn refused(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>, refusal: AppError) -> AppError {
+    match audit::record(conn, me, event.denied()) {
+        Ok(()) => refusal.keeping_changes(),
+        Err(e) => e,
+    }
+}
+
+/// The answer to a POST that created a note version: `201`, `Location`, the note.
+fn created(answer: Answer) -> HttpResponse {
+    let mut res = answer.builder();
+    if let Some(id) = answer.id() {
+        res.insert_header((header::LOCATION, format!("/api/v1/notes/{id}")));
+    }
+    answer.finish(res)
+}
+
+/// `POST /patients/{id}/notes`: active care-team members post; `physician_info_sharing` is for
+/// physicians only. Offline-safe with `Idempotency-Key`.
+pub async fn create(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<PostNote>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let body = body.into_inner();
+    let key = idempotency::key_from(&req)?;
+    let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
+    let answer = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, "note")?;
+            let kind = body.kind;
+            if kind == NoteKind::PhysicianInfoSharing {
+                if let Err(e) = access::write_physician_note(&me) {
+                    let event = Event::new(Action::Create, "note", None, Some(&patient.id)).detail(kind.as_str());
+                    return Err(refused(conn, &me, event, e));
+                }
+            }
+            let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
+                let mut check = Check::new();
+                let content = check_content(&mut check, body.draft(), kind, &patient);
+                check.finish()?;
+                let t = now();
+                let note = Note {
+                    id: new_id(),
+                    patient_id: patient.id.clone(),
+                    kind: kind.as_str().into(),
+                    author_id: me.id.clone(),
+                    organization_id: me.organization_id.clone(),
+                    author_profession: me.profession.as_str().into(),
+                    created_at: t,
+                };
+                let first = Version::new(&note, 1, content, &me.id, None, t);
+                super::insert(conn, &note, &first)?;
+                audit::record(conn, &me, Event::new(Action::Create, "note", Some(&note.id), Some(&patient.id)))?;
+                let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
+                Answer::json(StatusCode::CREATED, &view)
+            })?;
+            if answer.replayed {
+                let id = answer.id();
+                audit::record(conn, &me, Event::new(Action::Read, "note", id.as_deref(), Some(&patient.id)).detail("idempotent replay"))?;
+            }
+            Ok(answer)
+        })
+        .await?;
+    Ok(created(answer))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub kind: Option<NoteKind>,
+    pub author_id: Option<String>,
+    pub profession: Option<Profession>,
+    /// `occurred_at` at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// `occurred_at` before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /patients/{id}/notes`: the notebook, newest `occurred_at` first, at current versions.
+pub async fn list(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let q = query.into_inner();
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+    let limit = paging.limit()?;
+    let after = super::position_from(paging.after()?)?;
+    let filter = ListFilter {
+        kind: q.kind,
+        author_id: q.author_id,
+        profession: q.profession,
+        since: q.since.map(|t| crate::db::truncate(t.naive_utc())),
+        until: q.until.map(|t| crate::db::truncate(t.naive_utc())),
+    };
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::Read, "note")?;
+            let rows = super::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
+            let shown = rows.len().min(limit as usize);
+            audit::record(conn, &me, Event::new(Action::Read, "note", None, Some(&patient_id)).detail(format!("list:{shown}")))?;
+            let views = super::views(conn, &me.id, rows)?;
+            Ok(api::page(views, limit, |v| Position { at: v.occurred_at, id: v.id.clone() }.encode()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /notes/{id}`: the current version. Reading it marks it read for a care-team member
+/// (the first read time is kept).
+pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (note, _, relation) = open(conn, &me, &note_id, Need::Read)?;
+            if matches!(relation, Relation::Member { .. }) {
+                super::reads::mark(conn, &note, &me.id, now())?;
+            }
+            audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)))?;
+            let row = super::current(conn, &note.id)?;
+            super::view(conn, &me.id, row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+}
+
+/// `POST /notes/{id}/amendments`: the author records a new version with a reason; the old one
+/// stays readable. `If-Match` (optional) names the version amended: 412 when it is no longer
+/// current. Offline-safe with `Idempotency-Key`.
+pub async fn amend(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Amend>,
+) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner();
+    let body = body.into_inner();
+    let if_match = api::if_match(&req)?;
+    let key = idempotency::key_from(&req)?;
+    let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
+    let answer = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (note, patient, _) = open(conn, &me, &note_id, Need::Write)?;
+            if let Err(e) = access::amend_note(&me, &note.author_id) {
+                let event = Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id));
+                return Err(refused(conn, &me, event, e));
+            }
+            let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
+                let current = super::current_version(conn, &note.id)?;
+                if if_match.is_some_and(|v| v != current) {
+                    return Err(AppError::precondition_failed());
+                }
+                let kind = NoteKind::from_db(&note.kind)?;
+                let (reason, draft) = body.draft();
+                let mut check = Check::new();
+                check.text("reason", &reason, REASON_MAX_CHARS);
+                let content = check_content(&mut check, draft, kind, &patient);
+                check.finish()?;
+                let version = Version::new(&note, current + 1, content, &me.id, Some(reason), now());
+                super::add_version(conn, &version)?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id)).detail(format!("version:{}", version.version)),
+                )?;
+                let view = super::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
+                Answer::json(StatusCode::CREATED, &view)
+            })?;
+            if answer.replayed {
+                audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&patient.id)).detail("idempotent replay"))?;
+            }
+            Ok(answer)
+        })
+        .await?;
+    Ok(created(answer))
+}
+
+#[derive(Serialize)]
+struct VersionList {
+    note_id: String,
+    items: Vec<super::VersionView>,
+}
+
+/// `GET /notes/{id}/versions`: every version, oldest first, with author, time and reason.
+pub async fn versions(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner();
+    let list = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (note, _, _) = open(conn, &me, &note_id, Need::Read)?;
+            audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)).detail("versions"))?;
+            let items = super::history(conn, &note.id)?;
+            Ok(VersionList { note_id: note.id, items })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}

@@ -1,0 +1,267 @@
+//! Read receipts (既読): who of the team read which note and when, and what each person has not
+//! read yet. The first read is kept; reading again changes nothing. A note's author has read it
+//! from the moment it is recorded. Receipts are for care-team members: a coordinating physician
+//! or a clinician with emergency access reads the note too (and the audit trail records it), but
+//! leaves no receipt, since 既読 tells the team who of them has seen a post.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::{current_notes, Listed, Note, Version};
+use crate::access::Need;
+use crate::api;
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
+use crate::db::{now, DbConn};
+use crate::error::AppResult;
+use crate::per_backend;
+
+/// How many of the newest unread notes `GET /me/unread` shows per patient.
+pub const NEWEST_UNREAD: i64 = 3;
+
+/// Records that `user_id` read the note; `false` when they had read it before (the first read
+/// time is kept).
+pub fn mark(conn: &mut DbConn, note: &Note, user_id: &str, at: NaiveDateTime) -> AppResult<bool> {
+    let row = (
+        note_reads::note_id.eq(&note.id),
+        note_reads::user_id.eq(user_id),
+        note_reads::patient_id.eq(&note.patient_id),
+        note_reads::read_at.eq(at),
+    );
+    let inserted = per_backend!(conn, |c| diesel::insert_into(note_reads::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
+/// How many people read each of these notes (notes nobody read are absent).
+pub fn counts(conn: &mut DbConn, note_ids: &[String]) -> AppResult<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = note_reads::table
+        .filter(note_reads::note_id.eq_any(note_ids))
+        .group_by(note_reads::note_id)
+        .select((note_reads::note_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Which of these notes `user_id` has read.
+pub fn read_by(conn: &mut DbConn, user_id: &str, note_ids: &[String]) -> AppResult<HashSet<String>> {
+    let rows: Vec<String> = note_reads::table
+        .filter(note_reads::user_id.eq(user_id))
+        .filter(note_reads::note_id.eq_any(note_ids))
+        .select(note_reads::note_id)
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// One reader of a note.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    pub user_id: String,
+    pub name: String,
+    pub profession: String,
+    pub organization_id: String,
+    #[serde(serialize_with = "api::utc")]
+    pub read_at: NaiveDateTime,
+}
+
+/// Everyone who read the note, first reader first.
+pub fn receipts(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<Receipt>> {
+    let rows: Vec<(String, String, String, String, NaiveDateTime)> = note_reads::table
+        .inner_join(users::table.on(users::id.eq(note_reads::user_id)))
+        .filter(note_reads::note_id.eq(note_id))
+        .order((note_reads::read_at.asc(), note_reads::user_id.asc()))
+        .select((note_reads::user_id, users::name, users::profession, users::organization_id, note_reads::read_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, name, profession, organization_id, read_at)| Receipt { user_id, name, profession, organization_id, read_at })
+        .collect())
+}
+
+/// For each patient on whose team `user_id` is now, how many of the patient's notes they have
+/// not read (patients with none unread are absent).
+pub fn unread_counts(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<(String, i64)>> {
+    let my_patients = care_team_members::table
+        .filter(care_team_members::user_id.eq(user_id.to_string()))
+        .filter(care_team_members::ended_at.is_null())
+        .select(care_team_members::patient_id);
+    Ok(notes::table
+        .filter(notes::patient_id.eq_any(my_patients))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            note_reads::table
+                .filter(note_reads::note_id.eq(notes::id))
+                .filter(note_reads::user_id.eq(user_id.to_string())),
+        )))
+        .group_by(notes::patient_id)
+        .select((notes::patient_id, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// The newest notes of a patient that `user_id` has not read, most recently recorded first.
+pub fn newest_unread(conn: &mut DbConn, user_id: &str, patient_id: &str, limit: i64) -> AppResult<Vec<Listed>> {
+    let rows: Vec<(Note, Version, String)> = current_notes!()
+        .filter(notes::patient_id.eq(patient_id.to_string()))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            note_reads::table
+                .filter(note_reads::note_id.eq(notes::id))
+                .filter(note_reads::user_id.eq(user_id.to_string())),
+        )))
+        .order((notes::created_at.desc(), notes::id.desc()))
+        .limit(limit)
+        .select((Note::as_select(), Version::as_select(), users::name))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(note, version, author_name)| Listed { note, version, author_name }).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+#[derive(Serialize)]
+struct ReceiptList {
+    note_id: String,
+    read_count: usize,
+    items: Vec<Receipt>,
+}
+
+/// `PUT /notes/{id}/read`: marks the note read for the caller (care-team members), idempotently.
+pub async fn mark_handler(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner();
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (note, _, _) = super::handlers::open(conn, &me, &note_id, Need::Write)?;
+            if mark(conn, &note, &me.id, now())? {
+                audit::record(conn, &me, Event::new(Action::Create, "note_read", Some(&note.id), Some(&note.patient_id)))?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /notes/{id}/reads`: who read the note, and when.
+pub async fn list_handler(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner();
+    let list = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (note, _, _) = super::handlers::open(conn, &me, &note_id, Need::Read)?;
+            audit::record(conn, &me, Event::new(Action::Read, "note_read", Some(&note.id), Some(&note.patient_id)))?;
+            let items = receipts(conn, &note.id)?;
+            Ok(ReceiptList { note_id: note.id, read_count: items.len(), items })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// A note in the unread summary.
+#[derive(Debug, Serialize)]
+pub struct UnreadNote {
+    pub id: String,
+    pub kind: String,
+    #[serde(serialize_with = "api::utc")]
+    pub occurred_at: NaiveDateTime,
+    #[serde(serialize_with = "api::utc")]
+    pub created_at: NaiveDateTime,
+    pub author_id: String,
+    pub author_name: String,
+    pub author_profession: String,
+    pub excerpt: String,
+    pub amended: bool,
+    pub news2_total: Option<i32>,
+    pub news2_band: Option<String>,
+}
+
+/// What is new for one of my patients.
+#[derive(Debug, Serialize)]
+pub struct UnreadPatient {
+    pub patient_id: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub unread_count: i64,
+    pub newest: Vec<UnreadNote>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnreadSummary {
+    pub total_unread: i64,
+    pub items: Vec<UnreadPatient>,
+}
+
+/// Characters of a note's text shown in the unread summary.
+const EXCERPT_CHARS: usize = 80;
+
+fn unread_note(row: Listed) -> UnreadNote {
+    let text = if row.version.text.trim().is_empty() {
+        row.version.cautions_for_team.clone().unwrap_or_default()
+    } else {
+        row.version.text.clone()
+    };
+    UnreadNote {
+        excerpt: super::excerpt(&text, EXCERPT_CHARS),
+        amended: row.version.version > 1,
+        id: row.note.id,
+        kind: row.note.kind,
+        occurred_at: row.version.occurred_at,
+        created_at: row.note.created_at,
+        author_id: row.note.author_id,
+        author_name: row.author_name,
+        author_profession: row.note.author_profession,
+        news2_total: row.version.news2_total,
+        news2_band: row.version.news2_band,
+    }
+}
+
+/// What `user_id` has not read, per patient of their current teams, the patient with the most
+/// recently recorded unread note first.
+pub fn summary(conn: &mut DbConn, user_id: &str) -> AppResult<UnreadSummary> {
+    let counts = unread_counts(conn, user_id)?;
+    let ids: Vec<String> = counts.iter().map(|(p, _)| p.clone()).collect();
+    let names: HashMap<String, (String, String)> = patients::table
+        .filter(patients::id.eq_any(&ids))
+        .select((patients::id, patients::family_name, patients::given_name))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, family, given)| (id, (family, given)))
+        .collect();
+    let mut items = Vec::with_capacity(counts.len());
+    for (patient_id, unread_count) in counts {
+        let newest: Vec<UnreadNote> =
+            newest_unread(conn, user_id, &patient_id, NEWEST_UNREAD)?.into_iter().map(unread_note).collect();
+        let (family_name, given_name) = names.get(&patient_id).cloned().unwrap_or_default();
+        items.push(UnreadPatient { patient_id, family_name, given_name, unread_count, newest });
+    }
+    items.sort_by(|a, b| {
+        let newest = |p: &UnreadPatient| p.newest.first().map(|n| (n.created_at, n.id.clone()));
+        newest(b).cmp(&newest(a)).then_with(|| a.patient_id.cmp(&b.patient_id))
+    });
+    Ok(UnreadSummary { total_unread: items.iter().map(|p| p.unread_count).sum(), items })
+}
+
+/// `GET /me/unread`: for each patient on whose team I am now, how many notes I have not read and
+/// the newest few of them — what is new when a nurse starts the day. Each patient shown is an
+/// audited read.
+pub async fn unread_handler(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let summary = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let summary = summary(conn, &me.id)?;
+            for p in &summary.items {
+                audit::record(conn, &me, Event::new(Action::Read, "note", None, Some(&p.patient_id)).detail("unread"))?;
+            }
+            Ok(summary)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(summary))
+}

@@ -1,0 +1,437 @@
+//! `GET /patients/{id}/timeline`: one time-ordered stream of what happened around a patient —
+//! notes, care-team changes, consent changes and emergency-access grants (the team learns of a
+//! break-glass read this way) — newest first, cursor-paginated.
+//!
+//! Each source is one function that returns its newest items after the cursor; the handler
+//! merges them in Rust. A new source (deterioration flags, discharge events) is one more function
+//! in [`SOURCES`] and, if it needs details of its own, one more optional member of [`Item`].
+//!
+//! Order: `at` descending, then `type`, then `id` (both descending), so that items at the same
+//! instant still have one fixed order and the cursor `(at, type, id)` never skips or repeats one.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::{current_notes, Note, NoteKind, Version};
+use crate::access::{self, Need};
+use crate::api::{self, PageQuery};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::schema::{care_team_members, consents, emergency_access, note_versions, users};
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::patients::consents::Consent;
+use crate::patients::emergency::Grant;
+use crate::patients::team::Member;
+
+pub const NOTE: &str = "note";
+pub const TEAM_MEMBER_ADDED: &str = "team_member_added";
+pub const TEAM_MEMBER_ENDED: &str = "team_member_ended";
+pub const CONSENT_RECORDED: &str = "consent_recorded";
+pub const CONSENT_REVOKED: &str = "consent_revoked";
+pub const EMERGENCY_ACCESS: &str = "emergency_access";
+
+/// Characters of a note's text shown on the timeline.
+const EXCERPT_CHARS: usize = 80;
+
+/// Details of a note item.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteDetails {
+    pub kind: String,
+    pub version: i32,
+    pub amended: bool,
+    pub news2_total: Option<i32>,
+    pub news2_band: Option<String>,
+}
+
+/// Details of a care-team item: whose membership.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberDetails {
+    pub member_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub role: String,
+}
+
+/// One thing that happened. `summary` is for people (Japanese, `summary_en` in English).
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(serialize_with = "api::utc")]
+    pub at: NaiveDateTime,
+    /// The record the item comes from: the note, care-team membership, consent or grant.
+    pub id: String,
+    /// Who did it.
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub summary: String,
+    pub summary_en: String,
+    pub note: Option<NoteDetails>,
+    pub member: Option<MemberDetails>,
+}
+
+impl Item {
+    fn new(kind: &'static str, at: NaiveDateTime, id: String, summary: (String, String)) -> Item {
+        Item { kind, at, id, actor_id: None, actor_name: None, summary: summary.0, summary_en: summary.1, note: None, member: None }
+    }
+
+    fn by(mut self, actor: Option<(String, String)>) -> Item {
+        if let Some((id, name)) = actor {
+            self.actor_id = Some(id);
+            self.actor_name = Some(name);
+        }
+        self
+    }
+
+    fn position(&self) -> Position {
+        Position { at: self.at, kind: self.kind.to_string(), id: self.id.clone() }
+    }
+
+    /// Newest first: `at`, then `type`, then `id`, all descending.
+    fn newest_first(a: &Item, b: &Item) -> Ordering {
+        (b.at, b.kind, &b.id).cmp(&(a.at, a.kind, &a.id))
+    }
+}
+
+/// Where a page ends: the last item's `(at, type, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub at: NaiveDateTime,
+    pub kind: String,
+    pub id: String,
+}
+
+impl Position {
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", api::format_utc(&self.at), self.kind, self.id)
+    }
+
+    pub fn decode(cursor: &str) -> Option<Position> {
+        let mut parts = cursor.splitn(3, '|');
+        let at = chrono::DateTime::parse_from_rfc3339(parts.next()?).ok()?.naive_utc();
+        let kind = parts.next()?.to_string();
+        let id = parts.next()?.to_string();
+        (!kind.is_empty() && !id.is_empty()).then_some(Position { at, kind, id })
+    }
+}
+
+/// Which items of one source come after the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// No cursor: from the newest.
+    Open,
+    /// The source's type sorts after the cursor's: strictly earlier items only.
+    Before(NaiveDateTime),
+    /// The source's type sorts before the cursor's: items at the cursor's instant come after it.
+    AtOrBefore(NaiveDateTime),
+    /// Same type: earlier items, or items at the same instant with a smaller id.
+    Tie(NaiveDateTime, String),
+}
+
+impl Bound {
+    pub fn for_source(after: Option<&Position>, kind: &str) -> Bound {
+        match after {
+            None => Bound::Open,
+            Some(p) => match kind.cmp(p.kind.as_str()) {
+                Ordering::Equal => Bound::Tie(p.at, p.id.clone()),
+                Ordering::Less => Bound::AtOrBefore(p.at),
+                Ordering::Greater => Bound::Before(p.at),
+            },
+        }
+    }
+}
+
+/// Applies a [`Bound`] to a boxed query over the source's time and id columns.
+macro_rules! bounded {
+    ($q:expr, $bound:expr, $at:expr, $id:expr) => {
+        match $bound {
+            Bound::Open => $q,
+            Bound::Before(t) => $q.filter($at.lt(t)),
+            Bound::AtOrBefore(t) => $q.filter($at.le(t)),
+            Bound::Tie(t, id) => $q.filter($at.lt(t).or($at.eq(t).and($id.lt(id)))),
+        }
+    };
+}
+
+/// People's names, looked up once per request.
+#[derive(Default)]
+pub struct Names(HashMap<String, String>);
+
+impl Names {
+    fn of(&mut self, conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+        if let Some(n) = self.0.get(user_id) {
+            return Ok(n.clone());
+        }
+        let name: String = users::table.find(user_id).select(users::name).first(conn)?;
+        self.0.insert(user_id.to_string(), name.clone());
+        Ok(name)
+    }
+
+    fn actor(&mut self, conn: &mut DbConn, user_id: Option<&str>) -> AppResult<Option<(String, String)>> {
+        match user_id {
+            None => Ok(None),
+            Some(id) => Ok(Some((id.to_string(), self.of(conn, id)?))),
+        }
+    }
+}
+
+/// One source of timeline items: its newest `limit` items of the patient after the cursor.
+pub type Source = fn(&mut DbConn, &mut Names, &str, Option<&Position>, i64) -> AppResult<Vec<Item>>;
+
+/// Every source, merged into one stream.
+pub const SOURCES: &[Source] =
+    &[notes, team_members_added, team_members_ended, consents_recorded, consents_revoked, emergency_access_grants];
+
+fn notes(conn: &mut DbConn, _: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, NOTE), note_versions::occurred_at, note_versions::note_id);
+    let rows: Vec<(Note, Version, String)> = q
+        .order((note_versions::occurred_at.desc(), note_versions::note_id.desc()))
+        .limit(limit)
+        .select((Note::as_select(), Version::as_select(), users::name))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(note, v, author_name)| {
+            let kind = NoteKind::from_db(&note.kind)?;
+            let text = if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
+            let excerpt = super::excerpt(&text, EXCERPT_CHARS);
+            let summary = (format!("{}: {excerpt}", kind.label_ja()), format!("{}: {excerpt}", kind.label_en()));
+            let mut item = Item::new(NOTE, v.occurred_at, note.id.clone(), summary).by(Some((note.author_id.clone(), author_name)));
+            item.note = Some(NoteDetails {
+                kind: note.kind,
+                version: v.version,
+                amended: v.version > 1,
+                news2_total: v.news2_total,
+                news2_band: v.news2_band,
+            });
+            Ok(item)
+        })
+        .collect()
+}
+
+/// Japanese name of a care-team role.
+fn role_ja(role: &str) -> &str {
+    match role {
+        "primary_physician" => "主治医",
+        "backup_physician" => "副主治医",
+        "visiting_nurse" => "訪問看護師",
+        "pharmacist" => "薬剤師",
+        "care_manager" => "ケアマネジャー",
+        "dentist" => "歯科医師",
+        "therapist" => "リハビリ職",
+        "helper" => "ヘルパー",
+        "hospital_staff" => "病院スタッフ",
+        _ => "その他",
+    }
+}
+
+fn member_details(conn: &mut DbConn, names: &mut Names, m: &Member) -> AppResult<MemberDetails> {
+    Ok(MemberDetails { member_id: m.id.clone(), user_id: m.user_id.clone(), name: names.of(conn, &m.user_id)?, role: m.role.clone() })
+}
+
+fn team_members_added(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = care_team_members::table.filter(care_team_members::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, TEAM_MEMBER_ADDED), care_team_members::created_at, care_team_members::id);
+    let rows: Vec<Member> = q
+        .order((care_team_members::created_at.desc(), care_team_members::id.desc()))
+        .limit(limit)
+        .select(Member::as_select())
+        .load(conn)?;
+    rows.iter()
+        .map(|m| {
+            let member = member_details(conn, names, m)?;
+            let summary = (
+                format!("{}さんが{}としてケアチームに加わりました。", member.name, role_ja(&m.role)),
+                format!("{} joined the care team as {}.", member.name, m.role),
+            );
+            let mut item = Item::new(TEAM_MEMBER_ADDED, m.created_at, m.id.clone(), summary).by(names.actor(conn, Some(&m.added_by))?);
+            item.member = Some(member);
+            Ok(item)
+        })
+        .collect()
+}
+
+fn team_members_ended(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id.to_string()))
+        .filter(care_team_members::ended_at.is_not_null())
+        .into_boxed();
+    let q = bounded!(q, Bound::for_source(after, TEAM_MEMBER_ENDED), care_team_members::ended_at, care_team_members::id);
+    let rows: Vec<Member> = q
+        .order((care_team_members::ended_at.desc(), care_team_members::id.desc()))
+        .limit(limit)
+        .select(Member::as_select())
+        .load(conn)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for m in &rows {
+        let Some(at) = m.ended_at else { continue };
+        let member = member_details(conn, names, m)?;
+        let on = m.ended_on.map(|d| d.to_string()).unwrap_or_default();
+        let summary = (
+            format!("{}さん({})がケアチームを離れました({on})。", member.name, role_ja(&m.role)),
+            format!("{} ({}) left the care team ({on}).", member.name, m.role),
+        );
+        let mut item = Item::new(TEAM_MEMBER_ENDED, at, m.id.clone(), summary).by(names.actor(conn, m.ended_by.as_deref())?);
+        item.member = Some(member);
+        items.push(item);
+    }
+    Ok(items)
+}
+
+fn consent_words(c: &Consent) -> (&'static str, &'static str, &'static str, &'static str) {
+    let scope = match c.scope.as_str() {
+        "care_team_and_hospital" => ("ケアチームと病院", "the care team and hospital"),
+        _ => ("ケアチーム", "the care team"),
+    };
+    let from = match c.obtained_from.as_str() {
+        "family" => ("家族", "family"),
+        "guardian" => ("後見人", "guardian"),
+        _ => ("本人", "patient"),
+    };
+    (scope.0, scope.1, from.0, from.1)
+}
+
+fn consents_recorded(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = consents::table.filter(consents::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, CONSENT_RECORDED), consents::created_at, consents::id);
+    let rows: Vec<Consent> =
+        q.order((consents::created_at.desc(), consents::id.desc())).limit(limit).select(Consent::as_select()).load(conn)?;
+    rows.iter()
+        .map(|c| {
+            let (scope_ja, scope_en, from_ja, from_en) = consent_words(c);
+            let summary = (
+                format!("情報共有への同意({scope_ja}、{from_ja}から、{})が記録されました。", c.obtained_on),
+                format!("Consent to share with {scope_en} (from the {from_en}, {}) was recorded.", c.obtained_on),
+            );
+            Ok(Item::new(CONSENT_RECORDED, c.created_at, c.id.clone(), summary).by(names.actor(conn, Some(&c.obtained_by))?))
+        })
+        .collect()
+}
+
+fn consents_revoked(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = consents::table
+        .filter(consents::patient_id.eq(patient_id.to_string()))
+        .filter(consents::revoked_at.is_not_null())
+        .into_boxed();
+    let q = bounded!(q, Bound::for_source(after, CONSENT_REVOKED), consents::revoked_at, consents::id);
+    let rows: Vec<Consent> =
+        q.order((consents::revoked_at.desc(), consents::id.desc())).limit(limit).select(Consent::as_select()).load(conn)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let Some(at) = c.revoked_at else { continue };
+        let reason = c.revoke_reason.clone().unwrap_or_default();
+        let summary = (format!("情報共有への同意が撤回されました。理由: {reason}"), format!("Consent to share was revoked. Reason: {reason}"));
+        items.push(Item::new(CONSENT_REVOKED, at, c.id.clone(), summary).by(names.actor(conn, c.revoked_by.as_deref())?));
+    }
+    Ok(items)
+}
+
+fn emergency_access_grants(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = emergency_access::table.filter(emergency_access::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, EMERGENCY_ACCESS), emergency_access::granted_at, emergency_access::id);
+    let rows: Vec<Grant> = q
+        .order((emergency_access::granted_at.desc(), emergency_access::id.desc()))
+        .limit(limit)
+        .select(Grant::as_select())
+        .load(conn)?;
+    rows.iter()
+        .map(|g| {
+            let actor = names.actor(conn, Some(&g.user_id))?;
+            let name = actor.as_ref().map(|a| a.1.clone()).unwrap_or_default();
+            let until = api::format_utc(&g.expires_at);
+            let summary = (
+                format!("緊急アクセス(ブレークグラス): ケアチーム外の{name}さんが記録を閲覧できるようになりました({until} まで)。理由: {}", g.reason),
+                format!("Emergency access (break-glass): {name}, who is not on the care team, may read the record until {until}. Reason: {}", g.reason),
+            );
+            Ok(Item::new(EMERGENCY_ACCESS, g.granted_at, g.id.clone(), summary).by(actor))
+        })
+        .collect()
+}
+
+/// A page of the patient's timeline after `after`: `limit + 1` items at most, newest first.
+pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let mut names = Names::default();
+    let mut items = Vec::new();
+    for source in SOURCES {
+        items.extend(source(conn, &mut names, patient_id, after, limit + 1)?);
+    }
+    items.sort_by(Item::newest_first);
+    items.truncate(limit as usize + 1);
+    Ok(items)
+}
+
+/// `GET /patients/{id}/timeline`.
+pub async fn handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let limit = query.limit()?;
+    let after = match query.after()? {
+        None => None,
+        Some(c) => Some(Position::decode(&c).ok_or_else(|| {
+            AppError::field(
+                "cursor",
+                "invalid",
+                "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
+                "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
+            )
+        })?),
+    };
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::Read, "timeline")?;
+            audit::record(conn, &me, Event::new(Action::Read, "timeline", None, Some(&patient_id)))?;
+            let items = page(conn, &patient_id, after.as_ref(), limit)?;
+            Ok(api::page(items, limit, |i| i.position().encode()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().naive_utc()
+    }
+
+    #[test]
+    fn bounds_follow_the_order() {
+        let p = Position { at: at("2026-11-25T09:00:00Z"), kind: NOTE.into(), id: "m".into() };
+        assert_eq!(Bound::for_source(None, NOTE), Bound::Open);
+        assert_eq!(Bound::for_source(Some(&p), NOTE), Bound::Tie(p.at, "m".into()));
+        // "consent_recorded" < "note": at the same instant it sorts after the note.
+        assert_eq!(Bound::for_source(Some(&p), CONSENT_RECORDED), Bound::AtOrBefore(p.at));
+        assert_eq!(Bound::for_source(Some(&p), TEAM_MEMBER_ADDED), Bound::Before(p.at));
+    }
+
+    #[test]
+    fn positions_round_trip_and_items_sort_newest_first() {
+        let p = Position { at: at("2026-11-25T09:00:00.123456Z"), kind: EMERGENCY_ACCESS.into(), id: "x|y".into() };
+        assert_eq!(Position::decode(&p.encode()), Some(p));
+        assert_eq!(Position::decode("2026-11-25T09:00:00Z|note"), None);
+        let item = |kind, t, id: &str| Item::new(kind, at(t), id.into(), (String::new(), String::new()));
+        let mut items = [
+            item(NOTE, "2026-11-25T09:00:00Z", "a"),
+            item(CONSENT_RECORDED, "2026-11-25T09:00:00Z", "z"),
+            item(NOTE, "2026-11-25T10:00:00Z", "b"),
+            item(NOTE, "2026-11-25T09:00:00Z", "c"),
+        ];
+        items.sort_by(Item::newest_first);
+        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(order, ["b", "c", "a", "z"]);
+    }
+}

@@ -1,0 +1,177 @@
+//! `GET /patients/{id}/vitals`: each vital sign's series over a period, and the NEWS2 series,
+//! from the current versions of the patient's notes — what a client needs to draw a chart.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{current_notes, Version};
+use crate::access::{self, Need};
+use crate::api::{self, Check};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::schema::note_versions;
+use crate::db::{now, truncate, DbConn};
+use crate::error::AppResult;
+
+/// The period when `since` is not given: this many days before `until` (or now).
+pub const DEFAULT_DAYS: i64 = 30;
+/// The longest period one request may ask for.
+pub const MAX_DAYS: i64 = 366;
+/// The most notes one answer covers; beyond it the earliest are left out (`truncated`).
+pub const MAX_NOTES: i64 = 5_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendQuery {
+    /// `occurred_at` at or after (RFC 3339); default `DEFAULT_DAYS` before `until`.
+    pub since: Option<DateTime<Utc>>,
+    /// `occurred_at` before (RFC 3339); default: no end.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One measurement: when, the value, and the note it was recorded on.
+#[derive(Debug, Serialize)]
+pub struct Point<T: Serialize> {
+    #[serde(serialize_with = "api::utc")]
+    pub at: NaiveDateTime,
+    pub value: T,
+    pub note_id: String,
+}
+
+/// One NEWS2 score (decision support, never a diagnosis).
+#[derive(Debug, Serialize)]
+pub struct News2Point {
+    #[serde(serialize_with = "api::utc")]
+    pub at: NaiveDateTime,
+    pub total: i32,
+    pub band: String,
+    pub partial: bool,
+    pub note_id: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Series {
+    pub temperature: Vec<Point<f64>>,
+    pub systolic_bp: Vec<Point<i32>>,
+    pub diastolic_bp: Vec<Point<i32>>,
+    pub pulse: Vec<Point<i32>>,
+    pub respiratory_rate: Vec<Point<i32>>,
+    pub spo2: Vec<Point<i32>>,
+    pub on_oxygen: Vec<Point<bool>>,
+    pub consciousness: Vec<Point<String>>,
+    pub news2: Vec<News2Point>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Trend {
+    pub patient_id: String,
+    #[serde(serialize_with = "api::utc")]
+    pub since: NaiveDateTime,
+    #[serde(serialize_with = "api::utc_opt")]
+    pub until: Option<NaiveDateTime>,
+    /// True when the period holds more than `MAX_NOTES` notes with vital signs and the earliest
+    /// were left out.
+    pub truncated: bool,
+    pub series: Series,
+}
+
+/// Current versions with vital signs in `[since, until)`, oldest first; at most `MAX_NOTES`
+/// (the latest), and whether more were left out.
+pub fn versions_with_vitals(
+    conn: &mut DbConn,
+    patient_id: &str,
+    since: NaiveDateTime,
+    until: Option<NaiveDateTime>,
+) -> AppResult<(Vec<Version>, bool)> {
+    let mut q = current_notes!()
+        .filter(note_versions::patient_id.eq(patient_id.to_string()))
+        .filter(note_versions::news2_total.is_not_null())
+        .filter(note_versions::occurred_at.ge(since))
+        .into_boxed();
+    if let Some(u) = until {
+        q = q.filter(note_versions::occurred_at.lt(u));
+    }
+    let mut rows: Vec<Version> = q
+        .order((note_versions::occurred_at.desc(), note_versions::note_id.desc()))
+        .limit(MAX_NOTES + 1)
+        .select(Version::as_select())
+        .load(conn)?;
+    let truncated = rows.len() as i64 > MAX_NOTES;
+    rows.truncate(MAX_NOTES as usize);
+    rows.reverse();
+    Ok((rows, truncated))
+}
+
+/// The series of each parameter from versions in time order.
+pub fn series(rows: &[Version]) -> Series {
+    fn push<T: Serialize>(to: &mut Vec<Point<T>>, v: &Version, value: Option<T>) {
+        if let Some(value) = value {
+            to.push(Point { at: v.occurred_at, value, note_id: v.note_id.clone() });
+        }
+    }
+    let mut s = Series::default();
+    for v in rows {
+        push(&mut s.temperature, v, v.temperature);
+        push(&mut s.systolic_bp, v, v.systolic_bp);
+        push(&mut s.diastolic_bp, v, v.diastolic_bp);
+        push(&mut s.pulse, v, v.pulse);
+        push(&mut s.respiratory_rate, v, v.respiratory_rate);
+        push(&mut s.spo2, v, v.spo2);
+        push(&mut s.on_oxygen, v, v.on_oxygen);
+        push(&mut s.consciousness, v, v.consciousness.clone());
+        if let (Some(total), Some(band), Some(partial)) = (v.news2_total, &v.news2_band, v.news2_partial) {
+            s.news2.push(News2Point { at: v.occurred_at, total, band: band.clone(), partial, note_id: v.note_id.clone() });
+        }
+    }
+    s
+}
+
+/// `GET /patients/{id}/vitals?since&until`.
+pub async fn handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+    query: web::Query<TrendQuery>,
+) -> AppResult<HttpResponse> {
+    let patient_id = path.into_inner();
+    let until = query.until.map(|t| truncate(t.naive_utc()));
+    let since = match query.since {
+        Some(t) => truncate(t.naive_utc()),
+        None => until.unwrap_or_else(now) - Duration::days(DEFAULT_DAYS),
+    };
+    let mut check = Check::new();
+    if let Some(u) = until {
+        if u <= since {
+            check.push("until", "before_since", "until は since より後の日時にしてください。", "until must be after since.");
+        } else if u - since > Duration::days(MAX_DAYS) {
+            check.push(
+                "since",
+                "period_too_long",
+                format!("期間は {MAX_DAYS} 日以内にしてください。"),
+                format!("The period must be at most {MAX_DAYS} days."),
+            );
+        }
+    } else if now() - since > Duration::days(MAX_DAYS) {
+        check.push(
+            "since",
+            "period_too_long",
+            format!("期間は {MAX_DAYS} 日以内にしてください(until も指定できます)。"),
+            format!("The period must be at most {MAX_DAYS} days (until may be given too)."),
+        );
+    }
+    check.finish()?;
+    let trend = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::patient(conn, &me, &patient_id, Need::Read, "vitals")?;
+            audit::record(conn, &me, Event::new(Action::Read, "vitals", None, Some(&patient_id)))?;
+            let (rows, truncated) = versions_with_vitals(conn, &patient_id, since, until)?;
+            Ok(Trend { patient_id, since, until, truncated, series: series(&rows) })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(trend))
+}
