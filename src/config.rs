@@ -42,6 +42,8 @@ pub struct Config {
     /// How long an unacknowledged emergency / urgent flag waits before each escalation step.
     pub escalation_emergency_minutes: i64,
     pub escalation_urgent_minutes: i64,
+    /// How e-mails name a patient: `initials` (the default) or `none`.
+    pub mail_patient_label: String,
     /// Delivery attempts before an e-mail is given up as dead.
     pub mail_max_attempts: i32,
     /// The first retry waits about this long; each further one twice as long (with jitter).
@@ -174,6 +176,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     let emergency_access_minutes = parse_num(&get, "RENKEI_EMERGENCY_ACCESS_MINUTES", 60)?;
     let escalation_emergency_minutes = parse_num(&get, "RENKEI_ESCALATION_EMERGENCY_MINUTES", 15)?;
     let escalation_urgent_minutes = parse_num(&get, "RENKEI_ESCALATION_URGENT_MINUTES", 60)?;
+    let mail_patient_label = get("RENKEI_MAIL_PATIENT_LABEL").unwrap_or_else(|| "initials".into());
+    if !matches!(mail_patient_label.as_str(), "initials" | "none") {
+        return Err(err("RENKEI_MAIL_PATIENT_LABEL", "must be `initials` or `none`"));
+    }
     if emergency_access_minutes > 24 * 60 {
         return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
     }
@@ -200,6 +206,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         emergency_access_minutes,
         escalation_emergency_minutes,
         escalation_urgent_minutes,
+        mail_patient_label,
         mail_max_attempts: mail_max_attempts as i32,
         mail_backoff_secs,
         mail_poll_secs,

@@ -130,10 +130,13 @@ fn serve(config: Config) -> Result<(), String> {
         // The outbox worker runs beside the server and stops with it; an e-mail it was sending
         // when stopped stays claimed until its lease ends, then any instance sends it again.
         let worker = mail::worker::spawn(&state)?;
+        // Unacknowledged flags escalate from every instance; each step is claimed in the database.
+        let escalations = renkei::flags::alerts::spawn_escalation_worker(state.clone());
         // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish.
         let server = app::serve(listener, state).map_err(|e| e.to_string())?;
         let result = server.await.map_err(|e| e.to_string());
         worker.abort();
+        escalations.abort();
         result
     })
 }

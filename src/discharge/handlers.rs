@@ -285,6 +285,7 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
     let key = api::idempotency_key(&req)?;
     let body = body.into_inner();
     let (admitted_at, admitted_on) = body.check()?;
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let done = state
         .db
         .run(move |conn| {
@@ -370,7 +371,7 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
             };
             cases::insert(conn, &case)?;
             let generated = tasks::generate(conn, &case, &me.id)?;
-            notices::case_opened(conn, &case, &me.id)?;
+            notices::case_opened(conn, &mailer, &label, &case, &me.id)?;
             audit::record(
                 conn,
                 &me,
@@ -379,6 +380,7 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
             Ok(Created { view: cases::view(conn, case, at)?, replayed: false })
         })
         .await?;
+    state.mail.wake();
     let (location, version) = (format!("/api/v1/discharge-cases/{}", done.view.id), done.view.version);
     Ok(created(done, location, Some(version)))
 }
@@ -548,6 +550,7 @@ pub async fn discharge(
     if discharged_on > today_jst() {
         return Err(AppError::field("discharged_on", "in_future", "退院日が未来になっています。", "discharged_on is in the future."));
     }
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let view = state
         .db
         .run(move |conn| {
@@ -581,7 +584,7 @@ pub async fn discharge(
             let case = cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)?;
             tasks::recompute_deadlines(conn, &case)?;
             move_patient(conn, &case.patient_id, PatientStatus::Home)?;
-            notices::patient_discharged(conn, &case, &me.id)?;
+            notices::patient_discharged(conn, &mailer, &label, &case, &me.id)?;
             audit::record(
                 conn,
                 &me,
@@ -590,6 +593,7 @@ pub async fn discharge(
             cases::view(conn, case, now())
         })
         .await?;
+    state.mail.wake();
     Ok(etagged(StatusCode::OK, view.version, &view))
 }
 
@@ -887,6 +891,7 @@ pub async fn add_task(
         (None, None) => None,
     };
     check.finish()?;
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let done = state
         .db
         .run(move |conn| {
@@ -939,12 +944,13 @@ pub async fn add_task(
             };
             tasks::insert(conn, &task)?;
             if let Some(assignee) = &task.assignee_id {
-                notices::task_assigned(conn, &task, assignee, &me.id)?;
+                notices::task_assigned(conn, &mailer, &label, &task, assignee, &me.id)?;
             }
             audit::record(conn, &me, Event::new(Action::Create, "discharge_task", Some(&task.id), Some(&task.patient_id)))?;
             Ok(Created { view: tasks::view(conn, task, at)?, replayed: false })
         })
         .await?;
+    state.mail.wake();
     let (location, version) = (format!("/api/v1/tasks/{}", done.view.id), done.view.version);
     Ok(created(done, location, Some(version)))
 }
@@ -995,6 +1001,7 @@ pub async fn update_task(
         check.optional_text("status_reason", r.as_deref(), 1000);
     }
     check.finish()?;
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let view = state
         .db
         .run(move |conn| {
@@ -1055,13 +1062,14 @@ pub async fn update_task(
             let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
             if let Some(Some(assignee)) = &body.assignee_id {
                 if task.assignee_id.as_ref() != Some(assignee) {
-                    notices::task_assigned(conn, &updated, assignee, &me.id)?;
+                    notices::task_assigned(conn, &mailer, &label, &updated, assignee, &me.id)?;
                 }
             }
             audit::record(conn, &me, Event::new(Action::Update, "discharge_task", Some(&task.id), Some(&task.patient_id)))?;
             tasks::view(conn, updated, now())
         })
         .await?;
+    state.mail.wake();
     Ok(etagged(StatusCode::OK, view.version, &view))
 }
 

@@ -1,11 +1,9 @@
 //! Notices of discharge coordination: what the team is told, and when.
 //!
 //! Each notice is written, in the request's transaction, as a row of `discharge_events` — the
-//! patient's timeline entries for discharge coordination — and answers the people it is for.
-//! Emails are not sent from here yet. **The mail outbox hooks in here**: each public function
-//! below is the one place its notice is made, so the outbox rows (DESIGN.md §7: written in the
-//! same transaction, carrying no clinical content) are enqueued at the marked line of each,
-//! for `notice.recipients`.
+//! patient's timeline entries for discharge coordination — and queued as e-mail for the people
+//! it is for, in the same transaction (DESIGN.md §7; no clinical content, the patient named as
+//! configured). The caller wakes the mailer after the commit.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -15,7 +13,8 @@ use crate::db::{new_id, now, DbConn};
 use crate::discharge::cases::Case;
 use crate::discharge::tasks::Task;
 use crate::error::AppResult;
-use crate::patients::team;
+use crate::mail::{self, Mailer};
+use crate::patients::{self, team};
 
 crate::text_enum! {
     /// What a notice is about.
@@ -49,15 +48,29 @@ pub struct Notice {
 
 /// A hospital opened a discharge case: the patient's team is told (入院の連絡), so that the
 /// care manager can send the home-life information on time (入院時情報連携加算).
-pub fn case_opened(conn: &mut DbConn, case: &Case, actor_id: &str) -> AppResult<Notice> {
+pub fn case_opened(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case, actor_id: &str) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::CaseOpened, case, actor_id)?;
-    // Mail outbox: enqueue "入退院調整が開始されました" for `recipients` here.
+    let hospital = crate::orgs::find(conn, &case.hospital_id)?.map(|o| o.name).unwrap_or_default();
+    let notice = mail::Notice::CaseOpened {
+        hospital,
+        planned_discharge_on: case.planned_discharge_on,
+        patient: patient_label(conn, &case.patient_id, label)?,
+        case_id: case.id.clone(),
+    };
+    mail::notify(conn, mailer, &recipients, &notice, Some(&case.patient_id), &format!("case:{}:opened", case.id))?;
     Ok(Notice { event, recipients })
 }
 
 /// A task was given to one team member: they are told.
-pub fn task_assigned(conn: &mut DbConn, task: &Task, assignee_id: &str, actor_id: &str) -> AppResult<Notice> {
+pub fn task_assigned(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    label: &str,
+    task: &Task,
+    assignee_id: &str,
+    actor_id: &str,
+) -> AppResult<Notice> {
     let recipients = if assignee_id == actor_id { Vec::new() } else { vec![assignee_id.to_string()] };
     let event = DischargeEvent {
         id: new_id(),
@@ -70,17 +83,34 @@ pub fn task_assigned(conn: &mut DbConn, task: &Task, assignee_id: &str, actor_id
         recipient_id: Some(assignee_id.into()),
     };
     insert(conn, &event)?;
-    // Mail outbox: enqueue "タスクが割り当てられました" for `recipients` here.
+    let notice = mail::Notice::TaskAssigned {
+        title: task.title.clone(),
+        due_at: task.due_at,
+        patient: patient_label(conn, &task.patient_id, label)?,
+        task_id: task.id.clone(),
+    };
+    mail::notify(conn, mailer, &recipients, &notice, Some(&task.patient_id), &format!("task:{}:assigned:{}", task.id, event.id))?;
     Ok(Notice { event, recipients })
 }
 
 /// The patient left hospital: the team is told, since the post-discharge deadlines (the first
 /// home visit within 2 days, 退院・退所加算's information within 7) now run.
-pub fn patient_discharged(conn: &mut DbConn, case: &Case, actor_id: &str) -> AppResult<Notice> {
+pub fn patient_discharged(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case, actor_id: &str) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::PatientDischarged, case, actor_id)?;
-    // Mail outbox: enqueue "退院しました" for `recipients` here.
+    if let Some(discharged_on) = case.discharged_on {
+        let notice = mail::Notice::PatientDischarged {
+            discharged_on,
+            patient: patient_label(conn, &case.patient_id, label)?,
+            patient_id: case.patient_id.clone(),
+        };
+        mail::notify(conn, mailer, &recipients, &notice, Some(&case.patient_id), &format!("case:{}:discharged", case.id))?;
+    }
     Ok(Notice { event, recipients })
+}
+
+fn patient_label(conn: &mut DbConn, patient_id: &str, mode: &str) -> AppResult<String> {
+    Ok(patients::find(conn, patient_id)?.map(|p| p.email_label(mode)).unwrap_or_default())
 }
 
 /// A case's notices, oldest first (for the patient's timeline).

@@ -38,11 +38,12 @@ pub async fn raise(
     check.text("reason", &body.reason, 2000);
     check.finish()?;
     let limits = state.config.escalation_limits();
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, "flag")?;
+            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, "flag")?;
             let t = now();
             let flag = super::insert(
                 conn,
@@ -58,9 +59,11 @@ pub async fn raise(
                 &limits,
             )?;
             audit::record(conn, &me, Event::new(Action::Create, "flag", Some(&flag.id), Some(&patient_id)))?;
+            super::alerts::flag_raised(conn, &mailer, &label, &patient, &flag)?;
             super::view(conn, flag)
         })
         .await?;
+    state.mail.wake();
     Ok(HttpResponse::Created().json(view))
 }
 

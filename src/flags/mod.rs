@@ -6,6 +6,7 @@
 //! ward's coordinating physicians — each step exactly once, across instances and restarts,
 //! because a step is claimed by a conditional UPDATE of `escalation_level`.
 
+pub mod alerts;
 pub mod handlers;
 
 use chrono::{Duration, NaiveDateTime};

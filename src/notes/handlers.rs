@@ -14,6 +14,7 @@ use crate::audit::{self, Action, Event};
 use crate::auth::{Bearer, CurrentUser};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::flags;
 use crate::idempotency::{self, Answer};
 use crate::patients::Patient;
 use crate::vocab::Profession;
@@ -252,6 +253,7 @@ pub async fn create(
     let body = body.into_inner();
     let key = idempotency::key_from(&req)?;
     let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
+    let (mailer, label, limits) = (state.mail.clone(), state.config.mail_patient_label.clone(), state.config.escalation_limits());
     let answer = state
         .db
         .run(move |conn| {
@@ -281,6 +283,10 @@ pub async fn create(
                 let first = Version::new(&note, 1, content, &me.id, None, t);
                 super::insert(conn, &note, &first)?;
                 audit::record(conn, &me, Event::new(Action::Create, "note", Some(&note.id), Some(&patient.id)))?;
+                // Vital signs that reach a NEWS2 trigger raise (or update) the patient's flag.
+                if let Some(score) = first.news2()? {
+                    flags::alerts::on_note_scored(conn, &mailer, &label, &limits, &me.id, &patient, &note.id, &score, t)?;
+                }
                 let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
@@ -291,6 +297,7 @@ pub async fn create(
             Ok(answer)
         })
         .await?;
+    state.mail.wake();
     Ok(created(answer))
 }
 

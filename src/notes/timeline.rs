@@ -1,10 +1,11 @@
 //! `GET /patients/{id}/timeline`: one time-ordered stream of what happened around a patient —
-//! notes, care-team changes, consent changes and emergency-access grants (the team learns of a
-//! break-glass read this way) — newest first, cursor-paginated.
+//! notes, care-team changes, consent changes, emergency-access grants (the team learns of a
+//! break-glass read this way), deterioration flags and discharge-coordination events — newest
+//! first, cursor-paginated.
 //!
 //! Each source is one function that returns its newest items after the cursor; the handler
-//! merges them in Rust. A new source (deterioration flags, discharge events) is one more function
-//! in [`SOURCES`] and, if it needs details of its own, one more optional member of [`Item`].
+//! merges them in Rust. A new source is one more function in [`SOURCES`] and, if it needs
+//! details of its own, one more optional member of [`Item`].
 //!
 //! Order: `at` descending, then `type`, then `id` (both descending), so that items at the same
 //! instant still have one fixed order and the cursor `(at, type, id)` never skips or repeats one.
@@ -23,7 +24,7 @@ use crate::api::{self, PageQuery};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event};
 use crate::auth::Bearer;
-use crate::db::schema::{care_team_members, consents, emergency_access, note_versions, users};
+use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::patients::consents::Consent;
@@ -36,6 +37,8 @@ pub const TEAM_MEMBER_ENDED: &str = "team_member_ended";
 pub const CONSENT_RECORDED: &str = "consent_recorded";
 pub const CONSENT_REVOKED: &str = "consent_revoked";
 pub const EMERGENCY_ACCESS: &str = "emergency_access";
+pub const FLAG_RAISED: &str = "flag_raised";
+pub const DISCHARGE_EVENT: &str = "discharge_event";
 
 /// Characters of a note's text shown on the timeline.
 const EXCERPT_CHARS: usize = 80;
@@ -187,7 +190,7 @@ pub type Source = fn(&mut DbConn, &mut Names, &str, Option<&Position>, i64) -> A
 
 /// Every source, merged into one stream.
 pub const SOURCES: &[Source] =
-    &[notes, team_members_added, team_members_ended, consents_recorded, consents_revoked, emergency_access_grants];
+    &[notes, team_members_added, team_members_ended, consents_recorded, consents_revoked, emergency_access_grants, flags_raised, discharge_events_of];
 
 fn notes(conn: &mut DbConn, _: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
     let q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
@@ -351,6 +354,47 @@ fn emergency_access_grants(conn: &mut DbConn, names: &mut Names, patient_id: &st
                 format!("Emergency access (break-glass): {name}, who is not on the care team, may read the record until {until}. Reason: {}", g.reason),
             );
             Ok(Item::new(EMERGENCY_ACCESS, g.granted_at, g.id.clone(), summary).by(actor))
+        })
+        .collect()
+}
+
+fn flags_raised(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = flags::table.filter(flags::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, FLAG_RAISED), flags::raised_at, flags::id);
+    let rows: Vec<crate::flags::Flag> = q
+        .order((flags::raised_at.desc(), flags::id.desc()))
+        .limit(limit)
+        .select(crate::flags::Flag::as_select())
+        .load(conn)?;
+    rows.iter()
+        .map(|f| {
+            let (sev_ja, sev_en) = if f.severity == "emergency" { ("緊急", "emergency") } else { ("至急", "urgent") };
+            let (how_ja, how_en) = if f.source == "news2" { ("バイタルサインから自動で", "automatically from vital signs") } else { ("", "by a team member") };
+            let summary = (
+                format!("急性増悪フラグ({sev_ja})が{how_ja}立てられました。状態: {}", f.status),
+                format!("A deterioration flag ({sev_en}) was raised {how_en}. Status: {}", f.status),
+            );
+            Ok(Item::new(FLAG_RAISED, f.raised_at, f.id.clone(), summary).by(names.actor(conn, f.raised_by.as_deref())?))
+        })
+        .collect()
+}
+
+fn discharge_events_of(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+    let q = discharge_events::table.filter(discharge_events::patient_id.eq(patient_id.to_string())).into_boxed();
+    let q = bounded!(q, Bound::for_source(after, DISCHARGE_EVENT), discharge_events::at, discharge_events::id);
+    let rows: Vec<(String, String, NaiveDateTime, String)> = q
+        .order((discharge_events::at.desc(), discharge_events::id.desc()))
+        .limit(limit)
+        .select((discharge_events::id, discharge_events::kind, discharge_events::at, discharge_events::actor_id))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, kind, at, actor)| {
+            let summary = match kind.as_str() {
+                "case_opened" => ("入退院調整が開始されました(入院)。", "A discharge-coordination case was opened (admission)."),
+                "patient_discharged" => ("退院しました。退院後の期限が始まります。", "The patient was discharged; post-discharge deadlines now run."),
+                _ => ("入退院調整のタスクが割り当てられました。", "A discharge-coordination task was assigned."),
+            };
+            Ok(Item::new(DISCHARGE_EVENT, at, id, (summary.0.to_string(), summary.1.to_string())).by(names.actor(conn, Some(&actor))?))
         })
         .collect()
 }

@@ -357,6 +357,7 @@ pub async fn emergency_access(
     }
     check.finish()?;
     let minutes = state.config.emergency_access_minutes;
+    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let grant = state
         .db
         .run(move |conn| {
@@ -382,9 +383,19 @@ pub async fn emergency_access(
                 &me,
                 Event::new(Action::Execute, "emergency_access", Some(&grant.id), Some(&patient.id)).high_priority(),
             )?;
+            // The team is told who opened the record, and when.
+            let notice = crate::mail::Notice::EmergencyAccess {
+                accessor: me.name.clone(),
+                accessed_at: grant.granted_at,
+                patient: patient.email_label(&label),
+                patient_id: patient.id.clone(),
+            };
+            let team = team::active_user_ids(conn, &patient.id)?;
+            crate::mail::notify(conn, &mailer, &team, &notice, Some(&patient.id), &format!("emergency:{}", grant.id))?;
             Ok(grant)
         })
         .await?;
+    state.mail.wake();
     Ok(HttpResponse::Created().json(grant))
 }
 

@@ -119,6 +119,16 @@ impl Patient {
         }
     }
 
+    /// How e-mails name the patient: by default the initials of the kana reading (e.g. `カ.ハ.`),
+    /// never the full name; `none` names nobody.
+    pub fn email_label(&self, mode: &str) -> String {
+        if mode == "none" {
+            return "—".to_string();
+        }
+        let initial = |s: &str| s.chars().next().map(|c| format!("{c}.")).unwrap_or_default();
+        format!("{}{}", initial(&self.family_name_kana), initial(&self.given_name_kana))
+    }
+
     pub fn status(&self) -> AppResult<PatientStatus> {
         PatientStatus::from_db(&self.status)
     }

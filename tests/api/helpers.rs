@@ -325,7 +325,7 @@ impl TestApp {
             ("RENKEI_JWT_SECRET".into(), JWT_SECRET.into()),
             ("RENKEI_BIND".into(), "127.0.0.1:0".into()),
             ("RENKEI_DB_POOL_SIZE".into(), "4".into()),
-            ("RENKEI_DB_TIMEOUT_MS".into(), "1500".into()),
+            ("RENKEI_DB_TIMEOUT_MS".into(), "5000".into()),
             // Without RENKEI_SMTP_URL the outbox writes .eml files into the temporary folder.
             ("RENKEI_MAIL_POLL_SECS".into(), "1".into()),
             ("RENKEI_MAIL_BACKOFF_SECS".into(), "1".into()),

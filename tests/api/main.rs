@@ -4,6 +4,7 @@
 mod helpers;
 mod smtp;
 
+mod alerts;
 mod auth;
 mod contract;
 mod discharge;

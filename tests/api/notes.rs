@@ -519,7 +519,7 @@ async fn read_receipts_and_unread_counts(app: TestApp) {
     assert_eq!(app.get("/api/v1/me/unread", &coordinator.token).await.expect(200).body["total_unread"], json!(0));
 
     // Someone who left the team no longer sees that patient's unread notes.
-    let today = Utc::now().date_naive().to_string();
+    let today = (Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
     let team_list = app.get(&format!("/api/v1/patients/{second_id}/care-team"), &t.care_manager.token).await.expect(200);
     let nurse_member = items(&team_list).iter().find(|m| m["user_id"] == json!(t.nurse.id)).unwrap()["id"].as_str().unwrap().to_string();
     app.patch(&format!("/api/v1/patients/{second_id}/care-team/{nurse_member}"), &t.care_manager.token, json!({"ended_on": today}), None)
@@ -541,7 +541,7 @@ async fn timeline_merges_events_newest_first(app: TestApp) {
     let er_doctor = app.person(&t.admin, &clinic, "physician", "member").await;
     app.post(&format!("{base}/emergency-access"), &er_doctor.token, json!({"reason": "救急搬送先から既往歴の問い合わせ"})).await.expect(201);
     app.post(&format!("{base}/consents/{}/revoke", id_of(&consent)), &t.care_manager.token, json!({"reason": "家族の意向"})).await.expect(200);
-    let today = Utc::now().date_naive().to_string();
+    let today = (Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
     app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": today}), None).await.expect(200);
 
     let full = app.get(&format!("{base}/timeline"), &t.care_manager.token).await.expect(200);
@@ -554,6 +554,8 @@ async fn timeline_merges_events_newest_first(app: TestApp) {
             "consent_revoked",
             "emergency_access",
             "consent_recorded",
+            // The newer note's pulse of 131 scores 3 alone: the system raised a flag as it was posted.
+            "flag_raised",
             "team_member_added",
             "team_member_added",
             "note",
@@ -562,16 +564,17 @@ async fn timeline_merges_events_newest_first(app: TestApp) {
     );
     let ats: Vec<&str> = all.iter().map(|i| i["at"].as_str().unwrap()).collect();
     assert!(ats.windows(2).all(|w| w[0] >= w[1]), "{ats:?}");
-    assert_eq!(all[6]["id"], json!(id_of(&newer)));
-    assert_eq!(all[6]["note"]["news2_total"], json!(3));
-    assert_eq!(all[6]["actor_id"], json!(t.nurse.id));
-    assert_eq!(all[7]["id"], json!(id_of(&older)));
+    assert_eq!(all[4]["actor_id"], json!(t.nurse.id));
+    assert_eq!(all[7]["id"], json!(id_of(&newer)));
+    assert_eq!(all[7]["note"]["news2_total"], json!(3));
+    assert_eq!(all[7]["actor_id"], json!(t.nurse.id));
+    assert_eq!(all[8]["id"], json!(id_of(&older)));
     assert_eq!(all[0]["member"]["user_id"], json!(t.nurse.id));
     assert_eq!(all[0]["actor_id"], json!(t.care_manager.id));
     assert_eq!(all[2]["actor_id"], json!(er_doctor.id));
     assert!(all[2]["summary"].as_str().unwrap().contains("救急搬送先から既往歴の問い合わせ"));
     assert!(all[2]["summary_en"].as_str().unwrap().starts_with("Emergency access"));
-    assert_eq!(all[5]["member"]["role"], json!("care_manager"));
+    assert_eq!(all[6]["member"]["role"], json!("care_manager"));
 
     // Paging through in small pages gives the same stream.
     let mut paged = Vec::new();
