@@ -77,9 +77,25 @@ pub fn encode_cursor(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.as_bytes())
 }
 
+/// Longest cursor accepted: the base64url form of 511 bytes.
+const MAX_CURSOR_CHARS: usize = 682;
+
+/// Any base64url text without padding is a cursor (the contract's pattern): the position it
+/// holds only bounds a comparison, so bytes no server-issued cursor holds cannot reach past the
+/// caller's scope. They are made text the databases store (PostgreSQL refuses NUL).
 fn decode_cursor(cursor: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.as_bytes()).ok()?;
-    String::from_utf8(bytes).ok().filter(|s| !s.is_empty() && s.len() < 512)
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
+    if cursor.len() > MAX_CURSOR_CHARS {
+        return None;
+    }
+    let bytes = LENIENT.decode(cursor.as_bytes()).ok().filter(|b| !b.is_empty())?;
+    Some(String::from_utf8_lossy(&bytes).replace(char::is_control, "\u{FFFD}"))
 }
 
 /// Cuts a fetched `limit + 1` rows to a page, with the cursor of its last item.
@@ -249,4 +265,27 @@ pub fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
         ));
     }
     Ok(Some(key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(cursor: &str) -> AppResult<Option<String>> {
+        PageQuery { limit: None, cursor: Some(cursor.to_string()) }.after()
+    }
+
+    #[test]
+    fn cursors_round_trip_and_any_base64url_is_accepted() {
+        let position = "0193a3f2-7c4e-7d2a-9b1f-3c5d7e9f1a2b";
+        assert_eq!(after(&encode_cursor(position)).ok().flatten().as_deref(), Some(position));
+        // Not UTF-8, a NUL byte, trailing bits: a position nothing matches, never an error.
+        for cursor in ["_w", "AA", "AB", "AAAB", &"A".repeat(MAX_CURSOR_CHARS)] {
+            let decoded = after(cursor).ok().flatten().unwrap_or_default();
+            assert!(!decoded.is_empty() && !decoded.contains(char::is_control), "{cursor}");
+        }
+        for cursor in ["", "A", "AAAAA", "a+b/", "AA==", "not a cursor", &"A".repeat(MAX_CURSOR_CHARS + 2)] {
+            assert!(after(cursor).is_err(), "{cursor}");
+        }
+    }
 }

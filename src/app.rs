@@ -212,6 +212,43 @@ async fn not_found() -> AppResult<HttpResponse> {
     Err(AppError::not_found())
 }
 
+/// A request whose path or query string carries a NUL character (`%00`) never reaches a
+/// handler: no id holds one, and PostgreSQL cannot even compare text with one. The path answers
+/// 404 like any id that names nothing, the query 422 like any malformed parameter.
+fn refuse_nul<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let has_nul = |s: &str| s.contains("%00");
+    let refusal = if has_nul(req.path()) {
+        Some(AppError::not_found())
+    } else if has_nul(req.query_string()) {
+        Some(AppError::validation(vec![FieldError::new(
+            "query",
+            "invalid_query",
+            "検索条件に NUL 文字は使えません。",
+            "A query parameter must not contain a NUL character.",
+        )]))
+    } else {
+        None
+    };
+    match refusal {
+        Some(e) => {
+            let res = req.error_response(e);
+            Box::pin(async move { Ok(res) })
+        }
+        None => {
+            let call = srv.call(req);
+            Box::pin(async move { Ok(call.await?.map_into_boxed_body()) })
+        }
+    }
+}
+
 /// Re-renders error details in English for readers who prefer it, and logs each request
 /// without its query string or body (they may hold patient data).
 fn language_and_log<S, B>(
@@ -271,6 +308,7 @@ pub fn build_app(
         .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
         .configure(configure)
         .default_service(web::to(not_found))
+        .wrap_fn(refuse_nul)
         .wrap_fn(language_and_log)
         // Outermost, so that re-rendered answers carry these headers too.
         .wrap(

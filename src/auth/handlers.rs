@@ -31,7 +31,8 @@ fn unix_now() -> u64 {
 /// a deactivated account all get the same 401; a locked address gets 429 whether it exists or not.
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    if body.email.len() > 254 || body.password.len() > 1024 {
+    // No address holds a NUL, and PostgreSQL text cannot even be compared with one.
+    if body.email.len() > 254 || body.password.len() > 1024 || body.email.contains('\0') {
         return Err(AppError::invalid_credentials());
     }
     let keys = state.keys.clone();

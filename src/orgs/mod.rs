@@ -195,5 +195,9 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Orga
 }
 
 pub fn ward_exists(conn: &mut DbConn, code: &str) -> AppResult<bool> {
+    // No code holds a NUL, and PostgreSQL text cannot even be compared with one.
+    if code.contains('\0') {
+        return Ok(false);
+    }
     Ok(wards::table.find(code).count().get_result::<i64>(conn)? > 0)
 }

@@ -116,6 +116,10 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
+    // No id holds a NUL, and PostgreSQL text cannot even be compared with one.
+    if id.contains('\0') {
+        return Ok(None);
+    }
     Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
 }
 

@@ -58,6 +58,11 @@ async fn framework_errors_are_problems(app: TestApp) {
     assert_problem(&res, 422, "validation");
     let res = app.get("/api/v1/organizations?cursor=%%%", &admin.token).await;
     assert!(res.status == 422 || res.status == 400, "{}", res.text);
+    // Any base64url cursor is a position, even bytes no issued cursor holds (here a NUL, which
+    // PostgreSQL text cannot store).
+    for cursor in ["AA", "_w", "AAAB"] {
+        app.get(&format!("/api/v1/organizations?cursor={cursor}"), &admin.token).await.expect(200);
+    }
     // Nothing was created by any of the above.
     let list = app.get("/api/v1/organizations", &admin.token).await.expect(200);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1, "only the operator organisation exists");
@@ -85,4 +90,36 @@ async fn no_internals_leak(app: TestApp) {
     }
 }
 
-crate::both_backends!(framework_errors_are_problems, details_follow_accept_language, no_internals_leak);
+/// No text holds a NUL (PostgreSQL cannot even compare text with one): ids and codes with one
+/// name nothing, on both backends alike.
+async fn nul_characters_name_nothing(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "care_management_office", "中原ケアプランセンター", Some("14133")).await;
+    let cm = app.person(&admin, &org, "care_manager", "member").await;
+    for path in ["/api/v1/patients/%00", "/api/v1/users/a%00b", "/api/v1/organizations/%00/users", "/api/v1/flags/%00"] {
+        assert_problem(&app.get(path, &cm.token).await, 404, "not-found");
+    }
+    for path in ["/api/v1/patients?ward=%00", "/api/v1/organizations?ward=1413%00"] {
+        let res = app.get(path, &cm.token).await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["code"], json!("invalid_query"));
+    }
+    let patient = json!({
+        "family_name": "川崎", "given_name": "ハル", "family_name_kana": "カワサキ", "given_name_kana": "ハル",
+        "birth_date": "1941-04-03", "sex": "female", "ward_code": "14133\u{0}", "care_level": "care_2"
+    });
+    let res = app.post("/api/v1/patients", &cm.token, patient).await;
+    assert_problem(&res, 422, "validation");
+    assert_eq!(res.body["errors"][0]["code"], json!("unknown_ward"));
+    let res = app.login(&format!("{}\u{0}", cm.email), crate::helpers::PASSWORD, None).await;
+    assert_problem(&res, 401, "unauthorized");
+    let id = app.post("/api/v1/patients", &cm.token, json!({
+        "family_name": "川崎", "given_name": "ハル", "family_name_kana": "カワサキ", "given_name_kana": "ハル",
+        "birth_date": "1941-04-03", "sex": "female", "ward_code": "14133", "care_level": "care_2"
+    })).await.expect(201).body["id"].as_str().unwrap().to_string();
+    let res = app.post(&format!("/api/v1/patients/{id}/care-team"), &cm.token, json!({"user_id": "\u{0}", "role": "other"})).await;
+    assert_problem(&res, 422, "validation");
+    assert_eq!(res.body["errors"][0]["code"], json!("unknown_user"));
+}
+
+crate::both_backends!(framework_errors_are_problems, details_follow_accept_language, no_internals_leak, nul_characters_name_nothing);
