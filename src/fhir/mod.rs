@@ -38,8 +38,13 @@ const UCUM: &str = "http://unitsofmeasure.org";
 const EN_REPRESENTATION: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
 const FLAG_PRIORITY: &str = "http://hl7.org/fhir/StructureDefinition/flag-priority";
 const FLAG_PRIORITY_CODES: &str = "http://hl7.org/fhir/flag-priority-code";
-/// Our own codes (care-team roles, note kinds, organisation kinds) where FHIR has no value set.
-const LOCAL_SYSTEM: &str = "urn:renkei-note:code";
+/// Our own code systems, where FHIR has no value set for the concept (the codes are the API's).
+const ROLE_SYSTEM: &str = "urn:renkei-note:care-team-role";
+const PROFESSION_SYSTEM: &str = "urn:renkei-note:profession";
+const ORG_KIND_SYSTEM: &str = "urn:renkei-note:organization-kind";
+const NOTE_KIND_SYSTEM: &str = "urn:renkei-note:note-kind";
+const EPISODE_TYPE_SYSTEM: &str = "urn:renkei-note:episode-type";
+const TASK_TEMPLATE_SYSTEM: &str = "urn:renkei-note:discharge-task-template";
 
 /// NEWS2 total score, SNOMED CT (DOMAIN.md).
 pub const NEWS2_SNOMED: &str = "1104051000000101";
@@ -235,7 +240,7 @@ pub fn organization(o: &Organization) -> Value {
         "resourceType": "Organization",
         "id": o.id,
         "active": o.active,
-        "type": [{ "coding": [{ "system": LOCAL_SYSTEM, "code": o.kind }], "text": o.kind }],
+        "type": [{ "coding": [{ "system": ORG_KIND_SYSTEM, "code": o.kind }], "text": o.kind }],
         "name": o.name,
     });
     put(&mut r, "alias", o.name_kana.as_ref().map(|k| json!([k])));
@@ -260,7 +265,7 @@ pub fn practitioner(u: &User) -> Value {
         "id": u.id,
         "active": u.active,
         "name": names,
-        "qualification": [{ "code": { "coding": [{ "system": LOCAL_SYSTEM, "code": u.profession }], "text": u.profession } }],
+        "qualification": [{ "code": { "coding": [{ "system": PROFESSION_SYSTEM, "code": u.profession }], "text": u.profession } }],
     })
 }
 
@@ -272,7 +277,7 @@ pub fn care_team(p: &Patient, members: &[MemberView]) -> Value {
         .map(|m| {
             let mut period = json!({ "start": date(&m.started_on) });
             put(&mut period, "end", m.ended_on.as_ref().map(date));
-            let mut role = json!({ "coding": [{ "system": LOCAL_SYSTEM, "code": m.role }], "text": m.role });
+            let mut role = json!({ "coding": [{ "system": ROLE_SYSTEM, "code": m.role }], "text": m.role });
             if m.is_lead {
                 role["text"] = json!(format!("{} (lead)", m.role));
             }
@@ -301,9 +306,10 @@ fn care_team_id(patient_id: &str) -> String {
     derived_id(&format!("care-team/{patient_id}"))
 }
 
-/// Communication: a note at its current version. Amendments are told by Provenance resources
-/// (one per amendment) targeting it; the Communication itself carries the current text and
-/// its version in `meta.versionId`.
+/// Communication: a note at its current version, `sent` at the time its author gives for it
+/// (the time the timeline orders by; notes written offline are posted later). Amendments are
+/// told by Provenance resources (one per amendment) targeting it; the Communication itself
+/// carries the current text and its version in `meta.versionId`.
 pub fn communication(n: &Listed, observation_ids: &[String]) -> Value {
     let v = &n.version;
     let mut payload = vec![json!({ "contentString": v.text })];
@@ -325,11 +331,10 @@ pub fn communication(n: &Listed, observation_ids: &[String]) -> Value {
         "id": n.note.id,
         "meta": { "versionId": v.version.to_string(), "lastUpdated": instant(&v.recorded_at) },
         "status": "completed",
-        "category": [{ "coding": [{ "system": LOCAL_SYSTEM, "code": n.note.kind }], "text": n.note.kind }],
+        "category": [{ "coding": [{ "system": NOTE_KIND_SYSTEM, "code": n.note.kind }], "text": n.note.kind }],
         "subject": reference("Patient", &n.note.patient_id),
         "sender": reference("Practitioner", &n.note.author_id),
         "sent": instant(&v.occurred_at),
-        "received": instant(&n.note.created_at),
         "payload": payload,
     });
     if !observation_ids.is_empty() {
@@ -503,7 +508,7 @@ pub fn episode_of_care(c: &Case, has_team: bool) -> Value {
         "resourceType": "EpisodeOfCare",
         "id": c.id,
         "status": episode_status(&c.status),
-        "type": [{ "coding": [{ "system": LOCAL_SYSTEM, "code": "discharge_coordination" }], "text": "退院支援" }],
+        "type": [{ "coding": [{ "system": EPISODE_TYPE_SYSTEM, "code": "discharge_coordination" }], "text": "退院支援" }],
         "patient": reference("Patient", &c.patient_id),
         "managingOrganization": reference("Organization", &c.hospital_id),
         "period": period,
@@ -535,7 +540,7 @@ pub fn task(t: &Task) -> Value {
         "lastModified": instant(&t.updated_at),
         "requester": reference("Practitioner", &t.created_by),
     });
-    put(&mut r, "code", t.template_key.as_ref().map(|k| json!({ "coding": [{ "system": LOCAL_SYSTEM, "code": k }], "text": t.title })));
+    put(&mut r, "code", t.template_key.as_ref().map(|k| json!({ "coding": [{ "system": TASK_TEMPLATE_SYSTEM, "code": k }], "text": t.title })));
     put(&mut r, "statusReason", t.status_reason.as_ref().map(|s| json!({ "text": s })));
     put(&mut r, "owner", t.assignee_id.as_ref().map(|a| reference("Practitioner", a)));
     put(&mut r, "restriction", t.due_at.as_ref().map(|d| json!({ "period": { "end": instant(d) } })));
