@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::mail::Mailer;
-use crate::{audit, auth, discharge, flags, mail, notes, ops, orgs, patients, users, wards};
+use crate::{audit, auth, discharge, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -81,6 +81,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::PATCH, "/api/v1/patients/{id}/care-team/{member_id}", patch().to(patients::team::update_handler)),
         (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
         (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),
+        (Method::GET, "/api/v1/patients/{id}/fhir", get().to(fhir::handlers::export)),
         (Method::GET, "/api/v1/audit-events", get().to(audit::handlers::list)),
         (Method::POST, "/api/v1/patients/{id}/flags", post().to(flags::handlers::raise)),
         (Method::GET, "/api/v1/patients/{id}/flags", get().to(flags::handlers::list)),

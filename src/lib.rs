@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod discharge;
 pub mod error;
+pub mod fhir;
 pub mod flags;
 pub mod idempotency;
 pub mod mail;

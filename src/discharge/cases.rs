@@ -127,6 +127,15 @@ pub fn find_by_idempotency_key(conn: &mut DbConn, opened_by: &str, key: &str) ->
         .optional()?)
 }
 
+/// Every discharge case of a patient, oldest first (the FHIR export).
+pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Case>> {
+    Ok(discharge_cases::table
+        .filter(discharge_cases::patient_id.eq(patient_id))
+        .order((discharge_cases::created_at.asc(), discharge_cases::id.asc()))
+        .select(Case::as_select())
+        .load(conn)?)
+}
+
 /// The patient's case that is still running (open or discharged): at most one at a time.
 pub fn running_for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Case>> {
     Ok(discharge_cases::table

@@ -253,6 +253,15 @@ pub fn apply_news2(
     }
 }
 
+/// Every flag of a patient, oldest first (the FHIR export).
+pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Flag>> {
+    Ok(flags::table
+        .filter(flags::patient_id.eq(patient_id))
+        .order((flags::raised_at.asc(), flags::id.asc()))
+        .select(Flag::as_select())
+        .load(conn)?)
+}
+
 pub fn list_for_patient(conn: &mut DbConn, patient_id: &str, status: Option<FlagStatus>) -> AppResult<Vec<FlagView>> {
     let mut q = flags::table.filter(flags::patient_id.eq(patient_id)).into_boxed();
     if let Some(s) = status {

@@ -10,6 +10,7 @@ mod contract;
 mod discharge;
 mod discharge_templates;
 mod errors;
+mod fhir;
 mod flags;
 mod mail;
 mod notes;

@@ -1,0 +1,27 @@
+//! `GET /patients/{id}/fhir`: the patient's record as a FHIR R4 Bundle.
+
+use actix_web::{web, HttpResponse};
+
+use crate::access::{self, Need};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::db::now;
+use crate::error::AppResult;
+
+/// `GET /patients/{id}/fhir`: read like any other view of the record: scoped by the access
+/// policy (404 for a patient the caller may not see) and audited.
+pub async fn export(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let bundle = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (patient, _) = access::patient(conn, &me, &id, Need::Read, "fhir")?;
+            audit::record(conn, &me, Event::new(Action::Read, "fhir", Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"))?;
+            let record = super::load(conn, patient)?;
+            Ok(super::bundle(&record, now()))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().content_type(super::CONTENT_TYPE).json(bundle))
+}
