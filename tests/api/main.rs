@@ -5,6 +5,7 @@ mod helpers;
 mod smtp;
 
 mod auth;
+mod caseload;
 mod contract;
 mod discharge;
 mod discharge_templates;
