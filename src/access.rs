@@ -332,3 +332,27 @@ pub fn amend_note(me: &CurrentUser, author_id: &str) -> AppResult<()> {
         ))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ward caseloads and city-wide counts.
+
+/// A ward's caseload is for the ward's coordinating physicians only. Anyone else, system
+/// administrators and coordinators of other wards included, gets the same 404 as for a ward
+/// that does not exist.
+pub fn read_ward_caseload(conn: &mut DbConn, me: &CurrentUser, ward_code: &str) -> AppResult<()> {
+    if crate::wards::is_coordinator(conn, ward_code, &me.id)? {
+        Ok(())
+    } else {
+        Err(AppError::not_found())
+    }
+}
+
+/// Per-ward counts (no patient-level data): staff of a city ward office, and system
+/// administrators.
+pub fn read_city_summary(me: &CurrentUser, organization_kind: &str) -> AppResult<()> {
+    if me.is_system_admin() || organization_kind == crate::vocab::OrgKind::CityWardOffice.as_str() {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::mail::Mailer;
-use crate::{audit, auth, discharge, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
+use crate::{audit, auth, caseload, discharge, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -67,6 +67,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/organizations/{id}/users", post().to(users::handlers::create)),
         (Method::GET, "/api/v1/users/{id}", get().to(users::handlers::get)),
         (Method::PATCH, "/api/v1/users/{id}", patch().to(users::handlers::update)),
+        (Method::GET, "/api/v1/wards/summary", get().to(caseload::handlers::summary)),
+        (Method::GET, "/api/v1/wards/{code}/caseload", get().to(caseload::handlers::caseload)),
         (Method::PUT, "/api/v1/wards/{code}/coordinators/{user_id}", put().to(wards::assign_coordinator)),
         (Method::DELETE, "/api/v1/wards/{code}/coordinators/{user_id}", delete().to(wards::remove_coordinator)),
         (Method::POST, "/api/v1/patients", post().to(patients::handlers::register)),

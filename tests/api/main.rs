@@ -6,6 +6,7 @@ mod smtp;
 
 mod alerts;
 mod auth;
+mod caseload;
 mod contract;
 mod discharge;
 mod discharge_templates;

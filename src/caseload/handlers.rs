@@ -1,0 +1,166 @@
+//! `GET /wards/{code}/caseload` and `GET /wards/summary`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{Filter, Row, SortKey, Summary, DEFAULT_STATUSES};
+use crate::access;
+use crate::api::{self, Check, PageQuery};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event};
+use crate::auth::Bearer;
+use crate::error::{AppError, AppResult};
+use crate::vocab::{CareLevel, PatientStatus};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseloadQuery {
+    pub has_active_flag: Option<bool>,
+    pub no_home_physician: Option<bool>,
+    pub no_visit_days: Option<i64>,
+    pub open_discharge_case: Option<bool>,
+    pub overdue_tasks: Option<bool>,
+    pub care_level: Option<CareLevel>,
+    pub status: Option<PatientStatus>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CaseloadPage {
+    summary: Summary,
+    items: Vec<Row>,
+    next_cursor: Option<String>,
+}
+
+fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("text/csv")))
+}
+
+/// `GET /wards/{code}/caseload`: the ward's coordinating physicians only (anyone else: 404, as
+/// for an unknown ward). Each listed patient's read is audited.
+pub async fn caseload(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<CaseloadQuery>,
+) -> AppResult<HttpResponse> {
+    let ward = path.into_inner();
+    let q = query.into_inner();
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+    let limit = paging.limit()?;
+    let mut check = Check::new();
+    let offset = match paging.after() {
+        Ok(None) => 0,
+        Ok(Some(p)) => match p.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => {
+                check.push("cursor", "invalid", "cursor が不正です。前のページの next_cursor をそのまま指定してください。", "The cursor is not valid. Pass next_cursor from the previous page unchanged.");
+                0
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    if q.no_visit_days.is_some_and(|d| !(0..=3650).contains(&d)) {
+        check.push("no_visit_days", "out_of_range", "no_visit_days は 0 から 3650 の間で指定してください。", "no_visit_days must be between 0 and 3650.");
+    }
+    let sort = match q.sort.as_deref() {
+        None => SortKey::default(),
+        Some(s) => SortKey::parse(s).unwrap_or_else(|| {
+            check.push(
+                "sort",
+                "invalid",
+                format!("sort は {} のいずれかです。", SortKey::NAMES.join(", ")),
+                format!("sort is one of {}.", SortKey::NAMES.join(", ")),
+            );
+            SortKey::default()
+        }),
+    };
+    let descending = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            check.push("order", "invalid", "order は asc か desc です。", "order is asc or desc.");
+            false
+        }
+    };
+    check.finish()?;
+    let filter = Filter {
+        has_active_flag: q.has_active_flag.unwrap_or(false),
+        no_home_physician: q.no_home_physician.unwrap_or(false),
+        no_visit_days: q.no_visit_days,
+        open_discharge_case: q.open_discharge_case.unwrap_or(false),
+        overdue_tasks: q.overdue_tasks.unwrap_or(false),
+        care_level: q.care_level,
+        status: q.status,
+    };
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            access::read_ward_caseload(conn, &me, &ward)?;
+            let mut statuses = DEFAULT_STATUSES.to_vec();
+            if let Some(s) = filter.status.filter(|s| !statuses.contains(s)) {
+                statuses.push(s);
+            }
+            let all = super::rows(conn, &ward, &statuses, crate::db::now())?;
+            let in_care: Vec<Row> = all.iter().filter(|r| DEFAULT_STATUSES.iter().any(|s| r.status == s.as_str())).cloned().collect();
+            let summary = Summary::of(&in_care);
+            let mut rows: Vec<Row> = all.into_iter().filter(|r| filter.matches(r)).collect();
+            super::sort(&mut rows, sort, descending);
+            let total = rows.len();
+            let items: Vec<Row> = rows.into_iter().skip(offset).take(limit as usize).collect();
+            let end = offset + items.len();
+            let next_cursor = (end < total).then(|| api::encode_cursor(&format!("o:{end}")));
+            for r in &items {
+                audit::record(conn, &me, Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()))?;
+            }
+            Ok(CaseloadPage { summary, items, next_cursor })
+        })
+        .await?;
+    if wants_csv(&req) {
+        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(super::csv(&page.items)));
+    }
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Serialize)]
+struct WardSummary {
+    ward_code: String,
+    ward_name: String,
+    #[serde(flatten)]
+    counts: Summary,
+}
+
+#[derive(Serialize)]
+struct WardSummaryList {
+    items: Vec<WardSummary>,
+}
+
+/// `GET /wards/summary`: per-ward counts for city staff and system administrators; no
+/// patient-level data, so no patient read is audited.
+pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let items = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+            access::read_city_summary(&me, &org.kind)?;
+            let now = crate::db::now();
+            crate::wards::all(conn)?
+                .into_iter()
+                .map(|w| {
+                    let rows = super::rows(conn, &w.code, &DEFAULT_STATUSES, now)?;
+                    Ok(WardSummary { counts: Summary::of(&rows), ward_code: w.code, ward_name: w.name })
+                })
+                .collect::<AppResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(WardSummaryList { items }))
+}

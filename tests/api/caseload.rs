@@ -1,0 +1,250 @@
+//! The ward caseload for coordinating physicians, its filters, sort, CSV and audit, and the
+//! per-ward counts for city staff.
+
+use chrono::{Duration, SecondsFormat, Utc};
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use crate::helpers::{Person, TestApp};
+use crate::patients::{patient_body, team};
+
+const WARD: &str = "14131";
+
+fn ago(minutes: i64) -> String {
+    (Utc::now() - Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// The ward's patients: 川崎 (physician, visit today, consent), 幸 (urgent flag, visited 20 days
+/// ago), 中原 (open discharge case with an overdue task), 高津 (nothing at all); and one patient
+/// of another ward.
+struct Fixture {
+    coordinator: Person,
+    other_coordinator: Person,
+    admin: Person,
+    care_manager: Person,
+    kawasaki: String,
+    saiwai: String,
+    nakahara: String,
+    takatsu: String,
+    case_id: String,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let t = team(app, WARD).await;
+    let admin = t.admin;
+    let cm = t.care_manager;
+    let register = |family: &'static str, kana: &'static str, ward: &'static str, level: &'static str| {
+        let mut body = patient_body(family, kana, ward);
+        body["care_level"] = json!(level);
+        let token = cm.token.clone();
+        async move { id_of(&app.post("/api/v1/patients", &token, body).await.expect(201).body) }
+    };
+    let saiwai = register("幸", "サイワイ", WARD, "care_1").await;
+    let nakahara = register("中原", "ナカハラ", WARD, "care_5").await;
+    let takatsu = register("高津", "タカツ", WARD, "support_1").await;
+    register("麻生", "アサオ", "14137", "care_2").await;
+
+    let clinic = app.organization(&admin, "clinic", "川崎在宅クリニック", Some(WARD)).await;
+    let physician = app.person(&admin, &clinic, "physician", "member").await;
+    let coordinator = app.person(&admin, &clinic, "physician", "member").await;
+    let other_coordinator = app.person(&admin, &clinic, "physician", "member").await;
+    app.call("PUT", &format!("/api/v1/wards/{WARD}/coordinators/{}", coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14132/coordinators/{}", other_coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+
+    // 川崎: a primary physician, a visit note with vital signs today, consent obtained.
+    let k = t.patient_id.clone();
+    app.post(&format!("/api/v1/patients/{k}/care-team"), &cm.token, json!({"user_id": physician.id, "role": "primary_physician"})).await.expect(201);
+    let vitals = json!({"temperature": 36.5, "systolic_bp": 120, "pulse": 70, "respiratory_rate": 16, "spo2": 97, "spo2_scale": 1, "on_oxygen": false, "consciousness": "A"});
+    app.post(&format!("/api/v1/patients/{k}/notes"), &t.nurse.token, json!({"kind": "visit", "occurred_at": ago(30), "text": "訪問、著変なし", "vitals": vitals}))
+        .await
+        .expect(201);
+    app.post(&format!("/api/v1/patients/{k}/consents"), &cm.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}))
+        .await
+        .expect(201);
+
+    // 幸: an urgent flag; the last visit 20 days ago.
+    app.post(&format!("/api/v1/patients/{saiwai}/flags"), &cm.token, json!({"severity": "urgent", "reason": "発熱"})).await.expect(201);
+    app.post(&format!("/api/v1/patients/{saiwai}/notes"), &cm.token, json!({"kind": "visit", "occurred_at": ago(20 * 24 * 60), "text": "訪問"}))
+        .await
+        .expect(201);
+
+    // 中原: admitted; an open discharge case with one task past its deadline.
+    let hospital = app.organization(&admin, "hospital", "川崎市立病院", Some(WARD)).await;
+    let msw = app.person(&admin, &hospital, "social_worker", "member").await;
+    let today = (Utc::now() + Duration::hours(9)).date_naive();
+    let case = app
+        .post(
+            "/api/v1/discharge-cases",
+            &msw.token,
+            json!({
+                "patient_id": nakahara,
+                "birth_date": "1938-04-01",
+                "family_name_kana": "ナカハラ",
+                "admitted_on": (today - Duration::days(3)).to_string(),
+                "planned_discharge_on": (today + Duration::days(10)).to_string(),
+            }),
+        )
+        .await
+        .expect(201);
+    let case_id = id_of(&case.body);
+    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
+    let task_id = id_of(&tasks.body["items"][0]);
+    let past = (Utc::now() - Duration::days(2)).naive_utc();
+    let open_case = case_id.clone();
+    app.db
+        .run(move |conn| {
+            use renkei::db::schema::discharge_tasks as dt;
+            // Every other task of the case comes due far ahead, this one is two days late.
+            diesel::update(dt::table.filter(dt::case_id.eq(&open_case)))
+                .set(dt::due_at.eq(Some(past + Duration::days(400))))
+                .execute(conn)?;
+            diesel::update(dt::table.filter(dt::id.eq(&task_id))).set(dt::due_at.eq(Some(past))).execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    Fixture { coordinator, other_coordinator, admin, care_manager: cm, kawasaki: k, saiwai, nakahara, takatsu, case_id }
+}
+
+fn names(res: &Value) -> Vec<String> {
+    res["items"].as_array().unwrap().iter().map(|r| r["family_name"].as_str().unwrap().to_string()).collect()
+}
+
+async fn caseload_for_coordinators_only(app: TestApp) {
+    let f = fixture(&app).await;
+    let path = format!("/api/v1/wards/{WARD}/caseload");
+    let unknown = app.get("/api/v1/wards/99999/caseload", &f.coordinator.token).await.expect(404);
+    for who in [&f.other_coordinator, &f.admin, &f.care_manager] {
+        let refused = app.get(&path, &who.token).await.expect(404);
+        assert_eq!(refused.body, unknown.body);
+    }
+    let res = app.get(&path, &f.coordinator.token).await.expect(200);
+    // Kana order by default: カワサキ, サイワイ, タカツ, ナカハラ; the other ward's patient is absent.
+    assert_eq!(names(&res.body), ["川崎", "幸", "高津", "中原"]);
+    let rows: Vec<&Value> = res.body["items"].as_array().unwrap().iter().collect();
+    let k = rows[0];
+    assert_eq!(k["id"], json!(f.kawasaki));
+    assert_eq!(k["team_size"], json!(3));
+    assert_eq!(k["has_primary_physician"], json!(true));
+    assert_eq!(k["days_since_last_visit"], json!(0));
+    assert_eq!(k["latest_news2"]["total"], json!(0));
+    assert_eq!(k["latest_news2"]["band"], json!("low"));
+    assert_eq!(k["consent"], json!({"state": "active", "missing": false}));
+    let s = rows[1];
+    assert_eq!((s["active_flags"].clone(), s["highest_flag_severity"].clone()), (json!(1), json!("urgent")));
+    assert_eq!(s["days_since_last_visit"], json!(20));
+    let n = rows[3];
+    assert_eq!((s["id"].clone(), rows[2]["id"].clone(), n["id"].clone()), (json!(f.saiwai), json!(f.takatsu), json!(f.nakahara)));
+    assert_eq!(n["open_discharge_case"]["id"], json!(f.case_id));
+    assert_eq!(n["open_discharge_case"]["overdue_tasks"], json!(1));
+    let t = rows[2];
+    assert_eq!((t["latest_news2"].clone(), t["open_discharge_case"].clone(), t["days_since_last_visit"].clone()), (Value::Null, Value::Null, Value::Null));
+    assert_eq!(t["consent"]["missing"], json!(true));
+
+    // The ward's counts.
+    assert_eq!(
+        res.body["summary"],
+        json!({"patients": 4, "with_active_flag": 1, "no_home_physician": 3, "no_visit_14_days": 3,
+               "open_discharge_cases": 1, "with_overdue_tasks": 1, "consent_missing": 3})
+    );
+
+    // Each listed patient's read is in the audit trail.
+    let audited: i64 = app
+        .db
+        .run(|conn| {
+            use renkei::db::schema::audit_events as ae;
+            Ok(ae::table.filter(ae::resource_type.eq("caseload")).filter(ae::action.eq("R")).count().get_result(conn)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited, 4);
+}
+
+async fn caseload_filters(app: TestApp) {
+    let f = fixture(&app).await;
+    let get = |query: &'static str| {
+        let token = f.coordinator.token.clone();
+        let app = &app;
+        async move { names(&app.get(&format!("/api/v1/wards/{WARD}/caseload?{query}"), &token).await.expect(200).body) }
+    };
+    assert_eq!(get("has_active_flag=true").await, ["幸"]);
+    assert_eq!(get("no_home_physician=true").await, ["幸", "高津", "中原"]);
+    assert_eq!(get("no_visit_days=14").await, ["幸", "高津", "中原"]);
+    assert_eq!(get("no_visit_days=30").await, ["高津", "中原"]);
+    assert_eq!(get("open_discharge_case=true").await, ["中原"]);
+    assert_eq!(get("overdue_tasks=true").await, ["中原"]);
+    assert_eq!(get("care_level=support_1").await, ["高津"]);
+    assert_eq!(get("has_active_flag=true&no_visit_days=30").await, Vec::<String>::new());
+
+    // Sort by any column, both ways; rows without a value come last.
+    assert_eq!(get("sort=care_level&order=desc").await, ["中原", "川崎", "幸", "高津"]);
+    assert_eq!(get("sort=care_level").await, ["高津", "幸", "川崎", "中原"]);
+    assert_eq!(get("sort=days_since_last_visit&order=desc").await, ["幸", "川崎", "高津", "中原"]);
+    assert_eq!(get("sort=active_flags&order=desc").await, ["幸", "川崎", "高津", "中原"]);
+    assert_eq!(get("sort=planned_discharge_on").await, ["中原", "川崎", "幸", "高津"]);
+
+    // Cursor pagination walks the whole sorted list once.
+    let token = f.coordinator.token.clone();
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/wards/{WARD}/caseload?sort=care_level&limit=3");
+    loop {
+        let page = app.get(&path, &token).await.expect(200);
+        seen.extend(names(&page.body));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/wards/{WARD}/caseload?sort=care_level&limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["高津", "幸", "川崎", "中原"]);
+
+    let bad = app.get(&format!("/api/v1/wards/{WARD}/caseload?sort=shoe_size"), &token).await.expect(422);
+    assert_eq!(bad.body["errors"][0]["field"], json!("sort"));
+}
+
+async fn caseload_as_csv(app: TestApp) {
+    let f = fixture(&app).await;
+    let res = app
+        .call("GET", &format!("/api/v1/wards/{WARD}/caseload?has_active_flag=true"), Some(&f.coordinator.token), None, &[("accept", "text/csv")])
+        .await
+        .expect(200);
+    assert!(res.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(res.text.starts_with('\u{feff}'), "UTF-8 BOM first");
+    let body = res.text.trim_start_matches('\u{feff}');
+    let lines: Vec<&str> = body.split("\r\n").collect();
+    assert_eq!(lines.len(), 3, "header, one row, and the final CRLF: {body:?}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for h in ["氏名", "フリガナ", "年齢", "要介護度", "状態", "チーム人数", "主治医", "有効フラグ数", "最重度", "最新NEWS2", "最終訪問からの日数", "退院調整", "期限超過タスク", "同意"] {
+        assert!(header.contains(&h), "{h} in {header:?}");
+    }
+    let row: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(row[0], f.saiwai);
+    assert_eq!(row[1], "幸 花子");
+    assert_eq!(row[2], "サイワイ ハナコ");
+    assert_eq!(row[9], "urgent");
+}
+
+async fn ward_summary_for_city_staff(app: TestApp) {
+    let f = fixture(&app).await;
+    let city = app.organization(&f.admin, "city_ward_office", "川崎区役所", Some(WARD)).await;
+    let clerk = app.person(&f.admin, &city, "other", "member").await;
+    for who in [&clerk, &f.admin] {
+        let res = app.get("/api/v1/wards/summary", &who.token).await.expect(200);
+        let ward = res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!(WARD)).unwrap().clone();
+        assert_eq!(ward["patients"], json!(4));
+        assert_eq!(ward["with_active_flag"], json!(1));
+        assert_eq!(ward["with_overdue_tasks"], json!(1));
+        assert_eq!(ward["consent_missing"], json!(3));
+        let asao = res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!("14137")).unwrap().clone();
+        assert_eq!(asao["patients"], json!(1));
+    }
+    for who in [&f.coordinator, &f.care_manager] {
+        app.get("/api/v1/wards/summary", &who.token).await.expect(403);
+    }
+}
+
+crate::both_backends!(caseload_for_coordinators_only, caseload_filters, caseload_as_csv, ward_summary_for_city_staff);
