@@ -84,5 +84,28 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     gauge(&mut out, "renkei_db_pool_connections", "Open database connections in the pool.", connections);
     gauge(&mut out, "renkei_db_pool_in_use", "Database connections checked out now.", connections.saturating_sub(idle));
     gauge(&mut out, "renkei_db_pool_max", "Largest size of the pool.", state.config.db_pool_size);
+    // Counts read from the database, shared by every instance: no patient data, only totals.
+    let counts = state
+        .db
+        .run(|conn| {
+            let depth = crate::mail::outbox::depth(conn)?;
+            let sent = crate::mail::outbox::count_sent(conn)?;
+            let flags = crate::flags::count_open(conn)?;
+            Ok((depth, sent, flags))
+        })
+        .await;
+    match counts {
+        Ok((depth, sent, (active, acknowledged))) => {
+            let age = depth.oldest_pending_age_secs(crate::db::now()).unwrap_or(0);
+            gauge(&mut out, "renkei_outbox_pending", "E-mails waiting to be sent.", depth.pending);
+            gauge(&mut out, "renkei_outbox_oldest_pending_seconds", "Age of the oldest e-mail waiting (0 when none).", age);
+            gauge(&mut out, "renkei_outbox_dead", "E-mails given up after a permanent rejection or too many attempts.", depth.dead);
+            gauge(&mut out, "renkei_outbox_sent", "E-mails delivered.", sent);
+            gauge(&mut out, "renkei_flags_active", "Deterioration flags nobody has acknowledged yet.", active);
+            gauge(&mut out, "renkei_flags_acknowledged", "Deterioration flags acknowledged but not resolved.", acknowledged);
+            gauge(&mut out, "renkei_database_up", "1 when the database answered this scrape.", 1);
+        }
+        Err(_) => gauge(&mut out, "renkei_database_up", "1 when the database answered this scrape.", 0),
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(out)
 }

@@ -412,6 +412,13 @@ fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResul
         .load(conn)?)
 }
 
+/// How many flags are active and how many acknowledged, city-wide (for metrics).
+pub fn count_open(conn: &mut DbConn) -> AppResult<(i64, i64)> {
+    let active = flags::table.filter(flags::status.eq(FlagStatus::Active.as_str())).count().get_result(conn)?;
+    let acknowledged = flags::table.filter(flags::status.eq(FlagStatus::Acknowledged.as_str())).count().get_result(conn)?;
+    Ok((active, acknowledged))
+}
+
 pub fn not_open() -> AppError {
     AppError::conflict(
         "このフラグはすでに対応済みか、この操作ができない状態です。",

@@ -119,6 +119,9 @@ async fn metrics_count_requests_by_route_without_ids(app: TestApp) {
     assert!(!res.text.contains(&org), "ids never become labels");
     assert!(res.text.contains("renkei_http_request_duration_seconds_bucket"));
     assert!(res.text.contains("renkei_db_pool_connections"));
+    assert!(res.text.contains("renkei_outbox_pending 0"), "{}", res.text);
+    assert!(res.text.contains("renkei_flags_active 0"));
+    assert!(res.text.contains("renkei_database_up 1"));
 }
 
 crate::both_backends!(metrics_count_requests_by_route_without_ids);
