@@ -10,10 +10,7 @@ use crate::users::User;
 use crate::vocab::AccountRole;
 
 fn refuse() -> AppError {
-    AppError::forbidden(
-        "この操作を行う権限がありません。",
-        "You do not have permission to do this.",
-    )
+    AppError::forbidden("この操作を行う権限がありません。", "You do not have permission to do this.")
 }
 
 pub fn create_organization(me: &CurrentUser) -> AppResult<()> {
@@ -157,11 +154,7 @@ impl Relation {
 /// The caller's relation to a patient, if any.
 pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppResult<Option<Relation>> {
     if let Some(m) = team::active_member(conn, &patient.id, &me.id)? {
-        return Ok(Some(Relation::Member {
-            member_id: m.id,
-            role: TeamRole::from_db(&m.role)?,
-            is_lead: m.is_lead,
-        }));
+        return Ok(Some(Relation::Member { member_id: m.id, role: TeamRole::from_db(&m.role)?, is_lead: m.is_lead }));
     }
     if crate::wards::is_coordinator(conn, &patient.ward_code, &me.id)? {
         return Ok(Some(Relation::Coordinator));
@@ -178,9 +171,19 @@ pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppRe
 /// Decides a patient-scoped request. On refusal the attempt is audited (the audit record is
 /// kept although the request fails) and the answer is 404 — identical to a patient that does
 /// not exist — unless the caller may read the patient anyway, in which case it is 403.
-pub fn patient(conn: &mut DbConn, me: &CurrentUser, patient_id: &str, need: Need, resource_type: &str) -> AppResult<(Patient, Relation)> {
+pub fn patient(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    need: Need,
+    resource_type: &str,
+) -> AppResult<(Patient, Relation)> {
     let Some(patient) = patients::find(conn, patient_id)? else {
-        audit::record(conn, me, Event::new(Action::Read, resource_type, Some(patient_id), None).denied().detail("no such patient"))?;
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Read, resource_type, Some(patient_id), None).denied().detail("no such patient"),
+        )?;
         return Err(AppError::hidden());
     };
     let relation = relation(conn, me, &patient)?;
@@ -284,20 +287,29 @@ pub fn patient_for_new_case(
 ) -> AppResult<(Patient, Option<team::Member>)> {
     let resource = "discharge_case";
     let Some(patient) = patients::find(conn, patient_id)? else {
-        audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail("no such patient"))?;
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Read, resource, Some(patient_id), None).denied().detail("no such patient"),
+        )?;
         return Err(AppError::hidden());
     };
     if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
         return Ok((patient, Some(member)));
     }
-    let same_kana = |a: &str, b: &str| a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()));
+    let same_kana =
+        |a: &str, b: &str| a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()));
     let identified = identity.is_some_and(|i| {
         i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana)
     });
     if identified {
         return Ok((patient, None));
     }
-    audit::record(conn, me, Event::new(Action::Read, resource, None, Some(&patient.id)).denied().detail("not identified"))?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Read, resource, None, Some(&patient.id)).denied().detail("not identified"),
+    )?;
     Err(AppError::hidden())
 }
 
@@ -313,7 +325,11 @@ pub fn manage_discharge_case(
     if matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id {
         return Ok(());
     }
-    audit::record(conn, me, Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).denied())?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).denied(),
+    )?;
     Err(AppError::forbidden(
         "入退院調整の日程と状態を変更できるのは、担当病院のケアチームメンバーです。",
         "Only the case's hospital staff on the care team change its dates and status.",

@@ -194,7 +194,12 @@ impl Check {
     pub fn line(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
         if let Some(v) = value {
             if v.contains(['\r', '\n']) {
-                self.push(field, "line_break", format!("{field} に改行は使えません。"), format!("{field} must be a single line."));
+                self.push(
+                    field,
+                    "line_break",
+                    format!("{field} に改行は使えません。"),
+                    format!("{field} must be a single line."),
+                );
                 return;
             }
         }
@@ -221,9 +226,16 @@ impl Check {
         let Some(v) = value else { return };
         let ok = !v.trim().is_empty()
             && v.chars().count() <= 30
-            && v.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c) || ('０'..='９').contains(&c) || c == 'ー' || c == '－');
+            && v.chars().all(|c| {
+                c.is_ascii_digit() || "+-() ".contains(c) || ('０'..='９').contains(&c) || c == 'ー' || c == '－'
+            });
         if !ok {
-            self.push(field, "invalid_phone", "電話番号の形式が正しくありません。", "This is not a valid phone number.");
+            self.push(
+                field,
+                "invalid_phone",
+                "電話番号の形式が正しくありません。",
+                "This is not a valid phone number.",
+            );
         }
     }
 

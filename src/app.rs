@@ -77,7 +77,11 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::PATCH, "/api/v1/patients/{id}", patch().to(patients::handlers::update)),
         (Method::GET, "/api/v1/patients/{id}/consents", get().to(patients::consents::list_handler)),
         (Method::POST, "/api/v1/patients/{id}/consents", post().to(patients::consents::create_handler)),
-        (Method::POST, "/api/v1/patients/{id}/consents/{consent_id}/revoke", post().to(patients::consents::revoke_handler)),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/consents/{consent_id}/revoke",
+            post().to(patients::consents::revoke_handler),
+        ),
         (Method::GET, "/api/v1/patients/{id}/care-team", get().to(patients::team::list_handler)),
         (Method::POST, "/api/v1/patients/{id}/care-team", post().to(patients::team::add_handler)),
         (Method::PATCH, "/api/v1/patients/{id}/care-team/{member_id}", patch().to(patients::team::update_handler)),
@@ -155,10 +159,9 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
             AppError::payload_too_large(BODY_LIMIT)
         }
         JsonPayloadError::Deserialize(e) if e.is_data() => body_field_error(&e.to_string()),
-        JsonPayloadError::Deserialize(_) => AppError::bad_request(
-            "リクエスト本文が正しい JSON ではありません。",
-            "The request body is not valid JSON.",
-        ),
+        JsonPayloadError::Deserialize(_) => {
+            AppError::bad_request("リクエスト本文が正しい JSON ではありません。", "The request body is not valid JSON.")
+        }
         _ => AppError::bad_request("リクエスト本文を読み取れませんでした。", "The request body could not be read."),
     };
     app_error.into()
@@ -270,8 +273,7 @@ where
     async move {
         let mut res = call.await?.map_into_boxed_body();
         if lang == Lang::En {
-            let english =
-                res.response().error().and_then(|e| e.as_error::<AppError>()).map(|e| e.response(Lang::En));
+            let english = res.response().error().and_then(|e| e.as_error::<AppError>()).map(|e| e.response(Lang::En));
             if let Some(english) = english {
                 res = res.into_response(english);
             }

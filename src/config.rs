@@ -95,15 +95,13 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     let env = match get("RENKEI_ENV").as_deref() {
         None | Some("development") => Environment::Development,
         Some("production") => Environment::Production,
-        Some(other) => {
-            return Err(err("RENKEI_ENV", format!("must be `development` or `production`, not `{other}`")))
-        }
+        Some(other) => return Err(err("RENKEI_ENV", format!("must be `development` or `production`, not `{other}`"))),
     };
     let production = env == Environment::Production;
     let data_dir = PathBuf::from(get("RENKEI_DATA_DIR").unwrap_or_else(|| "./data".into()));
 
-    let database_url = get("DATABASE_URL")
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("renkei.db").display()));
+    let database_url =
+        get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("renkei.db").display()));
     crate::db::Backend::from_url(&database_url).map_err(|m| err("DATABASE_URL", m))?;
     if production
         && crate::db::Backend::from_url(&database_url).ok() == Some(crate::db::Backend::Sqlite)
@@ -146,7 +144,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             MailTransport::Smtp(url)
         }
         None if production => {
-            return Err(err("RENKEI_SMTP_URL", "is required in production (file and log transports are for development)"))
+            return Err(err(
+                "RENKEI_SMTP_URL",
+                "is required in production (file and log transports are for development)",
+            ))
         }
         None => match get("RENKEI_MAIL_TRANSPORT").as_deref() {
             Some("log") => MailTransport::Log,
@@ -264,8 +265,7 @@ mod tests {
 
     fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir().join(format!("renkei-config-{}", uuid::Uuid::new_v4()));
-        let mut map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         map.entry("RENKEI_DATA_DIR".into()).or_insert(dir.display().to_string());
         from_lookup(|k| map.get(k).cloned())
     }
@@ -311,8 +311,12 @@ mod tests {
     fn mail_settings_have_defaults_and_bounds() {
         let c = with(&[]).unwrap();
         assert_eq!((c.mail_max_attempts, c.mail_backoff_secs, c.mail_poll_secs), (8, 30, 5));
-        let c = with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "3"), ("RENKEI_MAIL_BACKOFF_SECS", "1"), ("RENKEI_MAIL_POLL_SECS", "2")])
-            .unwrap();
+        let c = with(&[
+            ("RENKEI_MAIL_MAX_ATTEMPTS", "3"),
+            ("RENKEI_MAIL_BACKOFF_SECS", "1"),
+            ("RENKEI_MAIL_POLL_SECS", "2"),
+        ])
+        .unwrap();
         assert_eq!((c.mail_max_attempts, c.mail_backoff_secs, c.mail_poll_secs), (3, 1, 2));
         assert_eq!(with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "0")]).unwrap_err().variable, "RENKEI_MAIL_MAX_ATTEMPTS");
         assert_eq!(with(&[("RENKEI_MAIL_MAX_ATTEMPTS", "1000")]).unwrap_err().variable, "RENKEI_MAIL_MAX_ATTEMPTS");

@@ -40,9 +40,7 @@ impl Lang {
         for part in value.split(',') {
             let mut pieces = part.trim().split(';');
             let tag = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let q = pieces
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
-                .unwrap_or(1.0);
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
             if tag == "ja" || tag.starts_with("ja-") {
                 ja = ja.max(q);
             } else if tag == "en" || tag.starts_with("en-") {
@@ -137,11 +135,25 @@ pub const PROBLEM_SLUGS: &[&str] = &[
 impl AppError {
     fn new(status: StatusCode, slug: &'static str, title: Text, detail: Text) -> AppError {
         debug_assert!(PROBLEM_SLUGS.contains(&slug));
-        AppError(Box::new(Details { status, slug, title, detail, errors: Vec::new(), headers: Vec::new(), internal: None, keep_changes: false }))
+        AppError(Box::new(Details {
+            status,
+            slug,
+            title,
+            detail,
+            errors: Vec::new(),
+            headers: Vec::new(),
+            internal: None,
+            keep_changes: false,
+        }))
     }
 
     pub fn bad_request(ja: impl Into<String>, en: impl Into<String>) -> AppError {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", Text::new("不正なリクエスト", "Bad request"), Text::new(ja, en))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            Text::new("不正なリクエスト", "Bad request"),
+            Text::new(ja, en),
+        )
     }
 
     pub fn validation(errors: Vec<FieldError>) -> AppError {

@@ -97,8 +97,10 @@ fn main() -> ExitCode {
 }
 
 fn open_db(config: &Config) -> Result<Db, String> {
-    if config.database_url.starts_with("sqlite://") && config.database_url.contains(&*config.data_dir.to_string_lossy()) {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    if config.database_url.starts_with("sqlite://") && config.database_url.contains(&*config.data_dir.to_string_lossy())
+    {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     }
     Db::new(&config.database_url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms))
 }
@@ -156,11 +158,18 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
     let user = conn
         .transaction(|conn| {
             if users::find_by_email(conn, email)?.is_some() {
-                return Err(renkei::error::AppError::conflict("", "an account with this e-mail address already exists"));
+                return Err(renkei::error::AppError::conflict(
+                    "",
+                    "an account with this e-mail address already exists",
+                ));
             }
             let org = match orgs::search(
                 conn,
-                &orgs::Filter { kind: Some(OrgKind::CityWardOffice), q: Some(organization.to_lowercase()), ..Default::default() },
+                &orgs::Filter {
+                    kind: Some(OrgKind::CityWardOffice),
+                    q: Some(organization.to_lowercase()),
+                    ..Default::default()
+                },
                 None,
                 1,
             )?
@@ -196,7 +205,10 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
             )
         })
         .map_err(|e| e.to_string())?;
-    println!("created system administrator {} ({}); sign in and enrol two-factor sign-in (POST /api/v1/me/totp)", user.email, user.id);
+    println!(
+        "created system administrator {} ({}); sign in and enrol two-factor sign-in (POST /api/v1/me/totp)",
+        user.email, user.id
+    );
     Ok(())
 }
 

@@ -47,7 +47,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE renkei_http_requests_total counter");
         if let Ok(r) = self.requests.lock() {
             for ((method, route, status), n) in r.iter() {
-                let _ = writeln!(out, "renkei_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+                let _ = writeln!(
+                    out,
+                    "renkei_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
             }
         }
         let _ = writeln!(out, "# HELP renkei_http_request_duration_seconds Time to answer, by route pattern.");
@@ -56,9 +60,17 @@ impl Metrics {
             for (route, h) in l.iter() {
                 let route = escape(route);
                 for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(out, "renkei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}", h.counts[i]);
+                    let _ = writeln!(
+                        out,
+                        "renkei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                        h.counts[i]
+                    );
                 }
-                let _ = writeln!(out, "renkei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "renkei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "renkei_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
                 let _ = writeln!(out, "renkei_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
             }
@@ -98,11 +110,26 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
         Ok((depth, sent, (active, acknowledged))) => {
             let age = depth.oldest_pending_age_secs(crate::db::now()).unwrap_or(0);
             gauge(&mut out, "renkei_outbox_pending", "E-mails waiting to be sent.", depth.pending);
-            gauge(&mut out, "renkei_outbox_oldest_pending_seconds", "Age of the oldest e-mail waiting (0 when none).", age);
-            gauge(&mut out, "renkei_outbox_dead", "E-mails given up after a permanent rejection or too many attempts.", depth.dead);
+            gauge(
+                &mut out,
+                "renkei_outbox_oldest_pending_seconds",
+                "Age of the oldest e-mail waiting (0 when none).",
+                age,
+            );
+            gauge(
+                &mut out,
+                "renkei_outbox_dead",
+                "E-mails given up after a permanent rejection or too many attempts.",
+                depth.dead,
+            );
             gauge(&mut out, "renkei_outbox_sent", "E-mails delivered.", sent);
             gauge(&mut out, "renkei_flags_active", "Deterioration flags nobody has acknowledged yet.", active);
-            gauge(&mut out, "renkei_flags_acknowledged", "Deterioration flags acknowledged but not resolved.", acknowledged);
+            gauge(
+                &mut out,
+                "renkei_flags_acknowledged",
+                "Deterioration flags acknowledged but not resolved.",
+                acknowledged,
+            );
             gauge(&mut out, "renkei_database_up", "1 when the database answered this scrape.", 1);
         }
         Err(_) => gauge(&mut out, "renkei_database_up", "1 when the database answered this scrape.", 0),

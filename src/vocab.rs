@@ -223,7 +223,9 @@ text_enum! {
 /// sound mark, the middle dot and spaces. Half-width katakana is refused so that searches match.
 pub fn is_katakana_name(value: &str) -> bool {
     !value.trim().is_empty()
-        && value.chars().all(|c| matches!(c, '\u{30A1}'..='\u{30FA}' | '\u{30FB}' | '\u{30FC}' | '\u{30FD}' | '\u{30FE}' | ' ' | '\u{3000}'))
+        && value.chars().all(|c| {
+            matches!(c, '\u{30A1}'..='\u{30FA}' | '\u{30FB}' | '\u{30FC}' | '\u{30FD}' | '\u{30FE}' | ' ' | '\u{3000}')
+        })
 }
 
 #[cfg(test)]

@@ -31,10 +31,20 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);
     if q.action.as_deref().is_some_and(|a| !["C", "R", "U", "D", "E"].contains(&a)) {
-        return Err(AppError::field("action", "invalid", "action は C, R, U, D, E のいずれかです。", "action is one of C, R, U, D, E."));
+        return Err(AppError::field(
+            "action",
+            "invalid",
+            "action は C, R, U, D, E のいずれかです。",
+            "action is one of C, R, U, D, E.",
+        ));
     }
     if q.outcome.as_deref().is_some_and(|o| !["success", "denied"].contains(&o)) {
-        return Err(AppError::field("outcome", "invalid", "outcome は success か denied です。", "outcome is success or denied."));
+        return Err(AppError::field(
+            "outcome",
+            "invalid",
+            "outcome は success か denied です。",
+            "outcome is success or denied.",
+        ));
     }
     let filter = Filter {
         patient_id: q.patient_id,

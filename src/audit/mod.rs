@@ -74,8 +74,21 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    pub fn new(action: Action, resource_type: &'a str, resource_id: Option<&'a str>, patient_id: Option<&'a str>) -> Self {
-        Event { action, resource_type, resource_id, patient_id, outcome: Outcome::Success, high_priority: false, detail: None }
+    pub fn new(
+        action: Action,
+        resource_type: &'a str,
+        resource_id: Option<&'a str>,
+        patient_id: Option<&'a str>,
+    ) -> Self {
+        Event {
+            action,
+            resource_type,
+            resource_id,
+            patient_id,
+            outcome: Outcome::Success,
+            high_priority: false,
+            detail: None,
+        }
     }
 
     pub fn denied(mut self) -> Self {
@@ -154,8 +167,15 @@ pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<Strin
     let chain_key = event.patient_id.unwrap_or("-").to_string();
     // Create the chain head if this is the chain's first event, then lock it by bumping the
     // sequence: concurrent writers of the same chain queue here, others do not.
-    let head = (audit_chain_heads::chain_key.eq(&chain_key), audit_chain_heads::last_seq.eq(0i64), audit_chain_heads::last_hash.eq(GENESIS));
-    per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table).values(head).on_conflict_do_nothing().execute(c))?;
+    let head = (
+        audit_chain_heads::chain_key.eq(&chain_key),
+        audit_chain_heads::last_seq.eq(0i64),
+        audit_chain_heads::last_hash.eq(GENESIS),
+    );
+    per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table)
+        .values(head)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     diesel::update(audit_chain_heads::table.find(&chain_key))
         .set(audit_chain_heads::last_seq.eq(audit_chain_heads::last_seq + 1))
         .execute(conn)?;
@@ -182,7 +202,9 @@ pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<Strin
     };
     row.hash = hash_of(&row);
     diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
-    diesel::update(audit_chain_heads::table.find(&chain_key)).set(audit_chain_heads::last_hash.eq(&row.hash)).execute(conn)?;
+    diesel::update(audit_chain_heads::table.find(&chain_key))
+        .set(audit_chain_heads::last_hash.eq(&row.hash))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -233,15 +255,32 @@ pub fn verify(conn: &mut DbConn) -> AppResult<VerifyReport> {
                 break;
             }
             for e in batch {
-                let broken = |reason| Broken { chain_key: key.clone(), chain_seq: expected_seq, event_id: Some(e.id.clone()), reason };
+                let broken = |reason| Broken {
+                    chain_key: key.clone(),
+                    chain_seq: expected_seq,
+                    event_id: Some(e.id.clone()),
+                    reason,
+                };
                 if e.chain_seq != expected_seq {
-                    return Ok(VerifyReport { chains: heads.len(), events, broken: Some(broken("a row is missing before this one")) });
+                    return Ok(VerifyReport {
+                        chains: heads.len(),
+                        events,
+                        broken: Some(broken("a row is missing before this one")),
+                    });
                 }
                 if e.prev_hash != prev {
-                    return Ok(VerifyReport { chains: heads.len(), events, broken: Some(broken("does not link to the row before it")) });
+                    return Ok(VerifyReport {
+                        chains: heads.len(),
+                        events,
+                        broken: Some(broken("does not link to the row before it")),
+                    });
                 }
                 if hash_of(&e) != e.hash {
-                    return Ok(VerifyReport { chains: heads.len(), events, broken: Some(broken("its content was changed")) });
+                    return Ok(VerifyReport {
+                        chains: heads.len(),
+                        events,
+                        broken: Some(broken("its content was changed")),
+                    });
                 }
                 prev = e.hash.clone();
                 expected_seq += 1;
@@ -249,7 +288,12 @@ pub fn verify(conn: &mut DbConn) -> AppResult<VerifyReport> {
             }
         }
         if expected_seq - 1 != *last_seq || prev != *last_hash {
-            let broken = Broken { chain_key: key.clone(), chain_seq: expected_seq, event_id: None, reason: "rows are missing at the end of the chain" };
+            let broken = Broken {
+                chain_key: key.clone(),
+                chain_seq: expected_seq,
+                event_id: None,
+                reason: "rows are missing at the end of the chain",
+            };
             return Ok(VerifyReport { chains: heads.len(), events, broken: Some(broken) });
         }
     }
@@ -259,7 +303,12 @@ pub fn verify(conn: &mut DbConn) -> AppResult<VerifyReport> {
         .first(conn)
         .optional()?;
     if let Some(e) = orphan {
-        let broken = Broken { chain_key: e.chain_key.clone(), chain_seq: e.chain_seq, event_id: Some(e.id), reason: "its chain has no head" };
+        let broken = Broken {
+            chain_key: e.chain_key.clone(),
+            chain_seq: e.chain_seq,
+            event_id: Some(e.id),
+            reason: "its chain has no head",
+        };
         return Ok(VerifyReport { chains: heads.len(), events, broken: Some(broken) });
     }
     Ok(VerifyReport { chains: heads.len(), events, broken: None })

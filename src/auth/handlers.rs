@@ -193,7 +193,12 @@ pub async fn totp_enrol(
             let me = bearer.user_allowing_missing_second_factor(conn)?;
             let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
             if !password::verify(&body.password, Some(&user.password_hash)) {
-                return Err(AppError::field("password", "wrong_password", "パスワードが正しくありません。", "The password is not correct."));
+                return Err(AppError::field(
+                    "password",
+                    "wrong_password",
+                    "パスワードが正しくありません。",
+                    "The password is not correct.",
+                ));
             }
             if user.totp_enabled {
                 return Err(AppError::conflict(
@@ -243,7 +248,11 @@ fn totp_attempts_key(user_id: &str) -> String {
 }
 
 /// `POST /me/totp/confirm`: a code from the new secret switches two-factor sign-in on.
-pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: web::Json<TotpCode>) -> AppResult<HttpResponse> {
+pub async fn totp_confirm(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<TotpCode>,
+) -> AppResult<HttpResponse> {
     let code = body.into_inner().code;
     let user = state
         .db
@@ -277,7 +286,11 @@ pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: web:
 }
 
 /// `DELETE /me/totp`: needs a current code; system administrators must keep it on.
-pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: web::Json<TotpCode>) -> AppResult<HttpResponse> {
+pub async fn totp_disable(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<TotpCode>,
+) -> AppResult<HttpResponse> {
     let code = body.into_inner().code;
     state
         .db

@@ -39,9 +39,7 @@ impl FromRequest for Bearer {
 }
 
 fn bearer_from(req: &HttpRequest) -> AppResult<Bearer> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AppError::internal("application state missing"))?;
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| AppError::internal("application state missing"))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

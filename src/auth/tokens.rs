@@ -120,7 +120,12 @@ pub struct Session {
 }
 
 /// Opens a new session for the user and returns its first token pair.
-pub fn open_session(conn: &mut DbConn, keys: &TokenKeys, user_id: &str, client_ip: Option<String>) -> AppResult<TokenPair> {
+pub fn open_session(
+    conn: &mut DbConn,
+    keys: &TokenKeys,
+    user_id: &str,
+    client_ip: Option<String>,
+) -> AppResult<TokenPair> {
     let t = now();
     let session = Session {
         id: new_id(),

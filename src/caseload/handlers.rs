@@ -36,10 +36,9 @@ struct CaseloadPage {
 }
 
 fn wants_csv(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|m| m.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("text/csv")))
+    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|m| m.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("text/csv"))
+    })
 }
 
 /// `GET /wards/{code}/caseload`: the ward's coordinating physicians only (anyone else: 404, as
@@ -61,14 +60,24 @@ pub async fn caseload(
         Ok(Some(p)) => match p.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => n,
             None => {
-                check.push("cursor", "invalid", "cursor が不正です。前のページの next_cursor をそのまま指定してください。", "The cursor is not valid. Pass next_cursor from the previous page unchanged.");
+                check.push(
+                    "cursor",
+                    "invalid",
+                    "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
+                    "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
+                );
                 0
             }
         },
         Err(e) => return Err(e),
     };
     if q.no_visit_days.is_some_and(|d| !(0..=3650).contains(&d)) {
-        check.push("no_visit_days", "out_of_range", "no_visit_days は 0 から 3650 の間で指定してください。", "no_visit_days must be between 0 and 3650.");
+        check.push(
+            "no_visit_days",
+            "out_of_range",
+            "no_visit_days は 0 から 3650 の間で指定してください。",
+            "no_visit_days must be between 0 and 3650.",
+        );
     }
     let sort = match q.sort.as_deref() {
         None => SortKey::default(),
@@ -110,7 +119,8 @@ pub async fn caseload(
                 statuses.push(s);
             }
             let all = super::rows(conn, &ward, &statuses, crate::db::now())?;
-            let in_care: Vec<Row> = all.iter().filter(|r| DEFAULT_STATUSES.iter().any(|s| r.status == s.as_str())).cloned().collect();
+            let in_care: Vec<Row> =
+                all.iter().filter(|r| DEFAULT_STATUSES.iter().any(|s| r.status == s.as_str())).cloned().collect();
             let summary = Summary::of(&in_care);
             let mut rows: Vec<Row> = all.into_iter().filter(|r| filter.matches(r)).collect();
             super::sort(&mut rows, sort, descending);
@@ -119,7 +129,11 @@ pub async fn caseload(
             let end = offset + items.len();
             let next_cursor = (end < total).then(|| api::encode_cursor(&format!("o:{end}")));
             for r in &items {
-                audit::record(conn, &me, Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()),
+                )?;
             }
             Ok(CaseloadPage { summary, items, next_cursor })
         })
@@ -150,7 +164,8 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+            let org = crate::orgs::find(conn, &me.organization_id)?
+                .ok_or_else(|| AppError::internal("user without organisation"))?;
             access::read_city_summary(&me, &org.kind)?;
             let now = crate::db::now();
             crate::wards::all(conn)?

@@ -13,7 +13,9 @@ use diesel::dsl::{count_star, max};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{care_team_members, consents, discharge_cases, discharge_tasks, flags, note_versions, notes, patients};
+use crate::db::schema::{
+    care_team_members, consents, discharge_cases, discharge_tasks, flags, note_versions, notes, patients,
+};
 use crate::db::DbConn;
 use crate::discharge::TaskStatus;
 use crate::error::AppResult;
@@ -340,8 +342,15 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    pub const NAMES: [&'static str; 7] =
-        ["name_kana", "age", "care_level", "active_flags", "latest_news2", "days_since_last_visit", "planned_discharge_on"];
+    pub const NAMES: [&'static str; 7] = [
+        "name_kana",
+        "age",
+        "care_level",
+        "active_flags",
+        "latest_news2",
+        "days_since_last_visit",
+        "planned_discharge_on",
+    ];
 
     pub fn parse(s: &str) -> Option<SortKey> {
         use SortKey::*;
@@ -376,7 +385,9 @@ fn key(r: &Row, by: SortKey) -> Option<Key> {
         SortKey::ActiveFlags => Some(Key::Int(r.active_flags)),
         SortKey::LatestNews2 => r.latest_news2.as_ref().map(|n| Key::Int(n.total.into())),
         SortKey::DaysSinceLastVisit => r.days_since_last_visit.map(Key::Int),
-        SortKey::PlannedDischargeOn => r.open_discharge_case.as_ref().and_then(|c| c.planned_discharge_on).map(Key::Date),
+        SortKey::PlannedDischargeOn => {
+            r.open_discharge_case.as_ref().and_then(|c| c.planned_discharge_on).map(Key::Date)
+        }
     }
 }
 

@@ -96,8 +96,7 @@ impl ManageConnection for DbManager {
                         )));
                     }
                 }
-                let mut conn =
-                    SqliteConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                let mut conn = SqliteConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 // WAL lets readers run beside the one writer; busy_timeout makes a writer wait
                 // for the lock instead of failing at once.
                 conn.batch_execute(
@@ -206,7 +205,9 @@ pub fn in_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Resul
 /// Applies every pending migration of the connection's backend.
 pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, String> {
     let applied = match conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
+        DbConn::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+        }
         DbConn::Postgres(c) => {
             c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
         }

@@ -8,7 +8,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api;
-use crate::db::schema::{care_team_members, discharge_cases, discharge_tasks, organizations, patients, ward_coordinators};
+use crate::db::schema::{
+    care_team_members, discharge_cases, discharge_tasks, organizations, patients, ward_coordinators,
+};
 use crate::db::{now, DbConn};
 use crate::discharge::deadlines::{self, Anchors};
 use crate::discharge::{CaseStatus, TaskStatus};
@@ -54,7 +56,8 @@ impl Case {
     pub fn anchors(&self) -> AppResult<Anchors> {
         let admitted_at = match self.admitted_at {
             Some(t) => t,
-            None => deadlines::jst_noon(self.admitted_on).ok_or_else(|| AppError::internal("admission date out of range"))?,
+            None => deadlines::jst_noon(self.admitted_on)
+                .ok_or_else(|| AppError::internal("admission date out of range"))?,
         };
         Ok(Anchors {
             admitted_at,
@@ -164,9 +167,11 @@ pub struct CaseChanges {
 
 /// Applies changes at the expected version; `false` when someone changed the case first.
 pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &CaseChanges) -> AppResult<bool> {
-    let n = diesel::update(discharge_cases::table.filter(discharge_cases::id.eq(id)).filter(discharge_cases::version.eq(expected_version)))
-        .set((changes, discharge_cases::version.eq(expected_version + 1), discharge_cases::updated_at.eq(now())))
-        .execute(conn)?;
+    let n = diesel::update(
+        discharge_cases::table.filter(discharge_cases::id.eq(id)).filter(discharge_cases::version.eq(expected_version)),
+    )
+    .set((changes, discharge_cases::version.eq(expected_version + 1), discharge_cases::updated_at.eq(now())))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -272,7 +277,8 @@ pub fn views(conn: &mut DbConn, cases: Vec<Case>, at: NaiveDateTime) -> AppResul
         .map(|c| {
             let (patient_name, ward_code) =
                 people.get(&c.patient_id).cloned().ok_or_else(|| AppError::internal("case without patient"))?;
-            let hospital_name = hospitals.get(&c.hospital_id).cloned().ok_or_else(|| AppError::internal("case without hospital"))?;
+            let hospital_name =
+                hospitals.get(&c.hospital_id).cloned().ok_or_else(|| AppError::internal("case without hospital"))?;
             let (open_tasks, overdue_tasks) = counts.get(&c.id).copied().unwrap_or_default();
             let contact = c.contact_name.map(|name| Contact { name, phone: c.contact_phone });
             Ok(CaseView {

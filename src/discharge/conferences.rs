@@ -72,7 +72,9 @@ pub struct ConferenceView {
 pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: &[AttendeeRow]) -> AppResult<()> {
     diesel::insert_into(discharge_conferences::table).values(conference).execute(conn)?;
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
-    crate::per_backend!(conn, |c| diesel::insert_into(discharge_conference_attendees::table).values(attendees).execute(c))?;
+    crate::per_backend!(conn, |c| diesel::insert_into(discharge_conference_attendees::table)
+        .values(attendees)
+        .execute(c))?;
     Ok(())
 }
 

@@ -63,7 +63,11 @@ fn key_reused() -> AppError {
 /// the caller's scope, and both attempts are audited.
 fn load_case(conn: &mut DbConn, me: &CurrentUser, case_id: &str, need: Need) -> AppResult<(Case, Relation)> {
     let Some(case) = cases::find(conn, case_id)? else {
-        audit::record(conn, me, Event::new(Action::Read, "discharge_case", Some(case_id), None).denied().detail("no such case"))?;
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Read, "discharge_case", Some(case_id), None).denied().detail("no such case"),
+        )?;
         return Err(AppError::hidden());
     };
     let (_, relation) = access::patient(conn, me, &case.patient_id, need, "discharge_case")?;
@@ -73,7 +77,11 @@ fn load_case(conn: &mut DbConn, me: &CurrentUser, case_id: &str, need: Need) -> 
 /// A task the caller may reach for `need`, with its case.
 fn load_task(conn: &mut DbConn, me: &CurrentUser, task_id: &str, need: Need) -> AppResult<(Task, Case)> {
     let Some(task) = tasks::find(conn, task_id)? else {
-        audit::record(conn, me, Event::new(Action::Read, "discharge_task", Some(task_id), None).denied().detail("no such task"))?;
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Read, "discharge_task", Some(task_id), None).denied().detail("no such task"),
+        )?;
         return Err(AppError::hidden());
     };
     access::patient(conn, me, &task.patient_id, need, "discharge_task")?;
@@ -122,7 +130,12 @@ fn utc(t: DateTime<FixedOffset>) -> NaiveDateTime {
 
 fn check_not_future(check: &mut Check, field: &str, t: NaiveDateTime) {
     if t > now() + CLOCK_SKEW {
-        check.push(field, "in_future", format!("{field} が未来の日時になっています。"), format!("{field} is in the future."));
+        check.push(
+            field,
+            "in_future",
+            format!("{field} が未来の日時になっています。"),
+            format!("{field} is in the future."),
+        );
     }
 }
 
@@ -151,7 +164,8 @@ fn end_opener_membership(conn: &mut DbConn, me: &CurrentUser, case: &Case) -> Ap
         audit::record(
             conn,
             me,
-            Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&case.patient_id)).detail("discharge case ended"),
+            Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&case.patient_id))
+                .detail("discharge case ended"),
         )?;
     }
     Ok(())
@@ -255,7 +269,12 @@ impl OpenCase {
             }
             (None, Some(d)) => {
                 if d > today_jst() {
-                    check.push("admitted_on", "in_future", "入院日が未来になっています。", "admitted_on is in the future.");
+                    check.push(
+                        "admitted_on",
+                        "in_future",
+                        "入院日が未来になっています。",
+                        "admitted_on is in the future.",
+                    );
                 }
                 Some(d)
             }
@@ -281,7 +300,12 @@ impl OpenCase {
 }
 
 /// `POST /discharge-cases`: hospital staff open a case for an admitted patient.
-pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, body: web::Json<OpenCase>) -> AppResult<HttpResponse> {
+pub async fn open(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    body: web::Json<OpenCase>,
+) -> AppResult<HttpResponse> {
     let key = api::idempotency_key(&req)?;
     let body = body.into_inner();
     let (admitted_at, admitted_on) = body.check()?;
@@ -297,32 +321,51 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
                         return Err(key_reused());
                     }
                     let (case, _) = load_case(conn, &me, &existing.id, Need::Read)?;
-                    audit::record(conn, &me, Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id)).detail("replay"))?;
+                    audit::record(
+                        conn,
+                        &me,
+                        Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                            .detail("replay"),
+                    )?;
                     return Ok(Created { view: cases::view(conn, case, at)?, replayed: true });
                 }
             }
-            let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+            let org = crate::orgs::find(conn, &me.organization_id)?
+                .ok_or_else(|| AppError::internal("user without organisation"))?;
             access::open_discharge_case(OrgKind::from_db(&org.kind)?)?;
             let (patient, member) = match (body.patient_id, body.patient) {
                 (Some(id), _) => {
                     let identity = match (body.birth_date, body.family_name_kana.as_deref()) {
-                        (Some(birth_date), Some(family_name_kana)) => Some(PatientIdentity { birth_date, family_name_kana }),
+                        (Some(birth_date), Some(family_name_kana)) => {
+                            Some(PatientIdentity { birth_date, family_name_kana })
+                        }
                         _ => None,
                     };
                     access::patient_for_new_case(conn, &me, &id, identity)?
                 }
                 (None, Some(registration)) => {
                     check_ward(conn, &registration.ward_code)?;
-                    let patient = patients::insert(conn, registration.into_new_patient(PatientStatus::Hospitalized), &me.id)?;
-                    audit::record(conn, &me, Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)))?;
+                    let patient =
+                        patients::insert(conn, registration.into_new_patient(PatientStatus::Hospitalized), &me.id)?;
+                    audit::record(
+                        conn,
+                        &me,
+                        Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)),
+                    )?;
                     (patient, None)
                 }
                 (None, None) => return Err(AppError::internal("patient missing after checks")),
             };
             if let Some(running) = cases::running_for_patient(conn, &patient.id)? {
                 return Err(AppError::conflict(
-                    format!("この患者には進行中の入退院調整があります(状態: {})。終了または取消してから開始してください。", running.status),
-                    format!("This patient already has a running discharge case ({}). Close or cancel it first.", running.status),
+                    format!(
+                        "この患者には進行中の入退院調整があります(状態: {})。終了または取消してから開始してください。",
+                        running.status
+                    ),
+                    format!(
+                        "This patient already has a running discharge case ({}). Close or cancel it first.",
+                        running.status
+                    ),
                 ));
             }
             let current = patient.status()?;
@@ -336,8 +379,21 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
             let opener_member_id = match member {
                 Some(m) => m.id,
                 None => {
-                    let m = team::add(conn, &patient.id, &me.id, &me.organization_id, TeamRole::HospitalStaff, false, today_jst(), &me.id)?;
-                    audit::record(conn, &me, Event::new(Action::Create, "care_team_member", Some(&m.id), Some(&patient.id)))?;
+                    let m = team::add(
+                        conn,
+                        &patient.id,
+                        &me.id,
+                        &me.organization_id,
+                        TeamRole::HospitalStaff,
+                        false,
+                        today_jst(),
+                        &me.id,
+                    )?;
+                    audit::record(
+                        conn,
+                        &me,
+                        Event::new(Action::Create, "care_team_member", Some(&m.id), Some(&patient.id)),
+                    )?;
                     m.id
                 }
             };
@@ -375,7 +431,8 @@ pub async fn open(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, 
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "discharge_case", Some(&case.id), Some(&case.patient_id)).detail(format!("tasks:{}", generated.len())),
+                Event::new(Action::Create, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                    .detail(format!("tasks:{}", generated.len())),
             )?;
             Ok(Created { view: cases::view(conn, case, at)?, replayed: false })
         })
@@ -410,7 +467,11 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
             let at = now();
             let rows = cases::search_visible(conn, &me.id, &filter, before.as_deref(), limit, at)?;
             for c in rows.iter().take(limit as usize) {
-                audit::record(conn, &me, Event::new(Action::Read, "discharge_case", Some(&c.id), Some(&c.patient_id)).detail("list"))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Read, "discharge_case", Some(&c.id), Some(&c.patient_id)).detail("list"),
+                )?;
             }
             let views = cases::views(conn, rows, at)?;
             Ok(api::page(views, limit, |c| c.id.clone()))
@@ -427,7 +488,11 @@ pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Str
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (case, _) = load_case(conn, &me, &id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id)),
+            )?;
             cases::view(conn, case, now())
         })
         .await?;
@@ -522,7 +587,11 @@ pub async fn update(
             if planned_changes {
                 tasks::recompute_deadlines(conn, &case)?;
             }
-            audit::record(conn, &me, Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)),
+            )?;
             cases::view(conn, case, now())
         })
         .await?;
@@ -548,7 +617,12 @@ pub async fn discharge(
     let discharged_on = body.into_inner().discharged_on;
     let expected = api::if_match(&req)?;
     if discharged_on > today_jst() {
-        return Err(AppError::field("discharged_on", "in_future", "退院日が未来になっています。", "discharged_on is in the future."));
+        return Err(AppError::field(
+            "discharged_on",
+            "in_future",
+            "退院日が未来になっています。",
+            "discharged_on is in the future.",
+        ));
     }
     let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let view = state
@@ -588,7 +662,8 @@ pub async fn discharge(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).detail("discharged"),
+                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                    .detail("discharged"),
             )?;
             cases::view(conn, case, now())
         })
@@ -599,7 +674,12 @@ pub async fn discharge(
 
 /// `POST /discharge-cases/{id}/close`: coordination is over. Every task must be completed or
 /// cancelled first; the case's hospital-staff membership ends.
-pub async fn close(state: web::Data<AppState>, bearer: Bearer, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn close(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let expected = api::if_match(&req)?;
     let view = state
@@ -690,7 +770,8 @@ pub async fn cancel(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).detail("cancelled"),
+                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                    .detail("cancelled"),
             )?;
             let case = cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)?;
             cases::view(conn, case, now())
@@ -764,7 +845,13 @@ pub async fn record_conference(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Read, "discharge_conference", Some(&existing.id), Some(&existing.patient_id)).detail("replay"),
+                        Event::new(
+                            Action::Read,
+                            "discharge_conference",
+                            Some(&existing.id),
+                            Some(&existing.patient_id),
+                        )
+                        .detail("replay"),
                     )?;
                     return Ok(Created { view: conferences::view(conn, existing)?, replayed: true });
                 }
@@ -798,12 +885,19 @@ pub async fn record_conference(
                 })
                 .collect();
             conferences::insert(conn, &conference, &attendees)?;
-            audit::record(conn, &me, Event::new(Action::Create, "discharge_conference", Some(&conference.id), Some(&case.patient_id)))?;
-            if let Some(task_id) = tasks::complete_open_from_template(conn, &case.id, conferences::CONFERENCE_TEMPLATE_KEY, &me.id)? {
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, "discharge_conference", Some(&conference.id), Some(&case.patient_id)),
+            )?;
+            if let Some(task_id) =
+                tasks::complete_open_from_template(conn, &case.id, conferences::CONFERENCE_TEMPLATE_KEY, &me.id)?
+            {
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Update, "discharge_task", Some(&task_id), Some(&case.patient_id)).detail("completed by conference"),
+                    Event::new(Action::Update, "discharge_task", Some(&task_id), Some(&case.patient_id))
+                        .detail("completed by conference"),
                 )?;
             }
             Ok(Created { view: conferences::view(conn, conference)?, replayed: false })
@@ -814,14 +908,22 @@ pub async fn record_conference(
 }
 
 /// `GET /discharge-cases/{id}/conferences`.
-pub async fn list_conferences(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list_conferences(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let case_id = path.into_inner();
     let items = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (case, _) = load_case(conn, &me, &case_id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "discharge_conference", None, Some(&case.patient_id)).detail("list"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "discharge_conference", None, Some(&case.patient_id)).detail("list"),
+            )?;
             conferences::for_case(conn, &case.id)
         })
         .await?;
@@ -832,14 +934,22 @@ pub async fn list_conferences(state: web::Data<AppState>, bearer: Bearer, path: 
 // Tasks.
 
 /// `GET /discharge-cases/{id}/tasks`: every task of the case, in the templates' order.
-pub async fn list_tasks(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list_tasks(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let case_id = path.into_inner();
     let items = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (case, _) = load_case(conn, &me, &case_id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "discharge_task", None, Some(&case.patient_id)).detail("list"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "discharge_task", None, Some(&case.patient_id)).detail("list"),
+            )?;
             let rows = tasks::for_case(conn, &case.id)?;
             tasks::views(conn, rows, now())
         })
@@ -883,7 +993,12 @@ pub async fn add_task(
     }
     let due_at = match (body.due_at, body.due_on) {
         (Some(_), Some(_)) => {
-            check.push("due_on", "one_of", "due_at と due_on はどちらか一方だけを指定してください。", "Give either due_at or due_on, not both.");
+            check.push(
+                "due_on",
+                "one_of",
+                "due_at と due_on はどちらか一方だけを指定してください。",
+                "Give either due_at or due_on, not both.",
+            );
             None
         }
         (Some(t), None) => Some(utc(t)),
@@ -903,7 +1018,12 @@ pub async fn add_task(
                         return Err(key_reused());
                     }
                     let (task, _) = load_task(conn, &me, &existing.id, Need::Read)?;
-                    audit::record(conn, &me, Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id)).detail("replay"))?;
+                    audit::record(
+                        conn,
+                        &me,
+                        Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id))
+                            .detail("replay"),
+                    )?;
                     return Ok(Created { view: tasks::view(conn, task, at)?, replayed: true });
                 }
             }
@@ -946,7 +1066,11 @@ pub async fn add_task(
             if let Some(assignee) = &task.assignee_id {
                 notices::task_assigned(conn, &mailer, &label, &task, assignee, &me.id)?;
             }
-            audit::record(conn, &me, Event::new(Action::Create, "discharge_task", Some(&task.id), Some(&task.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, "discharge_task", Some(&task.id), Some(&task.patient_id)),
+            )?;
             Ok(Created { view: tasks::view(conn, task, at)?, replayed: false })
         })
         .await?;
@@ -963,7 +1087,11 @@ pub async fn get_task(state: web::Data<AppState>, bearer: Bearer, path: web::Pat
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (task, _) = load_task(conn, &me, &id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id)),
+            )?;
             tasks::view(conn, task, now())
         })
         .await?;
@@ -1106,7 +1234,13 @@ pub async fn add_comment(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Read, "discharge_task_comment", Some(&existing.id), Some(&existing.patient_id)).detail("replay"),
+                        Event::new(
+                            Action::Read,
+                            "discharge_task_comment",
+                            Some(&existing.id),
+                            Some(&existing.patient_id),
+                        )
+                        .detail("replay"),
                     )?;
                     return Ok(Created { view: tasks::comment_view(conn, &existing)?, replayed: true });
                 }
@@ -1123,7 +1257,11 @@ pub async fn add_comment(
                 created_at: now(),
             };
             tasks::insert_comment(conn, &comment)?;
-            audit::record(conn, &me, Event::new(Action::Create, "discharge_task_comment", Some(&comment.id), Some(&task.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, "discharge_task_comment", Some(&comment.id), Some(&task.patient_id)),
+            )?;
             Ok(Created { view: tasks::comment_view(conn, &comment)?, replayed: false })
         })
         .await?;
@@ -1133,7 +1271,11 @@ pub async fn add_comment(
 
 /// `GET /me/tasks`: the caller's open tasks and their profession's unassigned ones, across the
 /// patients on whose team they are now; overdue first, then by deadline.
-pub async fn my_tasks(state: web::Data<AppState>, bearer: Bearer, query: web::Query<PageQuery>) -> AppResult<HttpResponse> {
+pub async fn my_tasks(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
     let limit = query.limit()?;
     let after = match query.after()? {
         None => None,
@@ -1152,7 +1294,11 @@ pub async fn my_tasks(state: web::Data<AppState>, bearer: Bearer, query: web::Qu
             let me = bearer.user(conn)?;
             let rows = tasks::mine(conn, &me.id, me.profession, after.as_ref(), limit)?;
             for t in rows.iter().take(limit as usize) {
-                audit::record(conn, &me, Event::new(Action::Read, "discharge_task", Some(&t.id), Some(&t.patient_id)).detail("me_tasks"))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Read, "discharge_task", Some(&t.id), Some(&t.patient_id)).detail("me_tasks"),
+                )?;
             }
             let views = tasks::views(conn, rows, now())?;
             Ok(api::page(views, limit, tasks::my_tasks_position))

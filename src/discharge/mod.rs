@@ -44,7 +44,8 @@ crate::text_enum! {
 
 impl TaskStatus {
     /// The statuses of a task still to be done.
-    pub const OPEN: [TaskStatus; 4] = [TaskStatus::Requested, TaskStatus::Accepted, TaskStatus::InProgress, TaskStatus::OnHold];
+    pub const OPEN: [TaskStatus; 4] =
+        [TaskStatus::Requested, TaskStatus::Accepted, TaskStatus::InProgress, TaskStatus::OnHold];
 
     pub fn is_open(self) -> bool {
         Self::OPEN.contains(&self)

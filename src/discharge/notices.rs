@@ -89,13 +89,26 @@ pub fn task_assigned(
         patient: patient_label(conn, &task.patient_id, label)?,
         task_id: task.id.clone(),
     };
-    mail::notify(conn, mailer, &recipients, &notice, Some(&task.patient_id), &format!("task:{}:assigned:{}", task.id, event.id))?;
+    mail::notify(
+        conn,
+        mailer,
+        &recipients,
+        &notice,
+        Some(&task.patient_id),
+        &format!("task:{}:assigned:{}", task.id, event.id),
+    )?;
     Ok(Notice { event, recipients })
 }
 
 /// The patient left hospital: the team is told, since the post-discharge deadlines (the first
 /// home visit within 2 days, 退院・退所加算's information within 7) now run.
-pub fn patient_discharged(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case, actor_id: &str) -> AppResult<Notice> {
+pub fn patient_discharged(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    label: &str,
+    case: &Case,
+    actor_id: &str,
+) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::PatientDischarged, case, actor_id)?;
     if let Some(discharged_on) = case.discharged_on {
@@ -104,7 +117,14 @@ pub fn patient_discharged(conn: &mut DbConn, mailer: &Mailer, label: &str, case:
             patient: patient_label(conn, &case.patient_id, label)?,
             patient_id: case.patient_id.clone(),
         };
-        mail::notify(conn, mailer, &recipients, &notice, Some(&case.patient_id), &format!("case:{}:discharged", case.id))?;
+        mail::notify(
+            conn,
+            mailer,
+            &recipients,
+            &notice,
+            Some(&case.patient_id),
+            &format!("case:{}:discharged", case.id),
+        )?;
     }
     Ok(Notice { event, recipients })
 }

@@ -214,9 +214,11 @@ pub struct TaskChanges {
 
 /// Applies changes at the expected version; `false` when someone changed the task first.
 pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &TaskChanges) -> AppResult<bool> {
-    let n = diesel::update(discharge_tasks::table.filter(discharge_tasks::id.eq(id)).filter(discharge_tasks::version.eq(expected_version)))
-        .set((changes, discharge_tasks::version.eq(expected_version + 1), discharge_tasks::updated_at.eq(now())))
-        .execute(conn)?;
+    let n = diesel::update(
+        discharge_tasks::table.filter(discharge_tasks::id.eq(id)).filter(discharge_tasks::version.eq(expected_version)),
+    )
+    .set((changes, discharge_tasks::version.eq(expected_version + 1), discharge_tasks::updated_at.eq(now())))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -267,7 +269,12 @@ pub fn cancel_open(conn: &mut DbConn, case_id: &str, reason: &str) -> AppResult<
 
 /// Completes the open task of a case made from this template, if there is one (recording the
 /// discharge conference completes `joint_discharge_conference`). Returns the task completed.
-pub fn complete_open_from_template(conn: &mut DbConn, case_id: &str, template_key: &str, by: &str) -> AppResult<Option<String>> {
+pub fn complete_open_from_template(
+    conn: &mut DbConn,
+    case_id: &str,
+    template_key: &str,
+    by: &str,
+) -> AppResult<Option<String>> {
     let open: Option<Task> = discharge_tasks::table
         .filter(discharge_tasks::case_id.eq(case_id))
         .filter(discharge_tasks::template_key.eq(template_key))
@@ -312,9 +319,9 @@ pub fn mine(
         .filter(discharge_tasks::patient_id.eq_any(on_team))
         .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))
         .filter(
-            discharge_tasks::assignee_id.eq(user_id.to_string()).or(discharge_tasks::assignee_id
-                .is_null()
-                .and(discharge_tasks::profession.eq(profession.as_str()))),
+            discharge_tasks::assignee_id
+                .eq(user_id.to_string())
+                .or(discharge_tasks::assignee_id.is_null().and(discharge_tasks::profession.eq(profession.as_str()))),
         )
         .into_boxed();
     match after {
@@ -349,11 +356,7 @@ pub fn parse_my_tasks_position(position: &str) -> Option<MyTasksPosition> {
     if id.is_empty() {
         return None;
     }
-    let due = if due.is_empty() {
-        None
-    } else {
-        Some(chrono::DateTime::parse_from_rfc3339(due).ok()?.naive_utc())
-    };
+    let due = if due.is_empty() { None } else { Some(chrono::DateTime::parse_from_rfc3339(due).ok()?.naive_utc()) };
     Some((due, id.to_string()))
 }
 

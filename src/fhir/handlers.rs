@@ -18,7 +18,11 @@ pub async fn export(state: web::Data<AppState>, bearer: Bearer, path: web::Path<
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (patient, _) = access::patient(conn, &me, &id, Need::Read, "fhir")?;
-            audit::record(conn, &me, Event::new(Action::Read, "fhir", Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "fhir", Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"),
+            )?;
             let record = super::load(conn, patient)?;
             Ok(super::bundle(&record, now()))
         })

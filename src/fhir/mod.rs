@@ -62,7 +62,13 @@ struct VitalCode {
 const VITAL_CODES: [VitalCode; 4] = [
     VitalCode { key: "respiratory_rate", loinc: "9279-1", display: "Respiratory rate", unit: "/min", ucum: "/min" },
     VitalCode { key: "pulse", loinc: "8867-4", display: "Heart rate", unit: "/min", ucum: "/min" },
-    VitalCode { key: "spo2", loinc: "59408-5", display: "Oxygen saturation in Arterial blood by Pulse oximetry", unit: "%", ucum: "%" },
+    VitalCode {
+        key: "spo2",
+        loinc: "59408-5",
+        display: "Oxygen saturation in Arterial blood by Pulse oximetry",
+        unit: "%",
+        ucum: "%",
+    },
     VitalCode { key: "temperature", loinc: "8310-5", display: "Body temperature", unit: "Cel", ucum: "Cel" },
 ];
 const BP_PANEL: (&str, &str) = ("85354-9", "Blood pressure panel with all children optional");
@@ -167,7 +173,8 @@ pub fn bundle(record: &Record, at: NaiveDateTime) -> Value {
     }
     for n in &record.notes {
         let observations = observations(&record.patient.id, n);
-        let observation_ids: Vec<String> = observations.iter().filter_map(|o| o["id"].as_str().map(str::to_string)).collect();
+        let observation_ids: Vec<String> =
+            observations.iter().filter_map(|o| o["id"].as_str().map(str::to_string)).collect();
         resources.push(communication(n, &observation_ids));
         resources.extend(observations);
         if let Some(history) = record.histories.get(&n.note.id) {
@@ -409,12 +416,16 @@ pub fn observations(patient_id: &str, n: &Listed) -> Vec<Value> {
             })
         };
         o["component"] = Value::Array(
-            [component(BP_SYSTOLIC, v.systolic_bp), component(BP_DIASTOLIC, v.diastolic_bp)].into_iter().flatten().collect(),
+            [component(BP_SYSTOLIC, v.systolic_bp), component(BP_DIASTOLIC, v.diastolic_bp)]
+                .into_iter()
+                .flatten()
+                .collect(),
         );
         out.push(o);
     }
     if let Some(total) = v.news2_total {
-        let derived: Vec<Value> = out.iter().filter_map(|o| o["id"].as_str()).map(|id| reference("Observation", id)).collect();
+        let derived: Vec<Value> =
+            out.iter().filter_map(|o| o["id"].as_str()).map(|id| reference("Observation", id)).collect();
         let mut o = json!({
             "resourceType": "Observation",
             "id": vital_id(nid, ver, NEWS2_SNOMED),
@@ -430,7 +441,8 @@ pub fn observations(patient_id: &str, n: &Listed) -> Vec<Value> {
             "valueInteger": total,
             "derivedFrom": derived,
         });
-        let mut notes = vec![json!({ "text": "Decision support only: NEWS2 is validated in hospitals, not in home care." })];
+        let mut notes =
+            vec![json!({ "text": "Decision support only: NEWS2 is validated in hospitals, not in home care." })];
         if v.news2_partial == Some(true) {
             notes.push(json!({ "text": "Partial score: some parameters were not recorded." }));
         }
@@ -540,7 +552,13 @@ pub fn task(t: &Task) -> Value {
         "lastModified": instant(&t.updated_at),
         "requester": reference("Practitioner", &t.created_by),
     });
-    put(&mut r, "code", t.template_key.as_ref().map(|k| json!({ "coding": [{ "system": TASK_TEMPLATE_SYSTEM, "code": k }], "text": t.title })));
+    put(
+        &mut r,
+        "code",
+        t.template_key
+            .as_ref()
+            .map(|k| json!({ "coding": [{ "system": TASK_TEMPLATE_SYSTEM, "code": k }], "text": t.title })),
+    );
     put(&mut r, "statusReason", t.status_reason.as_ref().map(|s| json!({ "text": s })));
     put(&mut r, "owner", t.assignee_id.as_ref().map(|a| reference("Practitioner", a)));
     put(&mut r, "restriction", t.due_at.as_ref().map(|d| json!({ "period": { "end": instant(d) } })));

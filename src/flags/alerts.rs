@@ -24,9 +24,16 @@ fn severity(s: FlagSeverity) -> Severity {
 }
 
 /// Alerts the team about a new flag, or one that just became more severe.
-pub fn flag_raised(conn: &mut DbConn, mailer: &Mailer, label_mode: &str, patient: &Patient, flag: &Flag) -> AppResult<usize> {
+pub fn flag_raised(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    label_mode: &str,
+    patient: &Patient,
+    flag: &Flag,
+) -> AppResult<usize> {
     let sev = flag.severity()?;
-    let recipients = super::alert_recipients(conn, &patient.id, sev, flag.raised_by.as_deref().filter(|_| flag.source == "manual"))?;
+    let recipients =
+        super::alert_recipients(conn, &patient.id, sev, flag.raised_by.as_deref().filter(|_| flag.source == "manual"))?;
     let notice = Notice::FlagRaised {
         severity: severity(sev),
         raised_at: flag.updated_at,
@@ -34,7 +41,14 @@ pub fn flag_raised(conn: &mut DbConn, mailer: &Mailer, label_mode: &str, patient
         flag_id: flag.id.clone(),
     };
     // The severity and version in the key: an escalation to emergency alerts again.
-    mail::notify(conn, mailer, &recipients, &notice, Some(&patient.id), &format!("flag:{}:{}:v{}", flag.id, sev, flag.version))
+    mail::notify(
+        conn,
+        mailer,
+        &recipients,
+        &notice,
+        Some(&patient.id),
+        &format!("flag:{}:{}:v{}", flag.id, sev, flag.version),
+    )
 }
 
 /// Applies a note's NEWS2 to the patient's flags and alerts when that raised or escalated one.
@@ -53,7 +67,12 @@ pub fn on_note_scored(
     match super::apply_news2(conn, &patient.id, note_id, score, author_id, now, limits)? {
         Some(AutoFlag::Raised(id)) | Some(AutoFlag::Escalated(id)) => {
             let Some(flag) = super::find(conn, &id)? else { return Ok(0) };
-            audit::append(conn, Some(author_id), None, Event::new(Action::Create, "flag", Some(&id), Some(&patient.id)).detail("news2"))?;
+            audit::append(
+                conn,
+                Some(author_id),
+                None,
+                Event::new(Action::Create, "flag", Some(&id), Some(&patient.id)).detail("news2"),
+            )?;
             flag_raised(conn, mailer, label_mode, patient, &flag)
         }
         Some(AutoFlag::Updated(_)) | None => Ok(0),
@@ -61,7 +80,13 @@ pub fn on_note_scored(
 }
 
 /// Takes every escalation step due at `now` and queues its e-mails; returns how many were queued.
-pub fn run_escalations(conn: &mut DbConn, mailer: &Mailer, label_mode: &str, now: NaiveDateTime, limits: &EscalationLimits) -> AppResult<usize> {
+pub fn run_escalations(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    label_mode: &str,
+    now: NaiveDateTime,
+    limits: &EscalationLimits,
+) -> AppResult<usize> {
     let mut queued = 0;
     for step in super::escalate_due(conn, now, limits)? {
         let Some(flag) = super::find(conn, &step.flag_id)? else { continue };
@@ -77,9 +102,17 @@ pub fn run_escalations(conn: &mut DbConn, mailer: &Mailer, label_mode: &str, now
             conn,
             None,
             None,
-            Event::new(Action::Update, "flag", Some(&flag.id), Some(&patient.id)).detail(format!("escalated to level {}", step.level)),
+            Event::new(Action::Update, "flag", Some(&flag.id), Some(&patient.id))
+                .detail(format!("escalated to level {}", step.level)),
         )?;
-        queued += mail::notify(conn, mailer, &step.recipients, &notice, Some(&patient.id), &format!("flag:{}:escalation:{}", flag.id, step.level))?;
+        queued += mail::notify(
+            conn,
+            mailer,
+            &step.recipients,
+            &notice,
+            Some(&patient.id),
+            &format!("flag:{}:escalation:{}", flag.id, step.level),
+        )?;
     }
     Ok(queued)
 }
@@ -94,7 +127,8 @@ pub fn spawn_escalation_worker(state: AppState) -> tokio::task::JoinHandle<()> {
             let limits = state.config.escalation_limits();
             let mailer = state.mail.clone();
             let label = state.config.mail_patient_label.clone();
-            let result = state.db.run(move |conn| run_escalations(conn, &mailer, &label, crate::db::now(), &limits)).await;
+            let result =
+                state.db.run(move |conn| run_escalations(conn, &mailer, &label, crate::db::now(), &limits)).await;
             match result {
                 Ok(0) => {}
                 Ok(n) => {

@@ -137,7 +137,11 @@ pub async fn acknowledge(
             if !super::acknowledge(conn, &id, &me.id, note.as_deref(), now())? {
                 return Err(super::not_open());
             }
-            audit::record(conn, &me, Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail("acknowledged"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail("acknowledged"),
+            )?;
             let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             super::view(conn, flag)
         })
@@ -176,7 +180,11 @@ pub async fn resolve(
             if !super::resolve(conn, &id, &me.id, &body.note, outcome, now())? {
                 return Err(super::not_open());
             }
-            audit::record(conn, &me, Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()),
+            )?;
             let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             super::view(conn, flag)
         })

@@ -220,7 +220,14 @@ pub fn apply_news2(
     let Some(open) = open else {
         let flag = insert(
             conn,
-            NewFlag { patient_id, severity, source: "news2", source_note_id: Some(note_id), reason, raised_by: Some(raised_by) },
+            NewFlag {
+                patient_id,
+                severity,
+                source: "news2",
+                source_note_id: Some(note_id),
+                reason,
+                raised_by: Some(raised_by),
+            },
             now,
             limits,
         )?;
@@ -305,7 +312,14 @@ pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, note: Option<&str>, no
     Ok(n == 1)
 }
 
-pub fn resolve(conn: &mut DbConn, id: &str, by: &str, note: &str, outcome: FlagStatus, now: NaiveDateTime) -> AppResult<bool> {
+pub fn resolve(
+    conn: &mut DbConn,
+    id: &str,
+    by: &str,
+    note: &str,
+    outcome: FlagStatus,
+    now: NaiveDateTime,
+) -> AppResult<bool> {
     let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq_any(OPEN)))
         .set((
             flags::status.eq(outcome.as_str()),
@@ -323,7 +337,12 @@ pub fn resolve(conn: &mut DbConn, id: &str, by: &str, note: &str, outcome: FlagS
 /// Who is told when a flag is raised or becomes more severe: the active team, each as their
 /// preference says — but an emergency always reaches the primary and backup physicians and the
 /// lead. The person who raised it by hand already knows.
-pub fn alert_recipients(conn: &mut DbConn, patient_id: &str, severity: FlagSeverity, raised_by: Option<&str>) -> AppResult<Vec<String>> {
+pub fn alert_recipients(
+    conn: &mut DbConn,
+    patient_id: &str,
+    severity: FlagSeverity,
+    raised_by: Option<&str>,
+) -> AppResult<Vec<String>> {
     let members: Vec<(String, String, bool, String)> = care_team_members::table
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
@@ -415,7 +434,8 @@ fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResul
 /// How many flags are active and how many acknowledged, city-wide (for metrics).
 pub fn count_open(conn: &mut DbConn) -> AppResult<(i64, i64)> {
     let active = flags::table.filter(flags::status.eq(FlagStatus::Active.as_str())).count().get_result(conn)?;
-    let acknowledged = flags::table.filter(flags::status.eq(FlagStatus::Acknowledged.as_str())).count().get_result(conn)?;
+    let acknowledged =
+        flags::table.filter(flags::status.eq(FlagStatus::Acknowledged.as_str())).count().get_result(conn)?;
     Ok((active, acknowledged))
 }
 

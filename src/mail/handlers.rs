@@ -67,7 +67,11 @@ pub struct StatusQuery {
     pub cursor: Option<String>,
 }
 
-pub async fn status(state: web::Data<AppState>, bearer: Bearer, query: web::Query<StatusQuery>) -> AppResult<HttpResponse> {
+pub async fn status(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    query: web::Query<StatusQuery>,
+) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor };
     let (limit, after) = (paging.limit()?, paging.after()?);

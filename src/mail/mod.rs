@@ -66,7 +66,13 @@ impl Mailer {
     }
 
     /// An e-mail to an address that may have no account (e.g. an operator's test).
-    pub fn to_address(&self, address: &str, name: Option<&str>, locale: Locale, notice: &Notice) -> AppResult<NewEmail> {
+    pub fn to_address(
+        &self,
+        address: &str,
+        name: Option<&str>,
+        locale: Locale,
+        notice: &Notice,
+    ) -> AppResult<NewEmail> {
         let content = templates::render(notice, locale, name, &self.public_url)?;
         if address.parse::<lettre::Address>().is_err() {
             return Err(AppError::internal(format!("cannot e-mail the address {}", mask_address(address))));

@@ -287,7 +287,10 @@ pub fn retry(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> AppResult<Outbo
     let email = find(conn, id)?.ok_or_else(AppError::not_found)?;
     if n == 0 {
         return Err(AppError::conflict(
-            format!("このメールは再送できません（状態: {}）。再送できるのは配信を諦めた (dead) メールだけです。", email.status),
+            format!(
+                "このメールは再送できません（状態: {}）。再送できるのは配信を諦めた (dead) メールだけです。",
+                email.status
+            ),
             format!("Only a dead e-mail can be retried; this one is {}.", email.status),
         ));
     }

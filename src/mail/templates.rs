@@ -36,13 +36,47 @@ impl Severity {
 /// for e-mail (by default the initials), never a full name; ids are the records' UUIDs.
 #[derive(Debug, Clone)]
 pub enum Notice {
-    FlagRaised { severity: Severity, raised_at: NaiveDateTime, patient: String, flag_id: String },
-    FlagEscalated { severity: Severity, raised_at: NaiveDateTime, minutes_unacknowledged: i64, patient: String, flag_id: String },
-    EmergencyAccess { accessor: String, accessed_at: NaiveDateTime, patient: String, patient_id: String },
-    TaskAssigned { title: String, due_at: Option<NaiveDateTime>, patient: String, task_id: String },
-    CaseOpened { hospital: String, planned_discharge_on: Option<NaiveDate>, patient: String, case_id: String },
-    PatientDischarged { discharged_on: NaiveDate, patient: String, patient_id: String },
-    OverdueDigest { as_of: NaiveDate, overdue_tasks: i64, open_flags: i64 },
+    FlagRaised {
+        severity: Severity,
+        raised_at: NaiveDateTime,
+        patient: String,
+        flag_id: String,
+    },
+    FlagEscalated {
+        severity: Severity,
+        raised_at: NaiveDateTime,
+        minutes_unacknowledged: i64,
+        patient: String,
+        flag_id: String,
+    },
+    EmergencyAccess {
+        accessor: String,
+        accessed_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
+    TaskAssigned {
+        title: String,
+        due_at: Option<NaiveDateTime>,
+        patient: String,
+        task_id: String,
+    },
+    CaseOpened {
+        hospital: String,
+        planned_discharge_on: Option<NaiveDate>,
+        patient: String,
+        case_id: String,
+    },
+    PatientDischarged {
+        discharged_on: NaiveDate,
+        patient: String,
+        patient_id: String,
+    },
+    OverdueDigest {
+        as_of: NaiveDate,
+        overdue_tasks: i64,
+        open_flags: i64,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -165,10 +199,8 @@ fn not_set(locale: Locale) -> &'static str {
 /// A value cut to one line: control characters and line separators become spaces, and long
 /// values are shortened.
 pub fn one_line(value: &str, max_chars: usize) -> String {
-    let cleaned: String = value
-        .chars()
-        .map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c })
-        .collect();
+    let cleaned: String =
+        value.chars().map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c }).collect();
     let cleaned = cleaned.trim();
     if cleaned.chars().count() > max_chars {
         let mut cut: String = cleaned.chars().take(max_chars.saturating_sub(1)).collect();
@@ -247,7 +279,8 @@ pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, pub
             params.push(("link", public_url.to_string()));
         }
     }
-    let source = template(kind, locale).ok_or_else(|| AppError::internal(format!("no {kind} template for {locale}")))?;
+    let source =
+        template(kind, locale).ok_or_else(|| AppError::internal(format!("no {kind} template for {locale}")))?;
     let (subject, body) = split(source).map_err(AppError::internal)?;
     let subject_params: Vec<(&str, String)> =
         params.iter().filter(|(k, _)| SUBJECT_PARAMETERS.contains(k)).cloned().collect();
@@ -302,7 +335,12 @@ mod tests {
     fn every_notice(text: &str) -> Vec<Notice> {
         let day = at().date();
         vec![
-            Notice::FlagRaised { severity: Severity::Emergency, raised_at: at(), patient: text.into(), flag_id: ID.into() },
+            Notice::FlagRaised {
+                severity: Severity::Emergency,
+                raised_at: at(),
+                patient: text.into(),
+                flag_id: ID.into(),
+            },
             Notice::FlagEscalated {
                 severity: Severity::Urgent,
                 raised_at: at(),
@@ -310,9 +348,19 @@ mod tests {
                 patient: text.into(),
                 flag_id: ID.into(),
             },
-            Notice::EmergencyAccess { accessor: text.into(), accessed_at: at(), patient: text.into(), patient_id: ID.into() },
+            Notice::EmergencyAccess {
+                accessor: text.into(),
+                accessed_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
             Notice::TaskAssigned { title: text.into(), due_at: Some(at()), patient: text.into(), task_id: ID.into() },
-            Notice::CaseOpened { hospital: text.into(), planned_discharge_on: None, patient: text.into(), case_id: ID.into() },
+            Notice::CaseOpened {
+                hospital: text.into(),
+                planned_discharge_on: None,
+                patient: text.into(),
+                case_id: ID.into(),
+            },
             Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
             Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
             Notice::Test,

@@ -46,7 +46,8 @@ impl Transport {
                 Ok(Transport::Smtp(builder.timeout(Some(SEND_TIMEOUT)).pool_config(pool).build()))
             }
             MailTransport::Files(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the mail folder {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create the mail folder {}: {e}", dir.display()))?;
                 Ok(Transport::Files(AsyncFileTransport::new(dir)))
             }
             MailTransport::Log => Ok(Transport::Log),

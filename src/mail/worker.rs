@@ -14,9 +14,9 @@ use lettre::message::Mailbox;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::mask_address;
 use super::outbox::{self, OutboxEmail, Outcome};
 use super::transport::{self, Delivery, Transport};
-use super::mask_address;
 use crate::app::AppState;
 use crate::config::Config;
 use crate::db::{self, Db};
@@ -58,7 +58,13 @@ pub fn backoff(attempts: i32, base: Duration, jitter: f64) -> Duration {
 }
 
 /// What to store after an attempt, given how many attempts came before it.
-pub fn outcome(delivery: &Delivery, attempts_before: i32, settings: &Settings, now: NaiveDateTime, jitter: f64) -> Outcome {
+pub fn outcome(
+    delivery: &Delivery,
+    attempts_before: i32,
+    settings: &Settings,
+    now: NaiveDateTime,
+    jitter: f64,
+) -> Outcome {
     let attempts = attempts_before + 1;
     match delivery {
         Delivery::Sent => Outcome::Sent { at: now },
@@ -125,7 +131,8 @@ impl Worker {
     /// Claims the e-mails that are due and delivers them; returns how many it claimed.
     pub async fn run_once(&self) -> AppResult<usize> {
         let now = db::now();
-        let until = db::truncate(now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5)));
+        let until =
+            db::truncate(now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5)));
         let (name, batch) = (self.name.to_string(), self.settings.batch);
         let emails = self.db.run(move |conn| outbox::claim(conn, &name, now, until, batch)).await?;
         let claimed = emails.len();

@@ -214,7 +214,12 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
 
 /// Opens a note for the caller through the access policy. A note that does not exist answers
 /// exactly like a note of a patient the caller may not see (404), and both attempts are audited.
-pub(super) fn open(conn: &mut DbConn, me: &CurrentUser, note_id: &str, need: Need) -> AppResult<(Note, Patient, Relation)> {
+pub(super) fn open(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    note_id: &str,
+    need: Need,
+) -> AppResult<(Note, Patient, Relation)> {
     let Some(note) = super::find(conn, note_id)? else {
         audit::record(conn, me, Event::new(Action::Read, "note", Some(note_id), None).denied().detail("no such note"))?;
         return Err(AppError::hidden());
@@ -253,7 +258,8 @@ pub async fn create(
     let body = body.into_inner();
     let key = idempotency::key_from(&req)?;
     let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
-    let (mailer, label, limits) = (state.mail.clone(), state.config.mail_patient_label.clone(), state.config.escalation_limits());
+    let (mailer, label, limits) =
+        (state.mail.clone(), state.config.mail_patient_label.clone(), state.config.escalation_limits());
     let answer = state
         .db
         .run(move |conn| {
@@ -285,14 +291,20 @@ pub async fn create(
                 audit::record(conn, &me, Event::new(Action::Create, "note", Some(&note.id), Some(&patient.id)))?;
                 // Vital signs that reach a NEWS2 trigger raise (or update) the patient's flag.
                 if let Some(score) = first.news2()? {
-                    flags::alerts::on_note_scored(conn, &mailer, &label, &limits, &me.id, &patient, &note.id, &score, t)?;
+                    flags::alerts::on_note_scored(
+                        conn, &mailer, &label, &limits, &me.id, &patient, &note.id, &score, t,
+                    )?;
                 }
                 let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
                 let id = answer.id();
-                audit::record(conn, &me, Event::new(Action::Read, "note", id.as_deref(), Some(&patient.id)).detail("idempotent replay"))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Read, "note", id.as_deref(), Some(&patient.id)).detail("idempotent replay"),
+                )?;
             }
             Ok(answer)
         })
@@ -341,7 +353,11 @@ pub async fn list(
             access::patient(conn, &me, &patient_id, Need::Read, "note")?;
             let rows = super::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
             let shown = rows.len().min(limit as usize);
-            audit::record(conn, &me, Event::new(Action::Read, "note", None, Some(&patient_id)).detail(format!("list:{shown}")))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "note", None, Some(&patient_id)).detail(format!("list:{shown}")),
+            )?;
             let views = super::views(conn, &me.id, rows)?;
             Ok(api::page(views, limit, |v| Position { at: v.occurred_at, id: v.id.clone() }.encode()))
         })
@@ -409,13 +425,19 @@ pub async fn amend(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id)).detail(format!("version:{}", version.version)),
+                    Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id))
+                        .detail(format!("version:{}", version.version)),
                 )?;
-                let view = super::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
+                let view =
+                    super::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
-                audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&patient.id)).detail("idempotent replay"))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Read, "note", Some(&note.id), Some(&patient.id)).detail("idempotent replay"),
+                )?;
             }
             Ok(answer)
         })
@@ -437,7 +459,11 @@ pub async fn versions(state: web::Data<AppState>, bearer: Bearer, path: web::Pat
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, _) = open(conn, &me, &note_id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)).detail("versions"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)).detail("versions"),
+            )?;
             let items = super::history(conn, &note.id)?;
             Ok(VersionList { note_id: note.id, items })
         })

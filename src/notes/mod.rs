@@ -163,7 +163,14 @@ pub struct Content {
 
 impl Version {
     /// A version of `note` with this content, its NEWS2 scored now and stored with it.
-    pub fn new(note: &Note, version: i32, content: Content, author_id: &str, reason: Option<String>, recorded_at: NaiveDateTime) -> Version {
+    pub fn new(
+        note: &Note,
+        version: i32,
+        content: Content,
+        author_id: &str,
+        reason: Option<String>,
+        recorded_at: NaiveDateTime,
+    ) -> Version {
         let score = content.vitals.as_ref().map(news2::score);
         let soap = content.soap.unwrap_or_default();
         let v = content.vitals.unwrap_or_default();
@@ -216,7 +223,8 @@ impl Version {
         let consciousness = match &self.consciousness {
             None => None,
             Some(c) => Some(
-                Consciousness::parse(c).ok_or_else(|| AppError::internal(format!("unknown consciousness in database: {c}")))?,
+                Consciousness::parse(c)
+                    .ok_or_else(|| AppError::internal(format!("unknown consciousness in database: {c}")))?,
             ),
         };
         let v = Vitals {
@@ -240,7 +248,9 @@ impl Version {
         else {
             return Ok(None);
         };
-        let corrupt = |what: &str| AppError::internal(format!("note {} version {}: stored NEWS2 {what}", self.note_id, self.version));
+        let corrupt = |what: &str| {
+            AppError::internal(format!("note {} version {}: stored NEWS2 {what}", self.note_id, self.version))
+        };
         let subscores: Subscores = serde_json::from_str(subscores).map_err(|_| corrupt("subscores"))?;
         let band = Band::parse(band).ok_or_else(|| corrupt("band"))?;
         let total = u8::try_from(total).map_err(|_| corrupt("total"))?;
@@ -459,7 +469,13 @@ fn listed(rows: Vec<(Note, Version, String)>) -> Vec<Listed> {
 
 /// A page of a patient's notes at their current versions, newest `occurred_at` first (then id),
 /// after `after`; `limit + 1` rows so the caller can tell whether another page follows.
-pub fn list(conn: &mut DbConn, patient_id: &str, filter: &ListFilter, after: Option<&Position>, limit: i64) -> AppResult<Vec<Listed>> {
+pub fn list(
+    conn: &mut DbConn,
+    patient_id: &str,
+    filter: &ListFilter,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Listed>> {
     let mut q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
     if let Some(k) = filter.kind {
         q = q.filter(notes::kind.eq(k.as_str()));
@@ -522,10 +538,12 @@ pub fn history(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<VersionView>> 
         .select((Version::as_select(), users::name))
         .load(conn)?;
     let last = rows.last().map(|(v, _)| v.version);
-    rows.into_iter().map(|(v, name)| {
-        let current = Some(v.version) == last;
-        VersionView::of(v, name, current)
-    }).collect()
+    rows.into_iter()
+        .map(|(v, name)| {
+            let current = Some(v.version) == last;
+            VersionView::of(v, name, current)
+        })
+        .collect()
 }
 
 /// Records a new note with its first version; its author has read it.
@@ -603,7 +621,13 @@ mod tests {
             created_at: crate::db::now(),
         };
         let vitals = Vitals { respiratory_rate: Some(26), pulse: Some(120), spo2: Some(93), ..Vitals::default() };
-        let content = Content { occurred_at: crate::db::now(), text: "t".into(), soap: None, vitals: Some(vitals.clone()), physician: None };
+        let content = Content {
+            occurred_at: crate::db::now(),
+            text: "t".into(),
+            soap: None,
+            vitals: Some(vitals.clone()),
+            physician: None,
+        };
         let v = Version::new(&note, 1, content, "a", None, crate::db::now());
         assert_eq!(v.news2().unwrap(), Some(news2::score(&vitals)));
         assert_eq!(v.vitals().unwrap(), Some(vitals));

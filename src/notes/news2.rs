@@ -340,7 +340,9 @@ impl News2 {
         let total = self.total;
         let mut ja = match self.alert_level() {
             Some(AlertLevel::Emergency) => format!("NEWS2 合計 {total}(7点以上: 緊急対応の目安)"),
-            Some(AlertLevel::Urgent) if total >= URGENT_TOTAL => format!("NEWS2 合計 {total}(5点以上: 迅速な対応の目安)"),
+            Some(AlertLevel::Urgent) if total >= URGENT_TOTAL => {
+                format!("NEWS2 合計 {total}(5点以上: 迅速な対応の目安)")
+            }
             Some(AlertLevel::Urgent) => format!("NEWS2 合計 {total}"),
             None => format!("NEWS2 合計 {total}(通知の基準未満)"),
         };
@@ -433,7 +435,20 @@ mod tests {
     fn spo2_scale_2_row_on_air() {
         check_row(
             Parameter::Spo2,
-            &[(50, 3), (83, 3), (84, 2), (85, 2), (86, 1), (87, 1), (88, 0), (92, 0), (93, 0), (96, 0), (97, 0), (100, 0)],
+            &[
+                (50, 3),
+                (83, 3),
+                (84, 2),
+                (85, 2),
+                (86, 1),
+                (87, 1),
+                (88, 0),
+                (92, 0),
+                (93, 0),
+                (96, 0),
+                (97, 0),
+                (100, 0),
+            ],
             |n| Vitals { spo2: Some(n), spo2_scale: Some(2), on_oxygen: Some(false), ..empty() },
         );
     }
@@ -717,7 +732,12 @@ mod tests {
         assert!(ja.contains("呼吸数 単独3点"), "{ja}");
         assert!(en.contains("respiratory rate scored 3"), "{en}");
         assert!(ja.contains("未測定: SpO2、酸素投与、収縮期血圧、脈拍、意識レベル、体温"), "{ja}");
-        assert!(en.contains("not measured: SpO2, air or oxygen, systolic blood pressure, pulse, consciousness, temperature"), "{en}");
+        assert!(
+            en.contains(
+                "not measured: SpO2, air or oxygen, systolic blood pressure, pulse, consciousness, temperature"
+            ),
+            "{en}"
+        );
 
         let s = score(&Vitals { respiratory_rate: Some(7), consciousness: Some(Consciousness::V), ..normal() });
         let (ja, en) = s.trigger_description();

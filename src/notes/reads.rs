@@ -34,10 +34,8 @@ pub fn mark(conn: &mut DbConn, note: &Note, user_id: &str, at: NaiveDateTime) ->
         note_reads::patient_id.eq(&note.patient_id),
         note_reads::read_at.eq(at),
     );
-    let inserted = per_backend!(conn, |c| diesel::insert_into(note_reads::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
+    let inserted =
+        per_backend!(conn, |c| diesel::insert_into(note_reads::table).values(row).on_conflict_do_nothing().execute(c))?;
     Ok(inserted == 1)
 }
 
@@ -82,7 +80,13 @@ pub fn receipts(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<Receipt>> {
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(user_id, name, profession, organization_id, read_at)| Receipt { user_id, name, profession, organization_id, read_at })
+        .map(|(user_id, name, profession, organization_id, read_at)| Receipt {
+            user_id,
+            name,
+            profession,
+            organization_id,
+            read_at,
+        })
         .collect())
 }
 
@@ -132,7 +136,11 @@ struct ReceiptList {
 }
 
 /// `PUT /notes/{id}/read`: marks the note read for the caller (care-team members), idempotently.
-pub async fn mark_handler(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn mark_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let note_id = path.into_inner();
     state
         .db
@@ -140,7 +148,11 @@ pub async fn mark_handler(state: web::Data<AppState>, bearer: Bearer, path: web:
             let me = bearer.user(conn)?;
             let (note, _, _) = super::handlers::open(conn, &me, &note_id, Need::Write)?;
             if mark(conn, &note, &me.id, now())? {
-                audit::record(conn, &me, Event::new(Action::Create, "note_read", Some(&note.id), Some(&note.patient_id)))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Create, "note_read", Some(&note.id), Some(&note.patient_id)),
+                )?;
             }
             Ok(())
         })
@@ -149,7 +161,11 @@ pub async fn mark_handler(state: web::Data<AppState>, bearer: Bearer, path: web:
 }
 
 /// `GET /notes/{id}/reads`: who read the note, and when.
-pub async fn list_handler(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let note_id = path.into_inner();
     let list = state
         .db

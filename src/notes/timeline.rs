@@ -82,7 +82,17 @@ pub struct Item {
 
 impl Item {
     fn new(kind: &'static str, at: NaiveDateTime, id: String, summary: (String, String)) -> Item {
-        Item { kind, at, id, actor_id: None, actor_name: None, summary: summary.0, summary_en: summary.1, note: None, member: None }
+        Item {
+            kind,
+            at,
+            id,
+            actor_id: None,
+            actor_name: None,
+            summary: summary.0,
+            summary_en: summary.1,
+            note: None,
+            member: None,
+        }
     }
 
     fn by(mut self, actor: Option<(String, String)>) -> Item {
@@ -189,10 +199,24 @@ impl Names {
 pub type Source = fn(&mut DbConn, &mut Names, &str, Option<&Position>, i64) -> AppResult<Vec<Item>>;
 
 /// Every source, merged into one stream.
-pub const SOURCES: &[Source] =
-    &[notes, team_members_added, team_members_ended, consents_recorded, consents_revoked, emergency_access_grants, flags_raised, discharge_events_of];
+pub const SOURCES: &[Source] = &[
+    notes,
+    team_members_added,
+    team_members_ended,
+    consents_recorded,
+    consents_revoked,
+    emergency_access_grants,
+    flags_raised,
+    discharge_events_of,
+];
 
-fn notes(conn: &mut DbConn, _: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn notes(
+    conn: &mut DbConn,
+    _: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
     let q = bounded!(q, Bound::for_source(after, NOTE), note_versions::occurred_at, note_versions::note_id);
     let rows: Vec<(Note, Version, String)> = q
@@ -203,10 +227,12 @@ fn notes(conn: &mut DbConn, _: &mut Names, patient_id: &str, after: Option<&Posi
     rows.into_iter()
         .map(|(note, v, author_name)| {
             let kind = NoteKind::from_db(&note.kind)?;
-            let text = if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
+            let text =
+                if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
             let excerpt = super::excerpt(&text, EXCERPT_CHARS);
             let summary = (format!("{}: {excerpt}", kind.label_ja()), format!("{}: {excerpt}", kind.label_en()));
-            let mut item = Item::new(NOTE, v.occurred_at, note.id.clone(), summary).by(Some((note.author_id.clone(), author_name)));
+            let mut item = Item::new(NOTE, v.occurred_at, note.id.clone(), summary)
+                .by(Some((note.author_id.clone(), author_name)));
             item.note = Some(NoteDetails {
                 kind: note.kind,
                 version: v.version,
@@ -236,12 +262,24 @@ fn role_ja(role: &str) -> &str {
 }
 
 fn member_details(conn: &mut DbConn, names: &mut Names, m: &Member) -> AppResult<MemberDetails> {
-    Ok(MemberDetails { member_id: m.id.clone(), user_id: m.user_id.clone(), name: names.of(conn, &m.user_id)?, role: m.role.clone() })
+    Ok(MemberDetails {
+        member_id: m.id.clone(),
+        user_id: m.user_id.clone(),
+        name: names.of(conn, &m.user_id)?,
+        role: m.role.clone(),
+    })
 }
 
-fn team_members_added(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn team_members_added(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = care_team_members::table.filter(care_team_members::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, TEAM_MEMBER_ADDED), care_team_members::created_at, care_team_members::id);
+    let q =
+        bounded!(q, Bound::for_source(after, TEAM_MEMBER_ADDED), care_team_members::created_at, care_team_members::id);
     let rows: Vec<Member> = q
         .order((care_team_members::created_at.desc(), care_team_members::id.desc()))
         .limit(limit)
@@ -254,19 +292,27 @@ fn team_members_added(conn: &mut DbConn, names: &mut Names, patient_id: &str, af
                 format!("{}さんが{}としてケアチームに加わりました。", member.name, role_ja(&m.role)),
                 format!("{} joined the care team as {}.", member.name, m.role),
             );
-            let mut item = Item::new(TEAM_MEMBER_ADDED, m.created_at, m.id.clone(), summary).by(names.actor(conn, Some(&m.added_by))?);
+            let mut item = Item::new(TEAM_MEMBER_ADDED, m.created_at, m.id.clone(), summary)
+                .by(names.actor(conn, Some(&m.added_by))?);
             item.member = Some(member);
             Ok(item)
         })
         .collect()
 }
 
-fn team_members_ended(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn team_members_ended(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = care_team_members::table
         .filter(care_team_members::patient_id.eq(patient_id.to_string()))
         .filter(care_team_members::ended_at.is_not_null())
         .into_boxed();
-    let q = bounded!(q, Bound::for_source(after, TEAM_MEMBER_ENDED), care_team_members::ended_at, care_team_members::id);
+    let q =
+        bounded!(q, Bound::for_source(after, TEAM_MEMBER_ENDED), care_team_members::ended_at, care_team_members::id);
     let rows: Vec<Member> = q
         .order((care_team_members::ended_at.desc(), care_team_members::id.desc()))
         .limit(limit)
@@ -281,7 +327,8 @@ fn team_members_ended(conn: &mut DbConn, names: &mut Names, patient_id: &str, af
             format!("{}さん({})がケアチームを離れました({on})。", member.name, role_ja(&m.role)),
             format!("{} ({}) left the care team ({on}).", member.name, m.role),
         );
-        let mut item = Item::new(TEAM_MEMBER_ENDED, at, m.id.clone(), summary).by(names.actor(conn, m.ended_by.as_deref())?);
+        let mut item =
+            Item::new(TEAM_MEMBER_ENDED, at, m.id.clone(), summary).by(names.actor(conn, m.ended_by.as_deref())?);
         item.member = Some(member);
         items.push(item);
     }
@@ -301,11 +348,20 @@ fn consent_words(c: &Consent) -> (&'static str, &'static str, &'static str, &'st
     (scope.0, scope.1, from.0, from.1)
 }
 
-fn consents_recorded(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn consents_recorded(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = consents::table.filter(consents::patient_id.eq(patient_id.to_string())).into_boxed();
     let q = bounded!(q, Bound::for_source(after, CONSENT_RECORDED), consents::created_at, consents::id);
-    let rows: Vec<Consent> =
-        q.order((consents::created_at.desc(), consents::id.desc())).limit(limit).select(Consent::as_select()).load(conn)?;
+    let rows: Vec<Consent> = q
+        .order((consents::created_at.desc(), consents::id.desc()))
+        .limit(limit)
+        .select(Consent::as_select())
+        .load(conn)?;
     rows.iter()
         .map(|c| {
             let (scope_ja, scope_en, from_ja, from_en) = consent_words(c);
@@ -313,30 +369,51 @@ fn consents_recorded(conn: &mut DbConn, names: &mut Names, patient_id: &str, aft
                 format!("情報共有への同意({scope_ja}、{from_ja}から、{})が記録されました。", c.obtained_on),
                 format!("Consent to share with {scope_en} (from the {from_en}, {}) was recorded.", c.obtained_on),
             );
-            Ok(Item::new(CONSENT_RECORDED, c.created_at, c.id.clone(), summary).by(names.actor(conn, Some(&c.obtained_by))?))
+            Ok(Item::new(CONSENT_RECORDED, c.created_at, c.id.clone(), summary)
+                .by(names.actor(conn, Some(&c.obtained_by))?))
         })
         .collect()
 }
 
-fn consents_revoked(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn consents_revoked(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = consents::table
         .filter(consents::patient_id.eq(patient_id.to_string()))
         .filter(consents::revoked_at.is_not_null())
         .into_boxed();
     let q = bounded!(q, Bound::for_source(after, CONSENT_REVOKED), consents::revoked_at, consents::id);
-    let rows: Vec<Consent> =
-        q.order((consents::revoked_at.desc(), consents::id.desc())).limit(limit).select(Consent::as_select()).load(conn)?;
+    let rows: Vec<Consent> = q
+        .order((consents::revoked_at.desc(), consents::id.desc()))
+        .limit(limit)
+        .select(Consent::as_select())
+        .load(conn)?;
     let mut items = Vec::with_capacity(rows.len());
     for c in &rows {
         let Some(at) = c.revoked_at else { continue };
         let reason = c.revoke_reason.clone().unwrap_or_default();
-        let summary = (format!("情報共有への同意が撤回されました。理由: {reason}"), format!("Consent to share was revoked. Reason: {reason}"));
-        items.push(Item::new(CONSENT_REVOKED, at, c.id.clone(), summary).by(names.actor(conn, c.revoked_by.as_deref())?));
+        let summary = (
+            format!("情報共有への同意が撤回されました。理由: {reason}"),
+            format!("Consent to share was revoked. Reason: {reason}"),
+        );
+        items.push(
+            Item::new(CONSENT_REVOKED, at, c.id.clone(), summary).by(names.actor(conn, c.revoked_by.as_deref())?),
+        );
     }
     Ok(items)
 }
 
-fn emergency_access_grants(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn emergency_access_grants(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = emergency_access::table.filter(emergency_access::patient_id.eq(patient_id.to_string())).into_boxed();
     let q = bounded!(q, Bound::for_source(after, EMERGENCY_ACCESS), emergency_access::granted_at, emergency_access::id);
     let rows: Vec<Grant> = q
@@ -358,7 +435,13 @@ fn emergency_access_grants(conn: &mut DbConn, names: &mut Names, patient_id: &st
         .collect()
 }
 
-fn flags_raised(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn flags_raised(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = flags::table.filter(flags::patient_id.eq(patient_id.to_string())).into_boxed();
     let q = bounded!(q, Bound::for_source(after, FLAG_RAISED), flags::raised_at, flags::id);
     let rows: Vec<crate::flags::Flag> = q
@@ -368,18 +451,30 @@ fn flags_raised(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: O
         .load(conn)?;
     rows.iter()
         .map(|f| {
-            let (sev_ja, sev_en) = if f.severity == "emergency" { ("緊急", "emergency") } else { ("至急", "urgent") };
-            let (how_ja, how_en) = if f.source == "news2" { ("バイタルサインから自動で", "automatically from vital signs") } else { ("", "by a team member") };
+            let (sev_ja, sev_en) =
+                if f.severity == "emergency" { ("緊急", "emergency") } else { ("至急", "urgent") };
+            let (how_ja, how_en) = if f.source == "news2" {
+                ("バイタルサインから自動で", "automatically from vital signs")
+            } else {
+                ("", "by a team member")
+            };
             let summary = (
                 format!("急性増悪フラグ({sev_ja})が{how_ja}立てられました。状態: {}", f.status),
                 format!("A deterioration flag ({sev_en}) was raised {how_en}. Status: {}", f.status),
             );
-            Ok(Item::new(FLAG_RAISED, f.raised_at, f.id.clone(), summary).by(names.actor(conn, f.raised_by.as_deref())?))
+            Ok(Item::new(FLAG_RAISED, f.raised_at, f.id.clone(), summary)
+                .by(names.actor(conn, f.raised_by.as_deref())?))
         })
         .collect()
 }
 
-fn discharge_events_of(conn: &mut DbConn, names: &mut Names, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
+fn discharge_events_of(
+    conn: &mut DbConn,
+    names: &mut Names,
+    patient_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> AppResult<Vec<Item>> {
     let q = discharge_events::table.filter(discharge_events::patient_id.eq(patient_id.to_string())).into_boxed();
     let q = bounded!(q, Bound::for_source(after, DISCHARGE_EVENT), discharge_events::at, discharge_events::id);
     let rows: Vec<(String, String, NaiveDateTime, String)> = q
@@ -390,11 +485,17 @@ fn discharge_events_of(conn: &mut DbConn, names: &mut Names, patient_id: &str, a
     rows.into_iter()
         .map(|(id, kind, at, actor)| {
             let summary = match kind.as_str() {
-                "case_opened" => ("入退院調整が開始されました(入院)。", "A discharge-coordination case was opened (admission)."),
-                "patient_discharged" => ("退院しました。退院後の期限が始まります。", "The patient was discharged; post-discharge deadlines now run."),
+                "case_opened" => {
+                    ("入退院調整が開始されました(入院)。", "A discharge-coordination case was opened (admission).")
+                }
+                "patient_discharged" => (
+                    "退院しました。退院後の期限が始まります。",
+                    "The patient was discharged; post-discharge deadlines now run.",
+                ),
                 _ => ("入退院調整のタスクが割り当てられました。", "A discharge-coordination task was assigned."),
             };
-            Ok(Item::new(DISCHARGE_EVENT, at, id, (summary.0.to_string(), summary.1.to_string())).by(names.actor(conn, Some(&actor))?))
+            Ok(Item::new(DISCHARGE_EVENT, at, id, (summary.0.to_string(), summary.1.to_string()))
+                .by(names.actor(conn, Some(&actor))?))
         })
         .collect()
 }

@@ -123,7 +123,13 @@ pub fn series(rows: &[Version]) -> Series {
         push(&mut s.on_oxygen, v, v.on_oxygen);
         push(&mut s.consciousness, v, v.consciousness.clone());
         if let (Some(total), Some(band), Some(partial)) = (v.news2_total, &v.news2_band, v.news2_partial) {
-            s.news2.push(News2Point { at: v.occurred_at, total, band: band.clone(), partial, note_id: v.note_id.clone() });
+            s.news2.push(News2Point {
+                at: v.occurred_at,
+                total,
+                band: band.clone(),
+                partial,
+                note_id: v.note_id.clone(),
+            });
         }
     }
     s
@@ -145,7 +151,12 @@ pub async fn handler(
     let mut check = Check::new();
     if let Some(u) = until {
         if u <= since {
-            check.push("until", "before_since", "until は since より後の日時にしてください。", "until must be after since.");
+            check.push(
+                "until",
+                "before_since",
+                "until は since より後の日時にしてください。",
+                "until must be after since.",
+            );
         } else if u - since > Duration::days(MAX_DAYS) {
             check.push(
                 "since",

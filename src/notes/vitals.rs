@@ -187,7 +187,9 @@ impl Vitals {
                 check.push(
                     "vitals.temperature",
                     "out_of_range",
-                    format!("体温は {TEMPERATURE_MIN:.1}〜{TEMPERATURE_MAX:.1} ℃ の範囲で入力してください(入力値: {t})。"),
+                    format!(
+                        "体温は {TEMPERATURE_MIN:.1}〜{TEMPERATURE_MAX:.1} ℃ の範囲で入力してください(入力値: {t})。"
+                    ),
                     format!("temperature must be between {TEMPERATURE_MIN:.1} and {TEMPERATURE_MAX:.1} °C (got {t})."),
                 );
             }

@@ -102,7 +102,11 @@ struct ConsentList {
 }
 
 /// `GET /patients/{id}/consents`: every consent record, newest first.
-pub async fn list_handler(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list_handler(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner();
     let items = state
         .db
@@ -197,7 +201,10 @@ pub async fn revoke_handler(
                 .optional()?
                 .ok_or_else(AppError::not_found)?;
             if existing.revoked_at.is_some() {
-                return Err(AppError::conflict("この同意はすでに撤回されています。", "This consent was already revoked."));
+                return Err(AppError::conflict(
+                    "この同意はすでに撤回されています。",
+                    "This consent was already revoked.",
+                ));
             }
             diesel::update(consents::table.find(&consent_id))
                 .set((
@@ -206,7 +213,11 @@ pub async fn revoke_handler(
                     consents::revoke_reason.eq(Some(&reason)),
                 ))
                 .execute(conn)?;
-            audit::record(conn, &me, Event::new(Action::Update, "consent", Some(&consent_id), Some(&patient_id)).detail("revoked"))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Update, "consent", Some(&consent_id), Some(&patient_id)).detail("revoked"),
+            )?;
             consents::table.find(&consent_id).select(Consent::as_select()).first(conn).map_err(AppError::from)
         })
         .await?;

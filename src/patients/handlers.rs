@@ -121,20 +121,30 @@ fn etagged(status: actix_web::http::StatusCode, view: &super::PatientView) -> Ht
 
 /// `POST /patients`: a care manager or hospital staff member registers a patient and becomes
 /// the first member of the team (a care manager as its lead).
-pub async fn register(state: web::Data<AppState>, bearer: Bearer, body: web::Json<RegisterPatient>) -> AppResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: web::Json<RegisterPatient>,
+) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let mut check = Check::new();
     body.check(&mut check, "");
     let status = body.status.unwrap_or(PatientStatus::Home);
     if !matches!(status, PatientStatus::Home | PatientStatus::Hospitalized) {
-        check.push("status", "invalid_initial_status", "登録時の状態は home か hospitalized です。", "A new patient is home or hospitalized.");
+        check.push(
+            "status",
+            "invalid_initial_status",
+            "登録時の状態は home か hospitalized です。",
+            "A new patient is home or hospitalized.",
+        );
     }
     check.finish()?;
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let org = crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+            let org = crate::orgs::find(conn, &me.organization_id)?
+                .ok_or_else(|| AppError::internal("user without organisation"))?;
             let role = access::register_patient(&me, OrgKind::parse(&org.kind).unwrap_or(OrgKind::Clinic))?;
             check_ward(conn, &body.ward_code)?;
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
@@ -353,7 +363,12 @@ pub async fn emergency_access(
     let mut check = Check::new();
     check.text("reason", &reason, 1000);
     if reason.trim().chars().count() < 10 {
-        check.push("reason", "too_short", "理由を10文字以上で具体的に書いてください。", "State the reason in at least 10 characters.");
+        check.push(
+            "reason",
+            "too_short",
+            "理由を10文字以上で具体的に書いてください。",
+            "State the reason in at least 10 characters.",
+        );
     }
     check.finish()?;
     let minutes = state.config.emergency_access_minutes;
@@ -364,7 +379,11 @@ pub async fn emergency_access(
             let me = bearer.user(conn)?;
             if let Err(refused) = access::request_emergency_access(&me) {
                 let patient_id = super::find(conn, &id)?.map(|p| p.id);
-                audit::record(conn, &me, Event::new(Action::Execute, "emergency_access", Some(&id), patient_id.as_deref()).denied())?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Execute, "emergency_access", Some(&id), patient_id.as_deref()).denied(),
+                )?;
                 return Err(refused.keeping_changes());
             }
             let Some(patient) = super::find(conn, &id)? else {

@@ -224,7 +224,11 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Pati
 /// Sets the status directly (discharge coordination moves a patient between home and hospital).
 pub fn set_status(conn: &mut DbConn, id: &str, status: PatientStatus) -> AppResult<()> {
     diesel::update(patients::table.find(id))
-        .set((patients::status.eq(status.as_str()), patients::version.eq(patients::version + 1), patients::updated_at.eq(now())))
+        .set((
+            patients::status.eq(status.as_str()),
+            patients::version.eq(patients::version + 1),
+            patients::updated_at.eq(now()),
+        ))
         .execute(conn)?;
     Ok(())
 }

@@ -250,9 +250,16 @@ pub async fn add_handler(
             let me = bearer.user(conn)?;
             let (_, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
             let user = crate::users::find(conn, &body.user_id)?.filter(|u| u.active).ok_or_else(|| {
-                AppError::field("user_id", "unknown_user", "指定された利用者は見つかりません。", "No active user has this id.")
+                AppError::field(
+                    "user_id",
+                    "unknown_user",
+                    "指定された利用者は見つかりません。",
+                    "No active user has this id.",
+                )
             })?;
-            if relation == Relation::AdminOfMemberOrganization && (user.organization_id != me.organization_id || user.id == me.id) {
+            if relation == Relation::AdminOfMemberOrganization
+                && (user.organization_id != me.organization_id || user.id == me.id)
+            {
                 // An organisation's administrator staffs the team from their own people; an
                 // account role never becomes access to patient data by itself.
                 return Err(AppError::forbidden(
@@ -277,7 +284,11 @@ pub async fn add_handler(
                 started_on,
                 &me.id,
             )?;
-            audit::record(conn, &me, Event::new(Action::Create, "care_team_member", Some(&member.id), Some(&patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, "care_team_member", Some(&member.id), Some(&patient_id)),
+            )?;
             view_of(conn, &patient_id, &member.id)
         })
         .await?;
@@ -324,12 +335,20 @@ pub async fn update_handler(
                 return Err(AppError::precondition_failed());
             }
             if member.ended_at.is_some() {
-                return Err(AppError::conflict("このメンバーはすでにチームを離れています。", "This membership has already ended."));
+                return Err(AppError::conflict(
+                    "このメンバーはすでにチームを離れています。",
+                    "This membership has already ended.",
+                ));
             }
             let mut check = Check::new();
             if let Some(day) = body.ended_on {
                 if day < member.started_on {
-                    check.push("ended_on", "before_start", "終了日が開始日より前です。", "ended_on is before started_on.");
+                    check.push(
+                        "ended_on",
+                        "before_start",
+                        "終了日が開始日より前です。",
+                        "ended_on is before started_on.",
+                    );
                 }
                 if day > crate::patients::today_jst() {
                     check.push(
@@ -352,14 +371,20 @@ pub async fn update_handler(
                 ended_by: body.ended_on.map(|_| Some(me.id.clone())),
             };
             let n = diesel::update(
-                care_team_members::table.filter(care_team_members::id.eq(&member.id)).filter(care_team_members::version.eq(member.version)),
+                care_team_members::table
+                    .filter(care_team_members::id.eq(&member.id))
+                    .filter(care_team_members::version.eq(member.version)),
             )
             .set((&changes, care_team_members::version.eq(member.version + 1), care_team_members::updated_at.eq(now())))
             .execute(conn)?;
             if n != 1 {
                 return Err(AppError::precondition_failed());
             }
-            audit::record(conn, &me, Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)),
+            )?;
             view_of(conn, &patient_id, &member.id)
         })
         .await?;

@@ -164,7 +164,11 @@ pub async fn update(
             let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             let edit = access::edit_user(&me, &user).map_err(|e| {
                 // People outside the organisation do not learn that an inactive account exists.
-                if user.active { e } else { AppError::not_found() }
+                if user.active {
+                    e
+                } else {
+                    AppError::not_found()
+                }
             })?;
             let administrative = body.profession.is_some() || body.role.is_some() || body.active.is_some();
             if edit == UserEdit::OwnProfile && administrative {
@@ -182,8 +186,9 @@ pub async fn update(
                 }
             }
             let was_admin = user.role == AccountRole::SystemAdmin.as_str() && user.active;
-            let stays_admin = body.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
-                && body.active.unwrap_or(user.active);
+            let stays_admin =
+                body.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
+                    && body.active.unwrap_or(user.active);
             if was_admin && !stays_admin && super::count_system_admins(conn)? <= 1 {
                 return Err(AppError::conflict(
                     "最後のシステム管理者は無効化・変更できません。",

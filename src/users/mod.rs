@@ -192,7 +192,13 @@ pub fn set_password(conn: &mut DbConn, id: &str, password_hash: &str) -> AppResu
 }
 
 /// Stores a secret waiting for confirmation (`enabled = false`) or switches TOTP on or off.
-pub fn set_totp(conn: &mut DbConn, id: &str, secret: Option<&str>, enabled: bool, last_step: Option<i64>) -> AppResult<()> {
+pub fn set_totp(
+    conn: &mut DbConn,
+    id: &str,
+    secret: Option<&str>,
+    enabled: bool,
+    last_step: Option<i64>,
+) -> AppResult<()> {
     diesel::update(users::table.find(id))
         .set((
             users::totp_secret.eq(secret),

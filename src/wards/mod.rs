@@ -74,7 +74,12 @@ pub async fn assign_coordinator(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             crate::access::administer_system(&me)?;
-            wards::table.find(&code).select(wards::code).first::<String>(conn).optional()?.ok_or_else(crate::error::AppError::not_found)?;
+            wards::table
+                .find(&code)
+                .select(wards::code)
+                .first::<String>(conn)
+                .optional()?
+                .ok_or_else(crate::error::AppError::not_found)?;
             crate::users::find(conn, &user_id)?.filter(|u| u.active).ok_or_else(crate::error::AppError::not_found)?;
             if is_coordinator(conn, &code, &user_id)? {
                 return Ok(false);
@@ -91,7 +96,12 @@ pub async fn assign_coordinator(
             crate::audit::record(
                 conn,
                 &me,
-                crate::audit::Event::new(crate::audit::Action::Create, "ward_coordinator", Some(&format!("{code}/{user_id}")), None),
+                crate::audit::Event::new(
+                    crate::audit::Action::Create,
+                    "ward_coordinator",
+                    Some(&format!("{code}/{user_id}")),
+                    None,
+                ),
             )?;
             Ok(true)
         })
@@ -123,7 +133,12 @@ pub async fn remove_coordinator(
             crate::audit::record(
                 conn,
                 &me,
-                crate::audit::Event::new(crate::audit::Action::Delete, "ward_coordinator", Some(&format!("{code}/{user_id}")), None),
+                crate::audit::Event::new(
+                    crate::audit::Action::Delete,
+                    "ward_coordinator",
+                    Some(&format!("{code}/{user_id}")),
+                    None,
+                ),
             )?;
             Ok(())
         })

@@ -13,7 +13,11 @@ async fn app_sending_to(backend: Backend, server: &SmtpServer) -> TestApp {
     let url = server.url();
     TestApp::spawn_with(
         backend,
-        &[("RENKEI_SMTP_URL", url.as_str()), ("RENKEI_MAIL_FROM", "在宅療養連携ノート <no-reply@renkei.example.jp>"), ("RENKEI_PUBLIC_URL", "https://renkei.example.jp")],
+        &[
+            ("RENKEI_SMTP_URL", url.as_str()),
+            ("RENKEI_MAIL_FROM", "在宅療養連携ノート <no-reply@renkei.example.jp>"),
+            ("RENKEI_PUBLIC_URL", "https://renkei.example.jp"),
+        ],
     )
     .await
 }
@@ -25,11 +29,17 @@ async fn physicians(app: &TestApp, t: &Team, ward: &str) -> (Person, Person, Per
     let backup = app.person(&t.admin, &clinic, "physician", "member").await;
     let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
     for (p, role) in [(&primary, "primary_physician"), (&backup, "backup_physician")] {
-        app.post(&format!("/api/v1/patients/{}/care-team", t.patient_id), &t.care_manager.token, json!({"user_id": p.id, "role": role}))
-            .await
-            .expect(201);
+        app.post(
+            &format!("/api/v1/patients/{}/care-team", t.patient_id),
+            &t.care_manager.token,
+            json!({"user_id": p.id, "role": role}),
+        )
+        .await
+        .expect(201);
     }
-    app.call("PUT", &format!("/api/v1/wards/{ward}/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/{ward}/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
     (primary, backup, coordinator)
 }
 
@@ -39,9 +49,14 @@ async fn a_note_with_bad_vitals_alerts_the_team(backend: Backend) {
     let t = team(&app, "14131").await;
     let (primary, backup, _) = physicians(&app, &t, "14131").await;
     // The care manager wants emergencies only; this one is an emergency, so it comes anyway.
-    app.patch(&format!("/api/v1/users/{}", t.care_manager.id), &t.care_manager.token, json!({"flag_notifications": "emergency_only"}), None)
-        .await
-        .expect(200);
+    app.patch(
+        &format!("/api/v1/users/{}", t.care_manager.id),
+        &t.care_manager.token,
+        json!({"flag_notifications": "emergency_only"}),
+        None,
+    )
+    .await
+    .expect(200);
 
     let posted = Instant::now();
     let note = app
@@ -63,7 +78,8 @@ async fn a_note_with_bad_vitals_alerts_the_team(backend: Backend) {
     received.sort_by(|a, b| a.rcpt_to.cmp(&b.rcpt_to));
     let mut to: Vec<String> = received.iter().flat_map(|m| m.rcpt_to.clone()).collect();
     to.sort();
-    let mut want = vec![t.care_manager.email.clone(), t.nurse.email.clone(), primary.email.clone(), backup.email.clone()];
+    let mut want =
+        vec![t.care_manager.email.clone(), t.nurse.email.clone(), primary.email.clone(), backup.email.clone()];
     want.sort();
     assert_eq!(to, want);
     for m in &received {
@@ -90,7 +106,8 @@ async fn a_note_with_bad_vitals_alerts_the_team(backend: Backend) {
     assert_eq!(server.received().len(), 4, "no duplicate alert while the flag is open");
     // The flag is on the patient's timeline.
     let timeline = app.get(&format!("/api/v1/patients/{}/timeline", t.patient_id), &t.nurse.token).await.expect(200);
-    let types: Vec<&str> = timeline.body["items"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        timeline.body["items"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
     assert!(types.contains(&"flag_raised"), "{types:?}");
 }
 
@@ -99,9 +116,13 @@ async fn unacknowledged_flags_escalate_by_email_once(backend: Backend) {
     let app = app_sending_to(backend, &server).await;
     let t = team(&app, "14132").await;
     let (_, backup, coordinator) = physicians(&app, &t, "14132").await;
-    app.post(&format!("/api/v1/patients/{}/flags", t.patient_id), &t.nurse.token, json!({"severity": "emergency", "reason": "意識レベル低下"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{}/flags", t.patient_id),
+        &t.nurse.token,
+        json!({"severity": "emergency", "reason": "意識レベル低下"}),
+    )
+    .await
+    .expect(201);
     let first_round = server.wait_for(3, Duration::from_secs(5)).await.len();
     let (mailer, limits) = (app.mail.clone(), app.config.escalation_limits());
     let run = |minutes: i64| {
@@ -109,7 +130,13 @@ async fn unacknowledged_flags_escalate_by_email_once(backend: Backend) {
         async move {
             let n = db
                 .run(move |conn| {
-                    renkei::flags::alerts::run_escalations(conn, &mailer, "initials", renkei::db::now() + chrono::Duration::minutes(minutes), &limits)
+                    renkei::flags::alerts::run_escalations(
+                        conn,
+                        &mailer,
+                        "initials",
+                        renkei::db::now() + chrono::Duration::minutes(minutes),
+                        &limits,
+                    )
                 })
                 .await
                 .unwrap();
@@ -136,9 +163,13 @@ async fn break_glass_tells_the_team(backend: Backend) {
     let t = team(&app, "14133").await;
     let er = app.organization(&t.admin, "hospital", "中原救急病院", Some("14133")).await;
     let doctor = app.person(&t.admin, &er, "physician", "member").await;
-    app.post(&format!("/api/v1/patients/{}/emergency-access", t.patient_id), &doctor.token, json!({"reason": "救急搬送、既往歴と内服薬の確認"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{}/emergency-access", t.patient_id),
+        &doctor.token,
+        json!({"reason": "救急搬送、既往歴と内服薬の確認"}),
+    )
+    .await
+    .expect(201);
     let got = server.wait_for(2, Duration::from_secs(5)).await;
     let mut to: Vec<String> = got.iter().flat_map(|m| m.rcpt_to.clone()).collect();
     to.sort();

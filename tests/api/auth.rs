@@ -66,7 +66,8 @@ async fn access_token_carries_identity_only(app: TestApp) {
 async fn refresh_rotates_and_reuse_revokes_the_family(app: TestApp) {
     let admin = app.system_admin().await;
     let first = admin.refresh_token.clone();
-    let res = app.call("POST", "/api/v1/auth/refresh", None, Some(&json!({"refresh_token": first})), &[]).await.expect(200);
+    let res =
+        app.call("POST", "/api/v1/auth/refresh", None, Some(&json!({"refresh_token": first})), &[]).await.expect(200);
     let second = res.body["refresh_token"].as_str().unwrap().to_string();
     let access = res.body["access_token"].as_str().unwrap().to_string();
     assert_ne!(first, second);
@@ -122,14 +123,22 @@ async fn logout_password_change_and_deactivation_end_tokens(app: TestApp) {
     let b = app.login(&doctor.email, PASSWORD, None).await.expect(200);
     let token_a = a.body["access_token"].as_str().unwrap();
     let token_b = b.body["access_token"].as_str().unwrap();
-    app.post("/api/v1/me/password", token_a, json!({"current_password": "wrong-one-123456", "new_password": "morning-river-cedar-tall"}))
-        .await
-        .expect(422);
+    app.post(
+        "/api/v1/me/password",
+        token_a,
+        json!({"current_password": "wrong-one-123456", "new_password": "morning-river-cedar-tall"}),
+    )
+    .await
+    .expect(422);
     app.post("/api/v1/me/password", token_a, json!({"current_password": PASSWORD, "new_password": "password1234"}))
         .await
         .expect(422);
     let changed = app
-        .post("/api/v1/me/password", token_a, json!({"current_password": PASSWORD, "new_password": "morning-river-cedar-tall"}))
+        .post(
+            "/api/v1/me/password",
+            token_a,
+            json!({"current_password": PASSWORD, "new_password": "morning-river-cedar-tall"}),
+        )
         .await
         .expect(200);
     assert_invalid_token(&app, token_a).await;
@@ -195,7 +204,8 @@ async fn system_admin_must_enrol_totp(app: TestApp) {
     app.post("/api/v1/me/totp/confirm", &token, json!({"code": totp_code(secret, 0)})).await.expect(200);
     app.get("/api/v1/organizations", &token).await.expect(200);
     // And cannot switch it off again.
-    let res = app.call("DELETE", "/api/v1/me/totp", Some(&token), Some(&json!({"code": totp_code(secret, 1)})), &[]).await;
+    let res =
+        app.call("DELETE", "/api/v1/me/totp", Some(&token), Some(&json!({"code": totp_code(secret, 1)})), &[]).await;
     assert_eq!(res.status, 403);
     let me = app.get(&format!("/api/v1/users/{second_id}"), &admin.token).await.expect(200);
     assert_eq!(me.body["totp_enabled"], json!(true));
@@ -204,7 +214,9 @@ async fn system_admin_must_enrol_totp(app: TestApp) {
 async fn password_rules(app: TestApp) {
     let admin = app.system_admin().await;
     let org = app.organization(&admin, "clinic", "高津ホームクリニック", Some("14134")).await;
-    for (password, code) in [("short-pass", "too_short"), ("password1234", "too_common"), ("QWERTY123456", "too_common")] {
+    for (password, code) in
+        [("short-pass", "too_short"), ("password1234", "too_common"), ("QWERTY123456", "too_common")]
+    {
         let res = app
             .post(
                 &format!("/api/v1/organizations/{org}/users"),

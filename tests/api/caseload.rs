@@ -52,25 +52,55 @@ async fn fixture(app: &TestApp) -> Fixture {
     let physician = app.person(&admin, &clinic, "physician", "member").await;
     let coordinator = app.person(&admin, &clinic, "physician", "member").await;
     let other_coordinator = app.person(&admin, &clinic, "physician", "member").await;
-    app.call("PUT", &format!("/api/v1/wards/{WARD}/coordinators/{}", coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
-    app.call("PUT", &format!("/api/v1/wards/14132/coordinators/{}", other_coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/{WARD}/coordinators/{}", coordinator.id), Some(&admin.token), None, &[])
+        .await
+        .expect(201);
+    app.call(
+        "PUT",
+        &format!("/api/v1/wards/14132/coordinators/{}", other_coordinator.id),
+        Some(&admin.token),
+        None,
+        &[],
+    )
+    .await
+    .expect(201);
 
     // 川崎: a primary physician, a visit note with vital signs today, consent obtained.
     let k = t.patient_id.clone();
-    app.post(&format!("/api/v1/patients/{k}/care-team"), &cm.token, json!({"user_id": physician.id, "role": "primary_physician"})).await.expect(201);
+    app.post(
+        &format!("/api/v1/patients/{k}/care-team"),
+        &cm.token,
+        json!({"user_id": physician.id, "role": "primary_physician"}),
+    )
+    .await
+    .expect(201);
     let vitals = json!({"temperature": 36.5, "systolic_bp": 120, "pulse": 70, "respiratory_rate": 16, "spo2": 97, "spo2_scale": 1, "on_oxygen": false, "consciousness": "A"});
-    app.post(&format!("/api/v1/patients/{k}/notes"), &t.nurse.token, json!({"kind": "visit", "occurred_at": ago(30), "text": "訪問、著変なし", "vitals": vitals}))
-        .await
-        .expect(201);
-    app.post(&format!("/api/v1/patients/{k}/consents"), &cm.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{k}/notes"),
+        &t.nurse.token,
+        json!({"kind": "visit", "occurred_at": ago(30), "text": "訪問、著変なし", "vitals": vitals}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{k}/consents"),
+        &cm.token,
+        json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}),
+    )
+    .await
+    .expect(201);
 
     // 幸: an urgent flag; the last visit 20 days ago.
-    app.post(&format!("/api/v1/patients/{saiwai}/flags"), &cm.token, json!({"severity": "urgent", "reason": "発熱"})).await.expect(201);
-    app.post(&format!("/api/v1/patients/{saiwai}/notes"), &cm.token, json!({"kind": "visit", "occurred_at": ago(20 * 24 * 60), "text": "訪問"}))
+    app.post(&format!("/api/v1/patients/{saiwai}/flags"), &cm.token, json!({"severity": "urgent", "reason": "発熱"}))
         .await
         .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{saiwai}/notes"),
+        &cm.token,
+        json!({"kind": "visit", "occurred_at": ago(20 * 24 * 60), "text": "訪問"}),
+    )
+    .await
+    .expect(201);
 
     // 中原: admitted; an open discharge case with one task past its deadline.
     let hospital = app.organization(&admin, "hospital", "川崎市立病院", Some(WARD)).await;
@@ -139,11 +169,17 @@ async fn caseload_for_coordinators_only(app: TestApp) {
     assert_eq!((s["active_flags"].clone(), s["highest_flag_severity"].clone()), (json!(1), json!("urgent")));
     assert_eq!(s["days_since_last_visit"], json!(20));
     let n = rows[3];
-    assert_eq!((s["id"].clone(), rows[2]["id"].clone(), n["id"].clone()), (json!(f.saiwai), json!(f.takatsu), json!(f.nakahara)));
+    assert_eq!(
+        (s["id"].clone(), rows[2]["id"].clone(), n["id"].clone()),
+        (json!(f.saiwai), json!(f.takatsu), json!(f.nakahara))
+    );
     assert_eq!(n["open_discharge_case"]["id"], json!(f.case_id));
     assert_eq!(n["open_discharge_case"]["overdue_tasks"], json!(1));
     let t = rows[2];
-    assert_eq!((t["latest_news2"].clone(), t["open_discharge_case"].clone(), t["days_since_last_visit"].clone()), (Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        (t["latest_news2"].clone(), t["open_discharge_case"].clone(), t["days_since_last_visit"].clone()),
+        (Value::Null, Value::Null, Value::Null)
+    );
     assert_eq!(t["consent"]["missing"], json!(true));
 
     // The ward's counts.
@@ -158,7 +194,11 @@ async fn caseload_for_coordinators_only(app: TestApp) {
         .db
         .run(|conn| {
             use renkei::db::schema::audit_events as ae;
-            Ok(ae::table.filter(ae::resource_type.eq("caseload")).filter(ae::action.eq("R")).count().get_result(conn)?)
+            Ok(ae::table
+                .filter(ae::resource_type.eq("caseload"))
+                .filter(ae::action.eq("R"))
+                .count()
+                .get_result(conn)?)
         })
         .await
         .unwrap();
@@ -209,7 +249,13 @@ async fn caseload_filters(app: TestApp) {
 async fn caseload_as_csv(app: TestApp) {
     let f = fixture(&app).await;
     let res = app
-        .call("GET", &format!("/api/v1/wards/{WARD}/caseload?has_active_flag=true"), Some(&f.coordinator.token), None, &[("accept", "text/csv")])
+        .call(
+            "GET",
+            &format!("/api/v1/wards/{WARD}/caseload?has_active_flag=true"),
+            Some(&f.coordinator.token),
+            None,
+            &[("accept", "text/csv")],
+        )
         .await
         .expect(200);
     assert!(res.header("content-type").unwrap().starts_with("text/csv"));
@@ -218,7 +264,22 @@ async fn caseload_as_csv(app: TestApp) {
     let lines: Vec<&str> = body.split("\r\n").collect();
     assert_eq!(lines.len(), 3, "header, one row, and the final CRLF: {body:?}");
     let header: Vec<&str> = lines[0].split(',').collect();
-    for h in ["氏名", "フリガナ", "年齢", "要介護度", "状態", "チーム人数", "主治医", "有効フラグ数", "最重度", "最新NEWS2", "最終訪問からの日数", "退院調整", "期限超過タスク", "同意"] {
+    for h in [
+        "氏名",
+        "フリガナ",
+        "年齢",
+        "要介護度",
+        "状態",
+        "チーム人数",
+        "主治医",
+        "有効フラグ数",
+        "最重度",
+        "最新NEWS2",
+        "最終訪問からの日数",
+        "退院調整",
+        "期限超過タスク",
+        "同意",
+    ] {
         assert!(header.contains(&h), "{h} in {header:?}");
     }
     let row: Vec<&str> = lines[1].split(',').collect();
@@ -234,12 +295,14 @@ async fn ward_summary_for_city_staff(app: TestApp) {
     let clerk = app.person(&f.admin, &city, "other", "member").await;
     for who in [&clerk, &f.admin] {
         let res = app.get("/api/v1/wards/summary", &who.token).await.expect(200);
-        let ward = res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!(WARD)).unwrap().clone();
+        let ward =
+            res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!(WARD)).unwrap().clone();
         assert_eq!(ward["patients"], json!(4));
         assert_eq!(ward["with_active_flag"], json!(1));
         assert_eq!(ward["with_overdue_tasks"], json!(1));
         assert_eq!(ward["consent_missing"], json!(3));
-        let asao = res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!("14137")).unwrap().clone();
+        let asao =
+            res.body["items"].as_array().unwrap().iter().find(|w| w["ward_code"] == json!("14137")).unwrap().clone();
         assert_eq!(asao["patients"], json!(1));
     }
     for who in [&f.coordinator, &f.care_manager] {

@@ -113,7 +113,9 @@ pub fn check_response(method: &str, path: &str, res: &TestResponse) {
             Some(r) => r.trim_start_matches('#').to_string(),
             None => {
                 // Inline schema: address it where it sits in the spec.
-                let resolved_pointer = if let Some(r) = spec().pointer(&response_pointer).and_then(|v| v.get("$ref")).and_then(Value::as_str) {
+                let resolved_pointer = if let Some(r) =
+                    spec().pointer(&response_pointer).and_then(|v| v.get("$ref")).and_then(Value::as_str)
+                {
                     r.trim_start_matches('#').to_string()
                 } else {
                     response_pointer.clone()
@@ -123,7 +125,11 @@ pub fn check_response(method: &str, path: &str, res: &TestResponse) {
         };
         let v = validator(&pointer);
         let errors: Vec<String> = v.iter_errors(&res.body).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-        assert!(errors.is_empty(), "{method} {template} {status}: body does not match the spec: {errors:?}\nbody: {}", res.text);
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: body does not match the spec: {errors:?}\nbody: {}",
+            res.text
+        );
     }
 }
 

@@ -81,7 +81,10 @@ fn due(tasks: &HashMap<String, Value>, key: &str) -> Value {
 async fn advance(app: &TestApp, token: &str, task_id: &str, statuses: &[&str]) -> Value {
     let mut task = app.get(&format!("/api/v1/tasks/{task_id}"), token).await.expect(200).body;
     for status in statuses {
-        let res = app.patch(&format!("/api/v1/tasks/{task_id}"), token, json!({"status": status}), Some(&etag_of(&task))).await.expect(200);
+        let res = app
+            .patch(&format!("/api/v1/tasks/{task_id}"), token, json!({"status": status}), Some(&etag_of(&task)))
+            .await
+            .expect(200);
         assert_eq!(res.header("etag"), Some(etag_of(&res.body)));
         task = res.body;
     }
@@ -126,7 +129,9 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     assert_eq!(templates.iter().filter(|t| t["active"] == json!(true)).count(), 12);
 
     // 1. Admission: Friday 30 January 2026, 10:00 in Japan, within business hours.
-    let opened = open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_at": "2026-01-30T10:00:00+09:00"}))).await.expect(201);
+    let opened = open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_at": "2026-01-30T10:00:00+09:00"})))
+        .await
+        .expect(201);
     let case = opened.body.clone();
     let case_id = id_of(&case);
     assert_eq!(opened.header("location"), Some(format!("/api/v1/discharge-cases/{case_id}")));
@@ -146,7 +151,8 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     let patient_path = format!("/api/v1/patients/{}", t.patient_id);
     assert_eq!(app.get(&patient_path, &cm.token).await.expect(200).body["status"], json!("hospitalized"));
     let members = app.get(&format!("{patient_path}/care-team"), &cm.token).await.expect(200);
-    let hospital_member = members.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(msw.id)).unwrap().clone();
+    let hospital_member =
+        members.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(msw.id)).unwrap().clone();
     assert_eq!(hospital_member["role"], json!("hospital_staff"));
     assert_eq!(notices(&app, &case_id).await, [("case_opened".to_string(), None)]);
 
@@ -160,7 +166,16 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     assert_eq!(due(&tasks, "patient_family_interview"), json!(end_of_jst_day("2026-02-06")));
     assert_eq!(due(&tasks, "multidisciplinary_conference"), json!(end_of_jst_day("2026-02-06")));
     // Nothing is known yet of the discharge dates.
-    for key in ["joint_discharge_conference", "care_plan", "home_nursing_order", "special_home_nursing_order", "medication_reconciliation", "equipment_home_adaptation", "discharge_info_collection", "first_home_visit"] {
+    for key in [
+        "joint_discharge_conference",
+        "care_plan",
+        "home_nursing_order",
+        "special_home_nursing_order",
+        "medication_reconciliation",
+        "equipment_home_adaptation",
+        "discharge_info_collection",
+        "first_home_visit",
+    ] {
         assert_eq!(due(&tasks, key), Value::Null, "{key}");
         assert_eq!(tasks[key]["overdue"], json!(false), "{key}: no deadline, never overdue");
     }
@@ -171,7 +186,9 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
 
     // The home physician and the pharmacist join the team: the case now has a home physician.
     for (who, role) in [(&physician, "primary_physician"), (&pharmacist, "pharmacist")] {
-        app.post(&format!("{patient_path}/care-team"), &cm.token, json!({"user_id": who.id, "role": role})).await.expect(201);
+        app.post(&format!("{patient_path}/care-team"), &cm.token, json!({"user_id": who.id, "role": role}))
+            .await
+            .expect(201);
     }
     let case = app.get(&format!("/api/v1/discharge-cases/{case_id}"), &msw.token).await.expect(200);
     assert_eq!(case.body["has_home_physician"], json!(true));
@@ -181,7 +198,11 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     assert_eq!(info["completed_by"], json!(cm.id));
     assert_eq!(info["due_at"], json!("2026-01-30T14:59:59.999999Z"));
     let comment = app
-        .post(&format!("/api/v1/tasks/{}/comments", id_of(&info)), &cm.token, json!({"text": "入院時情報提供書を病棟へFAX送信しました。"}))
+        .post(
+            &format!("/api/v1/tasks/{}/comments", id_of(&info)),
+            &cm.token,
+            json!({"text": "入院時情報提供書を病棟へFAX送信しました。"}),
+        )
         .await
         .expect(201);
     assert_eq!(comment.body["author_id"], json!(cm.id));
@@ -195,14 +216,26 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     // The hospital sets the planned discharge date: Friday 27 February.
     let etag = case.header("etag").unwrap();
     let planned = app
-        .patch(&format!("/api/v1/discharge-cases/{case_id}"), &msw.token, json!({"planned_discharge_on": "2026-02-27"}), Some(&etag))
+        .patch(
+            &format!("/api/v1/discharge-cases/{case_id}"),
+            &msw.token,
+            json!({"planned_discharge_on": "2026-02-27"}),
+            Some(&etag),
+        )
         .await
         .expect(200);
     assert_eq!(planned.body["planned_discharge_on"], json!("2026-02-27"));
     assert_eq!(planned.header("etag").as_deref(), Some("\"2\""));
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
     // "Before discharge" is by the end of the day before.
-    for key in ["joint_discharge_conference", "care_plan", "home_nursing_order", "special_home_nursing_order", "medication_reconciliation", "equipment_home_adaptation"] {
+    for key in [
+        "joint_discharge_conference",
+        "care_plan",
+        "home_nursing_order",
+        "special_home_nursing_order",
+        "medication_reconciliation",
+        "equipment_home_adaptation",
+    ] {
         assert_eq!(due(&tasks, key), json!(end_of_jst_day("2026-02-26")), "{key}");
     }
     assert_eq!(due(&tasks, "first_home_visit"), Value::Null, "waits for the real discharge");
@@ -210,13 +243,21 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     // The visiting-nursing order goes to the home physician by name.
     let order = &tasks["home_nursing_order"];
     let assigned = app
-        .patch(&format!("/api/v1/tasks/{}", id_of(order)), &msw.token, json!({"assignee_id": physician.id}), Some(&etag_of(order)))
+        .patch(
+            &format!("/api/v1/tasks/{}", id_of(order)),
+            &msw.token,
+            json!({"assignee_id": physician.id}),
+            Some(&etag_of(order)),
+        )
         .await
         .expect(200);
     assert_eq!(assigned.body["assignee_id"], json!(physician.id));
     let physicians_tasks = my_task_ids(&app, &physician).await;
     assert!(physicians_tasks.contains(&id_of(order)));
-    assert!(physicians_tasks.contains(&id_of(&tasks["special_home_nursing_order"])), "unassigned tasks of the profession");
+    assert!(
+        physicians_tasks.contains(&id_of(&tasks["special_home_nursing_order"])),
+        "unassigned tasks of the profession"
+    );
 
     // 3. The discharge conference, 24 February 14:00 in Japan, on the ward.
     let conference = app
@@ -306,13 +347,17 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     complete(&app, &cm.token, &tasks["discharge_info_collection"]).await;
 
     // Coordination is over: the hospital closes the case and leaves the team.
-    let closed = app.call("POST", &format!("/api/v1/discharge-cases/{case_id}/close"), Some(&msw.token), None, &[]).await.expect(200);
+    let closed = app
+        .call("POST", &format!("/api/v1/discharge-cases/{case_id}/close"), Some(&msw.token), None, &[])
+        .await
+        .expect(200);
     assert_eq!(closed.body["status"], json!("closed"));
     assert_eq!(closed.body["open_tasks"], json!(0));
     assert!(closed.body["closed_at"].is_string());
     app.get(&format!("/api/v1/discharge-cases/{case_id}"), &msw.token).await.expect(404);
     let history = app.get(&format!("{patient_path}/care-team?include_past=true"), &cm.token).await.expect(200);
-    let ended = history.body["items"].as_array().unwrap().iter().find(|m| m["id"] == hospital_member["id"]).unwrap().clone();
+    let ended =
+        history.body["items"].as_array().unwrap().iter().find(|m| m["id"] == hospital_member["id"]).unwrap().clone();
     assert_eq!(ended["active"], json!(false));
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
     for (key, task) in &tasks {
@@ -360,22 +405,31 @@ async fn deadlines_follow_the_planned_date_across_a_month_end(app: TestApp) {
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
     assert_eq!(due(&tasks, "equipment_home_adaptation"), json!(end_of_jst_day("2026-02-28")));
     assert_eq!(due(&tasks, "care_plan"), json!(end_of_jst_day("2026-03-01")));
-    assert_eq!(due(&tasks, "admission_info"), json!(end_of_jst_day("2026-02-01")), "the admission's clock did not move");
+    assert_eq!(
+        due(&tasks, "admission_info"),
+        json!(end_of_jst_day("2026-02-01")),
+        "the admission's clock did not move"
+    );
     assert_eq!(tasks["equipment_home_adaptation"]["version"], json!(2), "a moved deadline is a new version");
 
     // Whoever still holds the old version of the task is told it changed.
     let task_path = format!("/api/v1/tasks/{}", id_of(&equipment));
-    let stale = app.patch(&task_path, &cm.token, json!({"status": "accepted"}), Some(&etag_of(&equipment))).await.expect(412);
+    let stale =
+        app.patch(&task_path, &cm.token, json!({"status": "accepted"}), Some(&etag_of(&equipment))).await.expect(412);
     assert_eq!(stale.problem_type(), "/problems/precondition-failed");
     app.patch(&task_path, &cm.token, json!({"status": "accepted"}), None).await.expect(428);
     app.patch(&task_path, &cm.token, json!({"status": "accepted"}), Some("\"2\"")).await.expect(200);
     // A task from a template follows its rule.
-    let ruled = app.patch(&task_path, &cm.token, json!({"due_at": "2026-03-05T12:00:00+09:00"}), Some("\"3\"")).await.expect(422);
+    let ruled = app
+        .patch(&task_path, &cm.token, json!({"due_at": "2026-03-05T12:00:00+09:00"}), Some("\"3\""))
+        .await
+        .expect(422);
     assert_eq!(ruled.body["errors"][0]["code"], json!("rule_based"));
 
     // An ad-hoc task, due by the end of a day in Japan, sent twice with one Idempotency-Key.
     let tasks_path = format!("/api/v1/discharge-cases/{case_id}/tasks");
-    let adhoc = json!({"title": "介護ベッドの搬入日を家族と調整", "profession": "care_manager", "due_on": "2026-02-28"});
+    let adhoc =
+        json!({"title": "介護ベッドの搬入日を家族と調整", "profession": "care_manager", "due_on": "2026-02-28"});
     let key = [("idempotency-key", "3f1c-walk-bed-delivery")];
     let first = app.call("POST", &tasks_path, Some(&cm.token), Some(&adhoc), &key).await.expect(201);
     assert_eq!(first.body["due_at"], json!(end_of_jst_day("2026-02-28")));
@@ -388,16 +442,23 @@ async fn deadlines_follow_the_planned_date_across_a_month_end(app: TestApp) {
     assert_eq!(case_tasks(&app, &cm.token, &case_id).await.len(), 13, "created once");
     // Its deadline is set by hand.
     let adhoc_path = format!("/api/v1/tasks/{}", id_of(&first.body));
-    let rescheduled = app.patch(&adhoc_path, &cm.token, json!({"due_at": "2026-03-01T18:00:00+09:00"}), Some("\"1\"")).await.expect(200);
+    let rescheduled = app
+        .patch(&adhoc_path, &cm.token, json!({"due_at": "2026-03-01T18:00:00+09:00"}), Some("\"1\""))
+        .await
+        .expect(200);
     assert_eq!(rescheduled.body["due_at"], json!("2026-03-01T09:00:00.000000Z"));
 
     // A task goes to a profession or to someone on the team.
     let unassigned = app.post(&tasks_path, &cm.token, json!({"title": "家族へ連絡"})).await.expect(422);
     assert_eq!(unassigned.body["errors"][0]["code"], json!("assignment_required"));
     let stranger = app.person(&t.admin, &t.care_office, "care_manager", "member").await;
-    let outsider = app.post(&tasks_path, &cm.token, json!({"title": "家族へ連絡", "assignee_id": stranger.id})).await.expect(422);
+    let outsider =
+        app.post(&tasks_path, &cm.token, json!({"title": "家族へ連絡", "assignee_id": stranger.id})).await.expect(422);
     assert_eq!(outsider.body["errors"][0]["code"], json!("not_on_team"));
-    let to_nurse = app.post(&tasks_path, &cm.token, json!({"title": "退院前訪問の日程調整", "assignee_id": t.nurse.id})).await.expect(201);
+    let to_nurse = app
+        .post(&tasks_path, &cm.token, json!({"title": "退院前訪問の日程調整", "assignee_id": t.nurse.id}))
+        .await
+        .expect(201);
     assert_eq!(to_nurse.body["profession"], json!("nurse"), "the assignee's profession");
     assert_eq!(to_nurse.body["due_at"], Value::Null);
 }
@@ -408,7 +469,10 @@ async fn illegal_moves_are_refused(app: TestApp) {
     let cm = &t.care_manager;
     let (_, msw) = hospital(&app, &t.admin, "中原病院", "14133").await;
     let yesterday = days_from_today(-1);
-    let case = open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-3)}))).await.expect(201).body;
+    let case = open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-3)})))
+        .await
+        .expect(201)
+        .body;
     let case_id = id_of(&case);
     let case_path = format!("/api/v1/discharge-cases/{case_id}");
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
@@ -421,7 +485,13 @@ async fn illegal_moves_are_refused(app: TestApp) {
     let detail = refused.body["detail"].as_str().unwrap();
     assert!(detail.contains("requested") && detail.contains("completed"), "{detail}");
     let english = app
-        .call("PATCH", &task_path, Some(&cm.token), Some(&json!({"status": "on_hold"})), &[("if-match", "\"1\""), ("accept-language", "en")])
+        .call(
+            "PATCH",
+            &task_path,
+            Some(&cm.token),
+            Some(&json!({"status": "on_hold"})),
+            &[("if-match", "\"1\""), ("accept-language", "en")],
+        )
         .await
         .expect(409);
     assert_eq!(
@@ -431,7 +501,8 @@ async fn illegal_moves_are_refused(app: TestApp) {
     assert_eq!(app.get(&task_path, &cm.token).await.expect(200).body["version"], json!(1), "nothing changed");
     // Final statuses stay final.
     let done = complete(&app, &cm.token, info).await;
-    let reopened = app.patch(&task_path, &cm.token, json!({"status": "in_progress"}), Some(&etag_of(&done))).await.expect(409);
+    let reopened =
+        app.patch(&task_path, &cm.token, json!({"status": "in_progress"}), Some(&etag_of(&done))).await.expect(409);
     assert!(reopened.body["detail"].as_str().unwrap().contains("completed"));
 
     // A case is discharged before it is closed, and closed only when its tasks are done.
@@ -441,16 +512,27 @@ async fn illegal_moves_are_refused(app: TestApp) {
         async move { app.call("POST", &path, Some(&token), body.as_ref(), &[]).await }
     };
     post(format!("{case_path}/close"), None).await.expect(409);
-    let early = post(format!("{case_path}/discharge"), Some(json!({"discharged_on": days_from_today(-4)}))).await.expect(422);
+    let early =
+        post(format!("{case_path}/discharge"), Some(json!({"discharged_on": days_from_today(-4)}))).await.expect(422);
     assert_eq!(early.body["errors"][0]["code"], json!("before_admission"));
     post(format!("{case_path}/discharge"), Some(json!({"discharged_on": days_from_today(1)}))).await.expect(422);
     // Staff of another organisation on the team do not move the case.
-    app.call("POST", &format!("{case_path}/discharge"), Some(&cm.token), Some(&json!({"discharged_on": yesterday})), &[]).await.expect(403);
+    app.call(
+        "POST",
+        &format!("{case_path}/discharge"),
+        Some(&cm.token),
+        Some(&json!({"discharged_on": yesterday})),
+        &[],
+    )
+    .await
+    .expect(403);
     post(format!("{case_path}/discharge"), Some(json!({"discharged_on": yesterday}))).await.expect(200);
     post(format!("{case_path}/discharge"), Some(json!({"discharged_on": yesterday}))).await.expect(409);
     post(format!("{case_path}/cancel"), Some(json!({"reason": "転院"}))).await.expect(409);
     let case = app.get(&case_path, &msw.token).await.expect(200);
-    app.patch(&case_path, &msw.token, json!({"planned_discharge_on": yesterday}), case.header("etag").as_deref()).await.expect(409);
+    app.patch(&case_path, &msw.token, json!({"planned_discharge_on": yesterday}), case.header("etag").as_deref())
+        .await
+        .expect(409);
     let open_left = post(format!("{case_path}/close"), None).await.expect(409);
     assert!(open_left.body["detail"].as_str().unwrap().contains("未完了のタスクが 11 件"), "{}", open_left.text);
     // While it runs, the patient has no second case.
@@ -461,9 +543,17 @@ async fn illegal_moves_are_refused(app: TestApp) {
     let second_id = id_of(&second.body);
     let other = open_case(&app, &msw, open_body(&second_id, json!({"admitted_on": yesterday}))).await.expect(201).body;
     let other_path = format!("/api/v1/discharge-cases/{}", id_of(&other));
-    app.call("POST", &format!("{other_path}/cancel"), Some(&msw.token), Some(&json!({"reason": " "})), &[]).await.expect(422);
+    app.call("POST", &format!("{other_path}/cancel"), Some(&msw.token), Some(&json!({"reason": " "})), &[])
+        .await
+        .expect(422);
     let cancelled = app
-        .call("POST", &format!("{other_path}/cancel"), Some(&msw.token), Some(&json!({"reason": "他院へ転院のため"})), &[("if-match", "\"1\"")])
+        .call(
+            "POST",
+            &format!("{other_path}/cancel"),
+            Some(&msw.token),
+            Some(&json!({"reason": "他院へ転院のため"})),
+            &[("if-match", "\"1\"")],
+        )
         .await
         .expect(200);
     assert_eq!(cancelled.body["status"], json!("cancelled"));
@@ -471,11 +561,21 @@ async fn illegal_moves_are_refused(app: TestApp) {
     assert_eq!(cancelled.body["open_tasks"], json!(0));
     let tasks = case_tasks(&app, &cm.token, &id_of(&other)).await;
     assert!(tasks.values().all(|t| t["status"] == json!("cancelled")));
-    assert_eq!(app.get(&format!("/api/v1/patients/{second_id}"), &cm.token).await.expect(200).body["status"], json!("home"));
+    assert_eq!(
+        app.get(&format!("/api/v1/patients/{second_id}"), &cm.token).await.expect(200).body["status"],
+        json!("home")
+    );
     app.get(&other_path, &msw.token).await.expect(404);
     // A cancelled case is changed no more, by anyone.
     let info = &tasks["admission_info"];
-    app.patch(&format!("/api/v1/tasks/{}", id_of(info)), &cm.token, json!({"status": "accepted"}), Some(&etag_of(info))).await.expect(409);
+    app.patch(
+        &format!("/api/v1/tasks/{}", id_of(info)),
+        &cm.token,
+        json!({"status": "accepted"}),
+        Some(&etag_of(info)),
+    )
+    .await
+    .expect(409);
 
     // Only hospital staff open cases.
     let refused = open_case(&app, cm, open_body(&t.patient_id, json!({"admitted_on": yesterday}))).await.expect(403);
@@ -488,7 +588,10 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     let t = team(&app, "14135").await;
     let (_, msw_a) = hospital(&app, &t.admin, "多摩病院", "14135").await;
     let (hospital_b, msw_b) = hospital(&app, &t.admin, "登戸病院", "14135").await;
-    let case = open_case(&app, &msw_a, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-2)}))).await.expect(201).body;
+    let case = open_case(&app, &msw_a, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-2)})))
+        .await
+        .expect(201)
+        .body;
 
     let admission = json!({"admitted_on": days_from_today(-1)});
     let bare = json!({"patient_id": t.patient_id, "admitted_on": days_from_today(-1)});
@@ -496,7 +599,8 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     let mut wrong = open_body(&t.patient_id, admission.clone());
     wrong["birth_date"] = json!("1938-04-02");
     let wrong_birth = open_case(&app, &msw_b, wrong).await.expect(404);
-    let ghost = open_case(&app, &msw_b, json!({"patient_id": MISSING, "admitted_on": days_from_today(-1)})).await.expect(404);
+    let ghost =
+        open_case(&app, &msw_b, json!({"patient_id": MISSING, "admitted_on": days_from_today(-1)})).await.expect(404);
     for res in [&by_id, &wrong_birth] {
         assert_eq!(res.text, ghost.text, "identical to a patient that does not exist");
         assert_eq!(res.header("content-type"), ghost.header("content-type"));
@@ -507,7 +611,10 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     assert_eq!(theirs.text, nothing.text);
     app.get(&format!("/api/v1/discharge-cases/{}/tasks", id_of(&case)), &msw_b.token).await.expect(404);
     // Every attempt is in the audit trail.
-    let denied = app.get(&format!("/api/v1/audit-events?actor_id={}&outcome=denied", msw_b.id), &t.admin.token).await.expect(200);
+    let denied = app
+        .get(&format!("/api/v1/audit-events?actor_id={}&outcome=denied", msw_b.id), &t.admin.token)
+        .await
+        .expect(200);
     let denied = denied.body["items"].as_array().unwrap();
     assert_eq!(denied.iter().filter(|e| e["resource_type"] == json!("discharge_case")).count(), 6, "{denied:?}");
     assert!(denied.iter().any(|e| e["patient_id"] == json!(t.patient_id)));
@@ -523,10 +630,14 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     let mut newcomer = patient_body("登戸", "ノボリト", "14135");
     newcomer["status"] = json!("hospitalized");
     let late_evening = format!("{}T23:30:00+09:00", days_from_today(-1));
-    let theirs = open_case(&app, &msw_b, json!({"patient": newcomer, "admitted_at": late_evening})).await.expect(201).body;
+    let theirs =
+        open_case(&app, &msw_b, json!({"patient": newcomer, "admitted_at": late_evening})).await.expect(201).body;
     assert_eq!(theirs["hospital_id"], json!(hospital_b));
     assert_eq!(theirs["admitted_on"], json!(days_from_today(-1)), "23:30 in Japan is still that day");
-    let patient = app.get(&format!("/api/v1/patients/{}", theirs["patient_id"].as_str().unwrap()), &msw_b.token).await.expect(200);
+    let patient = app
+        .get(&format!("/api/v1/patients/{}", theirs["patient_id"].as_str().unwrap()), &msw_b.token)
+        .await
+        .expect(200);
     assert_eq!(patient.body["status"], json!("hospitalized"));
     let mut home = patient_body("登戸", "ノボリト", "14135");
     home["status"] = json!("home");
@@ -539,10 +650,15 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     assert_eq!(ids(&app.get("/api/v1/discharge-cases", &msw_b.token).await.expect(200)), [id_of(&theirs)]);
     let clinic = app.organization(&t.admin, "clinic", "多摩区在宅療養調整", Some("14135")).await;
     let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
-    app.call("PUT", &format!("/api/v1/wards/14135/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14135/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
     let c = &coordinator.token;
     assert_eq!(ids(&app.get("/api/v1/discharge-cases", c).await.expect(200)), [id_of(&theirs), id_of(&case)]);
-    assert_eq!(ids(&app.get(&format!("/api/v1/discharge-cases?hospital_id={hospital_b}"), c).await.expect(200)), [id_of(&theirs)]);
+    assert_eq!(
+        ids(&app.get(&format!("/api/v1/discharge-cases?hospital_id={hospital_b}"), c).await.expect(200)),
+        [id_of(&theirs)]
+    );
     assert_eq!(ids(&app.get("/api/v1/discharge-cases?ward=14131", c).await.expect(200)).len(), 0);
     assert_eq!(ids(&app.get("/api/v1/discharge-cases?ward=14135&status=open", c).await.expect(200)).len(), 2);
     assert_eq!(ids(&app.get("/api/v1/discharge-cases?status=closed", c).await.expect(200)).len(), 0);
@@ -556,7 +672,13 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     assert_eq!(ids(&second), [id_of(&case)]);
     assert_eq!(second.body["next_cursor"], Value::Null);
     // The coordinator reads but does not write.
-    app.post(&format!("/api/v1/discharge-cases/{}/tasks", id_of(&case)), c, json!({"title": "確認", "profession": "physician"})).await.expect(403);
+    app.post(
+        &format!("/api/v1/discharge-cases/{}/tasks", id_of(&case)),
+        c,
+        json!({"title": "確認", "profession": "physician"}),
+    )
+    .await
+    .expect(403);
     assert_eq!(ids(&app.get("/api/v1/discharge-cases", &t.nurse.token).await.expect(200)), [id_of(&case)]);
     app.get("/api/v1/discharge-cases?status=sleeping", c).await.expect(422);
 }
@@ -569,13 +691,35 @@ async fn my_tasks_are_overdue_first_then_by_deadline(app: TestApp) {
     let (_, msw) = hospital(&app, &t.admin, "高津病院", "14134").await;
     let second = app.post("/api/v1/patients", &cm.token, patient_body("川崎", "カワサキ", "14134")).await.expect(201);
     let patient_b = id_of(&second.body);
-    app.post(&format!("/api/v1/patients/{patient_b}/care-team"), &cm.token, json!({"user_id": nurse.id, "role": "visiting_nurse"})).await.expect(201);
+    app.post(
+        &format!("/api/v1/patients/{patient_b}/care-team"),
+        &cm.token,
+        json!({"user_id": nurse.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
 
     // Patient A was discharged 10 days ago, patient B yesterday.
-    let case_a = id_of(&open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-30)}))).await.expect(201).body);
-    let case_b = id_of(&open_case(&app, &msw, open_body(&patient_b, json!({"admitted_on": days_from_today(-5)}))).await.expect(201).body);
+    let case_a = id_of(
+        &open_case(&app, &msw, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-30)})))
+            .await
+            .expect(201)
+            .body,
+    );
+    let case_b = id_of(
+        &open_case(&app, &msw, open_body(&patient_b, json!({"admitted_on": days_from_today(-5)})))
+            .await
+            .expect(201)
+            .body,
+    );
     for (case_id, day) in [(&case_a, -10), (&case_b, -1)] {
-        app.post(&format!("/api/v1/discharge-cases/{case_id}/discharge"), &msw.token, json!({"discharged_on": days_from_today(day)})).await.expect(200);
+        app.post(
+            &format!("/api/v1/discharge-cases/{case_id}/discharge"),
+            &msw.token,
+            json!({"discharged_on": days_from_today(day)}),
+        )
+        .await
+        .expect(200);
     }
     let visit_a = case_tasks(&app, &cm.token, &case_a).await["first_home_visit"].clone();
     let visit_b = case_tasks(&app, &cm.token, &case_b).await["first_home_visit"].clone();
@@ -588,11 +732,18 @@ async fn my_tasks_are_overdue_first_then_by_deadline(app: TestApp) {
         let token = cm.token.clone();
         async move { id_of(&app.post(&path, &token, body).await.expect(201).body) }
     };
-    let oldest = add(&case_a, json!({"title": "退院時の褥瘡処置の引継ぎ確認", "profession": "nurse", "due_on": days_from_today(-20)})).await;
-    let later = add(&case_b, json!({"title": "訪問看護計画書の作成", "assignee_id": nurse.id, "due_on": days_from_today(10)})).await;
+    let oldest = add(
+        &case_a,
+        json!({"title": "退院時の褥瘡処置の引継ぎ確認", "profession": "nurse", "due_on": days_from_today(-20)}),
+    )
+    .await;
+    let later =
+        add(&case_b, json!({"title": "訪問看護計画書の作成", "assignee_id": nurse.id, "due_on": days_from_today(10)}))
+            .await;
     let undated = add(&case_a, json!({"title": "家族への吸引指導", "assignee_id": nurse.id})).await;
     // Not hers: another person's, even of her profession.
-    add(&case_a, json!({"title": "サービス担当者会議の招集", "assignee_id": cm.id, "due_on": days_from_today(-25)})).await;
+    add(&case_a, json!({"title": "サービス担当者会議の招集", "assignee_id": cm.id, "due_on": days_from_today(-25)}))
+        .await;
     add(&case_b, json!({"title": "主治医への報告", "profession": "nurse", "assignee_id": cm.id})).await;
 
     let expected = [oldest.clone(), id_of(&visit_a), id_of(&visit_b), later, undated];
@@ -625,9 +776,14 @@ async fn my_tasks_are_overdue_first_then_by_deadline(app: TestApp) {
     advance(&app, &nurse.token, &oldest, &["in_progress", "completed"]).await;
     assert_eq!(my_task_ids(&app, nurse).await, expected[1..]);
     let today = today_jst().to_string();
-    app.patch(&format!("/api/v1/patients/{}/care-team/{}", t.patient_id, t.nurse_member_id), &cm.token, json!({"ended_on": today}), None)
-        .await
-        .expect(200);
+    app.patch(
+        &format!("/api/v1/patients/{}/care-team/{}", t.patient_id, t.nurse_member_id),
+        &cm.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
     assert_eq!(my_task_ids(&app, nurse).await, [id_of(&visit_b), expected[3].clone()]);
     // The care manager's own list: her assigned tasks and her profession's.
     let cms = my_task_ids(&app, cm).await;

@@ -40,7 +40,9 @@ async fn framework_errors_are_problems(app: TestApp) {
     let res = app.post("/api/v1/organizations", &admin.token, json!({"kind": "clinic", "name": big})).await;
     assert_problem(&res, 413, "payload-too-large");
     // Unknown field, named.
-    let res = app.post("/api/v1/organizations", &admin.token, json!({"kind": "clinic", "name": "x", "author_id": "me"})).await;
+    let res = app
+        .post("/api/v1/organizations", &admin.token, json!({"kind": "clinic", "name": "x", "author_id": "me"}))
+        .await;
     assert_problem(&res, 422, "validation");
     assert_eq!(res.body["errors"][0]["field"], json!("author_id"));
     assert_eq!(res.body["errors"][0]["code"], json!("unknown_field"));
@@ -96,7 +98,8 @@ async fn nul_characters_name_nothing(app: TestApp) {
     let admin = app.system_admin().await;
     let org = app.organization(&admin, "care_management_office", "中原ケアプランセンター", Some("14133")).await;
     let cm = app.person(&admin, &org, "care_manager", "member").await;
-    for path in ["/api/v1/patients/%00", "/api/v1/users/a%00b", "/api/v1/organizations/%00/users", "/api/v1/flags/%00"] {
+    for path in ["/api/v1/patients/%00", "/api/v1/users/a%00b", "/api/v1/organizations/%00/users", "/api/v1/flags/%00"]
+    {
         assert_problem(&app.get(path, &cm.token).await, 404, "not-found");
     }
     for path in ["/api/v1/patients?ward=%00", "/api/v1/organizations?ward=1413%00"] {
@@ -113,13 +116,31 @@ async fn nul_characters_name_nothing(app: TestApp) {
     assert_eq!(res.body["errors"][0]["code"], json!("unknown_ward"));
     let res = app.login(&format!("{}\u{0}", cm.email), crate::helpers::PASSWORD, None).await;
     assert_problem(&res, 401, "unauthorized");
-    let id = app.post("/api/v1/patients", &cm.token, json!({
-        "family_name": "川崎", "given_name": "ハル", "family_name_kana": "カワサキ", "given_name_kana": "ハル",
-        "birth_date": "1941-04-03", "sex": "female", "ward_code": "14133", "care_level": "care_2"
-    })).await.expect(201).body["id"].as_str().unwrap().to_string();
-    let res = app.post(&format!("/api/v1/patients/{id}/care-team"), &cm.token, json!({"user_id": "\u{0}", "role": "other"})).await;
+    let id = app
+        .post(
+            "/api/v1/patients",
+            &cm.token,
+            json!({
+                "family_name": "川崎", "given_name": "ハル", "family_name_kana": "カワサキ", "given_name_kana": "ハル",
+                "birth_date": "1941-04-03", "sex": "female", "ward_code": "14133", "care_level": "care_2"
+            }),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .post(&format!("/api/v1/patients/{id}/care-team"), &cm.token, json!({"user_id": "\u{0}", "role": "other"}))
+        .await;
     assert_problem(&res, 422, "validation");
     assert_eq!(res.body["errors"][0]["code"], json!("unknown_user"));
 }
 
-crate::both_backends!(framework_errors_are_problems, details_follow_accept_language, no_internals_leak, nul_characters_name_nothing);
+crate::both_backends!(
+    framework_errors_are_problems,
+    details_follow_accept_language,
+    no_internals_leak,
+    nul_characters_name_nothing
+);

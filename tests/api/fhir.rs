@@ -37,7 +37,10 @@ fn resources<'a>(bundle: &'a Value, resource_type: &str) -> Vec<&'a Value> {
 }
 
 fn one<'a>(bundle: &'a Value, resource_type: &str, id: &str) -> &'a Value {
-    resources(bundle, resource_type).into_iter().find(|r| r["id"] == json!(id)).unwrap_or_else(|| panic!("no {resource_type} {id}"))
+    resources(bundle, resource_type)
+        .into_iter()
+        .find(|r| r["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no {resource_type} {id}"))
 }
 
 fn urn(id: &str) -> Value {
@@ -93,20 +96,42 @@ async fn fhir_export_validates(app: TestApp) {
 
     // Consent, and a pharmacist who left the team.
     let consent = app
-        .post(&format!("{base}/consents"), &t.care_manager.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}))
+        .post(
+            &format!("{base}/consents"),
+            &t.care_manager.token,
+            json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}),
+        )
         .await
         .expect(201);
     let pharmacy = app.organization(&t.admin, "pharmacy", "川崎薬局", Some("14131")).await;
     let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
-    let past = app.post(&format!("{base}/care-team"), &t.care_manager.token, json!({"user_id": pharmacist.id, "role": "pharmacist"})).await.expect(201);
-    app.patch(&format!("{base}/care-team/{}", id_of(&past.body)), &t.care_manager.token, json!({"ended_on": today_jst()}), None).await.expect(200);
+    let past = app
+        .post(
+            &format!("{base}/care-team"),
+            &t.care_manager.token,
+            json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+        )
+        .await
+        .expect(201);
+    app.patch(
+        &format!("{base}/care-team/{}", id_of(&past.body)),
+        &t.care_manager.token,
+        json!({"ended_on": today_jst()}),
+        None,
+    )
+    .await
+    .expect(200);
 
     // A note with every vital sign (NEWS2 9: high, so a flag is raised), amended once; a
     // note without vital signs; a manual flag.
     let vitals = json!({"temperature": 38.6, "systolic_bp": 98, "diastolic_bp": 60, "pulse": 118, "respiratory_rate": 24,
                         "spo2": 93, "on_oxygen": false, "consciousness": "A"});
     let note = app
-        .post(&format!("{base}/notes"), &t.nurse.token, json!({"kind": "visit", "occurred_at": ago(60), "text": "発熱あり", "vitals": vitals}))
+        .post(
+            &format!("{base}/notes"),
+            &t.nurse.token,
+            json!({"kind": "visit", "occurred_at": ago(60), "text": "発熱あり", "vitals": vitals}),
+        )
         .await
         .expect(201);
     let note_id = id_of(&note.body);
@@ -119,8 +144,18 @@ async fn fhir_export_validates(app: TestApp) {
     )
     .await
     .expect(201);
-    let plain = app.post(&format!("{base}/notes"), &t.care_manager.token, json!({"kind": "visit", "occurred_at": ago(30), "text": "ケアプラン確認"})).await.expect(201);
-    let manual = app.post(&format!("{base}/flags"), &t.nurse.token, json!({"severity": "urgent", "reason": "食事が摂れない"})).await.expect(201);
+    let plain = app
+        .post(
+            &format!("{base}/notes"),
+            &t.care_manager.token,
+            json!({"kind": "visit", "occurred_at": ago(30), "text": "ケアプラン確認"}),
+        )
+        .await
+        .expect(201);
+    let manual = app
+        .post(&format!("{base}/flags"), &t.nurse.token, json!({"severity": "urgent", "reason": "食事が摂れない"}))
+        .await
+        .expect(201);
 
     // A discharge case (its tasks come from the templates).
     let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some("14131")).await;
@@ -147,10 +182,17 @@ async fn fhir_export_validates(app: TestApp) {
 
     // Patient: kanji and kana names told apart by the EN-representation extension.
     let p = one(b, "Patient", &t.patient_id);
-    let reps: Vec<(Value, Value)> =
-        p["name"].as_array().unwrap().iter().map(|n| (n["extension"][0]["valueCode"].clone(), n["family"].clone())).collect();
+    let reps: Vec<(Value, Value)> = p["name"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["extension"][0]["valueCode"].clone(), n["family"].clone()))
+        .collect();
     assert_eq!(reps, [(json!("IDE"), json!("川崎")), (json!("SYL"), json!("カワサキ"))]);
-    assert_eq!(p["name"][0]["extension"][0]["url"], json!("http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"));
+    assert_eq!(
+        p["name"][0]["extension"][0]["url"],
+        json!("http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation")
+    );
     assert_eq!((p["gender"].clone(), p["birthDate"].clone()), (json!("female"), json!("1938-04-01")));
     assert_eq!(p["telecom"][0]["value"], json!("044-200-0000"));
 
@@ -158,8 +200,13 @@ async fn fhir_export_validates(app: TestApp) {
     let teams = resources(b, "CareTeam");
     assert_eq!(teams.len(), 1);
     let ct = teams[0];
-    assert_eq!((ct["status"].clone(), ct["category"][0]["coding"][0]["code"].clone()), (json!("active"), json!("LA28866-4")));
-    let participant = |user: &str| ct["participant"].as_array().unwrap().iter().find(|m| m["member"]["reference"] == urn(user)).unwrap();
+    assert_eq!(
+        (ct["status"].clone(), ct["category"][0]["coding"][0]["code"].clone()),
+        (json!("active"), json!("LA28866-4"))
+    );
+    let participant = |user: &str| {
+        ct["participant"].as_array().unwrap().iter().find(|m| m["member"]["reference"] == urn(user)).unwrap()
+    };
     assert_eq!(participant(&t.nurse.id)["onBehalfOf"]["reference"], urn(&t.nurse_station));
     assert_eq!(participant(&t.nurse.id)["role"][0]["coding"][0]["code"], json!("visiting_nurse"));
     assert_eq!(participant(&pharmacist.id)["period"]["end"], json!(today_jst()));
@@ -169,7 +216,10 @@ async fn fhir_export_validates(app: TestApp) {
 
     // Communications at their current versions; the amendment as a Provenance.
     let c = one(b, "Communication", &note_id);
-    assert_eq!((c["status"].clone(), c["payload"][0]["contentString"].clone()), (json!("completed"), json!("発熱あり(修正)")));
+    assert_eq!(
+        (c["status"].clone(), c["payload"][0]["contentString"].clone()),
+        (json!("completed"), json!("発熱あり(修正)"))
+    );
     assert_eq!((c["sender"]["reference"].clone(), c["meta"]["versionId"].clone()), (urn(&t.nurse.id), json!("2")));
     one(b, "Communication", &id_of(&plain.body));
     let prov = resources(b, "Provenance");
@@ -179,14 +229,23 @@ async fn fhir_export_validates(app: TestApp) {
 
     // Observations of the current version: the vital signs and NEWS2 derived from them.
     let obs = resources(b, "Observation");
-    let by_code = |code: &str| obs.iter().copied().find(|o| loinc_codes(o).contains(&code.to_string())).unwrap_or_else(|| panic!("no {code}"));
-    assert_eq!(by_code("8310-5")["valueQuantity"], json!({"value": 38.2, "unit": "Cel", "system": "http://unitsofmeasure.org", "code": "Cel"}));
+    let by_code = |code: &str| {
+        obs.iter().copied().find(|o| loinc_codes(o).contains(&code.to_string())).unwrap_or_else(|| panic!("no {code}"))
+    };
+    assert_eq!(
+        by_code("8310-5")["valueQuantity"],
+        json!({"value": 38.2, "unit": "Cel", "system": "http://unitsofmeasure.org", "code": "Cel"})
+    );
     assert_eq!(by_code("9279-1")["valueQuantity"]["value"], json!(24.0));
     assert_eq!(by_code("8867-4")["category"][0]["coding"][0]["code"], json!("vital-signs"));
     assert_eq!(by_code("59408-5")["valueQuantity"]["code"], json!("%"));
     let bp = by_code("85354-9");
-    let components: Vec<(Value, Value)> =
-        bp["component"].as_array().unwrap().iter().map(|c| (c["code"]["coding"][0]["code"].clone(), c["valueQuantity"]["value"].clone())).collect();
+    let components: Vec<(Value, Value)> = bp["component"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["code"]["coding"][0]["code"].clone(), c["valueQuantity"]["value"].clone()))
+        .collect();
     assert_eq!(components, [(json!("8480-6"), json!(98.0)), (json!("8462-4"), json!(60.0))]);
     assert_eq!(bp["component"][0]["valueQuantity"]["code"], json!("mm[Hg]"));
     let news2 = by_code("1104051000000101");
@@ -206,7 +265,10 @@ async fn fhir_export_validates(app: TestApp) {
 
     // The discharge case and its tasks.
     let eoc = one(b, "EpisodeOfCare", &case_id);
-    assert_eq!((eoc["status"].clone(), eoc["managingOrganization"]["reference"].clone()), (json!("active"), urn(&hospital)));
+    assert_eq!(
+        (eoc["status"].clone(), eoc["managingOrganization"]["reference"].clone()),
+        (json!("active"), urn(&hospital))
+    );
     let tasks = resources(b, "Task");
     assert!(!tasks.is_empty());
     for task in &tasks {
@@ -217,8 +279,14 @@ async fn fhir_export_validates(app: TestApp) {
 
     // Consent.
     let co = one(b, "Consent", &id_of(&consent.body));
-    assert_eq!((co["status"].clone(), co["scope"]["coding"][0]["code"].clone()), (json!("active"), json!("patient-privacy")));
-    assert_eq!((co["dateTime"].clone(), co["provision"]["period"]["start"].clone()), (json!("2026-11-01"), json!("2026-11-01")));
+    assert_eq!(
+        (co["status"].clone(), co["scope"]["coding"][0]["code"].clone()),
+        (json!("active"), json!("patient-privacy"))
+    );
+    assert_eq!(
+        (co["dateTime"].clone(), co["provision"]["period"]["start"].clone()),
+        (json!("2026-11-01"), json!("2026-11-01"))
+    );
 
     validate_independently(b);
 
@@ -228,7 +296,11 @@ async fn fhir_export_validates(app: TestApp) {
     app.get(&format!("{base}/fhir"), &outsider.token).await.expect(404);
     app.get(&format!("/api/v1/patients/{}/fhir", uuid_like()), &t.nurse.token).await.expect(404);
     let log = app.get(&format!("{base}/access-log"), &t.care_manager.token).await.expect(200);
-    assert!(log.body["items"].as_array().unwrap().iter().any(|e| e["resource_type"] == json!("fhir") && e["action"] == json!("R")));
+    assert!(log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["resource_type"] == json!("fhir") && e["action"] == json!("R")));
 }
 
 /// A flag raised from a NEWS2 score carries the flag-priority extension of its band, and our
@@ -261,7 +333,10 @@ fn news2_flag_priority(patient_id: &str, note_id: &str) {
         assert_eq!(f["extension"][0]["url"], json!("http://hl7.org/fhir/StructureDefinition/flag-priority"));
         f["extension"][0]["valueCodeableConcept"]["coding"][0]["code"].as_str().unwrap().to_string()
     };
-    assert_eq!([priority(0), priority(1), priority(4), priority(5), priority(6), priority(7), priority(20)], ["PN", "PL", "PL", "PM", "PM", "PH", "PH"]);
+    assert_eq!(
+        [priority(0), priority(1), priority(4), priority(5), priority(6), priority(7), priority(20)],
+        ["PN", "PL", "PL", "PM", "PM", "PH", "PH"]
+    );
     assert!(fhir::flag(&flag("active", "manual"), Some(9)).get("extension").is_none());
     let status = |ours: &str| fhir::flag(&flag(ours, "manual"), None)["status"].clone();
     assert_eq!(

@@ -12,8 +12,14 @@ use crate::patients::team;
 async fn raise_acknowledge_resolve(app: TestApp) {
     let t = team(&app, "14131").await;
     let base = format!("/api/v1/patients/{}/flags", t.patient_id);
-    let urgent = app.post(&base, &t.nurse.token, json!({"severity": "urgent", "reason": "食事が摂れず、ぐったりしている"})).await.expect(201);
-    let emergency = app.post(&base, &t.nurse.token, json!({"severity": "emergency", "reason": "呼びかけへの反応が乏しい"})).await.expect(201);
+    let urgent = app
+        .post(&base, &t.nurse.token, json!({"severity": "urgent", "reason": "食事が摂れず、ぐったりしている"}))
+        .await
+        .expect(201);
+    let emergency = app
+        .post(&base, &t.nurse.token, json!({"severity": "emergency", "reason": "呼びかけへの反応が乏しい"}))
+        .await
+        .expect(201);
     assert_eq!(urgent.body["status"], json!("active"));
     assert_eq!(urgent.body["source"], json!("manual"));
     assert_eq!(urgent.body["patient_family_name"], json!("川崎"));
@@ -24,13 +30,25 @@ async fn raise_acknowledge_resolve(app: TestApp) {
     let order: Vec<&str> = mine.body["items"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
     assert_eq!(order, [e, u]);
 
-    app.post(&format!("/api/v1/flags/{e}/acknowledge"), &t.care_manager.token, json!({"note": "主治医に連絡済み"})).await.expect(200);
+    app.post(&format!("/api/v1/flags/{e}/acknowledge"), &t.care_manager.token, json!({"note": "主治医に連絡済み"}))
+        .await
+        .expect(200);
     app.post(&format!("/api/v1/flags/{e}/acknowledge"), &t.care_manager.token, json!({})).await.expect(409);
     app.post(&format!("/api/v1/flags/{e}/resolve"), &t.nurse.token, json!({"note": ""})).await.expect(422);
-    let resolved = app.post(&format!("/api/v1/flags/{e}/resolve"), &t.nurse.token, json!({"note": "往診で対応、状態安定"})).await.expect(200);
+    let resolved = app
+        .post(&format!("/api/v1/flags/{e}/resolve"), &t.nurse.token, json!({"note": "往診で対応、状態安定"}))
+        .await
+        .expect(200);
     assert_eq!(resolved.body["status"], json!("resolved"));
     app.post(&format!("/api/v1/flags/{e}/resolve"), &t.nurse.token, json!({"note": "again"})).await.expect(409);
-    let wrong = app.post(&format!("/api/v1/flags/{u}/resolve"), &t.nurse.token, json!({"note": "別の患者と取り違え", "entered_in_error": true})).await.expect(200);
+    let wrong = app
+        .post(
+            &format!("/api/v1/flags/{u}/resolve"),
+            &t.nurse.token,
+            json!({"note": "別の患者と取り違え", "entered_in_error": true}),
+        )
+        .await
+        .expect(200);
     assert_eq!(wrong.body["status"], json!("entered_in_error"));
     assert_eq!(app.get("/api/v1/me/flags", &t.care_manager.token).await.expect(200).body["items"], json!([]));
     let all = app.get(&format!("{base}?status=resolved"), &t.nurse.token).await.expect(200);
@@ -95,7 +113,8 @@ async fn news2_triggers_update_one_automatic_flag(app: TestApp) {
     assert_eq!(flag.body["severity"], json!("emergency"));
     assert_eq!(flag.body["source_note_id"], json!("note-5"));
     assert!(flag.body["reason"].as_str().unwrap().contains("NEWS2"));
-    let open = app.get(&format!("/api/v1/patients/{}/flags?status=active", t.patient_id), &t.nurse.token).await.expect(200);
+    let open =
+        app.get(&format!("/api/v1/patients/{}/flags?status=active", t.patient_id), &t.nurse.token).await.expect(200);
     assert_eq!(open.body["items"].as_array().unwrap().len(), 1);
 }
 
@@ -104,19 +123,38 @@ async fn escalation_steps_happen_once(app: TestApp) {
     let clinic = app.organization(&t.admin, "clinic", "中原在宅クリニック", Some("14133")).await;
     let backup = app.person(&t.admin, &clinic, "physician", "member").await;
     let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
-    app.post(&format!("/api/v1/patients/{}/care-team", t.patient_id), &t.care_manager.token, json!({"user_id": backup.id, "role": "backup_physician"}))
+    app.post(
+        &format!("/api/v1/patients/{}/care-team", t.patient_id),
+        &t.care_manager.token,
+        json!({"user_id": backup.id, "role": "backup_physician"}),
+    )
+    .await
+    .expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14133/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
         .await
         .expect(201);
-    app.call("PUT", &format!("/api/v1/wards/14133/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[]).await.expect(201);
     let base = format!("/api/v1/patients/{}/flags", t.patient_id);
-    let e = app.post(&base, &t.nurse.token, json!({"severity": "emergency", "reason": "SpO2 低下、呼吸苦"})).await.expect(201);
+    let e = app
+        .post(&base, &t.nurse.token, json!({"severity": "emergency", "reason": "SpO2 低下、呼吸苦"}))
+        .await
+        .expect(201);
     let acked = app.post(&base, &t.nurse.token, json!({"severity": "emergency", "reason": "転倒"})).await.expect(201);
-    app.post(&format!("/api/v1/flags/{}/acknowledge", acked.body["id"].as_str().unwrap()), &t.care_manager.token, json!({})).await.expect(200);
+    app.post(
+        &format!("/api/v1/flags/{}/acknowledge", acked.body["id"].as_str().unwrap()),
+        &t.care_manager.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
     let flag_id = e.body["id"].as_str().unwrap().to_string();
     let limits = app.config.escalation_limits();
     let escalate = |minutes: i64| {
         let db = app.db.clone();
-        async move { db.run(move |conn| flags::escalate_due(conn, renkei::db::now() + Duration::minutes(minutes), &limits)).await.unwrap() }
+        async move {
+            db.run(move |conn| flags::escalate_due(conn, renkei::db::now() + Duration::minutes(minutes), &limits))
+                .await
+                .unwrap()
+        }
     };
     assert!(escalate(14).await.is_empty(), "not before 15 minutes");
     let step = escalate(16).await;
@@ -138,7 +176,13 @@ async fn concurrent_escalation_is_claimed_once() {
     let Some(app) = TestApp::spawn_postgres().await else { return };
     let t = team(&app, "14134").await;
     for _ in 0..20 {
-        app.post(&format!("/api/v1/patients/{}/flags", t.patient_id), &t.nurse.token, json!({"severity": "urgent", "reason": "発熱"})).await.expect(201);
+        app.post(
+            &format!("/api/v1/patients/{}/flags", t.patient_id),
+            &t.nurse.token,
+            json!({"severity": "urgent", "reason": "発熱"}),
+        )
+        .await
+        .expect(201);
     }
     let second = renkei::db::Db::new(&app.database_url, 4, std::time::Duration::from_secs(2)).unwrap();
     let limits = app.config.escalation_limits();
@@ -159,12 +203,30 @@ async fn alert_recipients_honour_preferences(app: TestApp) {
     let t = team(&app, "14135").await;
     let clinic = app.organization(&t.admin, "clinic", "多摩在宅クリニック", Some("14135")).await;
     let doctor = app.person(&t.admin, &clinic, "physician", "member").await;
-    app.post(&format!("/api/v1/patients/{}/care-team", t.patient_id), &t.care_manager.token, json!({"user_id": doctor.id, "role": "primary_physician"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("/api/v1/patients/{}/care-team", t.patient_id),
+        &t.care_manager.token,
+        json!({"user_id": doctor.id, "role": "primary_physician"}),
+    )
+    .await
+    .expect(201);
     // The doctor wants emergencies only; the lead care manager wants nothing.
-    app.patch(&format!("/api/v1/users/{}", doctor.id), &doctor.token, json!({"flag_notifications": "emergency_only"}), None).await.expect(200);
-    app.patch(&format!("/api/v1/users/{}", t.care_manager.id), &t.care_manager.token, json!({"flag_notifications": "none"}), None).await.expect(200);
+    app.patch(
+        &format!("/api/v1/users/{}", doctor.id),
+        &doctor.token,
+        json!({"flag_notifications": "emergency_only"}),
+        None,
+    )
+    .await
+    .expect(200);
+    app.patch(
+        &format!("/api/v1/users/{}", t.care_manager.id),
+        &t.care_manager.token,
+        json!({"flag_notifications": "none"}),
+        None,
+    )
+    .await
+    .expect(200);
     let pid = t.patient_id.clone();
     let raiser = t.nurse.id.clone();
     let (urgent, emergency) = app

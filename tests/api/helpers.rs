@@ -175,7 +175,9 @@ fn start_cluster() -> Option<String> {
         if std::env::var("RENKEI_REQUIRE_POSTGRES").as_deref() == Ok("1") {
             panic!("RENKEI_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries (initdb, pg_ctl) were found");
         }
-        say("\n*** PostgreSQL server binaries (initdb, pg_ctl) not found: ran the SQLite half of the suite only. ***\n");
+        say(
+            "\n*** PostgreSQL server binaries (initdb, pg_ctl) not found: ran the SQLite half of the suite only. ***\n",
+        );
         return None;
     };
     let as_postgres = is_root();
@@ -187,9 +189,13 @@ fn start_cluster() -> Option<String> {
     }
     let data = dir.join("data");
     let data_s = data.to_string_lossy().to_string();
-    let out = pg_command(&initdb, &["-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], as_postgres)
-        .output()
-        .expect("run initdb");
+    let out = pg_command(
+        &initdb,
+        &["-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+        as_postgres,
+    )
+    .output()
+    .expect("run initdb");
     assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
     let port = free_port();
     let options = format!(
@@ -332,7 +338,8 @@ impl TestApp {
         ]);
         vars.extend(extra);
         let config = config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration");
-        let db = Db::new(&database_url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).expect("pool");
+        let db =
+            Db::new(&database_url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).expect("pool");
         if migrate {
             let mut conn = db.get().expect("connection");
             db::migrate(&mut conn).expect("migrate");

@@ -172,7 +172,11 @@ async fn smtp_outage_then_every_email_arrives_once(backend: Backend) {
         slowest = slowest.max(t.elapsed());
     }
     let enqueue_time = started.elapsed();
-    eprintln!("outage ({backend:?}): 200 e-mails queued in {} ms, slowest {} ms", enqueue_time.as_millis(), slowest.as_millis());
+    eprintln!(
+        "outage ({backend:?}): 200 e-mails queued in {} ms, slowest {} ms",
+        enqueue_time.as_millis(),
+        slowest.as_millis()
+    );
     assert!(slowest < Duration::from_secs(1), "queueing slowed down to {slowest:?} while SMTP was down");
 
     // The worker has been failing against the closed port meanwhile.
@@ -182,10 +186,7 @@ async fn smtp_outage_then_every_email_arrives_once(backend: Backend) {
     let tried: i64 = {
         use diesel::prelude::*;
         use renkei::db::schema::email_outbox::dsl as o;
-        app.db
-            .run(|conn| Ok(o::email_outbox.filter(o::attempts.ge(1)).count().get_result::<i64>(conn)?))
-            .await
-            .unwrap()
+        app.db.run(|conn| Ok(o::email_outbox.filter(o::attempts.ge(1)).count().get_result::<i64>(conn)?)).await.unwrap()
     };
     eprintln!("outage ({backend:?}): {tried} of 200 e-mails had failed at least once before SMTP came up");
     assert!(tried > 0, "the worker should have tried while SMTP was down");

@@ -43,11 +43,17 @@ fn items(res: &TestResponse) -> &Vec<Value> {
 }
 
 fn fields(res: &TestResponse) -> Vec<String> {
-    res.body["errors"].as_array().map(|e| e.iter().map(|f| f["field"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    res.body["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|f| f["field"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 fn codes(res: &TestResponse) -> Vec<String> {
-    res.body["errors"].as_array().map(|e| e.iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    res.body["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|f| f["code"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// A physician of a clinic, on the team as primary physician.
@@ -110,10 +116,24 @@ async fn post_read_and_list_notes(app: TestApp) {
     assert_eq!(res.body["news2"]["partial"], json!(false));
 
     // A note without vitals has no NEWS2; one with some vitals has a partial score.
-    let plain = post_note(&app, &t.care_manager, &t.patient_id, json!({"kind": "phone", "occurred_at": ago(20), "text": "家族より電話"})).await.expect(201);
+    let plain = post_note(
+        &app,
+        &t.care_manager,
+        &t.patient_id,
+        json!({"kind": "phone", "occurred_at": ago(20), "text": "家族より電話"}),
+    )
+    .await
+    .expect(201);
     assert_eq!(plain.body["news2"], Value::Null);
     assert_eq!(plain.body["vitals"], Value::Null);
-    let partial = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(10), "text": "脈のみ", "vitals": {"pulse": 135}})).await.expect(201);
+    let partial = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": ago(10), "text": "脈のみ", "vitals": {"pulse": 135}}),
+    )
+    .await
+    .expect(201);
     assert_eq!(partial.body["news2"]["partial"], json!(true));
     assert_eq!(partial.body["news2"]["band"], json!("low_medium"));
     assert_eq!(partial.body["news2"]["missing"].as_array().unwrap().len(), 6);
@@ -145,7 +165,14 @@ async fn post_read_and_list_notes(app: TestApp) {
     let same = ago(60);
     let mut tied = HashSet::new();
     for n in 0..5 {
-        let r = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "handover", "occurred_at": same, "text": format!("申し送り{n}")})).await.expect(201);
+        let r = post_note(
+            &app,
+            &t.nurse,
+            &t.patient_id,
+            json!({"kind": "handover", "occurred_at": same, "text": format!("申し送り{n}")}),
+        )
+        .await
+        .expect(201);
         tied.insert(id_of(&r));
     }
     let mut seen = Vec::new();
@@ -226,7 +253,14 @@ async fn retried_post_returns_the_first_answer(app: TestApp) {
 
 async fn amendments_keep_every_version(app: TestApp) {
     let t = team(&app, "14133").await;
-    let first = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(90), "text": "初回の記録", "vitals": {"pulse": 80}})).await.expect(201);
+    let first = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": ago(90), "text": "初回の記録", "vitals": {"pulse": 80}}),
+    )
+    .await
+    .expect(201);
     let id = id_of(&first);
     let path = format!("/api/v1/notes/{id}/amendments");
     let second = app
@@ -238,7 +272,13 @@ async fn amendments_keep_every_version(app: TestApp) {
     assert_eq!(second.body["news2"]["subscores"]["pulse"], json!(2));
     // If-Match names the version amended: a stale one is refused.
     let stale = app
-        .call("POST", &path, Some(&t.nurse.token), Some(&json!({"reason": "古い版から", "occurred_at": ago(90), "text": "x"})), &[("if-match", "\"1\"")])
+        .call(
+            "POST",
+            &path,
+            Some(&t.nurse.token),
+            Some(&json!({"reason": "古い版から", "occurred_at": ago(90), "text": "x"})),
+            &[("if-match", "\"1\"")],
+        )
         .await
         .expect(412);
     assert_eq!(stale.problem_type(), "/problems/precondition-failed");
@@ -279,9 +319,13 @@ async fn amendments_keep_every_version(app: TestApp) {
     assert_eq!(listed[0]["version"], json!(3));
 
     // Only the author amends; a reason is required.
-    let res = app.post(&path, &t.care_manager.token, json!({"reason": "代筆", "occurred_at": ago(80), "text": "y"})).await.expect(403);
+    let res = app
+        .post(&path, &t.care_manager.token, json!({"reason": "代筆", "occurred_at": ago(80), "text": "y"}))
+        .await
+        .expect(403);
     assert_eq!(res.problem_type(), "/problems/forbidden");
-    let res = app.post(&path, &t.nurse.token, json!({"reason": " ", "occurred_at": ago(80), "text": "y"})).await.expect(422);
+    let res =
+        app.post(&path, &t.nurse.token, json!({"reason": " ", "occurred_at": ago(80), "text": "y"})).await.expect(422);
     assert_eq!(fields(&res), ["reason"]);
     let res = app.post(&path, &t.nurse.token, json!({"occurred_at": ago(80), "text": "y"})).await.expect(422);
     assert_eq!(fields(&res), ["reason"]);
@@ -294,7 +338,9 @@ async fn notes_of_another_team_are_hidden(app: TestApp) {
     // Another care manager with a patient of their own.
     let other_office = app.organization(&t.admin, "care_management_office", "高津ケアプラン", Some("14134")).await;
     let outsider = app.person(&t.admin, &other_office, "care_manager", "member").await;
-    app.post("/api/v1/patients", &outsider.token, crate::patients::patient_body("高津", "タカツ", "14134")).await.expect(201);
+    app.post("/api/v1/patients", &outsider.token, crate::patients::patient_body("高津", "タカツ", "14134"))
+        .await
+        .expect(201);
 
     let missing = "01900000-0000-7000-8000-000000000000";
     let hidden = post_note(&app, &outsider, &t.patient_id, visit("越権", 1)).await.expect(404);
@@ -318,7 +364,10 @@ async fn notes_of_another_team_are_hidden(app: TestApp) {
     app.get(&format!("/api/v1/patients/{}/vitals", t.patient_id), &outsider.token).await.expect(404);
     // Nothing was written, and every attempt is in the audit trail.
     assert_eq!(all_notes(&app, &t.nurse, &t.patient_id, "").await.len(), 1);
-    let denied = app.get(&format!("/api/v1/audit-events?outcome=denied&actor_id={}", outsider.id), &t.admin.token).await.expect(200);
+    let denied = app
+        .get(&format!("/api/v1/audit-events?outcome=denied&actor_id={}", outsider.id), &t.admin.token)
+        .await
+        .expect(200);
     assert!(items(&denied).len() >= 10, "{}", denied.text);
 }
 
@@ -346,13 +395,27 @@ async fn invalid_notes_name_the_field(app: TestApp) {
     assert_eq!(codes(&res), ["out_of_range"]);
     assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains("脈拍"));
     let en = app
-        .call("POST", &notes_path(&t.patient_id), Some(&t.nurse.token), Some(&with_vitals(json!({"pulse": 400}))), &[("accept-language", "en")])
+        .call(
+            "POST",
+            &notes_path(&t.patient_id),
+            Some(&t.nurse.token),
+            Some(&with_vitals(json!({"pulse": 400}))),
+            &[("accept-language", "en")],
+        )
         .await
         .expect(422);
     assert!(en.body["errors"][0]["detail"].as_str().unwrap().contains("between 20 and 250"), "{}", en.text);
-    let res = post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({"temperature": 52.0, "systolic_bp": 120, "diastolic_bp": 130, "respiratory_rate": 0}))).await.expect(422);
+    let res = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        with_vitals(json!({"temperature": 52.0, "systolic_bp": 120, "diastolic_bp": 130, "respiratory_rate": 0})),
+    )
+    .await
+    .expect(422);
     assert_eq!(fields(&res), ["vitals.temperature", "vitals.diastolic_bp", "vitals.respiratory_rate"]);
-    let res = post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({"spo2": 90, "spo2_scale": 2}))).await.expect(422);
+    let res =
+        post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({"spo2": 90, "spo2_scale": 2}))).await.expect(422);
     assert_eq!(codes(&res), ["scale_2_not_allowed"]);
     let res = post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({}))).await.expect(422);
     assert_eq!(fields(&res), ["vitals"]);
@@ -362,20 +425,48 @@ async fn invalid_notes_name_the_field(app: TestApp) {
     let res = post_note(&app, &t.nurse, &t.patient_id, visit("未来", -10)).await.expect(422);
     assert_eq!((fields(&res), codes(&res)), (vec!["occurred_at".to_string()], vec!["in_future".to_string()]));
     post_note(&app, &t.nurse, &t.patient_id, visit("時計が少し進んでいる端末", -2)).await.expect(201);
-    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": "1930-01-01T00:00:00Z", "text": "x"})).await.expect(422);
+    let res = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": "1930-01-01T00:00:00Z", "text": "x"}),
+    )
+    .await
+    .expect(422);
     assert_eq!(codes(&res), ["before_birth"]);
     // Text is required; the physician's items belong to the physician's note.
-    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(1), "text": "  "})).await.expect(422);
+    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(1), "text": "  "}))
+        .await
+        .expect(422);
     assert_eq!(fields(&res), ["text"]);
-    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(1), "text": "x", "next_visit_on": "2026-12-01"})).await.expect(422);
+    let res = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": ago(1), "text": "x", "next_visit_on": "2026-12-01"}),
+    )
+    .await
+    .expect(422);
     assert_eq!((fields(&res), codes(&res)), (vec!["next_visit_on".to_string()], vec!["not_for_kind".to_string()]));
-    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "diary", "occurred_at": ago(1), "text": "x"})).await.expect(422);
+    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "diary", "occurred_at": ago(1), "text": "x"}))
+        .await
+        .expect(422);
     assert_eq!(fields(&res), ["body"]);
 
     // A patient with a prescribed target of 88–92% may use SpO2 scale 2.
     let etag = app.get(&format!("/api/v1/patients/{}", t.patient_id), &t.nurse.token).await.header("etag").unwrap();
-    app.patch(&format!("/api/v1/patients/{}", t.patient_id), &t.nurse.token, json!({"spo2_target_88_92": true}), Some(&etag)).await.expect(200);
-    let ok = post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({"spo2": 97, "spo2_scale": 2, "on_oxygen": true}))).await.expect(201);
+    app.patch(
+        &format!("/api/v1/patients/{}", t.patient_id),
+        &t.nurse.token,
+        json!({"spo2_target_88_92": true}),
+        Some(&etag),
+    )
+    .await
+    .expect(200);
+    let ok =
+        post_note(&app, &t.nurse, &t.patient_id, with_vitals(json!({"spo2": 97, "spo2_scale": 2, "on_oxygen": true})))
+            .await
+            .expect(201);
     assert_eq!(ok.body["news2"]["subscores"]["spo2"], json!(3));
     assert_eq!(ok.body["news2"]["subscores"]["air_or_oxygen"], json!(2));
 }
@@ -384,7 +475,14 @@ async fn japanese_text_round_trips(app: TestApp) {
     let t = team(&app, "14137").await;
     let text = "訪問看護記録：ひらがな、カタカナ、半角ｶﾀｶﾅ ﾃｽﾄ、全角ＡＢＣ１２３、記号〜−～、絵文字😊🏥👵🏻、旧字體「髙﨑」\n改行\tタブ";
     let soap = json!({"subjective": "「腰が痛い」と本人😣", "objective": "ｽﾃｰｼﾞⅡの褥瘡", "assessment": "①②③", "plan": "ＰＴ介入を検討"});
-    let res = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(3), "text": text, "soap": soap})).await.expect(201);
+    let res = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": ago(3), "text": text, "soap": soap}),
+    )
+    .await
+    .expect(201);
     assert_eq!(res.body["text"].as_str().unwrap().as_bytes(), text.as_bytes());
     let read = app.get(&format!("/api/v1/notes/{}", id_of(&res)), &t.care_manager.token).await.expect(200);
     assert_eq!(read.body["text"].as_str().unwrap().as_bytes(), text.as_bytes());
@@ -415,7 +513,10 @@ async fn physician_info_sharing_note(app: TestApp) {
     let res = post_note(&app, &t.nurse, &t.patient_id, full.clone()).await.expect(403);
     assert_eq!(res.problem_type(), "/problems/forbidden");
     // Every required item, named.
-    let res = post_note(&app, &doctor, &t.patient_id, json!({"kind": "physician_info_sharing", "occurred_at": ago(15)})).await.expect(422);
+    let res =
+        post_note(&app, &doctor, &t.patient_id, json!({"kind": "physician_info_sharing", "occurred_at": ago(15)}))
+            .await
+            .expect(422);
     assert_eq!(fields(&res), ["next_visit_on", "treatment_policy_changed", "cautions_for_team"]);
     let mut no_summary = full.clone();
     no_summary.as_object_mut().unwrap().remove("treatment_policy_summary");
@@ -454,11 +555,18 @@ async fn read_receipts_and_unread_counts(app: TestApp) {
     }
     // A second patient of the same care manager, with one note of her own (read: she wrote it)
     // and one by a nurse of that team.
-    let second = app.post("/api/v1/patients", &t.care_manager.token, crate::patients::patient_body("幸", "サイワイ", "14132")).await.expect(201);
-    let second_id = id_of(&second);
-    app.post(&format!("/api/v1/patients/{second_id}/care-team"), &t.care_manager.token, json!({"user_id": t.nurse.id, "role": "visiting_nurse"}))
+    let second = app
+        .post("/api/v1/patients", &t.care_manager.token, crate::patients::patient_body("幸", "サイワイ", "14132"))
         .await
         .expect(201);
+    let second_id = id_of(&second);
+    app.post(
+        &format!("/api/v1/patients/{second_id}/care-team"),
+        &t.care_manager.token,
+        json!({"user_id": t.nurse.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
     post_note(&app, &t.care_manager, &second_id, visit("ケアマネの記録", 5)).await.expect(201);
     let other = post_note(&app, &t.nurse, &second_id, visit("看護師の記録", 3)).await.expect(201);
 
@@ -470,23 +578,30 @@ async fn read_receipts_and_unread_counts(app: TestApp) {
 
     let cm = app.get("/api/v1/me/unread", &t.care_manager.token).await.expect(200);
     assert_eq!(cm.body["total_unread"], json!(5));
-    let per: HashMap<String, i64> =
-        items(&cm).iter().map(|p| (p["patient_id"].as_str().unwrap().to_string(), p["unread_count"].as_i64().unwrap())).collect();
+    let per: HashMap<String, i64> = items(&cm)
+        .iter()
+        .map(|p| (p["patient_id"].as_str().unwrap().to_string(), p["unread_count"].as_i64().unwrap()))
+        .collect();
     assert_eq!(per[&t.patient_id], 4);
     assert_eq!(per[&second_id], 1);
     // The patient with the newest unread note first; the newest 3 unread notes, newest first.
     assert_eq!(items(&cm)[0]["patient_id"], json!(second_id));
     assert_eq!(items(&cm)[0]["newest"][0]["id"], json!(id_of(&other)));
     let first_patient = items(&cm).iter().find(|p| p["patient_id"] == json!(t.patient_id)).unwrap();
-    let newest: Vec<&str> = first_patient["newest"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    let newest: Vec<&str> =
+        first_patient["newest"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
     assert_eq!(newest, [ids[3].as_str(), ids[2].as_str(), ids[1].as_str()]);
     assert_eq!(first_patient["family_name"], json!("川崎"));
     assert_eq!(first_patient["newest"][0]["excerpt"], json!("訪問3"));
 
     // Reading (GET) and marking (PUT) each remove one; marking again changes nothing.
     app.get(&format!("/api/v1/notes/{}", ids[0]), &t.care_manager.token).await.expect(200);
-    app.call("PUT", &format!("/api/v1/notes/{}/read", ids[1]), Some(&t.care_manager.token), None, &[]).await.expect(204);
-    app.call("PUT", &format!("/api/v1/notes/{}/read", ids[1]), Some(&t.care_manager.token), None, &[]).await.expect(204);
+    app.call("PUT", &format!("/api/v1/notes/{}/read", ids[1]), Some(&t.care_manager.token), None, &[])
+        .await
+        .expect(204);
+    app.call("PUT", &format!("/api/v1/notes/{}/read", ids[1]), Some(&t.care_manager.token), None, &[])
+        .await
+        .expect(204);
     let cm = app.get("/api/v1/me/unread", &t.care_manager.token).await.expect(200);
     assert_eq!(cm.body["total_unread"], json!(3));
 
@@ -512,7 +627,9 @@ async fn read_receipts_and_unread_counts(app: TestApp) {
     // A coordinating physician reads without leaving a receipt and cannot mark read.
     let clinic = app.organization(&t.admin, "clinic", "幸区調整医クリニック", Some("14132")).await;
     let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
-    app.call("PUT", &format!("/api/v1/wards/14132/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14132/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
     let seen = app.get(&format!("/api/v1/notes/{}", ids[2]), &coordinator.token).await.expect(200);
     assert_eq!(seen.body["read_count"], json!(1));
     app.call("PUT", &format!("/api/v1/notes/{}/read", ids[2]), Some(&coordinator.token), None, &[]).await.expect(403);
@@ -520,11 +637,20 @@ async fn read_receipts_and_unread_counts(app: TestApp) {
 
     // Someone who left the team no longer sees that patient's unread notes.
     let today = (Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
-    let team_list = app.get(&format!("/api/v1/patients/{second_id}/care-team"), &t.care_manager.token).await.expect(200);
-    let nurse_member = items(&team_list).iter().find(|m| m["user_id"] == json!(t.nurse.id)).unwrap()["id"].as_str().unwrap().to_string();
-    app.patch(&format!("/api/v1/patients/{second_id}/care-team/{nurse_member}"), &t.care_manager.token, json!({"ended_on": today}), None)
-        .await
-        .expect(200);
+    let team_list =
+        app.get(&format!("/api/v1/patients/{second_id}/care-team"), &t.care_manager.token).await.expect(200);
+    let nurse_member = items(&team_list).iter().find(|m| m["user_id"] == json!(t.nurse.id)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.patch(
+        &format!("/api/v1/patients/{second_id}/care-team/{nurse_member}"),
+        &t.care_manager.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
     assert_eq!(app.get("/api/v1/me/unread", &t.nurse.token).await.expect(200).body["total_unread"], json!(0));
 }
 
@@ -532,17 +658,47 @@ async fn timeline_merges_events_newest_first(app: TestApp) {
     let t = team(&app, "14133").await;
     let base = format!("/api/v1/patients/{}", t.patient_id);
     let older = post_note(&app, &t.nurse, &t.patient_id, visit("3時間前の訪問", 180)).await.expect(201);
-    let newer = post_note(&app, &t.nurse, &t.patient_id, json!({"kind": "visit", "occurred_at": ago(120), "text": "2時間前の訪問", "vitals": {"pulse": 131}})).await.expect(201);
+    let newer = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        json!({"kind": "visit", "occurred_at": ago(120), "text": "2時間前の訪問", "vitals": {"pulse": 131}}),
+    )
+    .await
+    .expect(201);
     let consent = app
-        .post(&format!("{base}/consents"), &t.care_manager.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}))
+        .post(
+            &format!("{base}/consents"),
+            &t.care_manager.token,
+            json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-11-01"}),
+        )
         .await
         .expect(201);
     let clinic = app.organization(&t.admin, "clinic", "中原救急クリニック", Some("14133")).await;
     let er_doctor = app.person(&t.admin, &clinic, "physician", "member").await;
-    app.post(&format!("{base}/emergency-access"), &er_doctor.token, json!({"reason": "救急搬送先から既往歴の問い合わせ"})).await.expect(201);
-    app.post(&format!("{base}/consents/{}/revoke", id_of(&consent)), &t.care_manager.token, json!({"reason": "家族の意向"})).await.expect(200);
+    app.post(
+        &format!("{base}/emergency-access"),
+        &er_doctor.token,
+        json!({"reason": "救急搬送先から既往歴の問い合わせ"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("{base}/consents/{}/revoke", id_of(&consent)),
+        &t.care_manager.token,
+        json!({"reason": "家族の意向"}),
+    )
+    .await
+    .expect(200);
     let today = (Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
-    app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": today}), None).await.expect(200);
+    app.patch(
+        &format!("{base}/care-team/{}", t.nurse_member_id),
+        &t.care_manager.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
 
     let full = app.get(&format!("{base}/timeline"), &t.care_manager.token).await.expect(200);
     let all = items(&full);
@@ -599,10 +755,31 @@ async fn vital_sign_series(app: TestApp) {
     let t = team(&app, "14134").await;
     let day = 24 * 60;
     let with = |minutes: i64, vitals: Value| json!({"kind": "visit", "occurred_at": ago(minutes), "text": "測定", "vitals": vitals});
-    let a = post_note(&app, &t.nurse, &t.patient_id, with(3 * day, json!({"temperature": 36.5, "pulse": 72, "spo2": 97, "on_oxygen": false, "consciousness": "A"}))).await.expect(201);
-    let b = post_note(&app, &t.nurse, &t.patient_id, with(2 * day, json!({"temperature": 37.9, "pulse": 95, "systolic_bp": 108, "diastolic_bp": 70}))).await.expect(201);
+    let a = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        with(3 * day, json!({"temperature": 36.5, "pulse": 72, "spo2": 97, "on_oxygen": false, "consciousness": "A"})),
+    )
+    .await
+    .expect(201);
+    let b = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        with(2 * day, json!({"temperature": 37.9, "pulse": 95, "systolic_bp": 108, "diastolic_bp": 70})),
+    )
+    .await
+    .expect(201);
     post_note(&app, &t.nurse, &t.patient_id, visit("測定なし", day + 60)).await.expect(201);
-    let c = post_note(&app, &t.nurse, &t.patient_id, with(day, json!({"temperature": 38.6, "pulse": 118, "respiratory_rate": 24}))).await.expect(201);
+    let c = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        with(day, json!({"temperature": 38.6, "pulse": 118, "respiratory_rate": 24})),
+    )
+    .await
+    .expect(201);
     // An amendment replaces the values it corrects.
     app.post(
         &format!("/api/v1/notes/{}/amendments", id_of(&c)),
@@ -615,7 +792,8 @@ async fn vital_sign_series(app: TestApp) {
     let path = format!("/api/v1/patients/{}/vitals", t.patient_id);
     let res = app.get(&format!("{path}?since={}", ago(4 * day)), &t.care_manager.token).await.expect(200);
     let s = &res.body["series"];
-    let values = |name: &str| -> Vec<Value> { s[name].as_array().unwrap().iter().map(|p| p["value"].clone()).collect() };
+    let values =
+        |name: &str| -> Vec<Value> { s[name].as_array().unwrap().iter().map(|p| p["value"].clone()).collect() };
     assert_eq!(values("temperature"), [json!(36.5), json!(37.9), json!(38.2)]);
     assert_eq!(values("pulse"), [json!(72), json!(95), json!(118)]);
     assert_eq!(values("systolic_bp"), [json!(108)]);
@@ -625,13 +803,21 @@ async fn vital_sign_series(app: TestApp) {
     assert_eq!(values("respiratory_rate"), [json!(24)]);
     let news2: Vec<i64> = s["news2"].as_array().unwrap().iter().map(|p| p["total"].as_i64().unwrap()).collect();
     assert_eq!(news2.len(), 3);
-    let expected_c = news2::score(&Vitals { temperature: Some(38.2), pulse: Some(118), respiratory_rate: Some(24), ..Vitals::default() });
+    let expected_c = news2::score(&Vitals {
+        temperature: Some(38.2),
+        pulse: Some(118),
+        respiratory_rate: Some(24),
+        ..Vitals::default()
+    });
     assert_eq!(news2[2], i64::from(expected_c.total));
     assert_eq!(s["pulse"][0]["note_id"], json!(id_of(&a)));
     assert_eq!(s["pulse"][1]["note_id"], json!(id_of(&b)));
     assert_eq!(res.body["truncated"], json!(false));
     // A narrower period.
-    let res = app.get(&format!("{path}?since={}&until={}", ago(2 * day + 60), ago(day + 30)), &t.care_manager.token).await.expect(200);
+    let res = app
+        .get(&format!("{path}?since={}&until={}", ago(2 * day + 60), ago(day + 30)), &t.care_manager.token)
+        .await
+        .expect(200);
     assert_eq!(res.body["series"]["pulse"].as_array().unwrap().len(), 1);
     // The default period (30 days) covers them all.
     let res = app.get(&path, &t.care_manager.token).await.expect(200);
@@ -717,8 +903,10 @@ async fn scripted_client_posts_1000_notes(app: TestApp) {
     // Read back, page by page: newest occurred_at first, then id; each NEWS2 as scored.
     let listed = all_notes(&app, &t.care_manager, &t.patient_id, "").await;
     assert_eq!(listed.len(), NOTES);
-    let keys: Vec<(String, String)> =
-        listed.iter().map(|n| (n["occurred_at"].as_str().unwrap().to_string(), n["id"].as_str().unwrap().to_string())).collect();
+    let keys: Vec<(String, String)> = listed
+        .iter()
+        .map(|n| (n["occurred_at"].as_str().unwrap().to_string(), n["id"].as_str().unwrap().to_string()))
+        .collect();
     assert!(keys.windows(2).all(|w| w[0] > w[1]), "not in order");
     for n in &listed {
         let i = posted[n["id"].as_str().unwrap()];

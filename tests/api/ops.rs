@@ -74,7 +74,8 @@ impl Proxy {
 async fn database_outage_answers_503_then_recovers() {
     let Some(cluster) = crate::helpers::postgres() else { return };
     let url = cluster.fresh_database();
-    let (host_port, database) = url.trim_start_matches("postgres://").split_once('@').unwrap().1.split_once('/').unwrap();
+    let (host_port, database) =
+        url.trim_start_matches("postgres://").split_once('@').unwrap().1.split_once('/').unwrap();
     let proxy = Proxy::start(host_port.to_string()).await;
     let via_proxy = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
     let app = TestApp::start(Backend::Postgres, via_proxy, tempfile::tempdir().unwrap(), false, HashMap::new()).await;
@@ -114,7 +115,11 @@ async fn metrics_count_requests_by_route_without_ids(app: TestApp) {
     app.get(&format!("/api/v1/organizations/{org}"), &admin.token).await.expect(200);
     let res = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
     assert!(res.header("content-type").unwrap().starts_with("text/plain"));
-    assert!(res.text.contains(r#"renkei_http_requests_total{method="GET",route="/api/v1/wards",status="200"} 1"#), "{}", res.text);
+    assert!(
+        res.text.contains(r#"renkei_http_requests_total{method="GET",route="/api/v1/wards",status="200"} 1"#),
+        "{}",
+        res.text
+    );
     assert!(res.text.contains(r#"route="/api/v1/organizations/{id}""#));
     assert!(!res.text.contains(&org), "ids never become labels");
     assert!(res.text.contains("renkei_http_request_duration_seconds_bucket"));

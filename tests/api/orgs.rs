@@ -61,7 +61,13 @@ async fn system_admin_builds_an_organisation_and_its_admin(app: TestApp) {
     // Admins see e-mail addresses; colleagues see the directory view only.
     let as_admin = app.get(&format!("/api/v1/organizations/{id}/users"), &org_admin.token).await.expect(200);
     assert!(as_admin.body["items"].as_array().unwrap().iter().all(|u| u["email"].is_string()));
-    let as_other = app.get(&format!("/api/v1/organizations/{id}/users"), &app.person(&admin, &other, "physician", "member").await.token).await.expect(200);
+    let as_other = app
+        .get(
+            &format!("/api/v1/organizations/{id}/users"),
+            &app.person(&admin, &other, "physician", "member").await.token,
+        )
+        .await
+        .expect(200);
     assert_eq!(as_other.body["items"].as_array().unwrap().len(), 2);
     assert!(as_other.body["items"].as_array().unwrap().iter().all(|u| u.get("email").is_none()));
 }
@@ -72,13 +78,23 @@ async fn org_admin_edits_own_organisation_with_versions(app: TestApp) {
     let other = app.organization(&admin, "pharmacy", "麻生薬局", Some("14137")).await;
     let org_admin = app.person(&admin, &id, "pharmacist", "org_admin").await;
     let path = format!("/api/v1/organizations/{id}");
-    let res = app.patch(&path, &org_admin.token, json!({"phone": "044-111-2222", "services": ["home_medication_management"]}), Some("\"1\"")).await.expect(200);
+    let res = app
+        .patch(
+            &path,
+            &org_admin.token,
+            json!({"phone": "044-111-2222", "services": ["home_medication_management"]}),
+            Some("\"1\""),
+        )
+        .await
+        .expect(200);
     assert_eq!(res.body["version"], json!(2));
     assert_eq!(res.body["services"], json!(["home_medication_management"]));
     // Stale version.
     app.patch(&path, &org_admin.token, json!({"phone": "044-333-4444"}), Some("\"1\"")).await.expect(412);
     // Another organisation.
-    app.patch(&format!("/api/v1/organizations/{other}"), &org_admin.token, json!({"phone": "044-333-4444"}), None).await.expect(403);
+    app.patch(&format!("/api/v1/organizations/{other}"), &org_admin.token, json!({"phone": "044-333-4444"}), None)
+        .await
+        .expect(403);
     // Validation.
     let res = app.patch(&path, &org_admin.token, json!({"ward_code": "14150"}), None).await.expect(422);
     assert_eq!(res.body["errors"][0]["code"], json!("unknown_ward"));
@@ -100,22 +116,39 @@ async fn directory_search(app: TestApp) {
         .as_str()
         .unwrap()
         .to_string();
-    app.post("/api/v1/organizations", &admin.token, json!({"kind": "clinic", "name": "Saiwai Home Clinic", "ward_code": "14132", "services": ["24h_visits"]}))
-        .await
-        .expect(201);
-    app.post("/api/v1/organizations", &admin.token, json!({"kind": "pharmacy", "name": "川崎みなと薬局", "ward_code": "14131"}))
-        .await
-        .expect(201);
+    app.post(
+        "/api/v1/organizations",
+        &admin.token,
+        json!({"kind": "clinic", "name": "Saiwai Home Clinic", "ward_code": "14132", "services": ["24h_visits"]}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/organizations",
+        &admin.token,
+        json!({"kind": "pharmacy", "name": "川崎みなと薬局", "ward_code": "14131"}),
+    )
+    .await
+    .expect(201);
     let ids = |res: &crate::helpers::TestResponse| -> Vec<String> {
         res.body["items"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_string()).collect()
     };
     let t = &admin.token;
-    assert_eq!(ids(&app.get("/api/v1/organizations?kind=clinic&ward=14131", t).await.expect(200)), ["川崎みなと在宅クリニック"]);
-    assert_eq!(ids(&app.get("/api/v1/organizations?service=terminal_care", t).await.expect(200)), ["川崎みなと在宅クリニック"]);
+    assert_eq!(
+        ids(&app.get("/api/v1/organizations?kind=clinic&ward=14131", t).await.expect(200)),
+        ["川崎みなと在宅クリニック"]
+    );
+    assert_eq!(
+        ids(&app.get("/api/v1/organizations?service=terminal_care", t).await.expect(200)),
+        ["川崎みなと在宅クリニック"]
+    );
     assert_eq!(ids(&app.get("/api/v1/organizations?service=24h_visits", t).await.expect(200)).len(), 2);
     assert_eq!(ids(&app.get("/api/v1/organizations?q=みなと", t).await.expect(200)).len(), 2);
     assert_eq!(ids(&app.get("/api/v1/organizations?q=saiwai", t).await.expect(200)), ["Saiwai Home Clinic"]);
-    assert_eq!(ids(&app.get("/api/v1/organizations?q=カワサキミナト", t).await.expect(200)), ["川崎みなと在宅クリニック"]);
+    assert_eq!(
+        ids(&app.get("/api/v1/organizations?q=カワサキミナト", t).await.expect(200)),
+        ["川崎みなと在宅クリニック"]
+    );
     assert_eq!(ids(&app.get("/api/v1/organizations?q=100%25", t).await.expect(200)).len(), 0);
     // Pagination walks every organisation once.
     let mut seen = Vec::new();

@@ -35,13 +35,18 @@ pub struct Team {
 pub async fn team(app: &TestApp, ward: &str) -> Team {
     let admin = app.system_admin().await;
     let care_office = app.organization(&admin, "care_management_office", "川崎ケアプランセンター", Some(ward)).await;
-    let nurse_station = app.organization(&admin, "visiting_nurse_station", "川崎訪問看護ステーション", Some(ward)).await;
+    let nurse_station =
+        app.organization(&admin, "visiting_nurse_station", "川崎訪問看護ステーション", Some(ward)).await;
     let care_manager = app.person(&admin, &care_office, "care_manager", "member").await;
     let nurse = app.person(&admin, &nurse_station, "nurse", "member").await;
     let p = app.post("/api/v1/patients", &care_manager.token, patient_body("川崎", "カワサキ", ward)).await.expect(201);
     let patient_id = p.body["id"].as_str().unwrap().to_string();
     let m = app
-        .post(&format!("/api/v1/patients/{patient_id}/care-team"), &care_manager.token, json!({"user_id": nurse.id, "role": "visiting_nurse"}))
+        .post(
+            &format!("/api/v1/patients/{patient_id}/care-team"),
+            &care_manager.token,
+            json!({"user_id": nurse.id, "role": "visiting_nurse"}),
+        )
         .await
         .expect(201);
     let nurse_member_id = m.body["id"].as_str().unwrap().to_string();
@@ -64,7 +69,8 @@ async fn register_read_update(app: TestApp) {
     bad["given_name_kana"] = json!("ﾊﾅｺ");
     bad["birth_date"] = json!("2999-01-01");
     let res = app.post("/api/v1/patients", &t.care_manager.token, bad).await.expect(422);
-    let fields: Vec<&str> = res.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        res.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["family_name_kana", "given_name_kana", "birth_date"]);
     // Only care managers and hospital staff register patients.
     app.post("/api/v1/patients", &t.nurse.token, patient_body("山田", "ヤマダ", "14131")).await.expect(403);
@@ -94,8 +100,16 @@ async fn consent_is_recorded_and_revoked(app: TestApp) {
     let p = app.get(&base, &t.nurse.token).await.expect(200);
     assert_eq!(p.body["consent"]["state"], json!("active"));
     assert_eq!(p.body["consent"]["missing"], json!(false));
-    app.post(&format!("{base}/consents/{consent_id}/revoke"), &t.nurse.token, json!({"reason": "本人の申し出により撤回"})).await.expect(200);
-    app.post(&format!("{base}/consents/{consent_id}/revoke"), &t.nurse.token, json!({"reason": "again"})).await.expect(409);
+    app.post(
+        &format!("{base}/consents/{consent_id}/revoke"),
+        &t.nurse.token,
+        json!({"reason": "本人の申し出により撤回"}),
+    )
+    .await
+    .expect(200);
+    app.post(&format!("{base}/consents/{consent_id}/revoke"), &t.nurse.token, json!({"reason": "again"}))
+        .await
+        .expect(409);
     let p = app.get(&base, &t.nurse.token).await.expect(200);
     assert_eq!(p.body["consent"]["state"], json!("revoked"));
     assert_eq!(p.body["consent"]["missing"], json!(true));
@@ -124,9 +138,21 @@ async fn care_team_changes_take_effect_at_once(app: TestApp) {
     let station_admin = app.person(&t.admin, &t.nurse_station, "nurse", "org_admin").await;
     // An organisation's administrator staffs the team from their own people only, never themselves.
     app.post(&format!("{base}/care-team"), &station_admin.token, add.clone()).await.expect(403);
-    app.post(&format!("{base}/care-team"), &station_admin.token, json!({"user_id": station_admin.id, "role": "visiting_nurse"})).await.expect(403);
+    app.post(
+        &format!("{base}/care-team"),
+        &station_admin.token,
+        json!({"user_id": station_admin.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(403);
     let second_nurse = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
-    app.post(&format!("{base}/care-team"), &station_admin.token, json!({"user_id": second_nurse.id, "role": "visiting_nurse"})).await.expect(201);
+    app.post(
+        &format!("{base}/care-team"),
+        &station_admin.token,
+        json!({"user_id": second_nurse.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
     app.post(&format!("{base}/care-team"), &t.care_manager.token, add.clone()).await.expect(201);
     app.post(&format!("{base}/care-team"), &t.care_manager.token, add.clone()).await.expect(409);
     app.get(&base, &pharmacist.token).await.expect(200);
@@ -136,28 +162,42 @@ async fn care_team_changes_take_effect_at_once(app: TestApp) {
     // Ending the nurse's membership ends her access on the very next request.
     app.get(&base, &t.nurse.token).await.expect(200);
     let res = app
-        .patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": "2999-01-01"}), None)
+        .patch(
+            &format!("{base}/care-team/{}", t.nurse_member_id),
+            &t.care_manager.token,
+            json!({"ended_on": "2999-01-01"}),
+            None,
+        )
         .await
         .expect(422);
     assert_eq!(res.body["errors"][0]["code"], json!("in_future"));
     let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
-    app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &t.care_manager.token, json!({"ended_on": today}), None)
-        .await
-        .expect(200);
+    app.patch(
+        &format!("{base}/care-team/{}", t.nurse_member_id),
+        &t.care_manager.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
     app.get(&base, &t.nurse.token).await.expect(404);
     let current = app.get(&format!("{base}/care-team"), &t.care_manager.token).await.expect(200);
     assert_eq!(current.body["items"].as_array().unwrap().len(), 3);
     let history = app.get(&format!("{base}/care-team?include_past=true"), &t.care_manager.token).await.expect(200);
-    let ended: Vec<&Value> = history.body["items"].as_array().unwrap().iter().filter(|m| m["active"] == json!(false)).collect();
+    let ended: Vec<&Value> =
+        history.body["items"].as_array().unwrap().iter().filter(|m| m["active"] == json!(false)).collect();
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["ended_on"], json!(today));
 
     // Handing over the lead.
-    let pharmacist_member = current.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(pharmacist.id)).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    app.patch(&format!("{base}/care-team/{pharmacist_member}"), &t.care_manager.token, json!({"is_lead": true}), None).await.expect(200);
+    let pharmacist_member =
+        current.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(pharmacist.id)).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    app.patch(&format!("{base}/care-team/{pharmacist_member}"), &t.care_manager.token, json!({"is_lead": true}), None)
+        .await
+        .expect(200);
     let leads: Vec<Value> = app.get(&format!("{base}/care-team"), &pharmacist.token).await.expect(200).body["items"]
         .as_array()
         .unwrap()
@@ -206,9 +246,23 @@ async fn authorisation_matrix(app: TestApp) {
     let nurse_station_admin = app.person(admin, &t.nurse_station, "nurse", "org_admin").await;
     let former = {
         let p = app.person(admin, &t.nurse_station, "nurse", "member").await;
-        let m = app.post(&format!("/api/v1/patients/{pid}/care-team"), &t.care_manager.token, json!({"user_id": p.id, "role": "visiting_nurse"})).await.expect(201);
+        let m = app
+            .post(
+                &format!("/api/v1/patients/{pid}/care-team"),
+                &t.care_manager.token,
+                json!({"user_id": p.id, "role": "visiting_nurse"}),
+            )
+            .await
+            .expect(201);
         let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
-        app.patch(&format!("/api/v1/patients/{pid}/care-team/{}", m.body["id"].as_str().unwrap()), &t.care_manager.token, json!({"ended_on": today}), None).await.expect(200);
+        app.patch(
+            &format!("/api/v1/patients/{pid}/care-team/{}", m.body["id"].as_str().unwrap()),
+            &t.care_manager.token,
+            json!({"ended_on": today}),
+            None,
+        )
+        .await
+        .expect(200);
         p
     };
     let other_office = app.organization(admin, "care_management_office", "多摩ケアプラン", Some("14135")).await;
@@ -217,12 +271,34 @@ async fn authorisation_matrix(app: TestApp) {
     let clinic = app.organization(admin, "clinic", "多摩在宅クリニック", Some("14135")).await;
     let coordinator = app.person(admin, &clinic, "physician", "member").await;
     let other_coordinator = app.person(admin, &clinic, "physician", "member").await;
-    app.call("PUT", &format!("/api/v1/wards/14135/coordinators/{}", coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
-    app.call("PUT", &format!("/api/v1/wards/14136/coordinators/{}", other_coordinator.id), Some(&admin.token), None, &[]).await.expect(201);
+    app.call("PUT", &format!("/api/v1/wards/14135/coordinators/{}", coordinator.id), Some(&admin.token), None, &[])
+        .await
+        .expect(201);
+    app.call(
+        "PUT",
+        &format!("/api/v1/wards/14136/coordinators/{}", other_coordinator.id),
+        Some(&admin.token),
+        None,
+        &[],
+    )
+    .await
+    .expect(201);
     let emergency = app.person(admin, &clinic, "physician", "member").await;
-    app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &emergency.token, json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"})).await.expect(201);
+    app.post(
+        &format!("/api/v1/patients/{pid}/emergency-access"),
+        &emergency.token,
+        json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"}),
+    )
+    .await
+    .expect(201);
     let expired = app.person(admin, &clinic, "physician", "member").await;
-    app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &expired.token, json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"})).await.expect(201);
+    app.post(
+        &format!("/api/v1/patients/{pid}/emergency-access"),
+        &expired.token,
+        json!({"reason": "夜間に救急搬送の連絡あり、既往歴の確認のため"}),
+    )
+    .await
+    .expect(201);
     expire_emergency_access(&app, &expired.id).await;
 
     // Routes: R1 GET patient, R2 PATCH patient, R3 GET consents, R4 POST consent, R5 revoke,
@@ -259,7 +335,13 @@ async fn authorisation_matrix(app: TestApp) {
         let search = app.get("/api/v1/patients?kana=カワサキ", &person.token).await.expect(200);
         let found = search.body["items"].as_array().unwrap().iter().any(|p| p["id"] == json!(pid));
         assert_eq!(found, listed, "{name}: search");
-        let res = app.post(&format!("/api/v1/patients/{pid}/emergency-access"), &person.token, json!({"reason": "救急外来から問い合わせがあったため確認"})).await;
+        let res = app
+            .post(
+                &format!("/api/v1/patients/{pid}/emergency-access"),
+                &person.token,
+                json!({"reason": "救急外来から問い合わせがあったため確認"}),
+            )
+            .await;
         assert_eq!(res.status, break_glass, "{name}: emergency access: {}", res.text);
     }
 }
@@ -270,24 +352,53 @@ async fn matrix_call(app: &TestApp, t: &Team, route: usize, pid: &str, person: &
     match route {
         0 => app.get(&base, token).await,
         1 => {
-            let etag = app.get(&format!("/api/v1/patients/{}", t.patient_id), &t.care_manager.token).await.header("etag").unwrap();
+            let etag = app
+                .get(&format!("/api/v1/patients/{}", t.patient_id), &t.care_manager.token)
+                .await
+                .header("etag")
+                .unwrap();
             app.patch(&base, token, json!({"phone": "044-999-0000"}), Some(&etag)).await
         }
         2 => app.get(&format!("{base}/consents"), token).await,
-        3 => app.post(&format!("{base}/consents"), token, json!({"scope": "care_team", "obtained_from": "family", "obtained_on": "2026-10-01"})).await,
+        3 => {
+            app.post(
+                &format!("{base}/consents"),
+                token,
+                json!({"scope": "care_team", "obtained_from": "family", "obtained_on": "2026-10-01"}),
+            )
+            .await
+        }
         4 => {
             let c = app
-                .post(&format!("/api/v1/patients/{}/consents", t.patient_id), &t.care_manager.token, json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-10-01"}))
+                .post(
+                    &format!("/api/v1/patients/{}/consents", t.patient_id),
+                    &t.care_manager.token,
+                    json!({"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-10-01"}),
+                )
                 .await
                 .expect(201);
-            app.post(&format!("{base}/consents/{}/revoke", c.body["id"].as_str().unwrap()), token, json!({"reason": "撤回"})).await
+            app.post(
+                &format!("{base}/consents/{}/revoke", c.body["id"].as_str().unwrap()),
+                token,
+                json!({"reason": "撤回"}),
+            )
+            .await
         }
         5 => app.get(&format!("{base}/care-team"), token).await,
         6 => {
             let newcomer = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
-            app.post(&format!("{base}/care-team"), token, json!({"user_id": newcomer.id, "role": "visiting_nurse"})).await
+            app.post(&format!("{base}/care-team"), token, json!({"user_id": newcomer.id, "role": "visiting_nurse"}))
+                .await
         }
-        7 => app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), token, json!({"role": "visiting_nurse"}), None).await,
+        7 => {
+            app.patch(
+                &format!("{base}/care-team/{}", t.nurse_member_id),
+                token,
+                json!({"role": "visiting_nurse"}),
+                None,
+            )
+            .await
+        }
         8 => app.get(&format!("{base}/access-log"), token).await,
         _ => unreachable!(),
     }
@@ -315,7 +426,14 @@ async fn emergency_access_is_audited_and_expires(app: TestApp) {
     let doctor = app.person(&t.admin, &clinic, "physician", "member").await;
     app.get(&base, &doctor.token).await.expect(404);
     app.post(&format!("{base}/emergency-access"), &doctor.token, json!({"reason": "短い"})).await.expect(422);
-    let g = app.post(&format!("{base}/emergency-access"), &doctor.token, json!({"reason": "救急搬送先から服薬内容の問い合わせ"})).await.expect(201);
+    let g = app
+        .post(
+            &format!("{base}/emergency-access"),
+            &doctor.token,
+            json!({"reason": "救急搬送先から服薬内容の問い合わせ"}),
+        )
+        .await
+        .expect(201);
     let granted = chrono::DateTime::parse_from_rfc3339(g.body["granted_at"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(g.body["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!((expires - granted).num_minutes(), 60);
@@ -324,8 +442,13 @@ async fn emergency_access_is_audited_and_expires(app: TestApp) {
     // The lead sees it in the access log, with high priority.
     let log = app.get(&format!("{base}/access-log"), &t.care_manager.token).await.expect(200);
     let entries = log.body["items"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["resource_type"] == json!("emergency_access") && e["priority"] == json!("high") && e["actor_id"] == json!(doctor.id)));
-    assert!(entries.iter().any(|e| e["actor_id"] == json!(doctor.id) && e["outcome"] == json!("denied")), "the refused read is logged");
+    assert!(entries.iter().any(|e| e["resource_type"] == json!("emergency_access")
+        && e["priority"] == json!("high")
+        && e["actor_id"] == json!(doctor.id)));
+    assert!(
+        entries.iter().any(|e| e["actor_id"] == json!(doctor.id) && e["outcome"] == json!("denied")),
+        "the refused read is logged"
+    );
     // After expiry, nothing.
     expire_emergency_access(&app, &doctor.id).await;
     app.get(&base, &doctor.token).await.expect(404);
@@ -341,7 +464,10 @@ async fn coordinators_are_assigned_by_system_admins(app: TestApp) {
     app.call("PUT", &path, Some(&t.admin.token), None, &[]).await.expect(204);
     let listed = app.get("/api/v1/patients", &doctor.token).await.expect(200);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
-    assert_eq!(app.get("/api/v1/patients?scope=team", &doctor.token).await.expect(200).body["items"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/api/v1/patients?scope=team", &doctor.token).await.expect(200).body["items"].as_array().unwrap().len(),
+        0
+    );
     app.call("DELETE", &path, Some(&t.admin.token), None, &[]).await.expect(204);
     app.call("DELETE", &path, Some(&t.admin.token), None, &[]).await.expect(404);
     app.get(&format!("/api/v1/patients/{}", t.patient_id), &doctor.token).await.expect(404);
@@ -358,10 +484,21 @@ async fn audit_trail_records_and_detects_tampering(app: TestApp) {
 
     // System admins query the trail; others cannot.
     app.get("/api/v1/audit-events", &t.nurse.token).await.expect(403);
-    let events = app.get(&format!("/api/v1/audit-events?patient_id={}&actor_id={}", t.patient_id, t.nurse.id), &t.admin.token).await.expect(200);
-    let reads = events.body["items"].as_array().unwrap().iter().filter(|e| e["action"] == json!("R") && e["resource_type"] == json!("patient")).count();
+    let events = app
+        .get(&format!("/api/v1/audit-events?patient_id={}&actor_id={}", t.patient_id, t.nurse.id), &t.admin.token)
+        .await
+        .expect(200);
+    let reads = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == json!("R") && e["resource_type"] == json!("patient"))
+        .count();
     assert_eq!(reads, 2);
-    let denied = app.get(&format!("/api/v1/audit-events?outcome=denied&actor_id={}", stranger.id), &t.admin.token).await.expect(200);
+    let denied = app
+        .get(&format!("/api/v1/audit-events?outcome=denied&actor_id={}", stranger.id), &t.admin.token)
+        .await
+        .expect(200);
     assert_eq!(denied.body["items"].as_array().unwrap().len(), 1);
 
     // The chain verifies; a changed byte and a deleted row are each detected.
@@ -372,7 +509,10 @@ async fn audit_trail_records_and_detects_tampering(app: TestApp) {
     tamper(&app, &pid, "UPDATE audit_events SET detail = 'x' WHERE chain_key = '{pid}' AND chain_seq = 2").await;
     let report = app.db.run(renkei::audit::verify).await.unwrap();
     let broken = report.broken.expect("changed row detected");
-    assert_eq!((broken.chain_key.as_str(), broken.chain_seq, broken.reason), (pid.as_str(), 2, "its content was changed"));
+    assert_eq!(
+        (broken.chain_key.as_str(), broken.chain_seq, broken.reason),
+        (pid.as_str(), 2, "its content was changed")
+    );
     tamper(&app, &pid, "UPDATE audit_events SET detail = NULL WHERE chain_key = '{pid}' AND chain_seq = 2").await;
     assert!(app.db.run(renkei::audit::verify).await.unwrap().broken.is_none());
     tamper(&app, &pid, "DELETE FROM audit_events WHERE chain_key = '{pid}' AND chain_seq = 3").await;

@@ -78,7 +78,9 @@ fn sqlite_schema(conn: &mut SqliteConnection) -> Schema {
         let mut indexes = vec![format!("PRIMARY KEY ({})", pk.join(","))];
         for i in idx.iter().filter(|i| i.origin != "pk") {
             let cols: Vec<Name> =
-                diesel::sql_query(format!("SELECT name FROM pragma_index_info('{}') ORDER BY seqno", i.name)).load(conn).unwrap();
+                diesel::sql_query(format!("SELECT name FROM pragma_index_info('{}') ORDER BY seqno", i.name))
+                    .load(conn)
+                    .unwrap();
             let cols: Vec<String> = cols.into_iter().map(|c| c.name).collect();
             let unique = if i.is_unique == 1 { " UNIQUE" } else { "" };
             indexes.push(format!("{}{unique} ({})", i.name, cols.join(",")));
