@@ -47,6 +47,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    caseload_entries (patient_id) {
+        patient_id -> Text,
+        ward_code -> Text,
+        status -> Text,
+        name_kana -> Text,
+        birth_date -> Date,
+        care_level -> Text,
+        care_level_rank -> Integer,
+        team_size -> Integer,
+        has_primary_physician -> Bool,
+        active_flags -> Integer,
+        highest_flag_severity -> Nullable<Text>,
+        latest_news2_total -> Nullable<Integer>,
+        latest_news2_band -> Nullable<Text>,
+        latest_news2_at -> Nullable<Timestamp>,
+        last_visit_at -> Nullable<Timestamp>,
+        open_case_id -> Nullable<Text>,
+        planned_discharge_on -> Nullable<Date>,
+        next_task_due_at -> Nullable<Timestamp>,
+        consent_state -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     care_team_members (id) {
         id -> Text,
         patient_id -> Text,
@@ -435,6 +460,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(caseload_entries -> patients (patient_id));
 diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
 diesel::joinable!(consents -> patients (patient_id));
@@ -460,6 +486,7 @@ diesel::joinable!(users -> organizations (organization_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_chain_heads,
     audit_events,
+    caseload_entries,
     care_team_members,
     consents,
     discharge_cases,

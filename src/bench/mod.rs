@@ -1,0 +1,28 @@
+//! The city-scale benchmark (BENCHMARKS.md). `renkei bench seed` fills a database with a
+//! synthetic city; `renkei bench load` drives a running server over loopback and reports
+//! throughput and latency; `renkei bench ceiling` replays the server's own SQL with pgbench.
+//! None of this is part of the test suite; a smoke run at a tiny scale is.
+
+pub mod ceiling;
+pub mod load;
+pub mod seed;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Fill a database with a synthetic city (bulk loading; nothing resembles a real person).
+    Seed(seed::Args),
+    /// Drive a running server with HTTP load at fixed concurrency levels and report.
+    Load(load::Args),
+    /// Replay the SQL the server issues for a note POST and a timeline read with pgbench.
+    Ceiling(ceiling::Args),
+}
+
+pub fn run(command: BenchCommand) -> Result<(), String> {
+    match command {
+        BenchCommand::Seed(args) => seed::run(args),
+        BenchCommand::Load(args) => load::run(args),
+        BenchCommand::Ceiling(args) => ceiling::run(args),
+    }
+}
