@@ -120,6 +120,11 @@ fn migrate(config: &Config) -> Result<Db, String> {
     for m in &applied {
         tracing::info!(migration = %m, "applied");
     }
+    // Patients registered before the caseload entries existed get theirs now (once).
+    let filled = renkei::caseload::entries::rebuild_missing(&mut conn).map_err(|e| e.to_string())?;
+    if filled > 0 {
+        tracing::info!(patients = filled, "caseload entries written");
+    }
     tracing::info!(count = applied.len(), "database schema is current");
     drop(conn);
     Ok(db)

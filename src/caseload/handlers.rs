@@ -3,7 +3,7 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{Filter, Row, SortKey, Summary, DEFAULT_STATUSES};
+use super::{Filter, Row, SortKey, Summary};
 use crate::access;
 use crate::api::{self, Check, PageQuery};
 use crate::app::AppState;
@@ -57,8 +57,8 @@ pub async fn caseload(
     let mut check = Check::new();
     let offset = match paging.after() {
         Ok(None) => 0,
-        Ok(Some(p)) => match p.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => n,
+        Ok(Some(p)) => match p.strip_prefix("o:").and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) => i64::from(n),
             None => {
                 check.push(
                     "cursor",
@@ -114,20 +114,11 @@ pub async fn caseload(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::read_ward_caseload(conn, &me, &ward)?;
-            let mut statuses = DEFAULT_STATUSES.to_vec();
-            if let Some(s) = filter.status.filter(|s| !statuses.contains(s)) {
-                statuses.push(s);
-            }
-            let all = super::rows(conn, &ward, &statuses, crate::db::now())?;
-            let in_care: Vec<Row> =
-                all.iter().filter(|r| DEFAULT_STATUSES.iter().any(|s| r.status == s.as_str())).cloned().collect();
-            let summary = Summary::of(&in_care);
-            let mut rows: Vec<Row> = all.into_iter().filter(|r| filter.matches(r)).collect();
-            super::sort(&mut rows, sort, descending);
-            let total = rows.len();
-            let items: Vec<Row> = rows.into_iter().skip(offset).take(limit as usize).collect();
-            let end = offset + items.len();
-            let next_cursor = (end < total).then(|| api::encode_cursor(&format!("o:{end}")));
+            let now = crate::db::now();
+            let summary = super::summary(conn, &ward, now)?;
+            let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;
+            let end = offset + items.len() as i64;
+            let next_cursor = more.then(|| api::encode_cursor(&format!("o:{end}")));
             for r in &items {
                 audit::record(
                     conn,
@@ -171,8 +162,8 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
             crate::wards::all(conn)?
                 .into_iter()
                 .map(|w| {
-                    let rows = super::rows(conn, &w.code, &DEFAULT_STATUSES, now)?;
-                    Ok(WardSummary { counts: Summary::of(&rows), ward_code: w.code, ward_name: w.name })
+                    let counts = super::summary(conn, &w.code, now)?;
+                    Ok(WardSummary { counts, ward_code: w.code, ward_name: w.name })
                 })
                 .collect::<AppResult<Vec<_>>>()
         })

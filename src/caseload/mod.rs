@@ -1,42 +1,34 @@
 //! A ward's caseload (担当区の在宅療養患者一覧) for its coordinating physicians, and per-ward
 //! counts for city staff.
 //!
-//! Every metric is one set-based query over the ward's patients (a grouped subquery keyed by
-//! patient id); the rows are joined here by patient id. No query runs per patient.
+//! Pages and counts read the maintained per-patient entries (`entries`), one indexed table, so a
+//! page of a 15,000-patient ward costs a few queries however many notes the ward holds. What
+//! depends on the clock (age, days since the last visit, overdue tasks) is derived at read time.
 
+pub mod entries;
 pub mod handlers;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use chrono::{Duration, NaiveDate, NaiveDateTime};
-use diesel::dsl::{count_star, max};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use diesel::dsl::count_star;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::{
-    care_team_members, consents, discharge_cases, discharge_tasks, flags, note_versions, notes, patients,
-};
+use crate::db::schema::{caseload_entries, discharge_tasks, patients};
 use crate::db::DbConn;
 use crate::discharge::TaskStatus;
 use crate::error::AppResult;
-use crate::patients::{age_on, today_jst};
+use crate::patients::age_on;
 use crate::vocab::{CareLevel, PatientStatus};
+
+pub use entries::Entry;
 
 /// The statuses listed when the request names none: patients still in the ward's care.
 pub const DEFAULT_STATUSES: [PatientStatus; 2] = [PatientStatus::Home, PatientStatus::Hospitalized];
 
 /// Days without a visit note after which the summary counts a patient as not visited.
 pub const SUMMARY_NO_VISIT_DAYS: i64 = 14;
-
-/// The patients of a ward in the given statuses, as a subquery of their ids.
-macro_rules! ward_patient_ids {
-    ($ward:expr, $statuses:expr) => {
-        patients::table
-            .filter(patients::ward_code.eq($ward))
-            .filter(patients::status.eq_any($statuses))
-            .select(patients::id)
-    };
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LatestNews2 {
@@ -56,7 +48,7 @@ pub struct OpenCase {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsentSummary {
     /// `active`, `revoked` or `none`.
-    pub state: &'static str,
+    pub state: String,
     pub missing: bool,
 }
 
@@ -89,11 +81,6 @@ impl Row {
     fn overdue_tasks(&self) -> i64 {
         self.open_discharge_case.as_ref().map_or(0, |c| c.overdue_tasks)
     }
-
-    /// No visit note in the last `days` days (JST calendar days), or never.
-    pub fn not_visited_in(&self, days: i64) -> bool {
-        self.days_since_last_visit.is_none_or(|d| d >= days)
-    }
 }
 
 /// Counts over a whole ward (patients at home or in hospital).
@@ -108,197 +95,193 @@ pub struct Summary {
     pub consent_missing: i64,
 }
 
-impl Summary {
-    pub fn of(rows: &[Row]) -> Summary {
-        let count = |f: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count() as i64;
-        Summary {
-            patients: rows.len() as i64,
-            with_active_flag: count(&|r| r.active_flags > 0),
-            no_home_physician: count(&|r| !r.has_primary_physician),
-            no_visit_14_days: count(&|r| r.not_visited_in(SUMMARY_NO_VISIT_DAYS)),
-            open_discharge_cases: count(&|r| r.open_discharge_case.is_some()),
-            with_overdue_tasks: count(&|r| r.overdue_tasks() > 0),
-            consent_missing: count(&|r| r.consent.missing),
-        }
-    }
-}
-
-/// Flags still calling for attention: raised and not yet resolved.
-const UNRESOLVED_FLAG: [&str; 2] = ["active", "acknowledged"];
-
-/// The caseload rows of a ward's patients in these statuses, in no particular order.
-pub fn rows(conn: &mut DbConn, ward: &str, statuses: &[PatientStatus], now: NaiveDateTime) -> AppResult<Vec<Row>> {
-    let statuses: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
-    let today = today_jst();
-
-    type PatientCols = (String, String, String, String, String, NaiveDate, String, String);
-    let people: Vec<PatientCols> = patients::table
-        .filter(patients::ward_code.eq(ward))
-        .filter(patients::status.eq_any(&statuses))
-        .select((
-            patients::id,
-            patients::family_name,
-            patients::given_name,
-            patients::family_name_kana,
-            patients::given_name_kana,
-            patients::birth_date,
-            patients::care_level,
-            patients::status,
-        ))
-        .load(conn)?;
-    if people.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    let team: HashMap<String, i64> = care_team_members::table
-        .filter(care_team_members::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(care_team_members::ended_at.is_null())
-        .group_by(care_team_members::patient_id)
-        .select((care_team_members::patient_id, count_star()))
-        .load::<(String, i64)>(conn)?
-        .into_iter()
-        .collect();
-    let with_physician: HashSet<String> = care_team_members::table
-        .filter(care_team_members::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(care_team_members::ended_at.is_null())
-        .filter(care_team_members::role.eq("primary_physician"))
-        .select(care_team_members::patient_id)
-        .distinct()
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-
-    let mut open_flags: HashMap<String, (i64, Option<String>)> = HashMap::new();
-    let flag_counts: Vec<(String, String, i64)> = flags::table
-        .filter(flags::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(flags::status.eq_any(UNRESOLVED_FLAG))
-        .group_by((flags::patient_id, flags::severity))
-        .select((flags::patient_id, flags::severity, count_star()))
-        .load(conn)?;
-    for (patient_id, severity, n) in flag_counts {
-        let entry = open_flags.entry(patient_id).or_default();
-        entry.0 += n;
-        if entry.1.as_deref() != Some("emergency") {
-            entry.1 = Some(severity);
-        }
-    }
-
-    let last_visit: HashMap<String, NaiveDateTime> = notes::table
-        .inner_join(note_versions::table)
-        .filter(notes::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(notes::kind.eq("visit"))
-        .group_by(notes::patient_id)
-        .select((notes::patient_id, max(note_versions::occurred_at)))
-        .load::<(String, Option<NaiveDateTime>)>(conn)?
-        .into_iter()
-        .filter_map(|(p, at)| at.map(|at| (p, at)))
-        .collect();
-
-    let news2 = latest_news2(conn, ward, &statuses)?;
-
-    let cases: Vec<(String, String, Option<NaiveDate>)> = discharge_cases::table
-        .filter(discharge_cases::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(discharge_cases::status.eq("open"))
-        .order((discharge_cases::patient_id, discharge_cases::created_at.desc()))
-        .select((discharge_cases::id, discharge_cases::patient_id, discharge_cases::planned_discharge_on))
-        .load(conn)?;
-    let overdue: HashMap<String, i64> = discharge_tasks::table
-        .filter(discharge_tasks::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))
-        .filter(discharge_tasks::due_at.lt(now))
-        .group_by(discharge_tasks::case_id)
-        .select((discharge_tasks::case_id, count_star()))
-        .load::<(String, i64)>(conn)?
-        .into_iter()
-        .collect();
-    let mut open_case: HashMap<String, OpenCase> = HashMap::new();
-    for (id, patient_id, planned) in cases {
-        // The most recently opened case when there is more than one.
-        open_case.entry(patient_id).or_insert_with(|| OpenCase {
-            overdue_tasks: overdue.get(&id).copied().unwrap_or(0),
-            id,
-            planned_discharge_on: planned,
-        });
-    }
-
-    let consent_rows: Vec<(String, Option<NaiveDateTime>)> = consents::table
-        .filter(consents::patient_id.eq_any(ward_patient_ids!(ward, &statuses)))
-        .order((consents::patient_id, consents::created_at.desc(), consents::id.desc()))
-        .select((consents::patient_id, consents::revoked_at))
-        .load(conn)?;
-    let mut consent: HashMap<String, ConsentSummary> = HashMap::new();
-    for (patient_id, revoked_at) in consent_rows {
-        consent.entry(patient_id).or_insert(if revoked_at.is_some() {
-            ConsentSummary { state: "revoked", missing: true }
-        } else {
-            ConsentSummary { state: "active", missing: false }
-        });
-    }
-
-    let mut news2 = news2;
-    Ok(people
-        .into_iter()
-        .map(|(id, family_name, given_name, family_name_kana, given_name_kana, birth_date, care_level, status)| {
-            let (active_flags, highest_flag_severity) = open_flags.remove(&id).unwrap_or_default();
-            Row {
-                team_size: team.get(&id).copied().unwrap_or(0),
-                has_primary_physician: with_physician.contains(&id),
-                active_flags,
-                highest_flag_severity,
-                latest_news2: news2.remove(&id),
-                open_discharge_case: open_case.remove(&id),
-                days_since_last_visit: last_visit.get(&id).map(|at| (today - jst_day(*at)).num_days().max(0)),
-                consent: consent.remove(&id).unwrap_or(ConsentSummary { state: "none", missing: true }),
-                age: age_on(birth_date, today),
-                id,
-                family_name,
-                given_name,
-                family_name_kana,
-                given_name_kana,
-                care_level,
-                status,
-            }
-        })
-        .collect())
+/// The first moment (UTC) of the Japanese calendar day `day`.
+fn jst_day_start(day: NaiveDate) -> NaiveDateTime {
+    day.and_time(NaiveTime::MIN) - Duration::hours(9)
 }
 
 fn jst_day(at: NaiveDateTime) -> NaiveDate {
     (at + Duration::hours(9)).date()
 }
 
-/// The latest NEWS2 of each patient, from the current version of each note that has one.
-fn latest_news2(conn: &mut DbConn, ward: &str, statuses: &[&'static str]) -> AppResult<HashMap<String, LatestNews2>> {
-    type VersionCols = (String, i32, String, NaiveDateTime, Option<i32>, Option<String>);
-    // The current version of each note of these patients, then the scored versions among them.
-    let current: HashMap<String, i32> = note_versions::table
-        .filter(note_versions::patient_id.eq_any(ward_patient_ids!(ward, statuses)))
-        .group_by(note_versions::note_id)
-        .select((note_versions::note_id, max(note_versions::version)))
-        .load::<(String, Option<i32>)>(conn)?
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v)))
-        .collect();
-    let scored: Vec<VersionCols> = note_versions::table
-        .filter(note_versions::patient_id.eq_any(ward_patient_ids!(ward, statuses)))
-        .filter(note_versions::news2_total.is_not_null())
-        .select((
-            note_versions::note_id,
-            note_versions::version,
-            note_versions::patient_id,
-            note_versions::occurred_at,
-            note_versions::news2_total,
-            note_versions::news2_band,
-        ))
-        .load(conn)?;
-    let current: Vec<VersionCols> = scored.into_iter().filter(|v| current.get(&v.0) == Some(&v.1)).collect();
-    let mut out: HashMap<String, LatestNews2> = HashMap::new();
-    for (_, _, patient_id, at, total, band) in current {
-        let (Some(total), Some(band)) = (total, band) else { continue };
-        if out.get(&patient_id).is_none_or(|l| l.at < at) {
-            out.insert(patient_id, LatestNews2 { total, band, at });
-        }
+/// A visit before this moment is at least `days` Japanese calendar days ago.
+fn no_visit_cutoff(days: i64, today: NaiveDate) -> NaiveDateTime {
+    jst_day_start(today - Duration::days(days) + Duration::days(1))
+}
+
+/// The entries of a ward in the given statuses, as a query to narrow further.
+macro_rules! ward_entries {
+    ($ward:expr, $statuses:expr) => {
+        caseload_entries::table
+            .filter(caseload_entries::ward_code.eq($ward))
+            .filter(caseload_entries::status.eq_any($statuses))
+    };
+}
+
+/// Counts over the ward's patients at home or in hospital.
+pub fn summary(conn: &mut DbConn, ward: &str, now: NaiveDateTime) -> AppResult<Summary> {
+    let statuses: Vec<&str> = DEFAULT_STATUSES.iter().map(|s| s.as_str()).collect();
+    let cutoff = no_visit_cutoff(SUMMARY_NO_VISIT_DAYS, jst_day(now));
+    Ok(Summary {
+        patients: ward_entries!(ward, &statuses).select(count_star()).first(conn)?,
+        with_active_flag: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::active_flags.gt(0))
+            .select(count_star())
+            .first(conn)?,
+        no_home_physician: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::has_primary_physician.eq(false))
+            .select(count_star())
+            .first(conn)?,
+        no_visit_14_days: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::last_visit_at.is_null().or(caseload_entries::last_visit_at.lt(cutoff)))
+            .select(count_star())
+            .first(conn)?,
+        open_discharge_cases: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::open_case_id.is_not_null())
+            .select(count_star())
+            .first(conn)?,
+        with_overdue_tasks: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::next_task_due_at.lt(now))
+            .select(count_star())
+            .first(conn)?,
+        consent_missing: ward_entries!(ward, &statuses)
+            .filter(caseload_entries::consent_state.ne("active"))
+            .select(count_star())
+            .first(conn)?,
+    })
+}
+
+/// One page of a ward's caseload, sorted by a column (descending or not): the rows, and
+/// whether more follow.
+pub fn page(
+    conn: &mut DbConn,
+    ward: &str,
+    filter: &Filter,
+    (sort, descending): (SortKey, bool),
+    offset: i64,
+    limit: i64,
+    now: NaiveDateTime,
+) -> AppResult<(Vec<Row>, bool)> {
+    let today = jst_day(now);
+    let statuses: Vec<&str> = match filter.status {
+        Some(s) => vec![s.as_str()],
+        None => DEFAULT_STATUSES.iter().map(|s| s.as_str()).collect(),
+    };
+    let mut q = ward_entries!(ward, statuses).into_boxed();
+    if filter.has_active_flag {
+        q = q.filter(caseload_entries::active_flags.gt(0));
     }
-    Ok(out)
+    if filter.no_home_physician {
+        q = q.filter(caseload_entries::has_primary_physician.eq(false));
+    }
+    if let Some(days) = filter.no_visit_days {
+        let cutoff = no_visit_cutoff(days, today);
+        q = q.filter(caseload_entries::last_visit_at.is_null().or(caseload_entries::last_visit_at.lt(cutoff)));
+    }
+    if filter.open_discharge_case {
+        q = q.filter(caseload_entries::open_case_id.is_not_null());
+    }
+    if filter.overdue_tasks {
+        q = q.filter(caseload_entries::next_task_due_at.lt(now));
+    }
+    if let Some(level) = filter.care_level {
+        q = q.filter(caseload_entries::care_level.eq(level.as_str()));
+    }
+    // Rows without a value sort last in both directions; ties by kana name, then id.
+    use caseload_entries as c;
+    q = match (sort, descending) {
+        (SortKey::NameKana, false) => q.order(c::name_kana.asc()),
+        (SortKey::NameKana, true) => q.order(c::name_kana.desc()),
+        // Older means an earlier birth date.
+        (SortKey::Age, false) => q.order(c::birth_date.desc()),
+        (SortKey::Age, true) => q.order(c::birth_date.asc()),
+        (SortKey::CareLevel, false) => q.order(c::care_level_rank.asc()),
+        (SortKey::CareLevel, true) => q.order(c::care_level_rank.desc()),
+        (SortKey::ActiveFlags, false) => q.order(c::active_flags.asc()),
+        (SortKey::ActiveFlags, true) => q.order(c::active_flags.desc()),
+        (SortKey::LatestNews2, false) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.asc())),
+        (SortKey::LatestNews2, true) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.desc())),
+        // Fewer days since the last visit means a later visit.
+        (SortKey::DaysSinceLastVisit, false) => q.order((c::last_visit_at.is_null(), c::last_visit_at.desc())),
+        (SortKey::DaysSinceLastVisit, true) => q.order((c::last_visit_at.is_null(), c::last_visit_at.asc())),
+        (SortKey::PlannedDischargeOn, false) => {
+            q.order((c::planned_discharge_on.is_null(), c::planned_discharge_on.asc()))
+        }
+        (SortKey::PlannedDischargeOn, true) => {
+            q.order((c::planned_discharge_on.is_null(), c::planned_discharge_on.desc()))
+        }
+    };
+    let mut found: Vec<Entry> = q
+        .then_order_by(c::name_kana.asc())
+        .then_order_by(c::patient_id.asc())
+        .offset(offset)
+        .limit(limit + 1)
+        .select(Entry::as_select())
+        .load(conn)?;
+    let more = found.len() as i64 > limit;
+    found.truncate(limit as usize);
+    Ok((rows_of(conn, found, today, now)?, more))
+}
+
+/// Caseload rows for entries: the names, and what depends on the clock.
+fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDateTime) -> AppResult<Vec<Row>> {
+    let ids: Vec<&str> = found.iter().map(|e| e.patient_id.as_str()).collect();
+    let names: HashMap<String, (String, String, String, String)> = patients::table
+        .filter(patients::id.eq_any(&ids))
+        .select((
+            patients::id,
+            (patients::family_name, patients::given_name, patients::family_name_kana, patients::given_name_kana),
+        ))
+        .load::<(String, (String, String, String, String))>(conn)?
+        .into_iter()
+        .collect();
+    let case_ids: Vec<&str> = found.iter().filter_map(|e| e.open_case_id.as_deref()).collect();
+    let overdue: HashMap<String, i64> = if case_ids.is_empty() {
+        HashMap::new()
+    } else {
+        discharge_tasks::table
+            .filter(discharge_tasks::case_id.eq_any(&case_ids))
+            .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))
+            .filter(discharge_tasks::due_at.lt(now))
+            .group_by(discharge_tasks::case_id)
+            .select((discharge_tasks::case_id, count_star()))
+            .load::<(String, i64)>(conn)?
+            .into_iter()
+            .collect()
+    };
+    Ok(found
+        .into_iter()
+        .filter_map(|e| {
+            let (family_name, given_name, family_name_kana, given_name_kana) = names.get(&e.patient_id)?.clone();
+            let latest_news2 = match (e.latest_news2_total, e.latest_news2_band, e.latest_news2_at) {
+                (Some(total), Some(band), Some(at)) => Some(LatestNews2 { total, band, at }),
+                _ => None,
+            };
+            let open_discharge_case = e.open_case_id.map(|id| OpenCase {
+                overdue_tasks: overdue.get(&id).copied().unwrap_or(0),
+                id,
+                planned_discharge_on: e.planned_discharge_on,
+            });
+            Some(Row {
+                id: e.patient_id,
+                family_name,
+                given_name,
+                family_name_kana,
+                given_name_kana,
+                age: age_on(e.birth_date, today),
+                care_level: e.care_level,
+                status: e.status,
+                team_size: e.team_size.into(),
+                has_primary_physician: e.has_primary_physician,
+                active_flags: e.active_flags.into(),
+                highest_flag_severity: e.highest_flag_severity,
+                latest_news2,
+                open_discharge_case,
+                days_since_last_visit: e.last_visit_at.map(|at| (today - jst_day(at)).num_days().max(0)),
+                consent: ConsentSummary { missing: e.consent_state != "active", state: e.consent_state },
+            })
+        })
+        .collect())
 }
 
 /// What a caseload page is narrowed to.
@@ -311,21 +294,6 @@ pub struct Filter {
     pub overdue_tasks: bool,
     pub care_level: Option<CareLevel>,
     pub status: Option<PatientStatus>,
-}
-
-impl Filter {
-    pub fn matches(&self, r: &Row) -> bool {
-        (!self.has_active_flag || r.active_flags > 0)
-            && (!self.no_home_physician || !r.has_primary_physician)
-            && self.no_visit_days.is_none_or(|d| r.not_visited_in(d))
-            && (!self.open_discharge_case || r.open_discharge_case.is_some())
-            && (!self.overdue_tasks || r.overdue_tasks() > 0)
-            && self.care_level.is_none_or(|c| r.care_level == c.as_str())
-            && match self.status {
-                Some(s) => r.status == s.as_str(),
-                None => DEFAULT_STATUSES.iter().any(|s| r.status == s.as_str()),
-            }
-    }
 }
 
 /// The columns a caseload sorts by.
@@ -365,51 +333,6 @@ impl SortKey {
             _ => return None,
         })
     }
-}
-
-/// A sortable value; `None` (no value) always sorts last.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
-    Int(i64),
-    Text(String),
-    Date(NaiveDate),
-}
-
-fn key(r: &Row, by: SortKey) -> Option<Key> {
-    match by {
-        SortKey::NameKana => Some(Key::Text(r.name_kana())),
-        SortKey::Age => Some(Key::Int(r.age.into())),
-        SortKey::CareLevel => {
-            CareLevel::ALL.iter().position(|c| c.as_str() == r.care_level).map(|i| Key::Int(i as i64))
-        }
-        SortKey::ActiveFlags => Some(Key::Int(r.active_flags)),
-        SortKey::LatestNews2 => r.latest_news2.as_ref().map(|n| Key::Int(n.total.into())),
-        SortKey::DaysSinceLastVisit => r.days_since_last_visit.map(Key::Int),
-        SortKey::PlannedDischargeOn => {
-            r.open_discharge_case.as_ref().and_then(|c| c.planned_discharge_on).map(Key::Date)
-        }
-    }
-}
-
-/// Sorts rows by a column, ascending or descending, rows without a value last; ties by kana
-/// name, then id, so pages are stable.
-pub fn sort(rows: &mut [Row], by: SortKey, descending: bool) {
-    rows.sort_by(|a, b| {
-        let (ka, kb) = (key(a, by), key(b, by));
-        let primary = match (ka, kb) {
-            (Some(x), Some(y)) => {
-                if descending {
-                    y.cmp(&x)
-                } else {
-                    x.cmp(&y)
-                }
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        };
-        primary.then_with(|| a.name_kana().cmp(&b.name_kana())).then_with(|| a.id.cmp(&b.id))
-    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ pub struct CaseView {
 
 pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
     diesel::insert_into(discharge_cases::table).values(case).execute(conn)?;
-    Ok(())
+    crate::caseload::entries::refresh(conn, &case.patient_id)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Case>> {
@@ -172,6 +172,10 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Case
     )
     .set((changes, discharge_cases::version.eq(expected_version + 1), discharge_cases::updated_at.eq(now())))
     .execute(conn)?;
+    if n == 1 {
+        let patient_id: String = discharge_cases::table.find(id).select(discharge_cases::patient_id).first(conn)?;
+        crate::caseload::entries::refresh(conn, &patient_id)?;
+    }
     Ok(n == 1)
 }
 

@@ -159,12 +159,15 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
     }
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
     crate::per_backend!(conn, |c| diesel::insert_into(discharge_tasks::table).values(&out).execute(c))?;
+    if let Some(t) = out.first() {
+        crate::caseload::entries::refresh(conn, &t.patient_id)?;
+    }
     Ok(out)
 }
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
     diesel::insert_into(discharge_tasks::table).values(task).execute(conn)?;
-    Ok(())
+    crate::caseload::entries::refresh(conn, &task.patient_id)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Task>> {
@@ -219,6 +222,10 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Task
     )
     .set((changes, discharge_tasks::version.eq(expected_version + 1), discharge_tasks::updated_at.eq(now())))
     .execute(conn)?;
+    if n == 1 {
+        let patient_id: String = discharge_tasks::table.find(id).select(discharge_tasks::patient_id).first(conn)?;
+        crate::caseload::entries::refresh(conn, &patient_id)?;
+    }
     Ok(n == 1)
 }
 
@@ -247,6 +254,9 @@ pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
                 .execute(conn)?;
             moved += 1;
         }
+    }
+    if moved > 0 {
+        crate::caseload::entries::refresh(conn, &case.patient_id)?;
     }
     Ok(moved)
 }

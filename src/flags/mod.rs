@@ -182,6 +182,7 @@ pub fn insert(conn: &mut DbConn, new: NewFlag<'_>, now: NaiveDateTime, limits: &
         updated_at: now,
     };
     diesel::insert_into(flags::table).values(&flag).execute(conn)?;
+    crate::caseload::entries::refresh(conn, &flag.patient_id)?;
     Ok(flag)
 }
 
@@ -246,6 +247,7 @@ pub fn apply_news2(
                 flags::updated_at.eq(now),
             ))
             .execute(conn)?;
+        crate::caseload::entries::refresh(conn, patient_id)?;
         Ok(Some(AutoFlag::Escalated(open.id)))
     } else {
         diesel::update(flags::table.find(&open.id))
@@ -296,6 +298,16 @@ pub fn open_for_member(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<FlagVi
     views(conn, rows)
 }
 
+/// Keeps the flag's patient's caseload entry current after `n` rows of flag `id` changed;
+/// passes on whether the change happened.
+fn refresh_for_flag(conn: &mut DbConn, id: &str, n: usize) -> AppResult<bool> {
+    if n == 1 {
+        let patient_id: String = flags::table.find(id).select(flags::patient_id).first(conn)?;
+        crate::caseload::entries::refresh(conn, &patient_id)?;
+    }
+    Ok(n == 1)
+}
+
 /// Moves an open flag on; `false` when it was not in a state that allows it.
 pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, note: Option<&str>, now: NaiveDateTime) -> AppResult<bool> {
     let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq(FlagStatus::Active.as_str())))
@@ -309,7 +321,7 @@ pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, note: Option<&str>, no
             flags::updated_at.eq(now),
         ))
         .execute(conn)?;
-    Ok(n == 1)
+    refresh_for_flag(conn, id, n)
 }
 
 pub fn resolve(
@@ -331,7 +343,7 @@ pub fn resolve(
             flags::updated_at.eq(now),
         ))
         .execute(conn)?;
-    Ok(n == 1)
+    refresh_for_flag(conn, id, n)
 }
 
 /// Who is told when a flag is raised or becomes more severe: the active team, each as their

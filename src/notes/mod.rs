@@ -551,14 +551,15 @@ pub fn insert(conn: &mut DbConn, note: &Note, first: &Version) -> AppResult<()> 
     diesel::insert_into(notes::table).values(note).execute(conn)?;
     diesel::insert_into(note_versions::table).values(first).execute(conn)?;
     reads::mark(conn, note, &note.author_id, first.recorded_at)?;
-    Ok(())
+    let news2 = first.news2_total.zip(first.news2_band.as_deref());
+    crate::caseload::entries::note_added(conn, &note.patient_id, &note.kind, first.occurred_at, news2)
 }
 
 /// Adds a version (an amendment). Two amendments racing for the same number are told apart by
 /// the primary key: the second fails and changes nothing.
 pub fn add_version(conn: &mut DbConn, version: &Version) -> AppResult<()> {
     diesel::insert_into(note_versions::table).values(version).execute(conn)?;
-    Ok(())
+    crate::caseload::entries::refresh(conn, &version.patient_id)
 }
 
 /// Views of listed notes with their read counts and whether `viewer_id` has read each.

@@ -163,6 +163,7 @@ pub async fn create_handler(
                 created_at: now(),
             };
             diesel::insert_into(consents::table).values(&consent).execute(conn)?;
+            crate::caseload::entries::refresh(conn, &patient_id)?;
             audit::record(conn, &me, Event::new(Action::Create, "consent", Some(&consent.id), Some(&patient_id)))?;
             Ok(consent)
         })
@@ -213,6 +214,7 @@ pub async fn revoke_handler(
                     consents::revoke_reason.eq(Some(&reason)),
                 ))
                 .execute(conn)?;
+            crate::caseload::entries::refresh(conn, &patient_id)?;
             audit::record(
                 conn,
                 &me,

@@ -185,6 +185,7 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
         updated_at: t,
     };
     diesel::insert_into(patients::table).values(&patient).execute(conn)?;
+    crate::caseload::entries::refresh(conn, &patient.id)?;
     Ok(patient)
 }
 
@@ -218,6 +219,9 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Pati
     let n = diesel::update(patients::table.filter(patients::id.eq(id)).filter(patients::version.eq(expected_version)))
         .set((changes, patients::version.eq(expected_version + 1), patients::updated_at.eq(now())))
         .execute(conn)?;
+    if n == 1 {
+        crate::caseload::entries::refresh(conn, id)?;
+    }
     Ok(n == 1)
 }
 
@@ -230,7 +234,7 @@ pub fn set_status(conn: &mut DbConn, id: &str, status: PatientStatus) -> AppResu
             patients::updated_at.eq(now()),
         ))
         .execute(conn)?;
-    Ok(())
+    crate::caseload::entries::refresh(conn, id)
 }
 
 #[derive(Debug, Default, Clone)]

@@ -151,6 +151,7 @@ pub fn add(
         updated_at: t,
     };
     diesel::insert_into(care_team_members::table).values(&member).execute(conn)?;
+    crate::caseload::entries::refresh(conn, &member.patient_id)?;
     Ok(member)
 }
 
@@ -177,7 +178,9 @@ pub fn end(conn: &mut DbConn, member_id: &str, ended_on: NaiveDate, ended_by: &s
             care_team_members::updated_at.eq(now()),
         ))
         .execute(conn)?;
-    Ok(())
+    let patient_id: String =
+        care_team_members::table.find(member_id).select(care_team_members::patient_id).first(conn)?;
+    crate::caseload::entries::refresh(conn, &patient_id)
 }
 
 /// The user ids of a patient's current team (for notices).
@@ -380,6 +383,7 @@ pub async fn update_handler(
             if n != 1 {
                 return Err(AppError::precondition_failed());
             }
+            crate::caseload::entries::refresh(conn, &patient_id)?;
             audit::record(
                 conn,
                 &me,

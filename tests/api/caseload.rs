@@ -133,6 +133,9 @@ async fn fixture(app: &TestApp) -> Fixture {
                 .set(dt::due_at.eq(Some(past + Duration::days(400))))
                 .execute(conn)?;
             diesel::update(dt::table.filter(dt::id.eq(&task_id))).set(dt::due_at.eq(Some(past))).execute(conn)?;
+            // The deadlines were moved behind the service's back: bring the caseload entry along.
+            let patient: String = dt::table.find(&task_id).select(dt::patient_id).first(conn)?;
+            renkei::caseload::entries::refresh(conn, &patient)?;
             Ok(())
         })
         .await
@@ -310,4 +313,122 @@ async fn ward_summary_for_city_staff(app: TestApp) {
     }
 }
 
-crate::both_backends!(caseload_for_coordinators_only, caseload_filters, caseload_as_csv, ward_summary_for_city_staff);
+/// Every stored caseload entry equals the one computed afresh from the source tables.
+async fn assert_entries_current(app: &TestApp) {
+    let (stored, fresh) = app
+        .db
+        .run(|conn| {
+            use renkei::caseload::entries::{self, Entry};
+            use renkei::db::schema::caseload_entries as ce;
+            let mut stored: Vec<Entry> = ce::table.order(ce::patient_id).select(Entry::as_select()).load(conn)?;
+            let mut fresh = Vec::new();
+            for e in &mut stored {
+                let mut f = entries::compute(conn, &e.patient_id)?.unwrap();
+                f.updated_at = e.updated_at;
+                fresh.push(f);
+            }
+            Ok((stored, fresh))
+        })
+        .await
+        .unwrap();
+    assert!(!stored.is_empty());
+    assert_eq!(stored, fresh);
+}
+
+/// The maintained entries follow every kind of change, through the API.
+async fn caseload_entries_follow_changes(app: TestApp) {
+    let f = fixture(&app).await;
+    assert_entries_current(&app).await;
+    let cm = &f.care_manager;
+    let path = format!("/api/v1/wards/{WARD}/caseload");
+    let row_of = |id: String| {
+        let token = f.coordinator.token.clone();
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let page = app.get(&path, &token).await.expect(200);
+            page.body["items"].as_array().unwrap().iter().find(|r| r["id"] == json!(id)).cloned()
+        }
+    };
+
+    // Amendments move a visit back in time and take vital signs away.
+    let notes = app.get(&format!("/api/v1/patients/{}/notes", f.saiwai), &cm.token).await.expect(200);
+    let visit = id_of(&notes.body["items"][0]);
+    app.post(
+        &format!("/api/v1/notes/{visit}/amendments"),
+        &cm.token,
+        json!({"reason": "訪問日の誤記", "occurred_at": ago(25 * 24 * 60), "text": "訪問"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(row_of(f.saiwai.clone()).await.unwrap()["days_since_last_visit"], json!(25));
+    let scored = app
+        .post(
+            &format!("/api/v1/patients/{}/notes", f.takatsu),
+            &cm.token,
+            json!({"kind": "visit", "occurred_at": ago(60), "text": "訪問", "vitals": {"pulse": 72, "spo2": 97}}),
+        )
+        .await
+        .expect(201);
+    let t = row_of(f.takatsu.clone()).await.unwrap();
+    assert_eq!((t["days_since_last_visit"].clone(), t["latest_news2"]["total"].clone()), (json!(0), json!(0)));
+    app.post(
+        &format!("/api/v1/notes/{}/amendments", id_of(&scored.body)),
+        &cm.token,
+        json!({"reason": "別患者のバイタルを誤って記載", "occurred_at": ago(60), "text": "訪問"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(row_of(f.takatsu.clone()).await.unwrap()["latest_news2"], Value::Null);
+    assert_entries_current(&app).await;
+
+    // A high score raises an emergency flag; resolving the urgent one leaves it.
+    let vitals = json!({"temperature": 39.5, "systolic_bp": 85, "pulse": 135, "respiratory_rate": 28, "spo2": 89, "spo2_scale": 1, "on_oxygen": false, "consciousness": "V"});
+    app.post(
+        &format!("/api/v1/patients/{}/notes", f.saiwai),
+        &cm.token,
+        json!({"kind": "phone", "occurred_at": ago(1), "text": "電話で状態確認", "vitals": vitals}),
+    )
+    .await
+    .expect(201);
+    let flags = app.get(&format!("/api/v1/patients/{}/flags", f.saiwai), &cm.token).await.expect(200);
+    let urgent = flags.body["items"].as_array().unwrap().iter().find(|x| x["severity"] == json!("urgent")).cloned();
+    let s = row_of(f.saiwai.clone()).await.unwrap();
+    assert_eq!(s["latest_news2"]["band"], json!("high"));
+    assert_eq!(s["highest_flag_severity"], json!("emergency"));
+    assert_eq!(s["days_since_last_visit"], json!(25), "a phone call is not a visit");
+    if let Some(u) = urgent {
+        app.post(&format!("/api/v1/flags/{}/resolve", id_of(&u)), &cm.token, json!({"note": "解熱を確認"}))
+            .await
+            .expect(200);
+    }
+    assert_entries_current(&app).await;
+
+    // Care level and status changes; a revoked consent.
+    let p = app.get(&format!("/api/v1/patients/{}", f.takatsu), &cm.token).await.expect(200);
+    let etag = p.header("etag").unwrap();
+    app.patch(&format!("/api/v1/patients/{}", f.takatsu), &cm.token, json!({"care_level": "care_3"}), Some(&etag))
+        .await
+        .expect(200);
+    assert_eq!(row_of(f.takatsu.clone()).await.unwrap()["care_level"], json!("care_3"));
+    let consents = app.get(&format!("/api/v1/patients/{}/consents", f.kawasaki), &cm.token).await.expect(200);
+    let consent = id_of(&consents.body["items"][0]);
+    app.post(
+        &format!("/api/v1/patients/{}/consents/{consent}/revoke", f.kawasaki),
+        &cm.token,
+        json!({"reason": "本人の申し出"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(row_of(f.kawasaki.clone()).await.unwrap()["consent"]["state"], json!("revoked"));
+
+    assert_entries_current(&app).await;
+}
+
+crate::both_backends!(
+    caseload_for_coordinators_only,
+    caseload_filters,
+    caseload_as_csv,
+    ward_summary_for_city_staff,
+    caseload_entries_follow_changes
+);
