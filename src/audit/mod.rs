@@ -163,6 +163,17 @@ pub fn record(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>) -> AppResul
     append(conn, Some(&me.id), me.client_ip.clone(), event)
 }
 
+/// Records several events, e.g. one per patient listed on a page. Chains are locked in the
+/// order of their keys, so two requests listing overlapping patients in different orders wait
+/// for each other instead of deadlocking.
+pub fn record_all(conn: &mut DbConn, me: &CurrentUser, mut events: Vec<Event<'_>>) -> AppResult<()> {
+    events.sort_by(|a, b| a.patient_id.cmp(&b.patient_id));
+    for event in events {
+        record(conn, me, event)?;
+    }
+    Ok(())
+}
+
 pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<String>, event: Event<'_>) -> AppResult<()> {
     let chain_key = event.patient_id.unwrap_or("-").to_string();
     // Create the chain head if this is the chain's first event, then lock it by bumping the

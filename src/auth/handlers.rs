@@ -20,7 +20,6 @@ pub struct Login {
 enum LoginOutcome {
     SignedIn(TokenPair),
     Failed,
-    Locked(u64),
 }
 
 fn unix_now() -> u64 {
@@ -37,16 +36,34 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     }
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
+    let key = throttle::email_key(&body.email);
+    // First look the account up; the password is checked outside any transaction, so that a
+    // burst of sign-ins does not hold database connections through seconds of hashing.
+    let lookup_key = key.clone();
+    let email = body.email.clone();
+    let found = state
+        .db
+        .run(move |conn| {
+            if let Some(secs) = throttle::locked_for(conn, &lookup_key)? {
+                return Ok(Err(secs));
+            }
+            Ok(Ok(users::find_by_email(conn, &email)?))
+        })
+        .await?;
+    let user = match found {
+        Err(secs) => return Err(AppError::too_many_requests(secs)),
+        Ok(user) => user,
+    };
+    let password_ok = password::verify_bounded(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let outcome = state
         .db
         .run(move |conn| {
-            let key = throttle::email_key(&body.email);
-            if let Some(secs) = throttle::locked_for(conn, &key)? {
-                return Ok(LoginOutcome::Locked(secs));
-            }
-            let user = users::find_by_email(conn, &body.email)?;
-            let password_ok = password::verify(&body.password, user.as_ref().map(|u| u.password_hash.as_str()));
-            let user = user.filter(|u| password_ok && u.active);
+            // Reread the account: it may have been deactivated while the password was checked.
+            let user = match user.filter(|_| password_ok) {
+                Some(u) => users::find(conn, &u.id)?,
+                None => None,
+            };
+            let user = user.filter(|u| u.active);
             let second_factor_ok = match &user {
                 None => false,
                 Some(u) if !u.totp_enabled => true,
@@ -76,7 +93,6 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     match outcome {
         LoginOutcome::SignedIn(pair) => Ok(no_store(HttpResponse::Ok()).json(pair)),
         LoginOutcome::Failed => Err(AppError::invalid_credentials()),
-        LoginOutcome::Locked(secs) => Err(AppError::too_many_requests(secs)),
     }
 }
 

@@ -45,6 +45,20 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     ok && real
 }
 
+/// [`verify`] on the blocking pool, at most as many at a time as there are cores: each check
+/// takes 19 MiB and a core's worth of work for tens of milliseconds, so more at once only
+/// queues inside the CPU and grows memory.
+pub async fn verify_bounded(password: String, stored: Option<String>) -> Result<bool, AppError> {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    });
+    let _slot = slots.acquire().await.map_err(|e| AppError::internal(format!("password check slots: {e}")))?;
+    actix_web::web::block(move || verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| AppError::internal(format!("password check failed: {e}")))
+}
+
 /// The password rules: length only (no composition rules, per NIST SP 800-63B), not a common
 /// password, not the account's own e-mail address.
 pub fn check_policy(field: &str, password: &str, email: &str) -> Result<(), AppError> {

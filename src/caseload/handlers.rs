@@ -119,13 +119,11 @@ pub async fn caseload(
             let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;
             let end = offset + items.len() as i64;
             let next_cursor = more.then(|| api::encode_cursor(&format!("o:{end}")));
-            for r in &items {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()),
-                )?;
-            }
+            let reads = items
+                .iter()
+                .map(|r| Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()))
+                .collect();
+            audit::record_all(conn, &me, reads)?;
             Ok(CaseloadPage { summary, items, next_cursor })
         })
         .await?;

@@ -466,13 +466,12 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
             let me = bearer.user(conn)?;
             let at = now();
             let rows = cases::search_visible(conn, &me.id, &filter, before.as_deref(), limit, at)?;
-            for c in rows.iter().take(limit as usize) {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, "discharge_case", Some(&c.id), Some(&c.patient_id)).detail("list"),
-                )?;
-            }
+            let reads = rows
+                .iter()
+                .take(limit as usize)
+                .map(|c| Event::new(Action::Read, "discharge_case", Some(&c.id), Some(&c.patient_id)).detail("list"))
+                .collect();
+            audit::record_all(conn, &me, reads)?;
             let views = cases::views(conn, rows, at)?;
             Ok(api::page(views, limit, |c| c.id.clone()))
         })
@@ -1293,13 +1292,14 @@ pub async fn my_tasks(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let rows = tasks::mine(conn, &me.id, me.profession, after.as_ref(), limit)?;
-            for t in rows.iter().take(limit as usize) {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, "discharge_task", Some(&t.id), Some(&t.patient_id)).detail("me_tasks"),
-                )?;
-            }
+            let reads = rows
+                .iter()
+                .take(limit as usize)
+                .map(|t| {
+                    Event::new(Action::Read, "discharge_task", Some(&t.id), Some(&t.patient_id)).detail("me_tasks")
+                })
+                .collect();
+            audit::record_all(conn, &me, reads)?;
             let views = tasks::views(conn, rows, now())?;
             Ok(api::page(views, limit, tasks::my_tasks_position))
         })

@@ -199,9 +199,9 @@ pub async fn mine(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpR
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let items = super::open_for_member(conn, &me.id)?;
-            for f in &items {
-                audit::record(conn, &me, Event::new(Action::Read, "flag", Some(&f.id), Some(&f.patient_id)))?;
-            }
+            let reads =
+                items.iter().map(|f| Event::new(Action::Read, "flag", Some(&f.id), Some(&f.patient_id))).collect();
+            audit::record_all(conn, &me, reads)?;
             Ok(items)
         })
         .await?;

@@ -273,9 +273,12 @@ pub async fn unread_handler(state: web::Data<AppState>, bearer: Bearer) -> AppRe
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let summary = summary(conn, &me.id)?;
-            for p in &summary.items {
-                audit::record(conn, &me, Event::new(Action::Read, "note", None, Some(&p.patient_id)).detail("unread"))?;
-            }
+            let reads = summary
+                .items
+                .iter()
+                .map(|p| Event::new(Action::Read, "note", None, Some(&p.patient_id)).detail("unread"))
+                .collect();
+            audit::record_all(conn, &me, reads)?;
             Ok(summary)
         })
         .await?;

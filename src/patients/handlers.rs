@@ -204,9 +204,12 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let rows = super::search_visible(conn, &me.id, &filter, before.as_deref(), limit)?;
-            for p in rows.iter().take(limit as usize) {
-                audit::record(conn, &me, Event::new(Action::Read, "patient", Some(&p.id), Some(&p.id)).detail("list"))?;
-            }
+            let reads = rows
+                .iter()
+                .take(limit as usize)
+                .map(|p| Event::new(Action::Read, "patient", Some(&p.id), Some(&p.id)).detail("list"))
+                .collect();
+            audit::record_all(conn, &me, reads)?;
             let views = views(conn, &rows)?;
             Ok(api::page(views, limit, |p| p.id.clone()))
         })
