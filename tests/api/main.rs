@@ -6,6 +6,7 @@ mod smtp;
 
 mod alerts;
 mod auth;
+mod bench;
 mod caseload;
 mod contract;
 mod discharge;
