@@ -6,6 +6,7 @@ mod smtp;
 
 mod alerts;
 mod auth;
+mod bench;
 mod bench_load;
 mod caseload;
 mod contract;
