@@ -17,6 +17,7 @@
 #   SQLITE_SCALE=0.05    city scale for SQLite
 #   DURATION_SECS=10     length of each closed and each open loop
 #   CONCURRENCY=1,16,64  connection counts
+#   OPEN_FRACTION=0.5    open-loop rate as a share of the closed-loop throughput
 #   HFS_BIN=path         the peer's binary (else /work/peer/bin/hfs, else `hfs` on PATH)
 #   BENCH_OUT=dir        output folder instead of target/bench/<timestamp>
 #   CARGO_PROFILE=dev    a quick check of the script itself (numbers are then meaningless)
@@ -30,6 +31,9 @@ SCALE=${SCALE:-1}
 SQLITE_SCALE=${SQLITE_SCALE:-0.05}
 DURATION_SECS=${DURATION_SECS:-10}
 CONCURRENCY=${CONCURRENCY:-1,16,64}
+# The open loop runs at this share of the closed loop's throughput: half of saturation, the
+# headroom a service is run with.
+OPEN_FRACTION=${OPEN_FRACTION:-0.5}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -155,7 +159,8 @@ load() { # name label [extra args...]
     shift 2
     say "$name: load ($label)"
     "$BIN" bench load --url "$SERVER_URL" --concurrency "$CONCURRENCY" --duration-secs "$DURATION_SECS" \
-        --server-pid "$SERVER_PID" --json-out "$OUT/$name-load.json" --label "$label" "$@" | tee "$OUT/$name-load.txt"
+        --server-pid "$SERVER_PID" --open-fraction "$OPEN_FRACTION" --json-out "$OUT/$name-load.json" \
+        --label "$label" "$@" | tee "$OUT/$name-load.txt"
     { echo; echo "## $label"; echo; grep -E '^\||^server pid' "$OUT/$name-load.txt"; } >>"$RESULTS"
 }
 
@@ -203,16 +208,34 @@ else
     if seed postgres "$PG_URL" "$SCALE" "$OUT/postgres-manifest.json"; then
         serve postgres "$PG_URL"
         load postgres "PostgreSQL, scale $SCALE" --manifest "$OUT/postgres-manifest.json"
-        stop_server
-        say "postgres: SQL ceiling (renkei bench ceiling)"
-        if DATABASE_URL=$PG_URL "$BIN" bench ceiling ${CEILING_ARGS:-} >"$OUT/ceiling.txt" 2>&1; then
-            { echo; echo "## SQL ceiling (pgbench)"; echo; cat "$OUT/ceiling.txt"; } >>"$RESULTS"
-            cat "$OUT/ceiling.txt"
-        elif grep -q "not built yet" "$OUT/ceiling.txt"; then
-            echo "ceiling: not built yet, skipped." | tee -a "$RESULTS"
+        # The ceiling: capture the SQL the server issues for note POSTs and timeline reads (one
+        # request at a time, every statement logged), then replay it with pgbench.
+        PSQL=$(find_pg psql || true)
+        PGBENCH=$(find_pg pgbench || true)
+        if [ -z "$PSQL" ] || [ -z "$PGBENCH" ]; then
+            say "postgres: psql or pgbench not found: the SQL ceiling is skipped"
+            echo "SQL ceiling: psql or pgbench not found, skipped." >>"$RESULTS"
+            stop_server
         else
+            say "postgres: capturing the server's SQL for the ceiling"
+            PGLOG="$WORK/pg/postgres.log"
+            "$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$PG_DB" \
+                -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
+            OFFSET=$(stat -c %s "$PGLOG")
+            "$BIN" bench load --url "$SERVER_URL" --manifest "$OUT/postgres-manifest.json" --concurrency 1 \
+                --duration-secs 2 --scenarios note_post,timeline --json-out "$OUT/capture-load.json" \
+                >"$OUT/capture-load.txt" 2>&1
+            "$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$PG_DB" \
+                -c "ALTER SYSTEM RESET log_statement" -c "SELECT pg_reload_conf()" >/dev/null
+            stop_server
+            say "postgres: SQL ceiling (renkei bench ceiling, pgbench)"
+            "$BIN" bench ceiling --log "$PGLOG" --from-offset "$OFFSET" --database-url "$PG_URL" \
+                --pgbench "$PGBENCH" --concurrency "$CONCURRENCY" --duration-secs "$DURATION_SECS" \
+                --scripts-dir "$OUT/ceiling-scripts" --json-out "$OUT/ceiling.json" \
+                --load-json "$OUT/postgres-load.json" >"$OUT/ceiling.txt" 2>&1 ||
+                { cat "$OUT/ceiling.txt"; die "renkei bench ceiling failed (log: $OUT/ceiling.txt)"; }
+            { echo; echo "## SQL ceiling (pgbench, the server's own statements)"; echo; cat "$OUT/ceiling.txt"; } >>"$RESULTS"
             cat "$OUT/ceiling.txt"
-            die "renkei bench ceiling failed (log: $OUT/ceiling.txt)"
         fi
     fi
 fi

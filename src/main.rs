@@ -68,7 +68,23 @@ enum AdminCommand {
     },
 }
 
+/// glibc gives each thread that allocates its own arena (up to eight per core) and, after a large
+/// block is freed, raises the size from which blocks are mapped on their own. Requests run on many
+/// blocking-pool threads and a password check allocates 19 MiB, so left alone the process keeps
+/// hundreds of MiB it no longer uses. Two arenas and a fixed 1 MiB mapping threshold keep the
+/// resident size close to what is in use, at no measurable cost in throughput.
+fn limit_allocator_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; it is called before any other thread
+    // exists, with parameters glibc documents.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_allocator_retention();
     let _ = dotenvy::dotenv();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -19,7 +19,7 @@ use crate::api;
 use crate::auth::CurrentUser;
 use crate::db::schema::{audit_chain_heads, audit_events};
 use crate::db::{new_id, now, DbConn};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::per_backend;
 
 /// FHIR AuditEvent.action.
@@ -176,24 +176,30 @@ pub fn record_all(conn: &mut DbConn, me: &CurrentUser, mut events: Vec<Event<'_>
 
 pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<String>, event: Event<'_>) -> AppResult<()> {
     let chain_key = event.patient_id.unwrap_or("-").to_string();
-    // Create the chain head if this is the chain's first event, then lock it by bumping the
-    // sequence: concurrent writers of the same chain queue here, others do not.
-    let head = (
-        audit_chain_heads::chain_key.eq(&chain_key),
-        audit_chain_heads::last_seq.eq(0i64),
-        audit_chain_heads::last_hash.eq(GENESIS),
-    );
-    per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table)
-        .values(head)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    diesel::update(audit_chain_heads::table.find(&chain_key))
-        .set(audit_chain_heads::last_seq.eq(audit_chain_heads::last_seq + 1))
-        .execute(conn)?;
-    let (seq, prev_hash): (i64, String) = audit_chain_heads::table
-        .find(&chain_key)
-        .select((audit_chain_heads::last_seq, audit_chain_heads::last_hash))
-        .first(conn)?;
+    // Lock the chain's head by bumping its sequence (concurrent writers of the same chain queue
+    // here, others do not), creating the head first if this is the chain's first event.
+    let bump = |conn: &mut DbConn| -> AppResult<Option<(i64, String)>> {
+        Ok(per_backend!(conn, |c| diesel::update(audit_chain_heads::table.find(&chain_key))
+            .set(audit_chain_heads::last_seq.eq(audit_chain_heads::last_seq + 1))
+            .returning((audit_chain_heads::last_seq, audit_chain_heads::last_hash))
+            .get_result(c)
+            .optional())?)
+    };
+    let (seq, prev_hash) = match bump(conn)? {
+        Some(head) => head,
+        None => {
+            let head = (
+                audit_chain_heads::chain_key.eq(&chain_key),
+                audit_chain_heads::last_seq.eq(0i64),
+                audit_chain_heads::last_hash.eq(GENESIS),
+            );
+            per_backend!(conn, |c| diesel::insert_into(audit_chain_heads::table)
+                .values(head)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            bump(conn)?.ok_or_else(|| AppError::internal("audit chain head vanished"))?
+        }
+    };
     let mut row = AuditEvent {
         id: new_id(),
         chain_key: chain_key.clone(),

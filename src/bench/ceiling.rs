@@ -42,6 +42,10 @@ pub struct Args {
     /// Write the results here as JSON.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
+    /// The server's own results (`renkei bench load --json-out`), to print its throughput as a
+    /// share of the ceiling.
+    #[arg(long)]
+    pub load_json: Option<PathBuf>,
 }
 
 /// One statement as the server sent it, with its parameters as SQL literals.
@@ -128,9 +132,39 @@ pub fn run(args: Args) -> Result<(), String> {
             });
         }
     }
+    if let Some(path) = &args.load_json {
+        print_ratios(path, &results)?;
+    }
     if let Some(path) = &args.json_out {
         let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The server's closed-loop throughput next to the ceiling's, per scenario and concurrency.
+fn print_ratios(load_json: &std::path::Path, ceiling: &[Measured]) -> Result<(), String> {
+    let text = std::fs::read_to_string(load_json).map_err(|e| format!("cannot read {}: {e}", load_json.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let server_rps = |scenario: &str, c: u32| -> Option<f64> {
+        report["results"].as_array()?.iter().find_map(|r| {
+            (r["scenario"] == scenario && r["concurrency"] == c).then(|| r["closed"]["rps"].as_f64()).flatten()
+        })
+    };
+    println!();
+    println!("| scenario | c | server req/s | SQL ceiling tps | server / ceiling |");
+    println!("|---|---:|---:|---:|---:|");
+    for m in ceiling {
+        if let Some(rps) = server_rps(m.scenario, m.concurrency) {
+            println!(
+                "| {} | {} | {:.1} | {:.1} | {:.0}% |",
+                m.scenario,
+                m.concurrency,
+                rps,
+                m.tps,
+                100.0 * rps / m.tps.max(1e-9)
+            );
+        }
     }
     Ok(())
 }

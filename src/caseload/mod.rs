@@ -11,8 +11,9 @@ pub mod handlers;
 use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
-use diesel::dsl::count_star;
+use diesel::dsl::{case_when, count_star, sum};
 use diesel::prelude::*;
+use diesel::sql_types::Integer;
 use serde::Serialize;
 
 use crate::db::schema::{caseload_entries, discharge_tasks, patients};
@@ -118,36 +119,37 @@ macro_rules! ward_entries {
     };
 }
 
-/// Counts over the ward's patients at home or in hospital.
+/// Counts over the ward's patients at home or in hospital, in one pass over the ward's entries.
 pub fn summary(conn: &mut DbConn, ward: &str, now: NaiveDateTime) -> AppResult<Summary> {
+    use caseload_entries as c;
     let statuses: Vec<&str> = DEFAULT_STATUSES.iter().map(|s| s.as_str()).collect();
     let cutoff = no_visit_cutoff(SUMMARY_NO_VISIT_DAYS, jst_day(now));
+    // How many entries meet a condition.
+    macro_rules! how_many {
+        ($cond:expr) => {
+            sum(case_when($cond, 1.into_sql::<Integer>()).otherwise(0.into_sql::<Integer>()))
+        };
+    }
+    type Counts = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let counts: Counts = ward_entries!(ward, &statuses)
+        .select((
+            count_star(),
+            how_many!(c::active_flags.gt(0)),
+            how_many!(c::has_primary_physician.eq(false)),
+            how_many!(c::last_visit_at.is_null().or(c::last_visit_at.lt(cutoff))),
+            how_many!(c::open_case_id.is_not_null()),
+            how_many!(c::next_task_due_at.lt(now)),
+            how_many!(c::consent_state.ne("active")),
+        ))
+        .first(conn)?;
     Ok(Summary {
-        patients: ward_entries!(ward, &statuses).select(count_star()).first(conn)?,
-        with_active_flag: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::active_flags.gt(0))
-            .select(count_star())
-            .first(conn)?,
-        no_home_physician: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::has_primary_physician.eq(false))
-            .select(count_star())
-            .first(conn)?,
-        no_visit_14_days: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::last_visit_at.is_null().or(caseload_entries::last_visit_at.lt(cutoff)))
-            .select(count_star())
-            .first(conn)?,
-        open_discharge_cases: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::open_case_id.is_not_null())
-            .select(count_star())
-            .first(conn)?,
-        with_overdue_tasks: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::next_task_due_at.lt(now))
-            .select(count_star())
-            .first(conn)?,
-        consent_missing: ward_entries!(ward, &statuses)
-            .filter(caseload_entries::consent_state.ne("active"))
-            .select(count_star())
-            .first(conn)?,
+        patients: counts.0,
+        with_active_flag: counts.1.unwrap_or(0),
+        no_home_physician: counts.2.unwrap_or(0),
+        no_visit_14_days: counts.3.unwrap_or(0),
+        open_discharge_cases: counts.4.unwrap_or(0),
+        with_overdue_tasks: counts.5.unwrap_or(0),
+        consent_missing: counts.6.unwrap_or(0),
     })
 }
 
