@@ -193,9 +193,10 @@ else
     say "postgres: a throwaway cluster on 127.0.0.1:$PGPORT ($PG_BIN)"
     "${AS_PG[@]}" "$INITDB" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$OUT/initdb.log" 2>&1 ||
         { cat "$OUT/initdb.log"; die "initdb failed"; }
-    # Defaults apart from room for connections and a realistic buffer cache; fsync stays on.
+    # Defaults apart from room for connections, a realistic buffer cache and WAL room for the bulk
+    # load; fsync and synchronous_commit stay on.
     "${AS_PG[@]}" "$PG_CTL" -D "$PGDATA" -l "$WORK/pg/postgres.log" -w -t 60 \
-        -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB ${PG_OPTIONS:-}" \
+        -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min ${PG_OPTIONS:-}" \
         start >/dev/null || { cat "$WORK/pg/postgres.log"; die "pg_ctl start failed"; }
     # The cluster is ours alone: without createdb/psql at hand, its `postgres` database will do.
     PG_DB=postgres
