@@ -315,13 +315,18 @@ pub fn classify(r: &Captured) -> Option<Kind> {
     audits_timeline.then_some(Kind::Timeline)
 }
 
-/// The columns of `INSERT INTO "t" ("a", "b") VALUES ($1, $2)`, or nothing for another statement.
-fn insert_columns(sql: &str) -> Vec<String> {
+/// For `INSERT INTO "t" ("a", "b", "c") VALUES ($1, DEFAULT, $2)`: each column with the number
+/// of the parameter it takes (none for `DEFAULT`). Nothing for another statement.
+fn insert_bindings(sql: &str) -> Vec<(String, Option<usize>)> {
     if !sql.starts_with("INSERT INTO ") {
         return Vec::new();
     }
-    let (Some(open), Some(values)) = (sql.find(" ("), sql.find(") VALUES")) else { return Vec::new() };
-    sql[open + 2..values].split(',').map(|c| c.trim().trim_matches('"').to_string()).collect()
+    let (Some(open), Some(values)) = (sql.find(" ("), sql.find(") VALUES (")) else { return Vec::new() };
+    let columns = sql[open + 2..values].split(',').map(|c| c.trim().trim_matches('"').to_string());
+    let rest = &sql[values + ") VALUES (".len()..];
+    let tuple = &rest[..rest.find(')').unwrap_or(rest.len())];
+    let slots = tuple.split(',').map(|v| v.trim().strip_prefix('$').and_then(|n| n.parse().ok()));
+    columns.zip(slots).collect()
 }
 
 /// A pgbench script replaying one captured request. Literal ids the request minted (the `id`
@@ -330,19 +335,16 @@ fn insert_columns(sql: &str) -> Vec<String> {
 pub fn to_pgbench_script(r: &Captured) -> String {
     let mut minted: Vec<String> = Vec::new();
     for s in &r.statements {
-        let columns = insert_columns(&s.sql);
-        // Single-row inserts map columns to parameters one to one.
-        if columns.len() == s.params.len() {
-            for (c, p) in columns.iter().zip(&s.params) {
-                if c == "id" && p != "NULL" && !minted.contains(p) {
-                    minted.push(p.clone());
-                }
+        for (column, slot) in insert_bindings(&s.sql) {
+            let value = slot.and_then(|n| s.params.get(n.wrapping_sub(1)));
+            if let Some(p) = value.filter(|p| column == "id" && *p != "NULL" && !minted.contains(p)) {
+                minted.push(p.clone());
             }
         }
     }
     let mut script = String::from("\\set r random(1, 1000000000000000)\n\\set s random(1, 1000000000000000)\n");
     for s in &r.statements {
-        let columns = insert_columns(&s.sql);
+        let seq_slot = insert_bindings(&s.sql).into_iter().find(|(c, _)| c == "chain_seq").and_then(|(_, slot)| slot);
         let values: Vec<String> = s
             .params
             .iter()
@@ -350,7 +352,7 @@ pub fn to_pgbench_script(r: &Captured) -> String {
             .map(|(i, p)| {
                 if let Some(k) = minted.iter().position(|m| m == p) {
                     format!("(:r::text || '-{k}')")
-                } else if columns.get(i).is_some_and(|c| c == "chain_seq") {
+                } else if seq_slot == Some(i + 1) {
                     format!("(:s::bigint + {i})")
                 } else {
                     colon_free(p)
@@ -404,7 +406,7 @@ mod tests {
 2026-12-01 07:00:00.002 UTC [42] LOG:  statement: BEGIN
 2026-12-01 07:00:00.003 UTC [41] LOG:  execute __diesel_stmt_3: INSERT INTO \"notes\" (\"id\", \"patient_id\", \"kind\") VALUES ($1, $2, $3)
 2026-12-01 07:00:00.003 UTC [41] DETAIL:  parameters: $1 = 'n-1', $2 = 'p-1', $3 = 'visit'
-2026-12-01 07:00:00.004 UTC [41] LOG:  execute <unnamed>: INSERT INTO \"audit_events\" (\"id\", \"chain_key\", \"chain_seq\", \"resource_id\", \"detail\") VALUES ($1, $2, $3, $4, $5)
+2026-12-01 07:00:00.004 UTC [41] LOG:  execute <unnamed>: INSERT INTO \"audit_events\" (\"id\", \"source_ip\", \"chain_key\", \"chain_seq\", \"resource_id\", \"detail\") VALUES ($1, DEFAULT, $2, $3, $4, $5)
 2026-12-01 07:00:00.004 UTC [41] DETAIL:  parameters: $1 = 'a-1', $2 = 'p-1', $3 = '7', $4 = 'n-1', $5 = 'it''s, fine'
 2026-12-01 07:00:00.005 UTC [42] LOG:  execute __diesel_stmt_9: INSERT INTO \"audit_events\" (\"id\", \"resource_type\") VALUES ($1, $2)
 2026-12-01 07:00:00.005 UTC [42] DETAIL:  parameters: $1 = 'a-2', $2 = 'timeline'
@@ -428,7 +430,9 @@ mod tests {
         let script = to_pgbench_script(&requests[0]);
         assert!(script.contains("VALUES ((:r::text || '-0'), 'p-1', 'visit');"), "{script}");
         assert!(
-            script.contains("VALUES ((:r::text || '-1'), 'p-1', (:s::bigint + 2), (:r::text || '-0'), 'it''s, fine');"),
+            script.contains(
+                "VALUES ((:r::text || '-1'), DEFAULT, 'p-1', (:s::bigint + 2), (:r::text || '-0'), 'it''s, fine');"
+            ),
             "{script}"
         );
         assert!(script.starts_with("\\set r "));
