@@ -432,6 +432,12 @@ impl From<diesel::result::Error> for AppError {
             ),
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => AppError::unavailable(),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::unavailable(),
+            // SQLite's single writer was busy for longer than the busy timeout: the request can be
+            // retried, so it is a 503 with Retry-After, not a fault of the service.
+            Error::DatabaseError(_, info) if info.message() == "database is locked" => {
+                tracing::warn!("SQLite stayed locked past the busy timeout");
+                AppError::unavailable()
+            }
             other => AppError::internal(format!("database: {other}")),
         }
     }
@@ -442,6 +448,15 @@ pub type AppResult<T> = Result<T, AppError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_sqlite_database_is_a_retryable_503() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let busy = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("database is locked".to_string()));
+        assert_eq!(AppError::from(busy).status, StatusCode::SERVICE_UNAVAILABLE);
+        let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("no such table: x".to_string()));
+        assert_eq!(AppError::from(other).status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn language_follows_accept_language() {
