@@ -20,65 +20,14 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use http::{Conn, Endpoint, Request, Response};
 
-// ---------------------------------------------------------------------------------------------
-// The manifest the seeder writes. Private until the seeder's own types replace these.
-
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct Manifest {
-    #[serde(default)]
-    scale: f64,
-    password: String,
-    #[serde(default)]
-    database_backend: String,
-    #[serde(default)]
-    counts: BTreeMap<String, u64>,
-    #[serde(default)]
-    seconds: f64,
-    #[serde(default)]
-    wards: Vec<ManifestWard>,
-    #[serde(default)]
-    clinicians: Vec<ManifestClinician>,
-    #[serde(default)]
-    notes_sample: Vec<ManifestNote>,
-}
-
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct ManifestWard {
-    code: String,
-    #[serde(default)]
-    patients: u64,
-    #[serde(default)]
-    coordinators: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)]
-struct ManifestClinician {
-    email: String,
-    #[serde(default)]
-    user_id: String,
-    #[serde(default)]
-    profession: String,
-    #[serde(default)]
-    patient_ids: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestNote {
-    note_id: String,
-    #[allow(dead_code)]
-    patient_id: String,
-    reader_email: String,
-}
+use super::seed::{Manifest, ManifestClinician};
 
 // ---------------------------------------------------------------------------------------------
 // Options.
@@ -194,7 +143,7 @@ pub struct Report {
 pub struct ManifestSummary {
     pub scale: f64,
     pub database_backend: String,
-    pub counts: BTreeMap<String, u64>,
+    pub counts: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,6 +14,7 @@ async fn load_driver_runs_clean(app: TestApp) {
     let b = team(&app, "14132").await;
     let manifest = json!({
         "scale": 0.0,
+        "seed": 0,
         "password": PASSWORD,
         "database_backend": format!("{:?}", app.backend).to_lowercase(),
         "counts": {"patients": 2},
