@@ -17,7 +17,7 @@ use crate::db::schema::{
 use crate::db::{now, DbConn};
 use crate::discharge::TaskStatus;
 use crate::error::AppResult;
-use crate::notes::newer_versions;
+use crate::notes::is_current_version;
 use crate::vocab::CareLevel;
 
 /// Flags still calling for attention: raised and not yet resolved.
@@ -94,11 +94,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
     let news2: Option<(Option<i32>, Option<String>, NaiveDateTime)> = note_versions::table
         .filter(note_versions::patient_id.eq(patient_id))
         .filter(note_versions::news2_total.is_not_null())
-        .filter(not(exists(
-            newer_versions
-                .filter(newer_versions.field(note_versions::note_id).eq(note_versions::note_id))
-                .filter(newer_versions.field(note_versions::version).gt(note_versions::version)),
-        )))
+        .filter(is_current_version!())
         .order((note_versions::occurred_at.desc(), note_versions::note_id.asc()))
         .select((note_versions::news2_total, note_versions::news2_band, note_versions::occurred_at))
         .first(conn)
@@ -108,11 +104,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         .inner_join(notes::table)
         .filter(note_versions::patient_id.eq(patient_id))
         .filter(notes::kind.eq("visit"))
-        .filter(not(exists(
-            newer_versions
-                .filter(newer_versions.field(note_versions::note_id).eq(note_versions::note_id))
-                .filter(newer_versions.field(note_versions::version).gt(note_versions::version)),
-        )))
+        .filter(is_current_version!())
         .order(note_versions::occurred_at.desc())
         .select(note_versions::occurred_at)
         .first(conn)

@@ -396,22 +396,30 @@ macro_rules! current_notes {
                 $crate::db::schema::users::table
                     .on($crate::db::schema::users::id.eq($crate::db::schema::notes::author_id)),
             )
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                $crate::notes::newer_versions
-                    .filter(
-                        $crate::notes::newer_versions
-                            .field($crate::db::schema::note_versions::note_id)
-                            .eq($crate::db::schema::note_versions::note_id),
-                    )
-                    .filter(
-                        $crate::notes::newer_versions
-                            .field($crate::db::schema::note_versions::version)
-                            .gt($crate::db::schema::note_versions::version),
-                    ),
-            )))
+            .filter($crate::notes::is_current_version!())
     };
 }
 pub(crate) use current_notes;
+
+/// A filter on `note_versions`: the row is its note's current version (no later one exists).
+macro_rules! is_current_version {
+    () => {
+        diesel::dsl::not(diesel::dsl::exists(
+            $crate::notes::newer_versions
+                .filter(
+                    $crate::notes::newer_versions
+                        .field($crate::db::schema::note_versions::note_id)
+                        .eq($crate::db::schema::note_versions::note_id),
+                )
+                .filter(
+                    $crate::notes::newer_versions
+                        .field($crate::db::schema::note_versions::version)
+                        .gt($crate::db::schema::note_versions::version),
+                ),
+        ))
+    };
+}
+pub(crate) use is_current_version;
 
 /// The position of a note in its patient's notebook, newest first: `occurred_at`, then id.
 #[derive(Debug, Clone, PartialEq, Eq)]
