@@ -392,16 +392,23 @@ async fn caseload_entries_follow_changes(app: TestApp) {
     .await
     .expect(201);
     let flags = app.get(&format!("/api/v1/patients/{}/flags", f.saiwai), &cm.token).await.expect(200);
-    let urgent = flags.body["items"].as_array().unwrap().iter().find(|x| x["severity"] == json!("urgent")).cloned();
+    let urgent = flags.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["severity"] == json!("urgent"))
+        .cloned()
+        .expect("the urgent flag raised by hand stays beside the automatic one");
     let s = row_of(f.saiwai.clone()).await.unwrap();
     assert_eq!(s["latest_news2"]["band"], json!("high"));
     assert_eq!(s["highest_flag_severity"], json!("emergency"));
     assert_eq!(s["days_since_last_visit"], json!(25), "a phone call is not a visit");
-    if let Some(u) = urgent {
-        app.post(&format!("/api/v1/flags/{}/resolve", id_of(&u)), &cm.token, json!({"note": "解熱を確認"}))
-            .await
-            .expect(200);
-    }
+    assert_eq!(s["active_flags"], json!(2));
+    app.post(&format!("/api/v1/flags/{}/resolve", id_of(&urgent)), &cm.token, json!({"note": "解熱を確認"}))
+        .await
+        .expect(200);
+    let s = row_of(f.saiwai.clone()).await.unwrap();
+    assert_eq!((s["active_flags"].clone(), s["highest_flag_severity"].clone()), (json!(1), json!("emergency")));
     assert_entries_current(&app).await;
 
     // Care level and status changes; a revoked consent.
@@ -425,7 +432,55 @@ async fn caseload_entries_follow_changes(app: TestApp) {
     assert_entries_current(&app).await;
 }
 
+/// A database from before the entries existed gets them at migration: entries removed behind
+/// the service's back come back identical.
+async fn missing_entries_are_rebuilt(app: TestApp) {
+    fixture(&app).await;
+    let (before, rebuilt, after) = app
+        .db
+        .run(|conn| {
+            use renkei::caseload::entries::{self, Entry};
+            use renkei::db::schema::caseload_entries as ce;
+            let load = |conn: &mut renkei::db::DbConn| -> Result<Vec<Entry>, renkei::error::AppError> {
+                Ok(ce::table.order(ce::patient_id).select(Entry::as_select()).load(conn)?)
+            };
+            let before = load(conn)?;
+            diesel::delete(ce::table).execute(conn)?;
+            let rebuilt = entries::rebuild_missing(conn)?;
+            Ok((before, rebuilt, load(conn)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(rebuilt, before.len());
+    let strip = |v: Vec<renkei::caseload::Entry>| {
+        v.into_iter()
+            .map(|mut e| {
+                e.updated_at = chrono::NaiveDateTime::MIN;
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(after), strip(before));
+}
+
+/// Pages listing the same patients in opposite orders, at once, all succeed: each page audits a
+/// read per patient, and the audit chains are locked in one order (they once deadlocked).
+async fn concurrent_pages_in_opposite_orders(app: TestApp) {
+    let f = fixture(&app).await;
+    let mut pages = Vec::new();
+    for i in 0..16 {
+        let order = if i % 2 == 0 { "asc" } else { "desc" };
+        let path = format!("/api/v1/wards/{WARD}/caseload?sort=name_kana&order={order}");
+        let (app, token) = (&app, f.coordinator.token.clone());
+        pages.push(async move { app.get(&path, &token).await.status });
+    }
+    let statuses = futures_util::future::join_all(pages).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 crate::both_backends!(
+    concurrent_pages_in_opposite_orders,
+    missing_entries_are_rebuilt,
     caseload_for_coordinators_only,
     caseload_filters,
     caseload_as_csv,
