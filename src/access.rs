@@ -156,8 +156,12 @@ pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppRe
     if let Some(m) = team::active_member(conn, &patient.id, &me.id)? {
         return Ok(Some(Relation::Member { member_id: m.id, role: TeamRole::from_db(&m.role)?, is_lead: m.is_lead }));
     }
-    if crate::wards::is_coordinator(conn, &patient.ward_code, &me.id)? {
-        return Ok(Some(Relation::Coordinator));
+    if let Some(assigned_at) = crate::wards::coordinator_since(conn, &patient.ward_code, &me.id)? {
+        // A coordinator assigned after the patient revoked consent would be a new recipient.
+        let revoked_at = patients::consents::revoked_at(conn, &patient.id)?;
+        if revoked_at.is_none_or(|r| assigned_at <= r) {
+            return Ok(Some(Relation::Coordinator));
+        }
     }
     if emergency::active_grant(conn, &patient.id, &me.id)?.is_some() {
         return Ok(Some(Relation::EmergencyAccess));
@@ -214,7 +218,9 @@ pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKi
     }
 }
 
-/// Break-glass: clinicians only.
+/// Break-glass: clinicians only. Allowed whatever the patient's consent: reading the record to
+/// protect the patient's life or body when consent cannot be obtained in time is the exception
+/// of APPI art. 27(1)(ii), and the access is audited and the team told.
 pub fn request_emergency_access(me: &CurrentUser) -> AppResult<()> {
     use crate::vocab::Profession::*;
     if matches!(me.profession, Physician | Nurse | Pharmacist | Dentist | Therapist) {
@@ -279,38 +285,142 @@ pub struct PatientIdentity<'a> {
 }
 
 /// The patient of a case about to be opened, and the caller's current membership, if any.
+///
+/// A caller not on the team must identify the patient, and identification is throttled
+/// (`patients::identification`): every attempt first reserves a failure on the caller's budget
+/// and on the requested id's budget — in this transaction, by upsert, so concurrent guesses
+/// queue on the counter rows — and only a correct identification gives it back. Past either
+/// budget the answer is 429 before anything is compared, also for the right birth date. The
+/// counters are kept for the id as requested, and misses on ids of no patient count against
+/// the caller too, so neither a 404 nor a 429 tells whether a patient exists. The lead of a
+/// patient whose identification keeps failing is told by e-mail, once per window.
 pub fn patient_for_new_case(
     conn: &mut DbConn,
     me: &CurrentUser,
     patient_id: &str,
     identity: Option<PatientIdentity<'_>>,
+    mailer: &crate::mail::Mailer,
+    label: &str,
 ) -> AppResult<(Patient, Option<team::Member>)> {
+    use crate::patients::identification as ident;
     let resource = "discharge_case";
-    let Some(patient) = patients::find(conn, patient_id)? else {
-        audit::record(
-            conn,
-            me,
-            Event::new(Action::Read, resource, Some(patient_id), None).denied().detail("no such patient"),
-        )?;
-        return Err(AppError::hidden());
+    let found = patients::find(conn, patient_id)?;
+    if let Some(patient) = found.as_ref() {
+        if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
+            return Ok((patient.clone(), Some(member)));
+        }
+    }
+    let denied = |conn: &mut DbConn, detail: &str| match found.as_ref() {
+        Some(p) => audit::record(conn, me, Event::new(Action::Read, resource, None, Some(&p.id)).denied().detail(detail)),
+        None => audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail(detail)),
     };
-    if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
-        return Ok((patient, Some(member)));
+    let at = crate::db::now();
+    let caller = ident::reserve(conn, &ident::caller_key(&me.id), ident::CALLER_WINDOW)?;
+    if caller.over(ident::CALLER_MAX_FAILURES) {
+        denied(conn, "identification throttled")?;
+        return Err(AppError::too_many_requests(caller.retry_after(at)).keeping_changes());
+    }
+    let requested = ident::reserve(conn, &ident::patient_key(patient_id), ident::PATIENT_WINDOW)?;
+    if requested.over(ident::PATIENT_MAX_FAILURES) {
+        denied(conn, "identification throttled")?;
+        return Err(AppError::too_many_requests(requested.retry_after(at)).keeping_changes());
     }
     let same_kana =
         |a: &str, b: &str| a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()));
-    let identified = identity.is_some_and(|i| {
-        i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana)
-    });
-    if identified {
-        return Ok((patient, None));
+    match (found, identity) {
+        (Some(patient), Some(i))
+            if i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana) =>
+        {
+            ident::release(conn, &caller)?;
+            ident::release(conn, &requested)?;
+            // Joining the team shares the record with the caller's hospital.
+            share_with_organization(conn, me, &patient, &me.organization_id)?;
+            Ok((patient, None))
+        }
+        (Some(patient), _) => {
+            denied(conn, "not identified")?;
+            ident::notify_lead(conn, mailer, label, &patient, &requested)?;
+            Err(AppError::hidden())
+        }
+        (None, _) => {
+            denied(conn, "no such patient")?;
+            Err(AppError::hidden())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent and its revocation (本人同意; 個人情報保護法 — APPI — art. 27: consent to provision to
+// third parties). See README "Consent and its revocation".
+//
+// - The record is shared across organisations only with the patient's consent. A revocation
+//   stops *further* provision from that moment; what was already shared stays in the record,
+//   which the team must keep (medical and care records have retention duties, and notes are
+//   never deleted — DESIGN.md).
+// - So while the patient's current consent is revoked, no organisation that did not hold the
+//   record at the revocation receives it: a care-team member from an organisation with no
+//   active member on the team at that moment is refused (409) until consent is obtained again
+//   (a new consent record), and so is a hospital joining the team through a discharge case.
+//   People of organisations that held it keep their access (continuity of care; the same
+//   organisation may also replace a person who leaves).
+// - The FHIR export, which carries the record into systems outside the service (beyond its
+//   access boundary, its audit trail, and any later revocation), is refused while consent is
+//   revoked; team members keep reading and writing in the service.
+// - A ward coordinator assigned after the revocation does not read the record (a new recipient
+//   as well); coordinators assigned before keep reading.
+// - Emergency access (break-glass) stays allowed, and its reader may export: provision needed
+//   to protect the patient's life or body when consent cannot be obtained in time is the
+//   exception of APPI art. 27(1)(ii).
+// - A patient whose consent was never recorded is not refused: patients are registered at
+//   intake (a hospital admission, a care manager's first visit) before consent can be recorded,
+//   and sharing within the care of the patient rests meanwhile on the implied consent of the
+//   MHLW guidance for medical and care providers; a revocation is the patient's explicit
+//   objection, which ends it. The state `none` is still shown as missing in every view.
+
+/// Sharing the patient's record with an organisation (adding a person of it to the team).
+pub fn share_with_organization(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient: &Patient,
+    organization_id: &str,
+) -> AppResult<()> {
+    let Some(revoked_at) = patients::consents::revoked_at(conn, &patient.id)? else {
+        return Ok(());
+    };
+    if team::organization_on_team(conn, &patient.id, organization_id)?
+        || team::organization_on_team_at(conn, &patient.id, organization_id, revoked_at)?
+    {
+        return Ok(());
     }
     audit::record(
         conn,
         me,
-        Event::new(Action::Read, resource, None, Some(&patient.id)).denied().detail("not identified"),
+        Event::new(Action::Create, "care_team_member", None, Some(&patient.id)).denied().detail("consent revoked"),
     )?;
-    Err(AppError::hidden())
+    Err(AppError::conflict(
+        "この患者さんは情報共有への同意を撤回しています。撤回の時点でケアチームにいなかった組織には、\
+         あらためて同意を得て記録する(POST /patients/{id}/consents)まで記録を共有できません。",
+        "This patient has revoked consent to sharing. Organisations that were not on the care team when \
+         consent was revoked cannot receive the record until consent is obtained again and recorded \
+         (POST /patients/{id}/consents).",
+    )
+    .keeping_changes())
+}
+
+/// Exporting the record out of the service (FHIR): not while consent is revoked, except under
+/// emergency access (see above).
+pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, relation: &Relation) -> AppResult<()> {
+    if *relation == Relation::EmergencyAccess || patients::consents::revoked_at(conn, &patient.id)?.is_none() {
+        return Ok(());
+    }
+    audit::record(conn, me, Event::new(Action::Read, "fhir", Some(&patient.id), Some(&patient.id)).denied().detail("consent revoked"))?;
+    Err(AppError::conflict(
+        "この患者さんは情報共有への同意を撤回しているため、記録を外部のシステムへ書き出せません。\
+         記録はこのサービスの中で引き続き閲覧できます。",
+        "This patient has revoked consent to sharing, so the record cannot be exported to other systems. \
+         It can still be read in this service.",
+    )
+    .keeping_changes())
 }
 
 /// Changing a case's dates and moving it through its life: the case's hospital, through its

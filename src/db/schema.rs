@@ -285,6 +285,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    identification_throttle (throttle_key) {
+        throttle_key -> Text,
+        failures -> Integer,
+        window_started_at -> Timestamp,
+        notified_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     login_throttle (email_key) {
         email_key -> Text,
         failures -> Integer,
@@ -500,6 +509,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     flags,
     email_outbox,
     idempotency_keys,
+    identification_throttle,
     login_throttle,
     note_reads,
     note_versions,

@@ -341,7 +341,7 @@ pub async fn open(
                         }
                         _ => None,
                     };
-                    access::patient_for_new_case(conn, &me, &id, identity)?
+                    access::patient_for_new_case(conn, &me, &id, identity, &mailer, &label)?
                 }
                 (None, Some(registration)) => {
                     check_ward(conn, &registration.ward_code)?;
@@ -436,8 +436,10 @@ pub async fn open(
             )?;
             Ok(Created { view: cases::view(conn, case, at)?, replayed: false })
         })
-        .await?;
+        .await;
+    // Also after a refusal: a failed identification may have queued a notice to the team lead.
     state.mail.wake();
+    let done = done?;
     let (location, version) = (format!("/api/v1/discharge-cases/{}", done.view.id), done.view.version);
     Ok(created(done, location, Some(version)))
 }

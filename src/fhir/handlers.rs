@@ -17,7 +17,8 @@ pub async fn export(state: web::Data<AppState>, bearer: Bearer, path: web::Path<
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &id, Need::Read, "fhir")?;
+            let (patient, relation) = access::patient(conn, &me, &id, Need::Read, "fhir")?;
+            access::export_record(conn, &me, &patient, &relation)?;
             audit::record(
                 conn,
                 &me,

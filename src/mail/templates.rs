@@ -72,6 +72,13 @@ pub enum Notice {
         patient: String,
         patient_id: String,
     },
+    /// Someone off the team keeps failing to identify the patient (for the team lead). Nothing
+    /// the guesser typed or who they are: the access log tells the lead that.
+    IdentificationFailures {
+        since: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
     OverdueDigest {
         as_of: NaiveDate,
         overdue_tasks: i64,
@@ -91,6 +98,7 @@ impl Notice {
             Notice::TaskAssigned { .. } => "task_assigned",
             Notice::CaseOpened { .. } => "case_opened",
             Notice::PatientDischarged { .. } => "patient_discharged",
+            Notice::IdentificationFailures { .. } => "identification_failures",
             Notice::OverdueDigest { .. } => "overdue_digest",
             Notice::Test => "test",
         }
@@ -105,6 +113,7 @@ pub const KINDS: &[&str] = &[
     "task_assigned",
     "case_opened",
     "patient_discharged",
+    "identification_failures",
     "overdue_digest",
     "test",
 ];
@@ -123,6 +132,8 @@ fn template(kind: &str, locale: Locale) -> Option<&'static str> {
         ("case_opened", Locale::En) => include_str!("templates/case_opened.en.txt"),
         ("patient_discharged", Locale::Ja) => include_str!("templates/patient_discharged.ja.txt"),
         ("patient_discharged", Locale::En) => include_str!("templates/patient_discharged.en.txt"),
+        ("identification_failures", Locale::Ja) => include_str!("templates/identification_failures.ja.txt"),
+        ("identification_failures", Locale::En) => include_str!("templates/identification_failures.en.txt"),
         ("overdue_digest", Locale::Ja) => include_str!("templates/overdue_digest.ja.txt"),
         ("overdue_digest", Locale::En) => include_str!("templates/overdue_digest.en.txt"),
         ("test", Locale::Ja) => include_str!("templates/test.ja.txt"),
@@ -269,6 +280,11 @@ pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, pub
             params.push(("patient", text(patient)));
             params.push(("link", link(public_url, "patients", patient_id)?));
         }
+        Notice::IdentificationFailures { since, patient, patient_id } => {
+            params.push(("since", format_time(*since, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/access-log", link(public_url, "patients", patient_id)?)));
+        }
         Notice::OverdueDigest { as_of, overdue_tasks, open_flags } => {
             params.push(("as_of", format_date(*as_of, locale)));
             params.push(("overdue_tasks", (*overdue_tasks).max(0).to_string()));
@@ -362,6 +378,7 @@ mod tests {
                 case_id: ID.into(),
             },
             Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
+            Notice::IdentificationFailures { since: at(), patient: text.into(), patient_id: ID.into() },
             Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
             Notice::Test,
         ]

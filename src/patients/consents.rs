@@ -88,6 +88,18 @@ pub fn state(conn: &mut DbConn, patient_id: &str) -> AppResult<ConsentState> {
     Ok(map.remove(patient_id).unwrap_or_else(ConsentState::none))
 }
 
+/// When the patient's current consent was revoked, if it is (the latest record decides, as in
+/// [`states`]): a consent obtained again after a revocation ends the revoked state.
+pub fn revoked_at(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<NaiveDateTime>> {
+    let latest: Option<Option<NaiveDateTime>> = consents::table
+        .filter(consents::patient_id.eq(patient_id))
+        .order((consents::created_at.desc(), consents::id.desc()))
+        .select(consents::revoked_at)
+        .first(conn)
+        .optional()?;
+    Ok(latest.flatten())
+}
+
 pub fn list(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Consent>> {
     Ok(consents::table
         .filter(consents::patient_id.eq(patient_id))

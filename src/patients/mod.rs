@@ -3,6 +3,7 @@
 pub mod consents;
 pub mod emergency;
 pub mod handlers;
+pub mod identification;
 pub mod team;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};

@@ -75,6 +75,40 @@ pub fn organization_on_team(conn: &mut DbConn, patient_id: &str, organization_id
     Ok(n > 0)
 }
 
+/// Whether someone of this organisation was on the patient's team at that moment.
+pub fn organization_on_team_at(
+    conn: &mut DbConn,
+    patient_id: &str,
+    organization_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<bool> {
+    let n: i64 = care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::organization_id.eq(organization_id))
+        .filter(care_team_members::created_at.le(at))
+        .filter(care_team_members::ended_at.is_null().or(care_team_members::ended_at.gt(at)))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Who answers for the team when something needs a look: the lead, or the care managers when
+/// nobody leads.
+pub fn lead_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> {
+    let active = care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::ended_at.is_null());
+    let leads: Vec<String> =
+        active.clone().filter(care_team_members::is_lead.eq(true)).select(care_team_members::user_id).load(conn)?;
+    if !leads.is_empty() {
+        return Ok(leads);
+    }
+    Ok(active
+        .filter(care_team_members::role.eq(TeamRole::CareManager.as_str()))
+        .select(care_team_members::user_id)
+        .load(conn)?)
+}
+
 pub fn find(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<Option<Member>> {
     Ok(care_team_members::table
         .filter(care_team_members::id.eq(member_id))
@@ -251,7 +285,7 @@ pub async fn add_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (_, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            let (patient, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
             let user = crate::users::find(conn, &body.user_id)?.filter(|u| u.active).ok_or_else(|| {
                 AppError::field(
                     "user_id",
@@ -276,6 +310,7 @@ pub async fn add_handler(
                     "This person is already on the care team.",
                 ));
             }
+            access::share_with_organization(conn, &me, &patient, &user.organization_id)?;
             let started_on = body.started_on.unwrap_or_else(crate::patients::today_jst);
             let member = add(
                 conn,

@@ -54,6 +54,20 @@ pub fn is_coordinator(conn: &mut DbConn, ward_code: &str, user_id: &str) -> AppR
     Ok(n > 0)
 }
 
+/// When this user was made a coordinator of the ward, if they are one.
+pub fn coordinator_since(
+    conn: &mut DbConn,
+    ward_code: &str,
+    user_id: &str,
+) -> AppResult<Option<chrono::NaiveDateTime>> {
+    Ok(ward_coordinators::table
+        .filter(ward_coordinators::ward_code.eq(ward_code))
+        .filter(ward_coordinators::user_id.eq(user_id))
+        .select(ward_coordinators::assigned_at)
+        .first(conn)
+        .optional()?)
+}
+
 /// The coordinators of a ward (for escalations).
 pub fn coordinators_of(conn: &mut DbConn, ward_code: &str) -> AppResult<Vec<String>> {
     Ok(ward_coordinators::table
