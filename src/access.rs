@@ -310,8 +310,9 @@ pub fn patient_for_new_case(
             return Ok((patient.clone(), Some(member)));
         }
     }
-    let denied = |conn: &mut DbConn, detail: &str| match found.as_ref() {
-        Some(p) => audit::record(conn, me, Event::new(Action::Read, resource, None, Some(&p.id)).denied().detail(detail)),
+    let found_id = found.as_ref().map(|p| p.id.clone());
+    let denied = |conn: &mut DbConn, detail: &str| match found_id.as_deref() {
+        Some(id) => audit::record(conn, me, Event::new(Action::Read, resource, None, Some(id)).denied().detail(detail)),
         None => audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail(detail)),
     };
     let at = crate::db::now();

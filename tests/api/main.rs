@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod identification;
+mod consent_revocation;
 mod smtp;
 
 mod alerts;
