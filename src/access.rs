@@ -378,6 +378,14 @@ pub fn patient_for_new_case(
 //   MHLW guidance for medical and care providers; a revocation is the patient's explicit
 //   objection, which ends it. The state `none` is still shown as missing in every view.
 
+/// The patients of the caller's wards that the ward's lists (patient search, discharge cases,
+/// the caseload) leave out for them as a coordinator: those whose current consent was revoked
+/// before the caller became the ward's coordinator (see above, and [`relation`]). Team
+/// memberships still show.
+pub fn withheld_from_coordinator(conn: &mut DbConn, me: &CurrentUser) -> AppResult<Vec<String>> {
+    patients::consents::revoked_before_coordinator(conn, &me.id)
+}
+
 /// Sharing the patient's record with an organisation (adding a person of it to the team).
 pub fn share_with_organization(
     conn: &mut DbConn,

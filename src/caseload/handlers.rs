@@ -108,12 +108,15 @@ pub async fn caseload(
         overdue_tasks: q.overdue_tasks.unwrap_or(false),
         care_level: q.care_level,
         status: q.status,
+        withheld: Vec::new(),
     };
     let page = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::read_ward_caseload(conn, &me, &ward)?;
+            let mut filter = filter;
+            filter.withheld = access::withheld_from_coordinator(conn, &me)?;
             let now = crate::db::now();
             let summary = super::summary(conn, &ward, now)?;
             let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;

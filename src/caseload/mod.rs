@@ -170,6 +170,9 @@ pub fn page(
         None => DEFAULT_STATUSES.iter().map(|s| s.as_str()).collect(),
     };
     let mut q = ward_entries!(ward, statuses).into_boxed();
+    if !filter.withheld.is_empty() {
+        q = q.filter(caseload_entries::patient_id.ne_all(filter.withheld.clone()));
+    }
     if filter.has_active_flag {
         q = q.filter(caseload_entries::active_flags.gt(0));
     }
@@ -296,6 +299,8 @@ pub struct Filter {
     pub overdue_tasks: bool,
     pub care_level: Option<CareLevel>,
     pub status: Option<PatientStatus>,
+    /// Patients left out for this reader (`access::withheld_from_coordinator`).
+    pub withheld: Vec<String>,
 }
 
 /// The columns a caseload sorts by.

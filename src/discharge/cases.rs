@@ -196,6 +196,7 @@ pub fn search_visible(
     conn: &mut DbConn,
     user_id: &str,
     filter: &CaseFilter,
+    withheld: &[String],
     before: Option<&str>,
     limit: i64,
     at: NaiveDateTime,
@@ -209,7 +210,11 @@ pub fn search_visible(
         .select(ward_coordinators::ward_code);
     let mut q = discharge_cases::table
         .inner_join(patients::table.on(patients::id.eq(discharge_cases::patient_id)))
-        .filter(discharge_cases::patient_id.eq_any(on_team).or(patients::ward_code.eq_any(wards)))
+        .filter(
+            discharge_cases::patient_id
+                .eq_any(on_team)
+                .or(patients::ward_code.eq_any(wards).and(patients::id.ne_all(withheld.to_vec()))),
+        )
         .into_boxed();
     if let Some(s) = filter.status {
         q = q.filter(discharge_cases::status.eq(s.as_str()));

@@ -467,7 +467,8 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let at = now();
-            let rows = cases::search_visible(conn, &me.id, &filter, before.as_deref(), limit, at)?;
+            let withheld = access::withheld_from_coordinator(conn, &me)?;
+            let rows = cases::search_visible(conn, &me.id, &filter, &withheld, before.as_deref(), limit, at)?;
             let reads = rows
                 .iter()
                 .take(limit as usize)

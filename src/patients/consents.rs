@@ -100,6 +100,31 @@ pub fn revoked_at(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Naive
     Ok(latest.flatten())
 }
 
+/// Patients of the wards this user coordinates whose current consent was revoked before the
+/// user became a coordinator of the ward.
+pub fn revoked_before_coordinator(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<String>> {
+    use crate::db::schema::{patients, ward_coordinators};
+    let candidates: Vec<(String, NaiveDateTime)> = consents::table
+        .inner_join(patients::table)
+        .inner_join(
+            ward_coordinators::table.on(ward_coordinators::ward_code
+                .eq(patients::ward_code)
+                .and(ward_coordinators::user_id.eq(user_id.to_string()))),
+        )
+        .filter(consents::revoked_at.lt(ward_coordinators::assigned_at.nullable()))
+        .select((consents::patient_id, ward_coordinators::assigned_at))
+        .distinct()
+        .load(conn)?;
+    let mut out: Vec<String> = Vec::new();
+    for (patient_id, assigned_at) in candidates {
+        // Revocations are rare, so checking each candidate's current consent is cheap.
+        if !out.contains(&patient_id) && revoked_at(conn, &patient_id)?.is_some_and(|r| r < assigned_at) {
+            out.push(patient_id);
+        }
+    }
+    Ok(out)
+}
+
 pub fn list(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Consent>> {
     Ok(consents::table
         .filter(consents::patient_id.eq(patient_id))

@@ -203,7 +203,8 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let rows = super::search_visible(conn, &me.id, &filter, before.as_deref(), limit)?;
+            let withheld = access::withheld_from_coordinator(conn, &me)?;
+            let rows = super::search_visible(conn, &me.id, &filter, &withheld, before.as_deref(), limit)?;
             let reads = rows
                 .iter()
                 .take(limit as usize)

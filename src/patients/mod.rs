@@ -262,6 +262,7 @@ pub fn search_visible(
     conn: &mut DbConn,
     user_id: &str,
     filter: &SearchFilter,
+    withheld: &[String],
     before: Option<&str>,
     limit: i64,
 ) -> AppResult<Vec<Patient>> {
@@ -276,7 +277,13 @@ pub fn search_visible(
         let wards = ward_coordinators::table
             .filter(ward_coordinators::user_id.eq(user_id.to_string()))
             .select(ward_coordinators::ward_code);
-        q = q.filter(patients::id.eq_any(on_team).or(patients::ward_code.eq_any(wards)));
+        // A ward patient withheld from this coordinator (access::withheld_from_coordinator)
+        // shows only through a team membership.
+        q = q.filter(
+            patients::id
+                .eq_any(on_team)
+                .or(patients::ward_code.eq_any(wards).and(patients::id.ne_all(withheld.to_vec()))),
+        );
     }
     if let Some(term) = &filter.q {
         let pattern = format!("%{}%", like_literal(term));

@@ -134,7 +134,52 @@ async fn the_organisations_on_the_team_at_revocation_decide(app: TestApp) {
     add(&app, &t.care_manager, &pid, &t.nurse, "visiting_nurse").await.expect(409);
 }
 
+fn ids(res: &crate::helpers::TestResponse) -> Vec<String> {
+    res.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// A ward coordinator assigned after the revocation is a new recipient too: the record and the
+/// ward's lists leave the patient out for them; one assigned before keeps reading.
+async fn a_coordinator_assigned_after_revocation_does_not_read(app: TestApp) {
+    let t = team(&app, "14136").await;
+    let pid = t.patient_id.clone();
+    let clinic = app.organization(&t.admin, "clinic", "宮前在宅クリニック", Some("14136")).await;
+    let earlier = app.person(&t.admin, &clinic, "physician", "member").await;
+    let later = app.person(&t.admin, &clinic, "physician", "member").await;
+    let hospital = app.organization(&t.admin, "hospital", "宮前病院", Some("14136")).await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    // A running case, so that the case list has something to show.
+    app.post("/api/v1/discharge-cases", &msw.token, case_body(&pid)).await.expect(201);
+    let assign = |who: &Person| format!("/api/v1/wards/14136/coordinators/{}", who.id);
+    app.call("PUT", &assign(&earlier), Some(&t.admin.token), None, &[]).await.expect(201);
+    let consent = record_consent(&app, &t.care_manager, &pid).await;
+    app.post(&format!("/api/v1/patients/{pid}/consents/{consent}/revoke"), &t.care_manager.token, json!({"reason": "本人の申し出"}))
+        .await
+        .expect(200);
+    app.call("PUT", &assign(&later), Some(&t.admin.token), None, &[]).await.expect(201);
+
+    let record = format!("/api/v1/patients/{pid}");
+    let caseload = "/api/v1/wards/14136/caseload";
+    app.get(&record, &earlier.token).await.expect(200);
+    assert_eq!(ids(&app.get("/api/v1/patients", &earlier.token).await.expect(200)), [pid.clone()]);
+    assert_eq!(ids(&app.get(caseload, &earlier.token).await.expect(200)), [pid.clone()]);
+    assert_eq!(app.get("/api/v1/discharge-cases", &earlier.token).await.expect(200).body["items"].as_array().unwrap().len(), 1);
+
+    let hidden = app.get(&record, &later.token).await.expect(404);
+    let nothing = app.get("/api/v1/patients/01900000-0000-7000-8000-0000000000cd", &later.token).await.expect(404);
+    assert_eq!(hidden.text, nothing.text);
+    assert!(ids(&app.get("/api/v1/patients", &later.token).await.expect(200)).is_empty());
+    assert!(ids(&app.get(caseload, &later.token).await.expect(200)).is_empty());
+    assert!(app.get("/api/v1/discharge-cases", &later.token).await.expect(200).body["items"].as_array().unwrap().is_empty());
+
+    // Consent obtained again: the later coordinator reads too.
+    record_consent(&app, &t.care_manager, &pid).await;
+    app.get(&record, &later.token).await.expect(200);
+    assert_eq!(ids(&app.get(caseload, &later.token).await.expect(200)), [pid.clone()]);
+}
+
 crate::both_backends!(
     a_revoked_consent_stops_sharing_with_new_organisations,
     the_organisations_on_the_team_at_revocation_decide,
+    a_coordinator_assigned_after_revocation_does_not_read,
 );
