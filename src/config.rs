@@ -51,6 +51,14 @@ pub struct Config {
     /// How often the outbox worker looks for e-mails it was not woken for (other instances'
     /// e-mails, retries that have come due).
     pub mail_poll_secs: u64,
+    /// How long a claim holds an e-mail against other instances. The worker renews it while it
+    /// still holds the e-mail, so this is how long a dead instance's e-mails wait.
+    pub mail_lease_secs: u64,
+    /// Longest wait for the TCP (and TLS) connection to the mail server.
+    pub smtp_connect_timeout_secs: u64,
+    /// Longest one whole SMTP exchange may take (connect, greeting, every command, the message);
+    /// past it the attempt counts as failed and its connection is closed.
+    pub smtp_send_timeout_secs: u64,
 }
 
 impl Config {
@@ -190,6 +198,18 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     }
     let mail_backoff_secs = parse_num(&get, "RENKEI_MAIL_BACKOFF_SECS", 30)? as u64;
     let mail_poll_secs = parse_num(&get, "RENKEI_MAIL_POLL_SECS", 5)? as u64;
+    let mail_lease_secs = parse_num(&get, "RENKEI_MAIL_LEASE_SECS", 30)? as u64;
+    if !(2..=600).contains(&mail_lease_secs) {
+        return Err(err("RENKEI_MAIL_LEASE_SECS", "must be between 2 and 600 seconds"));
+    }
+    let smtp_connect_timeout_secs = parse_num(&get, "RENKEI_SMTP_CONNECT_TIMEOUT_SECS", 10)? as u64;
+    if smtp_connect_timeout_secs > 300 {
+        return Err(err("RENKEI_SMTP_CONNECT_TIMEOUT_SECS", "must be at most 300 seconds"));
+    }
+    let smtp_send_timeout_secs = parse_num(&get, "RENKEI_SMTP_SEND_TIMEOUT_SECS", 30)? as u64;
+    if smtp_send_timeout_secs > 600 {
+        return Err(err("RENKEI_SMTP_SEND_TIMEOUT_SECS", "must be at most 600 seconds"));
+    }
 
     Ok(Config {
         env,
@@ -211,6 +231,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         mail_max_attempts: mail_max_attempts as i32,
         mail_backoff_secs,
         mail_poll_secs,
+        mail_lease_secs,
+        smtp_connect_timeout_secs,
+        smtp_send_timeout_secs,
     })
 }
 
@@ -311,6 +334,24 @@ mod tests {
     fn mail_settings_have_defaults_and_bounds() {
         let c = with(&[]).unwrap();
         assert_eq!((c.mail_max_attempts, c.mail_backoff_secs, c.mail_poll_secs), (8, 30, 5));
+        assert_eq!((c.mail_lease_secs, c.smtp_connect_timeout_secs, c.smtp_send_timeout_secs), (30, 10, 30));
+        let c = with(&[
+            ("RENKEI_MAIL_LEASE_SECS", "2"),
+            ("RENKEI_SMTP_CONNECT_TIMEOUT_SECS", "1"),
+            ("RENKEI_SMTP_SEND_TIMEOUT_SECS", "2"),
+        ])
+        .unwrap();
+        assert_eq!((c.mail_lease_secs, c.smtp_connect_timeout_secs, c.smtp_send_timeout_secs), (2, 1, 2));
+        assert_eq!(with(&[("RENKEI_MAIL_LEASE_SECS", "1")]).unwrap_err().variable, "RENKEI_MAIL_LEASE_SECS");
+        assert_eq!(with(&[("RENKEI_MAIL_LEASE_SECS", "3600")]).unwrap_err().variable, "RENKEI_MAIL_LEASE_SECS");
+        assert_eq!(
+            with(&[("RENKEI_SMTP_SEND_TIMEOUT_SECS", "0")]).unwrap_err().variable,
+            "RENKEI_SMTP_SEND_TIMEOUT_SECS"
+        );
+        assert_eq!(
+            with(&[("RENKEI_SMTP_CONNECT_TIMEOUT_SECS", "forever")]).unwrap_err().variable,
+            "RENKEI_SMTP_CONNECT_TIMEOUT_SECS"
+        );
         let c = with(&[
             ("RENKEI_MAIL_MAX_ATTEMPTS", "3"),
             ("RENKEI_MAIL_BACKOFF_SECS", "1"),

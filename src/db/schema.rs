@@ -270,6 +270,7 @@ diesel::table! {
         message_id -> Text,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        sent_by -> Nullable<Text>,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Mailer {
     /// The domain of Message-IDs: that of the sender address.
     domain: Arc<str>,
     wake: Arc<Notify>,
+    /// This instance, as outbox leases and sent e-mails name it.
+    instance: Arc<str>,
 }
 
 impl Mailer {
@@ -54,7 +56,18 @@ impl Mailer {
             .parse::<Mailbox>()
             .map(|m| m.email.domain().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
-        Mailer { public_url: config.public_url.as_str().into(), domain: domain.into(), wake: Arc::new(Notify::new()) }
+        Mailer {
+            public_url: config.public_url.as_str().into(),
+            domain: domain.into(),
+            wake: Arc::new(Notify::new()),
+            instance: instance_id().into(),
+        }
+    }
+
+    /// The id of this instance, made at start: host, process and a random part, so that two
+    /// instances (or one restarted) never share it.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
     }
 
     /// An e-mail to an account, in the account's language.
@@ -89,6 +102,15 @@ impl Mailer {
     pub(crate) fn notified(&self) -> Arc<Notify> {
         self.wake.clone()
     }
+}
+
+fn instance_id() -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let host: String =
+        host.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(64).collect();
+    let host = if host.is_empty() { "host".to_string() } else { host };
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}/{}/{}", std::process::id(), &random[..12])
 }
 
 /// `yamada.hanako@example.jp` → `y***@example.jp`: enough to tell recipients apart in a log,
@@ -166,5 +188,13 @@ mod tests {
             "550 5.1.1 <y***@example.jp>: Recipient address rejected"
         );
         assert_eq!(mask_addresses_in("connection refused"), "connection refused");
+    }
+
+    #[test]
+    fn instance_ids_name_the_process_and_differ() {
+        let (a, b) = (instance_id(), instance_id());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("/{}/", std::process::id())), "{a}");
+        assert!(a.len() <= 64 + 1 + 10 + 1 + 12, "{a}");
     }
 }

@@ -5,7 +5,9 @@
 //! `FOR UPDATE SKIP LOCKED`, so instances never wait for or take each other's rows; SQLite has
 //! one writer at a time, so one conditional `UPDATE` both picks and leases the rows. Either way
 //! the claim sets a lease (`locked_until`, `claimed_by`) that other workers respect until it
-//! ends, so a worker that dies mid-send leaves its e-mails to be retried, not lost.
+//! ends, so a worker that dies mid-send leaves its e-mails to be retried, not lost. The lease is
+//! short and the worker renews it ([`renew`]) while it still holds the e-mails, so a dead
+//! instance's e-mails are taken over quickly and a live instance's slow send is not.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -44,6 +46,8 @@ pub struct OutboxEmail {
     pub message_id: String,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    /// The instance that handed the e-mail to the mail server.
+    pub sent_by: Option<String>,
 }
 
 /// An e-mail ready to queue. Made by [`super::Mailer`] from a template, so its subject and body
@@ -130,6 +134,7 @@ pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> 
         last_error: None,
         created_at: t,
         sent_at: None,
+        sent_by: None,
     };
     let inserted = if row.dedupe_key.is_none() {
         diesel::insert_into(email_outbox::table).values(&row).execute(conn)?
@@ -198,6 +203,21 @@ pub fn claim(
         .load(conn)?)
 }
 
+/// Extends the lease of these e-mails while this worker still holds them (sending, or waiting
+/// for a free connection). Returns how many it still holds; one taken over by another worker
+/// after a missed renewal is not taken back.
+pub fn renew(conn: &mut DbConn, worker: &str, ids: &[String], until: NaiveDateTime) -> AppResult<usize> {
+    use email_outbox::dsl as o;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mine = o::email_outbox
+        .filter(o::id.eq_any(ids))
+        .filter(o::claimed_by.eq(worker))
+        .filter(o::status.eq(PENDING));
+    Ok(diesel::update(mine).set(o::locked_until.eq(Some(until))).execute(conn)?)
+}
+
 /// What became of one delivery attempt, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -214,7 +234,13 @@ pub fn record(conn: &mut DbConn, id: &str, worker: &str, outcome: &Outcome) -> A
     let release = (o::locked_until.eq(None::<NaiveDateTime>), o::claimed_by.eq(None::<String>));
     let n = match outcome {
         Outcome::Sent { at } => diesel::update(mine)
-            .set((o::status.eq(SENT), o::attempts.eq(o::attempts + 1), o::sent_at.eq(Some(*at)), release))
+            .set((
+                o::status.eq(SENT),
+                o::attempts.eq(o::attempts + 1),
+                o::sent_at.eq(Some(*at)),
+                o::sent_by.eq(Some(worker)),
+                release,
+            ))
             .execute(conn)?,
         Outcome::Retry { attempts, at, error } => diesel::update(mine)
             .set((o::attempts.eq(*attempts), o::next_attempt_at.eq(*at), o::last_error.eq(Some(clip(error))), release))

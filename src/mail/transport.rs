@@ -2,26 +2,46 @@
 //! host), `.eml` files or the log in development. Messages are built with lettre's typed
 //! builders: addresses are parsed into mailboxes and every header value is encoded by lettre,
 //! so no stored text can add a header.
+//!
+//! Every SMTP exchange is bounded: lettre's own timeout covers only the connection, so each send
+//! runs under a timeout of its own, and a send that runs out is dropped together with its
+//! connection. Connections are not reused across e-mails, so a server that went silent
+//! mid-exchange never leaves a half-finished connection behind for the next e-mail; each attempt,
+//! and each retry, starts on a fresh one.
 
 use std::time::Duration;
 
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::outbox::OutboxEmail;
 use super::{mask_address, mask_addresses_in};
 use crate::config::MailTransport;
 
-/// Longest one SMTP exchange may take before it counts as failed (and is retried).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// SMTP connections kept open per instance; also how many e-mails a worker sends at once.
+/// How many e-mails a worker sends at once (each on its own SMTP connection).
 pub const CONNECTIONS: u32 = 4;
 
+/// Bounds of one SMTP exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// The whole exchange: connection, greeting, every command and the message.
+    pub send: Duration,
+}
+
+impl Timeouts {
+    pub fn from_config(config: &crate::config::Config) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(config.smtp_connect_timeout_secs.max(1)),
+            send: Duration::from_secs(config.smtp_send_timeout_secs.max(1)),
+        }
+    }
+}
+
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp { smtp: AsyncSmtpTransport<Tokio1Executor>, send_timeout: Duration },
     Files(AsyncFileTransport<Tokio1Executor>),
     Log,
 }
@@ -37,13 +57,15 @@ pub enum Delivery {
 }
 
 impl Transport {
-    pub fn from_config(mail: &MailTransport) -> Result<Transport, String> {
+    pub fn from_config(mail: &MailTransport, timeouts: Timeouts) -> Result<Transport, String> {
         match mail {
             MailTransport::Smtp(url) => {
                 let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| format!("RENKEI_SMTP_URL: cannot use this URL: {e}"))?;
-                let pool = PoolConfig::new().max_size(CONNECTIONS).idle_timeout(Duration::from_secs(60));
-                Ok(Transport::Smtp(builder.timeout(Some(SEND_TIMEOUT)).pool_config(pool).build()))
+                // Built without lettre's connection pool (the `pool` feature is off): a pooled
+                // connection abandoned by a timeout would go back to the pool mid-exchange.
+                let smtp = builder.timeout(Some(timeouts.connect)).build();
+                Ok(Transport::Smtp { smtp, send_timeout: timeouts.send })
             }
             MailTransport::Files(dir) => {
                 std::fs::create_dir_all(dir)
@@ -57,7 +79,7 @@ impl Transport {
     /// For the start-up log line (never with credentials).
     pub fn describe(&self) -> &'static str {
         match self {
-            Transport::Smtp(_) => "smtp",
+            Transport::Smtp { .. } => "smtp",
             Transport::Files(_) => "files",
             Transport::Log => "log",
         }
@@ -69,10 +91,15 @@ impl Transport {
             Err(e) => return Delivery::Rejected(e),
         };
         match self {
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(_) => Delivery::Sent,
-                Err(e) if e.is_permanent() => Delivery::Rejected(mask_addresses_in(&e.to_string())),
-                Err(e) => Delivery::Failed(mask_addresses_in(&error_chain(&e))),
+            // Dropping the send on timeout drops its connection, which closes the socket.
+            Transport::Smtp { smtp, send_timeout } => match tokio::time::timeout(*send_timeout, smtp.send(message)).await {
+                Ok(Ok(_)) => Delivery::Sent,
+                Ok(Err(e)) if e.is_permanent() => Delivery::Rejected(mask_addresses_in(&e.to_string())),
+                Ok(Err(e)) => Delivery::Failed(mask_addresses_in(&error_chain(&e))),
+                Err(_) => Delivery::Failed(format!(
+                    "timed out: the mail server did not complete the exchange within {} s; the connection was closed",
+                    send_timeout.as_secs_f64()
+                )),
             },
             Transport::Files(files) => match files.send(message).await {
                 Ok(_) => Delivery::Sent,
@@ -154,7 +181,35 @@ mod tests {
             message_id: "<0193a3f2-7c4e-7d2a-9b1f-3c5d7e9f1a2b@example.jp>".into(),
             created_at: t,
             sent_at: None,
+            sent_by: None,
         }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts { connect: Duration::from_secs(1), send: Duration::from_secs(1) }
+    }
+
+    /// A server that accepts the connection and never answers: the send gives up at its timeout
+    /// and closes the connection.
+    #[tokio::test]
+    async fn a_silent_server_times_out_and_the_connection_is_closed() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            // Never writes; reading returns 0 once the client has closed its end.
+            while stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+        });
+        let url = format!("smtp://127.0.0.1:{port}");
+        let t = Transport::from_config(&MailTransport::Smtp(url), timeouts()).unwrap();
+        let from: Mailbox = "no-reply@example.jp".parse().unwrap();
+        let started = std::time::Instant::now();
+        let delivery = t.send(&from, &row(None)).await;
+        assert!(matches!(&delivery, Delivery::Failed(e) if e.starts_with("timed out")), "{delivery:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        tokio::time::timeout(Duration::from_secs(2), held).await.expect("the connection was closed").unwrap();
     }
 
     fn headers(message: &Message) -> String {
@@ -181,10 +236,11 @@ mod tests {
             "smtp://user:pass@mail.example.jp:587?tls=required",
             "smtp://localhost:1025",
         ] {
-            let t = Transport::from_config(&MailTransport::Smtp(url.into()));
-            assert!(matches!(t, Ok(Transport::Smtp(_))), "{url}");
+            let t = Transport::from_config(&MailTransport::Smtp(url.into()), timeouts());
+            assert!(matches!(t, Ok(Transport::Smtp { .. })), "{url}");
         }
-        let bad = Transport::from_config(&MailTransport::Smtp("smtp://mail.example.jp?tls=sometimes".into()));
+        let bad =
+            Transport::from_config(&MailTransport::Smtp("smtp://mail.example.jp?tls=sometimes".into()), timeouts());
         assert!(bad.err().unwrap_or_default().starts_with("RENKEI_SMTP_URL"));
     }
 

@@ -5,8 +5,13 @@
 //! e-mails under a lease, sends them a few at a time, and records each outcome: sent; failed for
 //! now, to be retried after an exponential backoff with jitter; or dead, after a permanent
 //! rejection or the last allowed attempt. One e-mail's failure never holds up the others.
+//!
+//! The lease is short (`RENKEI_MAIL_LEASE_SECS`) and a heartbeat renews it every third of it for
+//! the e-mails the worker still holds, so a slow send is never taken over by another instance,
+//! while the e-mails of an instance that died are picked up as soon as its last renewal runs out.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -30,8 +35,7 @@ pub struct Settings {
     pub max_attempts: i32,
     pub backoff: Duration,
     pub poll: Duration,
-    /// How long a claim holds an e-mail. Longer than a whole batch can take
-    /// (`batch / CONNECTIONS × SEND_TIMEOUT`), so a live worker never loses its e-mails to another.
+    /// How long a claim (or its renewal) holds an e-mail against other workers.
     pub lease: Duration,
     pub batch: i64,
 }
@@ -42,10 +46,27 @@ impl Settings {
             max_attempts: config.mail_max_attempts.max(1),
             backoff: Duration::from_secs(config.mail_backoff_secs.max(1)),
             poll: Duration::from_secs(config.mail_poll_secs.max(1)),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(config.mail_lease_secs.max(2)),
             batch: 20,
         }
     }
+
+    /// How often held e-mails are renewed: three chances before the lease ends.
+    pub fn heartbeat(&self) -> Duration {
+        self.lease / 3
+    }
+
+    /// The end of a lease taken or renewed at `now`.
+    pub fn lease_end(&self, now: NaiveDateTime) -> NaiveDateTime {
+        db::truncate(now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30)))
+    }
+}
+
+/// The ids of the e-mails a worker has claimed and not yet recorded an outcome for.
+type Held = Arc<Mutex<HashSet<String>>>;
+
+fn held_ids(held: &Held) -> Vec<String> {
+    held.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
 }
 
 /// The wait before the next attempt after `attempts` failed ones: about `base · 2^(attempts-1)`,
@@ -87,14 +108,14 @@ pub struct Worker {
     from: Mailbox,
     settings: Settings,
     wake: Arc<Notify>,
-    /// Names this worker's leases.
+    /// Names this worker's leases and the e-mails it sent: the instance id.
     name: Arc<str>,
 }
 
 impl Worker {
     pub fn new(state: &AppState) -> Result<Worker, String> {
         let config = &state.config;
-        let transport = Transport::from_config(&config.mail)?;
+        let transport = Transport::from_config(&config.mail, transport::Timeouts::from_config(config))?;
         let from = config.mail_from.parse::<Mailbox>().map_err(|e| format!("RENKEI_MAIL_FROM: {e}"))?;
         Ok(Worker {
             db: state.db.clone(),
@@ -102,7 +123,7 @@ impl Worker {
             from,
             settings: Settings::from_config(config),
             wake: state.mail.notified(),
-            name: format!("worker-{}", uuid::Uuid::new_v4().simple()).into(),
+            name: state.mail.instance_id().into(),
         })
     }
 
@@ -131,21 +152,56 @@ impl Worker {
     /// Claims the e-mails that are due and delivers them; returns how many it claimed.
     pub async fn run_once(&self) -> AppResult<usize> {
         let now = db::now();
-        let until =
-            db::truncate(now + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(5)));
+        let until = self.settings.lease_end(now);
         let (name, batch) = (self.name.to_string(), self.settings.batch);
         let emails = self.db.run(move |conn| outbox::claim(conn, &name, now, until, batch)).await?;
         let claimed = emails.len();
-        let mut sending = JoinSet::new();
-        for email in emails {
-            while sending.len() >= transport::CONNECTIONS as usize {
-                sending.join_next().await;
-            }
-            let worker = self.clone();
-            sending.spawn(async move { worker.deliver(email).await });
+        if claimed == 0 {
+            return Ok(0);
         }
-        while sending.join_next().await.is_some() {}
+        let held: Held = Arc::new(Mutex::new(emails.iter().map(|e| e.id.clone()).collect()));
+        let sending = async {
+            let mut sending = JoinSet::new();
+            for email in emails {
+                while sending.len() >= transport::CONNECTIONS as usize {
+                    sending.join_next().await;
+                }
+                let (worker, held) = (self.clone(), held.clone());
+                sending.spawn(async move {
+                    let id = email.id.clone();
+                    worker.deliver(email).await;
+                    held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                });
+            }
+            while sending.join_next().await.is_some() {}
+        };
+        // The heartbeat ends with the batch.
+        tokio::select! {
+            _ = sending => {}
+            _ = self.renew_while_held(&held) => {}
+        }
         Ok(claimed)
+    }
+
+    /// Renews the lease of the held e-mails every heartbeat, those waiting for a connection as
+    /// well as those being sent; never returns.
+    async fn renew_while_held(&self, held: &Held) {
+        loop {
+            tokio::time::sleep(self.settings.heartbeat()).await;
+            let ids = held_ids(held);
+            if ids.is_empty() {
+                continue;
+            }
+            let (name, until, count) = (self.name.to_string(), self.settings.lease_end(db::now()), ids.len());
+            match self.db.run(move |conn| outbox::renew(conn, &name, &ids, until)).await {
+                Ok(n) if n < count => {
+                    tracing::warn!(held = count, renewed = n, "outbox: some leases ran out and were taken over")
+                }
+                Ok(_) => {}
+                // The next heartbeat tries again; the lease lasts three of them.
+                Err(e) => tracing::warn!(error = %e, "outbox: cannot renew leases"),
+            }
+        }
     }
 
     async fn deliver(&self, email: OutboxEmail) {
@@ -205,9 +261,16 @@ mod tests {
             max_attempts: 3,
             backoff: Duration::from_secs(30),
             poll: Duration::from_secs(5),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
             batch: 20,
         }
+    }
+
+    #[test]
+    fn the_lease_is_renewed_three_times_per_lease() {
+        let s = settings();
+        assert_eq!(s.heartbeat(), Duration::from_secs(10));
+        assert_eq!(s.lease_end(at(0)), at(30));
     }
 
     fn at(secs: i64) -> NaiveDateTime {

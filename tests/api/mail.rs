@@ -1,6 +1,8 @@
 //! E-mail through the outbox, delivered to a real SMTP server the test starts (see smtp.rs):
 //! delivery right after the commit, headers that input cannot change, an SMTP outage, permanent
-//! rejections, several instances on one database, and the operators' routes.
+//! rejections, several instances on one database, and the operators' routes. Also a relay that
+//! accepts connections and never answers, an instance that dies holding e-mails, and a send
+//! slower than the lease.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -358,6 +360,192 @@ async fn development_writes_eml_files(app: TestApp) {
     assert!(raw.contains(&format!("Message-ID: {}", email.message_id)), "{raw}");
 }
 
+async fn rows(app: &TestApp, ids: &[String]) -> Vec<OutboxEmail> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(row(app, id).await);
+    }
+    out
+}
+
+/// Each message once, by Message-ID; returns how many times each Message-ID arrived.
+fn arrivals(server: &SmtpServer) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for m in server.received() {
+        *seen.entry(m.message_id()).or_insert(0) += 1;
+    }
+    seen
+}
+
+async fn a_silent_relay_times_out_and_every_email_arrives_once_it_answers(backend: Backend) {
+    let server = SmtpServer::start().await;
+    server.set_silent(true);
+    let app = app_sending_to(
+        backend,
+        &server.url(),
+        &[
+            ("RENKEI_SMTP_CONNECT_TIMEOUT_SECS", "1"),
+            ("RENKEI_SMTP_SEND_TIMEOUT_SECS", "1"),
+            ("RENKEI_MAIL_MAX_ATTEMPTS", "30"),
+        ],
+    )
+    .await;
+    const N: usize = 12;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(enqueue_to(&app, &format!("alert{i}@example.jp"), None, flag_raised()).await);
+    }
+    // Four at a time, each given up after 1 s: every e-mail has a failed attempt within ~3 s.
+    let queued = Instant::now();
+    loop {
+        let now = rows(&app, &ids).await;
+        if now.iter().all(|e| e.attempts >= 1) {
+            for e in &now {
+                assert_eq!(e.status, "pending", "{e:?}");
+                assert!(e.last_error.as_deref().unwrap_or_default().starts_with("timed out"), "{e:?}");
+            }
+            break;
+        }
+        assert!(queued.elapsed() < Duration::from_secs(8), "stuck on the silent relay: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("silent relay ({backend:?}): every e-mail failed once within {} ms", queued.elapsed().as_millis());
+    // Every attempt had a connection of its own, and the ones that timed out were closed: never
+    // more open at once than the worker sends at a time.
+    let (accepted, open) = server.silent_connections();
+    assert!(accepted >= N, "{accepted} connections for {N} attempts");
+    assert!(open <= renkei::mail::transport::CONNECTIONS as usize, "{open} silent connections kept open");
+    assert!(server.received().is_empty());
+
+    server.set_silent(false);
+    let up = Instant::now();
+    server.wait_for(N, Duration::from_secs(10)).await;
+    eprintln!("silent relay ({backend:?}): all {N} arrived {} ms after it answered", up.elapsed().as_millis());
+    for id in &ids {
+        wait_for_status(&app, id, "sent", Duration::from_secs(3)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let seen = arrivals(&server);
+    assert_eq!(seen.len(), N);
+    assert!(seen.values().all(|n| *n == 1), "an e-mail arrived twice: {seen:?}");
+    for e in rows(&app, &ids).await {
+        assert_eq!(seen.get(&e.message_id), Some(&1), "{e:?}");
+    }
+    // Attempts still stuck on silent connections when it recovered were closed too.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.silent_connections().1 > 0 {
+        assert!(Instant::now() < deadline, "silent connections left open: {:?}", server.silent_connections());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_dead_instances_emails_are_taken_over_after_a_short_lease(backend: Backend) {
+    use renkei::mail::transport::{Delivery, Timeouts, Transport};
+    let server = SmtpServer::start().await;
+    let app = app_sending_to(backend, &server.url(), &[("RENKEI_MAIL_LEASE_SECS", "2")]).await;
+    // An instance of the same configuration claims five e-mails as its worker does, then dies.
+    const DEAD: &str = "dead-host/4242/0123456789ab";
+    const N: usize = 5;
+    let lease = renkei::mail::worker::Settings::from_config(&app.config);
+    let emails: Vec<_> = (0..N)
+        .map(|i| app.mail.to_address(&format!("physician{i}@example.jp"), None, Locale::Ja, &flag_raised()).unwrap())
+        .collect();
+    let claimed = app
+        .db
+        .run(move |conn| {
+            for email in emails {
+                outbox::enqueue(conn, email)?;
+            }
+            let now = renkei::db::now();
+            outbox::claim(conn, DEAD, now, lease.lease_end(now), 100)
+        })
+        .await
+        .unwrap();
+    let claimed_at = Instant::now();
+    assert_eq!(claimed.len(), N);
+    assert!(claimed.iter().all(|e| e.claimed_by.as_deref() == Some(DEAD)));
+    let ids: Vec<String> = claimed.iter().map(|e| e.id.clone()).collect();
+    // Before it died it had handed the first one to the mail server, but not recorded that.
+    let timeouts = Timeouts { connect: Duration::from_secs(1), send: Duration::from_secs(2) };
+    let dead = Transport::from_config(&renkei::config::MailTransport::Smtp(server.url()), timeouts).unwrap();
+    let from: lettre::message::Mailbox = SENDER.parse().unwrap();
+    assert_eq!(dead.send(&from, &claimed[0]).await, Delivery::Sent);
+    app.mail.wake();
+
+    // Under its lease nobody else sends them.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for e in rows(&app, &ids).await {
+        assert_eq!((e.status.as_str(), e.attempts, e.claimed_by.as_deref()), ("pending", 0, Some(DEAD)), "{e:?}");
+    }
+    assert_eq!(server.received().len(), 1);
+
+    // Once the lease has run out, the live instance takes them over at its next poll.
+    for id in &ids {
+        wait_for_status(&app, id, "sent", Duration::from_secs(6)).await;
+    }
+    let taken_over = claimed_at.elapsed();
+    eprintln!("dead instance ({backend:?}): its e-mails went out {} ms after its claim", taken_over.as_millis());
+    assert!(taken_over < Duration::from_secs(5), "{taken_over:?}");
+    for e in rows(&app, &ids).await {
+        assert_eq!(e.sent_by.as_deref(), Some(app.mail.instance_id()), "{e:?}");
+        assert_eq!((e.attempts, e.claimed_by.as_deref(), e.locked_until), (1, None, None), "{e:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Exactly once each, apart from the one the dead instance had sent: that one twice, with the
+    // same Message-ID, so the receiver can tell it is a duplicate.
+    let seen = arrivals(&server);
+    assert_eq!(server.received().len(), N + 1);
+    assert_eq!(seen.len(), N);
+    assert_eq!(seen.get(&claimed[0].message_id), Some(&2), "{seen:?}");
+    for e in &claimed[1..] {
+        assert_eq!(seen.get(&e.message_id), Some(&1), "{seen:?}");
+    }
+}
+
+async fn a_send_slower_than_the_lease_is_not_taken_over(backend: Backend) {
+    let server = SmtpServer::start().await;
+    // The reply to each message takes twice the lease (well within the send timeout).
+    server.delay_replies(Duration::from_secs(4));
+    let url = server.url();
+    let settings = [
+        ("RENKEI_SMTP_URL", url.as_str()),
+        ("RENKEI_MAIL_FROM", SENDER),
+        ("RENKEI_MAIL_LEASE_SECS", "2"),
+        ("RENKEI_SMTP_SEND_TIMEOUT_SECS", "10"),
+    ];
+    let one = TestApp::spawn_with(backend, &settings).await;
+    let two = one.another_instance(&settings).await;
+    const N: usize = 4;
+    let emails: Vec<_> = (0..N)
+        .map(|i| one.mail.to_address(&format!("nurse{i}@example.jp"), None, Locale::Ja, &Notice::Test).unwrap())
+        .collect();
+    let ids = one
+        .db
+        .run(move |conn| {
+            let mut ids = Vec::new();
+            for email in emails {
+                ids.push(outbox::enqueue(conn, email)?.expect("queued"));
+            }
+            Ok(ids)
+        })
+        .await
+        .unwrap();
+    // One instance takes them; the other polls every second meanwhile.
+    one.mail.wake();
+    for id in &ids {
+        wait_for_status(&one, id, "sent", Duration::from_secs(12)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = arrivals(&server);
+    assert_eq!(server.received().len(), N, "an e-mail was sent twice: {seen:?}");
+    assert_eq!(seen.len(), N);
+    let instances = [one.mail.instance_id(), two.mail.instance_id()];
+    for e in rows(&one, &ids).await {
+        assert_eq!(e.attempts, 1, "{e:?}");
+        assert!(instances.contains(&e.sent_by.as_deref().unwrap_or_default()), "{e:?}");
+    }
+}
+
 crate::both_backends!(development_writes_eml_files);
 
 crate::both_backends!(
@@ -369,4 +557,7 @@ crate::both_backends!(
     two_instances_send_each_email_once,
     operators_see_dead_emails_and_retry_them,
     a_dedupe_key_queues_once_and_a_rollback_queues_nothing,
+    a_silent_relay_times_out_and_every_email_arrives_once_it_answers,
+    a_dead_instances_emails_are_taken_over_after_a_short_lease,
+    a_send_slower_than_the_lease_is_not_taken_over,
 );

@@ -1,16 +1,19 @@
 //! A real SMTP server for the mail tests: plain SMTP on 127.0.0.1, the protocol handled by the
 //! `mailin` crate's state machine, the network by tokio. It keeps every message exactly as it
 //! was received (envelope and raw text), can refuse chosen recipients with a permanent 550, and
-//! can be started late on a port chosen in advance, to play a mail server that was down.
+//! can be started late on a port chosen in advance, to play a mail server that was down. It can
+//! also play a relay that went silent (connections accepted, never answered) and a slow one
+//! (the reply to a message held back).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use mailin::{Action, Handler, Response, SessionBuilder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -28,6 +31,14 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     rejected: Mutex<HashSet<String>>,
     arrived: Notify,
+    /// New connections are accepted and never answered.
+    silent: AtomicBool,
+    /// Silent connections the client has not closed yet.
+    silent_open: AtomicUsize,
+    /// Silent connections accepted so far.
+    silent_accepted: AtomicUsize,
+    /// How long the reply to each message (after its final `.`) is held back.
+    reply_delay: Mutex<Duration>,
 }
 
 #[derive(Clone)]
@@ -64,6 +75,10 @@ impl SmtpServer {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else { continue };
                 let shared = accepting.clone();
+                if shared.silent.load(Ordering::SeqCst) {
+                    tokio::spawn(hold_silently(stream, shared));
+                    continue;
+                }
                 tokio::spawn(async move {
                     let _ = serve_connection(stream, peer.ip(), shared).await;
                 });
@@ -84,6 +99,22 @@ impl SmtpServer {
 
     pub fn accept(&self, address: &str) {
         self.shared.rejected.lock().unwrap().remove(&address.to_lowercase());
+    }
+
+    /// From now on, new connections are accepted and never answered (no greeting, no reply);
+    /// `false` makes new ones work again. Connections already silent stay silent.
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// (silent connections accepted, of them still open because the client has not closed them)
+    pub fn silent_connections(&self) -> (usize, usize) {
+        (self.shared.silent_accepted.load(Ordering::SeqCst), self.shared.silent_open.load(Ordering::SeqCst))
+    }
+
+    /// Holds back the reply to each message (the message is already received) for this long.
+    pub fn delay_replies(&self, delay: Duration) {
+        *self.shared.reply_delay.lock().unwrap() = delay;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -110,9 +141,20 @@ pub fn url(port: u16) -> String {
     format!("smtp://127.0.0.1:{port}")
 }
 
+/// Keeps a connection open without ever writing to it, until the client closes it.
+async fn hold_silently(mut stream: TcpStream, shared: Arc<Shared>) {
+    shared.silent_accepted.fetch_add(1, Ordering::SeqCst);
+    shared.silent_open.fetch_add(1, Ordering::SeqCst);
+    let mut buf = [0u8; 512];
+    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    shared.silent_open.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// Collects one connection's messages.
 struct Collector {
     shared: Arc<Shared>,
+    /// Set when a message has just ended, so its reply can be held back.
+    ended: Arc<AtomicBool>,
     mail_from: String,
     rcpt_to: Vec<String>,
     data: Vec<u8>,
@@ -148,6 +190,7 @@ impl Handler for Collector {
         };
         self.shared.received.lock().unwrap().push(message);
         self.shared.arrived.notify_waiters();
+        self.ended.store(true, Ordering::SeqCst);
         mailin::response::OK
     }
 }
@@ -157,7 +200,14 @@ async fn serve_connection(stream: TcpStream, peer: IpAddr, shared: Arc<Shared>) 
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
-    let collector = Collector { shared, mail_from: String::new(), rcpt_to: Vec::new(), data: Vec::new() };
+    let ended = Arc::new(AtomicBool::new(false));
+    let collector = Collector {
+        shared: shared.clone(),
+        ended: ended.clone(),
+        mail_from: String::new(),
+        rcpt_to: Vec::new(),
+        data: Vec::new(),
+    };
     let mut session = SessionBuilder::new("smtp.test.invalid").build(peer, collector);
     writer.write_all(&session.greeting().buffer()?).await?;
     let mut line = Vec::with_capacity(128);
@@ -167,6 +217,10 @@ async fn serve_connection(stream: TcpStream, peer: IpAddr, shared: Arc<Shared>) 
             return Ok(());
         }
         let response = session.process(&line);
+        if ended.swap(false, Ordering::SeqCst) {
+            let delay = *shared.reply_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+        }
         match response.action {
             Action::Reply => writer.write_all(&response.buffer()?).await?,
             Action::Close => {
