@@ -51,6 +51,12 @@ pub struct Config {
     /// How often the outbox worker looks for e-mails it was not woken for (other instances'
     /// e-mails, retries that have come due).
     pub mail_poll_secs: u64,
+    /// Failed sign-ins one client address may make across all e-mail addresses in 15 minutes
+    /// before it is locked out for 15 minutes (against password spraying).
+    pub login_client_failures: i32,
+    /// Failed sign-ins all clients that are not an account's own may make together in 15
+    /// minutes before unknown clients are locked out for 15 minutes.
+    pub login_global_failures: i32,
 }
 
 impl Config {
@@ -190,6 +196,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     }
     let mail_backoff_secs = parse_num(&get, "RENKEI_MAIL_BACKOFF_SECS", 30)? as u64;
     let mail_poll_secs = parse_num(&get, "RENKEI_MAIL_POLL_SECS", 5)? as u64;
+    let login_client_failures = parse_num(&get, "RENKEI_LOGIN_CLIENT_FAILURES", 30)?.min(i32::MAX.into()) as i32;
+    let login_global_failures = parse_num(&get, "RENKEI_LOGIN_GLOBAL_FAILURES", 1000)?.min(i32::MAX.into()) as i32;
 
     Ok(Config {
         env,
@@ -211,6 +219,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         mail_max_attempts: mail_max_attempts as i32,
         mail_backoff_secs,
         mail_poll_secs,
+        login_client_failures,
+        login_global_failures,
     })
 }
 
