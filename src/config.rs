@@ -59,6 +59,12 @@ pub struct Config {
     /// Longest one whole SMTP exchange may take (connect, greeting, every command, the message);
     /// past it the attempt counts as failed and its connection is closed.
     pub smtp_send_timeout_secs: u64,
+    /// Failed sign-ins one client address may make across all e-mail addresses in 15 minutes
+    /// before it is locked out for 15 minutes (against password spraying).
+    pub login_client_failures: i32,
+    /// Failed sign-ins all clients that are not an account's own may make together in 15
+    /// minutes before unknown clients are locked out for 15 minutes.
+    pub login_global_failures: i32,
 }
 
 impl Config {
@@ -210,6 +216,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     if smtp_send_timeout_secs > 600 {
         return Err(err("RENKEI_SMTP_SEND_TIMEOUT_SECS", "must be at most 600 seconds"));
     }
+    let login_client_failures = parse_num(&get, "RENKEI_LOGIN_CLIENT_FAILURES", 30)?.min(i32::MAX.into()) as i32;
+    let login_global_failures = parse_num(&get, "RENKEI_LOGIN_GLOBAL_FAILURES", 1000)?.min(i32::MAX.into()) as i32;
 
     Ok(Config {
         env,
@@ -234,6 +242,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         mail_lease_secs,
         smtp_connect_timeout_secs,
         smtp_send_timeout_secs,
+        login_client_failures,
+        login_global_failures,
     })
 }
 

@@ -174,7 +174,7 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
-    password::check_policy("password", &password, email).map_err(|e| {
+    password::check_policy("password", &password, email, name).map_err(|e| {
         let reasons: Vec<String> = e.field_errors().iter().map(|f| f.message.en.clone()).collect();
         format!("password refused: {}", reasons.join("; "))
     })?;

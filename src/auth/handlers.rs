@@ -26,8 +26,34 @@ fn unix_now() -> u64 {
     chrono::Utc::now().timestamp().max(0) as u64
 }
 
+/// Queues the owner's e-mail about a lock this attempt set on their account's counter, in the
+/// transaction that set it; once per run of lockouts, so a stranger cannot flood the mailbox.
+fn tell_owner_of_lock(
+    conn: &mut crate::db::DbConn,
+    mailer: &crate::mail::Mailer,
+    user: &users::User,
+    lock: Option<&throttle::NewLock>,
+) -> AppResult<bool> {
+    let Some(lock) = lock.filter(|l| l.first_of_run) else { return Ok(false) };
+    if !user.active {
+        return Ok(false);
+    }
+    let locked_at = crate::db::now();
+    let notice = crate::mail::Notice::AccountLocked { locked_at, minutes: (lock.secs + 59) / 60 };
+    let email = mailer
+        .to_user(user, &notice)?
+        .once(format!("account_locked:{}:{}:{}", user.id, lock.key, locked_at.and_utc().timestamp()));
+    Ok(crate::mail::outbox::enqueue(conn, email)?.is_some())
+}
+
 /// `POST /auth/login`. A wrong password, an unknown address, a missing or wrong second factor and
 /// a deactivated account all get the same 401; a locked address gets 429 whether it exists or not.
+///
+/// Three steps: (1) one locking transaction looks the account up and reserves the attempt on
+/// its throttle counter, counting it as a failure before anything slow happens (see
+/// [`throttle`]); (2) the password is compared outside any transaction, in the bounded hashing
+/// pool; (3) a second transaction signs in and gives the reserved failure back, or charges the
+/// spraying budgets.
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     // No address holds a NUL, and PostgreSQL text cannot even be compared with one.
@@ -36,24 +62,40 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     }
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
-    let key = throttle::email_key(&body.email);
-    // First look the account up; the password is checked outside any transaction, so that a
-    // burst of sign-ins does not hold database connections through seconds of hashing.
-    let lookup_key = key.clone();
+    let mailer = state.mail.clone();
+    let client_budget = throttle::budget(state.config.login_client_failures);
+    let global_budget = throttle::budget(state.config.login_global_failures);
     let email = body.email.clone();
-    let found = state
+    let reserve_ip = ip.clone();
+    let (user, key, budgets, reservation, mailed) = state
         .db
         .run(move |conn| {
-            if let Some(secs) = throttle::locked_for(conn, &lookup_key)? {
-                return Ok(Err(secs));
+            let user = users::find_by_email(conn, &email)?;
+            let key = throttle::sign_in_key(conn, &email, user.as_ref().map(|u| u.id.as_str()), reserve_ip.as_deref())?;
+            let mut budgets = Vec::new();
+            if let Some(ip) = reserve_ip.as_deref() {
+                budgets.push((throttle::client_key(ip), client_budget));
             }
-            Ok(Ok(users::find_by_email(conn, &email)?))
+            // The owner's own client does not share the unknown clients' budget, so a spraying
+            // attack that exhausts it does not lock owners out.
+            if !key.known_client {
+                budgets.push((throttle::global_key(), global_budget));
+            }
+            let checked: Vec<String> = budgets.iter().map(|(k, _)| k.clone()).collect();
+            let reservation = throttle::reserve(conn, &[(key.key.clone(), throttle::ACCOUNT)], &checked)?;
+            let mailed = match &user {
+                Some(u) => tell_owner_of_lock(conn, &mailer, u, reservation.lock_on(&key.key))?,
+                None => false,
+            };
+            Ok((user, key.key, budgets, reservation, mailed))
         })
         .await?;
-    let user = match found {
-        Err(secs) => return Err(AppError::too_many_requests(secs)),
-        Ok(user) => user,
-    };
+    if mailed {
+        state.mail.wake();
+    }
+    if let throttle::Reservation::Locked(secs) = reservation {
+        return Err(AppError::too_many_requests(secs));
+    }
     let password_ok = password::verify_bounded(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let outcome = state
         .db
@@ -80,11 +122,12 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             };
             match user {
                 Some(u) if second_factor_ok => {
-                    throttle::clear(conn, &key)?;
+                    throttle::refund(conn, std::slice::from_ref(&key))?;
                     Ok(LoginOutcome::SignedIn(tokens::open_session(conn, &keys, &u.id, ip)?))
                 }
                 _ => {
-                    throttle::record_failure(conn, &key)?;
+                    // The address's counter already holds this failure (it was reserved).
+                    throttle::record_failure(conn, &budgets)?;
                     Ok(LoginOutcome::Failed)
                 }
             }
@@ -145,6 +188,64 @@ pub async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpRes
     Ok(HttpResponse::Ok().json(user.view(true)))
 }
 
+/// What a wrong own password ended in.
+enum OwnPassword {
+    /// Right: the account as it was checked, and its password hash at that time.
+    Right(Box<users::User>),
+    /// Wrong, still below the limit.
+    Wrong,
+    /// Wrong, and the limit is reached: the caller's session has ended.
+    SessionEnded,
+}
+
+/// Checks the caller's own password before a sensitive change (`/me/password`, `/me/totp`).
+/// The check is counted with sign-in's failures, on the counter a sign-in from this client
+/// would use (reserved before the comparison, given back when it is right), so a stolen access
+/// token is no oracle for the password; the failure that reaches the limit ends the session.
+async fn check_own_password(
+    state: &web::Data<AppState>,
+    bearer: &Bearer,
+    ip: Option<String>,
+    password: String,
+) -> AppResult<OwnPassword> {
+    let mailer = state.mail.clone();
+    let reserving = bearer.clone();
+    let (user, key, reservation, mailed) = state
+        .db
+        .run(move |conn| {
+            let me = reserving.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            let key = throttle::sign_in_key(conn, &user.email, Some(&user.id), ip.as_deref())?.key;
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
+            Ok((user, key, reservation, mailed))
+        })
+        .await?;
+    if mailed {
+        state.mail.wake();
+    }
+    if let throttle::Reservation::Locked(secs) = reservation {
+        return Err(AppError::too_many_requests(secs));
+    }
+    let right = password::verify_bounded(password, Some(user.password_hash.clone())).await?;
+    let limit_reached = reservation.lock_on(&key).is_some();
+    let session = bearer.session_id.clone();
+    state
+        .db
+        .run(move |conn| {
+            if right {
+                throttle::refund(conn, std::slice::from_ref(&key))?;
+                Ok(OwnPassword::Right(Box::new(user)))
+            } else if limit_reached {
+                tokens::revoke_session(conn, &session, "password_guessing")?;
+                Ok(OwnPassword::SessionEnded)
+            } else {
+                Ok(OwnPassword::Wrong)
+            }
+        })
+        .await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
@@ -152,7 +253,16 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
+fn password_changed_meanwhile() -> AppError {
+    AppError::conflict(
+        "パスワードは同時に別の操作で変更されました。もう一度お試しください。",
+        "The password was changed by another request meanwhile. Try again.",
+    )
+}
+
 /// `POST /me/password`: every session of the account ends; the answer carries a fresh one.
+/// Both argon2 runs (checking the current password, hashing the new one) happen outside any
+/// transaction.
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -162,21 +272,29 @@ pub async fn change_password(
     let body = body.into_inner();
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
+    let user = match check_own_password(&state, &bearer, ip.clone(), body.current_password).await? {
+        OwnPassword::Right(user) => user,
+        OwnPassword::SessionEnded => return Err(AppError::invalid_token()),
+        OwnPassword::Wrong => {
+            return Err(AppError::field(
+                "current_password",
+                "wrong_password",
+                "現在のパスワードが正しくありません。",
+                "The current password is not correct.",
+            ))
+        }
+    };
+    password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
+    let new_hash = password::hash_bounded(body.new_password).await?;
     let pair = state
         .db
         .run(move |conn| {
             let me = bearer.user_allowing_missing_second_factor(conn)?;
-            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            if !password::verify(&body.current_password, Some(&user.password_hash)) {
-                return Err(AppError::field(
-                    "current_password",
-                    "wrong_password",
-                    "現在のパスワードが正しくありません。",
-                    "The current password is not correct.",
-                ));
+            // The current password was checked outside this transaction: change it only if it
+            // is still the one that was checked.
+            if me.id != user.id || !users::replace_password(conn, &user.id, &user.password_hash, &new_hash)? {
+                return Err(password_changed_meanwhile());
             }
-            password::check_policy("new_password", &body.new_password, &user.email)?;
-            users::set_password(conn, &user.id, &password::hash(&body.new_password)?)?;
             tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
             tokens::open_session(conn, &keys, &user.id, ip)
         })
@@ -199,22 +317,31 @@ pub struct TotpEnrolment {
 /// `POST /me/totp`: starts enrolment; the secret takes effect once a code confirms it.
 pub async fn totp_enrol(
     state: web::Data<AppState>,
+    req: HttpRequest,
     bearer: Bearer,
     body: web::Json<ConfirmPassword>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
+    let ip = super::client_ip(&req);
+    let checked = match check_own_password(&state, &bearer, ip, body.password).await? {
+        OwnPassword::Right(user) => user,
+        OwnPassword::SessionEnded => return Err(AppError::invalid_token()),
+        OwnPassword::Wrong => {
+            return Err(AppError::field(
+                "password",
+                "wrong_password",
+                "パスワードが正しくありません。",
+                "The password is not correct.",
+            ))
+        }
+    };
     let enrolment = state
         .db
         .run(move |conn| {
             let me = bearer.user_allowing_missing_second_factor(conn)?;
             let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            if !password::verify(&body.password, Some(&user.password_hash)) {
-                return Err(AppError::field(
-                    "password",
-                    "wrong_password",
-                    "パスワードが正しくありません。",
-                    "The password is not correct.",
-                ));
+            if user.id != checked.id || user.password_hash != checked.password_hash {
+                return Err(password_changed_meanwhile());
             }
             if user.totp_enabled {
                 return Err(AppError::conflict(
@@ -285,14 +412,15 @@ pub async fn totp_confirm(
                 )
             })?;
             let key = totp_attempts_key(&user.id);
-            if let Some(secs) = throttle::locked_for(conn, &key)? {
+            if let throttle::Reservation::Locked(secs) =
+                throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?
+            {
                 return Ok(CodeCheck::Locked(secs));
             }
             let Some(step) = totp::verify(&secret, &code, user.totp_last_step, unix_now()) else {
-                throttle::record_failure(conn, &key)?;
                 return Ok(CodeCheck::Wrong);
             };
-            throttle::clear(conn, &key)?;
+            throttle::refund(conn, &[key])?;
             users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
             Ok(CodeCheck::Accepted(users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)?))
         })
@@ -323,14 +451,15 @@ pub async fn totp_disable(
                 return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
             };
             let key = totp_attempts_key(&user.id);
-            if let Some(secs) = throttle::locked_for(conn, &key)? {
+            if let throttle::Reservation::Locked(secs) =
+                throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?
+            {
                 return Ok(CodeCheck::Locked(secs));
             }
             if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
-                throttle::record_failure(conn, &key)?;
                 return Ok(CodeCheck::Wrong);
             }
-            throttle::clear(conn, &key)?;
+            throttle::refund(conn, &[key])?;
             users::set_totp(conn, &user.id, None, false, None)?;
             Ok(CodeCheck::Accepted(()))
         })

@@ -1,6 +1,7 @@
 //! Passwords: argon2id at OWASP's minimum (19 MiB, 2 iterations, 1 lane), verified on the
 //! blocking pool, with the same work for an unknown account as for a wrong password.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,9 +12,26 @@ use crate::error::{AppError, FieldError};
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
 
-/// Most common passwords of at least 12 characters (from public breach-frequency lists), one a
-/// line, compared case-insensitively. Shorter ones are already refused by the length rule.
+/// Breached-password keys (see common_passwords.README.md for the source and licence), one a
+/// line, compared by [`key`].
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Words that make a password guessable for this service in particular (ASVS 5.0 6.2.11): the
+/// product and the city it serves, compared by [`key`] with separators removed.
+const CONTEXT_WORDS: &[&str] = &[
+    "renkei",
+    "renkeinote",
+    "renkei note",
+    "連携",
+    "連携ノート",
+    "在宅療養連携ノート",
+    "kawasaki",
+    "kawasakicity",
+    "川崎",
+    "川崎市",
+    "かわさき",
+    "カワサキ",
+];
 
 fn argon2() -> Argon2<'static> {
     // OWASP Password Storage Cheat Sheet: m=19456 KiB, t=2, p=1 is the minimum for argon2id.
@@ -45,23 +63,37 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     ok && real
 }
 
-/// [`verify`] on the blocking pool, at most as many at a time as there are cores: each check
-/// takes 19 MiB and a core's worth of work for tens of milliseconds, so more at once only
+/// The slots of the hashing pool: at most as many argon2 runs at a time as there are cores.
+/// Each takes 19 MiB and a core's worth of work for tens of milliseconds, so more at once only
 /// queues inside the CPU and grows memory.
-pub async fn verify_bounded(password: String, stored: Option<String>) -> Result<bool, AppError> {
+fn slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    let slots = SLOTS.get_or_init(|| {
+    SLOTS.get_or_init(|| {
         tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-    });
-    let _slot = slots.acquire().await.map_err(|e| AppError::internal(format!("password check slots: {e}")))?;
-    actix_web::web::block(move || verify(&password, stored.as_deref()))
-        .await
-        .map_err(|e| AppError::internal(format!("password check failed: {e}")))
+    })
 }
 
-/// The password rules: length only (no composition rules, per NIST SP 800-63B), not a common
-/// password, not the account's own e-mail address.
-pub fn check_policy(field: &str, password: &str, email: &str) -> Result<(), AppError> {
+/// Runs slow password work on the blocking pool, in one of the bounded slots. Never call it
+/// from inside a database transaction: the transaction would hold its locks through it.
+async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let _slot = slots().acquire().await.map_err(|e| AppError::internal(format!("password work slots: {e}")))?;
+    actix_web::web::block(work).await.map_err(|e| AppError::internal(format!("password work failed: {e}")))
+}
+
+/// [`verify`] in the bounded hashing pool.
+pub async fn verify_bounded(password: String, stored: Option<String>) -> Result<bool, AppError> {
+    bounded(move || verify(&password, stored.as_deref())).await
+}
+
+/// [`hash`] in the bounded hashing pool.
+pub async fn hash_bounded(password: String) -> Result<String, AppError> {
+    bounded(move || hash(&password)).await?
+}
+
+/// The password rules: length only (no composition rules, per NIST SP 800-63B), not a breached
+/// password, not the service's, the city's or the account's own name or e-mail address plus
+/// digits or symbols.
+pub fn check_policy(field: &str, password: &str, email: &str, name: &str) -> Result<(), AppError> {
     let chars = password.chars().count();
     let problem = if chars < MIN_LENGTH {
         Some((
@@ -75,7 +107,7 @@ pub fn check_policy(field: &str, password: &str, email: &str) -> Result<(), AppE
             format!("パスワードは{MAX_LENGTH}文字以内にしてください。"),
             format!("The password must be at most {MAX_LENGTH} characters long."),
         ))
-    } else if is_common(password) || password.trim().eq_ignore_ascii_case(email.trim()) {
+    } else if is_common(password) || is_context_word(password, email, name) {
         Some((
             "too_common",
             "よく使われていて推測されやすいパスワードです。別のものにしてください。".to_string(),
@@ -90,9 +122,63 @@ pub fn check_policy(field: &str, password: &str, email: &str) -> Result<(), AppE
     }
 }
 
+fn normalise(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfkc().collect::<String>().to_lowercase()
+}
+
+/// What a password is compared by: NFKC (so full-width `Ｐａｓｓ` is `pass`), lower case, and
+/// without trailing digits and symbols, so that `Password123!` and `password` are one entry.
+/// A password of digits and symbols only is its own key.
+pub fn key(password: &str) -> String {
+    let normalised = normalise(password.trim());
+    let stripped = normalised.trim_end_matches(|c: char| !c.is_alphabetic());
+    if stripped.is_empty() {
+        normalised
+    } else {
+        stripped.to_string()
+    }
+}
+
+/// A key without spaces, hyphens, dots and other separators (`renkei-note` → `renkeinote`).
+fn compact(key: &str) -> String {
+    key.chars().filter(|c| c.is_alphanumeric()).collect()
+}
+
+fn common_keys() -> &'static HashSet<String> {
+    static KEYS: OnceLock<HashSet<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(key)
+            .collect()
+    })
+}
+
+/// A breached password, or one with a breached password before its trailing digits and symbols.
 pub fn is_common(password: &str) -> bool {
-    let lower = password.to_lowercase();
-    COMMON_PASSWORDS.lines().map(str::trim).any(|line| !line.is_empty() && !line.starts_with('#') && line == lower)
+    let k = key(password);
+    let keys = common_keys();
+    keys.contains(&k) || keys.contains(&compact(&k))
+}
+
+/// The password is essentially a word of this service's context, plus digits or symbols: the
+/// product, the city, or the account's own e-mail address, its local part, name or name parts.
+/// A longer phrase that merely contains such a word (`かわさき在宅ケア連携ノート`) is fine.
+pub fn is_context_word(password: &str, email: &str, name: &str) -> bool {
+    let candidate = compact(&key(password));
+    if candidate.is_empty() {
+        return false;
+    }
+    let email = email.trim();
+    let local = email.split('@').next().unwrap_or_default();
+    let mut words: Vec<&str> = CONTEXT_WORDS.to_vec();
+    words.extend([email, local, name]);
+    words.extend(local.split(['.', '_', '-', '+']));
+    words.extend(name.split_whitespace());
+    words.iter().map(|w| compact(&key(w))).any(|w| !w.is_empty() && w == candidate)
 }
 
 #[cfg(test)]
@@ -108,13 +194,44 @@ mod tests {
         assert!(!verify("correct horse battery staple", None));
     }
 
+    fn refused(password: &str, email: &str, name: &str) -> bool {
+        check_policy("password", password, email, name).is_err()
+    }
+
     #[test]
     fn policy() {
-        assert!(check_policy("password", "short", "a@b.jp").is_err());
-        assert!(check_policy("password", "password1234", "a@b.jp").is_err());
-        assert!(check_policy("password", "Password1234", "a@b.jp").is_err());
-        assert!(check_policy("password", "nurse@example.jp", "nurse@example.jp").is_err());
-        assert!(check_policy("password", "かわさき在宅ケア連携ノート", "a@b.jp").is_ok());
-        assert!(check_policy("password", "tall-cedar-river-morning", "a@b.jp").is_ok());
+        assert!(refused("short", "a@b.jp", "x"));
+        assert!(refused("password1234", "a@b.jp", "x"));
+        assert!(refused("Password1234", "a@b.jp", "x"));
+        assert!(refused("nurse@example.jp", "nurse@example.jp", "x"));
+        assert!(!refused("かわさき在宅ケア連携ノート", "a@b.jp", "x"));
+        assert!(!refused("tall-cedar-river-morning", "a@b.jp", "x"));
+    }
+
+    #[test]
+    fn breached_passwords_with_digits_and_symbols_are_refused() {
+        assert!(common_keys().len() > 30_000, "the breached list is loaded");
+        for p in ["Password123!", "password!!!!2026", "QWERTY123456", "Ｐａｓｓｗｏｒｄ１２３４", "iloveyou2026!!", "123456789012"] {
+            assert!(refused(p, "a@b.jp", "x"), "{p} should be refused");
+        }
+        for p in ["tall-cedar-river-morning", "かわさきの在宅ケアをつなぐ", "morning-river-cedar-tall", "visiting nurse 2026 spring"] {
+            assert!(!refused(p, "a@b.jp", "x"), "{p} should be accepted");
+        }
+    }
+
+    #[test]
+    fn context_words_with_digits_and_symbols_are_refused() {
+        for p in ["Kawasaki2026", "renkeinote12", "Renkei-Note-2026!", "川崎２０２６！！！！！！", "連携ノート123456789"] {
+            assert!(refused(p, "a@b.jp", "x"), "{p} should be refused");
+        }
+        // The account's own e-mail address, its local part and its name.
+        assert!(refused("yamada.hanako2026", "yamada.hanako@example.jp", "x"));
+        assert!(refused("hanako-1234567", "yamada.hanako@example.jp", "x"));
+        assert!(refused("Sakuragawa1234", "n@example.jp", "Sakuragawa Midori"));
+        assert!(refused("山田花子１２３４５６７８", "n@example.jp", "山田 花子"));
+        // Longer phrases that only contain such a word are fine.
+        assert!(!refused("かわさき在宅ケア連携ノート", "a@b.jp", "x"));
+        assert!(!refused("kawasaki-river-morning-tea", "a@b.jp", "x"));
+        assert!(!refused("sakuragawa-midori-garden", "n@example.jp", "Sakuragawa Midori"));
     }
 }

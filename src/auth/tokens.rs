@@ -209,6 +209,19 @@ pub fn live_session_user(conn: &mut DbConn, session_id: &str) -> AppResult<Optio
         .optional()?)
 }
 
+/// Whether the account opened a session from this client address since `since`: the owner's
+/// own device, for the sign-in throttle.
+pub fn signed_in_from(conn: &mut DbConn, user_id: &str, ip: &str, since: NaiveDateTime) -> AppResult<bool> {
+    let found: Option<String> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::client_ip.eq(ip))
+        .filter(sessions::created_at.gt(since))
+        .select(sessions::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
 pub fn revoke_session(conn: &mut DbConn, session_id: &str, reason: &str) -> AppResult<()> {
     diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::revoked_at.is_null()))
         .set((sessions::revoked_at.eq(Some(now())), sessions::revoked_reason.eq(Some(reason))))

@@ -84,6 +84,11 @@ pub enum Notice {
         overdue_tasks: i64,
         open_flags: i64,
     },
+    /// Sign-in to the recipient's account was locked after repeated failures.
+    AccountLocked {
+        locked_at: NaiveDateTime,
+        minutes: i64,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -100,6 +105,7 @@ impl Notice {
             Notice::PatientDischarged { .. } => "patient_discharged",
             Notice::IdentificationFailures { .. } => "identification_failures",
             Notice::OverdueDigest { .. } => "overdue_digest",
+            Notice::AccountLocked { .. } => "account_locked",
             Notice::Test => "test",
         }
     }
@@ -115,6 +121,7 @@ pub const KINDS: &[&str] = &[
     "patient_discharged",
     "identification_failures",
     "overdue_digest",
+    "account_locked",
     "test",
 ];
 
@@ -136,6 +143,8 @@ fn template(kind: &str, locale: Locale) -> Option<&'static str> {
         ("identification_failures", Locale::En) => include_str!("templates/identification_failures.en.txt"),
         ("overdue_digest", Locale::Ja) => include_str!("templates/overdue_digest.ja.txt"),
         ("overdue_digest", Locale::En) => include_str!("templates/overdue_digest.en.txt"),
+        ("account_locked", Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
+        ("account_locked", Locale::En) => include_str!("templates/account_locked.en.txt"),
         ("test", Locale::Ja) => include_str!("templates/test.ja.txt"),
         ("test", Locale::En) => include_str!("templates/test.en.txt"),
         _ => return None,
@@ -291,6 +300,11 @@ pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, pub
             params.push(("open_flags", (*open_flags).max(0).to_string()));
             params.push(("link", format!("{public_url}/me/tasks")));
         }
+        Notice::AccountLocked { locked_at, minutes } => {
+            params.push(("locked_at", format_time(*locked_at, locale)));
+            params.push(("minutes", (*minutes).max(1).to_string()));
+            params.push(("link", public_url.to_string()));
+        }
         Notice::Test => {
             params.push(("link", public_url.to_string()));
         }
@@ -380,6 +394,7 @@ mod tests {
             Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
             Notice::IdentificationFailures { since: at(), patient: text.into(), patient_id: ID.into() },
             Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
+            Notice::AccountLocked { locked_at: at(), minutes: 1 },
             Notice::Test,
         ]
     }
@@ -425,7 +440,7 @@ mod tests {
                     assert!(!line.starts_with("Bcc:"), "{}: a value started a line: {line:?}", notice.kind());
                 }
                 // A value that looks like a placeholder is kept as typed, not filled in.
-                if notice.kind() != "overdue_digest" && notice.kind() != "test" {
+                if !matches!(notice.kind(), "overdue_digest" | "account_locked" | "test") {
                     assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
                 }
             }

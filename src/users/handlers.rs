@@ -67,9 +67,22 @@ pub async fn create(
     check.required_line("name", &body.name, 100);
     check.kana("name_kana", body.name_kana.as_deref(), 100);
     check.finish()?;
-    password::check_policy("password", &body.password, &body.email)?;
+    password::check_policy("password", &body.password, &body.email, &body.name)?;
 
     let role = body.role.unwrap_or(AccountRole::Member);
+    // Hashed only once the caller is known to be allowed (argon2 is deliberately costly), and
+    // outside any transaction, in the bounded hashing pool; the insert checks again.
+    let allowed_org = organization_id.clone();
+    let allowed = bearer.clone();
+    state
+        .db
+        .run(move |conn| {
+            let me = allowed.user(conn)?;
+            orgs::find(conn, &allowed_org)?.ok_or_else(AppError::not_found)?;
+            access::create_user(&me, &allowed_org, role)
+        })
+        .await?;
+    let hash = password::hash_bounded(body.password.clone()).await?;
     let user = state
         .db
         .run(move |conn| {
@@ -84,8 +97,6 @@ pub async fn create(
                     "This e-mail address is already registered.",
                 ));
             }
-            // Hashed only once the caller is known to be allowed: argon2 is deliberately costly.
-            let hash = password::hash(&body.password)?;
             super::insert(
                 conn,
                 NewUser {

@@ -178,6 +178,22 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &User
     Ok(n == 1)
 }
 
+/// Replaces the password hash only while it is still `expected`: the current password was
+/// checked outside the transaction, so a change made meanwhile must not be overwritten.
+/// Returns whether it was replaced.
+pub fn replace_password(conn: &mut DbConn, id: &str, expected: &str, password_hash: &str) -> AppResult<bool> {
+    let t = now();
+    let changed = diesel::update(users::table.find(id).filter(users::password_hash.eq(expected)))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::password_changed_at.eq(t),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
 pub fn set_password(conn: &mut DbConn, id: &str, password_hash: &str) -> AppResult<()> {
     let t = now();
     diesel::update(users::table.find(id))

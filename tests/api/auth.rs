@@ -1,9 +1,16 @@
 //! Sign-in and tokens: RFC 8725 access tokens, rotating refresh tokens, lockout, TOTP.
 
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
 use base64::Engine;
+use diesel::prelude::*;
+use futures_util::future::join_all;
+use renkei::auth::throttle;
+use renkei::db::schema::{email_outbox, login_throttle};
 use serde_json::json;
 
-use crate::helpers::{totp_code, TestApp, JWT_SECRET, PASSWORD};
+use crate::helpers::{totp_code, Backend, TestApp, TestResponse, JWT_SECRET, PASSWORD};
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -239,7 +246,282 @@ async fn password_rules(app: TestApp) {
     app.login("y@example.jp", "かわさきの在宅ケアをつなぐ", None).await.expect(200);
 }
 
+
+/// A sign-in from another client address (the loopback network has them all), as a stranger's
+/// device would make it.
+async fn login_from(app: &TestApp, ip: [u8; 4], email: &str, password: &str) -> TestResponse {
+    let client = reqwest::Client::builder()
+        .local_address(IpAddr::from(ip))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let body = json!({ "email": email, "password": password });
+    let res = client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    let response = TestResponse { status, headers, text, body };
+    crate::contract::check_response("POST", "/api/v1/auth/login", &response);
+    response
+}
+
+/// Counts answers by status; panics on anything but 200, 401 and 429 (never 409 or 5xx).
+fn tally(answers: &[TestResponse]) -> (usize, usize, usize) {
+    for a in answers {
+        assert!(matches!(a.status, 200 | 401 | 429), "sign-in answered {}: {}", a.status, a.text);
+    }
+    let count = |s: u16| answers.iter().filter(|a| a.status == s).count();
+    (count(200), count(401), count(429))
+}
+
+const MAX: usize = throttle::MAX_FAILURES as usize;
+
+async fn concurrent_attempts_are_compared_at_most_the_allowed_number(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "visiting_nurse_station", "宮前訪問看護ステーション", Some("14136")).await;
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+
+    // Eleven wrong passwords at once, and the right one a moment later within the same burst:
+    // only three are compared, the rest (the right one included) wait.
+    let wrong = (0..11).map(|i| {
+        let email = nurse.email.clone();
+        let app = &app;
+        async move { app.login(&email, &format!("wrong-password-{i:03}"), None).await }
+    });
+    let right = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        app.login(&nurse.email, PASSWORD, None).await
+    };
+    let (mut answers, right) = tokio::join!(join_all(wrong), right);
+    assert_eq!(right.status, 429, "the right password got in during the burst: {}", right.text);
+    answers.push(right);
+    assert_eq!(tally(&answers), (0, MAX, 12 - MAX));
+    // Still locked afterwards, for the full minute: the burst did not erase its own lock.
+    let after = app.login(&nurse.email, PASSWORD, None).await.expect(429);
+    let retry: u64 = after.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 50, "retry-after {retry}: the lock was shortened");
+    assert_eq!(after.header("content-type").as_deref(), Some("application/problem+json"));
+
+    // An address never seen before, from a stranger's client: the twelve first failures race
+    // to create its counter (PostgreSQL answered 409 here) and still only three are compared.
+    let unknown = format!("nobody-{}@example.jp", crate::helpers::short_id());
+    let burst = (0..12).map(|i| {
+        let unknown = unknown.clone();
+        let app = &app;
+        async move { login_from(app, [127, 0, 0, 21], &unknown, &format!("wrong-password-{i:03}")).await }
+    });
+    let answers = join_all(burst).await;
+    assert_eq!(tally(&answers), (0, MAX, 12 - MAX));
+}
+
+async fn a_lock_is_never_shortened(app: TestApp) {
+    let key = throttle::email_key("locked-long@example.jp");
+    // A lock an hour long (set by an operator, or a longer budget lock) is in force.
+    let long = renkei::db::now() + chrono::Duration::hours(1);
+    let k = key.clone();
+    app.db
+        .run(move |conn| {
+            diesel::insert_into(login_throttle::table)
+                .values((
+                    login_throttle::email_key.eq(&k),
+                    login_throttle::failures.eq(1),
+                    login_throttle::lockouts.eq(0),
+                    login_throttle::last_failure_at.eq(renkei::db::now()),
+                    login_throttle::locked_until.eq(Some(long)),
+                ))
+                .execute(conn)?;
+            // A failure below the limit, then one that reaches it (a one-minute lock), recorded
+            // while the long lock is in force, as concurrent requests may.
+            throttle::record_failure(conn, &[(k.clone(), throttle::ACCOUNT)])?;
+            let locks = throttle::record_failure(conn, &[(k.clone(), throttle::ACCOUNT)])?;
+            assert_eq!(locks.len(), 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let k = key.clone();
+    let until: Option<chrono::NaiveDateTime> = app
+        .db
+        .run(move |conn| {
+            Ok(login_throttle::table.filter(login_throttle::email_key.eq(&k)).select(login_throttle::locked_until).first(conn)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(until, Some(long), "the lock was shortened");
+    // And sign-in answers with the long wait.
+    let res = app.login("locked-long@example.jp", PASSWORD, None).await.expect(429);
+    let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 3500, "retry-after {retry}");
+}
+
+/// Password spraying: one client trying many addresses, and many clients together.
+async fn spraying_budgets_per_client_and_global(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("RENKEI_LOGIN_CLIENT_FAILURES", "5"), ("RENKEI_LOGIN_GLOBAL_FAILURES", "8")],
+    )
+    .await;
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "clinic", "麻生在宅クリニック", Some("14137")).await;
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+    let address = |i: usize| format!("spray-{i}-{}@example.jp", crate::helpers::short_id());
+
+    // One client, one try per address: the sixth address is refused, whichever it is.
+    for i in 0..5 {
+        login_from(&app, [127, 0, 0, 31], &address(i), "Summer-2026-password").await.expect(401);
+    }
+    let refused = login_from(&app, [127, 0, 0, 31], &address(5), "Summer-2026-password").await.expect(429);
+    assert_eq!(refused.problem_type(), "/problems/too-many-requests");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 60, "retry-after {retry}");
+    // Another client is not affected by that one's budget.
+    login_from(&app, [127, 0, 0, 32], &address(6), "Summer-2026-password").await.expect(401);
+    login_from(&app, [127, 0, 0, 32], &address(7), "Summer-2026-password").await.expect(401);
+    // Eight failures of unknown clients in all: every unknown client now waits …
+    login_from(&app, [127, 0, 0, 33], &address(8), "Summer-2026-password").await.expect(401);
+    login_from(&app, [127, 0, 0, 34], &address(9), "Summer-2026-password").await.expect(429);
+    login_from(&app, [127, 0, 0, 34], &nurse.email, PASSWORD).await.expect(429);
+    // … but the owner on a client they have signed in from before still signs in.
+    app.login(&nurse.email, PASSWORD, None).await.expect(200);
+}
+
+async fn the_owner_gets_through_a_strangers_lock_and_is_told(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "pharmacy", "多摩調剤薬局", Some("14135")).await;
+    // The person signs in once from their own client (127.0.0.1) when created.
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+    let stranger = [127, 0, 0, 41];
+    for i in 0..MAX {
+        login_from(&app, stranger, &nurse.email, &format!("guess-password-{i}")).await.expect(401);
+    }
+    // The stranger is locked out, even with the right password …
+    login_from(&app, stranger, &nurse.email, PASSWORD).await.expect(429);
+    login_from(&app, [127, 0, 0, 42], &nurse.email, PASSWORD).await.expect(429);
+    // … the owner on their own client is not.
+    app.login(&nurse.email, PASSWORD, None).await.expect(200);
+    // The owner's own client has its own count: three wrong passwords there lock it too.
+    for i in 0..MAX {
+        app.login(&nurse.email, &format!("typo-password-{i}"), None).await.expect(401);
+    }
+    app.login(&nurse.email, PASSWORD, None).await.expect(429);
+
+    // The owner was told, once for the run of lockouts, by an e-mail of fixed text that is
+    // delivered (here: written as a file by the development transport).
+    let user_id = nurse.id.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let emails = loop {
+        let user_id = user_id.clone();
+        let rows: Vec<(String, String, String, String)> = app
+            .db
+            .run(move |conn| {
+                Ok(email_outbox::table
+                    .filter(email_outbox::recipient_user_id.eq(&user_id))
+                    .filter(email_outbox::kind.eq("account_locked"))
+                    .select((email_outbox::status, email_outbox::subject, email_outbox::body_text, email_outbox::locale))
+                    .load(conn)?)
+            })
+            .await
+            .unwrap();
+        if !rows.is_empty() && rows.iter().all(|r| r.0 == "sent") {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "lock e-mail not delivered: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!emails.is_empty() && emails.len() <= 2, "{emails:?}");
+    let (_, subject, body, locale) = &emails[0];
+    assert_eq!(locale, "ja");
+    assert_eq!(subject, "サインインを一時的に停止しました（在宅療養連携ノート）");
+    assert!(body.contains("パスワードの誤りが続いた"), "{body}");
+    assert!(!body.contains(&nurse.email) && !body.contains("guess-password"), "{body}");
+}
+
+async fn wrong_current_passwords_are_throttled_and_end_the_session(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "clinic", "幸在宅クリニック", Some("14132")).await;
+    let doctor = app.person(&admin, &org, "physician", "member").await;
+    let change = |current: &str| json!({"current_password": current, "new_password": "morning-river-cedar-tall"});
+
+    let first = app.post("/api/v1/me/password", &doctor.token, change("wrong-password-001")).await.expect(422);
+    assert_eq!(first.body["errors"][0]["code"], json!("wrong_password"));
+    // The password check of two-factor enrolment counts with it.
+    app.post("/api/v1/me/totp", &doctor.token, json!({"password": "wrong-password-002"})).await.expect(422);
+    // The third wrong password ends the caller's session.
+    let ended = app.post("/api/v1/me/password", &doctor.token, change("wrong-password-003")).await.expect(401);
+    assert_eq!(ended.problem_type(), "/problems/invalid-token");
+    assert_invalid_token(&app, &doctor.token).await;
+    app.call("POST", "/api/v1/auth/refresh", None, Some(&json!({"refresh_token": doctor.refresh_token})), &[])
+        .await
+        .expect(401);
+    // And it was counted with sign-in's failures: signing in again waits too.
+    app.login(&doctor.email, PASSWORD, None).await.expect(429);
+}
+
+/// Wrong current passwords hash outside the database transaction: on SQLite a transaction holds
+/// the one write lock, so hashing inside it made every other request wait through argon2.
+async fn password_checks_do_not_hold_up_other_requests(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "clinic", "中原ホームクリニック", Some("14133")).await;
+    let mut people = Vec::new();
+    for _ in 0..4 {
+        people.push(app.person(&admin, &org, "nurse", "member").await);
+    }
+    // What one password check costs on this machine.
+    let hash = renkei::auth::password::hash(PASSWORD).unwrap();
+    let started = Instant::now();
+    renkei::auth::password::verify("wrong-password-000", Some(&hash));
+    let one_check = started.elapsed();
+
+    // Eight wrong current passwords at once (two per person, below the limit) …
+    let checks = people.iter().flat_map(|p| [p.clone(), p.clone()]).enumerate().map(|(i, p)| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/me/password",
+                &p.token,
+                json!({"current_password": format!("wrong-password-{i:03}"), "new_password": "morning-river-cedar-tall"}),
+            )
+            .await
+        }
+    });
+    // … while another person reads their account, one request after another.
+    let reads = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..10 {
+            let started = Instant::now();
+            app.get("/api/v1/me", &admin.token).await.expect(200);
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let (answers, slowest) = tokio::join!(join_all(checks), reads);
+    for a in &answers {
+        assert_eq!(a.status, 422, "{}", a.text);
+    }
+    // Inside the transaction the eight checks queued behind the write lock, so a read waited
+    // for several of them; outside, it waits for none.
+    assert!(
+        slowest < one_check * 3 + Duration::from_millis(250),
+        "a read took {slowest:?} beside password checks (one check takes {one_check:?})"
+    );
+}
+
+crate::both_backends!(by_backend: spraying_budgets_per_client_and_global);
+
 crate::both_backends!(
+    concurrent_attempts_are_compared_at_most_the_allowed_number,
+    a_lock_is_never_shortened,
+    the_owner_gets_through_a_strangers_lock_and_is_told,
+    wrong_current_passwords_are_throttled_and_end_the_session,
+    password_checks_do_not_hold_up_other_requests,
     bad_tokens_are_refused,
     access_token_carries_identity_only,
     refresh_rotates_and_reuse_revokes_the_family,
