@@ -42,9 +42,12 @@ fn tell_owner_of_lock(
     }
     let locked_at = crate::db::now();
     let notice = crate::mail::Notice::AccountLocked { locked_at, minutes: (lock.secs + 59) / 60 };
-    let email = mailer
-        .to_user(user, &notice)?
-        .once(format!("account_locked:{}:{}:{}", user.id, lock.key, locked_at.and_utc().timestamp()));
+    let email = mailer.to_user(user, &notice)?.once(format!(
+        "account_locked:{}:{}:{}",
+        user.id,
+        lock.key,
+        locked_at.and_utc().timestamp()
+    ));
     Ok(crate::mail::outbox::enqueue(conn, email)?.is_some())
 }
 

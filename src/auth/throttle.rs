@@ -145,8 +145,12 @@ fn lock_row(conn: &mut DbConn, key: &str, t: NaiveDateTime) -> AppResult<Row> {
         login_throttle::last_failure_at.eq(t),
         login_throttle::locked_until.eq(None::<NaiveDateTime>),
     );
-    let columns =
-        (login_throttle::failures, login_throttle::lockouts, login_throttle::last_failure_at, login_throttle::locked_until);
+    let columns = (
+        login_throttle::failures,
+        login_throttle::lockouts,
+        login_throttle::last_failure_at,
+        login_throttle::locked_until,
+    );
     let select = login_throttle::table.filter(login_throttle::email_key.eq(key)).select(columns);
     let row = match conn {
         DbConn::Postgres(c) => {
@@ -225,10 +229,8 @@ fn count_failure(conn: &mut DbConn, rows: Vec<(&str, Rule, Row)>, t: NaiveDateTi
 pub fn reserve(conn: &mut DbConn, charge: &[(String, Rule)], also_check: &[String]) -> AppResult<Reservation> {
     let t = now();
     let rows = lock_rows(conn, charge, t)?;
-    let mut wait = rows
-        .iter()
-        .filter_map(|(_, _, (_, _, _, until))| until.filter(|u| *u > t).map(|u| seconds_until(u, t)))
-        .max();
+    let mut wait =
+        rows.iter().filter_map(|(_, _, (_, _, _, until))| until.filter(|u| *u > t).map(|u| seconds_until(u, t))).max();
     for key in also_check {
         wait = wait.max(locked_for(conn, key)?);
     }
