@@ -26,8 +26,10 @@ fn unix_now() -> u64 {
     chrono::Utc::now().timestamp().max(0) as u64
 }
 
-/// Queues the owner's e-mail about a lock this attempt set on their account's counter, in the
-/// transaction that set it; once per run of lockouts, so a stranger cannot flood the mailbox.
+/// Queues the owner's e-mail about a lock that a failed attempt set on their account's counter,
+/// in the transaction that makes the lock final (a lock set by an attempt that then succeeds is
+/// lifted, see [`throttle::refund`]); once per run of lockouts, so a stranger cannot flood the
+/// mailbox.
 fn tell_owner_of_lock(
     conn: &mut crate::db::DbConn,
     mailer: &crate::mail::Mailer,
@@ -40,9 +42,12 @@ fn tell_owner_of_lock(
     }
     let locked_at = crate::db::now();
     let notice = crate::mail::Notice::AccountLocked { locked_at, minutes: (lock.secs + 59) / 60 };
-    let email = mailer
-        .to_user(user, &notice)?
-        .once(format!("account_locked:{}:{}:{}", user.id, lock.key, locked_at.and_utc().timestamp()));
+    let email = mailer.to_user(user, &notice)?.once(format!(
+        "account_locked:{}:{}:{}",
+        user.id,
+        lock.key,
+        locked_at.and_utc().timestamp()
+    ));
     Ok(crate::mail::outbox::enqueue(conn, email)?.is_some())
 }
 
@@ -52,8 +57,8 @@ fn tell_owner_of_lock(
 /// Three steps: (1) one locking transaction looks the account up and reserves the attempt on
 /// its throttle counter, counting it as a failure before anything slow happens (see
 /// [`throttle`]); (2) the password is compared outside any transaction, in the bounded hashing
-/// pool; (3) a second transaction signs in and gives the reserved failure back, or charges the
-/// spraying budgets.
+/// pool; (3) a second transaction signs in and clears the count, or charges the spraying
+/// budgets and, when the reservation locked the account, tells its owner.
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     // No address holds a NUL, and PostgreSQL text cannot even be compared with one.
@@ -67,7 +72,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     let global_budget = throttle::budget(state.config.login_global_failures);
     let email = body.email.clone();
     let reserve_ip = ip.clone();
-    let (user, key, budgets, reservation, mailed) = state
+    let (user, key, budgets, reservation) = state
         .db
         .run(move |conn| {
             let user = users::find_by_email(conn, &email)?;
@@ -83,16 +88,9 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             }
             let checked: Vec<String> = budgets.iter().map(|(k, _)| k.clone()).collect();
             let reservation = throttle::reserve(conn, &[(key.key.clone(), throttle::ACCOUNT)], &checked)?;
-            let mailed = match &user {
-                Some(u) => tell_owner_of_lock(conn, &mailer, u, reservation.lock_on(&key.key))?,
-                None => false,
-            };
-            Ok((user, key.key, budgets, reservation, mailed))
+            Ok((user, key.key, budgets, reservation))
         })
         .await?;
-    if mailed {
-        state.mail.wake();
-    }
     if let throttle::Reservation::Locked(secs) = reservation {
         return Err(AppError::too_many_requests(secs));
     }
@@ -100,6 +98,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     let outcome = state
         .db
         .run(move |conn| {
+            let owner = user.as_ref().map(|u| users::find(conn, &u.id)).transpose()?.flatten();
             // Reread the account: it may have been deactivated while the password was checked.
             let user = match user.filter(|_| password_ok) {
                 Some(u) => users::find(conn, &u.id)?,
@@ -122,18 +121,26 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             };
             match user {
                 Some(u) if second_factor_ok => {
-                    throttle::refund(conn, std::slice::from_ref(&key))?;
-                    Ok(LoginOutcome::SignedIn(tokens::open_session(conn, &keys, &u.id, ip)?))
+                    throttle::refund(conn, &key, &reservation)?;
+                    Ok((LoginOutcome::SignedIn(tokens::open_session(conn, &keys, &u.id, ip)?), false))
                 }
                 _ => {
-                    // The address's counter already holds this failure (it was reserved).
+                    // The address's counter already holds this failure (it was reserved); a lock
+                    // the reservation set is now certain, and the owner is told.
                     throttle::record_failure(conn, &budgets)?;
-                    Ok(LoginOutcome::Failed)
+                    let mailed = match &owner {
+                        Some(u) => tell_owner_of_lock(conn, &mailer, u, reservation.lock_on(&key))?,
+                        None => false,
+                    };
+                    Ok((LoginOutcome::Failed, mailed))
                 }
             }
         })
         .await?;
-    match outcome {
+    if outcome.1 {
+        state.mail.wake();
+    }
+    match outcome.0 {
         LoginOutcome::SignedIn(pair) => Ok(no_store(HttpResponse::Ok()).json(pair)),
         LoginOutcome::Failed => Err(AppError::invalid_credentials()),
     }
@@ -200,7 +207,7 @@ enum OwnPassword {
 
 /// Checks the caller's own password before a sensitive change (`/me/password`, `/me/totp`).
 /// The check is counted with sign-in's failures, on the counter a sign-in from this client
-/// would use (reserved before the comparison, given back when it is right), so a stolen access
+/// would use (reserved before the comparison, cleared when it is right), so a stolen access
 /// token is no oracle for the password; the failure that reaches the limit ends the session.
 async fn check_own_password(
     state: &web::Data<AppState>,
@@ -210,40 +217,41 @@ async fn check_own_password(
 ) -> AppResult<OwnPassword> {
     let mailer = state.mail.clone();
     let reserving = bearer.clone();
-    let (user, key, reservation, mailed) = state
+    let (user, key, reservation) = state
         .db
         .run(move |conn| {
             let me = reserving.user_allowing_missing_second_factor(conn)?;
             let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
             let key = throttle::sign_in_key(conn, &user.email, Some(&user.id), ip.as_deref())?.key;
             let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
-            let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
-            Ok((user, key, reservation, mailed))
+            Ok((user, key, reservation))
         })
         .await?;
-    if mailed {
-        state.mail.wake();
-    }
     if let throttle::Reservation::Locked(secs) = reservation {
         return Err(AppError::too_many_requests(secs));
     }
     let right = password::verify_bounded(password, Some(user.password_hash.clone())).await?;
     let limit_reached = reservation.lock_on(&key).is_some();
     let session = bearer.session_id.clone();
-    state
+    let (answer, mailed) = state
         .db
         .run(move |conn| {
             if right {
-                throttle::refund(conn, std::slice::from_ref(&key))?;
-                Ok(OwnPassword::Right(Box::new(user)))
+                throttle::refund(conn, &key, &reservation)?;
+                Ok((OwnPassword::Right(Box::new(user)), false))
             } else if limit_reached {
                 tokens::revoke_session(conn, &session, "password_guessing")?;
-                Ok(OwnPassword::SessionEnded)
+                let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
+                Ok((OwnPassword::SessionEnded, mailed))
             } else {
-                Ok(OwnPassword::Wrong)
+                Ok((OwnPassword::Wrong, false))
             }
         })
-        .await
+        .await?;
+    if mailed {
+        state.mail.wake();
+    }
+    Ok(answer)
 }
 
 #[derive(Debug, Deserialize)]
@@ -412,15 +420,14 @@ pub async fn totp_confirm(
                 )
             })?;
             let key = totp_attempts_key(&user.id);
-            if let throttle::Reservation::Locked(secs) =
-                throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?
-            {
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            if let throttle::Reservation::Locked(secs) = reservation {
                 return Ok(CodeCheck::Locked(secs));
             }
             let Some(step) = totp::verify(&secret, &code, user.totp_last_step, unix_now()) else {
                 return Ok(CodeCheck::Wrong);
             };
-            throttle::refund(conn, &[key])?;
+            throttle::refund(conn, &key, &reservation)?;
             users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
             Ok(CodeCheck::Accepted(users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)?))
         })
@@ -451,15 +458,14 @@ pub async fn totp_disable(
                 return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
             };
             let key = totp_attempts_key(&user.id);
-            if let throttle::Reservation::Locked(secs) =
-                throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?
-            {
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            if let throttle::Reservation::Locked(secs) = reservation {
                 return Ok(CodeCheck::Locked(secs));
             }
             if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
                 return Ok(CodeCheck::Wrong);
             }
-            throttle::refund(conn, &[key])?;
+            throttle::refund(conn, &key, &reservation)?;
             users::set_totp(conn, &user.id, None, false, None)?;
             Ok(CodeCheck::Accepted(()))
         })

@@ -211,17 +211,31 @@ mod tests {
     #[test]
     fn breached_passwords_with_digits_and_symbols_are_refused() {
         assert!(common_keys().len() > 30_000, "the breached list is loaded");
-        for p in ["Password123!", "password!!!!2026", "QWERTY123456", "Ｐａｓｓｗｏｒｄ１２３４", "iloveyou2026!!", "123456789012"] {
+        for p in [
+            "Password123!",
+            "password!!!!2026",
+            "QWERTY123456",
+            "Ｐａｓｓｗｏｒｄ１２３４",
+            "iloveyou2026!!",
+            "123456789012",
+        ] {
             assert!(refused(p, "a@b.jp", "x"), "{p} should be refused");
         }
-        for p in ["tall-cedar-river-morning", "かわさきの在宅ケアをつなぐ", "morning-river-cedar-tall", "visiting nurse 2026 spring"] {
+        for p in [
+            "tall-cedar-river-morning",
+            "かわさきの在宅ケアをつなぐ",
+            "morning-river-cedar-tall",
+            "visiting nurse 2026 spring",
+        ] {
             assert!(!refused(p, "a@b.jp", "x"), "{p} should be accepted");
         }
     }
 
     #[test]
     fn context_words_with_digits_and_symbols_are_refused() {
-        for p in ["Kawasaki2026", "renkeinote12", "Renkei-Note-2026!", "川崎２０２６！！！！！！", "連携ノート123456789"] {
+        for p in
+            ["Kawasaki2026", "renkeinote12", "Renkei-Note-2026!", "川崎２０２６！！！！！！", "連携ノート123456789"]
+        {
             assert!(refused(p, "a@b.jp", "x"), "{p} should be refused");
         }
         // The account's own e-mail address, its local part and its name.

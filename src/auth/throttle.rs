@@ -14,8 +14,8 @@
 //! address's (or account-on-client's) row is created if missing (an upsert), locked (`SELECT …
 //! FOR UPDATE` on PostgreSQL; SQLite transactions already hold the database's one write lock),
 //! checked together with the budgets, and the attempt counted as a failure. Only then is the
-//! password compared, outside any transaction; a success gives the reserved failure back
-//! ([`refund`]). So of any number of concurrent attempts at most `max_failures` are ever
+//! password compared, outside any transaction; a success starts the count again ([`refund`])
+//! but never lifts a lock other attempts set. So of any number of concurrent attempts at most `max_failures` are ever
 //! compared before the lock, and a lock is only ever lengthened. The budgets are charged by
 //! confirmed failures only ([`record_failure`]): counting the attempts in flight there would let
 //! a crowd of people signing in at once from one office lock that office out.
@@ -108,6 +108,9 @@ pub struct SignInKey {
 pub struct NewLock {
     pub key: String,
     pub secs: i64,
+    /// When it ends, and the counter as it was before (to lift it if the attempt succeeds).
+    until: NaiveDateTime,
+    before: (i32, i32, Option<NaiveDateTime>),
     /// The first lockout of a run (none in the last day): worth telling the owner about.
     pub first_of_run: bool,
 }
@@ -142,8 +145,12 @@ fn lock_row(conn: &mut DbConn, key: &str, t: NaiveDateTime) -> AppResult<Row> {
         login_throttle::last_failure_at.eq(t),
         login_throttle::locked_until.eq(None::<NaiveDateTime>),
     );
-    let columns =
-        (login_throttle::failures, login_throttle::lockouts, login_throttle::last_failure_at, login_throttle::locked_until);
+    let columns = (
+        login_throttle::failures,
+        login_throttle::lockouts,
+        login_throttle::last_failure_at,
+        login_throttle::locked_until,
+    );
     let select = login_throttle::table.filter(login_throttle::email_key.eq(key)).select(columns);
     let row = match conn {
         DbConn::Postgres(c) => {
@@ -191,8 +198,15 @@ fn count_failure(conn: &mut DbConn, rows: Vec<(&str, Rule, Row)>, t: NaiveDateTi
             let secs = (rule.first_lock_secs << lockouts.clamp(0, 10)).min(rule.max_lock_secs);
             // Never shorten a lock: keep whichever ends later.
             let new_until = t + Duration::seconds(secs);
-            locks.push(NewLock { key: key.to_string(), secs, first_of_run: lockouts == 0 });
-            (0, lockouts + 1, Some(until.map_or(new_until, |u| u.max(new_until))))
+            let until_now = until.map_or(new_until, |u| u.max(new_until));
+            locks.push(NewLock {
+                key: key.to_string(),
+                secs,
+                first_of_run: lockouts == 0,
+                until: until_now,
+                before: (failures, lockouts, until),
+            });
+            (0, lockouts + 1, Some(until_now))
         } else {
             (failures + 1, lockouts, until)
         };
@@ -215,10 +229,8 @@ fn count_failure(conn: &mut DbConn, rows: Vec<(&str, Rule, Row)>, t: NaiveDateTi
 pub fn reserve(conn: &mut DbConn, charge: &[(String, Rule)], also_check: &[String]) -> AppResult<Reservation> {
     let t = now();
     let rows = lock_rows(conn, charge, t)?;
-    let mut wait = rows
-        .iter()
-        .filter_map(|(_, _, (_, _, _, until))| until.filter(|u| *u > t).map(|u| seconds_until(u, t)))
-        .max();
+    let mut wait =
+        rows.iter().filter_map(|(_, _, (_, _, _, until))| until.filter(|u| *u > t).map(|u| seconds_until(u, t))).max();
     for key in also_check {
         wait = wait.max(locked_for(conn, key)?);
     }
@@ -235,20 +247,26 @@ pub fn record_failure(conn: &mut DbConn, counters: &[(String, Rule)]) -> AppResu
     count_failure(conn, rows, t)
 }
 
-/// Gives back the failure a successful attempt reserved. A lock already in force stays.
-pub fn refund(conn: &mut DbConn, keys: &[String]) -> AppResult<()> {
-    let mut keys: Vec<&String> = keys.iter().collect();
-    keys.sort();
-    keys.dedup();
-    // One statement per row, in the reservation's order, so refunds and reservations never
-    // wait on each other crosswise.
-    for key in keys {
-        diesel::update(
-            login_throttle::table.filter(login_throttle::email_key.eq(key)).filter(login_throttle::failures.gt(0)),
-        )
-        .set(login_throttle::failures.eq(login_throttle::failures - 1))
-        .execute(conn)?;
+/// A successful attempt on `key`: the count of failures starts again (the failure it reserved
+/// included). When that very reservation locked the counter, the lock was only provisional (the
+/// attempt turned out to be the owner's) and is lifted, unless something has lengthened it
+/// since; any other lock in force stays.
+pub fn refund(conn: &mut DbConn, key: &str, reservation: &Reservation) -> AppResult<()> {
+    let row = login_throttle::table.filter(login_throttle::email_key.eq(key));
+    if let Some(lock) = reservation.lock_on(key) {
+        let (_, lockouts, until) = lock.before;
+        let lifted = diesel::update(row.filter(login_throttle::locked_until.eq(lock.until)))
+            .set((
+                login_throttle::failures.eq(0),
+                login_throttle::lockouts.eq(lockouts),
+                login_throttle::locked_until.eq(until),
+            ))
+            .execute(conn)?;
+        if lifted == 1 {
+            return Ok(());
+        }
     }
+    diesel::update(row).set(login_throttle::failures.eq(0)).execute(conn)?;
     Ok(())
 }
 

@@ -246,7 +246,6 @@ async fn password_rules(app: TestApp) {
     app.login("y@example.jp", "かわさきの在宅ケアをつなぐ", None).await.expect(200);
 }
 
-
 /// A sign-in from another client address (the loopback network has them all), as a stranger's
 /// device would make it.
 async fn login_from(app: &TestApp, ip: [u8; 4], email: &str, password: &str) -> TestResponse {
@@ -350,7 +349,10 @@ async fn a_lock_is_never_shortened(app: TestApp) {
     let until: Option<chrono::NaiveDateTime> = app
         .db
         .run(move |conn| {
-            Ok(login_throttle::table.filter(login_throttle::email_key.eq(&k)).select(login_throttle::locked_until).first(conn)?)
+            Ok(login_throttle::table
+                .filter(login_throttle::email_key.eq(&k))
+                .select(login_throttle::locked_until)
+                .first(conn)?)
         })
         .await
         .unwrap();
@@ -363,11 +365,9 @@ async fn a_lock_is_never_shortened(app: TestApp) {
 
 /// Password spraying: one client trying many addresses, and many clients together.
 async fn spraying_budgets_per_client_and_global(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        &[("RENKEI_LOGIN_CLIENT_FAILURES", "5"), ("RENKEI_LOGIN_GLOBAL_FAILURES", "8")],
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(backend, &[("RENKEI_LOGIN_CLIENT_FAILURES", "5"), ("RENKEI_LOGIN_GLOBAL_FAILURES", "8")])
+            .await;
     let admin = app.system_admin().await;
     let org = app.organization(&admin, "clinic", "麻生在宅クリニック", Some("14137")).await;
     let nurse = app.person(&admin, &org, "nurse", "member").await;
@@ -424,7 +424,12 @@ async fn the_owner_gets_through_a_strangers_lock_and_is_told(app: TestApp) {
                 Ok(email_outbox::table
                     .filter(email_outbox::recipient_user_id.eq(&user_id))
                     .filter(email_outbox::kind.eq("account_locked"))
-                    .select((email_outbox::status, email_outbox::subject, email_outbox::body_text, email_outbox::locale))
+                    .select((
+                        email_outbox::status,
+                        email_outbox::subject,
+                        email_outbox::body_text,
+                        email_outbox::locale,
+                    ))
                     .load(conn)?)
             })
             .await
