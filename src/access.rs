@@ -313,7 +313,9 @@ pub fn patient_for_new_case(
     let found_id = found.as_ref().map(|p| p.id.clone());
     let denied = |conn: &mut DbConn, detail: &str| match found_id.as_deref() {
         Some(id) => audit::record(conn, me, Event::new(Action::Read, resource, None, Some(id)).denied().detail(detail)),
-        None => audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail(detail)),
+        None => {
+            audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail(detail))
+        }
     };
     let at = crate::db::now();
     let caller = ident::reserve(conn, &ident::caller_key(&me.id), ident::CALLER_WINDOW)?;
@@ -422,7 +424,11 @@ pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, rel
     if *relation == Relation::EmergencyAccess || patients::consents::revoked_at(conn, &patient.id)?.is_none() {
         return Ok(());
     }
-    audit::record(conn, me, Event::new(Action::Read, "fhir", Some(&patient.id), Some(&patient.id)).denied().detail("consent revoked"))?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Read, "fhir", Some(&patient.id), Some(&patient.id)).denied().detail("consent revoked"),
+    )?;
     Err(AppError::conflict(
         "この患者さんは情報共有への同意を撤回しているため、記録を外部のシステムへ書き出せません。\
          記録はこのサービスの中で引き続き閲覧できます。",

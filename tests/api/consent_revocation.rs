@@ -79,9 +79,13 @@ async fn a_revoked_consent_stops_sharing_with_new_organisations(app: TestApp) {
     assert_eq!(export.problem_type(), "/problems/conflict");
 
     // Emergency access (APPI art. 27(1)(ii)) stays allowed, and its reader may export.
-    app.post(&format!("{base}/emergency-access"), &doctor.token, json!({"reason": "救急搬送先から服薬内容の問い合わせ"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("{base}/emergency-access"),
+        &doctor.token,
+        json!({"reason": "救急搬送先から服薬内容の問い合わせ"}),
+    )
+    .await
+    .expect(201);
     app.get(&base, &doctor.token).await.expect(200);
     app.get(&format!("{base}/fhir"), &doctor.token).await.expect(200);
 
@@ -105,16 +109,17 @@ async fn the_organisations_on_the_team_at_revocation_decide(app: TestApp) {
     // The nurse station leaves before the revocation, the pharmacy after it.
     let nurse_path = format!("/api/v1/patients/{pid}/care-team/{}", t.nurse_member_id);
     let etag = app.get(&format!("/api/v1/patients/{pid}/care-team"), &t.care_manager.token).await.expect(200);
-    let nurse_version = etag.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == json!(t.nurse_member_id))
-        .unwrap()["version"]
-        .clone();
-    app.patch(&nurse_path, &t.care_manager.token, json!({"ended_on": days_from_today(0)}), Some(&format!("\"{nurse_version}\"")))
-        .await
-        .expect(200);
+    let nurse_version =
+        etag.body["items"].as_array().unwrap().iter().find(|i| i["id"] == json!(t.nurse_member_id)).unwrap()["version"]
+            .clone();
+    app.patch(
+        &nurse_path,
+        &t.care_manager.token,
+        json!({"ended_on": days_from_today(0)}),
+        Some(&format!("\"{nurse_version}\"")),
+    )
+    .await
+    .expect(200);
     app.post(
         &format!("/api/v1/patients/{pid}/consents/{consent}/revoke"),
         &t.care_manager.token,
@@ -153,9 +158,13 @@ async fn a_coordinator_assigned_after_revocation_does_not_read(app: TestApp) {
     let assign = |who: &Person| format!("/api/v1/wards/14136/coordinators/{}", who.id);
     app.call("PUT", &assign(&earlier), Some(&t.admin.token), None, &[]).await.expect(201);
     let consent = record_consent(&app, &t.care_manager, &pid).await;
-    app.post(&format!("/api/v1/patients/{pid}/consents/{consent}/revoke"), &t.care_manager.token, json!({"reason": "本人の申し出"}))
-        .await
-        .expect(200);
+    app.post(
+        &format!("/api/v1/patients/{pid}/consents/{consent}/revoke"),
+        &t.care_manager.token,
+        json!({"reason": "本人の申し出"}),
+    )
+    .await
+    .expect(200);
     app.call("PUT", &assign(&later), Some(&t.admin.token), None, &[]).await.expect(201);
 
     let record = format!("/api/v1/patients/{pid}");
@@ -163,14 +172,20 @@ async fn a_coordinator_assigned_after_revocation_does_not_read(app: TestApp) {
     app.get(&record, &earlier.token).await.expect(200);
     assert_eq!(ids(&app.get("/api/v1/patients", &earlier.token).await.expect(200)), [pid.clone()]);
     assert_eq!(ids(&app.get(caseload, &earlier.token).await.expect(200)), [pid.clone()]);
-    assert_eq!(app.get("/api/v1/discharge-cases", &earlier.token).await.expect(200).body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/discharge-cases", &earlier.token).await.expect(200).body["items"].as_array().unwrap().len(),
+        1
+    );
 
     let hidden = app.get(&record, &later.token).await.expect(404);
     let nothing = app.get("/api/v1/patients/01900000-0000-7000-8000-0000000000cd", &later.token).await.expect(404);
     assert_eq!(hidden.text, nothing.text);
     assert!(ids(&app.get("/api/v1/patients", &later.token).await.expect(200)).is_empty());
     assert!(ids(&app.get(caseload, &later.token).await.expect(200)).is_empty());
-    assert!(app.get("/api/v1/discharge-cases", &later.token).await.expect(200).body["items"].as_array().unwrap().is_empty());
+    assert!(app.get("/api/v1/discharge-cases", &later.token).await.expect(200).body["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Consent obtained again: the later coordinator reads too.
     record_consent(&app, &t.care_manager, &pid).await;

@@ -1,9 +1,9 @@
 //! One integration-test binary: the real server, real SQLite, real PostgreSQL, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod consent_revocation;
 mod helpers;
 mod identification;
-mod consent_revocation;
 mod smtp;
 
 mod alerts;
