@@ -7,7 +7,7 @@
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::users::User;
-use crate::vocab::AccountRole;
+use crate::vocab::{AccountRole, OrgKind, Profession};
 
 fn refuse() -> AppError {
     AppError::forbidden("この操作を行う権限がありません。", "You do not have permission to do this.")
@@ -30,8 +30,15 @@ pub fn operate_outbox(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
-/// Changing an organisation's directory entry.
-pub fn update_organization(me: &CurrentUser, organization_id: &str) -> AppResult<()> {
+/// Changing an organisation's directory entry; activating or deactivating it (which takes all
+/// its people out of the service) is for system administrators only.
+pub fn update_organization(me: &CurrentUser, organization_id: &str, changes_active: bool) -> AppResult<()> {
+    if changes_active && !me.is_system_admin() {
+        return Err(AppError::forbidden(
+            "組織の有効・無効はシステム管理者が変更します。",
+            "Only a system administrator activates or deactivates an organisation.",
+        ));
+    }
     if me.is_system_admin() || is_admin_of(me, organization_id) {
         Ok(())
     } else {
@@ -49,48 +56,92 @@ fn is_admin_of(me: &CurrentUser, organization_id: &str) -> bool {
     me.role == AccountRole::OrgAdmin && me.organization_id == organization_id
 }
 
-/// Creating an account with a role in an organisation. Only a system administrator makes
-/// system administrators.
-pub fn create_user(me: &CurrentUser, organization_id: &str, role: AccountRole) -> AppResult<()> {
-    if me.is_system_admin() {
-        return Ok(());
-    }
-    if is_admin_of(me, organization_id) && role != AccountRole::SystemAdmin {
-        return Ok(());
-    }
-    Err(refuse())
+/// Whether the caller sees an account's e-mail address, role, two-factor state and alert
+/// preference: the person themselves and their administrators (of their organisation, or the
+/// system's). Everyone else sees the directory entry: name, kana, profession, organisation.
+pub fn sees_account_details(me: &CurrentUser, target: &User) -> bool {
+    me.id == target.id || manages_accounts_of(me, &target.organization_id)
 }
 
-/// What the caller may change about an account.
-#[derive(Debug, PartialEq, Eq)]
-pub enum UserEdit {
-    /// Everything, including role and active state.
-    Administer,
-    /// Name, kana and language only.
-    OwnProfile,
-}
-
-pub fn edit_user(me: &CurrentUser, target: &User) -> AppResult<UserEdit> {
-    if manages_accounts_of(me, &target.organization_id) {
-        // An organisation administrator cannot touch a system administrator's account.
-        if !me.is_system_admin() && target.role == AccountRole::SystemAdmin.as_str() {
-            return Err(refuse());
-        }
-        return Ok(UserEdit::Administer);
-    }
-    if me.id == target.id {
-        return Ok(UserEdit::OwnProfile);
-    }
-    Err(refuse())
-}
-
-/// Granting a role through an edit.
-pub fn grant_role(me: &CurrentUser, role: AccountRole) -> AppResult<()> {
-    if role == AccountRole::SystemAdmin && !me.is_system_admin() {
-        Err(refuse())
-    } else {
+/// A profession must be one that organisations of this kind employ (`vocab::PROFESSIONS_BY_ORG_KIND`).
+fn profession_fits(kind: OrgKind, profession: Profession) -> AppResult<()> {
+    if kind.employs(profession) {
         Ok(())
+    } else {
+        Err(AppError::field(
+            "profession",
+            "not_in_organization_kind",
+            format!("職種「{profession}」は、この種類の組織（{kind}）には登録できません。"),
+            format!("An organisation of kind {kind} has no staff of profession {profession}."),
+        ))
     }
+}
+
+/// Creating an account with a role and a profession in an organisation. Only a system
+/// administrator makes system administrators; the profession must fit the organisation's kind.
+pub fn create_user(
+    me: &CurrentUser,
+    organization_id: &str,
+    kind: OrgKind,
+    role: AccountRole,
+    profession: Profession,
+) -> AppResult<()> {
+    let allowed = me.is_system_admin() || (is_admin_of(me, organization_id) && role != AccountRole::SystemAdmin);
+    if !allowed {
+        return Err(refuse());
+    }
+    profession_fits(kind, profession)
+}
+
+/// The administrative part of an account edit (name, kana, language and alert preference are
+/// the person's own and anyone who may edit the account may change them).
+pub struct AccountChange {
+    pub profession: Option<Profession>,
+    pub role: Option<AccountRole>,
+    pub active: Option<bool>,
+}
+
+/// Decides an edit of an account. Administrators of the account's organisation and system
+/// administrators change everything (only system administrators touch system administrators or
+/// grant that role); a person changes their own profile only. Nobody changes their own
+/// profession or role — that refusal is audited, as it is what an attempt to raise one's own
+/// privileges looks like. A profession must fit the organisation's kind (422).
+pub fn edit_user(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    target: &User,
+    kind: OrgKind,
+    change: &AccountChange,
+) -> AppResult<()> {
+    let administers = manages_accounts_of(me, &target.organization_id)
+        && (me.is_system_admin() || target.role != AccountRole::SystemAdmin.as_str());
+    let own = me.id == target.id;
+    if !administers && !own {
+        // People outside the organisation do not learn that an inactive account exists.
+        return Err(if target.active { refuse() } else { AppError::not_found() });
+    }
+    let changes_profession = change.profession.is_some_and(|p| p.as_str() != target.profession);
+    let changes_role = change.role.is_some_and(|r| r.as_str() != target.role);
+    let administrative = change.profession.is_some() || change.role.is_some() || change.active.is_some();
+    if own && (changes_profession || changes_role || (!administers && administrative)) {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, "user", Some(&target.id), None).denied().detail("own profession or role"),
+        )?;
+        return Err(AppError::forbidden(
+            "ご自身の職種・権限は変更できません。組織の管理者に依頼してください。",
+            "Nobody changes their own profession or role: ask an administrator of your organisation.",
+        )
+        .keeping_changes());
+    }
+    if change.role == Some(AccountRole::SystemAdmin) && !me.is_system_admin() {
+        return Err(refuse());
+    }
+    if let Some(p) = change.profession {
+        profession_fits(kind, p)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -99,8 +150,11 @@ pub fn grant_role(me: &CurrentUser, role: AccountRole) -> AppResult<()> {
 // - An active member of the patient's care team reads and writes the patient's data.
 // - A coordinating physician of the patient's ward reads (never writes).
 // - A clinician with unexpired emergency access (break-glass) reads.
-// - The team is changed by its lead, its care manager, or an org admin of an organisation that
-//   has a member on the team (who may also see the team list, nothing else).
+// - The team is changed by its lead or its care manager. An org admin of an organisation that
+//   has a member on the team may see the team list (nothing else of the patient) and may add or
+//   end memberships of their own organisation's people only: never themselves, never the lead,
+//   never another organisation's member, never `is_lead`, never a role (see `change_team`).
+// - A member whose organisation is deactivated is no member: no access, no alerts.
 // - The access log ("who opened this record") is for the team lead.
 // - Account roles grant nothing here: system and org admins see patient data only as members.
 // - Anyone else gets the very same 404 as for a patient that does not exist, and the attempt
@@ -126,7 +180,6 @@ pub enum Need {
     Read,
     Write,
     ReadTeam,
-    ManageTeam,
     ReadAccessLog,
 }
 
@@ -140,12 +193,6 @@ impl Relation {
             Need::Read => self.reads(),
             Need::Write => matches!(self, Relation::Member { .. }),
             Need::ReadTeam => self.reads() || *self == Relation::AdminOfMemberOrganization,
-            Need::ManageTeam => matches!(
-                self,
-                Relation::Member { is_lead: true, .. }
-                    | Relation::Member { role: TeamRole::CareManager, .. }
-                    | Relation::AdminOfMemberOrganization
-            ),
             Need::ReadAccessLog => matches!(self, Relation::Member { is_lead: true, .. }),
         }
     }
@@ -153,7 +200,7 @@ impl Relation {
 
 /// The caller's relation to a patient, if any.
 pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppResult<Option<Relation>> {
-    if let Some(m) = team::active_member(conn, &patient.id, &me.id)? {
+    if let Some(m) = team::active_member_in_service(conn, &patient.id, &me.id)? {
         return Ok(Some(Relation::Member { member_id: m.id, role: TeamRole::from_db(&m.role)?, is_lead: m.is_lead }));
     }
     if let Some(assigned_at) = crate::wards::coordinator_since(conn, &patient.ward_code, &me.id)? {
@@ -204,7 +251,129 @@ pub fn patient(
     }
 }
 
-/// Registering a patient: care managers and hospital staff (DESIGN.md §5).
+// ---------------------------------------------------------------------------------------------
+// Changing a care team (DESIGN.md §5).
+
+/// In which capacity the caller changes a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamManager {
+    /// The team's lead, or a member in the role `care_manager`: any change.
+    LeadOrCareManager,
+    /// An administrator of an organisation with people on the team: their own people only.
+    OrgAdmin,
+}
+
+/// The patient whose team the caller wants to change, and in which capacity. Those who may read
+/// the team but not change it get 403 (audited); anyone else the 404 of a missing patient.
+pub fn manage_team(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<(Patient, TeamManager)> {
+    let (patient, relation) = patient(conn, me, patient_id, Need::ReadTeam, "care_team")?;
+    let manager = match relation {
+        Relation::Member { is_lead: true, .. } | Relation::Member { role: TeamRole::CareManager, .. } => {
+            Some(TeamManager::LeadOrCareManager)
+        }
+        // An administrator who is also a plain member keeps the administrator's capacity.
+        Relation::AdminOfMemberOrganization | Relation::Member { .. }
+            if me.role == AccountRole::OrgAdmin
+                && team::organization_on_team(conn, &patient.id, &me.organization_id)? =>
+        {
+            Some(TeamManager::OrgAdmin)
+        }
+        _ => None,
+    };
+    match manager {
+        Some(m) => Ok((patient, m)),
+        None => {
+            audit::record(conn, me, Event::new(Action::Update, "care_team", None, Some(&patient.id)).denied())?;
+            Err(refuse().keeping_changes())
+        }
+    }
+}
+
+/// A change to a care team, as far as the policy needs to know it.
+pub enum TeamChange<'a> {
+    Add { user: &'a User, role: TeamRole, is_lead: bool },
+    Update { member: &'a team::Member, profession: Profession, role: Option<TeamRole>, is_lead: Option<bool> },
+}
+
+/// Decides one change to a team. An org admin's change outside their own people, or of the
+/// lead, a role or `is_lead`, is refused with 403 and audited; a role the person's profession
+/// does not fit (a physician's role for a non-physician, the care manager's role for someone
+/// who is not a care manager) is 422 for everyone.
+pub fn change_team(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    manager: TeamManager,
+    patient_id: &str,
+    change: &TeamChange<'_>,
+) -> AppResult<()> {
+    if manager == TeamManager::OrgAdmin {
+        let refusal = match change {
+            TeamChange::Add { user, role, is_lead } => {
+                if user.organization_id != me.organization_id {
+                    Some("another organisation's person")
+                } else if user.id == me.id {
+                    Some("oneself")
+                } else if *is_lead {
+                    Some("is_lead")
+                } else if *role == TeamRole::CareManager {
+                    // The care manager's role changes the team: granting it would be granting
+                    // team management by proxy.
+                    Some("care_manager role")
+                } else {
+                    None
+                }
+            }
+            TeamChange::Update { member, role, is_lead, .. } => {
+                if member.organization_id != me.organization_id {
+                    Some("another organisation's member")
+                } else if member.is_lead {
+                    Some("the lead")
+                } else if role.is_some() {
+                    Some("role")
+                } else if *is_lead == Some(true) {
+                    Some("is_lead")
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(what) = refusal {
+            let member_id = match change {
+                TeamChange::Update { member, .. } => Some(member.id.as_str()),
+                TeamChange::Add { .. } => None,
+            };
+            audit::record(
+                conn,
+                me,
+                Event::new(Action::Update, "care_team_member", member_id, Some(patient_id))
+                    .denied()
+                    .detail(format!("org admin: {what}")),
+            )?;
+            return Err(AppError::forbidden(
+                "組織の管理者ができるのは、自組織の職員（ご本人とリーダーを除く）のチームへの追加と担当終了のみです。役割とリーダーは、チームのリーダーまたはケアマネジャーが変更します。",
+                "An organisation administrator may only add, or end the membership of, people of their own organisation (not themselves, not the lead). Roles and the lead are changed by the team's lead or care manager.",
+            )
+            .keeping_changes());
+        }
+    }
+    let (role, profession) = match change {
+        TeamChange::Add { user, role, .. } => (Some(*role), Profession::from_db(&user.profession)?),
+        TeamChange::Update { role, profession, .. } => (*role, *profession),
+    };
+    if let Some(needed) = role.and_then(TeamRole::required_profession) {
+        if needed != profession {
+            return Err(AppError::field(
+                "role",
+                "profession_mismatch",
+                format!("この役割には職種「{needed}」の方のみ就けます。"),
+                format!("Only a person of profession {needed} can take this role."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Registering a patient: care managers and hospital staff (DESIGN.md §5)./// Registering a patient: care managers and hospital staff (DESIGN.md §5).
 pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKind) -> AppResult<TeamRole> {
     if organization_kind == crate::vocab::OrgKind::Hospital {
         Ok(TeamRole::HospitalStaff)
@@ -231,6 +400,36 @@ pub fn request_emergency_access(me: &CurrentUser) -> AppResult<()> {
             "Only clinicians may request emergency access.",
         ))
     }
+}
+
+/// Making someone a coordinating physician of a ward (read access to every patient of the
+/// ward): system administrators (403), never for themselves (403, audited), and only for a
+/// physician (422, field `user_id`).
+pub fn assign_coordinator(conn: &mut DbConn, me: &CurrentUser, ward_code: &str, target: &User) -> AppResult<()> {
+    administer_system(me)?;
+    if target.id == me.id {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Create, "ward_coordinator", Some(&format!("{ward_code}/{}", target.id)), None)
+                .denied()
+                .detail("self-assignment"),
+        )?;
+        return Err(AppError::forbidden(
+            "ご自身を在宅療養調整医師に割り当てることはできません。",
+            "Nobody assigns themselves as a coordinating physician.",
+        )
+        .keeping_changes());
+    }
+    if target.profession != Profession::Physician.as_str() {
+        return Err(AppError::field(
+            "user_id",
+            "not_a_physician",
+            "在宅療養調整医師に割り当てられるのは医師のみです。",
+            "Only physicians can be coordinating physicians.",
+        ));
+    }
+    Ok(())
 }
 
 /// Ward coordinator assignment and the audit query: system administrators.

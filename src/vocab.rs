@@ -90,6 +90,39 @@ text_enum! {
     }
 }
 
+/// Which professions work in an organisation of each kind: one table, as data.
+///
+/// Why: a profession decides what an account may do with patient data (clinicians break the
+/// glass, care managers register patients and run teams, physicians write the physician's note
+/// and coordinate wards), and it is set by administrators, not proven. Tying it to the kind of
+/// the employing organisation keeps an administrator from minting a "physician" in a
+/// care-management office or a pharmacy. `Other` (clerks, hygienists, coordinators) fits
+/// everywhere. Helpers are listed with care-management offices, which commonly run a home-help
+/// service on the same premises (併設), until the directory has home-help agencies of its own.
+/// City ward offices employ the wards' coordinating physicians (区在宅療養調整医師) and public-health
+/// nurses (保健師).
+pub const PROFESSIONS_BY_ORG_KIND: &[(OrgKind, &[Profession])] = {
+    use OrgKind as K;
+    use Profession as P;
+    &[
+        (K::Clinic, &[P::Physician, P::Nurse, P::Therapist, P::SocialWorker, P::Other]),
+        (K::Hospital, &[P::Physician, P::Nurse, P::Pharmacist, P::Dentist, P::Therapist, P::SocialWorker, P::Other]),
+        (K::VisitingNurseStation, &[P::Nurse, P::Therapist, P::Other]),
+        (K::Pharmacy, &[P::Pharmacist, P::Other]),
+        (K::DentalClinic, &[P::Dentist, P::Other]),
+        (K::CareManagementOffice, &[P::CareManager, P::Helper, P::Other]),
+        (K::CommunitySupportCenter, &[P::CareManager, P::Nurse, P::SocialWorker, P::Other]),
+        (K::CityWardOffice, &[P::Physician, P::Nurse, P::SocialWorker, P::Other]),
+    ]
+};
+
+impl OrgKind {
+    /// Whether people of this profession work in an organisation of this kind.
+    pub fn employs(self, profession: Profession) -> bool {
+        PROFESSIONS_BY_ORG_KIND.iter().any(|(kind, professions)| *kind == self && professions.contains(&profession))
+    }
+}
+
 text_enum! {
     /// What an account may administer; patient data is never granted by a role (DESIGN.md §5).
     AccountRole {
@@ -202,6 +235,19 @@ text_enum! {
     }
 }
 
+impl TeamRole {
+    /// The profession a team role needs, for the roles that carry a duty: the physicians' roles
+    /// receive every emergency alert and the escalations, and the care manager's role changes the
+    /// team. Other roles fit any profession.
+    pub fn required_profession(self) -> Option<Profession> {
+        match self {
+            TeamRole::PrimaryPhysician | TeamRole::BackupPhysician => Some(Profession::Physician),
+            TeamRole::CareManager => Some(Profession::CareManager),
+            _ => None,
+        }
+    }
+}
+
 text_enum! {
     /// What the patient agreed to share (本人同意).
     ConsentScope {
@@ -240,6 +286,17 @@ mod tests {
         assert!(!is_katakana_name("やまだ"), "hiragana");
         assert!(!is_katakana_name("山田"));
         assert!(!is_katakana_name(" "));
+    }
+
+    #[test]
+    fn every_org_kind_has_its_professions() {
+        for kind in OrgKind::ALL {
+            assert_eq!(PROFESSIONS_BY_ORG_KIND.iter().filter(|(k, _)| k == kind).count(), 1, "{kind}");
+            assert!(kind.employs(Profession::Other), "{kind}");
+        }
+        assert!(!OrgKind::CareManagementOffice.employs(Profession::Physician));
+        assert!(!OrgKind::Pharmacy.employs(Profession::Nurse));
+        assert!(OrgKind::Clinic.employs(Profession::Physician));
     }
 
     #[test]

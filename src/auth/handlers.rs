@@ -99,12 +99,12 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
         .db
         .run(move |conn| {
             let owner = user.as_ref().map(|u| users::find(conn, &u.id)).transpose()?.flatten();
-            // Reread the account: it may have been deactivated while the password was checked.
+            // Reread the account: it, or its organisation, may have been deactivated while the
+            // password was checked. Either answers the same 401 as a wrong password.
             let user = match user.filter(|_| password_ok) {
-                Some(u) => users::find(conn, &u.id)?,
+                Some(u) => users::find_in_service(conn, &u.id)?,
                 None => None,
             };
-            let user = user.filter(|u| u.active);
             let second_factor_ok = match &user {
                 None => false,
                 Some(u) if !u.totp_enabled => true,

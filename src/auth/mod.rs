@@ -1,7 +1,8 @@
 //! Who is calling. A handler that needs a signed-in person takes a [`Bearer`] argument (the
 //! token's signature and claims, checked without the database) and, inside its one database
 //! closure, turns it into a [`CurrentUser`] — reading the account and session afresh, so logout,
-//! password change and deactivation take effect on the very next request.
+//! password change and deactivation (of the account or of its organisation) take effect on the
+//! very next request.
 
 pub mod handlers;
 pub mod password;
@@ -15,7 +16,7 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
 
 use crate::app::AppState;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::{organizations, sessions, users};
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::vocab::{AccountRole, Locale, Profession};
@@ -89,12 +90,15 @@ impl Bearer {
     pub fn user_allowing_missing_second_factor(&self, conn: &mut DbConn) -> AppResult<CurrentUser> {
         type Row = (String, String, String, String, String, String, String, bool);
         let row: Option<Row> = sessions::table
-            .inner_join(users::table)
+            .inner_join(users::table.inner_join(organizations::table))
             .filter(sessions::id.eq(&self.session_id))
             .filter(sessions::user_id.eq(&self.user_id))
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now()))
             .filter(users::active.eq(true))
+            // A deactivated organisation's people are out at once, even before their sessions
+            // are revoked in the same transaction as the deactivation.
+            .filter(organizations::active.eq(true))
             .select((
                 users::id,
                 users::organization_id,

@@ -194,16 +194,18 @@ pub fn rotate(conn: &mut DbConn, keys: &TokenKeys, presented: &str) -> AppResult
     Ok(RefreshOutcome::Rotated(issue_pair(conn, keys, &user_id, &session_id)?))
 }
 
-/// The session's user when the session is open and unexpired and the account active.
+/// The session's user when the session is open and unexpired, the account active and its
+/// organisation active.
 pub fn live_session_user(conn: &mut DbConn, session_id: &str) -> AppResult<Option<String>> {
-    use crate::db::schema::users;
+    use crate::db::schema::{organizations, users};
     let t = now();
     Ok(sessions::table
-        .inner_join(users::table)
+        .inner_join(users::table.inner_join(organizations::table))
         .filter(sessions::id.eq(session_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(t))
         .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
         .select(users::id)
         .first(conn)
         .optional()?)
@@ -232,6 +234,15 @@ pub fn revoke_session(conn: &mut DbConn, session_id: &str, reason: &str) -> AppR
 /// Ends every session of a user: logout everywhere, password change, deactivation.
 pub fn revoke_all_sessions(conn: &mut DbConn, user_id: &str, reason: &str) -> AppResult<usize> {
     Ok(diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null()))
+        .set((sessions::revoked_at.eq(Some(now())), sessions::revoked_reason.eq(Some(reason))))
+        .execute(conn)?)
+}
+
+/// Ends every session of every account of an organisation (its deactivation).
+pub fn revoke_sessions_of_organization(conn: &mut DbConn, organization_id: &str, reason: &str) -> AppResult<usize> {
+    use crate::db::schema::users;
+    let people = users::table.filter(users::organization_id.eq(organization_id.to_string())).select(users::id);
+    Ok(diesel::update(sessions::table.filter(sessions::user_id.eq_any(people)).filter(sessions::revoked_at.is_null()))
         .set((sessions::revoked_at.eq(Some(now())), sessions::revoked_reason.eq(Some(reason))))
         .execute(conn)?)
 }

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{
     care_team_members, caseload_entries, consents, discharge_cases, discharge_tasks, flags, note_versions, notes,
-    patients,
+    organizations, patients,
 };
 use crate::db::{now, DbConn};
 use crate::discharge::TaskStatus;
@@ -72,9 +72,13 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         return Ok(None);
     };
 
+    // Members of a deactivated organisation count for nothing: a coordinator must see that the
+    // patient has lost their physician.
     let roles: Vec<String> = care_team_members::table
+        .inner_join(organizations::table.on(organizations::id.eq(care_team_members::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
+        .filter(organizations::active.eq(true))
         .select(care_team_members::role)
         .load(conn)?;
 

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::api;
-use crate::db::schema::{care_team_members, flags, patients, users};
+use crate::db::schema::{care_team_members, flags, organizations, patients, users};
 use crate::db::{new_id, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::notes::news2::{AlertLevel, News2};
@@ -357,9 +357,11 @@ pub fn alert_recipients(
 ) -> AppResult<Vec<String>> {
     let members: Vec<(String, String, bool, String)> = care_team_members::table
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
         .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
         .select((users::id, care_team_members::role, care_team_members::is_lead, users::flag_notifications))
         .load(conn)?;
     let mut out: Vec<String> = Vec::new();
@@ -434,11 +436,17 @@ pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLi
     Ok(steps)
 }
 
+/// The members in a role who can be reached: a backup physician whose account or organisation was
+/// deactivated is skipped, so the escalation goes on to the ward's coordinators at once.
 fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResult<Vec<String>> {
     Ok(care_team_members::table
+        .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::role.eq(role.as_str()))
         .filter(care_team_members::ended_at.is_null())
+        .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
         .select(care_team_members::user_id)
         .load(conn)?)
 }

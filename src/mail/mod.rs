@@ -150,7 +150,8 @@ pub fn mask_addresses_in(text: &str) -> String {
     out
 }
 
-/// Queues one notice for each of these accounts (inactive ones skipped), in the caller's
+/// Queues one notice for each of these accounts (inactive ones, and those of deactivated
+/// organisations, skipped), in the caller's
 /// transaction. `dedupe` names the event: the same event never queues twice for one person,
 /// whichever instance or retry produces it. Returns how many were queued.
 pub fn notify(
@@ -163,7 +164,7 @@ pub fn notify(
 ) -> AppResult<usize> {
     let mut queued = 0;
     for user_id in user_ids {
-        let Some(user) = crate::users::find(conn, user_id)?.filter(|u| u.active) else { continue };
+        let Some(user) = crate::users::find_in_service(conn, user_id)? else { continue };
         let mut email = mailer.to_user(&user, notice)?.once(format!("{dedupe}:{user_id}"));
         if let Some(p) = patient_id {
             email = email.about_patient(p);

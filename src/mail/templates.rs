@@ -12,7 +12,7 @@
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 
 use crate::error::{AppError, AppResult};
-use crate::vocab::Locale;
+use crate::vocab::{Locale, OrgKind, Profession};
 
 /// How urgent a deterioration flag is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,101 @@ impl Severity {
             (Severity::Urgent, Locale::En) => "Urgent",
             (Severity::Emergency, Locale::Ja) => "緊急",
             (Severity::Emergency, Locale::En) => "Emergency",
+        }
+    }
+}
+
+/// A person as an e-mail describes them: by profession and the kind of their organisation, never
+/// by a name someone typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonKind {
+    pub profession: Profession,
+    pub organization: OrgKind,
+}
+
+fn profession_label(p: Profession, locale: Locale) -> &'static str {
+    use Profession::*;
+    match (p, locale) {
+        (Physician, Locale::Ja) => "医師",
+        (Physician, Locale::En) => "physician",
+        (Nurse, Locale::Ja) => "看護師",
+        (Nurse, Locale::En) => "nurse",
+        (Pharmacist, Locale::Ja) => "薬剤師",
+        (Pharmacist, Locale::En) => "pharmacist",
+        (CareManager, Locale::Ja) => "ケアマネジャー",
+        (CareManager, Locale::En) => "care manager",
+        (Dentist, Locale::Ja) => "歯科医師",
+        (Dentist, Locale::En) => "dentist",
+        (Therapist, Locale::Ja) => "リハビリ職",
+        (Therapist, Locale::En) => "therapist",
+        (Helper, Locale::Ja) => "ホームヘルパー",
+        (Helper, Locale::En) => "home helper",
+        (SocialWorker, Locale::Ja) => "社会福祉士・相談員",
+        (SocialWorker, Locale::En) => "social worker",
+        (Other, Locale::Ja) => "職員",
+        (Other, Locale::En) => "staff member",
+    }
+}
+
+fn org_kind_label(k: OrgKind, locale: Locale) -> &'static str {
+    use OrgKind::*;
+    match (k, locale) {
+        (Clinic, Locale::Ja) => "診療所",
+        (Clinic, Locale::En) => "clinic",
+        (Hospital, Locale::Ja) => "病院",
+        (Hospital, Locale::En) => "hospital",
+        (VisitingNurseStation, Locale::Ja) => "訪問看護ステーション",
+        (VisitingNurseStation, Locale::En) => "visiting nurse station",
+        (Pharmacy, Locale::Ja) => "薬局",
+        (Pharmacy, Locale::En) => "pharmacy",
+        (DentalClinic, Locale::Ja) => "歯科診療所",
+        (DentalClinic, Locale::En) => "dental clinic",
+        (CareManagementOffice, Locale::Ja) => "居宅介護支援事業所",
+        (CareManagementOffice, Locale::En) => "care-management office",
+        (CommunitySupportCenter, Locale::Ja) => "地域包括支援センター",
+        (CommunitySupportCenter, Locale::En) => "community support center",
+        (CityWardOffice, Locale::Ja) => "区役所",
+        (CityWardOffice, Locale::En) => "ward office",
+    }
+}
+
+impl PersonKind {
+    fn label(self, locale: Locale) -> String {
+        let (p, o) = (profession_label(self.profession, locale), org_kind_label(self.organization, locale));
+        match locale {
+            Locale::Ja => format!("{o}の{p}"),
+            Locale::En => format!("a {p} of a {o}"),
+        }
+    }
+}
+
+/// What was done to a care team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamChange {
+    Added,
+    AddedAsLead,
+    Ended,
+    RoleChanged,
+    MadeLead,
+    LeadCleared,
+}
+
+impl TeamChange {
+    fn label(self, locale: Locale) -> &'static str {
+        use TeamChange::*;
+        match (self, locale) {
+            (Added, Locale::Ja) => "チームへの追加",
+            (Added, Locale::En) => "added to the team",
+            (AddedAsLead, Locale::Ja) => "リーダーとしてチームへ追加",
+            (AddedAsLead, Locale::En) => "added to the team as its lead",
+            (Ended, Locale::Ja) => "チームからの離脱（担当終了）",
+            (Ended, Locale::En) => "membership ended",
+            (RoleChanged, Locale::Ja) => "チーム内の役割の変更",
+            (RoleChanged, Locale::En) => "role on the team changed",
+            (MadeLead, Locale::Ja) => "リーダーの交代",
+            (MadeLead, Locale::En) => "made the team's lead",
+            (LeadCleared, Locale::Ja) => "リーダーの解除",
+            (LeadCleared, Locale::En) => "no longer the team's lead",
         }
     }
 }
@@ -89,6 +184,32 @@ pub enum Notice {
         locked_at: NaiveDateTime,
         minutes: i64,
     },
+    /// Someone other than the lead changed the care team: the lead is told.
+    TeamChanged {
+        change: TeamChange,
+        member: PersonKind,
+        actor: PersonKind,
+        changed_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
+    /// An organisation with people on the team was deactivated: they lost access and alerts.
+    OrganizationDeactivated {
+        organization: OrgKind,
+        members: i64,
+        deactivated_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
+    /// A ward has a new coordinating physician: the ward's other coordinators are told. The
+    /// ward's names come from the wards table (reference data), not from a person.
+    CoordinatorAssigned {
+        ward_name: String,
+        ward_name_en: String,
+        coordinator: PersonKind,
+        actor: PersonKind,
+        assigned_at: NaiveDateTime,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -106,6 +227,9 @@ impl Notice {
             Notice::IdentificationFailures { .. } => "identification_failures",
             Notice::OverdueDigest { .. } => "overdue_digest",
             Notice::AccountLocked { .. } => "account_locked",
+            Notice::TeamChanged { .. } => "team_changed",
+            Notice::OrganizationDeactivated { .. } => "organization_deactivated",
+            Notice::CoordinatorAssigned { .. } => "coordinator_assigned",
             Notice::Test => "test",
         }
     }
@@ -122,6 +246,9 @@ pub const KINDS: &[&str] = &[
     "identification_failures",
     "overdue_digest",
     "account_locked",
+    "team_changed",
+    "organization_deactivated",
+    "coordinator_assigned",
     "test",
 ];
 
@@ -145,6 +272,12 @@ fn template(kind: &str, locale: Locale) -> Option<&'static str> {
         ("overdue_digest", Locale::En) => include_str!("templates/overdue_digest.en.txt"),
         ("account_locked", Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
         ("account_locked", Locale::En) => include_str!("templates/account_locked.en.txt"),
+        ("team_changed", Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
+        ("team_changed", Locale::En) => include_str!("templates/team_changed.en.txt"),
+        ("organization_deactivated", Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
+        ("organization_deactivated", Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
+        ("coordinator_assigned", Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
+        ("coordinator_assigned", Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
         ("test", Locale::Ja) => include_str!("templates/test.ja.txt"),
         ("test", Locale::En) => include_str!("templates/test.en.txt"),
         _ => return None,
@@ -305,6 +438,34 @@ pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, pub
             params.push(("minutes", (*minutes).max(1).to_string()));
             params.push(("link", public_url.to_string()));
         }
+        Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
+            params.push(("change", change.label(locale).into()));
+            params.push(("member", member.label(locale)));
+            params.push(("actor", actor.label(locale)));
+            params.push(("changed_at", format_time(*changed_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
+        }
+        Notice::OrganizationDeactivated { organization, members, deactivated_at, patient, patient_id } => {
+            params.push(("organization", org_kind_label(*organization, locale).into()));
+            params.push(("members", (*members).max(0).to_string()));
+            params.push(("deactivated_at", format_time(*deactivated_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
+        }
+        Notice::CoordinatorAssigned { ward_name, ward_name_en, coordinator, actor, assigned_at } => {
+            params.push((
+                "ward",
+                text(match locale {
+                    Locale::Ja => ward_name,
+                    Locale::En => ward_name_en,
+                }),
+            ));
+            params.push(("coordinator", coordinator.label(locale)));
+            params.push(("actor", actor.label(locale)));
+            params.push(("assigned_at", format_time(*assigned_at, locale)));
+            params.push(("link", public_url.to_string()));
+        }
         Notice::Test => {
             params.push(("link", public_url.to_string()));
         }
@@ -395,6 +556,28 @@ mod tests {
             Notice::IdentificationFailures { since: at(), patient: text.into(), patient_id: ID.into() },
             Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
+            Notice::TeamChanged {
+                change: TeamChange::Ended,
+                member: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
+                actor: PersonKind { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                changed_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::OrganizationDeactivated {
+                organization: OrgKind::Clinic,
+                members: 2,
+                deactivated_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::CoordinatorAssigned {
+                ward_name: text.into(),
+                ward_name_en: text.into(),
+                coordinator: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
+                actor: PersonKind { profession: Profession::Other, organization: OrgKind::CityWardOffice },
+                assigned_at: at(),
+            },
             Notice::Test,
         ]
     }
@@ -472,6 +655,24 @@ mod tests {
             patient_id: "../../admin?x=".into(),
         };
         assert!(render(&notice, Locale::Ja, None, URL).is_err());
+    }
+
+    #[test]
+    fn people_are_described_by_profession_and_organisation_kind() {
+        let notice = Notice::TeamChanged {
+            change: TeamChange::RoleChanged,
+            member: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
+            actor: PersonKind { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+            changed_at: at(),
+            patient: "Y.H.".into(),
+            patient_id: ID.into(),
+        };
+        let ja = render(&notice, Locale::Ja, None, URL).unwrap();
+        assert!(ja.body().contains("対象の方: 診療所の医師"), "{}", ja.body());
+        assert!(ja.body().contains("変更した方: 訪問看護ステーションの看護師"), "{}", ja.body());
+        assert!(ja.body().contains(&format!("{URL}/patients/{ID}/care-team")));
+        let en = render(&notice, Locale::En, None, URL).unwrap();
+        assert!(en.body().contains("Changed by: a nurse of a visiting nurse station"), "{}", en.body());
     }
 
     #[test]

@@ -170,23 +170,27 @@ pub async fn update(
         check.phone("phone", phone.as_deref());
     }
     check.finish()?;
-    let view = state
+    let mailer = state.mail.clone();
+    let label = state.config.mail_patient_label.clone();
+    let (view, queued) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let org = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            access::update_organization(&me, &org.id)?;
-            if body.active.is_some() && !me.is_system_admin() {
-                return Err(AppError::forbidden(
-                    "組織の有効・無効はシステム管理者が変更します。",
-                    "Only a system administrator activates or deactivates an organisation.",
-                ));
-            }
+            access::update_organization(&me, &org.id, body.active.is_some())?;
             if let Some(Some(code)) = &body.ward_code {
                 check_ward(conn, Some(code))?;
             }
             if expected.is_some_and(|v| v != org.version) {
                 return Err(AppError::precondition_failed());
+            }
+            let deactivating = org.active && body.active == Some(false);
+            let reactivating = !org.active && body.active == Some(true);
+            if deactivating && crate::users::count_system_admins(conn, Some(&org.id))? == 0 {
+                return Err(AppError::conflict(
+                    "この組織を無効にすると、有効なシステム管理者がいなくなります。",
+                    "Deactivating this organisation would leave the service without an active system administrator.",
+                ));
             }
             let changes = OrganizationChanges {
                 name: body.name,
@@ -203,9 +207,20 @@ pub async fn update(
                 super::replace_services(conn, &org.id, services)?;
             }
             let org = super::find(conn, &org.id)?.ok_or_else(AppError::not_found)?;
+            let queued = if deactivating {
+                super::taken_out_of_service(conn, &mailer, &label, &org)?
+            } else {
+                if reactivating {
+                    super::refresh_caseload_of(conn, &org.id)?;
+                }
+                0
+            };
             let mut views = super::with_services(conn, vec![org])?;
-            views.pop().ok_or_else(AppError::not_found)
+            Ok((views.pop().ok_or_else(AppError::not_found)?, queued))
         })
         .await?;
+    if queued > 0 {
+        state.mail.wake();
+    }
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
 }

@@ -194,6 +194,78 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Orga
     Ok(n == 1)
 }
 
+/// Takes a just-deactivated organisation's people out of the service, in the deactivation's
+/// transaction: their sessions end, and the lead of every team they are on is told (or, when
+/// the lead is one of them, the team's other care managers). Sign-in, access and alerts already
+/// follow the organisation's `active` flag; the caseload entries are recomputed without them.
+/// Returns how many e-mails were queued.
+pub fn taken_out_of_service(
+    conn: &mut DbConn,
+    mailer: &crate::mail::Mailer,
+    label_mode: &str,
+    org: &Organization,
+) -> AppResult<usize> {
+    use crate::db::schema::care_team_members as m;
+    crate::auth::tokens::revoke_sessions_of_organization(conn, &org.id, "organization_deactivated")?;
+    let kind = OrgKind::from_db(&org.kind)?;
+    let rows: Vec<(String, i64)> = m::table
+        .filter(m::organization_id.eq(&org.id))
+        .filter(m::ended_at.is_null())
+        .group_by(m::patient_id)
+        .select((m::patient_id, diesel::dsl::count_star()))
+        .order(m::patient_id.asc())
+        .load(conn)?;
+    let at = now();
+    let mut queued = 0;
+    for (patient_id, members) in rows {
+        crate::caseload::entries::refresh(conn, &patient_id)?;
+        let Some(patient) = crate::patients::find(conn, &patient_id)? else { continue };
+        let lead = crate::patients::team::lead(conn, &patient_id)?.filter(|l| l.organization_id != org.id);
+        let recipients: Vec<String> = match lead {
+            Some(l) => vec![l.user_id],
+            None => m::table
+                .filter(m::patient_id.eq(&patient_id))
+                .filter(m::ended_at.is_null())
+                .filter(m::role.eq(crate::vocab::TeamRole::CareManager.as_str()))
+                .filter(m::organization_id.ne(&org.id))
+                .select(m::user_id)
+                .load(conn)?,
+        };
+        let notice = crate::mail::Notice::OrganizationDeactivated {
+            organization: kind,
+            members,
+            deactivated_at: at,
+            patient: patient.email_label(label_mode),
+            patient_id: patient.id.clone(),
+        };
+        queued += crate::mail::notify(
+            conn,
+            mailer,
+            &recipients,
+            &notice,
+            Some(&patient.id),
+            &format!("org:{}:v{}:deactivated:{}", org.id, org.version, patient.id),
+        )?;
+    }
+    Ok(queued)
+}
+
+/// Recomputes the caseload entries of the patients an organisation's people are on the team of
+/// (after it comes back into service).
+pub fn refresh_caseload_of(conn: &mut DbConn, organization_id: &str) -> AppResult<()> {
+    use crate::db::schema::care_team_members as m;
+    let patients: Vec<String> = m::table
+        .filter(m::organization_id.eq(organization_id))
+        .filter(m::ended_at.is_null())
+        .select(m::patient_id)
+        .distinct()
+        .load(conn)?;
+    for p in patients {
+        crate::caseload::entries::refresh(conn, &p)?;
+    }
+    Ok(())
+}
+
 pub fn ward_exists(conn: &mut DbConn, code: &str) -> AppResult<bool> {
     // No code holds a NUL, and PostgreSQL text cannot even be compared with one.
     if code.contains('\0') {

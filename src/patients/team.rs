@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Need, Relation};
+use crate::access::{self, Need, TeamChange};
 use crate::api::{self, Check};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event};
@@ -14,7 +14,8 @@ use crate::auth::Bearer;
 use crate::db::schema::{care_team_members, organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::vocab::TeamRole;
+use crate::mail::{self, templates, Mailer};
+use crate::vocab::{OrgKind, Profession, TeamRole};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = care_team_members)]
@@ -45,6 +46,9 @@ pub struct MemberView {
     pub profession: String,
     pub organization_id: String,
     pub organization_name: String,
+    /// `false` once the organisation is deactivated: the membership stays on record but grants
+    /// nothing, until it is ended or the organisation comes back.
+    pub organization_active: bool,
     pub role: String,
     pub is_lead: bool,
     pub started_on: NaiveDate,
@@ -59,6 +63,31 @@ pub fn active_member(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppR
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::user_id.eq(user_id))
         .filter(care_team_members::ended_at.is_null())
+        .select(Member::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The person's open membership, unless their organisation is deactivated: such a membership
+/// stays on record but grants nothing (DESIGN.md §5).
+pub fn active_member_in_service(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppResult<Option<Member>> {
+    Ok(care_team_members::table
+        .inner_join(organizations::table.on(organizations::id.eq(care_team_members::organization_id)))
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::user_id.eq(user_id))
+        .filter(care_team_members::ended_at.is_null())
+        .filter(organizations::active.eq(true))
+        .select(Member::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The team's lead now, if it has one.
+pub fn lead(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Member>> {
+    Ok(care_team_members::table
+        .filter(care_team_members::patient_id.eq(patient_id))
+        .filter(care_team_members::ended_at.is_null())
+        .filter(care_team_members::is_lead.eq(true))
         .select(Member::as_select())
         .first(conn)
         .optional()?)
@@ -128,13 +157,13 @@ pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResul
     if !include_past {
         q = q.filter(care_team_members::ended_at.is_null());
     }
-    let rows: Vec<(Member, String, String, String)> = q
+    let rows: Vec<(Member, String, String, String, bool)> = q
         .order((care_team_members::is_lead.desc(), care_team_members::started_on.asc(), care_team_members::id.asc()))
-        .select((Member::as_select(), users::name, users::profession, organizations::name))
+        .select((Member::as_select(), users::name, users::profession, organizations::name, organizations::active))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(m, user_name, profession, organization_name)| MemberView {
+        .map(|(m, user_name, profession, organization_name, organization_active)| MemberView {
             active: m.ended_at.is_none(),
             id: m.id,
             patient_id: m.patient_id,
@@ -143,6 +172,7 @@ pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResul
             profession,
             organization_id: m.organization_id,
             organization_name,
+            organization_active,
             role: m.role,
             is_lead: m.is_lead,
             started_on: m.started_on,
@@ -217,13 +247,57 @@ pub fn end(conn: &mut DbConn, member_id: &str, ended_on: NaiveDate, ended_by: &s
     crate::caseload::entries::refresh(conn, &patient_id)
 }
 
-/// The user ids of a patient's current team (for notices).
+/// The user ids of a patient's current team who can be reached (for notices): active accounts
+/// of active organisations.
 pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> {
     Ok(care_team_members::table
+        .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
+        .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
         .select(care_team_members::user_id)
         .load(conn)?)
+}
+
+/// A person as an e-mail describes them: profession and the kind of their organisation.
+pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -> AppResult<templates::PersonKind> {
+    let kind: String = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
+    Ok(templates::PersonKind { profession: Profession::from_db(profession)?, organization: OrgKind::from_db(&kind)? })
+}
+
+/// Tells the team's lead (as it was before the change) of a change someone else made, in the
+/// change's transaction. Returns how many e-mails were queued.
+#[allow(clippy::too_many_arguments)] // the change and everything its notice names
+fn tell_lead(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    label_mode: &str,
+    patient: &super::Patient,
+    lead_before: Option<&Member>,
+    me: &crate::auth::CurrentUser,
+    change: templates::TeamChange,
+    member: &Member,
+) -> AppResult<usize> {
+    let Some(lead) = lead_before.filter(|l| l.user_id != me.id) else { return Ok(0) };
+    let member_profession: String = users::table.find(&member.user_id).select(users::profession).first(conn)?;
+    let notice = mail::Notice::TeamChanged {
+        change,
+        member: person_kind(conn, &member_profession, &member.organization_id)?,
+        actor: person_kind(conn, me.profession.as_str(), &me.organization_id)?,
+        changed_at: now(),
+        patient: patient.email_label(label_mode),
+        patient_id: patient.id.clone(),
+    };
+    mail::notify(
+        conn,
+        mailer,
+        &[lead.user_id.clone()],
+        &notice,
+        Some(&patient.id),
+        &format!("team:{}:v{}", member.id, member.version),
+    )
 }
 
 #[derive(Serialize)]
@@ -271,8 +345,8 @@ fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<Me
     list(conn, patient_id, true)?.into_iter().find(|m| m.id == member_id).ok_or_else(AppError::not_found)
 }
 
-/// `POST /patients/{id}/care-team`: the lead, the care manager or an org admin of a member's
-/// organisation adds a person from any organisation (found through the directory).
+/// `POST /patients/{id}/care-team`: the lead or the care manager adds a person from any
+/// organisation (found through the directory); an org admin adds their own organisation's people.
 pub async fn add_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
@@ -281,12 +355,14 @@ pub async fn add_handler(
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner();
     let body = body.into_inner();
-    let view = state
+    let mailer = state.mail.clone();
+    let label = state.config.mail_patient_label.clone();
+    let (view, queued) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, relation) = access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
-            let user = crate::users::find(conn, &body.user_id)?.filter(|u| u.active).ok_or_else(|| {
+            let (patient, manager) = access::manage_team(conn, &me, &patient_id)?;
+            let user = crate::users::find_in_service(conn, &body.user_id)?.ok_or_else(|| {
                 AppError::field(
                     "user_id",
                     "unknown_user",
@@ -294,16 +370,14 @@ pub async fn add_handler(
                     "No active user has this id.",
                 )
             })?;
-            if relation == Relation::AdminOfMemberOrganization
-                && (user.organization_id != me.organization_id || user.id == me.id)
-            {
-                // An organisation's administrator staffs the team from their own people; an
-                // account role never becomes access to patient data by itself.
-                return Err(AppError::forbidden(
-                    "組織の管理者が追加できるのは、自組織の他の職員のみです。",
-                    "An organisation administrator may add only other people of their own organisation.",
-                ));
-            }
+            let is_lead = body.is_lead.unwrap_or(false);
+            access::change_team(
+                conn,
+                &me,
+                manager,
+                &patient_id,
+                &TeamChange::Add { user: &user, role: body.role, is_lead },
+            )?;
             if active_member(conn, &patient_id, &user.id)?.is_some() {
                 return Err(AppError::conflict(
                     "この方はすでにケアチームのメンバーです。",
@@ -311,25 +385,23 @@ pub async fn add_handler(
                 ));
             }
             access::share_with_organization(conn, &me, &patient, &user.organization_id)?;
+            let lead_before = lead(conn, &patient_id)?;
             let started_on = body.started_on.unwrap_or_else(crate::patients::today_jst);
-            let member = add(
-                conn,
-                &patient_id,
-                &user.id,
-                &user.organization_id,
-                body.role,
-                body.is_lead.unwrap_or(false),
-                started_on,
-                &me.id,
-            )?;
+            let member =
+                add(conn, &patient_id, &user.id, &user.organization_id, body.role, is_lead, started_on, &me.id)?;
             audit::record(
                 conn,
                 &me,
                 Event::new(Action::Create, "care_team_member", Some(&member.id), Some(&patient_id)),
             )?;
-            view_of(conn, &patient_id, &member.id)
+            let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
+            let queued = tell_lead(conn, &mailer, &label, &patient, lead_before.as_ref(), &me, change, &member)?;
+            Ok((view_of(conn, &patient_id, &member.id)?, queued))
         })
         .await?;
+    if queued > 0 {
+        state.mail.wake();
+    }
     Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
 }
 
@@ -363,12 +435,27 @@ pub async fn update_handler(
     let (patient_id, member_id) = path.into_inner();
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
-    let view = state
+    let mailer = state.mail.clone();
+    let label = state.config.mail_patient_label.clone();
+    let (view, queued) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::ManageTeam, "care_team")?;
+            let (patient, manager) = access::manage_team(conn, &me, &patient_id)?;
             let member = find(conn, &patient_id, &member_id)?.ok_or_else(AppError::not_found)?;
+            let profession: String = users::table.find(&member.user_id).select(users::profession).first(conn)?;
+            access::change_team(
+                conn,
+                &me,
+                manager,
+                &patient_id,
+                &TeamChange::Update {
+                    member: &member,
+                    profession: Profession::from_db(&profession)?,
+                    role: body.role,
+                    is_lead: body.is_lead,
+                },
+            )?;
             if expected.is_some_and(|v| v != member.version) {
                 return Err(AppError::precondition_failed());
             }
@@ -378,6 +465,7 @@ pub async fn update_handler(
                     "This membership has already ended.",
                 ));
             }
+            let lead_before = lead(conn, &patient_id)?;
             let mut check = Check::new();
             if let Some(day) = body.ended_on {
                 if day < member.started_on {
@@ -424,13 +512,27 @@ pub async fn update_handler(
                 &me,
                 Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)),
             )?;
-            view_of(conn, &patient_id, &member.id)
+            let change = if body.ended_on.is_some() {
+                Some(templates::TeamChange::Ended)
+            } else if body.is_lead == Some(true) && !member.is_lead {
+                Some(templates::TeamChange::MadeLead)
+            } else if body.is_lead == Some(false) && member.is_lead {
+                Some(templates::TeamChange::LeadCleared)
+            } else if body.role.is_some_and(|r| r.as_str() != member.role) {
+                Some(templates::TeamChange::RoleChanged)
+            } else {
+                None
+            };
+            let changed = find(conn, &patient_id, &member.id)?.ok_or_else(AppError::not_found)?;
+            let queued = match change {
+                Some(c) => tell_lead(conn, &mailer, &label, &patient, lead_before.as_ref(), &me, c, &changed)?,
+                None => 0,
+            };
+            Ok((view_of(conn, &patient_id, &member.id)?, queued))
         })
         .await?;
+    if queued > 0 {
+        state.mail.wake();
+    }
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
-}
-
-/// Whether this relation is the lead or the care manager of the team.
-pub fn leads_team(relation: &Relation) -> bool {
-    matches!(relation, Relation::Member { is_lead: true, .. } | Relation::Member { role: TeamRole::CareManager, .. })
 }

@@ -4,13 +4,13 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{NewUser, UserChanges};
-use crate::access::{self, UserEdit};
+use crate::access::{self, AccountChange};
 use crate::api::{self, Check, PageQuery};
 use crate::app::AppState;
 use crate::auth::{password, tokens, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
-use crate::vocab::{AccountRole, FlagNotifications, Locale, Profession};
+use crate::vocab::{AccountRole, FlagNotifications, Locale, OrgKind, Profession};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +48,7 @@ pub async fn list(
             orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
             let manages = access::manages_accounts_of(&me, &organization_id);
             let rows = super::list_by_organization(conn, &organization_id, !manages, after.as_deref(), limit)?;
-            Ok(super::page(rows, limit, |_| manages))
+            Ok(super::page(rows, limit, |u| access::sees_account_details(&me, u)))
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -78,8 +78,8 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = allowed.user(conn)?;
-            orgs::find(conn, &allowed_org)?.ok_or_else(AppError::not_found)?;
-            access::create_user(&me, &allowed_org, role)
+            let org = orgs::find(conn, &allowed_org)?.ok_or_else(AppError::not_found)?;
+            access::create_user(&me, &allowed_org, OrgKind::from_db(&org.kind)?, role, body.profession)
         })
         .await?;
     let hash = password::hash_bounded(body.password.clone()).await?;
@@ -87,8 +87,8 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
-            access::create_user(&me, &organization_id, role)?;
+            let org = orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
+            access::create_user(&me, &organization_id, OrgKind::from_db(&org.kind)?, role, body.profession)?;
             if super::email_taken(conn, &body.email)? {
                 return Err(AppError::field(
                     "email",
@@ -120,20 +120,19 @@ pub async fn create(
 
 pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
     let id = path.into_inner();
-    let (user, show_email) = state
+    let (user, details) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            let manages = access::manages_accounts_of(&me, &user.organization_id);
-            let own = me.id == user.id;
-            if !user.active && !manages {
+            if !user.active && !access::manages_accounts_of(&me, &user.organization_id) {
                 return Err(AppError::not_found());
             }
-            Ok((user, manages || own))
+            let details = access::sees_account_details(&me, &user);
+            Ok((user, details))
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(show_email)))
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(details)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,24 +172,14 @@ pub async fn update(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            let edit = access::edit_user(&me, &user).map_err(|e| {
-                // People outside the organisation do not learn that an inactive account exists.
-                if user.active {
-                    e
-                } else {
-                    AppError::not_found()
-                }
-            })?;
-            let administrative = body.profession.is_some() || body.role.is_some() || body.active.is_some();
-            if edit == UserEdit::OwnProfile && administrative {
-                return Err(AppError::forbidden(
-                    "職種・権限・有効状態は組織の管理者が変更します。",
-                    "Profession, role and active state are changed by an administrator of your organisation.",
-                ));
-            }
-            if let Some(role) = body.role {
-                access::grant_role(&me, role)?;
-            }
+            let org = orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
+            access::edit_user(
+                conn,
+                &me,
+                &user,
+                OrgKind::from_db(&org.kind)?,
+                &AccountChange { profession: body.profession, role: body.role, active: body.active },
+            )?;
             if let Some(v) = expected {
                 if v != user.version {
                     return Err(AppError::precondition_failed());
@@ -200,7 +189,7 @@ pub async fn update(
             let stays_admin =
                 body.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
                     && body.active.unwrap_or(user.active);
-            if was_admin && !stays_admin && super::count_system_admins(conn)? <= 1 {
+            if was_admin && !stays_admin && super::count_system_admins(conn, None)? <= 1 {
                 return Err(AppError::conflict(
                     "最後のシステム管理者は無効化・変更できません。",
                     "The last system administrator cannot be deactivated or demoted.",
@@ -217,6 +206,12 @@ pub async fn update(
             };
             if !super::update(conn, &user.id, user.version, &changes)? {
                 return Err(AppError::precondition_failed());
+            }
+            if body.profession.is_some_and(|p| p != Profession::Physician)
+                && user.profession == Profession::Physician.as_str()
+            {
+                // Coordinating physicians are physicians: the assignments end with the profession.
+                crate::wards::end_assignments_of(conn, &me, &user.id)?;
             }
             if body.active == Some(false) {
                 // Deactivation ends every session at once.

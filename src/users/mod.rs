@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::api::{self, Page};
-use crate::db::schema::users;
+use crate::db::schema::{organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
 use crate::vocab::{AccountRole, FlagNotifications, Locale, Profession};
@@ -35,8 +35,9 @@ pub struct User {
     pub flag_notifications: String,
 }
 
-/// A user as the API shows them. `email` is shown to the person, to administrators of their
-/// organisation and to system administrators; the directory shows name and profession only.
+/// A user as the API shows them. `email`, `role`, `totp_enabled` and the alert preference are
+/// shown to the person, to administrators of their organisation and to system administrators
+/// (`access::sees_account_details`); the directory shows name and profession only.
 #[derive(Debug, Serialize)]
 pub struct UserView {
     pub id: String,
@@ -46,10 +47,12 @@ pub struct UserView {
     pub name: String,
     pub name_kana: Option<String>,
     pub profession: String,
-    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub active: bool,
     pub locale: String,
-    pub totp_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_enabled: Option<bool>,
     /// Which deterioration alerts this person receives by e-mail; shown with the e-mail address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flag_notifications: Option<String>,
@@ -59,19 +62,20 @@ pub struct UserView {
 }
 
 impl User {
-    pub fn view(&self, show_email: bool) -> UserView {
+    /// `details`: the e-mail address, role, two-factor state and alert preference.
+    pub fn view(&self, details: bool) -> UserView {
         UserView {
             id: self.id.clone(),
             organization_id: self.organization_id.clone(),
-            email: show_email.then(|| self.email.clone()),
+            email: details.then(|| self.email.clone()),
             name: self.name.clone(),
             name_kana: self.name_kana.clone(),
             profession: self.profession.clone(),
-            role: self.role.clone(),
+            role: details.then(|| self.role.clone()),
             active: self.active,
             locale: self.locale.clone(),
-            totp_enabled: self.totp_enabled,
-            flag_notifications: show_email.then(|| self.flag_notifications.clone()),
+            totp_enabled: details.then_some(self.totp_enabled),
+            flag_notifications: details.then(|| self.flag_notifications.clone()),
             version: self.version,
             created_at: self.created_at,
         }
@@ -123,6 +127,34 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
 }
 
+/// An account that may act and be told things now: active, in an active organisation. A
+/// deactivated organisation's people are out of the service at once (DESIGN.md §5).
+pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
+    if id.contains('\0') {
+        return Ok(None);
+    }
+    Ok(users::table
+        .inner_join(organizations::table)
+        .filter(users::id.eq(id))
+        .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Of these accounts, those in service (active, in an active organisation), in the order given.
+pub fn in_service(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<String>> {
+    let found: Vec<String> = users::table
+        .inner_join(organizations::table)
+        .filter(users::id.eq_any(ids))
+        .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
+        .select(users::id)
+        .load(conn)?;
+    Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
+}
+
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<User>> {
     Ok(users::table
         .filter(users::email.eq(api::normalize_email(email)))
@@ -153,8 +185,8 @@ pub fn list_by_organization(
     Ok(q.order(users::id.asc()).limit(limit + 1).select(User::as_select()).load(conn)?)
 }
 
-pub fn page(rows: Vec<User>, limit: i64, show_email: impl Fn(&User) -> bool) -> Page<UserView> {
-    let views: Vec<UserView> = rows.iter().map(|u| u.view(show_email(u))).collect();
+pub fn page(rows: Vec<User>, limit: i64, details: impl Fn(&User) -> bool) -> Page<UserView> {
+    let views: Vec<UserView> = rows.iter().map(|u| u.view(details(u))).collect();
     api::page(views, limit, |u| u.id.clone())
 }
 
@@ -231,10 +263,17 @@ pub fn set_totp_last_step(conn: &mut DbConn, id: &str, step: i64) -> AppResult<(
     Ok(())
 }
 
-pub fn count_system_admins(conn: &mut DbConn) -> AppResult<i64> {
-    Ok(users::table
+/// Active system administrators in active organisations, optionally leaving one organisation
+/// out (to ask whether deactivating it would leave the service without any).
+pub fn count_system_admins(conn: &mut DbConn, except_organization: Option<&str>) -> AppResult<i64> {
+    let mut q = users::table
+        .inner_join(organizations::table)
         .filter(users::role.eq(AccountRole::SystemAdmin.as_str()))
         .filter(users::active.eq(true))
-        .count()
-        .get_result(conn)?)
+        .filter(organizations::active.eq(true))
+        .into_boxed();
+    if let Some(org) = except_organization {
+        q = q.filter(users::organization_id.ne(org.to_string()));
+    }
+    Ok(q.count().get_result(conn)?)
 }

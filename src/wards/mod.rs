@@ -68,44 +68,81 @@ pub fn coordinator_since(
         .optional()?)
 }
 
-/// The coordinators of a ward (for escalations).
+/// The coordinators of a ward who can be reached (for escalations and notices): active accounts
+/// of active organisations.
 pub fn coordinators_of(conn: &mut DbConn, ward_code: &str) -> AppResult<Vec<String>> {
+    use crate::db::schema::{organizations, users};
     Ok(ward_coordinators::table
+        .inner_join(users::table.on(users::id.eq(ward_coordinators::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(ward_coordinators::ward_code.eq(ward_code))
+        .filter(users::active.eq(true))
+        .filter(organizations::active.eq(true))
         .select(ward_coordinators::user_id)
         .load(conn)?)
 }
 
-/// `PUT /wards/{code}/coordinators/{user_id}` (system administrators): idempotent.
+/// Ends every coordinator assignment of a person (their profession stopped being physician),
+/// each audited as a removal by the one who changed it.
+pub fn end_assignments_of(conn: &mut DbConn, me: &crate::auth::CurrentUser, user_id: &str) -> AppResult<()> {
+    let codes: Vec<String> = ward_coordinators::table
+        .filter(ward_coordinators::user_id.eq(user_id))
+        .select(ward_coordinators::ward_code)
+        .load(conn)?;
+    diesel::delete(ward_coordinators::table.filter(ward_coordinators::user_id.eq(user_id))).execute(conn)?;
+    for code in codes {
+        crate::audit::record(
+            conn,
+            me,
+            crate::audit::Event::new(
+                crate::audit::Action::Delete,
+                "ward_coordinator",
+                Some(&format!("{code}/{user_id}")),
+                None,
+            )
+            .detail("profession changed"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `PUT /wards/{code}/coordinators/{user_id}` (system administrators, for another person who is
+/// a physician): idempotent. The ward's other coordinators are told of a new one.
 pub async fn assign_coordinator(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (code, user_id) = path.into_inner();
-    let created = state
+    let mailer = state.mail.clone();
+    let (created, queued) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             crate::access::administer_system(&me)?;
-            wards::table
+            let ward = wards::table
                 .find(&code)
-                .select(wards::code)
-                .first::<String>(conn)
+                .select(Ward::as_select())
+                .first(conn)
                 .optional()?
                 .ok_or_else(crate::error::AppError::not_found)?;
-            crate::users::find(conn, &user_id)?.filter(|u| u.active).ok_or_else(crate::error::AppError::not_found)?;
-            if is_coordinator(conn, &code, &user_id)? {
-                return Ok(false);
+            let user = crate::users::find_in_service(conn, &user_id)?.ok_or_else(crate::error::AppError::not_found)?;
+            crate::access::assign_coordinator(conn, &me, &code, &user)?;
+            let others = coordinators_of(conn, &code)?;
+            let row = (
+                ward_coordinators::ward_code.eq(&code),
+                ward_coordinators::user_id.eq(&user_id),
+                ward_coordinators::assigned_by.eq(&me.id),
+                ward_coordinators::assigned_at.eq(crate::db::now()),
+            );
+            // An upsert: two concurrent assignments of the same person insert once.
+            let inserted = crate::per_backend!(conn, |c| diesel::insert_into(ward_coordinators::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            if inserted == 0 {
+                return Ok((false, 0));
             }
-            diesel::insert_into(ward_coordinators::table)
-                .values((
-                    ward_coordinators::ward_code.eq(&code),
-                    ward_coordinators::user_id.eq(&user_id),
-                    ward_coordinators::assigned_by.eq(&me.id),
-                    ward_coordinators::assigned_at.eq(crate::db::now()),
-                ))
-                .execute(conn)?;
             // It grants read access to every patient of the ward: keep it in the trail.
             crate::audit::record(
                 conn,
@@ -117,9 +154,27 @@ pub async fn assign_coordinator(
                     None,
                 ),
             )?;
-            Ok(true)
+            let notice = crate::mail::Notice::CoordinatorAssigned {
+                ward_name: ward.name,
+                ward_name_en: ward.name_en,
+                coordinator: crate::patients::team::person_kind(conn, &user.profession, &user.organization_id)?,
+                actor: crate::patients::team::person_kind(conn, me.profession.as_str(), &me.organization_id)?,
+                assigned_at: crate::db::now(),
+            };
+            let queued = crate::mail::notify(
+                conn,
+                &mailer,
+                &others,
+                &notice,
+                None,
+                &format!("coordinator:{code}:{user_id}:{}", crate::db::new_id()),
+            )?;
+            Ok((true, queued))
         })
         .await?;
+    if queued > 0 {
+        state.mail.wake();
+    }
     Ok(if created { HttpResponse::Created().finish() } else { HttpResponse::NoContent().finish() })
 }
 

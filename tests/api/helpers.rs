@@ -518,3 +518,41 @@ pub fn totp_code(secret: &str, steps_ahead: u64) -> String {
     let now = chrono::Utc::now().timestamp() as u64;
     renkei::auth::totp::code_at(secret, now + steps_ahead * 30).expect("code")
 }
+
+/// The e-mails queued for an account, of one kind: (subject, body), oldest first.
+#[allow(dead_code)]
+pub async fn emails_to(app: &TestApp, user_id: &str, kind: &str) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use renkei::db::schema::email_outbox::dsl as o;
+    let (user_id, kind) = (user_id.to_string(), kind.to_string());
+    app.db
+        .run(move |conn| {
+            Ok(o::email_outbox
+                .filter(o::recipient_user_id.eq(user_id))
+                .filter(o::kind.eq(kind))
+                .order((o::created_at.asc(), o::id.asc()))
+                .select((o::subject, o::body_text))
+                .load::<(String, String)>(conn)?)
+        })
+        .await
+        .expect("read the outbox")
+}
+
+/// How many refused attempts of this account the audit trail holds.
+#[allow(dead_code)]
+pub async fn denied_events(app: &TestApp, actor_id: &str, resource_type: &str) -> usize {
+    use diesel::prelude::*;
+    use renkei::db::schema::audit_events::dsl as a;
+    let (actor_id, resource_type) = (actor_id.to_string(), resource_type.to_string());
+    app.db
+        .run(move |conn| {
+            Ok(a::audit_events
+                .filter(a::actor_id.eq(actor_id))
+                .filter(a::resource_type.eq(resource_type))
+                .filter(a::outcome.eq("denied"))
+                .count()
+                .get_result::<i64>(conn)? as usize)
+        })
+        .await
+        .expect("read the audit trail")
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Person, TestApp, TestResponse};
+use crate::helpers::{denied_events, emails_to, Person, TestApp, TestResponse};
 
 pub fn patient_body(family: &str, kana: &str, ward: &str) -> Value {
     json!({
@@ -212,6 +212,202 @@ async fn care_team_changes_take_effect_at_once(app: TestApp) {
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
 }
 
+fn today() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string()
+}
+
+async fn member_id_of(app: &TestApp, t: &Team, user_id: &str) -> String {
+    let list =
+        app.get(&format!("/api/v1/patients/{}/care-team", t.patient_id), &t.care_manager.token).await.expect(200);
+    list.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(user_id)).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// An org admin with one person on a team changes only their own organisation's people: never
+/// another organisation's member, never the lead, never a role or `is_lead`.
+async fn org_admins_change_only_their_own_people(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let pharmacy = app.organization(&t.admin, "pharmacy", "中原薬局", Some("14131")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    app.post(
+        &format!("{base}/care-team"),
+        &t.care_manager.token,
+        json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+    )
+    .await
+    .expect(201);
+    let pharmacy_admin = app.person(&t.admin, &pharmacy, "pharmacist", "org_admin").await;
+    let nurse_member = format!("{base}/care-team/{}", t.nurse_member_id);
+
+    // Another organisation's member: neither ended nor re-roled; the nurse keeps her access.
+    let res = app.patch(&nurse_member, &pharmacy_admin.token, json!({"ended_on": today()}), None).await.expect(403);
+    assert_eq!(res.header("content-type").as_deref(), Some("application/problem+json"));
+    assert_eq!(res.problem_type(), "/problems/forbidden");
+    app.patch(&nurse_member, &pharmacy_admin.token, json!({"role": "other"}), None).await.expect(403);
+    assert_eq!(denied_events(&app, &pharmacy_admin.id, "care_team_member").await, 2, "refusals are audited");
+    app.get(&base, &t.nurse.token).await.expect(200);
+    let nurse = app.get(&format!("{base}/care-team"), &t.care_manager.token).await.expect(200);
+    let nurse =
+        nurse.body["items"].as_array().unwrap().iter().find(|m| m["user_id"] == json!(t.nurse.id)).unwrap().clone();
+    assert_eq!((nurse["role"].clone(), nurse["active"].clone()), (json!("visiting_nurse"), json!(true)));
+
+    // A fresh account of its own is added, but never as lead nor as the care manager.
+    let fresh = app.person(&pharmacy_admin, &pharmacy, "pharmacist", "member").await;
+    let team_path = format!("{base}/care-team");
+    let add = |body: Value| app.post(&team_path, &pharmacy_admin.token, body);
+    add(json!({"user_id": fresh.id, "role": "pharmacist", "is_lead": true})).await.expect(403);
+    add(json!({"user_id": fresh.id, "role": "care_manager"})).await.expect(403);
+    app.get(&base, &fresh.token).await.expect(404);
+    let added = add(json!({"user_id": fresh.id, "role": "pharmacist"})).await.expect(201);
+    let fresh_member = format!("{base}/care-team/{}", added.body["id"].as_str().unwrap());
+    assert_eq!(added.body["is_lead"], json!(false));
+    // …and then neither made lead nor re-roled, only ended.
+    app.patch(&fresh_member, &pharmacy_admin.token, json!({"is_lead": true}), None).await.expect(403);
+    app.patch(&fresh_member, &pharmacy_admin.token, json!({"role": "other"}), None).await.expect(403);
+    app.patch(&fresh_member, &pharmacy_admin.token, json!({"ended_on": today()}), None).await.expect(200);
+    app.get(&base, &fresh.token).await.expect(404);
+    let leads: Vec<Value> = app.get(&format!("{base}/care-team"), &t.care_manager.token).await.expect(200).body
+        ["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["is_lead"] == json!(true))
+        .cloned()
+        .collect();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["user_id"], json!(t.care_manager.id));
+
+    // The lead's own organisation's admin cannot end the lead's membership either.
+    let office_admin = app.person(&t.admin, &t.care_office, "care_manager", "org_admin").await;
+    let lead_member = member_id_of(&app, &t, &t.care_manager.id).await;
+    app.patch(&format!("{base}/care-team/{lead_member}"), &office_admin.token, json!({"ended_on": today()}), None)
+        .await
+        .expect(403);
+    app.get(&base, &t.care_manager.token).await.expect(200);
+}
+
+/// The lead hears of every change someone else makes, by profession and organisation kind only;
+/// a care manager who is not the lead changes the team too (DESIGN.md §5), lead included.
+async fn the_lead_is_told_of_changes_not_theirs(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    // The lead's own changes are not e-mailed to the lead.
+    assert!(emails_to(&app, &t.care_manager.id, "team_changed").await.is_empty());
+    let station_admin = app.person(&t.admin, &t.nurse_station, "nurse", "org_admin").await;
+    let second = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    app.post(
+        &format!("{base}/care-team"),
+        &station_admin.token,
+        json!({"user_id": second.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
+    let mails = emails_to(&app, &t.care_manager.id, "team_changed").await;
+    assert_eq!(mails.len(), 1);
+    let (subject, body) = &mails[0];
+    assert_eq!(subject, "ケアチームが変更されました（在宅療養連携ノート）");
+    assert!(body.contains("変更の内容: チームへの追加"), "{body}");
+    assert!(body.contains("対象の方: 訪問看護ステーションの看護師"), "{body}");
+    assert!(body.contains("変更した方: 訪問看護ステーションの看護師"), "{body}");
+    assert!(body.contains(&format!("/patients/{}/care-team", t.patient_id)), "{body}");
+    assert!(!body.contains("川崎訪問看護ステーション"), "no organisation name typed by anyone: {body}");
+
+    // Another care manager on the team, not the lead, hands the lead over.
+    let other_office = app.organization(&t.admin, "care_management_office", "幸ケアプラン", Some("14132")).await;
+    let cm2 = app.person(&t.admin, &other_office, "care_manager", "member").await;
+    app.post(&format!("{base}/care-team"), &t.care_manager.token, json!({"user_id": cm2.id, "role": "care_manager"}))
+        .await
+        .expect(201);
+    assert_eq!(emails_to(&app, &t.care_manager.id, "team_changed").await.len(), 1, "the lead's own change");
+    app.patch(&format!("{base}/care-team/{}", t.nurse_member_id), &cm2.token, json!({"is_lead": true}), None)
+        .await
+        .expect(200);
+    let mails = emails_to(&app, &t.care_manager.id, "team_changed").await;
+    assert_eq!(mails.len(), 2);
+    assert!(mails[1].1.contains("変更の内容: リーダーの交代"), "{}", mails[1].1);
+    assert!(mails[1].1.contains("変更した方: 居宅介護支援事業所のケアマネジャー"), "{}", mails[1].1);
+    // English for those who read English.
+    app.patch(&format!("/api/v1/users/{}", t.nurse.id), &t.nurse.token, json!({"locale": "en"}), None)
+        .await
+        .expect(200);
+    let second_member = member_id_of(&app, &t, &second.id).await;
+    app.patch(&format!("{base}/care-team/{second_member}"), &station_admin.token, json!({"ended_on": today()}), None)
+        .await
+        .expect(200);
+    let mails = emails_to(&app, &t.nurse.id, "team_changed").await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].1.contains("What changed: membership ended"), "{}", mails[0].1);
+    assert!(mails[0].1.contains("Changed by: a nurse of a visiting nurse station"), "{}", mails[0].1);
+}
+
+/// Roles that carry a duty need the profession: physicians' roles get every emergency, and the
+/// care manager's role changes the team.
+async fn team_roles_fit_professions(app: TestApp) {
+    let t = team(&app, "14133").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let nurse_member = format!("{base}/care-team/{}", t.nurse_member_id);
+    for role in ["primary_physician", "backup_physician", "care_manager"] {
+        let res = app.patch(&nurse_member, &t.care_manager.token, json!({"role": role}), None).await.expect(422);
+        assert_eq!(res.body["errors"][0]["field"], json!("role"));
+        assert_eq!(res.body["errors"][0]["code"], json!("profession_mismatch"));
+    }
+    let nurse = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    app.post(
+        &format!("{base}/care-team"),
+        &t.care_manager.token,
+        json!({"user_id": nurse.id, "role": "primary_physician"}),
+    )
+    .await
+    .expect(422);
+    app.patch(&nurse_member, &t.care_manager.token, json!({"role": "other"}), None).await.expect(200);
+}
+
+/// Coordinating physicians are physicians, assigned by someone else; the ward's other
+/// coordinators are told.
+async fn coordinators_are_physicians_assigned_by_someone_else(app: TestApp) {
+    let t = team(&app, "14134").await;
+    let put = |user_id: String, token: String| {
+        let app = &app;
+        async move { app.call("PUT", &format!("/api/v1/wards/14134/coordinators/{user_id}"), Some(&token), None, &[]).await }
+    };
+    // Not oneself (a second system administrator who is a physician would be refused too).
+    let res = put(t.admin.id.clone(), t.admin.token.clone()).await.expect(403);
+    assert_eq!(res.problem_type(), "/problems/forbidden");
+    assert_eq!(denied_events(&app, &t.admin.id, "ward_coordinator").await, 1);
+    // Not a non-physician.
+    let res = put(t.nurse.id.clone(), t.admin.token.clone()).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("user_id"));
+    assert_eq!(res.body["errors"][0]["code"], json!("not_a_physician"));
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &t.nurse.token).await.expect(200);
+    let listed = app.get("/api/v1/patients?ward=14134", &t.nurse.token).await.expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "the nurse's own team only");
+
+    let clinic = app.organization(&t.admin, "clinic", "高津在宅クリニック", Some("14134")).await;
+    let first = app.person(&t.admin, &clinic, "physician", "member").await;
+    let second = app.person(&t.admin, &clinic, "physician", "member").await;
+    put(first.id.clone(), t.admin.token.clone()).await.expect(201);
+    assert!(emails_to(&app, &first.id, "coordinator_assigned").await.is_empty(), "nobody else to tell");
+    put(second.id.clone(), t.admin.token.clone()).await.expect(201);
+    put(second.id.clone(), t.admin.token.clone()).await.expect(204);
+    let mails = emails_to(&app, &first.id, "coordinator_assigned").await;
+    assert_eq!(mails.len(), 1, "told once, not again for the repeated PUT");
+    assert!(mails[0].1.contains("高津区"), "{}", mails[0].1);
+    assert!(mails[0].1.contains("（診療所の医師）"), "{}", mails[0].1);
+    assert!(!mails[0].1.contains("高津在宅クリニック"), "{}", mails[0].1);
+    assert!(emails_to(&app, &second.id, "coordinator_assigned").await.is_empty());
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &second.token).await.expect(200);
+
+    // A coordinator whose profession is changed stops coordinating.
+    app.patch(&format!("/api/v1/users/{}", second.id), &t.admin.token, json!({"profession": "other"}), None)
+        .await
+        .expect(200);
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &second.token).await.expect(404);
+    app.get(&format!("/api/v1/patients/{}", t.patient_id), &first.token).await.expect(200);
+}
+
 async fn search_stays_in_scope(app: TestApp) {
     let t = team(&app, "14134").await;
     // Another care manager's patient with the same reading, in the same ward.
@@ -291,6 +487,17 @@ async fn authorisation_matrix(app: TestApp) {
     )
     .await
     .expect(201);
+    // An org admin of another organisation with one person on the team (a pharmacy).
+    let pharmacy = app.organization(admin, "pharmacy", "多摩薬局", Some("14135")).await;
+    let pharmacist = app.person(admin, &pharmacy, "pharmacist", "member").await;
+    app.post(
+        &format!("/api/v1/patients/{pid}/care-team"),
+        &t.care_manager.token,
+        json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+    )
+    .await
+    .expect(201);
+    let pharmacy_admin = app.person(admin, &pharmacy, "pharmacist", "org_admin").await;
     let expired = app.person(admin, &clinic, "physician", "member").await;
     app.post(
         &format!("/api/v1/patients/{pid}/emergency-access"),
@@ -312,7 +519,10 @@ async fn authorisation_matrix(app: TestApp) {
         ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
         ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403], true,  201),
         ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
-        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 200, 404], false, 201),
+        // Adds its own people (R7) but never re-roles anyone (R8), not even its own.
+        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 403, 404], false, 201),
+        // Another organisation's people are not its own to add (R7) or change (R8).
+        ("org admin of another org",&pharmacy_admin,      [404, 404, 404, 404, 404, 200, 403, 403, 404], false, 201),
         ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
         ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403], false, 201),
         ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
@@ -568,6 +778,10 @@ async fn audit_trail_is_append_only(app: TestApp) {
 }
 
 crate::both_backends!(
+    org_admins_change_only_their_own_people,
+    the_lead_is_told_of_changes_not_theirs,
+    team_roles_fit_professions,
+    coordinators_are_physicians_assigned_by_someone_else,
     register_read_update,
     consent_is_recorded_and_revoked,
     care_team_changes_take_effect_at_once,
