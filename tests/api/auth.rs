@@ -394,7 +394,7 @@ async fn spraying_budgets_per_client_and_global(backend: Backend) {
 
 async fn the_owner_gets_through_a_strangers_lock_and_is_told(app: TestApp) {
     let admin = app.system_admin().await;
-    let org = app.organization(&admin, "pharmacy", "多摩調剤薬局", Some("14135")).await;
+    let org = app.organization(&admin, "visiting_nurse_station", "多摩訪問看護ステーション", Some("14135")).await;
     // The person signs in once from their own client (127.0.0.1) when created.
     let nurse = app.person(&admin, &org, "nurse", "member").await;
     let stranger = [127, 0, 0, 41];
