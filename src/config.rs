@@ -51,6 +51,8 @@ pub struct Config {
     /// How often the outbox worker looks for e-mails it was not woken for (other instances'
     /// e-mails, retries that have come due).
     pub mail_poll_secs: u64,
+    /// Bearer token that reads `/metrics` and the detail of `/readyz` (see `access::operations_view`).
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -190,6 +192,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     }
     let mail_backoff_secs = parse_num(&get, "RENKEI_MAIL_BACKOFF_SECS", 30)? as u64;
     let mail_poll_secs = parse_num(&get, "RENKEI_MAIL_POLL_SECS", 5)? as u64;
+    let metrics_token = get("RENKEI_METRICS_TOKEN").map(|t| t.trim().to_string());
+    if metrics_token.as_ref().is_some_and(|t| t.len() < 32 || !t.chars().all(|c| c.is_ascii_graphic())) {
+        return Err(err("RENKEI_METRICS_TOKEN", "must be at least 32 printable ASCII characters without spaces"));
+    }
 
     Ok(Config {
         env,
@@ -211,6 +217,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         mail_max_attempts: mail_max_attempts as i32,
         mail_backoff_secs,
         mail_poll_secs,
+        metrics_token,
     })
 }
 
@@ -327,6 +334,14 @@ mod tests {
             with(&[("RENKEI_MAIL_FROM", "x <a@example.jp>\r\nBcc: b@example.jp")]).unwrap_err().variable,
             "RENKEI_MAIL_FROM"
         );
+    }
+
+    #[test]
+    fn metrics_token_is_long_enough() {
+        assert_eq!(with(&[]).unwrap().metrics_token, None);
+        let token = "m".repeat(32);
+        assert_eq!(with(&[("RENKEI_METRICS_TOKEN", &token)]).unwrap().metrics_token, Some(token));
+        assert_eq!(with(&[("RENKEI_METRICS_TOKEN", "short")]).unwrap_err().variable, "RENKEI_METRICS_TOKEN");
     }
 
     #[test]

@@ -60,11 +60,11 @@ pub struct NewEmail {
 }
 
 impl NewEmail {
-    pub(super) fn new(to_address: &str, to_name: Option<&str>, content: Rendered, domain: &str) -> NewEmail {
+    pub(super) fn new(to_address: &str, content: Rendered, domain: &str) -> NewEmail {
         NewEmail {
             recipient_user_id: None,
             to_address: to_address.trim().to_string(),
-            to_name: to_name.map(|n| super::templates::one_line(n, 100)).filter(|n| !n.is_empty()),
+            to_name: None,
             content,
             domain: domain.to_string(),
             patient_id: None,

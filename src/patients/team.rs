@@ -207,10 +207,10 @@ pub struct TeamQuery {
 pub async fn list_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<TeamQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let include_past = query.include_past.unwrap_or(false);
     let items = state
         .db
@@ -227,7 +227,7 @@ pub async fn list_handler(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    pub user_id: String,
+    pub user_id: crate::api::Id,
     pub role: TeamRole,
     pub is_lead: Option<bool>,
     pub started_on: Option<NaiveDate>,
@@ -242,11 +242,14 @@ fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<Me
 pub async fn add_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<AddMember>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
+    let mut check = crate::api::Check::new();
+    check.id("user_id", &body.user_id);
+    check.finish()?;
     let view = state
         .db
         .run(move |conn| {
@@ -322,10 +325,11 @@ pub async fn update_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<(crate::api::Id, crate::api::Id)>,
     body: web::Json<UpdateMember>,
 ) -> AppResult<HttpResponse> {
     let (patient_id, member_id) = path.into_inner();
+    let (patient_id, member_id) = (patient_id.into_string(), member_id.into_string());
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
     let view = state

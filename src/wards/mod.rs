@@ -66,9 +66,10 @@ pub fn coordinators_of(conn: &mut DbConn, ward_code: &str) -> AppResult<Vec<Stri
 pub async fn assign_coordinator(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, crate::api::Id)>,
 ) -> AppResult<HttpResponse> {
     let (code, user_id) = path.into_inner();
+    let user_id = user_id.into_string();
     let created = state
         .db
         .run(move |conn| {
@@ -113,9 +114,10 @@ pub async fn assign_coordinator(
 pub async fn remove_coordinator(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, crate::api::Id)>,
 ) -> AppResult<HttpResponse> {
     let (code, user_id) = path.into_inner();
+    let user_id = user_id.into_string();
     state
         .db
         .run(move |conn| {
