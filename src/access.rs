@@ -30,6 +30,45 @@ pub fn operate_outbox(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
+/// What `/metrics` and `/readyz` may show a caller. Operational counts (open flags, e-mail
+/// backlog, pool use) say how busy the city's emergencies are, so they are for the operators'
+/// monitoring only, which presents `RENKEI_METRICS_TOKEN` as a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpsView {
+    /// Everything: the metrics, and the readiness detail.
+    Detail,
+    /// A token is configured and the caller did not present it: readiness up/down only, and
+    /// `/metrics` answers 401.
+    Refused,
+    /// No token is configured in production: readiness up/down only, and `/metrics` is off (404).
+    Summary,
+}
+
+pub fn operations_view(config: &crate::config::Config, req: &actix_web::HttpRequest) -> OpsView {
+    match &config.metrics_token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            // Digests compared in constant time: the comparison tells nothing about the token.
+            use sha2::Digest;
+            use subtle::ConstantTimeEq;
+            let same = sha2::Sha256::digest(presented.as_bytes()).ct_eq(&sha2::Sha256::digest(token.as_bytes()));
+            if bool::from(same) {
+                OpsView::Detail
+            } else {
+                OpsView::Refused
+            }
+        }
+        // Development without a token: usable on one's own machine without any setting.
+        None if config.env == crate::config::Environment::Development => OpsView::Detail,
+        None => OpsView::Summary,
+    }
+}
+
 /// Changing an organisation's directory entry; activating or deactivating it (which takes all
 /// its people out of the service) is for system administrators only.
 pub fn update_organization(me: &CurrentUser, organization_id: &str, changes_active: bool) -> AppResult<()> {
@@ -373,7 +412,80 @@ pub fn change_team(
     Ok(())
 }
 
-/// Registering a patient: care managers and hospital staff (DESIGN.md §5)./// Registering a patient: care managers and hospital staff (DESIGN.md §5).
+// ---------------------------------------------------------------------------------------------
+// Resource loaders: one per kind of patient-scoped resource, used by every route that names one
+// by id. A missing resource answers exactly like one of a patient outside the caller's scope
+// (the 404 of `AppError::hidden`), and both attempts are audited, so an id tells nothing about
+// whether it exists. A malformed path id reaches here as the nil UUID (`api::Id`) and takes the
+// same way.
+
+/// The audited miss of a resource that does not exist.
+fn missing(conn: &mut DbConn, me: &CurrentUser, resource_type: &str, id: &str, what: &str) -> AppError {
+    match audit::record(conn, me, Event::new(Action::Read, resource_type, Some(id), None).denied().detail(what)) {
+        Ok(()) => AppError::hidden(),
+        Err(e) => e,
+    }
+}
+
+/// A note the caller may reach for `need`, with its patient.
+pub fn note(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    note_id: &str,
+    need: Need,
+) -> AppResult<(crate::notes::Note, Patient, Relation)> {
+    let Some(note) = crate::notes::find(conn, note_id)? else {
+        return Err(missing(conn, me, "note", note_id, "no such note"));
+    };
+    let (patient, relation) = patient(conn, me, &note.patient_id, need, "note")?;
+    Ok((note, patient, relation))
+}
+
+/// A discharge case the caller may reach for `need`.
+pub fn case(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    case_id: &str,
+    need: Need,
+) -> AppResult<(crate::discharge::cases::Case, Relation)> {
+    let Some(case) = crate::discharge::cases::find(conn, case_id)? else {
+        return Err(missing(conn, me, "discharge_case", case_id, "no such case"));
+    };
+    let (_, relation) = patient(conn, me, &case.patient_id, need, "discharge_case")?;
+    Ok((case, relation))
+}
+
+/// A discharge task the caller may reach for `need`, with its case.
+pub fn task(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    task_id: &str,
+    need: Need,
+) -> AppResult<(crate::discharge::tasks::Task, crate::discharge::cases::Case)> {
+    let Some(task) = crate::discharge::tasks::find(conn, task_id)? else {
+        return Err(missing(conn, me, "discharge_task", task_id, "no such task"));
+    };
+    patient(conn, me, &task.patient_id, need, "discharge_task")?;
+    let case =
+        crate::discharge::cases::find(conn, &task.case_id)?.ok_or_else(|| AppError::internal("task without case"))?;
+    Ok((task, case))
+}
+
+/// A deterioration flag the caller may reach for `need`, with its patient.
+pub fn flag(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    flag_id: &str,
+    need: Need,
+) -> AppResult<(crate::flags::Flag, Patient)> {
+    let Some(flag) = crate::flags::find(conn, flag_id)? else {
+        return Err(missing(conn, me, "flag", flag_id, "no such flag"));
+    };
+    let (patient, _) = patient(conn, me, &flag.patient_id, need, "flag")?;
+    Ok((flag, patient))
+}
+
+/// Registering a patient: care managers and hospital staff (DESIGN.md §5).
 pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKind) -> AppResult<TeamRole> {
     if organization_kind == crate::vocab::OrgKind::Hospital {
         Ok(TeamRole::HospitalStaff)

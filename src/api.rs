@@ -25,6 +25,94 @@ pub fn format_utc(t: &NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// An id as a client sends it, in a path (`/patients/{id}`), a body (`"patient_id"`) or a query,
+/// parsed as a UUID at the edge so that no malformed id reaches SQL (PostgreSQL cannot even
+/// compare text holding a NUL). A well-formed id is kept in its canonical lower-case hyphenated
+/// form. A malformed one stands for the nil UUID, which names nothing (every id is a UUIDv7):
+/// in a path it therefore takes exactly the way of a well-formed id that names nothing (the
+/// same 404, the same audited miss); in a body or query `Check::id` refuses it first, naming
+/// the field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Id {
+    canonical: String,
+    well_formed: bool,
+}
+
+impl Id {
+    pub fn parse(raw: &str) -> Id {
+        // Only the hyphenated form of the contract: `uuid` would also take braces, `urn:uuid:`
+        // and the simple form.
+        match uuid::Uuid::try_parse(raw).ok().filter(|_| raw.len() == 36) {
+            Some(u) => Id { canonical: u.hyphenated().to_string(), well_formed: true },
+            None => Id { canonical: uuid::Uuid::nil().hyphenated().to_string(), well_formed: false },
+        }
+    }
+
+    pub fn is_well_formed(&self) -> bool {
+        self.well_formed
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
+    pub fn into_string(self) -> String {
+        self.canonical
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.canonical
+    }
+}
+
+impl AsRef<str> for Id {
+    fn as_ref(&self) -> &str {
+        &self.canonical
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.canonical)
+    }
+}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        self.canonical == other
+    }
+}
+
+impl PartialEq<String> for Id {
+    fn eq(&self, other: &String) -> bool {
+        &self.canonical == other
+    }
+}
+
+impl PartialEq<Id> for String {
+    fn eq(&self, other: &Id) -> bool {
+        self == &other.canonical
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        // Any string is taken here and judged by `Check::id`, which can name the field; serde's
+        // own error could not.
+        let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Id::parse(&raw))
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.canonical)
+    }
+}
+
 /// A page of a list: `{ "items": [...], "next_cursor": "…" | null }`.
 #[derive(Debug, Serialize)]
 pub struct Page<T: Serialize> {
@@ -124,6 +212,18 @@ pub fn require_if_match(req: &HttpRequest) -> AppResult<i32> {
     if_match(req)?.ok_or_else(AppError::precondition_required)
 }
 
+/// U+200D joins emoji sequences (👨‍👩‍👧) in free text, where it cannot disguise anything that
+/// matters; names and one-line fields refuse it with every other format character.
+const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// Unicode general category Cf: bidirectional overrides and isolates (U+202A–202E, U+2066–2069),
+/// zero-width characters (U+200B–200F, U+FEFF), soft hyphens, tags and the like. None is visible,
+/// so in a name they let one string pass for another ("Trojan Source", spoofed display names).
+/// Japanese text, full-width and half-width forms are letters, marks or punctuation, never Cf.
+pub fn is_invisible_format(c: char) -> bool {
+    unicode_general_category::get_general_category(c) == unicode_general_category::GeneralCategory::Format
+}
+
 /// Collects field errors while checking a request, then fails once with all of them.
 #[derive(Default)]
 pub struct Check {
@@ -150,6 +250,10 @@ impl Check {
     }
 
     pub fn optional_text(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
+        self.checked_text(field, value, max_chars, true);
+    }
+
+    fn checked_text(&mut self, field: &str, value: Option<&str>, max_chars: usize, multi_line: bool) {
         let Some(value) = value else { return };
         if value.chars().count() > max_chars {
             self.push(
@@ -164,6 +268,13 @@ impl Check {
                 "control_character",
                 format!("{field} に制御文字は使えません。"),
                 format!("{field} must not contain control characters."),
+            );
+        } else if value.chars().any(|c| is_invisible_format(c) && !(multi_line && c == ZERO_WIDTH_JOINER)) {
+            self.push(
+                field,
+                "format_character",
+                format!("{field} に書式制御文字(双方向制御・ゼロ幅文字など)は使えません。"),
+                format!("{field} must not contain invisible format characters (bidirectional controls, zero-width characters)."),
             );
         }
     }
@@ -203,7 +314,25 @@ impl Check {
                 return;
             }
         }
-        self.optional_text(field, value, max_chars);
+        self.checked_text(field, value, max_chars, false);
+    }
+
+    /// An id of a body or query: a UUID (422 `invalid_id` otherwise).
+    pub fn id(&mut self, field: &str, value: &Id) {
+        if !value.is_well_formed() {
+            self.push(
+                field,
+                "invalid_id",
+                format!("{field} は UUID で指定してください。"),
+                format!("{field} must be a UUID."),
+            );
+        }
+    }
+
+    pub fn optional_id(&mut self, field: &str, value: Option<&Id>) {
+        if let Some(v) = value {
+            self.id(field, v);
+        }
     }
 
     pub fn email(&mut self, field: &str, value: &str) {
@@ -299,5 +428,29 @@ mod tests {
         for cursor in ["", "A", "AAAAA", "a+b/", "AA==", "not a cursor", &"A".repeat(MAX_CURSOR_CHARS + 2)] {
             assert!(after(cursor).is_err(), "{cursor}");
         }
+    }
+
+    fn codes(f: impl FnOnce(&mut Check)) -> Vec<String> {
+        let mut check = Check::new();
+        f(&mut check);
+        check.errors.iter().map(|e| format!("{}:{}", e.field, e.code)).collect()
+    }
+
+    #[test]
+    fn format_characters_are_refused_and_japanese_text_round_trips() {
+        for spoof in
+            ["山田\u{202E}子花", "a\u{200B}b", "\u{2066}x\u{2069}", "\u{FEFF}名前", "soft\u{00AD}hyphen", "\u{E0041}"]
+        {
+            assert_eq!(codes(|c| c.required_line("name", spoof, 100)), ["name:format_character"], "{spoof:?}");
+            assert_eq!(codes(|c| c.optional_text("body", Some(spoof), 100)), ["body:format_character"], "{spoof:?}");
+        }
+        // Japanese, full-width and half-width forms, kana marks and emoji are not format characters.
+        for fine in ["山田 花子", "ＡＢＣ１２３（株）", "ｶﾜｻｷ ﾊﾅｺ", "ヴァ゛ー〜・", "髙﨑", "お大事に😊"]
+        {
+            assert!(codes(|c| c.required_line("name", fine, 100)).is_empty(), "{fine:?}");
+        }
+        let family = "家族👨\u{200D}👩\u{200D}👧";
+        assert!(codes(|c| c.optional_text("body", Some(family), 100)).is_empty());
+        assert_eq!(codes(|c| c.required_line("name", family, 100)), ["name:format_character"]);
     }
 }

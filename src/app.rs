@@ -278,12 +278,14 @@ where
                 res = res.into_response(english);
             }
         }
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let pattern = res.request().match_pattern();
+        let route = pattern.clone().unwrap_or_else(|| "unmatched".into());
         if let Some(m) = metrics {
-            m.observe(method.as_str(), &route, res.status().as_u16(), started.elapsed().as_secs_f64());
+            m.observe(method.as_str(), pattern.as_deref(), res.status().as_u16(), started.elapsed().as_secs_f64());
         }
         tracing::info!(
-            method = %method,
+            // An invented method may be any length: the log names the standard ones only.
+            method = crate::metrics::method_label(method.as_str()),
             route = %route,
             status = res.status().as_u16(),
             ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -65,6 +65,8 @@ pub struct Config {
     /// Failed sign-ins all clients that are not an account's own may make together in 15
     /// minutes before unknown clients are locked out for 15 minutes.
     pub login_global_failures: i32,
+    /// Bearer token that reads `/metrics` and the detail of `/readyz` (see `access::operations_view`).
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -218,6 +220,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     }
     let login_client_failures = parse_num(&get, "RENKEI_LOGIN_CLIENT_FAILURES", 30)?.min(i32::MAX.into()) as i32;
     let login_global_failures = parse_num(&get, "RENKEI_LOGIN_GLOBAL_FAILURES", 1000)?.min(i32::MAX.into()) as i32;
+    let metrics_token = get("RENKEI_METRICS_TOKEN").map(|t| t.trim().to_string());
+    if metrics_token.as_ref().is_some_and(|t| t.len() < 32 || !t.chars().all(|c| c.is_ascii_graphic())) {
+        return Err(err("RENKEI_METRICS_TOKEN", "must be at least 32 printable ASCII characters without spaces"));
+    }
 
     Ok(Config {
         env,
@@ -244,6 +250,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         smtp_send_timeout_secs,
         login_client_failures,
         login_global_failures,
+        metrics_token,
     })
 }
 
@@ -378,6 +385,14 @@ mod tests {
             with(&[("RENKEI_MAIL_FROM", "x <a@example.jp>\r\nBcc: b@example.jp")]).unwrap_err().variable,
             "RENKEI_MAIL_FROM"
         );
+    }
+
+    #[test]
+    fn metrics_token_is_long_enough() {
+        assert_eq!(with(&[]).unwrap().metrics_token, None);
+        let token = "m".repeat(32);
+        assert_eq!(with(&[("RENKEI_METRICS_TOKEN", &token)]).unwrap().metrics_token, Some(token));
+        assert_eq!(with(&[("RENKEI_METRICS_TOKEN", "short")]).unwrap_err().variable, "RENKEI_METRICS_TOKEN");
     }
 
     #[test]

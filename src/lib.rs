@@ -21,6 +21,7 @@ pub mod notes;
 pub mod ops;
 pub mod orgs;
 pub mod patients;
+pub mod spreadsheet;
 pub mod users;
 pub mod vocab;
 pub mod wards;

@@ -1,8 +1,9 @@
 //! Operations routes (no `/api/v1` prefix): liveness, readiness and the API contract.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use crate::access::{self, OpsView};
 use crate::app::AppState;
 use crate::db;
 use crate::error::{AppError, AppResult};
@@ -18,8 +19,10 @@ pub async fn livez() -> HttpResponse {
 
 /// `GET /readyz`: the database answers and every migration is applied. The outbox depth is
 /// shown for monitoring but does not decide readiness: a backlog of e-mail is no reason to take
-/// an instance out of the load balancer.
-pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+/// an instance out of the load balancer. Only a caller that may read operational detail
+/// (`access::operations_view`) sees more than `{"status": "ok"}`.
+pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    let detail = access::operations_view(&state.config, &req) == OpsView::Detail;
     let current = state
         .db
         .run(|conn| {
@@ -30,6 +33,7 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
         })
         .await;
     match current {
+        Ok(Some(_)) if !detail => Ok(HttpResponse::Ok().json(json!({ "status": "ok" }))),
         Ok(Some(depth)) => Ok(HttpResponse::Ok().json(json!({
             "status": "ok",
             "database": "ok",

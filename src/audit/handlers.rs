@@ -14,8 +14,8 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
-    pub patient_id: Option<String>,
-    pub actor_id: Option<String>,
+    pub patient_id: Option<crate::api::Id>,
+    pub actor_id: Option<crate::api::Id>,
     /// C, R, U, D or E (FHIR AuditEvent.action).
     pub action: Option<String>,
     /// success or denied.
@@ -30,6 +30,10 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);
+    let mut check = crate::api::Check::new();
+    check.optional_id("patient_id", q.patient_id.as_ref());
+    check.optional_id("actor_id", q.actor_id.as_ref());
+    check.finish()?;
     if q.action.as_deref().is_some_and(|a| !["C", "R", "U", "D", "E"].contains(&a)) {
         return Err(AppError::field(
             "action",
@@ -47,8 +51,8 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
         ));
     }
     let filter = Filter {
-        patient_id: q.patient_id,
-        actor_id: q.actor_id,
+        patient_id: q.patient_id.map(crate::api::Id::into_string),
+        actor_id: q.actor_id.map(crate::api::Id::into_string),
         action: q.action,
         outcome: q.outcome,
         since: q.since.map(|t| crate::db::truncate(t.naive_utc())),

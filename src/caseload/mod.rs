@@ -365,39 +365,18 @@ const CSV_HEADERS: [&str; 17] = [
     "同意",
 ];
 
-fn csv_field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\r', '\n']) || value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
-        out.push('"');
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
-}
-
-fn csv_line(out: &mut String, fields: &[String]) {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, f);
-    }
-    out.push_str("\r\n");
-}
-
 fn yes_no(b: bool) -> String {
     if b { "あり" } else { "なし" }.to_string()
 }
 
-/// A caseload page as CSV: UTF-8 with a BOM, CRLF line ends, a Japanese header row.
+/// A caseload page as CSV: UTF-8 with a BOM, CRLF line ends, a Japanese header row, every cell
+/// quoted and a typed formula shown as text (see `spreadsheet`).
 pub fn csv(rows: &[Row]) -> String {
-    let mut out = String::from("\u{feff}");
-    csv_line(&mut out, &CSV_HEADERS.map(str::to_string));
-    for r in rows {
-        let case = r.open_discharge_case.as_ref();
-        csv_line(
-            &mut out,
-            &[
+    crate::spreadsheet::document(
+        &CSV_HEADERS,
+        rows.iter().map(|r| {
+            let case = r.open_discharge_case.as_ref();
+            [
                 r.id.clone(),
                 format!("{} {}", r.family_name, r.given_name),
                 r.name_kana(),
@@ -415,20 +394,7 @@ pub fn csv(rows: &[Row]) -> String {
                 case.and_then(|c| c.planned_discharge_on).map(|d| d.to_string()).unwrap_or_default(),
                 r.overdue_tasks().to_string(),
                 if r.consent.missing { "未取得".to_string() } else { "取得済".to_string() },
-            ],
-        );
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_quotes_what_needs_quoting() {
-        let mut out = String::new();
-        csv_line(&mut out, &["a,b".into(), "say \"hi\"".into(), "改行\nあり".into(), "川崎".into()]);
-        assert_eq!(out, "\"a,b\",\"say \"\"hi\"\"\",\"改行\nあり\",川崎\r\n");
-    }
+            ]
+        }),
+    )
 }

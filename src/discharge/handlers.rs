@@ -11,7 +11,7 @@ use super::conferences::{self, Attendee, AttendeeRow, Conference};
 use super::deadlines;
 use super::tasks::{self, Comment, Task, TaskChanges};
 use super::{notices, templates, CaseStatus, TaskStatus};
-use crate::access::{self, Need, PatientIdentity, Relation};
+use crate::access::{self, Need, PatientIdentity};
 use crate::api::{self, Check, PageQuery};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event};
@@ -57,36 +57,6 @@ fn key_reused() -> AppError {
         "この Idempotency-Key は別の内容のリクエストですでに使われています。新しいキーを指定してください。",
         "This Idempotency-Key was already used for a different request. Send a new key.",
     )
-}
-
-/// A case the caller may reach for `need`; a missing case answers the same 404 as one outside
-/// the caller's scope, and both attempts are audited.
-fn load_case(conn: &mut DbConn, me: &CurrentUser, case_id: &str, need: Need) -> AppResult<(Case, Relation)> {
-    let Some(case) = cases::find(conn, case_id)? else {
-        audit::record(
-            conn,
-            me,
-            Event::new(Action::Read, "discharge_case", Some(case_id), None).denied().detail("no such case"),
-        )?;
-        return Err(AppError::hidden());
-    };
-    let (_, relation) = access::patient(conn, me, &case.patient_id, need, "discharge_case")?;
-    Ok((case, relation))
-}
-
-/// A task the caller may reach for `need`, with its case.
-fn load_task(conn: &mut DbConn, me: &CurrentUser, task_id: &str, need: Need) -> AppResult<(Task, Case)> {
-    let Some(task) = tasks::find(conn, task_id)? else {
-        audit::record(
-            conn,
-            me,
-            Event::new(Action::Read, "discharge_task", Some(task_id), None).denied().detail("no such task"),
-        )?;
-        return Err(AppError::hidden());
-    };
-    access::patient(conn, me, &task.patient_id, need, "discharge_task")?;
-    let case = cases::find(conn, &task.case_id)?.ok_or_else(|| AppError::internal("task without case"))?;
-    Ok((task, case))
 }
 
 /// Tasks, conferences and comments are worked on while the case is open or discharged.
@@ -178,7 +148,7 @@ fn end_opener_membership(conn: &mut DbConn, me: &CurrentUser, case: &Case) -> Ap
 #[serde(deny_unknown_fields)]
 pub struct OpenCase {
     /// An existing patient …
-    pub patient_id: Option<String>,
+    pub patient_id: Option<crate::api::Id>,
     /// … identified, when the caller is not on the patient's team, by these two.
     pub birth_date: Option<NaiveDate>,
     pub family_name_kana: Option<String>,
@@ -197,6 +167,7 @@ impl OpenCase {
     /// Checks the request; gives the admission instant (if known) and day.
     fn check(&self) -> AppResult<(Option<NaiveDateTime>, NaiveDate)> {
         let mut check = Check::new();
+        check.optional_id("patient_id", self.patient_id.as_ref());
         match (&self.patient_id, &self.patient) {
             (Some(_), Some(_)) => check.push(
                 "patient",
@@ -320,7 +291,7 @@ pub async fn open(
                     if body.patient_id.as_ref().is_some_and(|p| *p != existing.patient_id) {
                         return Err(key_reused());
                     }
-                    let (case, _) = load_case(conn, &me, &existing.id, Need::Read)?;
+                    let (case, _) = access::case(conn, &me, &existing.id, Need::Read)?;
                     audit::record(
                         conn,
                         &me,
@@ -448,7 +419,7 @@ pub async fn open(
 #[serde(deny_unknown_fields)]
 pub struct ListCases {
     pub status: Option<CaseStatus>,
-    pub hospital_id: Option<String>,
+    pub hospital_id: Option<crate::api::Id>,
     pub ward: Option<String>,
     pub overdue: Option<bool>,
     pub limit: Option<i64>,
@@ -461,7 +432,11 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);
-    let filter = CaseFilter { status: q.status, hospital_id: q.hospital_id, ward_code: q.ward, overdue: q.overdue };
+    let mut check = Check::new();
+    check.optional_id("hospital_id", q.hospital_id.as_ref());
+    check.finish()?;
+    let hospital_id = q.hospital_id.map(crate::api::Id::into_string);
+    let filter = CaseFilter { status: q.status, hospital_id, ward_code: q.ward, overdue: q.overdue };
     let page = state
         .db
         .run(move |conn| {
@@ -483,13 +458,17 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
 }
 
 /// `GET /discharge-cases/{id}`.
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, _) = load_case(conn, &me, &id, Need::Read)?;
+            let (case, _) = access::case(conn, &me, &id, Need::Read)?;
             audit::record(
                 conn,
                 &me,
@@ -522,10 +501,10 @@ pub async fn update(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<UpdateCase>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let if_match = api::if_match(&req)?;
     let mut check = Check::new();
@@ -546,7 +525,7 @@ pub async fn update(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = load_case(conn, &me, &id, Need::Write)?;
+            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
             access::manage_discharge_case(conn, &me, &relation, &case)?;
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             check_version(Some(expected), case.version)?;
@@ -612,10 +591,10 @@ pub async fn discharge(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<Discharge>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let discharged_on = body.into_inner().discharged_on;
     let expected = api::if_match(&req)?;
     if discharged_on > today_jst() {
@@ -631,7 +610,7 @@ pub async fn discharge(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = load_case(conn, &me, &id, Need::Write)?;
+            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
             access::manage_discharge_case(conn, &me, &relation, &case)?;
             check_version(expected, case.version)?;
             let status = case.status()?;
@@ -680,15 +659,15 @@ pub async fn close(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let expected = api::if_match(&req)?;
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = load_case(conn, &me, &id, Need::Write)?;
+            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
             access::manage_discharge_case(conn, &me, &relation, &case)?;
             check_version(expected, case.version)?;
             let status = case.status()?;
@@ -734,10 +713,10 @@ pub async fn cancel(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<Cancel>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let reason = body.into_inner().reason;
     let expected = api::if_match(&req)?;
     let mut check = Check::new();
@@ -747,7 +726,7 @@ pub async fn cancel(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = load_case(conn, &me, &id, Need::Write)?;
+            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
             access::manage_discharge_case(conn, &me, &relation, &case)?;
             check_version(expected, case.version)?;
             let status = case.status()?;
@@ -807,10 +786,10 @@ pub async fn record_conference(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<NewConference>,
 ) -> AppResult<HttpResponse> {
-    let case_id = path.into_inner();
+    let case_id = path.into_inner().into_string();
     let key = api::idempotency_key(&req)?;
     let body = body.into_inner();
     let held_at = utc(body.held_at);
@@ -843,7 +822,7 @@ pub async fn record_conference(
                     if existing.case_id != case_id {
                         return Err(key_reused());
                     }
-                    load_case(conn, &me, &case_id, Need::Read)?;
+                    access::case(conn, &me, &case_id, Need::Read)?;
                     audit::record(
                         conn,
                         &me,
@@ -858,7 +837,7 @@ pub async fn record_conference(
                     return Ok(Created { view: conferences::view(conn, existing)?, replayed: true });
                 }
             }
-            let (case, _) = load_case(conn, &me, &case_id, Need::Write)?;
+            let (case, _) = access::case(conn, &me, &case_id, Need::Write)?;
             require_active(&case)?;
             let conference = Conference {
                 id: new_id(),
@@ -913,14 +892,14 @@ pub async fn record_conference(
 pub async fn list_conferences(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let case_id = path.into_inner();
+    let case_id = path.into_inner().into_string();
     let items = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, _) = load_case(conn, &me, &case_id, Need::Read)?;
+            let (case, _) = access::case(conn, &me, &case_id, Need::Read)?;
             audit::record(
                 conn,
                 &me,
@@ -939,14 +918,14 @@ pub async fn list_conferences(
 pub async fn list_tasks(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let case_id = path.into_inner();
+    let case_id = path.into_inner().into_string();
     let items = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, _) = load_case(conn, &me, &case_id, Need::Read)?;
+            let (case, _) = access::case(conn, &me, &case_id, Need::Read)?;
             audit::record(
                 conn,
                 &me,
@@ -965,7 +944,7 @@ pub struct NewTask {
     pub title: String,
     pub description: Option<String>,
     pub profession: Option<Profession>,
-    pub assignee_id: Option<String>,
+    pub assignee_id: Option<crate::api::Id>,
     pub due_at: Option<DateTime<FixedOffset>>,
     /// By the end of this day in Japan.
     pub due_on: Option<NaiveDate>,
@@ -976,15 +955,16 @@ pub async fn add_task(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<NewTask>,
 ) -> AppResult<HttpResponse> {
-    let case_id = path.into_inner();
+    let case_id = path.into_inner().into_string();
     let key = api::idempotency_key(&req)?;
     let body = body.into_inner();
     let mut check = Check::new();
     check.required_line("title", &body.title, 200);
     check.optional_text("description", body.description.as_deref(), 2000);
+    check.optional_id("assignee_id", body.assignee_id.as_ref());
     if body.profession.is_none() && body.assignee_id.is_none() {
         check.push(
             "profession",
@@ -1019,7 +999,7 @@ pub async fn add_task(
                     if existing.case_id != case_id {
                         return Err(key_reused());
                     }
-                    let (task, _) = load_task(conn, &me, &existing.id, Need::Read)?;
+                    let (task, _) = access::task(conn, &me, &existing.id, Need::Read)?;
                     audit::record(
                         conn,
                         &me,
@@ -1029,7 +1009,7 @@ pub async fn add_task(
                     return Ok(Created { view: tasks::view(conn, task, at)?, replayed: true });
                 }
             }
-            let (case, _) = load_case(conn, &me, &case_id, Need::Write)?;
+            let (case, _) = access::case(conn, &me, &case_id, Need::Write)?;
             require_active(&case)?;
             let mut profession = body.profession.map(|p| p.as_str().to_string());
             if let Some(assignee) = &body.assignee_id {
@@ -1047,7 +1027,7 @@ pub async fn add_task(
                 description: body.description,
                 source: None,
                 profession,
-                assignee_id: body.assignee_id,
+                assignee_id: body.assignee_id.map(crate::api::Id::into_string),
                 anchor: None,
                 offset_days: None,
                 due_rule: None,
@@ -1082,13 +1062,17 @@ pub async fn add_task(
 }
 
 /// `GET /tasks/{id}`.
-pub async fn get_task(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn get_task(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (task, _) = load_task(conn, &me, &id, Need::Read)?;
+            let (task, _) = access::task(conn, &me, &id, Need::Read)?;
             audit::record(
                 conn,
                 &me,
@@ -1107,7 +1091,7 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "crate::api::double_option")]
     pub status_reason: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    pub assignee_id: Option<Option<String>>,
+    pub assignee_id: Option<Option<crate::api::Id>>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
     pub profession: Option<Option<Profession>>,
     /// Ad-hoc tasks only: a task from a template follows its rule.
@@ -1120,23 +1104,27 @@ pub async fn update_task(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<UpdateTask>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let if_match = api::if_match(&req)?;
     let mut check = Check::new();
     if let Some(r) = &body.status_reason {
         check.optional_text("status_reason", r.as_deref(), 1000);
     }
+    if let Some(assignee) = &body.assignee_id {
+        check.optional_id("assignee_id", assignee.as_ref());
+    }
     check.finish()?;
+    let assignee_id: Option<Option<String>> = body.assignee_id.clone().map(|a| a.map(crate::api::Id::into_string));
     let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (task, case) = load_task(conn, &me, &id, Need::Write)?;
+            let (task, case) = access::task(conn, &me, &id, Need::Write)?;
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             check_version(Some(expected), task.version)?;
             require_active(&case)?;
@@ -1151,10 +1139,10 @@ pub async fn update_task(
                     ));
                 }
             }
-            if let Some(Some(assignee)) = &body.assignee_id {
+            if let Some(Some(assignee)) = &assignee_id {
                 check_assignee(conn, &task.patient_id, assignee)?;
             }
-            let assignee_after = body.assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
+            let assignee_after = assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
             let profession_after = match &body.profession {
                 Some(p) => p.map(|p| p.as_str().to_string()),
                 None => task.profession.clone(),
@@ -1179,7 +1167,7 @@ pub async fn update_task(
             let changes = TaskChanges {
                 status: body.status.map(|s| s.as_str().to_string()),
                 status_reason: body.status_reason,
-                assignee_id: body.assignee_id.clone(),
+                assignee_id: assignee_id.clone(),
                 profession: body.profession.map(|p| p.map(|p| p.as_str().to_string())),
                 due_at: body.due_at.map(|d| d.map(utc)),
                 completed_at: completing.then(|| Some(now())),
@@ -1190,7 +1178,7 @@ pub async fn update_task(
                 return Err(AppError::precondition_failed());
             }
             let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
-            if let Some(Some(assignee)) = &body.assignee_id {
+            if let Some(Some(assignee)) = &assignee_id {
                 if task.assignee_id.as_ref() != Some(assignee) {
                     notices::task_assigned(conn, &mailer, &label, &updated, assignee, &me.id)?;
                 }
@@ -1214,10 +1202,10 @@ pub async fn add_comment(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<NewComment>,
 ) -> AppResult<HttpResponse> {
-    let task_id = path.into_inner();
+    let task_id = path.into_inner().into_string();
     let key = api::idempotency_key(&req)?;
     let text = body.into_inner().text;
     let mut check = Check::new();
@@ -1232,7 +1220,7 @@ pub async fn add_comment(
                     if existing.task_id != task_id {
                         return Err(key_reused());
                     }
-                    load_task(conn, &me, &task_id, Need::Read)?;
+                    access::task(conn, &me, &task_id, Need::Read)?;
                     audit::record(
                         conn,
                         &me,
@@ -1247,7 +1235,7 @@ pub async fn add_comment(
                     return Ok(Created { view: tasks::comment_view(conn, &existing)?, replayed: true });
                 }
             }
-            let (task, case) = load_task(conn, &me, &task_id, Need::Write)?;
+            let (task, case) = access::task(conn, &me, &task_id, Need::Write)?;
             require_active(&case)?;
             let comment = Comment {
                 id: new_id(),

@@ -51,9 +51,7 @@ pub struct Notice {
 pub fn case_opened(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case, actor_id: &str) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::CaseOpened, case, actor_id)?;
-    let hospital = crate::orgs::find(conn, &case.hospital_id)?.map(|o| o.name).unwrap_or_default();
     let notice = mail::Notice::CaseOpened {
-        hospital,
         planned_discharge_on: case.planned_discharge_on,
         patient: patient_label(conn, &case.patient_id, label)?,
         case_id: case.id.clone(),
@@ -83,8 +81,15 @@ pub fn task_assigned(
         recipient_id: Some(assignee_id.into()),
     };
     insert(conn, &event)?;
+    // A typed title may hold clinical details: only a template's fixed name reaches the e-mail.
+    let name = match &task.template_key {
+        Some(key) => super::templates::find(conn, key)?
+            .map(|t| mail::TaskName::Template { ja: t.title, en: t.title_en })
+            .unwrap_or(mail::TaskName::Custom),
+        None => mail::TaskName::Custom,
+    };
     let notice = mail::Notice::TaskAssigned {
-        title: task.title.clone(),
+        task: name,
         due_at: task.due_at,
         patient: patient_label(conn, &task.patient_id, label)?,
         task_id: task.id.clone(),

@@ -75,6 +75,15 @@ impl Template {
     }
 }
 
+/// One template by key, retired or not (a task keeps the template it was made from).
+pub fn find(conn: &mut DbConn, key: &str) -> AppResult<Option<Template>> {
+    Ok(discharge_task_templates::table
+        .filter(discharge_task_templates::key.eq(key))
+        .select(Template::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The templates a new case is built from, in the order a person reads them.
 pub fn active_templates(conn: &mut DbConn) -> AppResult<Vec<Template>> {
     Ok(discharge_task_templates::table

@@ -11,8 +11,12 @@ use crate::error::AppResult;
 
 /// `GET /patients/{id}/fhir`: read like any other view of the record: scoped by the access
 /// policy (404 for a patient the caller may not see) and audited.
-pub async fn export(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn export(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let bundle = state
         .db
         .run(move |conn| {

@@ -29,10 +29,10 @@ pub struct RaiseFlag {
 pub async fn raise(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<RaiseFlag>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
     let mut check = Check::new();
     check.text("reason", &body.reason, 2000);
@@ -77,10 +77,10 @@ pub struct ListQuery {
 pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let status = query.into_inner().status;
     let items = state
         .db
@@ -94,15 +94,19 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(FlagList { items }))
 }
 
-/// `GET /flags/{id}`: a flag of a patient outside the caller's scope is 404 like a missing one.
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+/// `GET /flags/{id}`: a flag of a patient outside the caller's scope is 404 like a missing one,
+/// and both attempts are audited (`access::flag`).
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            access::patient(conn, &me, &flag.patient_id, Need::Read, "flag")?;
+            let (flag, _) = access::flag(conn, &me, &id, Need::Read)?;
             audit::record(conn, &me, Event::new(Action::Read, "flag", Some(&id), Some(&flag.patient_id)))?;
             super::view(conn, flag)
         })
@@ -120,10 +124,10 @@ pub struct Acknowledge {
 pub async fn acknowledge(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<Acknowledge>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let note = body.into_inner().note;
     let mut check = Check::new();
     check.optional_text("note", note.as_deref(), 2000);
@@ -132,8 +136,7 @@ pub async fn acknowledge(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            access::patient(conn, &me, &flag.patient_id, Need::Write, "flag")?;
+            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
             if !super::acknowledge(conn, &id, &me.id, note.as_deref(), now())? {
                 return Err(super::not_open());
             }
@@ -162,10 +165,10 @@ pub struct Resolve {
 pub async fn resolve(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<Resolve>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let mut check = Check::new();
     check.text("note", &body.note, 2000);
@@ -175,8 +178,7 @@ pub async fn resolve(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            access::patient(conn, &me, &flag.patient_id, Need::Write, "flag")?;
+            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
             if !super::resolve(conn, &id, &me.id, &body.note, outcome, now())? {
                 return Err(super::not_open());
             }

@@ -96,8 +96,12 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(status))
 }
 
-pub async fn retry(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn retry(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let email = state
         .db
         .run(move |conn| {

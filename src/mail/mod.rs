@@ -34,7 +34,7 @@ use crate::users::User;
 use crate::vocab::Locale;
 
 pub use outbox::NewEmail;
-pub use templates::{Notice, Severity};
+pub use templates::{Described, Notice, Severity, TaskName};
 
 /// What producers of e-mail need, shared through `AppState`: how to build an e-mail and how to
 /// wake this instance's worker once it is committed.
@@ -73,24 +73,19 @@ impl Mailer {
     /// An e-mail to an account, in the account's language.
     pub fn to_user(&self, user: &User, notice: &Notice) -> AppResult<NewEmail> {
         let locale = Locale::parse(&user.locale).unwrap_or(Locale::Ja);
-        let mut email = self.to_address(&user.email, Some(&user.name), locale, notice)?;
+        let mut email = self.to_address(&user.email, locale, notice)?;
         email.recipient_user_id = Some(user.id.clone());
         Ok(email)
     }
 
     /// An e-mail to an address that may have no account (e.g. an operator's test).
-    pub fn to_address(
-        &self,
-        address: &str,
-        name: Option<&str>,
-        locale: Locale,
-        notice: &Notice,
-    ) -> AppResult<NewEmail> {
-        let content = templates::render(notice, locale, name, &self.public_url)?;
+    /// The recipient's display name is left out of `To` as from the greeting: it is typed text.
+    pub fn to_address(&self, address: &str, locale: Locale, notice: &Notice) -> AppResult<NewEmail> {
+        let content = templates::render(notice, locale, &self.public_url)?;
         if address.parse::<lettre::Address>().is_err() {
             return Err(AppError::internal(format!("cannot e-mail the address {}", mask_address(address))));
         }
-        Ok(NewEmail::new(address, name, content, &self.domain))
+        Ok(NewEmail::new(address, content, &self.domain))
     }
 
     /// Wakes this instance's worker; call it after the transaction that queued e-mail commits.

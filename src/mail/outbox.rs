@@ -64,11 +64,11 @@ pub struct NewEmail {
 }
 
 impl NewEmail {
-    pub(super) fn new(to_address: &str, to_name: Option<&str>, content: Rendered, domain: &str) -> NewEmail {
+    pub(super) fn new(to_address: &str, content: Rendered, domain: &str) -> NewEmail {
         NewEmail {
             recipient_user_id: None,
             to_address: to_address.trim().to_string(),
-            to_name: to_name.map(|n| super::templates::one_line(n, 100)).filter(|n| !n.is_empty()),
+            to_name: None,
             content,
             domain: domain.to_string(),
             patient_id: None,
@@ -211,10 +211,7 @@ pub fn renew(conn: &mut DbConn, worker: &str, ids: &[String], until: NaiveDateTi
     if ids.is_empty() {
         return Ok(0);
     }
-    let mine = o::email_outbox
-        .filter(o::id.eq_any(ids))
-        .filter(o::claimed_by.eq(worker))
-        .filter(o::status.eq(PENDING));
+    let mine = o::email_outbox.filter(o::id.eq_any(ids)).filter(o::claimed_by.eq(worker)).filter(o::status.eq(PENDING));
     Ok(diesel::update(mine).set(o::locked_until.eq(Some(until))).execute(conn)?)
 }
 

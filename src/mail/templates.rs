@@ -6,8 +6,12 @@
 //! parameters are cut to one line, so no value can add lines or headers. Values are inserted in
 //! one pass and never read again, so a value that looks like a placeholder stays as it is.
 //!
-//! The e-mail carries no clinical content: which patient (as the patients module labels them for
-//! e-mail, by default initials), what kind of event, when, and a link to open in the app.
+//! The e-mail carries no clinical content and nothing a person typed: only the fixed text of its
+//! template, which patient (as the patients module labels them for e-mail, by default initials:
+//! the one configured exception), what kind of event, when, the service's own links, and people
+//! described by profession and kind of organisation (「病院の看護師」, never a name, nor the
+//! organisation's name). A task is named by its template's fixed name, or generically. Nobody can
+//! so plant a link or clinical details in an e-mail sent to a whole care team.
 
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 
@@ -35,7 +39,7 @@ impl Severity {
 /// A person as an e-mail describes them: by profession and the kind of their organisation, never
 /// by a name someone typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PersonKind {
+pub struct Described {
     pub profession: Profession,
     pub organization: OrgKind,
 }
@@ -86,12 +90,12 @@ fn org_kind_label(k: OrgKind, locale: Locale) -> &'static str {
     }
 }
 
-impl PersonKind {
+impl Described {
     fn label(self, locale: Locale) -> String {
         let (p, o) = (profession_label(self.profession, locale), org_kind_label(self.organization, locale));
         match locale {
             Locale::Ja => format!("{o}の{p}"),
-            Locale::En => format!("a {p} of a {o}"),
+            Locale::En => format!("a {p} at a {o}"),
         }
     }
 }
@@ -127,6 +131,26 @@ impl TeamChange {
     }
 }
 
+/// How an e-mail names a task: a task made from a template by the template's fixed name (data
+/// the operators maintain, never typed through the API), any other task generically, because
+/// its title is typed and may hold clinical details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskName {
+    Template { ja: String, en: String },
+    Custom,
+}
+
+impl TaskName {
+    fn label(&self, locale: Locale) -> String {
+        match (self, locale) {
+            (TaskName::Template { ja, .. }, Locale::Ja) => ja.clone(),
+            (TaskName::Template { en, .. }, Locale::En) => en.clone(),
+            (TaskName::Custom, Locale::Ja) => "タスク（内容はアプリで確認してください）".into(),
+            (TaskName::Custom, Locale::En) => "a task (read it in the app)".into(),
+        }
+    }
+}
+
 /// Everything the service e-mails about. `patient` is the label the patients module chooses
 /// for e-mail (by default the initials), never a full name; ids are the records' UUIDs.
 #[derive(Debug, Clone)]
@@ -145,19 +169,18 @@ pub enum Notice {
         flag_id: String,
     },
     EmergencyAccess {
-        accessor: String,
+        accessor: Described,
         accessed_at: NaiveDateTime,
         patient: String,
         patient_id: String,
     },
     TaskAssigned {
-        title: String,
+        task: TaskName,
         due_at: Option<NaiveDateTime>,
         patient: String,
         task_id: String,
     },
     CaseOpened {
-        hospital: String,
         planned_discharge_on: Option<NaiveDate>,
         patient: String,
         case_id: String,
@@ -187,8 +210,8 @@ pub enum Notice {
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
-        member: PersonKind,
-        actor: PersonKind,
+        member: Described,
+        actor: Described,
         changed_at: NaiveDateTime,
         patient: String,
         patient_id: String,
@@ -206,8 +229,8 @@ pub enum Notice {
     CoordinatorAssigned {
         ward_name: String,
         ward_name_en: String,
-        coordinator: PersonKind,
-        actor: PersonKind,
+        coordinator: Described,
+        actor: Described,
         assigned_at: NaiveDateTime,
     },
     /// An operator's check that delivery works.
@@ -370,17 +393,11 @@ fn link(public_url: &str, path: &str, id: &str) -> AppResult<String> {
     Ok(format!("{public_url}/{path}/{}", id.hyphenated()))
 }
 
-/// Renders a notice in a language for a recipient.
-pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, public_url: &str) -> AppResult<Rendered> {
+/// Renders a notice in a language. The recipient is greeted by the template's fixed words, not by
+/// name: a name is typed text too.
+pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Rendered> {
     let kind = notice.kind();
-    let name = recipient_name.map(|n| one_line(n, 60)).filter(|n| !n.is_empty()).unwrap_or_else(|| {
-        match locale {
-            Locale::Ja => "ご担当者",
-            Locale::En => "colleague",
-        }
-        .to_string()
-    });
-    let mut params: Vec<(&str, String)> = vec![("name", name)];
+    let mut params: Vec<(&str, String)> = Vec::new();
     let text = |v: &str| one_line(v, MAX_PARAMETER_CHARS);
     match notice {
         Notice::FlagRaised { severity, raised_at, patient, flag_id } => {
@@ -397,19 +414,18 @@ pub fn render(notice: &Notice, locale: Locale, recipient_name: Option<&str>, pub
             params.push(("link", link(public_url, "flags", flag_id)?));
         }
         Notice::EmergencyAccess { accessor, accessed_at, patient, patient_id } => {
-            params.push(("accessor", text(accessor)));
+            params.push(("accessor", accessor.label(locale)));
             params.push(("accessed_at", format_time(*accessed_at, locale)));
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/access-log", link(public_url, "patients", patient_id)?)));
         }
-        Notice::TaskAssigned { title, due_at, patient, task_id } => {
-            params.push(("title", text(title)));
+        Notice::TaskAssigned { task, due_at, patient, task_id } => {
+            params.push(("title", text(&task.label(locale))));
             params.push(("due", due_at.map(|t| format_time(t, locale)).unwrap_or_else(|| not_set(locale).into())));
             params.push(("patient", text(patient)));
             params.push(("link", link(public_url, "tasks", task_id)?));
         }
-        Notice::CaseOpened { hospital, planned_discharge_on, patient, case_id } => {
-            params.push(("hospital", text(hospital)));
+        Notice::CaseOpened { planned_discharge_on, patient, case_id } => {
             params.push((
                 "planned_discharge_on",
                 planned_discharge_on.map(|d| format_date(d, locale)).unwrap_or_else(|| not_set(locale).into()),
@@ -540,26 +556,26 @@ mod tests {
                 flag_id: ID.into(),
             },
             Notice::EmergencyAccess {
-                accessor: text.into(),
+                accessor: Described { profession: Profession::Nurse, organization: OrgKind::Hospital },
                 accessed_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
             },
-            Notice::TaskAssigned { title: text.into(), due_at: Some(at()), patient: text.into(), task_id: ID.into() },
-            Notice::CaseOpened {
-                hospital: text.into(),
-                planned_discharge_on: None,
+            Notice::TaskAssigned {
+                task: TaskName::Template { ja: text.into(), en: text.into() },
+                due_at: Some(at()),
                 patient: text.into(),
-                case_id: ID.into(),
+                task_id: ID.into(),
             },
+            Notice::CaseOpened { planned_discharge_on: None, patient: text.into(), case_id: ID.into() },
             Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
             Notice::IdentificationFailures { since: at(), patient: text.into(), patient_id: ID.into() },
             Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
-                member: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
-                actor: PersonKind { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
+                actor: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
                 changed_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
@@ -574,8 +590,8 @@ mod tests {
             Notice::CoordinatorAssigned {
                 ward_name: text.into(),
                 ward_name_en: text.into(),
-                coordinator: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
-                actor: PersonKind { profession: Profession::Other, organization: OrgKind::CityWardOffice },
+                coordinator: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
+                actor: Described { profession: Profession::Other, organization: OrgKind::CityWardOffice },
                 assigned_at: at(),
             },
             Notice::Test,
@@ -588,7 +604,7 @@ mod tests {
         assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), KINDS);
         for notice in &notices {
             for locale in [Locale::Ja, Locale::En] {
-                let r = render(notice, locale, Some("山田 花子"), URL).unwrap();
+                let r = render(notice, locale, URL).unwrap();
                 assert!(!r.subject().is_empty() && !r.body().is_empty(), "{} {locale}", notice.kind());
                 assert!(r.body().contains(URL), "{} {locale}: no link", notice.kind());
                 assert!(!r.body().contains('{'), "{} {locale}: unfilled placeholder", notice.kind());
@@ -599,12 +615,12 @@ mod tests {
     #[test]
     fn japanese_by_default_and_english_on_request() {
         let notice = &every_notice("Y.H.")[0];
-        let ja = render(notice, Locale::Ja, Some("山田 花子"), URL).unwrap();
+        let ja = render(notice, Locale::Ja, URL).unwrap();
         assert_eq!(ja.subject(), "【緊急】急変フラグが立てられました（在宅療養連携ノート）");
-        assert!(ja.body().starts_with("山田 花子 様\n"));
+        assert!(ja.body().starts_with("ご担当者様\n"));
         assert!(ja.body().contains("2026年11月25日 18:30（日本時間）"), "{}", ja.body());
         assert!(ja.body().contains(&format!("{URL}/flags/{ID}")));
-        let en = render(notice, Locale::En, None, URL).unwrap();
+        let en = render(notice, Locale::En, URL).unwrap();
         assert_eq!(en.subject(), "[Emergency] Deterioration flag raised (Renkei Note)");
         assert!(en.body().starts_with("Dear colleague,\n"));
         assert!(en.body().contains("25 Nov 2026, 18:30 JST"));
@@ -615,7 +631,7 @@ mod tests {
         let hostile = "Y.H.\r\nBcc: evil@example.jp\n\n{link} {name}\u{2028}.";
         for notice in every_notice(hostile) {
             for locale in [Locale::Ja, Locale::En] {
-                let r = render(&notice, locale, Some("Eve\r\nBcc: evil@example.jp"), URL).unwrap();
+                let r = render(&notice, locale, URL).unwrap();
                 assert!(!r.subject().contains(['\r', '\n']));
                 assert!(!r.subject().contains("evil"), "{}: {}", notice.kind(), r.subject());
                 assert!(!r.body().contains('\r'));
@@ -654,25 +670,48 @@ mod tests {
             patient: "Y.H.".into(),
             patient_id: "../../admin?x=".into(),
         };
-        assert!(render(&notice, Locale::Ja, None, URL).is_err());
+        assert!(render(&notice, Locale::Ja, URL).is_err());
+    }
+
+    #[test]
+    fn people_are_described_and_custom_tasks_named_generically() {
+        let nurse = Described { profession: Profession::Nurse, organization: OrgKind::Hospital };
+        let access = Notice::EmergencyAccess {
+            accessor: nurse,
+            accessed_at: at(),
+            patient: "Y.H.".into(),
+            patient_id: ID.into(),
+        };
+        let ja = render(&access, Locale::Ja, URL).unwrap();
+        assert!(ja.body().contains("ケアチーム外の病院の看護師が"), "{}", ja.body());
+        let en = render(&access, Locale::En, URL).unwrap();
+        assert!(en.body().contains("(a nurse at a hospital)"), "{}", en.body());
+        let task =
+            Notice::TaskAssigned { task: TaskName::Custom, due_at: None, patient: "Y.H.".into(), task_id: ID.into() };
+        let ja = render(&task, Locale::Ja, URL).unwrap();
+        assert!(ja.body().contains("タスク: タスク（内容はアプリで確認してください）"), "{}", ja.body());
+        let template =
+            TaskName::Template { ja: "退院前カンファレンス".into(), en: "Pre-discharge conference".into() };
+        let task = Notice::TaskAssigned { task: template, due_at: None, patient: "Y.H.".into(), task_id: ID.into() };
+        assert!(render(&task, Locale::En, URL).unwrap().body().contains("Task: Pre-discharge conference"));
     }
 
     #[test]
     fn people_are_described_by_profession_and_organisation_kind() {
         let notice = Notice::TeamChanged {
             change: TeamChange::RoleChanged,
-            member: PersonKind { profession: Profession::Physician, organization: OrgKind::Clinic },
-            actor: PersonKind { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+            member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
+            actor: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
             changed_at: at(),
             patient: "Y.H.".into(),
             patient_id: ID.into(),
         };
-        let ja = render(&notice, Locale::Ja, None, URL).unwrap();
+        let ja = render(&notice, Locale::Ja, URL).unwrap();
         assert!(ja.body().contains("対象の方: 診療所の医師"), "{}", ja.body());
         assert!(ja.body().contains("変更した方: 訪問看護ステーションの看護師"), "{}", ja.body());
         assert!(ja.body().contains(&format!("{URL}/patients/{ID}/care-team")));
-        let en = render(&notice, Locale::En, None, URL).unwrap();
-        assert!(en.body().contains("Changed by: a nurse of a visiting nurse station"), "{}", en.body());
+        let en = render(&notice, Locale::En, URL).unwrap();
+        assert!(en.body().contains("Changed by: a nurse at a visiting nurse station"), "{}", en.body());
     }
 
     #[test]

@@ -92,15 +92,17 @@ impl Transport {
         };
         match self {
             // Dropping the send on timeout drops its connection, which closes the socket.
-            Transport::Smtp { smtp, send_timeout } => match tokio::time::timeout(*send_timeout, smtp.send(message)).await {
-                Ok(Ok(_)) => Delivery::Sent,
-                Ok(Err(e)) if e.is_permanent() => Delivery::Rejected(mask_addresses_in(&e.to_string())),
-                Ok(Err(e)) => Delivery::Failed(mask_addresses_in(&error_chain(&e))),
-                Err(_) => Delivery::Failed(format!(
+            Transport::Smtp { smtp, send_timeout } => {
+                match tokio::time::timeout(*send_timeout, smtp.send(message)).await {
+                    Ok(Ok(_)) => Delivery::Sent,
+                    Ok(Err(e)) if e.is_permanent() => Delivery::Rejected(mask_addresses_in(&e.to_string())),
+                    Ok(Err(e)) => Delivery::Failed(mask_addresses_in(&error_chain(&e))),
+                    Err(_) => Delivery::Failed(format!(
                     "timed out: the mail server did not complete the exchange within {} s; the connection was closed",
                     send_timeout.as_secs_f64()
                 )),
-            },
+                }
+            }
             Transport::Files(files) => match files.send(message).await {
                 Ok(_) => Delivery::Sent,
                 Err(e) => Delivery::Failed(error_chain(&e)),

@@ -212,22 +212,6 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
     })
 }
 
-/// Opens a note for the caller through the access policy. A note that does not exist answers
-/// exactly like a note of a patient the caller may not see (404), and both attempts are audited.
-pub(super) fn open(
-    conn: &mut DbConn,
-    me: &CurrentUser,
-    note_id: &str,
-    need: Need,
-) -> AppResult<(Note, Patient, Relation)> {
-    let Some(note) = super::find(conn, note_id)? else {
-        audit::record(conn, me, Event::new(Action::Read, "note", Some(note_id), None).denied().detail("no such note"))?;
-        return Err(AppError::hidden());
-    };
-    let (patient, relation) = access::patient(conn, me, &note.patient_id, need, "note")?;
-    Ok((note, patient, relation))
-}
-
 /// A refusal by the policy after the patient check: audited, and the audit record kept.
 fn refused(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>, refusal: AppError) -> AppError {
     match audit::record(conn, me, event.denied()) {
@@ -251,10 +235,10 @@ pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<PostNote>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
     let key = idempotency::key_from(&req)?;
     let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
@@ -317,7 +301,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub kind: Option<NoteKind>,
-    pub author_id: Option<String>,
+    pub author_id: Option<crate::api::Id>,
     pub profession: Option<Profession>,
     /// `occurred_at` at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
@@ -331,17 +315,20 @@ pub struct ListQuery {
 pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let limit = paging.limit()?;
     let after = super::position_from(paging.after()?)?;
+    let mut check = crate::api::Check::new();
+    check.optional_id("author_id", q.author_id.as_ref());
+    check.finish()?;
     let filter = ListFilter {
         kind: q.kind,
-        author_id: q.author_id,
+        author_id: q.author_id.map(crate::api::Id::into_string),
         profession: q.profession,
         since: q.since.map(|t| crate::db::truncate(t.naive_utc())),
         until: q.until.map(|t| crate::db::truncate(t.naive_utc())),
@@ -367,13 +354,17 @@ pub async fn list(
 
 /// `GET /notes/{id}`: the current version. Reading it marks it read for a care-team member
 /// (the first read time is kept).
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner();
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, _, relation) = open(conn, &me, &note_id, Need::Read)?;
+            let (note, _, relation) = access::note(conn, &me, &note_id, Need::Read)?;
             if matches!(relation, Relation::Member { .. }) {
                 super::reads::mark(conn, &note, &me.id, now())?;
             }
@@ -392,10 +383,10 @@ pub async fn amend(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<Amend>,
 ) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner();
+    let note_id = path.into_inner().into_string();
     let body = body.into_inner();
     let if_match = api::if_match(&req)?;
     let key = idempotency::key_from(&req)?;
@@ -404,7 +395,7 @@ pub async fn amend(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, patient, _) = open(conn, &me, &note_id, Need::Write)?;
+            let (note, patient, _) = access::note(conn, &me, &note_id, Need::Write)?;
             if let Err(e) = access::amend_note(&me, &note.author_id) {
                 let event = Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id));
                 return Err(refused(conn, &me, event, e));
@@ -452,13 +443,17 @@ struct VersionList {
 }
 
 /// `GET /notes/{id}/versions`: every version, oldest first, with author, time and reason.
-pub async fn versions(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner();
+pub async fn versions(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let note_id = path.into_inner().into_string();
     let list = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, _, _) = open(conn, &me, &note_id, Need::Read)?;
+            let (note, _, _) = access::note(conn, &me, &note_id, Need::Read)?;
             audit::record(
                 conn,
                 &me,

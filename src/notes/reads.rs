@@ -139,14 +139,14 @@ struct ReceiptList {
 pub async fn mark_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner();
+    let note_id = path.into_inner().into_string();
     state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, _, _) = super::handlers::open(conn, &me, &note_id, Need::Write)?;
+            let (note, _, _) = crate::access::note(conn, &me, &note_id, Need::Write)?;
             if mark(conn, &note, &me.id, now())? {
                 audit::record(
                     conn,
@@ -164,14 +164,14 @@ pub async fn mark_handler(
 pub async fn list_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner();
+    let note_id = path.into_inner().into_string();
     let list = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, _, _) = super::handlers::open(conn, &me, &note_id, Need::Read)?;
+            let (note, _, _) = crate::access::note(conn, &me, &note_id, Need::Read)?;
             audit::record(conn, &me, Event::new(Action::Read, "note_read", Some(&note.id), Some(&note.patient_id)))?;
             let items = receipts(conn, &note.id)?;
             Ok(ReceiptList { note_id: note.id, read_count: items.len(), items })

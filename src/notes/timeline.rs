@@ -516,10 +516,10 @@ pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&Position>, limit
 pub async fn handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let limit = query.limit()?;
     let after = match query.after()? {
         None => None,

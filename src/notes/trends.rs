@@ -139,10 +139,10 @@ pub fn series(rows: &[Version]) -> Series {
 pub async fn handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<TrendQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let until = query.until.map(|t| truncate(t.naive_utc()));
     let since = match query.since {
         Some(t) => truncate(t.naive_utc()),

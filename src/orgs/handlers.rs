@@ -116,8 +116,12 @@ pub async fn create(
         .json(view))
 }
 
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
@@ -150,10 +154,10 @@ pub async fn update(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<UpdateOrganization>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
     let mut check = Check::new();

@@ -142,9 +142,9 @@ struct ConsentList {
 pub async fn list_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let items = state
         .db
         .run(move |conn| {
@@ -170,10 +170,10 @@ pub struct RecordConsent {
 pub async fn create_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<RecordConsent>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
     let mut check = Check::new();
     check.optional_text("note", body.note.as_deref(), 2000);
@@ -218,10 +218,11 @@ pub struct RevokeConsent {
 pub async fn revoke_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<(String, String)>,
+    path: web::Path<(crate::api::Id, crate::api::Id)>,
     body: web::Json<RevokeConsent>,
 ) -> AppResult<HttpResponse> {
     let (patient_id, consent_id) = path.into_inner();
+    let (patient_id, consent_id) = (patient_id.into_string(), consent_id.into_string());
     let reason = body.into_inner().reason;
     let mut check = Check::new();
     check.text("reason", &reason, 1000);

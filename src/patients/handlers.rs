@@ -219,8 +219,12 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
 }
 
 /// `GET /patients/{id}`.
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let view = state
         .db
         .run(move |conn| {
@@ -259,10 +263,10 @@ pub async fn update(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<UpdatePatient>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let if_match = api::if_match(&req)?;
     let mut check = Check::new();
@@ -359,10 +363,10 @@ pub struct EmergencyAccessRequest {
 pub async fn emergency_access(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<EmergencyAccessRequest>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let reason = body.into_inner().reason;
     let mut check = Check::new();
     check.text("reason", &reason, 1000);
@@ -406,9 +410,14 @@ pub async fn emergency_access(
                 &me,
                 Event::new(Action::Execute, "emergency_access", Some(&grant.id), Some(&patient.id)).high_priority(),
             )?;
-            // The team is told who opened the record, and when.
+            // The team is told who opened the record (by profession and kind of organisation:
+            // a typed name could carry a link), and when.
+            let org = crate::orgs::find(conn, &me.organization_id)?
+                .ok_or_else(|| AppError::internal("user without organisation"))?;
+            let accessor =
+                crate::mail::Described { profession: me.profession, organization: OrgKind::from_db(&org.kind)? };
             let notice = crate::mail::Notice::EmergencyAccess {
-                accessor: me.name.clone(),
+                accessor,
                 accessed_at: grant.granted_at,
                 patient: patient.email_label(&label),
                 patient_id: patient.id.clone(),
@@ -440,10 +449,10 @@ struct AccessLogEntry {
 pub async fn access_log(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let (limit, before) = (query.limit()?, query.after()?);
     let page = state
         .db

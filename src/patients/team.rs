@@ -262,9 +262,9 @@ pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Str
 }
 
 /// A person as an e-mail describes them: profession and the kind of their organisation.
-pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -> AppResult<templates::PersonKind> {
+pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -> AppResult<templates::Described> {
     let kind: String = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
-    Ok(templates::PersonKind { profession: Profession::from_db(profession)?, organization: OrgKind::from_db(&kind)? })
+    Ok(templates::Described { profession: Profession::from_db(profession)?, organization: OrgKind::from_db(&kind)? })
 }
 
 /// Tells the team's lead (as it was before the change) of a change someone else made, in the
@@ -315,10 +315,10 @@ pub struct TeamQuery {
 pub async fn list_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<TeamQuery>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let include_past = query.include_past.unwrap_or(false);
     let items = state
         .db
@@ -335,7 +335,7 @@ pub async fn list_handler(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    pub user_id: String,
+    pub user_id: crate::api::Id,
     pub role: TeamRole,
     pub is_lead: Option<bool>,
     pub started_on: Option<NaiveDate>,
@@ -350,11 +350,14 @@ fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<Me
 pub async fn add_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<AddMember>,
 ) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner();
+    let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
+    let mut check = crate::api::Check::new();
+    check.id("user_id", &body.user_id);
+    check.finish()?;
     let mailer = state.mail.clone();
     let label = state.config.mail_patient_label.clone();
     let (view, queued) = state
@@ -429,10 +432,11 @@ pub async fn update_handler(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<(crate::api::Id, crate::api::Id)>,
     body: web::Json<UpdateMember>,
 ) -> AppResult<HttpResponse> {
     let (patient_id, member_id) = path.into_inner();
+    let (patient_id, member_id) = (patient_id.into_string(), member_id.into_string());
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
     let mailer = state.mail.clone();

@@ -34,10 +34,10 @@ pub struct ListUsersQuery {
 pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     query: web::Query<ListUsersQuery>,
 ) -> AppResult<HttpResponse> {
-    let organization_id = path.into_inner();
+    let organization_id = path.into_inner().into_string();
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor };
     let (limit, after) = (paging.limit()?, paging.after()?);
@@ -57,10 +57,10 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<CreateUser>,
 ) -> AppResult<HttpResponse> {
-    let organization_id = path.into_inner();
+    let organization_id = path.into_inner().into_string();
     let body = body.into_inner();
     let mut check = Check::new();
     check.email("email", &body.email);
@@ -118,8 +118,12 @@ pub async fn create(
         .json(user.view(true)))
 }
 
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn get(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
     let (user, details) = state
         .db
         .run(move |conn| {
@@ -152,10 +156,10 @@ pub async fn update(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::api::Id>,
     body: web::Json<UpdateUser>,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
     let mut check = Check::new();

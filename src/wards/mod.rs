@@ -111,9 +111,10 @@ pub fn end_assignments_of(conn: &mut DbConn, me: &crate::auth::CurrentUser, user
 pub async fn assign_coordinator(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, crate::api::Id)>,
 ) -> AppResult<HttpResponse> {
     let (code, user_id) = path.into_inner();
+    let user_id = user_id.into_string();
     let mailer = state.mail.clone();
     let (created, queued) = state
         .db
@@ -182,9 +183,10 @@ pub async fn assign_coordinator(
 pub async fn remove_coordinator(
     state: web::Data<AppState>,
     bearer: Bearer,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, crate::api::Id)>,
 ) -> AppResult<HttpResponse> {
     let (code, user_id) = path.into_inner();
+    let user_id = user_id.into_string();
     state
         .db
         .run(move |conn| {

@@ -176,7 +176,98 @@ async fn break_glass_tells_the_team(backend: Backend) {
     let mut want = vec![t.care_manager.email.clone(), t.nurse.email.clone()];
     want.sort();
     assert_eq!(to, want);
-    assert!(got[0].body().contains("山田 花子"), "who opened the record");
+    // Who opened the record, by profession and kind of organisation: never a name.
+    assert!(got[0].body().contains("ケアチーム外の病院の医師が"), "{}", got[0].body());
+    assert!(!got[0].body().contains("山田 花子") && !got[0].body().contains("中原救急病院"), "{}", got[0].body());
 }
 
-crate::both_backends!(by_backend: a_note_with_bad_vitals_alerts_the_team, unacknowledged_flags_escalate_by_email_once, break_glass_tells_the_team);
+/// Nothing a person typed reaches an e-mail: not a display name or an organisation's name
+/// carrying a link, not a break-glass reason, not a task title with clinical details.
+async fn typed_text_never_reaches_emails(backend: Backend) {
+    let server = SmtpServer::start().await;
+    let app = app_sending_to(backend, &server).await;
+    let t = team(&app, "14133").await;
+    let phishing_org = "病院 https://evil.example/org";
+    let hospital = app.organization(&t.admin, "hospital", phishing_org, Some("14133")).await;
+    let doctor = app.person(&t.admin, &hospital, "physician", "member").await;
+    let phishing_name = "至急こちらへ https://evil.example/login";
+    app.patch(&format!("/api/v1/users/{}", doctor.id), &doctor.token, json!({"name": phishing_name}), None)
+        .await
+        .expect(200);
+    let reason = "救急搬送 https://evil.example/reason 既往歴の確認";
+    app.post(&format!("/api/v1/patients/{}/emergency-access", t.patient_id), &doctor.token, json!({"reason": reason}))
+        .await
+        .expect(201);
+    let got = server.wait_for(2, Duration::from_secs(5)).await;
+
+    // The hospital opens a discharge case and gives the nurse a task with clinical details.
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    app.patch(&format!("/api/v1/users/{}", msw.id), &msw.token, json!({"name": phishing_name}), None).await.expect(200);
+    let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
+    let case = app
+        .post(
+            "/api/v1/discharge-cases",
+            &msw.token,
+            json!({
+                "patient_id": t.patient_id,
+                "birth_date": "1938-04-01",
+                "family_name_kana": "カワサキ",
+                "admitted_on": (today - chrono::Duration::days(2)).to_string(),
+            }),
+        )
+        .await
+        .expect(201);
+    let case_id = case.body["id"].as_str().unwrap().to_string();
+    let clinical = "末期肺がん、モルヒネ増量の説明 https://evil.example/task";
+    app.post(
+        &format!("/api/v1/discharge-cases/{case_id}/tasks"),
+        &msw.token,
+        json!({"title": clinical, "assignee_id": t.nurse.id}),
+    )
+    .await
+    .expect(201);
+    // A task from a template is named by the template's fixed name.
+    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
+    let from_template = tasks.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["template_key"].is_string())
+        .expect("a task from a template")
+        .clone();
+    app.patch(
+        &format!("/api/v1/tasks/{}", from_template["id"].as_str().unwrap()),
+        &msw.token,
+        json!({"assignee_id": t.nurse.id}),
+        Some(&format!("\"{}\"", from_template["version"])),
+    )
+    .await
+    .expect(200);
+
+    let all = server.wait_for(got.len() + 4, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = if server.received().len() > all.len() { server.received() } else { all };
+    let to_nurse: Vec<_> = all.iter().filter(|m| m.rcpt_to == vec![t.nurse.email.clone()]).collect();
+    let kinds: Vec<String> = to_nurse.iter().map(|m| m.subject()).collect();
+    assert!(kinds.iter().any(|s| s.contains("退院調整が始まりました")), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|s| s.contains("タスクが割り当てられました")).count(), 2, "{kinds:?}");
+    let template_title = from_template["title"].as_str().unwrap();
+    assert!(to_nurse.iter().any(|m| m.body().contains(&format!("タスク: {template_title}\n"))), "template name");
+    assert!(to_nurse.iter().any(|m| m.body().contains("タスク: タスク（内容はアプリで確認してください）")));
+    for m in &all {
+        let raw = &m.raw;
+        let body = m.body();
+        for typed in ["evil.example", "至急こちらへ", "末期肺がん", "モルヒネ", "救急搬送", "既往歴", "山田 花子"]
+        {
+            assert!(!body.contains(typed) && !m.subject().contains(typed), "{typed} in {}: {body}", m.subject());
+        }
+        assert!(!raw.contains("evil.example"), "{raw}");
+    }
+}
+
+crate::both_backends!(
+    by_backend: a_note_with_bad_vitals_alerts_the_team,
+    unacknowledged_flags_escalate_by_email_once,
+    break_glass_tells_the_team,
+    typed_text_never_reaches_emails
+);

@@ -266,7 +266,8 @@ async fn caseload_as_csv(app: TestApp) {
     let body = res.text.trim_start_matches('\u{feff}');
     let lines: Vec<&str> = body.split("\r\n").collect();
     assert_eq!(lines.len(), 3, "header, one row, and the final CRLF: {body:?}");
-    let header: Vec<&str> = lines[0].split(',').collect();
+    let rows = read_csv(&res.text);
+    let header: Vec<&str> = rows[0].iter().map(String::as_str).collect();
     for h in [
         "氏名",
         "フリガナ",
@@ -285,11 +286,67 @@ async fn caseload_as_csv(app: TestApp) {
     ] {
         assert!(header.contains(&h), "{h} in {header:?}");
     }
-    let row: Vec<&str> = lines[1].split(',').collect();
+    let row: Vec<&str> = rows[1].iter().map(String::as_str).collect();
     assert_eq!(row[0], f.saiwai);
     assert_eq!(row[1], "幸 花子");
     assert_eq!(row[2], "サイワイ ハナコ");
     assert_eq!(row[9], "urgent");
+}
+
+/// The cells of a CSV document (after its BOM), as a spreadsheet program would split them.
+fn read_csv(text: &str) -> Vec<Vec<String>> {
+    let body = text.strip_prefix('\u{feff}').expect("UTF-8 BOM first");
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// Names typed as spreadsheet formulas reach the CSV as text: each cell that a spreadsheet would
+/// run (`=`, `+`, `-`, `@`, TAB, CR and the full-width forms first) starts with a single quote.
+async fn csv_cells_never_become_formulas(app: TestApp) {
+    let t = team(&app, WARD).await;
+    let clinic = app.organization(&t.admin, "clinic", "川崎在宅クリニック", Some(WARD)).await;
+    let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
+    app.call("PUT", &format!("/api/v1/wards/{WARD}/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
+    let formulas = ["=HYPERLINK(\"http://x\",\"開く\")", "+1+1", "-2+3", "@SUM(A1)", "＝１＋１", "＠SUM(A1)", "－1"];
+    for family in formulas {
+        let mut body = patient_body(family, "カワサキ", WARD);
+        body["given_name"] = json!("=cmd|' /C calc'!A0");
+        app.post("/api/v1/patients", &t.care_manager.token, body).await.expect(201);
+    }
+    let res = app
+        .call(
+            "GET",
+            &format!("/api/v1/wards/{WARD}/caseload?limit=100"),
+            Some(&coordinator.token),
+            None,
+            &[("accept", "text/csv")],
+        )
+        .await
+        .expect(200);
+    let rows = read_csv(&res.text);
+    assert_eq!(rows.len(), 1 + 1 + formulas.len(), "{}", res.text);
+    let names: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    for family in formulas {
+        let written = format!("'{family} =cmd|' /C calc'!A0");
+        assert!(names.contains(&written.as_str()), "{written:?} in {names:?}");
+    }
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']),
+                "live formula {cell:?}"
+            );
+        }
+    }
+    // Every cell is quoted, so nothing inside a value can end it early.
+    let body = res.text.trim_start_matches('\u{feff}');
+    assert!(body.split("\r\n").filter(|l| !l.is_empty()).all(|l| l.starts_with('"') && l.ends_with('"')), "{body}");
 }
 
 async fn ward_summary_for_city_staff(app: TestApp) {
@@ -484,6 +541,7 @@ crate::both_backends!(
     caseload_for_coordinators_only,
     caseload_filters,
     caseload_as_csv,
+    csv_cells_never_become_formulas,
     ward_summary_for_city_staff,
     caseload_entries_follow_changes
 );

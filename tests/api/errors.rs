@@ -135,12 +135,143 @@ async fn nul_characters_name_nothing(app: TestApp) {
         .post(&format!("/api/v1/patients/{id}/care-team"), &cm.token, json!({"user_id": "\u{0}", "role": "other"}))
         .await;
     assert_problem(&res, 422, "validation");
-    assert_eq!(res.body["errors"][0]["code"], json!("unknown_user"));
+    assert_eq!(res.body["errors"][0]["field"], json!("user_id"));
+    assert_eq!(res.body["errors"][0]["code"], json!("invalid_id"));
+}
+
+/// Every id of a body, query and path is parsed as a UUID before anything reaches SQL: in a body
+/// or query a malformed one is refused naming the field; in a path it is the 404 of an id that
+/// names nothing, byte for byte.
+async fn malformed_ids_are_refused_at_the_edge(app: TestApp) {
+    let t = crate::patients::team(&app, "14136").await;
+    let hospital = app.organization(&t.admin, "hospital", "高津総合病院", Some("14136")).await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let garbage =
+        ["\u{0}", "a\u{0}b", "not-a-uuid", "'; DROP TABLE patients; --", "0193a3f2-7c4e-7d2a-9b1f-3c5d7e9f1a2", ""];
+    for bad in garbage {
+        let body = json!({"patient_id": bad, "birth_date": "1938-04-01", "family_name_kana": "カワサキ", "admitted_on": "2026-11-20"});
+        let res = app.post("/api/v1/discharge-cases", &msw.token, body).await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!("patient_id"), "{bad:?}: {}", res.text);
+        assert_eq!(res.body["errors"][0]["code"], json!("invalid_id"));
+    }
+    let case = app
+        .post(
+            "/api/v1/discharge-cases",
+            &msw.token,
+            json!({"patient_id": t.patient_id, "birth_date": "1938-04-01", "family_name_kana": "カワサキ", "admitted_on": "2026-11-20"}),
+        )
+        .await
+        .expect(201);
+    let case_id = case.body["id"].as_str().unwrap().to_string();
+    let task = app
+        .post(
+            &format!("/api/v1/discharge-cases/{case_id}/tasks"),
+            &msw.token,
+            json!({"title": "連絡", "profession": "nurse"}),
+        )
+        .await
+        .expect(201);
+    let task_id = task.body["id"].as_str().unwrap().to_string();
+    for bad in garbage {
+        let res = app
+            .post(
+                &format!("/api/v1/discharge-cases/{case_id}/tasks"),
+                &msw.token,
+                json!({"title": "連絡", "assignee_id": bad}),
+            )
+            .await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!("assignee_id"), "{bad:?}: {}", res.text);
+        assert_eq!(res.body["errors"][0]["code"], json!("invalid_id"));
+        let res = app
+            .patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"assignee_id": bad}), Some("\"1\""))
+            .await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!("assignee_id"), "{bad:?}: {}", res.text);
+        // In a query too (a NUL there is refused before any route, as `query`).
+        let field = if bad.contains('\u{0}') { "query" } else { "actor_id" };
+        let res = app.get(&format!("/api/v1/audit-events?actor_id={}", urlencode(bad)), &t.admin.token).await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!(field), "{bad:?}: {}", res.text);
+        let field = if bad.contains('\u{0}') { "query" } else { "author_id" };
+        let res = app
+            .get(&format!("/api/v1/patients/{}/notes?author_id={}", t.patient_id, urlencode(bad)), &t.nurse.token)
+            .await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!(field), "{bad:?}: {}", res.text);
+    }
+    // Nothing changed: the task kept its version.
+    let still = app.get(&format!("/api/v1/tasks/{task_id}"), &msw.token).await.expect(200);
+    assert_eq!(still.body["version"], json!(1));
+
+    // In a path: the same bytes as a well-formed id that names nothing.
+    let missing = "01900000-0000-7000-8000-000000000000";
+    let paths = [
+        "/api/v1/patients/{}",
+        "/api/v1/patients/{}/notes",
+        "/api/v1/patients/{}/care-team",
+        "/api/v1/notes/{}",
+        "/api/v1/flags/{}",
+        "/api/v1/discharge-cases/{}",
+        "/api/v1/discharge-cases/{}/tasks",
+        "/api/v1/tasks/{}",
+        "/api/v1/users/{}",
+        "/api/v1/organizations/{}",
+    ];
+    for path in paths {
+        let expected = app.get(&path.replace("{}", missing), &t.nurse.token).await.expect(404);
+        for bad in ["not-a-uuid", "%00", "a%00b", "%27%3B%20DROP", "0193A3F2-7C4E-7D2A-9B1F-3C5D7E9F1A2"] {
+            let res = app.get(&path.replace("{}", bad), &t.nurse.token).await.expect(404);
+            assert_eq!(res.text, expected.text, "{path} with {bad}");
+        }
+    }
+    // A well-formed id in capitals names the same record.
+    let upper = t.patient_id.to_uppercase();
+    app.get(&format!("/api/v1/patients/{upper}"), &t.nurse.token).await.expect(200);
+}
+
+/// Bidirectional controls and zero-width characters (Unicode Cf) are refused in names and
+/// one-line fields, naming the field; Japanese text with full-width and half-width forms is kept
+/// byte for byte.
+async fn format_characters_are_refused(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "care_management_office", "幸ケアプランセンター", Some("14132")).await;
+    let cm = app.person(&admin, &org, "care_manager", "member").await;
+    for spoof in ["山田\u{202E}子花", "山田\u{200B}花子", "\u{2066}山田\u{2069}", "\u{FEFF}山田"] {
+        let res = app.patch(&format!("/api/v1/users/{}", cm.id), &cm.token, json!({"name": spoof}), None).await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!("name"), "{spoof:?}");
+        assert_eq!(res.body["errors"][0]["code"], json!("format_character"));
+        let mut patient = crate::patients::patient_body(spoof, "カワサキ", "14132");
+        patient["address"] = json!(format!("川崎市{spoof}"));
+        let res = app.post("/api/v1/patients", &cm.token, patient).await;
+        assert_problem(&res, 422, "validation");
+        let fields: Vec<&str> =
+            res.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["family_name", "address"], "{}", res.text);
+        let res = app
+            .post("/api/v1/organizations", &admin.token, json!({"kind": "clinic", "name": format!("診療所{spoof}")}))
+            .await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!("name"));
+    }
+    let name = "髙﨑 ＡＢＣ ｶﾜｻｷ〜ー・";
+    let ok = app.patch(&format!("/api/v1/users/{}", cm.id), &cm.token, json!({"name": name}), None).await.expect(200);
+    assert_eq!(ok.body["name"].as_str().unwrap().as_bytes(), name.as_bytes());
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 crate::both_backends!(
     framework_errors_are_problems,
     details_follow_accept_language,
     no_internals_leak,
-    nul_characters_name_nothing
+    nul_characters_name_nothing,
+    malformed_ids_are_refused_at_the_edge,
+    format_characters_are_refused
 );

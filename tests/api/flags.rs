@@ -247,7 +247,65 @@ async fn alert_recipients_honour_preferences(app: TestApp) {
     assert_eq!(emergency, want, "an emergency reaches the lead and the physicians whatever they chose; not the raiser");
 }
 
+/// A flag id that names nothing is answered and audited exactly like a flag of a patient outside
+/// the caller's scope, on every flag route; a malformed id takes the same way.
+async fn missing_flags_are_audited_like_hidden_ones(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let flag = app
+        .post(
+            &format!("/api/v1/patients/{}/flags", t.patient_id),
+            &t.nurse.token,
+            json!({"severity": "urgent", "reason": "発熱"}),
+        )
+        .await
+        .expect(201);
+    let hidden = flag.body["id"].as_str().unwrap().to_string();
+    let outsider_org = app.organization(&t.admin, "clinic", "外部クリニック", None).await;
+    let outsider = app.person(&t.admin, &outsider_org, "physician", "member").await;
+    let missing = "01900000-0000-7000-8000-000000000000";
+    let denied = |actor: String| {
+        let (app, token) = (&app, t.admin.token.clone());
+        async move {
+            let res =
+                app.get(&format!("/api/v1/audit-events?outcome=denied&actor_id={actor}"), &token).await.expect(200);
+            res.body["items"].as_array().unwrap().clone()
+        }
+    };
+    let ack = json!({"note": "確認"});
+    let resolve = json!({"note": "対応済み"});
+    let routes: [(&str, &str, Option<&serde_json::Value>); 3] =
+        [("GET", "", None), ("POST", "/acknowledge", Some(&ack)), ("POST", "/resolve", Some(&resolve))];
+    for (method, tail, body) in routes {
+        let before = denied(outsider.id.clone()).await.len();
+        let out_of_scope = app
+            .call(method, &format!("/api/v1/flags/{hidden}{tail}"), Some(&outsider.token), body, &[])
+            .await
+            .expect(404);
+        let after_hidden = denied(outsider.id.clone()).await.len();
+        assert_eq!(after_hidden, before + 1, "{method} {tail}: the out-of-scope attempt is audited");
+        for id in [missing, "not-a-flag", "%00", "01900000-0000-7000-8000-00000000000"] {
+            let res = app
+                .call(method, &format!("/api/v1/flags/{id}{tail}"), Some(&outsider.token), body, &[])
+                .await
+                .expect(404);
+            assert_eq!(res.text, out_of_scope.text, "{method} /flags/{id}{tail}: byte-identical");
+        }
+        let events = denied(outsider.id.clone()).await;
+        // `%00` is refused before any route (see app.rs); the other three are audited misses.
+        assert_eq!(events.len(), after_hidden + 3, "{method} {tail}: each miss is audited: {events:?}");
+        let miss = events.iter().find(|e| e["resource_id"] == json!(missing)).expect("the miss names the id");
+        assert_eq!(miss["resource_type"], json!("flag"));
+        assert_eq!(miss["detail"], json!("no such flag"));
+        // A malformed id is audited as the nil UUID, which names nothing.
+        assert!(events.iter().any(|e| e["resource_id"] == json!("00000000-0000-0000-0000-000000000000")));
+        // Nothing about the flag changed.
+        let seen = app.get(&format!("/api/v1/flags/{hidden}"), &t.nurse.token).await.expect(200);
+        assert_eq!(seen.body["status"], json!("active"));
+    }
+}
+
 crate::both_backends!(
+    missing_flags_are_audited_like_hidden_ones,
     raise_acknowledge_resolve,
     news2_triggers_update_one_automatic_flag,
     escalation_steps_happen_once,

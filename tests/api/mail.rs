@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use renkei::mail::outbox::{self, OutboxEmail};
-use renkei::mail::{Notice, Severity};
+use renkei::mail::{Notice, Severity, TaskName};
 use renkei::vocab::Locale;
 use serde_json::json;
 
@@ -36,8 +36,8 @@ fn flag_raised() -> Notice {
 
 /// Queues one e-mail to an address in its own transaction, then wakes the worker, as a
 /// producer does. Returns the outbox id.
-async fn enqueue_to(app: &TestApp, address: &str, name: Option<&str>, notice: Notice) -> String {
-    let email = app.mail.to_address(address, name, Locale::Ja, &notice).expect("e-mail");
+async fn enqueue_to(app: &TestApp, address: &str, notice: Notice) -> String {
+    let email = app.mail.to_address(address, Locale::Ja, &notice).expect("e-mail");
     let id = app.db.run(move |conn| outbox::enqueue(conn, email)).await.expect("enqueue").expect("queued");
     app.mail.wake();
     id
@@ -97,7 +97,8 @@ async fn enqueue_delivers_within_two_seconds(backend: Backend) {
     // The Japanese subject travels encoded (RFC 2047) and decodes to the template's text.
     assert!(m.header("Subject").unwrap().is_ascii());
     assert_eq!(m.subject(), "【緊急】急変フラグが立てられました（在宅療養連携ノート）");
-    assert!(m.body().starts_with("山田 花子 様\n"), "{}", m.body());
+    // Greeted by the template's words: a name is typed text.
+    assert!(m.body().starts_with("ご担当者様\n"), "{}", m.body());
     assert!(m.body().contains(&format!("{}/flags/{TASK_ID}", app.config.public_url)));
 
     let email = wait_for_status(&app, &id, "sent", Duration::from_secs(2)).await;
@@ -128,20 +129,23 @@ async fn enqueue_delivers_within_two_seconds(backend: Backend) {
     app.mail.wake();
     let received = server.wait_for(2, Duration::from_secs(2)).await;
     assert_eq!(received[1].subject(), "[Emergency] Deterioration flag raised (Renkei Note)");
-    assert!(received[1].body().starts_with("Dear Anna Smith,\n"));
+    assert!(received[1].body().starts_with("Dear colleague,\n"));
+    assert!(!received[1].body().contains("Anna Smith") && !received[1].header("To").unwrap().contains("Anna"));
 }
 
 async fn input_cannot_add_headers_or_recipients(backend: Backend) {
     let server = SmtpServer::start().await;
     let app = app_sending_to(backend, &server.url(), &[]).await;
     let hostile = "山田\r\nBcc: evil@example.jp\r\nSubject: 偽の件名";
+    // A template's name is operators' data, yet it too stays on its own line, as text.
+    let name = "退院前カンファレンス\r\nBcc: evil@example.jp\r\n\r\n.\r\n{link}";
     let notice = Notice::TaskAssigned {
-        title: "退院前カンファレンス\r\nBcc: evil@example.jp\r\n\r\n.\r\n{link}".into(),
+        task: TaskName::Template { ja: name.into(), en: name.into() },
         due_at: None,
         patient: hostile.into(),
         task_id: TASK_ID.into(),
     };
-    let id = enqueue_to(&app, "tanaka@example.jp", Some(hostile), notice).await;
+    let id = enqueue_to(&app, "tanaka@example.jp", notice).await;
     let received = server.wait_for(1, Duration::from_secs(5)).await;
     // Give a stray second message (to evil@) the chance to show up before judging.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -170,7 +174,7 @@ async fn smtp_outage_then_every_email_arrives_once(backend: Backend) {
     let mut slowest = Duration::ZERO;
     for i in 0..200 {
         let t = Instant::now();
-        enqueue_to(&app, &format!("user{i}@example.jp"), None, Notice::Test).await;
+        enqueue_to(&app, &format!("user{i}@example.jp"), Notice::Test).await;
         slowest = slowest.max(t.elapsed());
     }
     let enqueue_time = started.elapsed();
@@ -211,9 +215,9 @@ async fn permanent_rejection_is_dead_and_others_go_out(backend: Backend) {
     let server = SmtpServer::start().await;
     server.reject("bounce@example.jp");
     let app = app_sending_to(backend, &server.url(), &[]).await;
-    let first = enqueue_to(&app, "first@example.jp", None, Notice::Test).await;
-    let bounce = enqueue_to(&app, "bounce@example.jp", None, Notice::Test).await;
-    let last = enqueue_to(&app, "last@example.jp", None, Notice::Test).await;
+    let first = enqueue_to(&app, "first@example.jp", Notice::Test).await;
+    let bounce = enqueue_to(&app, "bounce@example.jp", Notice::Test).await;
+    let last = enqueue_to(&app, "last@example.jp", Notice::Test).await;
     let received = server.wait_for(2, Duration::from_secs(5)).await;
     let dead = wait_for_status(&app, &bounce, "dead", Duration::from_secs(5)).await;
     assert_eq!(dead.attempts, 1, "a permanent rejection is not retried");
@@ -229,7 +233,7 @@ async fn permanent_rejection_is_dead_and_others_go_out(backend: Backend) {
 async fn attempts_are_bounded_then_dead(backend: Backend) {
     let port = smtp::unused_port();
     let app = app_sending_to(backend, &smtp::url(port), &[("RENKEI_MAIL_MAX_ATTEMPTS", "2")]).await;
-    let id = enqueue_to(&app, "nobody-listens@example.jp", None, Notice::Test).await;
+    let id = enqueue_to(&app, "nobody-listens@example.jp", Notice::Test).await;
     let dead = wait_for_status(&app, &id, "dead", Duration::from_secs(8)).await;
     assert_eq!(dead.attempts, 2);
     assert!(dead.last_error.unwrap_or_default().starts_with("gave up after 2 attempts"));
@@ -244,7 +248,7 @@ async fn two_instances_send_each_email_once(backend: Backend) {
     const N: usize = 120;
     // All queued in one transaction, then both workers woken at once to race for them.
     let emails: Vec<_> = (0..N)
-        .map(|i| one.mail.to_address(&format!("member{i}@example.jp"), None, Locale::Ja, &Notice::Test).unwrap())
+        .map(|i| one.mail.to_address(&format!("member{i}@example.jp"), Locale::Ja, &Notice::Test).unwrap())
         .collect();
     one.db
         .run(move |conn| {
@@ -275,7 +279,7 @@ async fn operators_see_dead_emails_and_retry_them(backend: Backend) {
     let org = app.organization(&admin, "clinic", "幸クリニック", Some("14132")).await;
     let doctor = app.person(&admin, &org, "physician", "member").await;
 
-    let id = enqueue_to(&app, "moved@example.jp", Some("佐藤 一郎"), Notice::Test).await;
+    let id = enqueue_to(&app, "moved@example.jp", Notice::Test).await;
     wait_for_status(&app, &id, "dead", Duration::from_secs(5)).await;
 
     let res = app.get("/api/v1/outbox", &admin.token).await.expect(200);
@@ -321,7 +325,7 @@ async fn a_dedupe_key_queues_once_and_a_rollback_queues_nothing(backend: Backend
     let (first, second, third) = app
         .db
         .run(move |conn| {
-            let email = mailer.to_address("lead@example.jp", None, Locale::Ja, &Notice::Test)?;
+            let email = mailer.to_address("lead@example.jp", Locale::Ja, &Notice::Test)?;
             let first = outbox::enqueue(conn, email.clone().once("flag:1:escalation:1"))?;
             // The duplicate neither fails nor spoils the transaction (PostgreSQL would abort it).
             let second = outbox::enqueue(conn, email.clone().once("flag:1:escalation:1"))?;
@@ -336,7 +340,7 @@ async fn a_dedupe_key_queues_once_and_a_rollback_queues_nothing(backend: Backend
     let rolled_back = app
         .db
         .run(move |conn| {
-            outbox::enqueue(conn, mailer.to_address("ghost@example.jp", None, Locale::Ja, &Notice::Test)?)?;
+            outbox::enqueue(conn, mailer.to_address("ghost@example.jp", Locale::Ja, &Notice::Test)?)?;
             Err::<(), _>(renkei::error::AppError::conflict("", "the cause failed"))
         })
         .await;
@@ -350,7 +354,7 @@ async fn a_dedupe_key_queues_once_and_a_rollback_queues_nothing(backend: Backend
 
 /// Without `RENKEI_SMTP_URL` (development), e-mails become `.eml` files in the data folder.
 async fn development_writes_eml_files(app: TestApp) {
-    let id = enqueue_to(&app, "suzuki@example.jp", None, Notice::Test).await;
+    let id = enqueue_to(&app, "suzuki@example.jp", Notice::Test).await;
     let email = wait_for_status(&app, &id, "sent", Duration::from_secs(3)).await;
     let folder = app.data_dir.path().join("mail");
     let files: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
@@ -393,7 +397,7 @@ async fn a_silent_relay_times_out_and_every_email_arrives_once_it_answers(backen
     const N: usize = 12;
     let mut ids = Vec::new();
     for i in 0..N {
-        ids.push(enqueue_to(&app, &format!("alert{i}@example.jp"), None, flag_raised()).await);
+        ids.push(enqueue_to(&app, &format!("alert{i}@example.jp"), flag_raised()).await);
     }
     // Four at a time, each given up after 1 s: every e-mail has a failed attempt within ~3 s.
     let queued = Instant::now();
@@ -448,7 +452,7 @@ async fn a_dead_instances_emails_are_taken_over_after_a_short_lease(backend: Bac
     const N: usize = 5;
     let lease = renkei::mail::worker::Settings::from_config(&app.config);
     let emails: Vec<_> = (0..N)
-        .map(|i| app.mail.to_address(&format!("physician{i}@example.jp"), None, Locale::Ja, &flag_raised()).unwrap())
+        .map(|i| app.mail.to_address(&format!("physician{i}@example.jp"), Locale::Ja, &flag_raised()).unwrap())
         .collect();
     let claimed = app
         .db
@@ -517,7 +521,7 @@ async fn a_send_slower_than_the_lease_is_not_taken_over(backend: Backend) {
     let two = one.another_instance(&settings).await;
     const N: usize = 4;
     let emails: Vec<_> = (0..N)
-        .map(|i| one.mail.to_address(&format!("nurse{i}@example.jp"), None, Locale::Ja, &Notice::Test).unwrap())
+        .map(|i| one.mail.to_address(&format!("nurse{i}@example.jp"), Locale::Ja, &Notice::Test).unwrap())
         .collect();
     let ids = one
         .db

@@ -114,7 +114,8 @@ async fn metrics_count_requests_by_route_without_ids(app: TestApp) {
     let org = app.organization(&admin, "clinic", "メトリクス診療所", None).await;
     app.get(&format!("/api/v1/organizations/{org}"), &admin.token).await.expect(200);
     let res = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
-    assert!(res.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(res.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    assert!(res.text.ends_with("# EOF\n"), "{}", res.text);
     assert!(
         res.text.contains(r#"renkei_http_requests_total{method="GET",route="/api/v1/wards",status="200"} 1"#),
         "{}",
@@ -129,4 +130,71 @@ async fn metrics_count_requests_by_route_without_ids(app: TestApp) {
     assert!(res.text.contains("renkei_database_up 1"));
 }
 
-crate::both_backends!(metrics_count_requests_by_route_without_ids);
+/// A method or path a client invents never becomes a label: it is counted as `OTHER` and
+/// `unmatched`, so no request can make `/metrics` grow.
+async fn invented_methods_and_paths_are_not_labels(app: TestApp) {
+    let long = "X".repeat(60_000);
+    for method in ["BREW", long.as_str()] {
+        let res = app.call(method, "/api/v1/wards", None, None, &[]).await;
+        assert_eq!(res.status, 405, "{method:.10}");
+    }
+    app.call("GET", "/api/v1/no-such-thing-0193a3f2", None, None, &[]).await.expect(404);
+    let res = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(!res.text.contains("XXXX") && !res.text.contains("BREW"));
+    assert!(!res.text.contains("no-such-thing"), "{}", res.text);
+    assert!(
+        res.text.contains(r#"renkei_http_requests_total{method="OTHER",route="/api/v1/wards",status="405"} 2"#),
+        "{}",
+        res.text
+    );
+    assert!(res.text.contains(r#"renkei_http_requests_total{method="GET",route="unmatched",status="404"} 1"#));
+    assert!(res.text.len() < 20_000, "{} bytes", res.text.len());
+}
+
+crate::both_backends!(metrics_count_requests_by_route_without_ids, invented_methods_and_paths_are_not_labels);
+
+const METRICS_TOKEN: &str = "metrics-0123456789abcdef0123456789abcdef";
+
+/// With `RENKEI_METRICS_TOKEN`, `/metrics` and the detail of `/readyz` need it as a bearer token;
+/// without it `/readyz` says only up or down.
+async fn operational_detail_needs_the_token(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("RENKEI_METRICS_TOKEN", METRICS_TOKEN)]).await;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let wrong = format!("Bearer {METRICS_TOKEN}x");
+    for auth in [None, Some(wrong.as_str()), Some(METRICS_TOKEN)] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+        let res = app.call("GET", "/metrics", None, None, &headers).await.expect(401);
+        assert_eq!(res.problem_type(), "/problems/invalid-token");
+        assert!(!res.text.contains("renkei_"));
+        let ready = app.call("GET", "/readyz", None, None, &headers).await.expect(200);
+        assert_eq!(ready.body, serde_json::json!({"status": "ok"}));
+    }
+    // A user's access token is not the metrics token either.
+    let admin = app.system_admin().await;
+    app.call("GET", "/metrics", Some(&admin.token), None, &[]).await.expect(401);
+    let res = app.call("GET", "/metrics", None, None, &[("authorization", &bearer)]).await.expect(200);
+    assert!(res.text.contains("renkei_flags_active 0"), "{}", res.text);
+    let ready = app.call("GET", "/readyz", None, None, &[("authorization", &bearer)]).await.expect(200);
+    assert_eq!(ready.body["migrations"], "current");
+    assert_eq!(ready.body["outbox"]["pending"], 0);
+}
+
+/// In production without a token, `/metrics` is off and `/readyz` says only up or down.
+async fn production_without_a_token_hides_operations(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("RENKEI_ENV", "production"),
+            ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true"),
+            ("RENKEI_SMTP_URL", "smtps://127.0.0.1:9"),
+            ("RENKEI_PUBLIC_URL", "https://renkei.example.jp"),
+        ],
+    )
+    .await;
+    let res = app.call("GET", "/metrics", None, None, &[]).await.expect(404);
+    assert_eq!(res.problem_type(), "/problems/not-found");
+    let ready = app.call("GET", "/readyz", None, None, &[]).await.expect(200);
+    assert_eq!(ready.body, serde_json::json!({"status": "ok"}));
+}
+
+crate::both_backends!(by_backend: operational_detail_needs_the_token, production_without_a_token_hides_operations);

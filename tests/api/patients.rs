@@ -340,7 +340,7 @@ async fn the_lead_is_told_of_changes_not_theirs(app: TestApp) {
     let mails = emails_to(&app, &t.nurse.id, "team_changed").await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].1.contains("What changed: membership ended"), "{}", mails[0].1);
-    assert!(mails[0].1.contains("Changed by: a nurse of a visiting nurse station"), "{}", mails[0].1);
+    assert!(mails[0].1.contains("Changed by: a nurse at a visiting nurse station"), "{}", mails[0].1);
 }
 
 /// Roles that carry a duty need the profession: physicians' roles get every emergency, and the
