@@ -128,7 +128,7 @@ pub fn lead_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Strin
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null());
     let leads: Vec<String> =
-        active.clone().filter(care_team_members::is_lead.eq(true)).select(care_team_members::user_id).load(conn)?;
+        active.filter(care_team_members::is_lead.eq(true)).select(care_team_members::user_id).load(conn)?;
     if !leads.is_empty() {
         return Ok(leads);
     }
@@ -293,7 +293,7 @@ fn tell_lead(
     mail::notify(
         conn,
         mailer,
-        &[lead.user_id.clone()],
+        std::slice::from_ref(&lead.user_id),
         &notice,
         Some(&patient.id),
         &format!("team:{}:v{}", member.id, member.version),

@@ -170,8 +170,8 @@ async fn a_coordinator_assigned_after_revocation_does_not_read(app: TestApp) {
     let record = format!("/api/v1/patients/{pid}");
     let caseload = "/api/v1/wards/14136/caseload";
     app.get(&record, &earlier.token).await.expect(200);
-    assert_eq!(ids(&app.get("/api/v1/patients", &earlier.token).await.expect(200)), [pid.clone()]);
-    assert_eq!(ids(&app.get(caseload, &earlier.token).await.expect(200)), [pid.clone()]);
+    assert_eq!(ids(&app.get("/api/v1/patients", &earlier.token).await.expect(200)), vec![pid.clone()]);
+    assert_eq!(ids(&app.get(caseload, &earlier.token).await.expect(200)), vec![pid.clone()]);
     assert_eq!(
         app.get("/api/v1/discharge-cases", &earlier.token).await.expect(200).body["items"].as_array().unwrap().len(),
         1
@@ -190,7 +190,7 @@ async fn a_coordinator_assigned_after_revocation_does_not_read(app: TestApp) {
     // Consent obtained again: the later coordinator reads too.
     record_consent(&app, &t.care_manager, &pid).await;
     app.get(&record, &later.token).await.expect(200);
-    assert_eq!(ids(&app.get(caseload, &later.token).await.expect(200)), [pid.clone()]);
+    assert_eq!(ids(&app.get(caseload, &later.token).await.expect(200)), vec![pid.clone()]);
 }
 
 crate::both_backends!(
