@@ -61,8 +61,8 @@ call("POST", "/api/v1/me/totp/confirm", admin, {"code": totp(secret, time.time()
 admin = login(ADMIN_EMAIL, ADMIN_PASSWORD, totp(secret, time.time() + 30))
 
 
-def organization(name, ward):
-    body = {"kind": "care_management_office", "name": name, "ward_code": ward}
+def organization(name, ward, kind="care_management_office"):
+    body = {"kind": kind, "name": name, "ward_code": ward}
     return call("POST", "/api/v1/organizations", admin, body)["id"]
 
 
@@ -110,10 +110,12 @@ consent_a = call(
     token_a,
     {"scope": "care_team", "obtained_from": "patient", "obtained_on": "2026-01-05"},
 )["id"]
-# A nurse joins A's team (the fuzzer changes that membership, not A's own); a pharmacist of the
-# same organisation is who the fuzzer adds to the team.
-nurse = person(org_a, "nurse-a@example.jp", "中原 看護", "ナカハラ カンゴ", "nurse")
-pharmacist = person(org_a, "pharmacist-a@example.jp", "中原 薬剤", "ナカハラ ヤクザイ", "pharmacist")
+# A visiting nurse joins A's team (the fuzzer changes that membership, not A's own); a pharmacist
+# is who the fuzzer adds to the team. Professions fit their organisation's kind.
+station = organization("中原訪問看護ステーション", "14133", "visiting_nurse_station")
+pharmacy = organization("中原調剤薬局", "14133", "pharmacy")
+nurse = person(station, "nurse-a@example.jp", "中原 看護", "ナカハラ カンゴ", "nurse")
+pharmacist = person(pharmacy, "pharmacist-a@example.jp", "中原 薬剤", "ナカハラ ヤクザイ", "pharmacist")
 member_a = call(
     "POST", f"/api/v1/patients/{patient_a}/care-team", token_a, {"user_id": nurse, "role": "visiting_nurse"}
 )["id"]
