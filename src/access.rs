@@ -21,6 +21,19 @@ pub fn create_organization(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
+/// Turning one's own two-factor sign-in off: not for system administrators, whose accounts
+/// reach every organisation's accounts and must keep the second factor.
+pub fn turn_off_two_factor(me: &CurrentUser) -> AppResult<()> {
+    if me.is_system_admin() {
+        Err(AppError::forbidden(
+            "システム管理者は二要素認証を無効にできません。",
+            "System administrators cannot turn two-factor sign-in off.",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Watching e-mail delivery and putting given-up e-mails back in the queue: operators only.
 pub fn operate_outbox(me: &CurrentUser) -> AppResult<()> {
     if me.is_system_admin() {

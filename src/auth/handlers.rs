@@ -447,12 +447,7 @@ pub async fn totp_disable(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            if me.is_system_admin() {
-                return Err(AppError::forbidden(
-                    "システム管理者は二要素認証を無効にできません。",
-                    "System administrators cannot turn two-factor sign-in off.",
-                ));
-            }
+            crate::access::turn_off_two_factor(&me)?;
             let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
             let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
                 return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
