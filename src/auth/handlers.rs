@@ -195,26 +195,19 @@ pub async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpRes
     Ok(HttpResponse::Ok().json(user.view(true)))
 }
 
-/// What a wrong own password ended in.
-enum OwnPassword {
-    /// Right: the account as it was checked, and its password hash at that time.
-    Right(Box<users::User>),
-    /// Wrong, still below the limit.
-    Wrong,
-    /// Wrong, and the limit is reached: the caller's session has ended.
-    SessionEnded,
-}
-
 /// Checks the caller's own password before a sensitive change (`/me/password`, `/me/totp`).
 /// The check is counted with sign-in's failures, on the counter a sign-in from this client
 /// would use (reserved before the comparison, cleared when it is right), so a stolen access
 /// token is no oracle for the password; the failure that reaches the limit ends the session.
+/// Answers the account as it was checked (with its password hash at that time); a wrong
+/// password is a 422 naming `field`, and the one that ends the session a 401.
 async fn check_own_password(
     state: &web::Data<AppState>,
     bearer: &Bearer,
     ip: Option<String>,
+    field: &'static str,
     password: String,
-) -> AppResult<OwnPassword> {
+) -> AppResult<Box<users::User>> {
     let mailer = state.mail.clone();
     let reserving = bearer.clone();
     let (user, key, reservation) = state
@@ -238,20 +231,26 @@ async fn check_own_password(
         .run(move |conn| {
             if right {
                 throttle::refund(conn, &key, &reservation)?;
-                Ok((OwnPassword::Right(Box::new(user)), false))
+                Ok((Ok(Box::new(user)), false))
             } else if limit_reached {
                 tokens::revoke_session(conn, &session, "password_guessing")?;
                 let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
-                Ok((OwnPassword::SessionEnded, mailed))
+                Ok((Err(AppError::invalid_token()), mailed))
             } else {
-                Ok((OwnPassword::Wrong, false))
+                let wrong = AppError::field(
+                    field,
+                    "wrong_password",
+                    "パスワードが正しくありません。",
+                    "The password is not correct.",
+                );
+                Ok((Err(wrong), false))
             }
         })
         .await?;
     if mailed {
         state.mail.wake();
     }
-    Ok(answer)
+    answer
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,18 +279,7 @@ pub async fn change_password(
     let body = body.into_inner();
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
-    let user = match check_own_password(&state, &bearer, ip.clone(), body.current_password).await? {
-        OwnPassword::Right(user) => user,
-        OwnPassword::SessionEnded => return Err(AppError::invalid_token()),
-        OwnPassword::Wrong => {
-            return Err(AppError::field(
-                "current_password",
-                "wrong_password",
-                "現在のパスワードが正しくありません。",
-                "The current password is not correct.",
-            ))
-        }
-    };
+    let user = check_own_password(&state, &bearer, ip.clone(), "current_password", body.current_password).await?;
     password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
     let new_hash = password::hash_bounded(body.new_password).await?;
     let pair = state
@@ -331,18 +319,7 @@ pub async fn totp_enrol(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let ip = super::client_ip(&req);
-    let checked = match check_own_password(&state, &bearer, ip, body.password).await? {
-        OwnPassword::Right(user) => user,
-        OwnPassword::SessionEnded => return Err(AppError::invalid_token()),
-        OwnPassword::Wrong => {
-            return Err(AppError::field(
-                "password",
-                "wrong_password",
-                "パスワードが正しくありません。",
-                "The password is not correct.",
-            ))
-        }
-    };
+    let checked = check_own_password(&state, &bearer, ip, "password", body.password).await?;
     let enrolment = state
         .db
         .run(move |conn| {
