@@ -179,7 +179,9 @@ pub fn edit_user(
         audit::record(
             conn,
             me,
-            Event::new(Action::Update, "user", Some(&target.id), None).denied().detail("own profession or role"),
+            Event::new(Action::Update, Resource::User, Some(&target.id), None)
+                .denied()
+                .detail("own profession or role"),
         )?;
         return Err(AppError::forbidden(
             "ご自身の職種・権限は変更できません。組織の管理者に依頼してください。",
@@ -212,7 +214,7 @@ pub fn edit_user(
 // - Anyone else gets the very same 404 as for a patient that does not exist, and the attempt
 //   is audited.
 
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::db::DbConn;
 use crate::patients::{self, emergency, team, Patient};
 use crate::vocab::TeamRole;
@@ -279,7 +281,7 @@ pub fn patient(
     me: &CurrentUser,
     patient_id: &str,
     need: Need,
-    resource_type: &str,
+    resource_type: Resource,
 ) -> AppResult<(Patient, Relation)> {
     let Some(patient) = patients::find(conn, patient_id)? else {
         audit::record(
@@ -318,7 +320,7 @@ pub enum TeamManager {
 /// The patient whose team the caller wants to change, and in which capacity. Those who may read
 /// the team but not change it get 403 (audited); anyone else the 404 of a missing patient.
 pub fn manage_team(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<(Patient, TeamManager)> {
-    let (patient, relation) = patient(conn, me, patient_id, Need::ReadTeam, "care_team")?;
+    let (patient, relation) = patient(conn, me, patient_id, Need::ReadTeam, Resource::CareTeam)?;
     let manager = match relation {
         Relation::Member { is_lead: true, .. } | Relation::Member { role: TeamRole::CareManager, .. } => {
             Some(TeamManager::LeadOrCareManager)
@@ -335,7 +337,7 @@ pub fn manage_team(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> App
     match manager {
         Some(m) => Ok((patient, m)),
         None => {
-            audit::record(conn, me, Event::new(Action::Update, "care_team", None, Some(&patient.id)).denied())?;
+            audit::record(conn, me, Event::new(Action::Update, Resource::CareTeam, None, Some(&patient.id)).denied())?;
             Err(refuse().keeping_changes())
         }
     }
@@ -397,7 +399,7 @@ pub fn change_team(
             audit::record(
                 conn,
                 me,
-                Event::new(Action::Update, "care_team_member", member_id, Some(patient_id))
+                Event::new(Action::Update, Resource::CareTeamMember, member_id, Some(patient_id))
                     .denied()
                     .detail(format!("org admin: {what}")),
             )?;
@@ -433,7 +435,7 @@ pub fn change_team(
 // same way.
 
 /// The audited miss of a resource that does not exist.
-fn missing(conn: &mut DbConn, me: &CurrentUser, resource_type: &str, id: &str, what: &str) -> AppError {
+fn missing(conn: &mut DbConn, me: &CurrentUser, resource_type: Resource, id: &str, what: &str) -> AppError {
     match audit::record(conn, me, Event::new(Action::Read, resource_type, Some(id), None).denied().detail(what)) {
         Ok(()) => AppError::hidden(),
         Err(e) => e,
@@ -448,9 +450,9 @@ pub fn note(
     need: Need,
 ) -> AppResult<(crate::notes::Note, Patient, Relation)> {
     let Some(note) = crate::notes::find(conn, note_id)? else {
-        return Err(missing(conn, me, "note", note_id, "no such note"));
+        return Err(missing(conn, me, Resource::Note, note_id, "no such note"));
     };
-    let (patient, relation) = patient(conn, me, &note.patient_id, need, "note")?;
+    let (patient, relation) = patient(conn, me, &note.patient_id, need, Resource::Note)?;
     Ok((note, patient, relation))
 }
 
@@ -462,9 +464,9 @@ pub fn case(
     need: Need,
 ) -> AppResult<(crate::discharge::cases::Case, Relation)> {
     let Some(case) = crate::discharge::cases::find(conn, case_id)? else {
-        return Err(missing(conn, me, "discharge_case", case_id, "no such case"));
+        return Err(missing(conn, me, Resource::DischargeCase, case_id, "no such case"));
     };
-    let (_, relation) = patient(conn, me, &case.patient_id, need, "discharge_case")?;
+    let (_, relation) = patient(conn, me, &case.patient_id, need, Resource::DischargeCase)?;
     Ok((case, relation))
 }
 
@@ -476,9 +478,9 @@ pub fn task(
     need: Need,
 ) -> AppResult<(crate::discharge::tasks::Task, crate::discharge::cases::Case)> {
     let Some(task) = crate::discharge::tasks::find(conn, task_id)? else {
-        return Err(missing(conn, me, "discharge_task", task_id, "no such task"));
+        return Err(missing(conn, me, Resource::DischargeTask, task_id, "no such task"));
     };
-    patient(conn, me, &task.patient_id, need, "discharge_task")?;
+    patient(conn, me, &task.patient_id, need, Resource::DischargeTask)?;
     let case =
         crate::discharge::cases::find(conn, &task.case_id)?.ok_or_else(|| AppError::internal("task without case"))?;
     Ok((task, case))
@@ -492,9 +494,9 @@ pub fn flag(
     need: Need,
 ) -> AppResult<(crate::flags::Flag, Patient)> {
     let Some(flag) = crate::flags::find(conn, flag_id)? else {
-        return Err(missing(conn, me, "flag", flag_id, "no such flag"));
+        return Err(missing(conn, me, Resource::Flag, flag_id, "no such flag"));
     };
-    let (patient, _) = patient(conn, me, &flag.patient_id, need, "flag")?;
+    let (patient, _) = patient(conn, me, &flag.patient_id, need, Resource::Flag)?;
     Ok((flag, patient))
 }
 
@@ -536,7 +538,7 @@ pub fn assign_coordinator(conn: &mut DbConn, me: &CurrentUser, ward_code: &str, 
         audit::record(
             conn,
             me,
-            Event::new(Action::Create, "ward_coordinator", Some(&format!("{ward_code}/{}", target.id)), None)
+            Event::new(Action::Create, Resource::WardCoordinator, Some(&format!("{ward_code}/{}", target.id)), None)
                 .denied()
                 .detail("self-assignment"),
         )?;
@@ -624,10 +626,9 @@ pub fn patient_for_new_case(
     patient_id: &str,
     identity: Option<PatientIdentity<'_>>,
     mailer: &crate::mail::Mailer,
-    label: &str,
 ) -> AppResult<(Patient, Option<team::Member>)> {
     use crate::patients::identification as ident;
-    let resource = "discharge_case";
+    let resource = Resource::DischargeCase;
     let found = patients::find(conn, patient_id)?;
     if let Some(patient) = found.as_ref() {
         if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
@@ -666,7 +667,7 @@ pub fn patient_for_new_case(
         }
         (Some(patient), _) => {
             denied(conn, "not identified")?;
-            ident::notify_lead(conn, mailer, label, &patient, &requested)?;
+            ident::notify_lead(conn, mailer, &patient, &requested)?;
             Err(AppError::hidden())
         }
         (None, _) => {
@@ -730,7 +731,9 @@ pub fn share_with_organization(
     audit::record(
         conn,
         me,
-        Event::new(Action::Create, "care_team_member", None, Some(&patient.id)).denied().detail("consent revoked"),
+        Event::new(Action::Create, Resource::CareTeamMember, None, Some(&patient.id))
+            .denied()
+            .detail("consent revoked"),
     )?;
     Err(AppError::conflict(
         "この患者さんは情報共有への同意を撤回しています。撤回の時点でケアチームにいなかった組織には、\
@@ -751,7 +754,9 @@ pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, rel
     audit::record(
         conn,
         me,
-        Event::new(Action::Read, "fhir", Some(&patient.id), Some(&patient.id)).denied().detail("consent revoked"),
+        Event::new(Action::Read, Resource::Fhir, Some(&patient.id), Some(&patient.id))
+            .denied()
+            .detail("consent revoked"),
     )?;
     Err(AppError::conflict(
         "この患者さんは情報共有への同意を撤回しているため、記録を外部のシステムへ書き出せません。\
@@ -777,7 +782,7 @@ pub fn manage_discharge_case(
     audit::record(
         conn,
         me,
-        Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).denied(),
+        Event::new(Action::Update, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id)).denied(),
     )?;
     Err(AppError::forbidden(
         "入退院調整の日程と状態を変更できるのは、担当病院のケアチームメンバーです。",

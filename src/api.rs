@@ -149,16 +149,19 @@ impl PageQuery {
     pub fn after(&self) -> AppResult<Option<String>> {
         match &self.cursor {
             None => Ok(None),
-            Some(c) => decode_cursor(c).map(Some).ok_or_else(|| {
-                AppError::field(
-                    "cursor",
-                    "invalid",
-                    "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
-                    "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
-                )
-            }),
+            Some(c) => decode_cursor(c).map(Some).ok_or_else(invalid_cursor),
         }
     }
+}
+
+/// The answer to a cursor no page of this list handed out (422 naming `cursor`).
+pub fn invalid_cursor() -> AppError {
+    AppError::field(
+        "cursor",
+        "invalid",
+        "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
+        "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
+    )
 }
 
 pub fn encode_cursor(position: &str) -> String {
@@ -197,6 +200,23 @@ pub fn page<T: Serialize>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) ->
 /// The `ETag` of a record at a version.
 pub fn etag(version: i32) -> String {
     format!("\"{version}\"")
+}
+
+/// An answer carrying a versioned record, with its `ETag`.
+pub fn versioned<T: Serialize>(status: actix_web::http::StatusCode, version: i32, body: &T) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(body)
+}
+
+/// A whole (unpaged) list: `{"items": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct Items<T: Serialize> {
+    pub items: Vec<T>,
+}
+
+impl<T: Serialize> Items<T> {
+    pub fn of(items: Vec<T>) -> Items<T> {
+        Items { items }
+    }
 }
 
 /// The version named by `If-Match`: `None` when the header is absent.

@@ -1,6 +1,7 @@
 //! Settings from environment variables (a `.env` file may set them), validated once at start.
 //! Every error names the variable at fault, so an operator knows what to fix.
 
+use crate::vocab::PatientLabel;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct Config {
     pub escalation_emergency_minutes: i64,
     pub escalation_urgent_minutes: i64,
     /// How e-mails name a patient: `initials` (the default) or `none`.
-    pub mail_patient_label: String,
+    pub mail_patient_label: PatientLabel,
     /// Delivery attempts before an e-mail is given up as dead.
     pub mail_max_attempts: i32,
     /// The first retry waits about this long; each further one twice as long (with jitter).
@@ -193,10 +194,11 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     let emergency_access_minutes = parse_num(&get, "RENKEI_EMERGENCY_ACCESS_MINUTES", 60)?;
     let escalation_emergency_minutes = parse_num(&get, "RENKEI_ESCALATION_EMERGENCY_MINUTES", 15)?;
     let escalation_urgent_minutes = parse_num(&get, "RENKEI_ESCALATION_URGENT_MINUTES", 60)?;
-    let mail_patient_label = get("RENKEI_MAIL_PATIENT_LABEL").unwrap_or_else(|| "initials".into());
-    if !matches!(mail_patient_label.as_str(), "initials" | "none") {
-        return Err(err("RENKEI_MAIL_PATIENT_LABEL", "must be `initials` or `none`"));
-    }
+    let mail_patient_label = match get("RENKEI_MAIL_PATIENT_LABEL") {
+        None => PatientLabel::Initials,
+        Some(v) => PatientLabel::parse(&v)
+            .ok_or_else(|| err("RENKEI_MAIL_PATIENT_LABEL", format!("must be one of {}", PatientLabel::list())))?,
+    };
     if emergency_access_minutes > 24 * 60 {
         return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
     }

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use renkei::app::{self, AppState};
+use renkei::app;
 use renkei::auth::password;
 use renkei::config::{self, Config};
 use renkei::db::{self, Db};
 use renkei::mail;
 use renkei::orgs::{self, NewOrganization};
+use renkei::state::AppState;
 use renkei::users::{self, NewUser};
 use renkei::vocab::{AccountRole, Locale, OrgKind, Profession};
 

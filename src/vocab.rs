@@ -1,4 +1,8 @@
 //! Closed vocabularies stored as TEXT on both backends and spelled the same in JSON.
+//!
+//! A row keeps such a column as its enum, never as a string: the field is marked
+//! `#[diesel(deserialize_as = String)]` (and `serialize_as = String` where the row is written),
+//! so an unknown stored value is a load error and the rest of the code compares enums.
 
 /// Declares an enum whose values are stored and sent as fixed snake_case strings.
 #[macro_export]
@@ -33,12 +37,36 @@ macro_rules! text_enum {
             }
         }
 
+        /// Read from a TEXT column: `#[diesel(deserialize_as = String)]` on a row's field.
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<$name, String> {
+                $name::parse(&value).ok_or_else(|| format!("unknown {} in database: {value}", stringify!($name)))
+            }
+        }
+
+        /// Written to a TEXT column: `#[diesel(serialize_as = String)]` on a row's field.
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_string()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
+}
+
+text_enum! {
+    /// How e-mails name a patient (`RENKEI_MAIL_PATIENT_LABEL`): the initials of the kana reading,
+    /// or nobody.
+    PatientLabel {
+        Initials => "initials",
+        None => "none",
+    }
 }
 
 text_enum! {
@@ -305,5 +333,53 @@ mod tests {
             assert_eq!(OrgKind::parse(kind.as_str()), Some(*kind));
         }
         assert_eq!(serde_json::to_string(&OrgService::Visits24h).unwrap(), "\"24h_visits\"");
+    }
+}
+
+text_enum! {
+    /// What a note records (DESIGN.md §4). `physician_info_sharing` is the home physician's
+    /// information-sharing note with exactly the items the 2024 fee 在宅医療情報連携加算 asks for
+    /// (DOMAIN.md): the next visit date, whether the treatment policy changed (with a summary)
+    /// and cautions for the care team.
+    NoteKind {
+        Visit => "visit",
+        Phone => "phone",
+        Medication => "medication",
+        Rehabilitation => "rehabilitation",
+        Conference => "conference",
+        Handover => "handover",
+        Family => "family",
+        Other => "other",
+        PhysicianInfoSharing => "physician_info_sharing",
+    }
+}
+
+impl NoteKind {
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            NoteKind::Visit => "訪問",
+            NoteKind::Phone => "電話",
+            NoteKind::Medication => "服薬",
+            NoteKind::Rehabilitation => "リハビリ",
+            NoteKind::Conference => "カンファレンス",
+            NoteKind::Handover => "申し送り",
+            NoteKind::Family => "家族",
+            NoteKind::Other => "その他",
+            NoteKind::PhysicianInfoSharing => "医師の情報共有",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            NoteKind::Visit => "Visit",
+            NoteKind::Phone => "Phone",
+            NoteKind::Medication => "Medication",
+            NoteKind::Rehabilitation => "Rehabilitation",
+            NoteKind::Conference => "Conference",
+            NoteKind::Handover => "Handover",
+            NoteKind::Family => "Family",
+            NoteKind::Other => "Other",
+            NoteKind::PhysicianInfoSharing => "Physician's information sharing",
+        }
     }
 }

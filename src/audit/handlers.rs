@@ -7,9 +7,9 @@ use serde::Deserialize;
 use super::Filter;
 use crate::access;
 use crate::api::{self, PageQuery};
-use crate::app::AppState;
 use crate::auth::Bearer;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

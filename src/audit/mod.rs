@@ -59,10 +59,35 @@ impl Outcome {
     }
 }
 
+crate::text_enum! {
+    /// What an event is about: the kinds of record the service keeps and the views it answers.
+    Resource {
+        AccessLog => "access_log",
+        CareTeam => "care_team",
+        CareTeamMember => "care_team_member",
+        Caseload => "caseload",
+        Consent => "consent",
+        DischargeCase => "discharge_case",
+        DischargeConference => "discharge_conference",
+        DischargeTask => "discharge_task",
+        DischargeTaskComment => "discharge_task_comment",
+        EmergencyAccess => "emergency_access",
+        Fhir => "fhir",
+        Flag => "flag",
+        Note => "note",
+        NoteRead => "note_read",
+        Patient => "patient",
+        Timeline => "timeline",
+        User => "user",
+        Vitals => "vitals",
+        WardCoordinator => "ward_coordinator",
+    }
+}
+
 /// One thing that happened to patient data.
 pub struct Event<'a> {
     pub action: Action,
-    pub resource_type: &'a str,
+    pub resource_type: Resource,
     pub resource_id: Option<&'a str>,
     /// The patient, when one exists with this id.
     pub patient_id: Option<&'a str>,
@@ -76,7 +101,7 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     pub fn new(
         action: Action,
-        resource_type: &'a str,
+        resource_type: Resource,
         resource_id: Option<&'a str>,
         patient_id: Option<&'a str>,
     ) -> Self {
@@ -207,7 +232,7 @@ pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<Strin
         occurred_at: now(),
         actor_id: actor_id.map(str::to_string),
         action: event.action.code().into(),
-        resource_type: event.resource_type.into(),
+        resource_type: event.resource_type.as_str().into(),
         resource_id: event.resource_id.map(str::to_string),
         patient_id: event.patient_id.map(str::to_string),
         outcome: event.outcome.as_str().into(),

@@ -4,9 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{password, throttle, tokens, totp, Bearer};
-use crate::app::AppState;
 use crate::auth::tokens::{RefreshOutcome, TokenPair};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::users;
 
 #[derive(Debug, Deserialize)]
@@ -137,9 +137,6 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
             }
         })
         .await?;
-    if outcome.1 {
-        state.mail.wake();
-    }
     match outcome.0 {
         LoginOutcome::SignedIn(pair) => Ok(no_store(HttpResponse::Ok()).json(pair)),
         LoginOutcome::Failed => Err(AppError::invalid_credentials()),
@@ -226,7 +223,7 @@ async fn check_own_password(
     let right = password::verify_bounded(password, Some(user.password_hash.clone())).await?;
     let limit_reached = reservation.lock_on(&key).is_some();
     let session = bearer.session_id.clone();
-    let (answer, mailed) = state
+    let (answer, _) = state
         .db
         .run(move |conn| {
             if right {
@@ -247,9 +244,6 @@ async fn check_own_password(
             }
         })
         .await?;
-    if mailed {
-        state.mail.wake();
-    }
     answer
 }
 

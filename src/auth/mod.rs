@@ -15,10 +15,10 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
 
-use crate::app::AppState;
 use crate::db::schema::{organizations, sessions, users};
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{AccountRole, Locale, Profession};
 
 /// A verified access token, not yet checked against the database.

@@ -40,8 +40,8 @@ use crate::discharge::{deadlines, templates, CaseStatus, TaskStatus};
 use crate::error::AppResult;
 use crate::notes::news2::{self, AlertLevel};
 use crate::notes::vitals::{Consciousness, Vitals};
-use crate::notes::{self as notebook, Content, NoteKind, PhysicianInfo, Soap};
-use crate::vocab::{CareLevel, OrgKind, OrgService, PatientStatus, Profession, TeamRole};
+use crate::notes::{self as notebook, Content, PhysicianInfo, Soap};
+use crate::vocab::{CareLevel, NoteKind, OrgKind, OrgService, PatientStatus, Profession, TeamRole};
 
 /// Every seeded account signs in with this password (hashed once: argon2id is slow on purpose).
 pub const BENCH_PASSWORD: &str = "bench-password-2026";

@@ -17,8 +17,8 @@ use crate::db::schema::{
 use crate::db::{now, DbConn};
 use crate::discharge::TaskStatus;
 use crate::error::AppResult;
-use crate::notes::is_current_version;
-use crate::vocab::CareLevel;
+use crate::notes::current::is_current_version;
+use crate::vocab::{CareLevel, NoteKind};
 
 /// Flags still calling for attention: raised and not yet resolved.
 pub const UNRESOLVED_FLAG: [&str; 2] = ["active", "acknowledged"];
@@ -107,7 +107,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
     let last_visit_at: Option<NaiveDateTime> = note_versions::table
         .inner_join(notes::table)
         .filter(note_versions::patient_id.eq(patient_id))
-        .filter(notes::kind.eq("visit"))
+        .filter(notes::kind.eq(NoteKind::Visit.as_str()))
         .filter(is_current_version!())
         .order(note_versions::occurred_at.desc())
         .select(note_versions::occurred_at)
@@ -175,8 +175,8 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
     }))
 }
 
-/// Recomputes and stores one patient's entry. Every change to a patient, their team, flags,
-/// notes, discharge cases, tasks or consent calls this in the change's own transaction.
+/// Recomputes and stores one patient's entry; `changes::record` calls it for every change that
+/// moves it, in the change's own transaction.
 pub fn refresh(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
     diesel::delete(caseload_entries::table.find(patient_id)).execute(conn)?;
     if let Some(entry) = compute(conn, patient_id)? {
@@ -190,11 +190,11 @@ pub fn refresh(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
 pub fn note_added(
     conn: &mut DbConn,
     patient_id: &str,
-    kind: &str,
+    kind: NoteKind,
     occurred_at: NaiveDateTime,
     news2: Option<(i32, &str)>,
 ) -> AppResult<()> {
-    if kind == "visit" {
+    if kind == NoteKind::Visit {
         diesel::update(
             caseload_entries::table
                 .filter(caseload_entries::patient_id.eq(patient_id))

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::{Filter, Row, SortKey, Summary};
 use crate::access;
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{CareLevel, PatientStatus};
 
 #[derive(Debug, Deserialize)]
@@ -124,7 +124,7 @@ pub async fn caseload(
             let next_cursor = more.then(|| api::encode_cursor(&format!("o:{end}")));
             let reads = items
                 .iter()
-                .map(|r| Event::new(Action::Read, "caseload", Some(&r.id), Some(&r.id)).detail(ward.clone()))
+                .map(|r| Event::new(Action::Read, Resource::Caseload, Some(&r.id), Some(&r.id)).detail(ward.clone()))
                 .collect();
             audit::record_all(conn, &me, reads)?;
             Ok(CaseloadPage { summary, items, next_cursor })

@@ -6,12 +6,15 @@
 
 pub mod schema;
 
+use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use tokio::sync::Notify;
 
 use crate::error::AppError;
 
@@ -118,11 +121,25 @@ impl ManageConnection for DbManager {
     }
 }
 
+thread_local! {
+    /// Set by a transaction that queued e-mail; read when it ends. A request's work runs on one
+    /// blocking thread from begin to commit, so the flag belongs to exactly one transaction.
+    static OUTBOX_QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the running transaction as one that queued e-mail: once it commits, this instance's
+/// outbox worker is woken (see [`Db::outbox_signal`]). Called by the outbox alone.
+pub fn wake_outbox_after_commit() {
+    OUTBOX_QUEUED.with(|q| q.set(true));
+}
+
 /// The shared handle every handler uses.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<DbManager>,
     backend: Backend,
+    /// Notified after every committed transaction that queued e-mail.
+    outbox: Arc<Notify>,
 }
 
 impl Db {
@@ -137,7 +154,12 @@ impl Db {
             .connection_timeout(timeout)
             .test_on_check_out(true)
             .build_unchecked(manager);
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, outbox: Arc::new(Notify::new()) })
+    }
+
+    /// What the outbox worker waits on. A notice with no worker waiting is kept, so none is lost.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     pub fn backend(&self) -> Backend {
@@ -167,10 +189,26 @@ impl Db {
         actix_web::web::block(move || {
             let mut pooled = db.get()?;
             let conn: &mut DbConn = &mut pooled;
-            in_transaction(conn, f)
+            db.transaction(conn, f)
         })
         .await
         .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Runs `f` inside one transaction on an already checked-out connection (see [`Db::run`]),
+    /// and wakes the outbox worker when it committed e-mail.
+    pub fn transaction<T>(
+        &self,
+        conn: &mut DbConn,
+        f: impl FnOnce(&mut DbConn) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        OUTBOX_QUEUED.with(|q| q.set(false));
+        let result = in_transaction(conn, f);
+        let queued = OUTBOX_QUEUED.with(|q| q.replace(false));
+        if queued && result.as_ref().map_or_else(AppError::keeps_changes, |_| true) {
+            self.outbox.notify_one();
+        }
+        result
     }
 
     /// Pool state for readiness and metrics.
@@ -180,8 +218,9 @@ impl Db {
     }
 }
 
-/// Runs `f` inside one transaction on an already checked-out connection (see [`Db::run`]).
-pub fn in_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> Result<T, AppError> {
+/// Runs `f` inside one transaction: commits when it succeeds or fails with an error that keeps
+/// its changes, rolls back otherwise.
+fn in_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> Result<T, AppError> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,

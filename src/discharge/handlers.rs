@@ -13,13 +13,13 @@ use super::tasks::{self, Comment, Task, TaskChanges};
 use super::{notices, templates, CaseStatus, TaskStatus};
 use crate::access::{self, Need, PatientIdentity};
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::{Bearer, CurrentUser};
 use crate::db::{new_id, now, truncate, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::patients::handlers::{check_ward, RegisterPatient};
 use crate::patients::{self, team, today_jst};
+use crate::state::AppState;
 use crate::vocab::{OrgKind, PatientStatus, Profession, TeamRole};
 
 /// How far ahead of the server's clock a reported time may be (clients' clocks drift).
@@ -134,7 +134,7 @@ fn end_opener_membership(conn: &mut DbConn, me: &CurrentUser, case: &Case) -> Ap
         audit::record(
             conn,
             me,
-            Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&case.patient_id))
+            Event::new(Action::Update, Resource::CareTeamMember, Some(&member.id), Some(&case.patient_id))
                 .detail("discharge case ended"),
         )?;
     }
@@ -280,7 +280,7 @@ pub async fn open(
     let key = api::idempotency_key(&req)?;
     let body = body.into_inner();
     let (admitted_at, admitted_on) = body.check()?;
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let done = state
         .db
         .run(move |conn| {
@@ -295,7 +295,7 @@ pub async fn open(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                        Event::new(Action::Read, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id))
                             .detail("replay"),
                     )?;
                     return Ok(Created { view: cases::view(conn, case, at)?, replayed: true });
@@ -312,7 +312,7 @@ pub async fn open(
                         }
                         _ => None,
                     };
-                    access::patient_for_new_case(conn, &me, &id, identity, &mailer, &label)?
+                    access::patient_for_new_case(conn, &me, &id, identity, &mailer)?
                 }
                 (None, Some(registration)) => {
                     check_ward(conn, &registration.ward_code)?;
@@ -321,7 +321,7 @@ pub async fn open(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)),
+                        Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id)),
                     )?;
                     (patient, None)
                 }
@@ -363,7 +363,7 @@ pub async fn open(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Create, "care_team_member", Some(&m.id), Some(&patient.id)),
+                        Event::new(Action::Create, Resource::CareTeamMember, Some(&m.id), Some(&patient.id)),
                     )?;
                     m.id
                 }
@@ -398,18 +398,16 @@ pub async fn open(
             };
             cases::insert(conn, &case)?;
             let generated = tasks::generate(conn, &case, &me.id)?;
-            notices::case_opened(conn, &mailer, &label, &case, &me.id)?;
+            notices::case_opened(conn, &mailer, &case, &me.id)?;
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                Event::new(Action::Create, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id))
                     .detail(format!("tasks:{}", generated.len())),
             )?;
             Ok(Created { view: cases::view(conn, case, at)?, replayed: false })
         })
         .await;
-    // Also after a refusal: a failed identification may have queued a notice to the team lead.
-    state.mail.wake();
     let done = done?;
     let (location, version) = (format!("/api/v1/discharge-cases/{}", done.view.id), done.view.version);
     Ok(created(done, location, Some(version)))
@@ -447,7 +445,9 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
             let reads = rows
                 .iter()
                 .take(limit as usize)
-                .map(|c| Event::new(Action::Read, "discharge_case", Some(&c.id), Some(&c.patient_id)).detail("list"))
+                .map(|c| {
+                    Event::new(Action::Read, Resource::DischargeCase, Some(&c.id), Some(&c.patient_id)).detail("list")
+                })
                 .collect();
             audit::record_all(conn, &me, reads)?;
             let views = cases::views(conn, rows, at)?;
@@ -472,7 +472,7 @@ pub async fn get(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "discharge_case", Some(&case.id), Some(&case.patient_id)),
+                Event::new(Action::Read, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id)),
             )?;
             cases::view(conn, case, now())
         })
@@ -571,7 +571,7 @@ pub async fn update(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)),
+                Event::new(Action::Update, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id)),
             )?;
             cases::view(conn, case, now())
         })
@@ -605,7 +605,7 @@ pub async fn discharge(
             "discharged_on is in the future.",
         ));
     }
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let view = state
         .db
         .run(move |conn| {
@@ -639,17 +639,16 @@ pub async fn discharge(
             let case = cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)?;
             tasks::recompute_deadlines(conn, &case)?;
             move_patient(conn, &case.patient_id, PatientStatus::Home)?;
-            notices::patient_discharged(conn, &mailer, &label, &case, &me.id)?;
+            notices::patient_discharged(conn, &mailer, &case, &me.id)?;
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                Event::new(Action::Update, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id))
                     .detail("discharged"),
             )?;
             cases::view(conn, case, now())
         })
         .await?;
-    state.mail.wake();
     Ok(etagged(StatusCode::OK, view.version, &view))
 }
 
@@ -693,7 +692,7 @@ pub async fn close(
                 return Err(AppError::precondition_failed());
             }
             end_opener_membership(conn, &me, &case)?;
-            audit::record(conn, &me, Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id)).detail("closed"))?;
+            audit::record(conn, &me, Event::new(Action::Update, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id)).detail("closed"))?;
             let case = cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)?;
             cases::view(conn, case, now())
         })
@@ -751,7 +750,7 @@ pub async fn cancel(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "discharge_case", Some(&case.id), Some(&case.patient_id))
+                Event::new(Action::Update, Resource::DischargeCase, Some(&case.id), Some(&case.patient_id))
                     .detail("cancelled"),
             )?;
             let case = cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)?;
@@ -828,7 +827,7 @@ pub async fn record_conference(
                         &me,
                         Event::new(
                             Action::Read,
-                            "discharge_conference",
+                            Resource::DischargeConference,
                             Some(&existing.id),
                             Some(&existing.patient_id),
                         )
@@ -869,7 +868,7 @@ pub async fn record_conference(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "discharge_conference", Some(&conference.id), Some(&case.patient_id)),
+                Event::new(Action::Create, Resource::DischargeConference, Some(&conference.id), Some(&case.patient_id)),
             )?;
             if let Some(task_id) =
                 tasks::complete_open_from_template(conn, &case.id, conferences::CONFERENCE_TEMPLATE_KEY, &me.id)?
@@ -877,7 +876,7 @@ pub async fn record_conference(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Update, "discharge_task", Some(&task_id), Some(&case.patient_id))
+                    Event::new(Action::Update, Resource::DischargeTask, Some(&task_id), Some(&case.patient_id))
                         .detail("completed by conference"),
                 )?;
             }
@@ -903,7 +902,7 @@ pub async fn list_conferences(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "discharge_conference", None, Some(&case.patient_id)).detail("list"),
+                Event::new(Action::Read, Resource::DischargeConference, None, Some(&case.patient_id)).detail("list"),
             )?;
             conferences::for_case(conn, &case.id)
         })
@@ -929,7 +928,7 @@ pub async fn list_tasks(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "discharge_task", None, Some(&case.patient_id)).detail("list"),
+                Event::new(Action::Read, Resource::DischargeTask, None, Some(&case.patient_id)).detail("list"),
             )?;
             let rows = tasks::for_case(conn, &case.id)?;
             tasks::views(conn, rows, now())
@@ -988,7 +987,7 @@ pub async fn add_task(
         (None, None) => None,
     };
     check.finish()?;
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let done = state
         .db
         .run(move |conn| {
@@ -1003,7 +1002,7 @@ pub async fn add_task(
                     audit::record(
                         conn,
                         &me,
-                        Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id))
+                        Event::new(Action::Read, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id))
                             .detail("replay"),
                     )?;
                     return Ok(Created { view: tasks::view(conn, task, at)?, replayed: true });
@@ -1046,17 +1045,16 @@ pub async fn add_task(
             };
             tasks::insert(conn, &task)?;
             if let Some(assignee) = &task.assignee_id {
-                notices::task_assigned(conn, &mailer, &label, &task, assignee, &me.id)?;
+                notices::task_assigned(conn, &mailer, &task, assignee, &me.id)?;
             }
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "discharge_task", Some(&task.id), Some(&task.patient_id)),
+                Event::new(Action::Create, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id)),
             )?;
             Ok(Created { view: tasks::view(conn, task, at)?, replayed: false })
         })
         .await?;
-    state.mail.wake();
     let (location, version) = (format!("/api/v1/tasks/{}", done.view.id), done.view.version);
     Ok(created(done, location, Some(version)))
 }
@@ -1076,7 +1074,7 @@ pub async fn get_task(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "discharge_task", Some(&task.id), Some(&task.patient_id)),
+                Event::new(Action::Read, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id)),
             )?;
             tasks::view(conn, task, now())
         })
@@ -1119,7 +1117,7 @@ pub async fn update_task(
     }
     check.finish()?;
     let assignee_id: Option<Option<String>> = body.assignee_id.clone().map(|a| a.map(crate::api::Id::into_string));
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let view = state
         .db
         .run(move |conn| {
@@ -1180,14 +1178,13 @@ pub async fn update_task(
             let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
             if let Some(Some(assignee)) = &assignee_id {
                 if task.assignee_id.as_ref() != Some(assignee) {
-                    notices::task_assigned(conn, &mailer, &label, &updated, assignee, &me.id)?;
+                    notices::task_assigned(conn, &mailer, &updated, assignee, &me.id)?;
                 }
             }
-            audit::record(conn, &me, Event::new(Action::Update, "discharge_task", Some(&task.id), Some(&task.patient_id)))?;
+            audit::record(conn, &me, Event::new(Action::Update, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id)))?;
             tasks::view(conn, updated, now())
         })
         .await?;
-    state.mail.wake();
     Ok(etagged(StatusCode::OK, view.version, &view))
 }
 
@@ -1226,7 +1223,7 @@ pub async fn add_comment(
                         &me,
                         Event::new(
                             Action::Read,
-                            "discharge_task_comment",
+                            Resource::DischargeTaskComment,
                             Some(&existing.id),
                             Some(&existing.patient_id),
                         )
@@ -1250,7 +1247,7 @@ pub async fn add_comment(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "discharge_task_comment", Some(&comment.id), Some(&task.patient_id)),
+                Event::new(Action::Create, Resource::DischargeTaskComment, Some(&comment.id), Some(&task.patient_id)),
             )?;
             Ok(Created { view: tasks::comment_view(conn, &comment)?, replayed: false })
         })
@@ -1269,14 +1266,7 @@ pub async fn my_tasks(
     let limit = query.limit()?;
     let after = match query.after()? {
         None => None,
-        Some(position) => Some(tasks::parse_my_tasks_position(&position).ok_or_else(|| {
-            AppError::field(
-                "cursor",
-                "invalid",
-                "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
-                "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
-            )
-        })?),
+        Some(position) => Some(tasks::parse_my_tasks_position(&position).ok_or_else(crate::api::invalid_cursor)?),
     };
     let page = state
         .db
@@ -1287,7 +1277,8 @@ pub async fn my_tasks(
                 .iter()
                 .take(limit as usize)
                 .map(|t| {
-                    Event::new(Action::Read, "discharge_task", Some(&t.id), Some(&t.patient_id)).detail("me_tasks")
+                    Event::new(Action::Read, Resource::DischargeTask, Some(&t.id), Some(&t.patient_id))
+                        .detail("me_tasks")
                 })
                 .collect();
             audit::record_all(conn, &me, reads)?;

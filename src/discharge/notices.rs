@@ -15,6 +15,7 @@ use crate::discharge::tasks::Task;
 use crate::error::AppResult;
 use crate::mail::{self, Mailer};
 use crate::patients::{self, team};
+use crate::vocab::PatientLabel;
 
 crate::text_enum! {
     /// What a notice is about.
@@ -48,12 +49,12 @@ pub struct Notice {
 
 /// A hospital opened a discharge case: the patient's team is told (入院の連絡), so that the
 /// care manager can send the home-life information on time (入院時情報連携加算).
-pub fn case_opened(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case, actor_id: &str) -> AppResult<Notice> {
+pub fn case_opened(conn: &mut DbConn, mailer: &Mailer, case: &Case, actor_id: &str) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::CaseOpened, case, actor_id)?;
     let notice = mail::Notice::CaseOpened {
         planned_discharge_on: case.planned_discharge_on,
-        patient: patient_label(conn, &case.patient_id, label)?,
+        patient: patient_label(conn, &case.patient_id, mailer.patient_label())?,
         case_id: case.id.clone(),
     };
     mail::notify(conn, mailer, &recipients, &notice, Some(&case.patient_id), &format!("case:{}:opened", case.id))?;
@@ -64,7 +65,6 @@ pub fn case_opened(conn: &mut DbConn, mailer: &Mailer, label: &str, case: &Case,
 pub fn task_assigned(
     conn: &mut DbConn,
     mailer: &Mailer,
-    label: &str,
     task: &Task,
     assignee_id: &str,
     actor_id: &str,
@@ -91,7 +91,7 @@ pub fn task_assigned(
     let notice = mail::Notice::TaskAssigned {
         task: name,
         due_at: task.due_at,
-        patient: patient_label(conn, &task.patient_id, label)?,
+        patient: patient_label(conn, &task.patient_id, mailer.patient_label())?,
         task_id: task.id.clone(),
     };
     mail::notify(
@@ -107,19 +107,13 @@ pub fn task_assigned(
 
 /// The patient left hospital: the team is told, since the post-discharge deadlines (the first
 /// home visit within 2 days, 退院・退所加算's information within 7) now run.
-pub fn patient_discharged(
-    conn: &mut DbConn,
-    mailer: &Mailer,
-    label: &str,
-    case: &Case,
-    actor_id: &str,
-) -> AppResult<Notice> {
+pub fn patient_discharged(conn: &mut DbConn, mailer: &Mailer, case: &Case, actor_id: &str) -> AppResult<Notice> {
     let recipients = team_except(conn, &case.patient_id, actor_id)?;
     let event = record(conn, NoticeKind::PatientDischarged, case, actor_id)?;
     if let Some(discharged_on) = case.discharged_on {
         let notice = mail::Notice::PatientDischarged {
             discharged_on,
-            patient: patient_label(conn, &case.patient_id, label)?,
+            patient: patient_label(conn, &case.patient_id, mailer.patient_label())?,
             patient_id: case.patient_id.clone(),
         };
         mail::notify(
@@ -134,7 +128,7 @@ pub fn patient_discharged(
     Ok(Notice { event, recipients })
 }
 
-fn patient_label(conn: &mut DbConn, patient_id: &str, mode: &str) -> AppResult<String> {
+fn patient_label(conn: &mut DbConn, patient_id: &str, mode: PatientLabel) -> AppResult<String> {
     Ok(patients::find(conn, patient_id)?.map(|p| p.email_label(mode)).unwrap_or_default())
 }
 

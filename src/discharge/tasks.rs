@@ -160,14 +160,14 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
     crate::per_backend!(conn, |c| diesel::insert_into(discharge_tasks::table).values(&out).execute(c))?;
     if let Some(t) = out.first() {
-        crate::caseload::entries::refresh(conn, &t.patient_id)?;
+        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &t.patient_id })?;
     }
     Ok(out)
 }
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
     diesel::insert_into(discharge_tasks::table).values(task).execute(conn)?;
-    crate::caseload::entries::refresh(conn, &task.patient_id)
+    crate::changes::record(conn, crate::changes::Change::Task { patient_id: &task.patient_id })
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Task>> {
@@ -224,7 +224,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Task
     .execute(conn)?;
     if n == 1 {
         let patient_id: String = discharge_tasks::table.find(id).select(discharge_tasks::patient_id).first(conn)?;
-        crate::caseload::entries::refresh(conn, &patient_id)?;
+        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &patient_id })?;
     }
     Ok(n == 1)
 }
@@ -256,7 +256,7 @@ pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
         }
     }
     if moved > 0 {
-        crate::caseload::entries::refresh(conn, &case.patient_id)?;
+        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &case.patient_id })?;
     }
     Ok(moved)
 }

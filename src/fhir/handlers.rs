@@ -3,11 +3,11 @@
 use actix_web::{web, HttpResponse};
 
 use crate::access::{self, Need};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::now;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 /// `GET /patients/{id}/fhir`: read like any other view of the record: scoped by the access
 /// policy (404 for a patient the caller may not see) and audited.
@@ -21,12 +21,12 @@ pub async fn export(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, relation) = access::patient(conn, &me, &id, Need::Read, "fhir")?;
+            let (patient, relation) = access::patient(conn, &me, &id, Need::Read, Resource::Fhir)?;
             access::export_record(conn, &me, &patient, &relation)?;
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "fhir", Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"),
+                Event::new(Action::Read, Resource::Fhir, Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"),
             )?;
             let record = super::load(conn, patient)?;
             Ok(super::bundle(&record, now()))

@@ -7,13 +7,13 @@ use std::time::Duration as StdDuration;
 use chrono::NaiveDateTime;
 
 use super::{AutoFlag, EscalationLimits, Flag};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::mail::{self, Mailer, Notice, Severity};
 use crate::notes::news2::News2;
 use crate::patients::{self, Patient};
+use crate::state::AppState;
 use crate::vocab::FlagSeverity;
 
 fn severity(s: FlagSeverity) -> Severity {
@@ -24,20 +24,14 @@ fn severity(s: FlagSeverity) -> Severity {
 }
 
 /// Alerts the team about a new flag, or one that just became more severe.
-pub fn flag_raised(
-    conn: &mut DbConn,
-    mailer: &Mailer,
-    label_mode: &str,
-    patient: &Patient,
-    flag: &Flag,
-) -> AppResult<usize> {
+pub fn flag_raised(conn: &mut DbConn, mailer: &Mailer, patient: &Patient, flag: &Flag) -> AppResult<usize> {
     let sev = flag.severity()?;
     let recipients =
         super::alert_recipients(conn, &patient.id, sev, flag.raised_by.as_deref().filter(|_| flag.source == "manual"))?;
     let notice = Notice::FlagRaised {
         severity: severity(sev),
         raised_at: flag.updated_at,
-        patient: patient.email_label(label_mode),
+        patient: patient.email_label(mailer.patient_label()),
         flag_id: flag.id.clone(),
     };
     // The severity and version in the key: an escalation to emergency alerts again.
@@ -56,7 +50,6 @@ pub fn flag_raised(
 pub fn on_note_scored(
     conn: &mut DbConn,
     mailer: &Mailer,
-    label_mode: &str,
     limits: &EscalationLimits,
     author_id: &str,
     patient: &Patient,
@@ -71,9 +64,9 @@ pub fn on_note_scored(
                 conn,
                 Some(author_id),
                 None,
-                Event::new(Action::Create, "flag", Some(&id), Some(&patient.id)).detail("news2"),
+                Event::new(Action::Create, Resource::Flag, Some(&id), Some(&patient.id)).detail("news2"),
             )?;
-            flag_raised(conn, mailer, label_mode, patient, &flag)
+            flag_raised(conn, mailer, patient, &flag)
         }
         Some(AutoFlag::Updated(_)) | None => Ok(0),
     }
@@ -83,7 +76,6 @@ pub fn on_note_scored(
 pub fn run_escalations(
     conn: &mut DbConn,
     mailer: &Mailer,
-    label_mode: &str,
     now: NaiveDateTime,
     limits: &EscalationLimits,
 ) -> AppResult<usize> {
@@ -95,14 +87,14 @@ pub fn run_escalations(
             severity: severity(step.severity),
             raised_at: flag.raised_at,
             minutes_unacknowledged: (now - flag.raised_at).num_minutes(),
-            patient: patient.email_label(label_mode),
+            patient: patient.email_label(mailer.patient_label()),
             flag_id: flag.id.clone(),
         };
         audit::append(
             conn,
             None,
             None,
-            Event::new(Action::Update, "flag", Some(&flag.id), Some(&patient.id))
+            Event::new(Action::Update, Resource::Flag, Some(&flag.id), Some(&patient.id))
                 .detail(format!("escalated to level {}", step.level)),
         )?;
         queued += mail::notify(
@@ -126,15 +118,10 @@ pub fn spawn_escalation_worker(state: AppState) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             let limits = state.config.escalation_limits();
             let mailer = state.mail.clone();
-            let label = state.config.mail_patient_label.clone();
-            let result =
-                state.db.run(move |conn| run_escalations(conn, &mailer, &label, crate::db::now(), &limits)).await;
+            let result = state.db.run(move |conn| run_escalations(conn, &mailer, crate::db::now(), &limits)).await;
             match result {
                 Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(emails = n, "flag escalations queued");
-                    state.mail.wake();
-                }
+                Ok(n) => tracing::info!(emails = n, "flag escalations queued"),
                 Err(e) => tracing::warn!(error = %e, "flag escalation run failed"),
             }
         }

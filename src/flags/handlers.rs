@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::{FlagView, NewFlag};
 use crate::access::{self, Need};
 use crate::api::Check;
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::now;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{FlagSeverity, FlagStatus};
 
 #[derive(Serialize)]
@@ -38,12 +38,12 @@ pub async fn raise(
     check.text("reason", &body.reason, 2000);
     check.finish()?;
     let limits = state.config.escalation_limits();
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, "flag")?;
+            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Flag)?;
             let t = now();
             let flag = super::insert(
                 conn,
@@ -58,12 +58,11 @@ pub async fn raise(
                 t,
                 &limits,
             )?;
-            audit::record(conn, &me, Event::new(Action::Create, "flag", Some(&flag.id), Some(&patient_id)))?;
-            super::alerts::flag_raised(conn, &mailer, &label, &patient, &flag)?;
+            audit::record(conn, &me, Event::new(Action::Create, Resource::Flag, Some(&flag.id), Some(&patient_id)))?;
+            super::alerts::flag_raised(conn, &mailer, &patient, &flag)?;
             super::view(conn, flag)
         })
         .await?;
-    state.mail.wake();
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -86,8 +85,8 @@ pub async fn list(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, "flag")?;
-            audit::record(conn, &me, Event::new(Action::Read, "flag", None, Some(&patient_id)))?;
+            access::patient(conn, &me, &patient_id, Need::Read, Resource::Flag)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Flag, None, Some(&patient_id)))?;
             super::list_for_patient(conn, &patient_id, status)
         })
         .await?;
@@ -107,7 +106,7 @@ pub async fn get(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (flag, _) = access::flag(conn, &me, &id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "flag", Some(&id), Some(&flag.patient_id)))?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Flag, Some(&id), Some(&flag.patient_id)))?;
             super::view(conn, flag)
         })
         .await?;
@@ -143,7 +142,7 @@ pub async fn acknowledge(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail("acknowledged"),
+                Event::new(Action::Update, Resource::Flag, Some(&id), Some(&flag.patient_id)).detail("acknowledged"),
             )?;
             let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             super::view(conn, flag)
@@ -185,7 +184,7 @@ pub async fn resolve(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "flag", Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()),
+                Event::new(Action::Update, Resource::Flag, Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()),
             )?;
             let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             super::view(conn, flag)
@@ -201,8 +200,10 @@ pub async fn mine(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpR
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let items = super::open_for_member(conn, &me.id)?;
-            let reads =
-                items.iter().map(|f| Event::new(Action::Read, "flag", Some(&f.id), Some(&f.patient_id))).collect();
+            let reads = items
+                .iter()
+                .map(|f| Event::new(Action::Read, Resource::Flag, Some(&f.id), Some(&f.patient_id)))
+                .collect();
             audit::record_all(conn, &me, reads)?;
             Ok(items)
         })

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::outbox::{self, OutboxEmail};
 use crate::access;
 use crate::api::{self, Page, PageQuery};
-use crate::app::AppState;
 use crate::auth::Bearer;
 use crate::db;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 /// An outbox e-mail as operators see it: who, what kind, what happened; never the body.
 #[derive(Debug, Serialize)]
@@ -112,6 +112,5 @@ pub async fn retry(
             Ok(OutboxEmailView::from(email))
         })
         .await?;
-    state.mail.wake();
     Ok(HttpResponse::Ok().json(email))
 }

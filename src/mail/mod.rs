@@ -2,8 +2,8 @@
 //!
 //! A module that notifies someone builds the e-mail from a fixed template with [`Mailer`] and
 //! queues it with [`outbox::enqueue`] inside its own transaction, so the commit is the promise
-//! that the e-mail will go out. After the commit it calls [`Mailer::wake`]; the worker of this
-//! instance then sends at once. Workers also poll, so e-mails queued by other instances and
+//! that the e-mail will go out. Once that transaction commits, the worker of this instance is
+//! woken and sends at once (`db::Db::transaction`): no caller has to remember to. Workers also poll, so e-mails queued by other instances and
 //! retries that have come due are picked up too.
 //!
 //! ```text
@@ -14,7 +14,6 @@
 //!     mail::outbox::enqueue(conn, email)?;
 //!     Ok(())
 //! }).await?;
-//! state.mail.wake();
 //! ```
 
 pub mod handlers;
@@ -26,24 +25,23 @@ pub mod worker;
 use std::sync::Arc;
 
 use lettre::message::Mailbox;
-use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::users::User;
-use crate::vocab::Locale;
+use crate::vocab::{Locale, PatientLabel};
 
 pub use outbox::NewEmail;
 pub use templates::{Described, Notice, Severity, TaskName};
 
-/// What producers of e-mail need, shared through `AppState`: how to build an e-mail and how to
-/// wake this instance's worker once it is committed.
+/// What producers of e-mail need, shared through `AppState`: how to build an e-mail.
 #[derive(Clone)]
 pub struct Mailer {
     public_url: Arc<str>,
     /// The domain of Message-IDs: that of the sender address.
     domain: Arc<str>,
-    wake: Arc<Notify>,
+    /// How e-mails name a patient.
+    patient_label: PatientLabel,
     /// This instance, as outbox leases and sent e-mails name it.
     instance: Arc<str>,
 }
@@ -59,7 +57,7 @@ impl Mailer {
         Mailer {
             public_url: config.public_url.as_str().into(),
             domain: domain.into(),
-            wake: Arc::new(Notify::new()),
+            patient_label: config.mail_patient_label,
             instance: instance_id().into(),
         }
     }
@@ -68,6 +66,11 @@ impl Mailer {
     /// instances (or one restarted) never share it.
     pub fn instance_id(&self) -> &str {
         &self.instance
+    }
+
+    /// How e-mails name a patient (`RENKEI_MAIL_PATIENT_LABEL`).
+    pub fn patient_label(&self) -> PatientLabel {
+        self.patient_label
     }
 
     /// An e-mail to an account, in the account's language.
@@ -86,16 +89,6 @@ impl Mailer {
             return Err(AppError::internal(format!("cannot e-mail the address {}", mask_address(address))));
         }
         Ok(NewEmail::new(address, content, &self.domain))
-    }
-
-    /// Wakes this instance's worker; call it after the transaction that queued e-mail commits.
-    /// A wake with no worker waiting is kept, so none is lost.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    pub(crate) fn notified(&self) -> Arc<Notify> {
-        self.wake.clone()
     }
 }
 

@@ -110,7 +110,7 @@ pub fn message_id(id: &str, domain: &str) -> String {
 
 /// Queues an e-mail inside the caller's transaction: it is sent if and only if the transaction
 /// commits. Returns the outbox id, or `None` when an e-mail with the same dedupe key was queued
-/// before. Call [`super::Mailer::wake`] after the commit.
+/// before. This instance's worker is woken once the transaction commits.
 pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> {
     let id = new_id();
     let t = now();
@@ -150,6 +150,9 @@ pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> 
             }
         }
     };
+    if inserted == 1 {
+        crate::db::wake_outbox_after_commit();
+    }
     Ok((inserted == 1).then_some(id))
 }
 
@@ -317,5 +320,6 @@ pub fn retry(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> AppResult<Outbo
             format!("Only a dead e-mail can be retried; this one is {}.", email.status),
         ));
     }
+    crate::db::wake_outbox_after_commit();
     Ok(email)
 }

@@ -22,10 +22,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::mask_address;
 use super::outbox::{self, OutboxEmail, Outcome};
 use super::transport::{self, Delivery, Transport};
-use crate::app::AppState;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 /// Longest wait between two attempts, however many have failed.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -122,7 +122,7 @@ impl Worker {
             transport: Arc::new(transport),
             from,
             settings: Settings::from_config(config),
-            wake: state.mail.notified(),
+            wake: state.db.outbox_signal(),
             name: state.mail.instance_id().into(),
         })
     }

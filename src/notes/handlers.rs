@@ -6,17 +6,18 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::vitals::Vitals;
-use super::{Content, ListFilter, Listed, Note, NoteKind, PhysicianInfo, Position, Soap, Version};
+use super::{Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version};
 use crate::access::{self, Need, Relation};
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::{Bearer, CurrentUser};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::flags;
 use crate::idempotency::{self, Answer};
 use crate::patients::Patient;
+use crate::state::AppState;
+use crate::vocab::NoteKind;
 use crate::vocab::Profession;
 
 /// How far in the future `occurred_at` may be, for clocks that run a little fast.
@@ -242,17 +243,17 @@ pub async fn create(
     let body = body.into_inner();
     let key = idempotency::key_from(&req)?;
     let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
-    let (mailer, label, limits) =
-        (state.mail.clone(), state.config.mail_patient_label.clone(), state.config.escalation_limits());
+    let (mailer, limits) = (state.mail.clone(), state.config.escalation_limits());
     let answer = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, "note")?;
+            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Note)?;
             let kind = body.kind;
             if kind == NoteKind::PhysicianInfoSharing {
                 if let Err(e) = access::write_physician_note(&me) {
-                    let event = Event::new(Action::Create, "note", None, Some(&patient.id)).detail(kind.as_str());
+                    let event =
+                        Event::new(Action::Create, Resource::Note, None, Some(&patient.id)).detail(kind.as_str());
                     return Err(refused(conn, &me, event, e));
                 }
             }
@@ -272,12 +273,14 @@ pub async fn create(
                 };
                 let first = Version::new(&note, 1, content, &me.id, None, t);
                 super::insert(conn, &note, &first)?;
-                audit::record(conn, &me, Event::new(Action::Create, "note", Some(&note.id), Some(&patient.id)))?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Create, Resource::Note, Some(&note.id), Some(&patient.id)),
+                )?;
                 // Vital signs that reach a NEWS2 trigger raise (or update) the patient's flag.
                 if let Some(score) = first.news2()? {
-                    flags::alerts::on_note_scored(
-                        conn, &mailer, &label, &limits, &me.id, &patient, &note.id, &score, t,
-                    )?;
+                    flags::alerts::on_note_scored(conn, &mailer, &limits, &me.id, &patient, &note.id, &score, t)?;
                 }
                 let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
@@ -287,13 +290,13 @@ pub async fn create(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Read, "note", id.as_deref(), Some(&patient.id)).detail("idempotent replay"),
+                    Event::new(Action::Read, Resource::Note, id.as_deref(), Some(&patient.id))
+                        .detail("idempotent replay"),
                 )?;
             }
             Ok(answer)
         })
         .await?;
-    state.mail.wake();
     Ok(created(answer))
 }
 
@@ -337,13 +340,13 @@ pub async fn list(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, "note")?;
+            access::patient(conn, &me, &patient_id, Need::Read, Resource::Note)?;
             let rows = super::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
             let shown = rows.len().min(limit as usize);
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "note", None, Some(&patient_id)).detail(format!("list:{shown}")),
+                Event::new(Action::Read, Resource::Note, None, Some(&patient_id)).detail(format!("list:{shown}")),
             )?;
             let views = super::views(conn, &me.id, rows)?;
             Ok(api::page(views, limit, |v| Position { at: v.occurred_at, id: v.id.clone() }.encode()))
@@ -368,7 +371,7 @@ pub async fn get(
             if matches!(relation, Relation::Member { .. }) {
                 super::reads::mark(conn, &note, &me.id, now())?;
             }
-            audit::record(conn, &me, Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)))?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)))?;
             let row = super::current(conn, &note.id)?;
             super::view(conn, &me.id, row)
         })
@@ -397,7 +400,7 @@ pub async fn amend(
             let me = bearer.user(conn)?;
             let (note, patient, _) = access::note(conn, &me, &note_id, Need::Write)?;
             if let Err(e) = access::amend_note(&me, &note.author_id) {
-                let event = Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id));
+                let event = Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id));
                 return Err(refused(conn, &me, event, e));
             }
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
@@ -416,7 +419,7 @@ pub async fn amend(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Update, "note", Some(&note.id), Some(&patient.id))
+                    Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id))
                         .detail(format!("version:{}", version.version)),
                 )?;
                 let view =
@@ -427,7 +430,8 @@ pub async fn amend(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Read, "note", Some(&note.id), Some(&patient.id)).detail("idempotent replay"),
+                    Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&patient.id))
+                        .detail("idempotent replay"),
                 )?;
             }
             Ok(answer)
@@ -457,7 +461,7 @@ pub async fn versions(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Read, "note", Some(&note.id), Some(&note.patient_id)).detail("versions"),
+                Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)).detail("versions"),
             )?;
             let items = super::history(conn, &note.id)?;
             Ok(VersionList { note_id: note.id, items })

@@ -8,6 +8,7 @@
 //! reason; the current version is the highest one (no row is ever updated to point at it), and
 //! the database refuses UPDATE and DELETE on both tables.
 
+pub mod current;
 pub mod handlers;
 pub mod news2;
 pub mod reads;
@@ -27,55 +28,7 @@ use crate::api;
 use crate::db::schema::{note_versions, notes, users};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
-use crate::vocab::Profession;
-
-crate::text_enum! {
-    /// What a note records (DESIGN.md §4). `physician_info_sharing` is the home physician's
-    /// information-sharing note with exactly the items the 2024 fee 在宅医療情報連携加算 asks for
-    /// (DOMAIN.md): the next visit date, whether the treatment policy changed (with a summary)
-    /// and cautions for the care team.
-    NoteKind {
-        Visit => "visit",
-        Phone => "phone",
-        Medication => "medication",
-        Rehabilitation => "rehabilitation",
-        Conference => "conference",
-        Handover => "handover",
-        Family => "family",
-        Other => "other",
-        PhysicianInfoSharing => "physician_info_sharing",
-    }
-}
-
-impl NoteKind {
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            NoteKind::Visit => "訪問",
-            NoteKind::Phone => "電話",
-            NoteKind::Medication => "服薬",
-            NoteKind::Rehabilitation => "リハビリ",
-            NoteKind::Conference => "カンファレンス",
-            NoteKind::Handover => "申し送り",
-            NoteKind::Family => "家族",
-            NoteKind::Other => "その他",
-            NoteKind::PhysicianInfoSharing => "医師の情報共有",
-        }
-    }
-
-    pub fn label_en(self) -> &'static str {
-        match self {
-            NoteKind::Visit => "Visit",
-            NoteKind::Phone => "Phone",
-            NoteKind::Medication => "Medication",
-            NoteKind::Rehabilitation => "Rehabilitation",
-            NoteKind::Conference => "Conference",
-            NoteKind::Handover => "Handover",
-            NoteKind::Family => "Family",
-            NoteKind::Other => "Other",
-            NoteKind::PhysicianInfoSharing => "Physician's information sharing",
-        }
-    }
-}
+use crate::vocab::{NoteKind, Profession};
 
 /// The unchanging part of a note.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -384,42 +337,7 @@ impl VersionView {
 // ---------------------------------------------------------------------------------------------
 // Queries.
 
-diesel::alias!(note_versions as newer_versions: NewerVersions);
-
-/// Current versions joined with their note and its author, for further filters: a version is
-/// current when no version of the same note is higher.
-macro_rules! current_notes {
-    () => {
-        $crate::db::schema::note_versions::table
-            .inner_join($crate::db::schema::notes::table)
-            .inner_join(
-                $crate::db::schema::users::table
-                    .on($crate::db::schema::users::id.eq($crate::db::schema::notes::author_id)),
-            )
-            .filter($crate::notes::is_current_version!())
-    };
-}
-pub(crate) use current_notes;
-
-/// A filter on `note_versions`: the row is its note's current version (no later one exists).
-macro_rules! is_current_version {
-    () => {
-        diesel::dsl::not(diesel::dsl::exists(
-            $crate::notes::newer_versions
-                .filter(
-                    $crate::notes::newer_versions
-                        .field($crate::db::schema::note_versions::note_id)
-                        .eq($crate::db::schema::note_versions::note_id),
-                )
-                .filter(
-                    $crate::notes::newer_versions
-                        .field($crate::db::schema::note_versions::version)
-                        .gt($crate::db::schema::note_versions::version),
-                ),
-        ))
-    };
-}
-pub(crate) use is_current_version;
+pub(crate) use current::current_notes;
 
 /// The position of a note in its patient's notebook, newest first: `occurred_at`, then id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,14 +367,7 @@ impl Position {
 pub fn position_from(cursor: Option<String>) -> AppResult<Option<Position>> {
     match cursor {
         None => Ok(None),
-        Some(c) => Position::decode(&c).map(Some).ok_or_else(|| {
-            AppError::field(
-                "cursor",
-                "invalid",
-                "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
-                "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
-            )
-        }),
+        Some(c) => Position::decode(&c).map(Some).ok_or_else(crate::api::invalid_cursor),
     }
 }
 
@@ -560,14 +471,18 @@ pub fn insert(conn: &mut DbConn, note: &Note, first: &Version) -> AppResult<()> 
     diesel::insert_into(note_versions::table).values(first).execute(conn)?;
     reads::mark(conn, note, &note.author_id, first.recorded_at)?;
     let news2 = first.news2_total.zip(first.news2_band.as_deref());
-    crate::caseload::entries::note_added(conn, &note.patient_id, &note.kind, first.occurred_at, news2)
+    let kind = NoteKind::from_db(&note.kind)?;
+    crate::changes::record(
+        conn,
+        crate::changes::Change::NoteAdded { patient_id: &note.patient_id, kind, occurred_at: first.occurred_at, news2 },
+    )
 }
 
 /// Adds a version (an amendment). Two amendments racing for the same number are told apart by
 /// the primary key: the second fails and changes nothing.
 pub fn add_version(conn: &mut DbConn, version: &Version) -> AppResult<()> {
     diesel::insert_into(note_versions::table).values(version).execute(conn)?;
-    crate::caseload::entries::refresh(conn, &version.patient_id)
+    crate::changes::record(conn, crate::changes::Change::NoteVersion { patient_id: &version.patient_id })
 }
 
 /// Views of listed notes with their read counts and whether `viewer_id` has read each.

@@ -14,13 +14,13 @@ use serde::Serialize;
 use super::{current_notes, Listed, Note, Version};
 use crate::access::Need;
 use crate::api;
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
 use crate::db::{now, DbConn};
 use crate::error::AppResult;
 use crate::per_backend;
+use crate::state::AppState;
 
 /// How many of the newest unread notes `GET /me/unread` shows per patient.
 pub const NEWEST_UNREAD: i64 = 3;
@@ -151,7 +151,7 @@ pub async fn mark_handler(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Create, "note_read", Some(&note.id), Some(&note.patient_id)),
+                    Event::new(Action::Create, Resource::NoteRead, Some(&note.id), Some(&note.patient_id)),
                 )?;
             }
             Ok(())
@@ -172,7 +172,11 @@ pub async fn list_handler(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, _) = crate::access::note(conn, &me, &note_id, Need::Read)?;
-            audit::record(conn, &me, Event::new(Action::Read, "note_read", Some(&note.id), Some(&note.patient_id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Read, Resource::NoteRead, Some(&note.id), Some(&note.patient_id)),
+            )?;
             let items = receipts(conn, &note.id)?;
             Ok(ReceiptList { note_id: note.id, read_count: items.len(), items })
         })
@@ -276,7 +280,7 @@ pub async fn unread_handler(state: web::Data<AppState>, bearer: Bearer) -> AppRe
             let reads = summary
                 .items
                 .iter()
-                .map(|p| Event::new(Action::Read, "note", None, Some(&p.patient_id)).detail("unread"))
+                .map(|p| Event::new(Action::Read, Resource::Note, None, Some(&p.patient_id)).detail("unread"))
                 .collect();
             audit::record_all(conn, &me, reads)?;
             Ok(summary)

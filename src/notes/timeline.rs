@@ -18,18 +18,19 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::{current_notes, Note, NoteKind, Version};
+use super::{current_notes, Note, Version};
 use crate::access::{self, Need};
 use crate::api::{self, PageQuery};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
 use crate::db::DbConn;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
+use crate::state::AppState;
+use crate::vocab::NoteKind;
 
 pub const NOTE: &str = "note";
 pub const TEAM_MEMBER_ADDED: &str = "team_member_added";
@@ -523,21 +524,14 @@ pub async fn handler(
     let limit = query.limit()?;
     let after = match query.after()? {
         None => None,
-        Some(c) => Some(Position::decode(&c).ok_or_else(|| {
-            AppError::field(
-                "cursor",
-                "invalid",
-                "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
-                "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
-            )
-        })?),
+        Some(c) => Some(Position::decode(&c).ok_or_else(crate::api::invalid_cursor)?),
     };
     let page = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, "timeline")?;
-            audit::record(conn, &me, Event::new(Action::Read, "timeline", None, Some(&patient_id)))?;
+            access::patient(conn, &me, &patient_id, Need::Read, Resource::Timeline)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Timeline, None, Some(&patient_id)))?;
             let items = page(conn, &patient_id, after.as_ref(), limit)?;
             Ok(api::page(items, limit, |i| i.position().encode()))
         })

@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::{current_notes, Version};
 use crate::access::{self, Need};
 use crate::api::{self, Check};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::schema::note_versions;
 use crate::db::{now, truncate, DbConn};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 /// The period when `since` is not given: this many days before `until` (or now).
 pub const DEFAULT_DAYS: i64 = 30;
@@ -178,8 +178,8 @@ pub async fn handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, "vitals")?;
-            audit::record(conn, &me, Event::new(Action::Read, "vitals", None, Some(&patient_id)))?;
+            access::patient(conn, &me, &patient_id, Need::Read, Resource::Vitals)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Vitals, None, Some(&patient_id)))?;
             let (rows, truncated) = versions_with_vitals(conn, &patient_id, since, until)?;
             Ok(Trend { patient_id, since, until, truncated, series: series(&rows) })
         })

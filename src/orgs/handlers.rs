@@ -6,10 +6,10 @@ use serde::Deserialize;
 use super::{Filter, NewOrganization, OrganizationChanges};
 use crate::access;
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
 use crate::auth::Bearer;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{OrgKind, OrgService};
 
 #[derive(Debug, Deserialize)]
@@ -175,8 +175,7 @@ pub async fn update(
     }
     check.finish()?;
     let mailer = state.mail.clone();
-    let label = state.config.mail_patient_label.clone();
-    let (view, queued) = state
+    let (view, _) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
@@ -212,7 +211,7 @@ pub async fn update(
             }
             let org = super::find(conn, &org.id)?.ok_or_else(AppError::not_found)?;
             let queued = if deactivating {
-                super::taken_out_of_service(conn, &mailer, &label, &org)?
+                super::taken_out_of_service(conn, &mailer, &org)?
             } else {
                 if reactivating {
                     super::refresh_caseload_of(conn, &org.id)?;
@@ -223,8 +222,5 @@ pub async fn update(
             Ok((views.pop().ok_or_else(AppError::not_found)?, queued))
         })
         .await?;
-    if queued > 0 {
-        state.mail.wake();
-    }
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
 }

@@ -199,12 +199,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Orga
 /// the lead is one of them, the team's other care managers). Sign-in, access and alerts already
 /// follow the organisation's `active` flag; the caseload entries are recomputed without them.
 /// Returns how many e-mails were queued.
-pub fn taken_out_of_service(
-    conn: &mut DbConn,
-    mailer: &crate::mail::Mailer,
-    label_mode: &str,
-    org: &Organization,
-) -> AppResult<usize> {
+pub fn taken_out_of_service(conn: &mut DbConn, mailer: &crate::mail::Mailer, org: &Organization) -> AppResult<usize> {
     use crate::db::schema::care_team_members as m;
     crate::auth::tokens::revoke_sessions_of_organization(conn, &org.id, "organization_deactivated")?;
     let kind = OrgKind::from_db(&org.kind)?;
@@ -218,7 +213,7 @@ pub fn taken_out_of_service(
     let at = now();
     let mut queued = 0;
     for (patient_id, members) in rows {
-        crate::caseload::entries::refresh(conn, &patient_id)?;
+        crate::changes::record(conn, crate::changes::Change::Team { patient_id: &patient_id })?;
         let Some(patient) = crate::patients::find(conn, &patient_id)? else { continue };
         let lead = crate::patients::team::lead(conn, &patient_id)?.filter(|l| l.organization_id != org.id);
         let recipients: Vec<String> = match lead {
@@ -235,7 +230,7 @@ pub fn taken_out_of_service(
             organization: kind,
             members,
             deactivated_at: at,
-            patient: patient.email_label(label_mode),
+            patient: patient.email_label(mailer.patient_label()),
             patient_id: patient.id.clone(),
         };
         queued += crate::mail::notify(
@@ -261,7 +256,7 @@ pub fn refresh_caseload_of(conn: &mut DbConn, organization_id: &str) -> AppResul
         .distinct()
         .load(conn)?;
     for p in patients {
-        crate::caseload::entries::refresh(conn, &p)?;
+        crate::changes::record(conn, crate::changes::Change::Team { patient_id: &p })?;
     }
     Ok(())
 }

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{self, Need};
 use crate::api::{self, Check};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::schema::consents;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{ConsentScope, ConsentSource};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
@@ -149,8 +149,8 @@ pub async fn list_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, "consent")?;
-            audit::record(conn, &me, Event::new(Action::Read, "consent", None, Some(&patient_id)))?;
+            access::patient(conn, &me, &patient_id, Need::Read, Resource::Consent)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Consent, None, Some(&patient_id)))?;
             list(conn, &patient_id)
         })
         .await?;
@@ -185,7 +185,7 @@ pub async fn create_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, "consent")?;
+            access::patient(conn, &me, &patient_id, Need::Write, Resource::Consent)?;
             let consent = Consent {
                 id: new_id(),
                 patient_id: patient_id.clone(),
@@ -200,8 +200,12 @@ pub async fn create_handler(
                 created_at: now(),
             };
             diesel::insert_into(consents::table).values(&consent).execute(conn)?;
-            crate::caseload::entries::refresh(conn, &patient_id)?;
-            audit::record(conn, &me, Event::new(Action::Create, "consent", Some(&consent.id), Some(&patient_id)))?;
+            crate::changes::record(conn, crate::changes::Change::Consent { patient_id: &patient_id })?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, Resource::Consent, Some(&consent.id), Some(&patient_id)),
+            )?;
             Ok(consent)
         })
         .await?;
@@ -231,7 +235,7 @@ pub async fn revoke_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, "consent")?;
+            access::patient(conn, &me, &patient_id, Need::Write, Resource::Consent)?;
             let existing: Consent = consents::table
                 .filter(consents::id.eq(&consent_id))
                 .filter(consents::patient_id.eq(&patient_id))
@@ -252,11 +256,11 @@ pub async fn revoke_handler(
                     consents::revoke_reason.eq(Some(&reason)),
                 ))
                 .execute(conn)?;
-            crate::caseload::entries::refresh(conn, &patient_id)?;
+            crate::changes::record(conn, crate::changes::Change::Consent { patient_id: &patient_id })?;
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "consent", Some(&consent_id), Some(&patient_id)).detail("revoked"),
+                Event::new(Action::Update, Resource::Consent, Some(&consent_id), Some(&patient_id)).detail("revoked"),
             )?;
             consents::table.find(&consent_id).select(Consent::as_select()).first(conn).map_err(AppError::from)
         })

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::{consents, emergency, team, EmergencyContact, NewPatient, PatientChanges, SearchFilter};
 use crate::access::{self, Need};
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::vocab::{is_katakana_name, CareLevel, OrgKind, PatientStatus, Sex};
 
 #[derive(Debug, Deserialize)]
@@ -150,7 +150,11 @@ pub async fn register(
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
             team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
-            audit::record(conn, &me, Event::new(Action::Create, "patient", Some(&patient.id), Some(&patient.id)))?;
+            audit::record(
+                conn,
+                &me,
+                Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id)),
+            )?;
             Ok(patient.view(consents::ConsentState::none()))
         })
         .await?;
@@ -208,7 +212,7 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
             let reads = rows
                 .iter()
                 .take(limit as usize)
-                .map(|p| Event::new(Action::Read, "patient", Some(&p.id), Some(&p.id)).detail("list"))
+                .map(|p| Event::new(Action::Read, Resource::Patient, Some(&p.id), Some(&p.id)).detail("list"))
                 .collect();
             audit::record_all(conn, &me, reads)?;
             let views = views(conn, &rows)?;
@@ -229,8 +233,8 @@ pub async fn get(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &id, Need::Read, "patient")?;
-            audit::record(conn, &me, Event::new(Action::Read, "patient", Some(&id), Some(&id)))?;
+            let (patient, _) = access::patient(conn, &me, &id, Need::Read, Resource::Patient)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::Patient, Some(&id), Some(&id)))?;
             Ok(patient.view(consents::state(conn, &id)?))
         })
         .await?;
@@ -299,7 +303,7 @@ pub async fn update(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &id, Need::Write, "patient")?;
+            let (patient, _) = access::patient(conn, &me, &id, Need::Write, Resource::Patient)?;
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             if expected != patient.version {
                 return Err(AppError::precondition_failed());
@@ -344,7 +348,7 @@ pub async fn update(
             if !super::update(conn, &id, expected, &changes)? {
                 return Err(AppError::precondition_failed());
             }
-            audit::record(conn, &me, Event::new(Action::Update, "patient", Some(&id), Some(&id)))?;
+            audit::record(conn, &me, Event::new(Action::Update, Resource::Patient, Some(&id), Some(&id)))?;
             let patient = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             Ok(patient.view(consents::state(conn, &id)?))
         })
@@ -380,7 +384,7 @@ pub async fn emergency_access(
     }
     check.finish()?;
     let minutes = state.config.emergency_access_minutes;
-    let (mailer, label) = (state.mail.clone(), state.config.mail_patient_label.clone());
+    let mailer = state.mail.clone();
     let grant = state
         .db
         .run(move |conn| {
@@ -390,12 +394,16 @@ pub async fn emergency_access(
                 audit::record(
                     conn,
                     &me,
-                    Event::new(Action::Execute, "emergency_access", Some(&id), patient_id.as_deref()).denied(),
+                    Event::new(Action::Execute, Resource::EmergencyAccess, Some(&id), patient_id.as_deref()).denied(),
                 )?;
                 return Err(refused.keeping_changes());
             }
             let Some(patient) = super::find(conn, &id)? else {
-                audit::record(conn, &me, Event::new(Action::Execute, "emergency_access", Some(&id), None).denied())?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Execute, Resource::EmergencyAccess, Some(&id), None).denied(),
+                )?;
                 return Err(AppError::hidden());
             };
             if team::active_member(conn, &patient.id, &me.id)?.is_some() {
@@ -408,7 +416,8 @@ pub async fn emergency_access(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Execute, "emergency_access", Some(&grant.id), Some(&patient.id)).high_priority(),
+                Event::new(Action::Execute, Resource::EmergencyAccess, Some(&grant.id), Some(&patient.id))
+                    .high_priority(),
             )?;
             // The team is told who opened the record (by profession and kind of organisation:
             // a typed name could carry a link), and when.
@@ -419,7 +428,7 @@ pub async fn emergency_access(
             let notice = crate::mail::Notice::EmergencyAccess {
                 accessor,
                 accessed_at: grant.granted_at,
-                patient: patient.email_label(&label),
+                patient: patient.email_label(mailer.patient_label()),
                 patient_id: patient.id.clone(),
             };
             let team = team::active_user_ids(conn, &patient.id)?;
@@ -427,7 +436,6 @@ pub async fn emergency_access(
             Ok(grant)
         })
         .await?;
-    state.mail.wake();
     Ok(HttpResponse::Created().json(grant))
 }
 
@@ -458,8 +466,8 @@ pub async fn access_log(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &id, Need::ReadAccessLog, "access_log")?;
-            audit::record(conn, &me, Event::new(Action::Read, "access_log", None, Some(&id)))?;
+            access::patient(conn, &me, &id, Need::ReadAccessLog, Resource::AccessLog)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::AccessLog, None, Some(&id)))?;
             let filter = audit::Filter { patient_id: Some(id.clone()), ..Default::default() };
             let rows = audit::search(conn, &filter, before.as_deref(), limit)?;
             let entries = with_actor_names(conn, rows)?;

@@ -114,7 +114,6 @@ pub fn claim_notice(conn: &mut DbConn, counter: &Counter) -> AppResult<bool> {
 pub fn notify_lead(
     conn: &mut DbConn,
     mailer: &crate::mail::Mailer,
-    label: &str,
     patient: &super::Patient,
     counter: &Counter,
 ) -> AppResult<()> {
@@ -124,7 +123,7 @@ pub fn notify_lead(
     let recipients = super::team::lead_user_ids(conn, &patient.id)?;
     let notice = crate::mail::Notice::IdentificationFailures {
         since: counter.window_started_at,
-        patient: patient.email_label(label),
+        patient: patient.email_label(mailer.patient_label()),
         patient_id: patient.id.clone(),
     };
     let dedupe = format!("identification:{}:{}", patient.id, counter.window_started_at.and_utc().timestamp_micros());

@@ -14,7 +14,7 @@ use crate::api;
 use crate::db::schema::{care_team_members, patients, ward_coordinators};
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
-use crate::vocab::{CareLevel, PatientStatus, Sex};
+use crate::vocab::{CareLevel, PatientLabel, PatientStatus, Sex};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = patients)]
@@ -122,8 +122,8 @@ impl Patient {
 
     /// How e-mails name the patient: by default the initials of the kana reading (e.g. `カ.ハ.`),
     /// never the full name; `none` names nobody.
-    pub fn email_label(&self, mode: &str) -> String {
-        if mode == "none" {
+    pub fn email_label(&self, mode: PatientLabel) -> String {
+        if mode == PatientLabel::None {
             return "—".to_string();
         }
         let initial = |s: &str| s.chars().next().map(|c| format!("{c}.")).unwrap_or_default();
@@ -186,7 +186,7 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
         updated_at: t,
     };
     diesel::insert_into(patients::table).values(&patient).execute(conn)?;
-    crate::caseload::entries::refresh(conn, &patient.id)?;
+    crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &patient.id })?;
     Ok(patient)
 }
 
@@ -221,7 +221,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Pati
         .set((changes, patients::version.eq(expected_version + 1), patients::updated_at.eq(now())))
         .execute(conn)?;
     if n == 1 {
-        crate::caseload::entries::refresh(conn, id)?;
+        crate::changes::record(conn, crate::changes::Change::Patient { patient_id: id })?;
     }
     Ok(n == 1)
 }
@@ -235,7 +235,7 @@ pub fn set_status(conn: &mut DbConn, id: &str, status: PatientStatus) -> AppResu
             patients::updated_at.eq(now()),
         ))
         .execute(conn)?;
-    crate::caseload::entries::refresh(conn, id)
+    crate::changes::record(conn, crate::changes::Change::Patient { patient_id: id })
 }
 
 #[derive(Debug, Default, Clone)]

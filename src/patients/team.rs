@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{self, Need, TeamChange};
 use crate::api::{self, Check};
-use crate::app::AppState;
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::schema::{care_team_members, organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, templates, Mailer};
+use crate::state::AppState;
 use crate::vocab::{OrgKind, Profession, TeamRole};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -215,7 +215,7 @@ pub fn add(
         updated_at: t,
     };
     diesel::insert_into(care_team_members::table).values(&member).execute(conn)?;
-    crate::caseload::entries::refresh(conn, &member.patient_id)?;
+    crate::changes::record(conn, crate::changes::Change::Team { patient_id: &member.patient_id })?;
     Ok(member)
 }
 
@@ -244,7 +244,7 @@ pub fn end(conn: &mut DbConn, member_id: &str, ended_on: NaiveDate, ended_by: &s
         .execute(conn)?;
     let patient_id: String =
         care_team_members::table.find(member_id).select(care_team_members::patient_id).first(conn)?;
-    crate::caseload::entries::refresh(conn, &patient_id)
+    crate::changes::record(conn, crate::changes::Change::Team { patient_id: &patient_id })
 }
 
 /// The user ids of a patient's current team who can be reached (for notices): active accounts
@@ -273,7 +273,6 @@ pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -
 fn tell_lead(
     conn: &mut DbConn,
     mailer: &Mailer,
-    label_mode: &str,
     patient: &super::Patient,
     lead_before: Option<&Member>,
     me: &crate::auth::CurrentUser,
@@ -287,7 +286,7 @@ fn tell_lead(
         member: person_kind(conn, &member_profession, &member.organization_id)?,
         actor: person_kind(conn, me.profession.as_str(), &me.organization_id)?,
         changed_at: now(),
-        patient: patient.email_label(label_mode),
+        patient: patient.email_label(mailer.patient_label()),
         patient_id: patient.id.clone(),
     };
     mail::notify(
@@ -324,8 +323,8 @@ pub async fn list_handler(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::ReadTeam, "care_team")?;
-            audit::record(conn, &me, Event::new(Action::Read, "care_team", None, Some(&patient_id)))?;
+            access::patient(conn, &me, &patient_id, Need::ReadTeam, Resource::CareTeam)?;
+            audit::record(conn, &me, Event::new(Action::Read, Resource::CareTeam, None, Some(&patient_id)))?;
             list(conn, &patient_id, include_past)
         })
         .await?;
@@ -359,8 +358,7 @@ pub async fn add_handler(
     check.id("user_id", &body.user_id);
     check.finish()?;
     let mailer = state.mail.clone();
-    let label = state.config.mail_patient_label.clone();
-    let (view, queued) = state
+    let (view, _) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
@@ -395,16 +393,13 @@ pub async fn add_handler(
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Create, "care_team_member", Some(&member.id), Some(&patient_id)),
+                Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient_id)),
             )?;
             let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
-            let queued = tell_lead(conn, &mailer, &label, &patient, lead_before.as_ref(), &me, change, &member)?;
+            let queued = tell_lead(conn, &mailer, &patient, lead_before.as_ref(), &me, change, &member)?;
             Ok((view_of(conn, &patient_id, &member.id)?, queued))
         })
         .await?;
-    if queued > 0 {
-        state.mail.wake();
-    }
     Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
 }
 
@@ -440,8 +435,7 @@ pub async fn update_handler(
     let body = body.into_inner();
     let expected = api::if_match(&req)?;
     let mailer = state.mail.clone();
-    let label = state.config.mail_patient_label.clone();
-    let (view, queued) = state
+    let (view, _) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
@@ -510,11 +504,11 @@ pub async fn update_handler(
             if n != 1 {
                 return Err(AppError::precondition_failed());
             }
-            crate::caseload::entries::refresh(conn, &patient_id)?;
+            crate::changes::record(conn, crate::changes::Change::Team { patient_id: &patient_id })?;
             audit::record(
                 conn,
                 &me,
-                Event::new(Action::Update, "care_team_member", Some(&member.id), Some(&patient_id)),
+                Event::new(Action::Update, Resource::CareTeamMember, Some(&member.id), Some(&patient_id)),
             )?;
             let change = if body.ended_on.is_some() {
                 Some(templates::TeamChange::Ended)
@@ -529,14 +523,11 @@ pub async fn update_handler(
             };
             let changed = find(conn, &patient_id, &member.id)?.ok_or_else(AppError::not_found)?;
             let queued = match change {
-                Some(c) => tell_lead(conn, &mailer, &label, &patient, lead_before.as_ref(), &me, c, &changed)?,
+                Some(c) => tell_lead(conn, &mailer, &patient, lead_before.as_ref(), &me, c, &changed)?,
                 None => 0,
             };
             Ok((view_of(conn, &patient_id, &member.id)?, queued))
         })
         .await?;
-    if queued > 0 {
-        state.mail.wake();
-    }
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
 }

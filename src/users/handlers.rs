@@ -6,10 +6,10 @@ use serde::Deserialize;
 use super::{NewUser, UserChanges};
 use crate::access::{self, AccountChange};
 use crate::api::{self, Check, PageQuery};
-use crate::app::AppState;
 use crate::auth::{password, tokens, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
+use crate::state::AppState;
 use crate::vocab::{AccountRole, FlagNotifications, Locale, OrgKind, Profession};
 
 #[derive(Debug, Deserialize)]

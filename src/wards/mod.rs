@@ -4,11 +4,12 @@ use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::app::AppState;
+use crate::audit::Resource;
 use crate::auth::Bearer;
 use crate::db::schema::wards;
 use crate::db::DbConn;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Queryable, Selectable, Serialize, Debug)]
 #[diesel(table_name = wards)]
@@ -96,7 +97,7 @@ pub fn end_assignments_of(conn: &mut DbConn, me: &crate::auth::CurrentUser, user
             me,
             crate::audit::Event::new(
                 crate::audit::Action::Delete,
-                "ward_coordinator",
+                Resource::WardCoordinator,
                 Some(&format!("{code}/{user_id}")),
                 None,
             )
@@ -116,7 +117,7 @@ pub async fn assign_coordinator(
     let (code, user_id) = path.into_inner();
     let user_id = user_id.into_string();
     let mailer = state.mail.clone();
-    let (created, queued) = state
+    let (created, _) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
@@ -150,7 +151,7 @@ pub async fn assign_coordinator(
                 &me,
                 crate::audit::Event::new(
                     crate::audit::Action::Create,
-                    "ward_coordinator",
+                    Resource::WardCoordinator,
                     Some(&format!("{code}/{user_id}")),
                     None,
                 ),
@@ -173,9 +174,6 @@ pub async fn assign_coordinator(
             Ok((true, queued))
         })
         .await?;
-    if queued > 0 {
-        state.mail.wake();
-    }
     Ok(if created { HttpResponse::Created().finish() } else { HttpResponse::NoContent().finish() })
 }
 
@@ -206,7 +204,7 @@ pub async fn remove_coordinator(
                 &me,
                 crate::audit::Event::new(
                     crate::audit::Action::Delete,
-                    "ward_coordinator",
+                    Resource::WardCoordinator,
                     Some(&format!("{code}/{user_id}")),
                     None,
                 ),

@@ -126,22 +126,18 @@ async fn unacknowledged_flags_escalate_by_email_once(backend: Backend) {
     let first_round = server.wait_for(3, Duration::from_secs(5)).await.len();
     let (mailer, limits) = (app.mail.clone(), app.config.escalation_limits());
     let run = |minutes: i64| {
-        let (db, mailer, waker) = (app.db.clone(), mailer.clone(), mailer.clone());
+        let (db, mailer) = (app.db.clone(), mailer.clone());
         async move {
-            let n = db
-                .run(move |conn| {
-                    renkei::flags::alerts::run_escalations(
-                        conn,
-                        &mailer,
-                        "initials",
-                        renkei::db::now() + chrono::Duration::minutes(minutes),
-                        &limits,
-                    )
-                })
-                .await
-                .unwrap();
-            waker.wake();
-            n
+            db.run(move |conn| {
+                renkei::flags::alerts::run_escalations(
+                    conn,
+                    &mailer,
+                    renkei::db::now() + chrono::Duration::minutes(minutes),
+                    &limits,
+                )
+            })
+            .await
+            .unwrap()
         }
     };
     assert_eq!(run(16).await, 1, "the backup physician first");

@@ -535,7 +535,85 @@ async fn concurrent_pages_in_opposite_orders(app: TestApp) {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
+/// Every kind of change reaches the caseload projection: with the patient's entry gone (or, for
+/// a new note, with what a note moves cleared), recording the change alone puts it back. The
+/// match in `for_patient` lists every kind, so a kind added later does not compile until it is
+/// tried here too.
+async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
+    use renkei::changes::Change;
+    use renkei::vocab::NoteKind;
+    let t = team(&app, WARD).await;
+    let at = renkei::db::now();
+    let kinds = [
+        Change::Patient { patient_id: "" },
+        Change::Team { patient_id: "" },
+        Change::Consent { patient_id: "" },
+        Change::NoteAdded { patient_id: "", kind: NoteKind::Visit, occurred_at: at, news2: Some((7, "high")) },
+        Change::NoteVersion { patient_id: "" },
+        Change::Flag { patient_id: "" },
+        Change::DischargeCase { patient_id: "" },
+        Change::Task { patient_id: "" },
+    ];
+    for kind in kinds {
+        let patient_id = t.patient_id.clone();
+        let (before, after) = app
+            .db
+            .run(move |conn| {
+                use renkei::caseload::entries::Entry;
+                use renkei::db::schema::caseload_entries as ce;
+                let note = matches!(kind, Change::NoteAdded { .. });
+                if note {
+                    diesel::update(ce::table.find(&patient_id))
+                        .set((
+                            ce::last_visit_at.eq(None::<chrono::NaiveDateTime>),
+                            ce::latest_news2_total.eq(None::<i32>),
+                            ce::latest_news2_band.eq(None::<String>),
+                            ce::latest_news2_at.eq(None::<chrono::NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                } else {
+                    diesel::delete(ce::table.find(&patient_id)).execute(conn)?;
+                }
+                let load = |conn: &mut renkei::db::DbConn| {
+                    ce::table.find(&patient_id).select(Entry::as_select()).first(conn).optional()
+                };
+                let before: Option<Entry> = load(conn)?;
+                renkei::changes::record(conn, for_patient(kind, &patient_id))?;
+                let after: Option<Entry> = load(conn)?;
+                Ok((before, after))
+            })
+            .await
+            .unwrap();
+        let after = after.unwrap_or_else(|| panic!("{kind:?}: no caseload entry after the change"));
+        if let Change::NoteAdded { occurred_at, .. } = kind {
+            assert_eq!(before.expect("a new note keeps the entry").last_visit_at, None);
+            assert_eq!(after.last_visit_at, Some(occurred_at), "{kind:?}");
+            assert_eq!((after.latest_news2_total, after.latest_news2_band.as_deref()), (Some(7), Some("high")));
+        } else {
+            assert!(before.is_none(), "{kind:?}: the entry was removed first");
+            assert_eq!(after.patient_id, t.patient_id, "{kind:?}");
+        }
+    }
+}
+
+fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> renkei::changes::Change<'a> {
+    use renkei::changes::Change;
+    match kind {
+        Change::Patient { .. } => Change::Patient { patient_id },
+        Change::Team { .. } => Change::Team { patient_id },
+        Change::Consent { .. } => Change::Consent { patient_id },
+        Change::NoteAdded { kind, occurred_at, news2, .. } => {
+            Change::NoteAdded { patient_id, kind, occurred_at, news2 }
+        }
+        Change::NoteVersion { .. } => Change::NoteVersion { patient_id },
+        Change::Flag { .. } => Change::Flag { patient_id },
+        Change::DischargeCase { .. } => Change::DischargeCase { patient_id },
+        Change::Task { .. } => Change::Task { patient_id },
+    }
+}
+
 crate::both_backends!(
+    every_kind_of_change_reaches_the_projection,
     concurrent_pages_in_opposite_orders,
     missing_entries_are_rebuilt,
     caseload_for_coordinators_only,

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
-use renkei::app::{self, AppState};
+use renkei::app;
 use renkei::config::{self, Config};
 use renkei::db::{self, Db};
+use renkei::state::AppState;
 use serde_json::{json, Value};
 
 pub const PASSWORD: &str = "tall-cedar-river-morning";

@@ -34,12 +34,11 @@ fn flag_raised() -> Notice {
     }
 }
 
-/// Queues one e-mail to an address in its own transaction, then wakes the worker, as a
-/// producer does. Returns the outbox id.
+/// Queues one e-mail to an address in its own transaction, as a producer does; its commit wakes
+/// the worker. Returns the outbox id.
 async fn enqueue_to(app: &TestApp, address: &str, notice: Notice) -> String {
     let email = app.mail.to_address(address, Locale::Ja, &notice).expect("e-mail");
     let id = app.db.run(move |conn| outbox::enqueue(conn, email)).await.expect("enqueue").expect("queued");
-    app.mail.wake();
     id
 }
 
@@ -81,7 +80,6 @@ async fn enqueue_delivers_within_two_seconds(backend: Backend) {
         .await
         .unwrap();
     let committed = Instant::now();
-    app.mail.wake();
 
     let received = server.wait_for(1, Duration::from_secs(2)).await;
     let latency = received[0].at - committed;
@@ -127,7 +125,6 @@ async fn enqueue_delivers_within_two_seconds(backend: Backend) {
         })
         .await
         .unwrap();
-    app.mail.wake();
     let received = server.wait_for(2, Duration::from_secs(2)).await;
     assert_eq!(received[1].subject(), "[Emergency] Deterioration flag raised (Renkei Note)");
     assert!(received[1].body().starts_with("Dear colleague,\n"));
@@ -260,8 +257,6 @@ async fn two_instances_send_each_email_once(backend: Backend) {
         })
         .await
         .unwrap();
-    one.mail.wake();
-    two.mail.wake();
     server.wait_for(N, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let received = server.received();
@@ -346,7 +341,6 @@ async fn a_dedupe_key_queues_once_and_a_rollback_queues_nothing(backend: Backend
         })
         .await;
     assert!(rolled_back.is_err());
-    app.mail.wake();
     server.wait_for(2, Duration::from_secs(3)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let to: Vec<String> = server.received().iter().flat_map(|m| m.rcpt_to.clone()).collect();
@@ -475,7 +469,6 @@ async fn a_dead_instances_emails_are_taken_over_after_a_short_lease(backend: Bac
     let dead = Transport::from_config(&renkei::config::MailTransport::Smtp(server.url()), timeouts).unwrap();
     let from: lettre::message::Mailbox = SENDER.parse().unwrap();
     assert_eq!(dead.send(&from, &claimed[0]).await, Delivery::Sent);
-    app.mail.wake();
 
     // Under its lease nobody else sends them.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -536,7 +529,6 @@ async fn a_send_slower_than_the_lease_is_not_taken_over(backend: Backend) {
         .await
         .unwrap();
     // One instance takes them; the other polls every second meanwhile.
-    one.mail.wake();
     for id in &ids {
         wait_for_status(&one, id, "sent", Duration::from_secs(12)).await;
     }

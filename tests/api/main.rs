@@ -4,6 +4,7 @@
 mod consent_revocation;
 mod helpers;
 mod identification;
+mod layout;
 mod smtp;
 
 mod alerts;

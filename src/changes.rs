@@ -1,0 +1,69 @@
+//! What a write changed, recorded once, in the write's own transaction.
+//!
+//! Every write that moves something another view depends on says what happened here — a patient
+//! registered, a team member added, a note amended — and whatever follows from it is decided in
+//! [`record`] alone: today the patient's caseload entry (`caseload::entries`), later anything else
+//! that follows the record. A write cannot forget a projection, and a projection added later
+//! reaches every kind of change at once. (The outbox worker is woken by the commit itself, see
+//! `db::Db::transaction`.)
+
+use chrono::NaiveDateTime;
+
+use crate::caseload::entries;
+use crate::db::DbConn;
+use crate::error::AppResult;
+use crate::vocab::NoteKind;
+
+/// What happened to one patient's record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change<'a> {
+    /// Registered, or their details or status changed.
+    Patient { patient_id: &'a str },
+    /// A member joined or left the care team, changed role, or their organisation went out of
+    /// or back into service.
+    Team { patient_id: &'a str },
+    /// A consent was recorded or revoked.
+    Consent { patient_id: &'a str },
+    /// A new note (its first version).
+    NoteAdded { patient_id: &'a str, kind: NoteKind, occurred_at: NaiveDateTime, news2: Option<(i32, &'a str)> },
+    /// A note was amended or marked entered-in-error.
+    NoteVersion { patient_id: &'a str },
+    /// A flag was raised, acknowledged, resolved or escalated.
+    Flag { patient_id: &'a str },
+    /// A discharge case was opened or moved.
+    DischargeCase { patient_id: &'a str },
+    /// A discharge task was added, generated, moved or had its deadline recomputed.
+    Task { patient_id: &'a str },
+}
+
+impl Change<'_> {
+    pub fn patient_id(&self) -> &str {
+        match self {
+            Change::Patient { patient_id }
+            | Change::Team { patient_id }
+            | Change::Consent { patient_id }
+            | Change::NoteAdded { patient_id, .. }
+            | Change::NoteVersion { patient_id }
+            | Change::Flag { patient_id }
+            | Change::DischargeCase { patient_id }
+            | Change::Task { patient_id } => patient_id,
+        }
+    }
+}
+
+/// Records `change` and moves what depends on it, in the caller's transaction.
+pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
+    match change {
+        // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
+        Change::NoteAdded { patient_id, kind, occurred_at, news2 } => {
+            entries::note_added(conn, patient_id, kind, occurred_at, news2)
+        }
+        Change::Patient { patient_id }
+        | Change::Team { patient_id }
+        | Change::Consent { patient_id }
+        | Change::NoteVersion { patient_id }
+        | Change::Flag { patient_id }
+        | Change::DischargeCase { patient_id }
+        | Change::Task { patient_id } => entries::refresh(conn, patient_id),
+    }
+}

@@ -1,0 +1,29 @@
+//! What every request, worker and command shares: the database, the token keys, the
+//! configuration, the metrics and the e-mail builder. Kept apart from the route table, so that
+//! whatever needs the state never depends on the routes.
+
+use std::sync::Arc;
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: Arc<TokenKeys>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// Builds e-mails for the outbox.
+    pub mail: Mailer,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db) -> AppState {
+        let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
+        let mail = Mailer::new(&config);
+        AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default(), mail }
+    }
+}
