@@ -8,7 +8,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY api-spec ./api-spec
-RUN cargo build --release --locked
+# The workspace's benchmark crate must be present for cargo to read the workspace; only the
+# service is built.
+COPY bench ./bench
+RUN cargo build --release --locked -p renkei
 
 FROM debian:bookworm-slim
 RUN apt-get update \

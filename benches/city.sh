@@ -5,8 +5,8 @@
 #
 # 1. builds the release binary;
 # 2. PostgreSQL: starts a throwaway cluster from this machine's initdb/pg_ctl on a free port,
-#    seeds a synthetic city (`renkei bench seed --scale $SCALE`), serves it and drives it
-#    (`renkei bench load`), then runs `renkei bench ceiling` when it is built;
+#    seeds a synthetic city (`renkei-bench seed --scale $SCALE`), serves it and drives it
+#    (`renkei-bench load`), then runs `renkei-bench ceiling` when it is built;
 # 3. SQLite: the same at a smaller scale ($SQLITE_SCALE);
 # 4. the peer: when the Helios FHIR Server (`hfs`) is found, the note_post/note_get load against
 #    it, next to the same scenarios against our SQLite server.
@@ -21,7 +21,7 @@
 #   HFS_BIN=path         the peer's binary (else /work/peer/bin/hfs, else `hfs` on PATH)
 #   BENCH_OUT=dir        output folder instead of target/bench/<timestamp>
 #   CARGO_PROFILE=dev    a quick check of the script itself (numbers are then meaningless)
-#   SEED_COMMAND=cmd     development only: run this instead of `renkei bench seed`; it gets
+#   SEED_COMMAND=cmd     development only: run this instead of `renkei-bench seed`; it gets
 #                        DATABASE_URL, MANIFEST, SCALE and RENKEI_BIN in its environment
 # Needs: cargo, curl, PostgreSQL server binaries (initdb, pg_ctl); run as root or as a
 # user who may run them.
@@ -106,13 +106,13 @@ say "building the $PROFILE binary"
 # Checkouts of this crate sharing one CARGO_TARGET_DIR overwrite each other's library and
 # binary (same names, same hashes): rebuild this tree's crate so the binary is this source.
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then touch "$ROOT/src/lib.rs" "$ROOT/src/main.rs"; fi
-cargo build --profile "$PROFILE"
+cargo build --profile "$PROFILE" -p renkei -p renkei-bench
 [ "$PROFILE" = dev ] && PROFILE_DIR=debug || PROFILE_DIR=$PROFILE
 # A private copy: a shared target folder may be rebuilt by someone else while this runs.
 BIN="$OUT/renkei"
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR/renkei" "$BIN"
-"$BIN" bench load --help | grep -q -- '--manifest' ||
-    die "$BIN has no load driver: another checkout rebuilt the shared target folder meanwhile; run again"
+BENCH="$OUT/renkei-bench"
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR/renkei-bench" "$BENCH"
 {
     echo "# City benchmark $STAMP"
     echo
@@ -130,7 +130,7 @@ seed() { # name database_url scale manifest
     fi
     DATABASE_URL=$url RENKEI_DATA_DIR="$WORK/$name-data" "$BIN" migrate >>"$log" 2>&1
     DATABASE_URL=$url RENKEI_DATA_DIR="$WORK/$name-data" RUST_LOG=${RUST_LOG:-info} \
-        "$BIN" bench seed --scale "$scale" --manifest "$manifest" >>"$log" 2>&1 ||
+        "$BENCH" seed --scale "$scale" --manifest "$manifest" >>"$log" 2>&1 ||
         { cat "$log"; die "$name: seeding failed (log: $log)"; }
     [ -f "$manifest" ] || die "$name: the seeder wrote no manifest at $manifest"
 }
@@ -152,7 +152,7 @@ load() { # name label [extra args...]
     local name=$1 label=$2
     shift 2
     say "$name: load ($label)"
-    "$BIN" bench load --url "$SERVER_URL" --concurrency "$CONCURRENCY" --duration-secs "$DURATION_SECS" \
+    "$BENCH" load --url "$SERVER_URL" --concurrency "$CONCURRENCY" --duration-secs "$DURATION_SECS" \
         --server-pid "$SERVER_PID" --open-fraction "$OPEN_FRACTION" --json-out "$OUT/$name-load.json" \
         --label "$label" "$@" | tee "$OUT/$name-load.txt"
     { echo; echo "## $label"; echo; grep -E '^\||^server pid' "$OUT/$name-load.txt"; } >>"$RESULTS"
@@ -217,18 +217,18 @@ else
             "$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$PG_DB" \
                 -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
             OFFSET=$(stat -c %s "$PGLOG")
-            "$BIN" bench load --url "$SERVER_URL" --manifest "$OUT/postgres-manifest.json" --concurrency 1 \
+            "$BENCH" load --url "$SERVER_URL" --manifest "$OUT/postgres-manifest.json" --concurrency 1 \
                 --duration-secs 2 --scenarios note_post,timeline --json-out "$OUT/capture-load.json" \
                 >"$OUT/capture-load.txt" 2>&1
             "$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$PG_DB" \
                 -c "ALTER SYSTEM RESET log_statement" -c "SELECT pg_reload_conf()" >/dev/null
             stop_server
-            say "postgres: SQL ceiling (renkei bench ceiling, pgbench)"
-            "$BIN" bench ceiling --log "$PGLOG" --from-offset "$OFFSET" --database-url "$PG_URL" \
+            say "postgres: SQL ceiling (renkei-bench ceiling, pgbench)"
+            "$BENCH" ceiling --log "$PGLOG" --from-offset "$OFFSET" --database-url "$PG_URL" \
                 --pgbench "$PGBENCH" --concurrency "$CONCURRENCY" --duration-secs "$DURATION_SECS" \
                 --scripts-dir "$OUT/ceiling-scripts" --json-out "$OUT/ceiling.json" \
                 --load-json "$OUT/postgres-load.json" >"$OUT/ceiling.txt" 2>&1 ||
-                { cat "$OUT/ceiling.txt"; die "renkei bench ceiling failed (log: $OUT/ceiling.txt)"; }
+                { cat "$OUT/ceiling.txt"; die "renkei-bench ceiling failed (log: $OUT/ceiling.txt)"; }
             { echo; echo "## SQL ceiling (pgbench, the server's own statements)"; echo; cat "$OUT/ceiling.txt"; } >>"$RESULTS"
             cat "$OUT/ceiling.txt"
         fi

@@ -6,7 +6,6 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod caseload;
 pub mod changes;
 pub mod config;

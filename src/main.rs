@@ -1,4 +1,4 @@
-//! The `renkei` command: `serve` (the default), `migrate`, `admin create`, `audit verify`, `bench`.
+//! The `renkei` command: `serve` (the default), `migrate`, `admin create`, `audit verify`.
 
 use std::io::BufRead;
 use std::net::TcpListener;
@@ -38,11 +38,6 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
-    },
-    /// The city-scale benchmark (BENCHMARKS.md); not for production databases.
-    Bench {
-        #[command(subcommand)]
-        command: renkei::bench::BenchCommand,
     },
 }
 
@@ -108,7 +103,6 @@ fn main() -> ExitCode {
             create_admin(&config, &email, &name, &organization)
         }
         Command::Audit { command: AuditCommand::Verify } => verify_audit(&config),
-        Command::Bench { command } => renkei::bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

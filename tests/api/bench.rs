@@ -3,7 +3,7 @@
 //! and a sampled note, and a coordinating physician of 川崎区 reads the ward's caseload.
 
 use diesel::prelude::*;
-use renkei::bench::seed::{self, Manifest, Options};
+use renkei_bench::seed::{self, Manifest, Options};
 
 use crate::helpers::TestApp;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use renkei::bench::load::{self, Options, Scenario, Target};
+use renkei_bench::load::{self, Options, Scenario, Target};
 use serde_json::json;
 
 use crate::helpers::{TestApp, PASSWORD};

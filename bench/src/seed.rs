@@ -30,18 +30,18 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::db::schema::{
+use renkei::db::schema::{
     care_team_members, consents, discharge_cases, discharge_tasks, flags, note_reads, note_versions, notes,
     organization_services, organizations, patients, users, ward_coordinators,
 };
-use crate::db::{self, DbConn, DbManager};
-use crate::discharge::cases::Case;
-use crate::discharge::{deadlines, templates, CaseStatus, TaskStatus};
-use crate::error::AppResult;
-use crate::notes::news2::{self, AlertLevel};
-use crate::notes::vitals::{Consciousness, Vitals};
-use crate::notes::{self as notebook, Content, PhysicianInfo, Soap};
-use crate::vocab::{CareLevel, NoteKind, OrgKind, OrgService, PatientStatus, Profession, TeamRole};
+use renkei::db::{self, DbConn, DbManager};
+use renkei::discharge::cases::Case;
+use renkei::discharge::{deadlines, templates, CaseStatus, TaskStatus};
+use renkei::error::AppResult;
+use renkei::notes::news2::{self, AlertLevel};
+use renkei::notes::vitals::{Consciousness, Vitals};
+use renkei::notes::{self as notebook, Content, PhysicianInfo, Soap};
+use renkei::vocab::{CareLevel, NoteKind, OrgKind, OrgService, PatientStatus, Profession, TeamRole};
 
 /// Every seeded account signs in with this password (hashed once: argon2id is slow on purpose).
 pub const BENCH_PASSWORD: &str = "bench-password-2026";
@@ -849,7 +849,7 @@ pub fn seed(database_url: &str, opts: &Options) -> Result<Manifest, String> {
         // Commits need not wait for the disk: a failed seed is started again anyway.
         c.batch_execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB'").map_err(err)?;
     }
-    let password_hash = crate::auth::password::hash(BENCH_PASSWORD).map_err(|e| format!("{e:?}"))?;
+    let password_hash = renkei::auth::password::hash(BENCH_PASSWORD).map_err(|e| format!("{e:?}"))?;
 
     // Times are relative to the start of today (UTC), so that a seed gives the same city all day.
     let today = chrono::Utc::now().date_naive().and_time(NaiveTime::MIN);
@@ -945,7 +945,7 @@ pub fn seed(database_url: &str, opts: &Options) -> Result<Manifest, String> {
 /// The caseload's per-patient entries (`caseload_entries`) for every seeded patient, computed
 /// by the product itself.
 fn fill_caseload_entries(conn: &mut DbConn) -> AppResult<usize> {
-    crate::caseload::entries::rebuild_all(conn)
+    renkei::caseload::entries::rebuild_all(conn)
 }
 
 /// Drops the secondary indexes of the bulk tables and returns their definitions, read from the
@@ -1323,7 +1323,7 @@ impl City {
         let spo2_scale_2 = rng.gen_bool(0.03);
         out.patients.push(PatientRow {
             id: id.clone(),
-            name_kana_search: crate::patients::kana_search_key(&family_kana, &given_kana),
+            name_kana_search: renkei::patients::kana_search_key(&family_kana, &given_kana),
             family_name: family,
             given_name: given,
             family_name_kana: family_kana,
@@ -1976,7 +1976,7 @@ impl Generator {
         let rng = &mut self.rng;
         let raised = note.created_at;
         let (ja, en) = score.trigger_description();
-        let severity = crate::flags::severity_of(level);
+        let severity = renkei::flags::severity_of(level);
         let clinician = plan
             .members
             .iter()
@@ -2112,8 +2112,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..1_000 {
             let (family, given, family_kana, given_kana) = person_name(&mut rng);
-            assert!(crate::vocab::is_katakana_name(&family_kana), "{family_kana}");
-            assert!(crate::vocab::is_katakana_name(&given_kana), "{given_kana}");
+            assert!(renkei::vocab::is_katakana_name(&family_kana), "{family_kana}");
+            assert!(renkei::vocab::is_katakana_name(&given_kana), "{given_kana}");
             assert_eq!(family.chars().count(), family_kana.chars().count());
             assert_eq!(given.chars().count(), given_kana.chars().count());
         }

@@ -1,6 +1,7 @@
-//! The city-scale benchmark (BENCHMARKS.md). `renkei bench seed` fills a database with a
-//! synthetic city; `renkei bench load` drives a running server over loopback and reports
-//! throughput and latency; `renkei bench ceiling` replays the server's own SQL with pgbench.
+//! The city-scale benchmark (BENCHMARKS.md), kept apart from the service: the `renkei` binary
+//! carries none of it. `renkei-bench seed` fills a database with a synthetic city through the
+//! service's own library; `renkei-bench load` drives a running server over loopback and reports
+//! throughput and latency; `renkei-bench ceiling` replays the server's own SQL with pgbench.
 //! None of this is part of the test suite; a smoke run at a tiny scale is.
 
 pub mod ceiling;
