@@ -129,10 +129,7 @@ pub async fn get(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            if !user.active && !access::manages_accounts_of(&me, &user.organization_id) {
-                return Err(AppError::not_found());
-            }
-            let details = access::sees_account_details(&me, &user);
+            let details = access::read_user(&me, &user)?;
             Ok((user, details))
         })
         .await?;
@@ -215,7 +212,7 @@ pub async fn update(
                 && user.profession == Profession::Physician.as_str()
             {
                 // Coordinating physicians are physicians: the assignments end with the profession.
-                crate::wards::end_assignments_of(conn, &me, &user.id)?;
+                crate::wards::coordinators::end_assignments_of(conn, &me, &user.id)?;
             }
             if body.active == Some(false) {
                 // Deactivation ends every session at once.
