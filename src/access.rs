@@ -943,3 +943,23 @@ pub fn coordinator_assignment(
     assign_coordinator(conn, me, ward_code, &user)?;
     Ok((ward, user))
 }
+
+/// Creating an account in an organisation that exists (404), as [`create_user`] decides.
+pub fn user_creation(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    organization_id: &str,
+    role: AccountRole,
+    profession: Profession,
+) -> AppResult<()> {
+    let org = crate::orgs::find(conn, organization_id)?.ok_or_else(AppError::not_found)?;
+    create_user(me, organization_id, OrgKind::from_db(&org.kind)?, role, profession)
+}
+
+/// The account an edit is for (404 when there is none), once [`edit_user`] allows the edit.
+pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &AccountChange) -> AppResult<User> {
+    let user = crate::users::find(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    let org = crate::orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
+    edit_user(conn, me, &user, OrgKind::from_db(&org.kind)?, change)?;
+    Ok(user)
+}
