@@ -1,9 +1,9 @@
-//! `GET /patients/{id}/timeline`: one time-ordered stream of what happened around a patient —
-//! notes, care-team changes, consent changes, emergency-access grants (the team learns of a
-//! break-glass read this way), deterioration flags and discharge-coordination events — newest
-//! first, cursor-paginated.
+//! The patient's timeline (`GET /patients/{id}/timeline`): one time-ordered stream of what
+//! happened around a patient — notes, care-team changes, consent changes, emergency-access
+//! grants (the team learns of a break-glass read this way), deterioration flags and
+//! discharge-coordination events — newest first, cursor-paginated.
 //!
-//! Each source is one function that returns its newest items after the cursor; the handler
+//! Each source is one function that returns its newest items after the cursor; [`page`]
 //! merges them in Rust. A new source is one more function in [`SOURCES`] and, if it needs
 //! details of its own, one more optional member of [`Item`].
 //!
@@ -13,23 +13,18 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::{current_notes, Note, Version};
-use crate::access::{self, Need};
-use crate::api::{self, PageQuery};
-use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
+use crate::api;
 use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
-use crate::state::AppState;
 use crate::vocab::NoteKind;
 
 pub const NOTE: &str = "note";
@@ -104,7 +99,7 @@ impl Item {
         self
     }
 
-    fn position(&self) -> Position {
+    pub fn position(&self) -> Position {
         Position { at: self.at, kind: self.kind.to_string(), id: self.id.clone() }
     }
 
@@ -511,32 +506,6 @@ pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&Position>, limit
     items.sort_by(Item::newest_first);
     items.truncate(limit as usize + 1);
     Ok(items)
-}
-
-/// `GET /patients/{id}/timeline`.
-pub async fn handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    query: web::Query<PageQuery>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let limit = query.limit()?;
-    let after = match query.after()? {
-        None => None,
-        Some(c) => Some(Position::decode(&c).ok_or_else(crate::api::invalid_cursor)?),
-    };
-    let page = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, Resource::Timeline)?;
-            audit::record(conn, &me, Event::new(Action::Read, Resource::Timeline, None, Some(&patient_id)))?;
-            let items = page(conn, &patient_id, after.as_ref(), limit)?;
-            Ok(api::page(items, limit, |i| i.position().encode()))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
 }
 
 #[cfg(test)]

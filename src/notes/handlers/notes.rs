@@ -5,8 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::vitals::Vitals;
-use super::{Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version};
 use crate::access::{self, Need, Relation};
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
@@ -15,6 +13,8 @@ use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::flags;
 use crate::idempotency::{self, Answer};
+use crate::notes::vitals::Vitals;
+use crate::notes::{self, Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version, VersionView};
 use crate::patients::Patient;
 use crate::state::AppState;
 use crate::vocab::NoteKind;
@@ -272,7 +272,7 @@ pub async fn create(
                     created_at: t,
                 };
                 let first = Version::new(&note, 1, content, &me.id, None, t);
-                super::insert(conn, &note, &first)?;
+                notes::insert(conn, &note, &first)?;
                 audit::record(
                     conn,
                     &me,
@@ -282,7 +282,7 @@ pub async fn create(
                 if let Some(score) = first.news2()? {
                     flags::alerts::on_note_scored(conn, &mailer, &limits, &me.id, &patient, &note.id, &score, t)?;
                 }
-                let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
+                let view = notes::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
@@ -325,7 +325,7 @@ pub async fn list(
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let limit = paging.limit()?;
-    let after = super::position_from(paging.after()?)?;
+    let after = notes::position_from(paging.after()?)?;
     let mut check = crate::api::Check::new();
     check.optional_id("author_id", q.author_id.as_ref());
     check.finish()?;
@@ -341,14 +341,14 @@ pub async fn list(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Read, Resource::Note)?;
-            let rows = super::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
+            let rows = notes::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
             let shown = rows.len().min(limit as usize);
             audit::record(
                 conn,
                 &me,
                 Event::new(Action::Read, Resource::Note, None, Some(&patient_id)).detail(format!("list:{shown}")),
             )?;
-            let views = super::views(conn, &me.id, rows)?;
+            let views = notes::views(conn, &me.id, rows)?;
             Ok(api::page(views, limit, |v| Position { at: v.occurred_at, id: v.id.clone() }.encode()))
         })
         .await?;
@@ -369,11 +369,11 @@ pub async fn get(
             let me = bearer.user(conn)?;
             let (note, _, relation) = access::note(conn, &me, &note_id, Need::Read)?;
             if matches!(relation, Relation::Member { .. }) {
-                super::reads::mark(conn, &note, &me.id, now())?;
+                notes::reads::mark(conn, &note, &me.id, now())?;
             }
             audit::record(conn, &me, Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)))?;
-            let row = super::current(conn, &note.id)?;
-            super::view(conn, &me.id, row)
+            let row = notes::current(conn, &note.id)?;
+            notes::view(conn, &me.id, row)
         })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
@@ -404,7 +404,7 @@ pub async fn amend(
                 return Err(refused(conn, &me, event, e));
             }
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
-                let current = super::current_version(conn, &note.id)?;
+                let current = notes::current_version(conn, &note.id)?;
                 if if_match.is_some_and(|v| v != current) {
                     return Err(AppError::precondition_failed());
                 }
@@ -415,7 +415,7 @@ pub async fn amend(
                 let content = check_content(&mut check, draft, kind, &patient);
                 check.finish()?;
                 let version = Version::new(&note, current + 1, content, &me.id, Some(reason), now());
-                super::add_version(conn, &version)?;
+                notes::add_version(conn, &version)?;
                 audit::record(
                     conn,
                     &me,
@@ -423,7 +423,7 @@ pub async fn amend(
                         .detail(format!("version:{}", version.version)),
                 )?;
                 let view =
-                    super::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
+                    notes::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
@@ -443,7 +443,7 @@ pub async fn amend(
 #[derive(Serialize)]
 struct VersionList {
     note_id: String,
-    items: Vec<super::VersionView>,
+    items: Vec<VersionView>,
 }
 
 /// `GET /notes/{id}/versions`: every version, oldest first, with author, time and reason.
@@ -463,7 +463,7 @@ pub async fn versions(
                 &me,
                 Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)).detail("versions"),
             )?;
-            let items = super::history(conn, &note.id)?;
+            let items = notes::history(conn, &note.id)?;
             Ok(VersionList { note_id: note.id, items })
         })
         .await?;
