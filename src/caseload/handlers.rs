@@ -8,7 +8,7 @@ use crate::access;
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::state::AppState;
 use crate::vocab::{CareLevel, PatientStatus};
 
@@ -114,9 +114,8 @@ pub async fn caseload(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::read_ward_caseload(conn, &me, &ward)?;
             let mut filter = filter;
-            filter.withheld = access::withheld_from_coordinator(conn, &me)?;
+            filter.withheld = access::ward_caseload(conn, &me, &ward)?;
             let now = crate::db::now();
             let summary = super::summary(conn, &ward, now)?;
             let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;
@@ -156,9 +155,7 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let org = crate::orgs::find(conn, &me.organization_id)?
-                .ok_or_else(|| AppError::internal("user without organisation"))?;
-            access::read_city_summary(&me, &org.kind)?;
+            access::city_summary(conn, &me)?;
             let now = crate::db::now();
             crate::wards::all(conn)?
                 .into_iter()

@@ -43,7 +43,7 @@ pub async fn raise(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Flag)?;
+            let patient = access::raise_flag(conn, &me, &patient_id)?;
             let t = now();
             let flag = super::insert(
                 conn,
@@ -135,7 +135,7 @@ pub async fn acknowledge(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
+            let flag = access::flag_to_act_on(conn, &me, &id)?;
             if !super::acknowledge(conn, &id, &me.id, note.as_deref(), now())? {
                 return Err(super::not_open());
             }
@@ -177,7 +177,7 @@ pub async fn resolve(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
+            let flag = access::flag_to_act_on(conn, &me, &id)?;
             if !super::resolve(conn, &id, &me.id, &body.note, outcome, now())? {
                 return Err(super::not_open());
             }

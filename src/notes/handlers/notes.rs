@@ -5,11 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Need, Relation};
+use crate::access::{self, Need};
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::{Bearer, CurrentUser};
-use crate::db::{new_id, now, DbConn};
+use crate::auth::Bearer;
+use crate::db::{new_id, now};
 use crate::error::{AppError, AppResult};
 use crate::flags;
 use crate::idempotency::{self, Answer};
@@ -213,14 +213,6 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
     })
 }
 
-/// A refusal by the policy after the patient check: audited, and the audit record kept.
-fn refused(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>, refusal: AppError) -> AppError {
-    match audit::record(conn, me, event.denied()) {
-        Ok(()) => refusal.keeping_changes(),
-        Err(e) => e,
-    }
-}
-
 /// The answer to a POST that created a note version: `201`, `Location`, the note.
 fn created(answer: Answer) -> HttpResponse {
     let mut res = answer.builder();
@@ -248,15 +240,8 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Note)?;
             let kind = body.kind;
-            if kind == NoteKind::PhysicianInfoSharing {
-                if let Err(e) = access::write_physician_note(&me) {
-                    let event =
-                        Event::new(Action::Create, Resource::Note, None, Some(&patient.id)).detail(kind.as_str());
-                    return Err(refused(conn, &me, event, e));
-                }
-            }
+            let patient = access::post_note(conn, &me, &patient_id, kind)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 let mut check = Check::new();
                 let content = check_content(&mut check, body.draft(), kind, &patient);
@@ -368,7 +353,7 @@ pub async fn get(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, relation) = access::note(conn, &me, &note_id, Need::Read)?;
-            if matches!(relation, Relation::Member { .. }) {
+            if access::leaves_read_receipt(&relation) {
                 notes::reads::mark(conn, &note, &me.id, now())?;
             }
             audit::record(conn, &me, Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)))?;
@@ -398,11 +383,7 @@ pub async fn amend(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, patient, _) = access::note(conn, &me, &note_id, Need::Write)?;
-            if let Err(e) = access::amend_note(&me, &note.author_id) {
-                let event = Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id));
-                return Err(refused(conn, &me, event, e));
-            }
+            let (note, patient) = access::note_to_amend(conn, &me, &note_id)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 let current = notes::current_version(conn, &note.id)?;
                 if if_match.is_some_and(|v| v != current) {

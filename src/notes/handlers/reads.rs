@@ -29,7 +29,7 @@ pub async fn mark(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, _, _) = access::note(conn, &me, &note_id, Need::Write)?;
+            let note = access::note_to_mark_read(conn, &me, &note_id)?;
             if reads::mark(conn, &note, &me.id, now())? {
                 audit::record(
                     conn,
