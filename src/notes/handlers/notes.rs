@@ -308,9 +308,7 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let q = query.into_inner();
-    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
-    let limit = paging.limit()?;
-    let after = notes::position_from(paging.after()?)?;
+    let (limit, after) = super::paging(&PageQuery { limit: q.limit, cursor: q.cursor.clone() }, Position::decode)?;
     let mut check = crate::api::Check::new();
     check.optional_id("author_id", q.author_id.as_ref());
     check.finish()?;

@@ -18,11 +18,7 @@ pub async fn list(
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
-    let limit = query.limit()?;
-    let after = match query.after()? {
-        None => None,
-        Some(c) => Some(Position::decode(&c).ok_or_else(crate::api::invalid_cursor)?),
-    };
+    let (limit, after) = super::paging(&query, Position::decode)?;
     let page = state
         .db
         .run(move |conn| {
