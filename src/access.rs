@@ -509,7 +509,6 @@ pub fn flag(
 // - A read leaves a receipt (既読) only for a member of the team: a coordinating physician or a
 //   clinician with emergency access reads without one, and the audit trail records the read.
 // - A flag is acknowledged or resolved by any active member of the team.
-// - The city summary is for city ward office staff and system administrators.
 // A refusal after the patient check is audited, and its audit record kept.
 
 /// A refusal of a caller who reached the patient: audited, and the audit record kept.
@@ -571,14 +570,6 @@ pub fn raise_flag(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppR
 pub fn flag_to_act_on(conn: &mut DbConn, me: &CurrentUser, flag_id: &str) -> AppResult<crate::flags::Flag> {
     let (flag, _) = flag(conn, me, flag_id, Need::Write)?;
     Ok(flag)
-}
-
-/// Reading the per-ward counts of the city (`read_city_summary`), decided on the caller's
-/// organisation.
-pub fn city_summary(conn: &mut DbConn, me: &CurrentUser) -> AppResult<()> {
-    let org =
-        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
-    read_city_summary(me, &org.kind)
 }
 
 /// A ward's caseload for the caller (`read_ward_caseload`), and the patients it leaves out for

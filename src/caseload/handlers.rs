@@ -8,7 +8,7 @@ use crate::access;
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::vocab::{CareLevel, PatientStatus};
 
@@ -155,7 +155,9 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::city_summary(conn, &me)?;
+            let org = crate::orgs::find(conn, &me.organization_id)?
+                .ok_or_else(|| AppError::internal("user without organisation"))?;
+            access::read_city_summary(&me, &org.kind)?;
             let now = crate::db::now();
             crate::wards::all(conn)?
                 .into_iter()
