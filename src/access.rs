@@ -500,6 +500,85 @@ pub fn flag(
     Ok((flag, patient))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Notebook and flags.
+//
+// - Any active member of the team posts notes and raises flags; the physician's
+//   information-sharing note is for physicians (`write_physician_note`).
+// - A note is amended only by its author, still on the team (`amend_note`).
+// - A read leaves a receipt (既読) only for a member of the team: a coordinating physician or a
+//   clinician with emergency access reads without one, and the audit trail records the read.
+// - A flag is acknowledged or resolved by any active member of the team.
+// A refusal after the patient check is audited, and its audit record kept.
+
+/// A refusal of a caller who reached the patient: audited, and the audit record kept.
+fn refused_after_patient(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>, refusal: AppError) -> AppError {
+    match audit::record(conn, me, event.denied()) {
+        Ok(()) => refusal.keeping_changes(),
+        Err(e) => e,
+    }
+}
+
+/// The patient a note of `kind` is posted for: members of the team, and for the physician's
+/// information-sharing note physicians among them (403, audited).
+pub fn post_note(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    kind: crate::vocab::NoteKind,
+) -> AppResult<Patient> {
+    let (patient, _) = patient(conn, me, patient_id, Need::Write, Resource::Note)?;
+    if kind == crate::vocab::NoteKind::PhysicianInfoSharing {
+        if let Err(refusal) = write_physician_note(me) {
+            let event = Event::new(Action::Create, Resource::Note, None, Some(&patient.id)).detail(kind.as_str());
+            return Err(refused_after_patient(conn, me, event, refusal));
+        }
+    }
+    Ok(patient)
+}
+
+/// The note the caller amends, with its patient: its author, still on the team (anyone else who
+/// may write the patient's data: 403, audited).
+pub fn note_to_amend(conn: &mut DbConn, me: &CurrentUser, note_id: &str) -> AppResult<(crate::notes::Note, Patient)> {
+    let (note, patient, _) = note(conn, me, note_id, Need::Write)?;
+    if let Err(refusal) = amend_note(me, &note.author_id) {
+        let event = Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id));
+        return Err(refused_after_patient(conn, me, event, refusal));
+    }
+    Ok((note, patient))
+}
+
+/// Whether a read of a note by someone standing so to its patient leaves a read receipt.
+pub fn leaves_read_receipt(relation: &Relation) -> bool {
+    matches!(relation, Relation::Member { .. })
+}
+
+/// The note the caller marks read: members of the team, who leave receipts (others who may read
+/// it get 403, audited).
+pub fn note_to_mark_read(conn: &mut DbConn, me: &CurrentUser, note_id: &str) -> AppResult<crate::notes::Note> {
+    let (note, _, _) = note(conn, me, note_id, Need::Write)?;
+    Ok(note)
+}
+
+/// The patient a flag is raised for: members of the team.
+pub fn raise_flag(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    let (patient, _) = patient(conn, me, patient_id, Need::Write, Resource::Flag)?;
+    Ok(patient)
+}
+
+/// The flag the caller acknowledges or resolves: members of the team.
+pub fn flag_to_act_on(conn: &mut DbConn, me: &CurrentUser, flag_id: &str) -> AppResult<crate::flags::Flag> {
+    let (flag, _) = flag(conn, me, flag_id, Need::Write)?;
+    Ok(flag)
+}
+
+/// A ward's caseload for the caller (`read_ward_caseload`), and the patients it leaves out for
+/// them (`withheld_from_coordinator`).
+pub fn ward_caseload(conn: &mut DbConn, me: &CurrentUser, ward_code: &str) -> AppResult<Vec<String>> {
+    read_ward_caseload(conn, me, ward_code)?;
+    withheld_from_coordinator(conn, me)
+}
+
 /// Registering a patient: care managers and hospital staff (DESIGN.md §5).
 pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKind) -> AppResult<TeamRole> {
     if organization_kind == crate::vocab::OrgKind::Hospital {

@@ -114,9 +114,8 @@ pub async fn caseload(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::read_ward_caseload(conn, &me, &ward)?;
             let mut filter = filter;
-            filter.withheld = access::withheld_from_coordinator(conn, &me)?;
+            filter.withheld = access::ward_caseload(conn, &me, &ward)?;
             let now = crate::db::now();
             let summary = super::summary(conn, &ward, now)?;
             let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;

@@ -1,21 +1,31 @@
 //! `/patients/{id}/flags`, `/flags/{id}`, acknowledge, resolve and `/me/flags`.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{FlagView, NewFlag};
+use super::{Flag, FlagView, NewFlag};
 use crate::access::{self, Need};
-use crate::api::Check;
+use crate::api::{Check, Items};
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
-use crate::db::now;
+use crate::auth::{Bearer, CurrentUser};
+use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::vocab::{FlagSeverity, FlagStatus};
 
-#[derive(Serialize)]
-struct FlagList {
-    items: Vec<FlagView>,
+/// The answer after a step of `flag` (`moved` tells whether it happened): 409 when the flag was
+/// not in a state that allows the step; else the step is audited and the flag shown as it is now.
+fn moved_on(conn: &mut DbConn, me: &CurrentUser, flag: Flag, moved: bool, step: &str) -> AppResult<FlagView> {
+    if !moved {
+        return Err(super::not_open());
+    }
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Flag, Some(&flag.id), Some(&flag.patient_id)).detail(step),
+    )?;
+    let flag = super::find(conn, &flag.id)?.ok_or_else(AppError::not_found)?;
+    super::view(conn, flag)
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,7 +53,7 @@ pub async fn raise(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Flag)?;
+            let patient = access::raise_flag(conn, &me, &patient_id)?;
             let t = now();
             let flag = super::insert(
                 conn,
@@ -90,7 +100,7 @@ pub async fn list(
             super::list_for_patient(conn, &patient_id, status)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(FlagList { items }))
+    Ok(HttpResponse::Ok().json(Items::of(items)))
 }
 
 /// `GET /flags/{id}`: a flag of a patient outside the caller's scope is 404 like a missing one,
@@ -135,17 +145,9 @@ pub async fn acknowledge(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
-            if !super::acknowledge(conn, &id, &me.id, note.as_deref(), now())? {
-                return Err(super::not_open());
-            }
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Flag, Some(&id), Some(&flag.patient_id)).detail("acknowledged"),
-            )?;
-            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            super::view(conn, flag)
+            let flag = access::flag_to_act_on(conn, &me, &id)?;
+            let moved = super::acknowledge(conn, &id, &me.id, note.as_deref(), now())?;
+            moved_on(conn, &me, flag, moved, "acknowledged")
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -177,17 +179,9 @@ pub async fn resolve(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (flag, _) = access::flag(conn, &me, &id, Need::Write)?;
-            if !super::resolve(conn, &id, &me.id, &body.note, outcome, now())? {
-                return Err(super::not_open());
-            }
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Flag, Some(&id), Some(&flag.patient_id)).detail(outcome.as_str()),
-            )?;
-            let flag = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            super::view(conn, flag)
+            let flag = access::flag_to_act_on(conn, &me, &id)?;
+            let moved = super::resolve(conn, &id, &me.id, &body.note, outcome, now())?;
+            moved_on(conn, &me, flag, moved, outcome.as_str())
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -208,5 +202,5 @@ pub async fn mine(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpR
             Ok(items)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(FlagList { items }))
+    Ok(HttpResponse::Ok().json(Items::of(items)))
 }

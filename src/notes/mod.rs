@@ -363,14 +363,6 @@ impl Position {
     }
 }
 
-/// The cursor of a list, decoded (422 when it is not valid).
-pub fn position_from(cursor: Option<String>) -> AppResult<Option<Position>> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => Position::decode(&c).map(Some).ok_or_else(crate::api::invalid_cursor),
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
     pub kind: Option<NoteKind>,

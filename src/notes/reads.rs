@@ -6,21 +6,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::{current_notes, Listed, Note, Version};
-use crate::access::Need;
 use crate::api;
-use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
 use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
-use crate::db::{now, DbConn};
+use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::per_backend;
-use crate::state::AppState;
 
 /// How many of the newest unread notes `GET /me/unread` shows per patient.
 pub const NEWEST_UNREAD: i64 = 3;
@@ -125,65 +120,6 @@ pub fn newest_unread(conn: &mut DbConn, user_id: &str, patient_id: &str, limit: 
     Ok(rows.into_iter().map(|(note, version, author_name)| Listed { note, version, author_name }).collect())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Handlers.
-
-#[derive(Serialize)]
-struct ReceiptList {
-    note_id: String,
-    read_count: usize,
-    items: Vec<Receipt>,
-}
-
-/// `PUT /notes/{id}/read`: marks the note read for the caller (care-team members), idempotently.
-pub async fn mark_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner().into_string();
-    state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let (note, _, _) = crate::access::note(conn, &me, &note_id, Need::Write)?;
-            if mark(conn, &note, &me.id, now())? {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Create, Resource::NoteRead, Some(&note.id), Some(&note.patient_id)),
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// `GET /notes/{id}/reads`: who read the note, and when.
-pub async fn list_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-) -> AppResult<HttpResponse> {
-    let note_id = path.into_inner().into_string();
-    let list = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let (note, _, _) = crate::access::note(conn, &me, &note_id, Need::Read)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Read, Resource::NoteRead, Some(&note.id), Some(&note.patient_id)),
-            )?;
-            let items = receipts(conn, &note.id)?;
-            Ok(ReceiptList { note_id: note.id, read_count: items.len(), items })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
-}
-
 /// A note in the unread summary.
 #[derive(Debug, Serialize)]
 pub struct UnreadNote {
@@ -266,25 +202,4 @@ pub fn summary(conn: &mut DbConn, user_id: &str) -> AppResult<UnreadSummary> {
         newest(b).cmp(&newest(a)).then_with(|| a.patient_id.cmp(&b.patient_id))
     });
     Ok(UnreadSummary { total_unread: items.iter().map(|p| p.unread_count).sum(), items })
-}
-
-/// `GET /me/unread`: for each patient on whose team I am now, how many notes I have not read and
-/// the newest few of them — what is new when a nurse starts the day. Each patient shown is an
-/// audited read.
-pub async fn unread_handler(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
-    let summary = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let summary = summary(conn, &me.id)?;
-            let reads = summary
-                .items
-                .iter()
-                .map(|p| Event::new(Action::Read, Resource::Note, None, Some(&p.patient_id)).detail("unread"))
-                .collect();
-            audit::record_all(conn, &me, reads)?;
-            Ok(summary)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(summary))
 }

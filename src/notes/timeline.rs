@@ -1,9 +1,9 @@
-//! `GET /patients/{id}/timeline`: one time-ordered stream of what happened around a patient —
-//! notes, care-team changes, consent changes, emergency-access grants (the team learns of a
-//! break-glass read this way), deterioration flags and discharge-coordination events — newest
-//! first, cursor-paginated.
+//! The patient's timeline (`GET /patients/{id}/timeline`): one time-ordered stream of what
+//! happened around a patient — notes, care-team changes, consent changes, emergency-access
+//! grants (the team learns of a break-glass read this way), deterioration flags and
+//! discharge-coordination events — newest first, cursor-paginated.
 //!
-//! Each source is one function that returns its newest items after the cursor; the handler
+//! Each source is one function that returns its newest items after the cursor; [`page`]
 //! merges them in Rust. A new source is one more function in [`SOURCES`] and, if it needs
 //! details of its own, one more optional member of [`Item`].
 //!
@@ -13,23 +13,18 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::{current_notes, Note, Version};
-use crate::access::{self, Need};
-use crate::api::{self, PageQuery};
-use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
+use crate::api;
 use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
-use crate::state::AppState;
 use crate::vocab::NoteKind;
 
 pub const NOTE: &str = "note";
@@ -104,7 +99,7 @@ impl Item {
         self
     }
 
-    fn position(&self) -> Position {
+    pub fn position(&self) -> Position {
         Position { at: self.at, kind: self.kind.to_string(), id: self.id.clone() }
     }
 
@@ -196,8 +191,15 @@ impl Names {
     }
 }
 
-/// One source of timeline items: its newest `limit` items of the patient after the cursor.
-pub type Source = fn(&mut DbConn, &mut Names, &str, Option<&Position>, i64) -> AppResult<Vec<Item>>;
+/// What each source is asked for: the patient's newest `limit` items after the cursor.
+pub struct Window<'a> {
+    pub patient_id: &'a str,
+    pub after: Option<&'a Position>,
+    pub limit: i64,
+}
+
+/// One source of timeline items: its items in the window.
+pub type Source = fn(&mut DbConn, &mut Names, &Window<'_>) -> AppResult<Vec<Item>>;
 
 /// Every source, merged into one stream.
 pub const SOURCES: &[Source] = &[
@@ -211,20 +213,28 @@ pub const SOURCES: &[Source] = &[
     discharge_events_of,
 ];
 
-fn notes(
-    conn: &mut DbConn,
-    _: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, NOTE), note_versions::occurred_at, note_versions::note_id);
-    let rows: Vec<(Note, Version, String)> = q
-        .order((note_versions::occurred_at.desc(), note_versions::note_id.desc()))
-        .limit(limit)
-        .select((Note::as_select(), Version::as_select(), users::name))
-        .load(conn)?;
+/// The rows of one source in a window, as every source reads them: the patient's rows (`$q`),
+/// bounded after the cursor on the source's time and id columns, newest first.
+macro_rules! newest {
+    ($conn:expr, $window:expr, $source:expr, $q:expr, ($at:expr, $id:expr), $select:expr) => {{
+        let q = $q.into_boxed();
+        bounded!(q, Bound::for_source($window.after, $source), $at, $id)
+            .order(($at.desc(), $id.desc()))
+            .limit($window.limit)
+            .select($select)
+            .load($conn)
+    }};
+}
+
+fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<(Note, Version, String)> = newest!(
+        conn,
+        w,
+        NOTE,
+        current_notes!().filter(note_versions::patient_id.eq(w.patient_id.to_string())),
+        (note_versions::occurred_at, note_versions::note_id),
+        (Note::as_select(), Version::as_select(), users::name)
+    )?;
     rows.into_iter()
         .map(|(note, v, author_name)| {
             let kind = NoteKind::from_db(&note.kind)?;
@@ -262,78 +272,71 @@ fn role_ja(role: &str) -> &str {
     }
 }
 
-fn member_details(conn: &mut DbConn, names: &mut Names, m: &Member) -> AppResult<MemberDetails> {
-    Ok(MemberDetails {
+/// A care-team item of membership `m`: whose membership, and the summary told with that
+/// person's name.
+fn member_item(
+    conn: &mut DbConn,
+    names: &mut Names,
+    (kind, at): (&'static str, NaiveDateTime),
+    m: &Member,
+    actor_id: Option<&str>,
+    summary: impl FnOnce(&str) -> (String, String),
+) -> AppResult<Item> {
+    let member = MemberDetails {
         member_id: m.id.clone(),
         user_id: m.user_id.clone(),
         name: names.of(conn, &m.user_id)?,
         role: m.role.clone(),
-    })
+    };
+    let mut item = Item::new(kind, at, m.id.clone(), summary(&member.name)).by(names.actor(conn, actor_id)?);
+    item.member = Some(member);
+    Ok(item)
 }
 
-fn team_members_added(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = care_team_members::table.filter(care_team_members::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q =
-        bounded!(q, Bound::for_source(after, TEAM_MEMBER_ADDED), care_team_members::created_at, care_team_members::id);
-    let rows: Vec<Member> = q
-        .order((care_team_members::created_at.desc(), care_team_members::id.desc()))
-        .limit(limit)
-        .select(Member::as_select())
-        .load(conn)?;
+fn team_members_added(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<Member> = newest!(
+        conn,
+        w,
+        TEAM_MEMBER_ADDED,
+        care_team_members::table.filter(care_team_members::patient_id.eq(w.patient_id.to_string())),
+        (care_team_members::created_at, care_team_members::id),
+        Member::as_select()
+    )?;
     rows.iter()
         .map(|m| {
-            let member = member_details(conn, names, m)?;
-            let summary = (
-                format!("{}さんが{}としてケアチームに加わりました。", member.name, role_ja(&m.role)),
-                format!("{} joined the care team as {}.", member.name, m.role),
-            );
-            let mut item = Item::new(TEAM_MEMBER_ADDED, m.created_at, m.id.clone(), summary)
-                .by(names.actor(conn, Some(&m.added_by))?);
-            item.member = Some(member);
-            Ok(item)
+            member_item(conn, names, (TEAM_MEMBER_ADDED, m.created_at), m, Some(&m.added_by), |name| {
+                (
+                    format!("{name}さんが{}としてケアチームに加わりました。", role_ja(&m.role)),
+                    format!("{name} joined the care team as {}.", m.role),
+                )
+            })
         })
         .collect()
 }
 
-fn team_members_ended(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = care_team_members::table
-        .filter(care_team_members::patient_id.eq(patient_id.to_string()))
-        .filter(care_team_members::ended_at.is_not_null())
-        .into_boxed();
-    let q =
-        bounded!(q, Bound::for_source(after, TEAM_MEMBER_ENDED), care_team_members::ended_at, care_team_members::id);
-    let rows: Vec<Member> = q
-        .order((care_team_members::ended_at.desc(), care_team_members::id.desc()))
-        .limit(limit)
-        .select(Member::as_select())
-        .load(conn)?;
-    let mut items = Vec::with_capacity(rows.len());
-    for m in &rows {
-        let Some(at) = m.ended_at else { continue };
-        let member = member_details(conn, names, m)?;
-        let on = m.ended_on.map(|d| d.to_string()).unwrap_or_default();
-        let summary = (
-            format!("{}さん({})がケアチームを離れました({on})。", member.name, role_ja(&m.role)),
-            format!("{} ({}) left the care team ({on}).", member.name, m.role),
-        );
-        let mut item =
-            Item::new(TEAM_MEMBER_ENDED, at, m.id.clone(), summary).by(names.actor(conn, m.ended_by.as_deref())?);
-        item.member = Some(member);
-        items.push(item);
-    }
-    Ok(items)
+fn team_members_ended(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<Member> = newest!(
+        conn,
+        w,
+        TEAM_MEMBER_ENDED,
+        care_team_members::table
+            .filter(care_team_members::patient_id.eq(w.patient_id.to_string()))
+            .filter(care_team_members::ended_at.is_not_null()),
+        (care_team_members::ended_at, care_team_members::id),
+        Member::as_select()
+    )?;
+    rows.iter()
+        .filter_map(|m| m.ended_at.map(|at| (m, at)))
+        .map(|(m, at)| {
+            let on = m.ended_on.map(|d| d.to_string()).unwrap_or_default();
+            member_item(conn, names, (TEAM_MEMBER_ENDED, at), m, m.ended_by.as_deref(), |name| {
+                (
+                    format!("{name}さん({})がケアチームを離れました({on})。", role_ja(&m.role)),
+                    format!("{name} ({}) left the care team ({on}).", m.role),
+                )
+            })
+        })
+        .collect()
 }
 
 fn consent_words(c: &Consent) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -349,20 +352,15 @@ fn consent_words(c: &Consent) -> (&'static str, &'static str, &'static str, &'st
     (scope.0, scope.1, from.0, from.1)
 }
 
-fn consents_recorded(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = consents::table.filter(consents::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, CONSENT_RECORDED), consents::created_at, consents::id);
-    let rows: Vec<Consent> = q
-        .order((consents::created_at.desc(), consents::id.desc()))
-        .limit(limit)
-        .select(Consent::as_select())
-        .load(conn)?;
+fn consents_recorded(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<Consent> = newest!(
+        conn,
+        w,
+        CONSENT_RECORDED,
+        consents::table.filter(consents::patient_id.eq(w.patient_id.to_string())),
+        (consents::created_at, consents::id),
+        Consent::as_select()
+    )?;
     rows.iter()
         .map(|c| {
             let (scope_ja, scope_en, from_ja, from_en) = consent_words(c);
@@ -376,52 +374,39 @@ fn consents_recorded(
         .collect()
 }
 
-fn consents_revoked(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = consents::table
-        .filter(consents::patient_id.eq(patient_id.to_string()))
-        .filter(consents::revoked_at.is_not_null())
-        .into_boxed();
-    let q = bounded!(q, Bound::for_source(after, CONSENT_REVOKED), consents::revoked_at, consents::id);
-    let rows: Vec<Consent> = q
-        .order((consents::revoked_at.desc(), consents::id.desc()))
-        .limit(limit)
-        .select(Consent::as_select())
-        .load(conn)?;
-    let mut items = Vec::with_capacity(rows.len());
-    for c in &rows {
-        let Some(at) = c.revoked_at else { continue };
-        let reason = c.revoke_reason.clone().unwrap_or_default();
-        let summary = (
-            format!("情報共有への同意が撤回されました。理由: {reason}"),
-            format!("Consent to share was revoked. Reason: {reason}"),
-        );
-        items.push(
-            Item::new(CONSENT_REVOKED, at, c.id.clone(), summary).by(names.actor(conn, c.revoked_by.as_deref())?),
-        );
-    }
-    Ok(items)
+fn consents_revoked(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<Consent> = newest!(
+        conn,
+        w,
+        CONSENT_REVOKED,
+        consents::table
+            .filter(consents::patient_id.eq(w.patient_id.to_string()))
+            .filter(consents::revoked_at.is_not_null()),
+        (consents::revoked_at, consents::id),
+        Consent::as_select()
+    )?;
+    rows.iter()
+        .filter_map(|c| c.revoked_at.map(|at| (c, at)))
+        .map(|(c, at)| {
+            let reason = c.revoke_reason.clone().unwrap_or_default();
+            let summary = (
+                format!("情報共有への同意が撤回されました。理由: {reason}"),
+                format!("Consent to share was revoked. Reason: {reason}"),
+            );
+            Ok(Item::new(CONSENT_REVOKED, at, c.id.clone(), summary).by(names.actor(conn, c.revoked_by.as_deref())?))
+        })
+        .collect()
 }
 
-fn emergency_access_grants(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = emergency_access::table.filter(emergency_access::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, EMERGENCY_ACCESS), emergency_access::granted_at, emergency_access::id);
-    let rows: Vec<Grant> = q
-        .order((emergency_access::granted_at.desc(), emergency_access::id.desc()))
-        .limit(limit)
-        .select(Grant::as_select())
-        .load(conn)?;
+fn emergency_access_grants(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<Grant> = newest!(
+        conn,
+        w,
+        EMERGENCY_ACCESS,
+        emergency_access::table.filter(emergency_access::patient_id.eq(w.patient_id.to_string())),
+        (emergency_access::granted_at, emergency_access::id),
+        Grant::as_select()
+    )?;
     rows.iter()
         .map(|g| {
             let actor = names.actor(conn, Some(&g.user_id))?;
@@ -436,20 +421,15 @@ fn emergency_access_grants(
         .collect()
 }
 
-fn flags_raised(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = flags::table.filter(flags::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, FLAG_RAISED), flags::raised_at, flags::id);
-    let rows: Vec<crate::flags::Flag> = q
-        .order((flags::raised_at.desc(), flags::id.desc()))
-        .limit(limit)
-        .select(crate::flags::Flag::as_select())
-        .load(conn)?;
+fn flags_raised(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<crate::flags::Flag> = newest!(
+        conn,
+        w,
+        FLAG_RAISED,
+        flags::table.filter(flags::patient_id.eq(w.patient_id.to_string())),
+        (flags::raised_at, flags::id),
+        crate::flags::Flag::as_select()
+    )?;
     rows.iter()
         .map(|f| {
             let (sev_ja, sev_en) =
@@ -469,20 +449,15 @@ fn flags_raised(
         .collect()
 }
 
-fn discharge_events_of(
-    conn: &mut DbConn,
-    names: &mut Names,
-    patient_id: &str,
-    after: Option<&Position>,
-    limit: i64,
-) -> AppResult<Vec<Item>> {
-    let q = discharge_events::table.filter(discharge_events::patient_id.eq(patient_id.to_string())).into_boxed();
-    let q = bounded!(q, Bound::for_source(after, DISCHARGE_EVENT), discharge_events::at, discharge_events::id);
-    let rows: Vec<(String, String, NaiveDateTime, String)> = q
-        .order((discharge_events::at.desc(), discharge_events::id.desc()))
-        .limit(limit)
-        .select((discharge_events::id, discharge_events::kind, discharge_events::at, discharge_events::actor_id))
-        .load(conn)?;
+fn discharge_events_of(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<(String, String, NaiveDateTime, String)> = newest!(
+        conn,
+        w,
+        DISCHARGE_EVENT,
+        discharge_events::table.filter(discharge_events::patient_id.eq(w.patient_id.to_string())),
+        (discharge_events::at, discharge_events::id),
+        (discharge_events::id, discharge_events::kind, discharge_events::at, discharge_events::actor_id)
+    )?;
     rows.into_iter()
         .map(|(id, kind, at, actor)| {
             let summary = match kind.as_str() {
@@ -504,39 +479,14 @@ fn discharge_events_of(
 /// A page of the patient's timeline after `after`: `limit + 1` items at most, newest first.
 pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&Position>, limit: i64) -> AppResult<Vec<Item>> {
     let mut names = Names::default();
+    let window = Window { patient_id, after, limit: limit + 1 };
     let mut items = Vec::new();
     for source in SOURCES {
-        items.extend(source(conn, &mut names, patient_id, after, limit + 1)?);
+        items.extend(source(conn, &mut names, &window)?);
     }
     items.sort_by(Item::newest_first);
     items.truncate(limit as usize + 1);
     Ok(items)
-}
-
-/// `GET /patients/{id}/timeline`.
-pub async fn handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    query: web::Query<PageQuery>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let limit = query.limit()?;
-    let after = match query.after()? {
-        None => None,
-        Some(c) => Some(Position::decode(&c).ok_or_else(crate::api::invalid_cursor)?),
-    };
-    let page = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, Resource::Timeline)?;
-            audit::record(conn, &me, Event::new(Action::Read, Resource::Timeline, None, Some(&patient_id)))?;
-            let items = page(conn, &patient_id, after.as_ref(), limit)?;
-            Ok(api::page(items, limit, |i| i.position().encode()))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
 }
 
 #[cfg(test)]

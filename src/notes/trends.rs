@@ -1,20 +1,16 @@
-//! `GET /patients/{id}/vitals`: each vital sign's series over a period, and the NEWS2 series,
-//! from the current versions of the patient's notes — what a client needs to draw a chart.
+//! The vital-sign trends behind `GET /patients/{id}/vitals`: each vital sign's series over a
+//! period, and the NEWS2 series, from the current versions of the patient's notes — what a
+//! client needs to draw a chart.
 
-use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{current_notes, Version};
-use crate::access::{self, Need};
-use crate::api::{self, Check};
-use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
+use crate::api;
 use crate::db::schema::note_versions;
-use crate::db::{now, truncate, DbConn};
+use crate::db::DbConn;
 use crate::error::AppResult;
-use crate::state::AppState;
 
 /// The period when `since` is not given: this many days before `until` (or now).
 pub const DEFAULT_DAYS: i64 = 30;
@@ -22,15 +18,6 @@ pub const DEFAULT_DAYS: i64 = 30;
 pub const MAX_DAYS: i64 = 366;
 /// The most notes one answer covers; beyond it the earliest are left out (`truncated`).
 pub const MAX_NOTES: i64 = 5_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrendQuery {
-    /// `occurred_at` at or after (RFC 3339); default `DEFAULT_DAYS` before `until`.
-    pub since: Option<DateTime<Utc>>,
-    /// `occurred_at` before (RFC 3339); default: no end.
-    pub until: Option<DateTime<Utc>>,
-}
 
 /// One measurement: when, the value, and the note it was recorded on.
 #[derive(Debug, Serialize)]
@@ -135,54 +122,13 @@ pub fn series(rows: &[Version]) -> Series {
     s
 }
 
-/// `GET /patients/{id}/vitals?since&until`.
-pub async fn handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    query: web::Query<TrendQuery>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let until = query.until.map(|t| truncate(t.naive_utc()));
-    let since = match query.since {
-        Some(t) => truncate(t.naive_utc()),
-        None => until.unwrap_or_else(now) - Duration::days(DEFAULT_DAYS),
-    };
-    let mut check = Check::new();
-    if let Some(u) = until {
-        if u <= since {
-            check.push(
-                "until",
-                "before_since",
-                "until は since より後の日時にしてください。",
-                "until must be after since.",
-            );
-        } else if u - since > Duration::days(MAX_DAYS) {
-            check.push(
-                "since",
-                "period_too_long",
-                format!("期間は {MAX_DAYS} 日以内にしてください。"),
-                format!("The period must be at most {MAX_DAYS} days."),
-            );
-        }
-    } else if now() - since > Duration::days(MAX_DAYS) {
-        check.push(
-            "since",
-            "period_too_long",
-            format!("期間は {MAX_DAYS} 日以内にしてください(until も指定できます)。"),
-            format!("The period must be at most {MAX_DAYS} days (until may be given too)."),
-        );
-    }
-    check.finish()?;
-    let trend = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, Resource::Vitals)?;
-            audit::record(conn, &me, Event::new(Action::Read, Resource::Vitals, None, Some(&patient_id)))?;
-            let (rows, truncated) = versions_with_vitals(conn, &patient_id, since, until)?;
-            Ok(Trend { patient_id, since, until, truncated, series: series(&rows) })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(trend))
+/// The patient's vital-sign series over `[since, until)`.
+pub fn trend(
+    conn: &mut DbConn,
+    patient_id: String,
+    since: NaiveDateTime,
+    until: Option<NaiveDateTime>,
+) -> AppResult<Trend> {
+    let (rows, truncated) = versions_with_vitals(conn, &patient_id, since, until)?;
+    Ok(Trend { patient_id, since, until, truncated, series: series(&rows) })
 }

@@ -5,16 +5,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::vitals::Vitals;
-use super::{Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version};
-use crate::access::{self, Need, Relation};
+use crate::access::{self, Need};
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::{Bearer, CurrentUser};
-use crate::db::{new_id, now, DbConn};
+use crate::auth::Bearer;
+use crate::db::{new_id, now};
 use crate::error::{AppError, AppResult};
 use crate::flags;
 use crate::idempotency::{self, Answer};
+use crate::notes::vitals::Vitals;
+use crate::notes::{self, Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version, VersionView};
 use crate::patients::Patient;
 use crate::state::AppState;
 use crate::vocab::NoteKind;
@@ -213,14 +213,6 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
     })
 }
 
-/// A refusal by the policy after the patient check: audited, and the audit record kept.
-fn refused(conn: &mut DbConn, me: &CurrentUser, event: Event<'_>, refusal: AppError) -> AppError {
-    match audit::record(conn, me, event.denied()) {
-        Ok(()) => refusal.keeping_changes(),
-        Err(e) => e,
-    }
-}
-
 /// The answer to a POST that created a note version: `201`, `Location`, the note.
 fn created(answer: Answer) -> HttpResponse {
     let mut res = answer.builder();
@@ -248,15 +240,8 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::Note)?;
             let kind = body.kind;
-            if kind == NoteKind::PhysicianInfoSharing {
-                if let Err(e) = access::write_physician_note(&me) {
-                    let event =
-                        Event::new(Action::Create, Resource::Note, None, Some(&patient.id)).detail(kind.as_str());
-                    return Err(refused(conn, &me, event, e));
-                }
-            }
+            let patient = access::post_note(conn, &me, &patient_id, kind)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 let mut check = Check::new();
                 let content = check_content(&mut check, body.draft(), kind, &patient);
@@ -272,7 +257,7 @@ pub async fn create(
                     created_at: t,
                 };
                 let first = Version::new(&note, 1, content, &me.id, None, t);
-                super::insert(conn, &note, &first)?;
+                notes::insert(conn, &note, &first)?;
                 audit::record(
                     conn,
                     &me,
@@ -282,7 +267,7 @@ pub async fn create(
                 if let Some(score) = first.news2()? {
                     flags::alerts::on_note_scored(conn, &mailer, &limits, &me.id, &patient, &note.id, &score, t)?;
                 }
-                let view = super::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
+                let view = notes::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
@@ -323,9 +308,7 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let q = query.into_inner();
-    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
-    let limit = paging.limit()?;
-    let after = super::position_from(paging.after()?)?;
+    let (limit, after) = super::paging(&PageQuery { limit: q.limit, cursor: q.cursor.clone() }, Position::decode)?;
     let mut check = crate::api::Check::new();
     check.optional_id("author_id", q.author_id.as_ref());
     check.finish()?;
@@ -341,14 +324,14 @@ pub async fn list(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Read, Resource::Note)?;
-            let rows = super::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
+            let rows = notes::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
             let shown = rows.len().min(limit as usize);
             audit::record(
                 conn,
                 &me,
                 Event::new(Action::Read, Resource::Note, None, Some(&patient_id)).detail(format!("list:{shown}")),
             )?;
-            let views = super::views(conn, &me.id, rows)?;
+            let views = notes::views(conn, &me.id, rows)?;
             Ok(api::page(views, limit, |v| Position { at: v.occurred_at, id: v.id.clone() }.encode()))
         })
         .await?;
@@ -368,12 +351,12 @@ pub async fn get(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, relation) = access::note(conn, &me, &note_id, Need::Read)?;
-            if matches!(relation, Relation::Member { .. }) {
-                super::reads::mark(conn, &note, &me.id, now())?;
+            if access::leaves_read_receipt(&relation) {
+                notes::reads::mark(conn, &note, &me.id, now())?;
             }
             audit::record(conn, &me, Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)))?;
-            let row = super::current(conn, &note.id)?;
-            super::view(conn, &me.id, row)
+            let row = notes::current(conn, &note.id)?;
+            notes::view(conn, &me.id, row)
         })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
@@ -398,13 +381,9 @@ pub async fn amend(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (note, patient, _) = access::note(conn, &me, &note_id, Need::Write)?;
-            if let Err(e) = access::amend_note(&me, &note.author_id) {
-                let event = Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id));
-                return Err(refused(conn, &me, event, e));
-            }
+            let (note, patient) = access::note_to_amend(conn, &me, &note_id)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
-                let current = super::current_version(conn, &note.id)?;
+                let current = notes::current_version(conn, &note.id)?;
                 if if_match.is_some_and(|v| v != current) {
                     return Err(AppError::precondition_failed());
                 }
@@ -415,7 +394,7 @@ pub async fn amend(
                 let content = check_content(&mut check, draft, kind, &patient);
                 check.finish()?;
                 let version = Version::new(&note, current + 1, content, &me.id, Some(reason), now());
-                super::add_version(conn, &version)?;
+                notes::add_version(conn, &version)?;
                 audit::record(
                     conn,
                     &me,
@@ -423,7 +402,7 @@ pub async fn amend(
                         .detail(format!("version:{}", version.version)),
                 )?;
                 let view =
-                    super::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
+                    notes::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
             if answer.replayed {
@@ -443,7 +422,7 @@ pub async fn amend(
 #[derive(Serialize)]
 struct VersionList {
     note_id: String,
-    items: Vec<super::VersionView>,
+    items: Vec<VersionView>,
 }
 
 /// `GET /notes/{id}/versions`: every version, oldest first, with author, time and reason.
@@ -463,7 +442,7 @@ pub async fn versions(
                 &me,
                 Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)).detail("versions"),
             )?;
-            let items = super::history(conn, &note.id)?;
+            let items = notes::history(conn, &note.id)?;
             Ok(VersionList { note_id: note.id, items })
         })
         .await?;
