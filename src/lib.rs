@@ -12,6 +12,7 @@ pub mod changes;
 pub mod config;
 pub mod db;
 pub mod discharge;
+pub mod docs;
 pub mod error;
 pub mod fhir;
 pub mod flags;

@@ -15,6 +15,7 @@ mod caseload;
 mod contract;
 mod discharge;
 mod discharge_templates;
+mod docs;
 mod errors;
 mod fhir;
 mod flags;
