@@ -18,6 +18,7 @@ pub mod fhir;
 pub mod flags;
 pub mod idempotency;
 pub mod mail;
+pub mod maintenance;
 pub mod metrics;
 pub mod notes;
 pub mod ops;

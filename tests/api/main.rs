@@ -5,6 +5,7 @@ mod consent_revocation;
 mod helpers;
 mod identification;
 mod layout;
+mod maintenance;
 mod smtp;
 
 mod alerts;
