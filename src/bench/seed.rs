@@ -152,7 +152,7 @@ const PATIENTS_AT_SCALE_1: f64 = 100_000.0;
 const NOTES_PER_PATIENT: f64 = 100.0;
 
 /// Organisations of the city at scale 1.0 and the least of each at any scale, from Kawasaki's
-/// figures in shared/DOMAIN.md: 39 hospitals (5 of them home-care support hospitals), 115
+/// figures in docs/domain.md: 39 hospitals (5 of them home-care support hospitals), 115
 /// home-care support clinics, 489 pharmacies doing home medication management, 49 community
 /// support centres, 385 care-management offices, 79 visiting-nurse stations; dental clinics
 /// doing home visits make up the ~1,200, and each ward has its office. Kinds a care team needs

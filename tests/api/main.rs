@@ -26,3 +26,4 @@ mod ops;
 mod orgs;
 mod patients;
 mod schema;
+mod walkthrough;
