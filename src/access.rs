@@ -1,4 +1,4 @@
-//! THE access policy (DESIGN.md §5): every handler asks here, nothing else decides.
+//! THE access policy (docs/architecture.md, law 3): every handler asks here, nothing else decides.
 //!
 //! Account administration: system administrators manage organisations and any account; an
 //! organisation's administrators manage the accounts of their own organisation only; a person
@@ -199,7 +199,7 @@ pub fn edit_user(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Patient data (DESIGN.md §5).
+// Patient data.
 //
 // - An active member of the patient's care team reads and writes the patient's data.
 // - A coordinating physician of the patient's ward reads (never writes).
@@ -306,7 +306,7 @@ pub fn patient(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Changing a care team (DESIGN.md §5).
+// Changing a care team.
 
 /// In which capacity the caller changes a team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -579,7 +579,7 @@ pub fn ward_caseload(conn: &mut DbConn, me: &CurrentUser, ward_code: &str) -> Ap
     withheld_from_coordinator(conn, me)
 }
 
-/// Registering a patient: care managers and hospital staff (DESIGN.md §5).
+/// Registering a patient: care managers and hospital staff.
 pub fn register_patient(me: &CurrentUser, organization_kind: crate::vocab::OrgKind) -> AppResult<TeamRole> {
     if organization_kind == crate::vocab::OrgKind::Hospital {
         Ok(TeamRole::HospitalStaff)
@@ -648,7 +648,7 @@ pub fn administer_system(me: &CurrentUser) -> AppResult<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Discharge coordination (DESIGN.md §4, §5).
+// Discharge coordination (docs/domain.md).
 //
 // - Hospital staff (users of an organisation of kind hospital) open discharge cases.
 // - A hospital finds the patient of a new case only when already on the patient's team, or by
@@ -670,7 +670,7 @@ pub fn open_discharge_case(organization_kind: crate::vocab::OrgKind) -> AppResul
     }
 }
 
-/// The physician's information-sharing note (在宅医療情報連携加算, DOMAIN.md) records a
+/// The physician's information-sharing note (在宅医療情報連携加算, docs/domain.md) records a
 /// physician's decisions: physicians only.
 pub fn write_physician_note(me: &CurrentUser) -> AppResult<()> {
     if me.profession == crate::vocab::Profession::Physician {
@@ -763,7 +763,7 @@ pub fn patient_for_new_case(
 // - The record is shared across organisations only with the patient's consent. A revocation
 //   stops *further* provision from that moment; what was already shared stays in the record,
 //   which the team must keep (medical and care records have retention duties, and notes are
-//   never deleted — DESIGN.md).
+//   never deleted).
 // - So while the patient's current consent is revoked, no organisation that did not hold the
 //   record at the revocation receives it: a care-team member from an organisation with no
 //   active member on the team at that moment is refused (409) until consent is obtained again

@@ -1,4 +1,4 @@
-//! Conventions shared by every route (DESIGN.md §6): RFC 3339 UTC times, cursor pagination,
+//! Conventions shared by every route (docs/architecture.md): RFC 3339 UTC times, cursor pagination,
 //! `ETag`/`If-Match` versions and the checks on text a person typed.
 
 use actix_web::http::header;

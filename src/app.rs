@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
-use crate::{audit, auth, caseload, discharge, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
+use crate::{audit, auth, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
 
 /// Largest request body accepted (a long visit note fits many times over).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -22,12 +22,25 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// Every route the service answers: the one list the server registers and the contract test
 /// compares with `api-spec/openapi.yaml`.
 pub fn routes() -> Vec<(Method, &'static str, Route)> {
-    use web::{delete, get, patch, post, put};
+    use web::{delete, get, head, patch, post, put};
     vec![
         (Method::GET, "/livez", get().to(ops::handlers::livez)),
         (Method::GET, "/readyz", get().to(ops::handlers::readyz)),
         (Method::GET, "/metrics", get().to(ops::handlers::metrics)),
         (Method::GET, "/api-spec/openapi.yaml", get().to(ops::handlers::openapi)),
+        (Method::HEAD, "/api-spec/openapi.yaml", head().to(ops::handlers::openapi)),
+        (Method::GET, "/", get().to(docs::handlers::landing)),
+        (Method::HEAD, "/", head().to(docs::handlers::landing)),
+        (Method::GET, "/docs", get().to(docs::handlers::reference)),
+        (Method::HEAD, "/docs", head().to(docs::handlers::reference)),
+        (Method::GET, "/docs/assets/swagger-ui-bundle.js", get().to(docs::handlers::swagger_ui_bundle)),
+        (Method::HEAD, "/docs/assets/swagger-ui-bundle.js", head().to(docs::handlers::swagger_ui_bundle)),
+        (Method::GET, "/docs/assets/swagger-ui.css", get().to(docs::handlers::swagger_ui_css)),
+        (Method::HEAD, "/docs/assets/swagger-ui.css", head().to(docs::handlers::swagger_ui_css)),
+        (Method::GET, "/docs/assets/init.js", get().to(docs::handlers::init_js)),
+        (Method::HEAD, "/docs/assets/init.js", head().to(docs::handlers::init_js)),
+        (Method::GET, "/docs/assets/LICENSE", get().to(docs::handlers::swagger_ui_license)),
+        (Method::HEAD, "/docs/assets/LICENSE", head().to(docs::handlers::swagger_ui_license)),
         (Method::POST, "/api/v1/auth/login", post().to(auth::handlers::login)),
         (Method::POST, "/api/v1/auth/refresh", post().to(auth::handlers::refresh)),
         (Method::POST, "/api/v1/auth/logout", post().to(auth::handlers::logout)),

@@ -1,4 +1,4 @@
-//! Offline-safe POSTs (DESIGN.md §6): a request sent with an `Idempotency-Key` header is done once
+//! Offline-safe POSTs (docs/architecture.md, law 6): a request sent with an `Idempotency-Key` header is done once
 //! per key. A retry with the same key and the same request gets the first answer again — same
 //! status, same body — and creates nothing; the same key with a different request is refused
 //! (422); a duplicate that arrives while the first is still being handled gets 409.

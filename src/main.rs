@@ -1,7 +1,9 @@
-//! The `renkei` command: `serve` (the default), `migrate`, `admin create`, `audit verify`.
+//! The `renkei` command: `serve` (the default), `migrate`, `admin create`, `audit verify`,
+//! `mail test`, `backup`.
 
 use std::io::BufRead;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use renkei::auth::password;
 use renkei::config::{self, Config};
 use renkei::db::{self, Db};
 use renkei::mail;
+use renkei::maintenance;
 use renkei::orgs::{self, NewOrganization};
 use renkei::state::AppState;
 use renkei::users::{self, NewUser};
@@ -38,6 +41,26 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// E-mail settings.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+    /// Copy the SQLite database to FILE while the service runs (SQLite's online backup).
+    Backup {
+        /// The new file to write (it must not exist).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send one test e-mail with the configured transport and print the outcome.
+    Test {
+        /// The recipient's address.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -103,6 +126,8 @@ fn main() -> ExitCode {
             create_admin(&config, &email, &name, &organization)
         }
         Command::Audit { command: AuditCommand::Verify } => verify_audit(&config),
+        Command::Mail { command: MailCommand::Test { to } } => mail_test(&config, &to),
+        Command::Backup { file } => backup(&config, &file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,6 +168,15 @@ fn migrate(config: &Config) -> Result<Db, String> {
 
 fn serve(config: Config) -> Result<(), String> {
     let db = migrate(&config)?;
+    // A new installation: say what to do next, or nobody can sign in.
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    if !maintenance::system_admin_exists(&mut conn).map_err(|e| e.to_string())? {
+        tracing::warn!(
+            "no system administrator exists yet. Create the first one (the password is read from standard input): {}",
+            maintenance::CREATE_ADMIN_COMMAND
+        );
+    }
+    drop(conn);
     let listener = TcpListener::bind(&config.bind).map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!(bind = %config.bind, config = ?config, "Renkei Note is listening");
     let state = AppState::new(config, db);
@@ -245,4 +279,20 @@ fn verify_audit(config: &Config) -> Result<(), String> {
         }
         Some(broken) => Err(format!("audit trail broken: {broken}")),
     }
+}
+
+fn mail_test(config: &Config, to: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let outcome = runtime.block_on(maintenance::mail_test::run(config, to))?;
+    println!("{outcome}");
+    Ok(())
+}
+
+fn backup(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let pages = maintenance::backup::run(&config.database_url, file)?;
+    println!("backed up {} ({pages} pages) to {}", config::redact_url(&config.database_url), file.display());
+    Ok(())
 }

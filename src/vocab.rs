@@ -70,7 +70,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// Kinds of organisation in the home-care resource directory (DESIGN.md §4).
+    /// Kinds of organisation in the home-care resource directory.
     OrgKind {
         Clinic => "clinic",
         Hospital => "hospital",
@@ -104,7 +104,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// A person's profession (DESIGN.md §4).
+    /// A person's profession.
     Profession {
         Physician => "physician",
         Nurse => "nurse",
@@ -152,7 +152,7 @@ impl OrgKind {
 }
 
 text_enum! {
-    /// What an account may administer; patient data is never granted by a role (DESIGN.md §5).
+    /// What an account may administer; patient data is never granted by a role (docs/architecture.md, law 3).
     AccountRole {
         Member => "member",
         OrgAdmin => "org_admin",
@@ -197,7 +197,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// A patient's sex as recorded (DESIGN.md §8).
+    /// A patient's sex as recorded.
     Sex {
         Male => "male",
         Female => "female",
@@ -207,7 +207,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// Care-need level (要介護度): 非該当, 申請中, 要支援1–2, 要介護1–5 (DOMAIN.md).
+    /// Care-need level (要介護度): 非該当, 申請中, 要支援1–2, 要介護1–5 (docs/domain.md).
     CareLevel {
         None => "none",
         Applying => "applying",
@@ -248,7 +248,7 @@ impl PatientStatus {
 }
 
 text_enum! {
-    /// A person's role on a patient's care team (DESIGN.md §4).
+    /// A person's role on a patient's care team.
     TeamRole {
         PrimaryPhysician => "primary_physician",
         BackupPhysician => "backup_physician",
@@ -337,9 +337,9 @@ mod tests {
 }
 
 text_enum! {
-    /// What a note records (DESIGN.md §4). `physician_info_sharing` is the home physician's
+    /// What a note records. `physician_info_sharing` is the home physician's
     /// information-sharing note with exactly the items the 2024 fee 在宅医療情報連携加算 asks for
-    /// (DOMAIN.md): the next visit date, whether the treatment policy changed (with a summary)
+    /// (docs/domain.md): the next visit date, whether the treatment policy changed (with a summary)
     /// and cautions for the care team.
     NoteKind {
         Visit => "visit",

@@ -42,7 +42,7 @@ pub struct Args {
     /// Write the results here as JSON.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
-    /// The server's own results (`renkei bench load --json-out`), to print its throughput as a
+    /// The server's own results (`renkei-bench load --json-out`), to print its throughput as a
     /// share of the ceiling.
     #[arg(long)]
     pub load_json: Option<PathBuf>,

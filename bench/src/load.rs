@@ -1,4 +1,4 @@
-//! `renkei bench load`: drives a running server over loopback at fixed concurrency levels.
+//! `renkei-bench load`: drives a running server over loopback at fixed concurrency levels.
 //!
 //! For each scenario and concurrency `c`: a closed loop (c connections, each sending its next
 //! request as soon as the last one is answered) gives the throughput; then an open loop at 80 % of
@@ -76,7 +76,7 @@ pub struct Args {
     /// Base URL of the server, e.g. http://127.0.0.1:8080 (a FHIR base may carry a path).
     #[arg(long)]
     url: String,
-    /// The manifest `renkei bench seed` wrote (not needed with --target fhir).
+    /// The manifest `renkei-bench seed` wrote (not needed with --target fhir).
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Concurrency levels (connections), comma-separated.
@@ -219,7 +219,7 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let errors: u64 = report.results.iter().map(Row::errors).sum();
     if errors > 0 {
-        eprintln!("renkei bench load: {errors} request(s) failed (see the error samples above)");
+        eprintln!("renkei-bench load: {errors} request(s) failed (see the error samples above)");
     }
     Ok(())
 }
@@ -259,7 +259,7 @@ pub async fn drive(options: &Options) -> Result<Report, String> {
     let tokens = Arc::new(Tokens::new(plan.identities.len()));
     if options.verbose {
         println!(
-            "renkei bench load: {} at {}, {} identities to sign in, levels {:?}, {:.1} s per loop",
+            "renkei-bench load: {} at {}, {} identities to sign in, levels {:?}, {:.1} s per loop",
             match options.target {
                 Target::Renkei => "renkei",
                 Target::Fhir => "FHIR server",

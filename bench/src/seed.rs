@@ -1,4 +1,4 @@
-//! `renkei bench seed`: a synthetic Kawasaki City, bulk-loaded, for the city-scale benchmark.
+//! `renkei-bench seed`: a synthetic Kawasaki City, bulk-loaded, for the city-scale benchmark.
 //!
 //! Scale 1.0 is the whole city: 100,000 home-care patients across the seven wards, ~1,200
 //! organisations, ~6,000 accounts, care teams, consents, 10,000,000 notes over the last three
@@ -13,7 +13,7 @@
 //! building rows and writing them overlap. A seeded RNG makes a run reproducible: the same seed
 //! on the same day gives the same city (times are relative to the start of the day of the run).
 //!
-//! The manifest written at the end tells the load driver (`renkei bench load`) whom to sign in
+//! The manifest written at the end tells the load driver (`renkei-bench load`) whom to sign in
 //! as and what they may read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -152,7 +152,7 @@ const PATIENTS_AT_SCALE_1: f64 = 100_000.0;
 const NOTES_PER_PATIENT: f64 = 100.0;
 
 /// Organisations of the city at scale 1.0 and the least of each at any scale, from Kawasaki's
-/// figures in shared/DOMAIN.md: 39 hospitals (5 of them home-care support hospitals), 115
+/// figures in docs/domain.md: 39 hospitals (5 of them home-care support hospitals), 115
 /// home-care support clinics, 489 pharmacies doing home medication management, 49 community
 /// support centres, 385 care-management offices, 79 visiting-nurse stations; dental clinics
 /// doing home visits make up the ~1,200, and each ward has its office. Kinds a care team needs

@@ -5,7 +5,7 @@
 //! with no row of their own (one Observation per vital sign, a Provenance per amendment) get a
 //! stable name-based UUID, so exporting twice gives the same ids.
 //!
-//! Vocabularies follow DOMAIN.md ("Vocabularies to mirror"): HL7 FHIR R4 value sets, LOINC for
+//! Vocabularies follow docs/domain.md ("FHIR vocabularies"): HL7 FHIR R4 value sets, LOINC for
 //! vital signs, SNOMED CT 1104051000000101 for the NEWS2 total. Patient names follow JP Core:
 //! one HumanName in kanji (`IDE`) and one in kana (`SYL`), told apart by the ISO 21090
 //! EN-representation extension. CareTeam, Task, Flag, Communication and Consent are base R4
@@ -46,11 +46,11 @@ const NOTE_KIND_SYSTEM: &str = "urn:renkei-note:note-kind";
 const EPISODE_TYPE_SYSTEM: &str = "urn:renkei-note:episode-type";
 const TASK_TEMPLATE_SYSTEM: &str = "urn:renkei-note:discharge-task-template";
 
-/// NEWS2 total score, SNOMED CT (DOMAIN.md).
+/// NEWS2 total score, SNOMED CT (docs/domain.md).
 pub const NEWS2_SNOMED: &str = "1104051000000101";
 
 /// One vital sign as an Observation: our column, LOINC code and display, UCUM unit.
-/// Source: LOINC vital-signs panel 85353-1 members, as listed in DOMAIN.md.
+/// Source: LOINC vital-signs panel 85353-1 members, as listed in docs/domain.md.
 struct VitalCode {
     key: &'static str,
     loinc: &'static str,
@@ -453,7 +453,7 @@ pub fn observations(patient_id: &str, n: &Listed) -> Vec<Value> {
     out
 }
 
-/// FHIR flag priority from a NEWS2 total: PN 0, PL 1–4, PM 5–6, PH 7 and above (DOMAIN.md).
+/// FHIR flag priority from a NEWS2 total: PN 0, PL 1–4, PM 5–6, PH 7 and above (docs/domain.md).
 pub fn flag_priority(total: i32) -> (&'static str, &'static str) {
     match total {
         i32::MIN..=0 => ("PN", "No alarm"),

@@ -1,4 +1,4 @@
-//! E-mail: every notice of the service goes through the outbox (DESIGN.md §7).
+//! E-mail: every notice of the service goes through the outbox (docs/architecture.md, "The outbox").
 //!
 //! A module that notifies someone builds the e-mail from a fixed template with [`Mailer`] and
 //! queues it with [`outbox::enqueue`] inside its own transaction, so the commit is the promise

@@ -89,6 +89,35 @@ impl NewEmail {
         self
     }
 
+    /// The outbox row for this e-mail, pending, with a new id and its Message-ID.
+    pub fn into_row(self) -> OutboxEmail {
+        let id = new_id();
+        let t = now();
+        let email = self;
+        OutboxEmail {
+            message_id: message_id(&id, &email.domain),
+            id: id.clone(),
+            recipient_user_id: email.recipient_user_id,
+            to_address: email.to_address,
+            to_name: email.to_name,
+            locale: email.content.locale().as_str().to_string(),
+            kind: email.content.kind().to_string(),
+            subject: email.content.subject().to_string(),
+            body_text: email.content.body().to_string(),
+            patient_id: email.patient_id,
+            dedupe_key: email.dedupe_key,
+            status: PENDING.to_string(),
+            attempts: 0,
+            next_attempt_at: t,
+            locked_until: None,
+            claimed_by: None,
+            last_error: None,
+            created_at: t,
+            sent_at: None,
+            sent_by: None,
+        }
+    }
+
     pub fn to_address(&self) -> &str {
         &self.to_address
     }
@@ -112,30 +141,8 @@ pub fn message_id(id: &str, domain: &str) -> String {
 /// commits. Returns the outbox id, or `None` when an e-mail with the same dedupe key was queued
 /// before. This instance's worker is woken once the transaction commits.
 pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> {
-    let id = new_id();
-    let t = now();
-    let row = OutboxEmail {
-        message_id: message_id(&id, &email.domain),
-        id: id.clone(),
-        recipient_user_id: email.recipient_user_id,
-        to_address: email.to_address,
-        to_name: email.to_name,
-        locale: email.content.locale().as_str().to_string(),
-        kind: email.content.kind().to_string(),
-        subject: email.content.subject().to_string(),
-        body_text: email.content.body().to_string(),
-        patient_id: email.patient_id,
-        dedupe_key: email.dedupe_key,
-        status: PENDING.to_string(),
-        attempts: 0,
-        next_attempt_at: t,
-        locked_until: None,
-        claimed_by: None,
-        last_error: None,
-        created_at: t,
-        sent_at: None,
-        sent_by: None,
-    };
+    let row = email.into_row();
+    let id = row.id.clone();
     let inserted = if row.dedupe_key.is_none() {
         diesel::insert_into(email_outbox::table).values(&row).execute(conn)?
     } else {

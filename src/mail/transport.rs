@@ -86,7 +86,13 @@ impl Transport {
     }
 
     pub async fn send(&self, from: &Mailbox, email: &OutboxEmail) -> Delivery {
-        let message = match build_message(from, email) {
+        // A development .eml file is read in a text editor: its Japanese body is left as UTF-8
+        // (8bit) rather than base64. Over SMTP base64 stays: 8bit needs the server's 8BITMIME.
+        let encoding = match self {
+            Transport::Files(_) => ContentTransferEncoding::EightBit,
+            Transport::Smtp { .. } | Transport::Log => ContentTransferEncoding::Base64,
+        };
+        let message = match build_message_encoded(from, email, encoding) {
             Ok(m) => m,
             Err(e) => return Delivery::Rejected(e),
         };
@@ -140,11 +146,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// The message for an outbox row. The recipient's address is parsed, their name becomes an
 /// encoded display name, and the subject and body come from the templates.
 pub fn build_message(from: &Mailbox, email: &OutboxEmail) -> Result<Message, String> {
+    build_message_encoded(from, email, ContentTransferEncoding::Base64)
+}
+
+/// The same, with the body in this transfer encoding (8bit or base64); a body that 8bit cannot
+/// carry (a line longer than 998 bytes) falls back to base64.
+pub fn build_message_encoded(
+    from: &Mailbox,
+    email: &OutboxEmail,
+    encoding: ContentTransferEncoding,
+) -> Result<Message, String> {
     let address: Address =
         email.to_address.parse().map_err(|e| format!("cannot e-mail {}: {e}", mask_address(&email.to_address)))?;
     let name = email.to_name.as_deref().map(|n| super::templates::one_line(n, 100)).filter(|n| !n.is_empty());
-    let body = Body::new_with_encoding(email.body_text.clone(), ContentTransferEncoding::Base64)
-        .map_err(|_| "the body cannot be encoded".to_string())?;
+    let readable = match encoding {
+        ContentTransferEncoding::EightBit => eight_bit(&email.body_text),
+        _ => None,
+    };
+    let body = match readable {
+        Some(body) => body,
+        None => Body::new_with_encoding(email.body_text.clone(), ContentTransferEncoding::Base64)
+            .map_err(|_| "the body cannot be encoded".to_string())?,
+    };
     Message::builder()
         .from(from.clone())
         .to(Mailbox::new(name, address))
@@ -155,6 +178,17 @@ pub fn build_message(from: &Mailbox, email: &OutboxEmail) -> Result<Message, Str
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// The body as written, UTF-8 in 8bit with CRLF line ends, if every line fits RFC 5322's 998
+/// bytes. lettre's own check for 8bit stops at 76 bytes (the length it recommends, not the limit),
+/// which a Japanese sentence of 26 characters already passes, so the limit is checked here.
+fn eight_bit(text: &str) -> Option<Body> {
+    let crlf = text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n");
+    if crlf.split("\r\n").any(|line| line.len() > 998) {
+        return None;
+    }
+    Some(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit))
 }
 
 #[cfg(test)]
@@ -244,6 +278,21 @@ mod tests {
         let bad =
             Transport::from_config(&MailTransport::Smtp("smtp://mail.example.jp?tls=sometimes".into()), timeouts());
         assert!(bad.err().unwrap_or_default().starts_with("RENKEI_SMTP_URL"));
+    }
+
+    /// A development .eml file shows its Japanese body as written.
+    #[tokio::test]
+    async fn eml_files_are_readable_in_a_text_editor() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transport::from_config(&MailTransport::Files(dir.path().to_path_buf()), timeouts()).unwrap();
+        let from: Mailbox = "no-reply@example.jp".parse().unwrap();
+        let mut email = row(None);
+        email.body_text = "これは在宅療養連携ノートから送信したテストメールです。\n".into();
+        assert_eq!(t.send(&from, &email).await, Delivery::Sent);
+        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let raw = std::fs::read_to_string(file).unwrap();
+        assert!(raw.contains("Content-Transfer-Encoding: 8bit"), "{raw}");
+        assert!(raw.contains("これは在宅療養連携ノートから送信したテストメールです。"), "{raw}");
     }
 
     #[test]

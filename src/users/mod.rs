@@ -129,7 +129,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
 }
 
 /// An account that may act and be told things now: active, in an active organisation. A
-/// deactivated organisation's people are out of the service at once (DESIGN.md §5).
+/// deactivated organisation's people are out of the service at once (the access policy, src/access.rs).
 pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     if id.contains('\0') {
         return Ok(None);

@@ -1,4 +1,4 @@
-//! `renkei bench seed` at a tiny scale: the seeded city is one the real server serves — a
+//! `renkei-bench seed` at a tiny scale: the seeded city is one the real server serves — a
 //! clinician from the manifest signs in with the bench password and reads a patient's timeline
 //! and a sampled note, and a coordinating physician of 川崎区 reads the ward's caseload.
 

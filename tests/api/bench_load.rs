@@ -1,4 +1,4 @@
-//! A smoke run of the load driver (`renkei bench load`) against the real server: a tiny manifest
+//! A smoke run of the load driver (`renkei-bench load`) against the real server: a tiny manifest
 //! made through the API, a second of load, no errors. The full benchmark is benches/city.sh.
 
 use std::time::Duration;

@@ -357,6 +357,9 @@ async fn development_writes_eml_files(app: TestApp) {
     assert_eq!(files[0].extension().unwrap(), "eml");
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     assert!(raw.contains(&format!("Message-ID: {}", email.message_id)), "{raw}");
+    // Readable in a text editor: the Japanese body as written, not base64.
+    assert!(raw.contains("Content-Transfer-Encoding: 8bit"), "{raw}");
+    assert!(raw.contains("これは在宅療養連携ノートから送信したテストメールです。"), "{raw}");
 }
 
 async fn rows(app: &TestApp, ids: &[String]) -> Vec<OutboxEmail> {

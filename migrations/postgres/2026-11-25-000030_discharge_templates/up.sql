@@ -26,7 +26,7 @@ CREATE TABLE discharge_task_templates (
     active BOOLEAN NOT NULL
 );
 
--- One active row per line of the discharge-coordination table in shared/DOMAIN.md (2024 fee
+-- One active row per line of the discharge-coordination table in docs/domain.md (2024 fee
 -- revision). Where that table gives two deadlines for one task, the first is the active default
 -- and the second is an inactive variant row a city or hospital can switch to.
 --

@@ -1,7 +1,7 @@
 -- Discharge coordination (入退院調整): cases opened by hospital staff, the tasks generated from
 -- discharge_task_templates, comments on tasks, discharge conferences (退院前カンファレンス) with
 -- their attendees, and the notices the team is given (the mail outbox sends them later).
--- Every table holds patient data and so carries patient_id (DESIGN.md §2). Only types both
+-- Every table holds patient data and so carries patient_id (docs/architecture.md, "Two backends, one code path"). Only types both
 -- backends share. Times are UTC; dates are calendar days in Japan.
 
 CREATE TABLE discharge_cases (

@@ -9,7 +9,7 @@ CREATE TABLE wards (
 );
 
 -- Kawasaki City's seven wards, by the local government codes of the Geospatial Information
--- Authority of Japan's municipality table (shared/DOMAIN.md). Another city loads its own.
+-- Authority of Japan's municipality table (docs/domain.md). Another city loads its own.
 INSERT INTO wards (code, city_code, name, name_en) VALUES
     ('14131', '14130', '川崎区', 'Kawasaki-ku'),
     ('14132', '14130', '幸区', 'Saiwai-ku'),

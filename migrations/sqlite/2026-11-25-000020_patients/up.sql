@@ -1,5 +1,5 @@
 -- Patients, consent, care teams, ward coordinators, emergency access and the audit trail.
--- Every table that holds patient data carries patient_id (DESIGN.md §2).
+-- Every table that holds patient data carries patient_id (docs/architecture.md, "Two backends, one code path").
 
 CREATE TABLE patients (
     id TEXT PRIMARY KEY,
@@ -44,7 +44,7 @@ CREATE TABLE consents (
 );
 CREATE INDEX consents_patient ON consents (patient_id, created_at);
 
--- A membership with no ended_at is the access boundary (DESIGN.md §5).
+-- A membership with no ended_at is the access boundary (src/access.rs).
 CREATE TABLE care_team_members (
     id TEXT PRIMARY KEY,
     patient_id TEXT NOT NULL REFERENCES patients (id),

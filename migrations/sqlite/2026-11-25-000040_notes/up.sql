@@ -1,6 +1,6 @@
--- The shared notebook (DESIGN.md §4): notes, their versions, read receipts (既読), and the
+-- The shared notebook: notes, their versions, read receipts (既読), and the
 -- idempotency keys that make offline retries of a POST safe. Every patient-data table carries
--- patient_id (DESIGN.md §2).
+-- patient_id (docs/architecture.md, "Two backends, one code path").
 --
 -- A note is never edited or deleted (真正性, authenticity of the electronic record): `notes` holds
 -- what never changes (patient, kind, author, when it was first recorded) and `note_versions` every
