@@ -38,7 +38,6 @@ pub struct Case {
     pub cancel_reason: Option<String>,
     pub closed_at: Option<NaiveDateTime>,
     pub cancelled_at: Option<NaiveDateTime>,
-    pub idempotency_key: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -118,16 +117,6 @@ pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Case>> {
     Ok(discharge_cases::table.find(id).select(Case::as_select()).first(conn).optional()?)
-}
-
-/// The case this person opened with this `Idempotency-Key`, if any.
-pub fn find_by_idempotency_key(conn: &mut DbConn, opened_by: &str, key: &str) -> AppResult<Option<Case>> {
-    Ok(discharge_cases::table
-        .filter(discharge_cases::opened_by.eq(opened_by))
-        .filter(discharge_cases::idempotency_key.eq(key))
-        .select(Case::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// Every discharge case of a patient, oldest first (the FHIR export).

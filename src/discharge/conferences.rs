@@ -28,7 +28,6 @@ pub struct Conference {
     pub video: bool,
     pub content: String,
     pub recorded_by: String,
-    pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
@@ -76,15 +75,6 @@ pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: &[AttendeeR
         .values(attendees)
         .execute(c))?;
     Ok(())
-}
-
-pub fn find_by_idempotency_key(conn: &mut DbConn, recorded_by: &str, key: &str) -> AppResult<Option<Conference>> {
-    Ok(discharge_conferences::table
-        .filter(discharge_conferences::recorded_by.eq(recorded_by))
-        .filter(discharge_conferences::idempotency_key.eq(key))
-        .select(Conference::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// A case's conferences, earliest first, with their attendees in the order recorded.

@@ -43,7 +43,6 @@ pub struct Task {
     pub completed_by: Option<String>,
     pub sort_order: i32,
     pub created_by: String,
-    pub idempotency_key: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -77,7 +76,6 @@ pub struct Comment {
     pub patient_id: String,
     pub author_id: String,
     pub text: String,
-    pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
@@ -150,7 +148,6 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
             completed_by: None,
             sort_order: template.sort_order,
             created_by: created_by.into(),
-            idempotency_key: None,
             version: 1,
             created_at: t,
             updated_at: t,
@@ -172,15 +169,6 @@ pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Task>> {
     Ok(discharge_tasks::table.find(id).select(Task::as_select()).first(conn).optional()?)
-}
-
-pub fn find_by_idempotency_key(conn: &mut DbConn, created_by: &str, key: &str) -> AppResult<Option<Task>> {
-    Ok(discharge_tasks::table
-        .filter(discharge_tasks::created_by.eq(created_by))
-        .filter(discharge_tasks::idempotency_key.eq(key))
-        .select(Task::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// A case's tasks in the order of the templates, ad-hoc ones after them by creation.
@@ -373,15 +361,6 @@ pub fn parse_my_tasks_position(position: &str) -> Option<MyTasksPosition> {
 pub fn insert_comment(conn: &mut DbConn, comment: &Comment) -> AppResult<()> {
     diesel::insert_into(discharge_task_comments::table).values(comment).execute(conn)?;
     Ok(())
-}
-
-pub fn find_comment_by_idempotency_key(conn: &mut DbConn, author_id: &str, key: &str) -> AppResult<Option<Comment>> {
-    Ok(discharge_task_comments::table
-        .filter(discharge_task_comments::author_id.eq(author_id))
-        .filter(discharge_task_comments::idempotency_key.eq(key))
-        .select(Comment::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// Comments of these tasks with their authors' names, oldest first.

@@ -172,7 +172,6 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
         cancel_reason: None,
         closed_at: None,
         cancelled_at: None,
-        idempotency_key: None,
         version: 1,
         created_at: at,
         updated_at: at,

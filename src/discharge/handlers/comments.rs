@@ -52,7 +52,6 @@ pub async fn add_comment(
                     patient_id: task.patient_id.clone(),
                     author_id: me.id.clone(),
                     text: body.text,
-                    idempotency_key: None,
                     created_at: now(),
                 };
                 tasks::insert_comment(conn, &comment)?;

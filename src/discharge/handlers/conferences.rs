@@ -80,7 +80,6 @@ pub async fn record_conference(
                     video: body.video,
                     content: body.content,
                     recorded_by: me.id.clone(),
-                    idempotency_key: None,
                     created_at: now(),
                 };
                 let attendees: Vec<AttendeeRow> = body

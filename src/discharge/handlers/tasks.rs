@@ -129,7 +129,6 @@ pub async fn add_task(
                     completed_by: None,
                     sort_order: tasks::AD_HOC_SORT_ORDER,
                     created_by: me.id.clone(),
-                    idempotency_key: None,
                     version: 1,
                     created_at: at,
                     updated_at: at,
