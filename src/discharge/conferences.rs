@@ -39,7 +39,8 @@ pub struct AttendeeRow {
     pub patient_id: String,
     pub position: i32,
     pub name: String,
-    pub profession: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub profession: Profession,
     pub organization: Option<String>,
 }
 
@@ -68,7 +69,7 @@ pub struct ConferenceView {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: &[AttendeeRow]) -> AppResult<()> {
+pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: Vec<AttendeeRow>) -> AppResult<()> {
     diesel::insert_into(discharge_conferences::table).values(conference).execute(conn)?;
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
     crate::per_backend!(conn, |c| diesel::insert_into(discharge_conference_attendees::table)
@@ -98,7 +99,7 @@ fn views(conn: &mut DbConn, rows: Vec<Conference>) -> AppResult<Vec<ConferenceVi
     for a in attendees {
         by_conference.entry(a.conference_id).or_default().push(Attendee {
             name: a.name,
-            profession: Profession::from_db(&a.profession)?,
+            profession: a.profession,
             organization: a.organization,
         });
     }

@@ -74,7 +74,7 @@ pub fn transition(conn: &mut DbConn, me: &CurrentUser, step: Step<'_>) -> AppRes
 
 /// Tasks, conferences and comments are worked on while the case is open or discharged.
 pub fn require_active(case: &Case) -> AppResult<()> {
-    let status = case.status()?;
+    let status = case.status;
     if status.is_active() {
         Ok(())
     } else {
@@ -163,7 +163,7 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
         admitted_on: new.admitted_on,
         planned_discharge_on: new.planned_discharge_on,
         discharged_on: None,
-        status: CaseStatus::Open.as_str().into(),
+        status: CaseStatus::Open,
         department: new.department,
         hospital_ward: new.hospital_ward,
         reason: new.reason,
@@ -195,7 +195,7 @@ fn update(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: i32, detail
     require_active(&case)?;
     let planned_changes = details.planned_discharge_on.is_some_and(|p| p != case.planned_discharge_on);
     if let Some(planned) = details.planned_discharge_on {
-        if planned_changes && case.status()? != CaseStatus::Open {
+        if planned_changes && case.status != CaseStatus::Open {
             return Err(AppError::conflict(
                 "退院後は退院予定日を変更できません。",
                 "The planned discharge date cannot change once the patient is discharged.",
@@ -247,7 +247,7 @@ fn discharge(
     mailer: &Mailer,
 ) -> AppResult<Case> {
     check_version(expected, case.version)?;
-    case.status()?.check_move(CaseStatus::Discharged)?;
+    case.status.check_move(CaseStatus::Discharged)?;
     if on < case.admitted_on {
         return Err(AppError::field(
             "discharged_on",
@@ -256,11 +256,8 @@ fn discharge(
             "discharged_on is before the admission.",
         ));
     }
-    let changes = CaseChanges {
-        status: Some(CaseStatus::Discharged.as_str().into()),
-        discharged_on: Some(Some(on)),
-        ..Default::default()
-    };
+    let changes =
+        CaseChanges { status: Some(CaseStatus::Discharged), discharged_on: Some(Some(on)), ..Default::default() };
     let case = apply(conn, &case, case.version, changes)?;
     tasks::recompute_deadlines(conn, &case)?;
     move_patient(conn, &case.patient_id, PatientStatus::Home)?;
@@ -278,7 +275,7 @@ fn discharge(
 /// hospital-staff membership ends.
 fn close(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: Option<i32>) -> AppResult<Case> {
     check_version(expected, case.version)?;
-    case.status()?.check_move(CaseStatus::Closed)?;
+    case.status.check_move(CaseStatus::Closed)?;
     let open = tasks::open_count(conn, &case.id)?;
     if open > 0 {
         return Err(AppError::conflict(
@@ -286,11 +283,7 @@ fn close(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: Option<i32>)
             format!("{open} task(s) are still open. Complete or cancel them before closing the case."),
         ));
     }
-    let changes = CaseChanges {
-        status: Some(CaseStatus::Closed.as_str().into()),
-        closed_at: Some(Some(now())),
-        ..Default::default()
-    };
+    let changes = CaseChanges { status: Some(CaseStatus::Closed), closed_at: Some(Some(now())), ..Default::default() };
     let closed = apply(conn, &case, case.version, changes)?;
     end_opener_membership(conn, me, &closed)?;
     audit::record(
@@ -306,10 +299,10 @@ fn close(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: Option<i32>)
 /// cancelled, the patient is home again, the opener's membership ends.
 fn cancel(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: Option<i32>, reason: String) -> AppResult<Case> {
     check_version(expected, case.version)?;
-    case.status()?.check_move(CaseStatus::Cancelled)?;
+    case.status.check_move(CaseStatus::Cancelled)?;
     tasks::cancel_open(conn, &case.id, "入退院調整の取消 (discharge case cancelled)")?;
     let changes = CaseChanges {
-        status: Some(CaseStatus::Cancelled.as_str().into()),
+        status: Some(CaseStatus::Cancelled),
         cancel_reason: Some(Some(reason)),
         cancelled_at: Some(Some(now())),
         ..Default::default()
@@ -329,7 +322,7 @@ fn cancel(conn: &mut DbConn, me: &CurrentUser, case: Case, expected: Option<i32>
 /// Writes the changes at the expected version and reads the case back; 412 when someone
 /// changed it first.
 fn apply(conn: &mut DbConn, case: &Case, expected: i32, changes: CaseChanges) -> AppResult<Case> {
-    if !cases::update(conn, &case.id, expected, &changes)? {
+    if !cases::update(conn, &case.id, expected, changes)? {
         return Err(AppError::precondition_failed());
     }
     cases::find(conn, &case.id)?.ok_or_else(AppError::not_found)

@@ -106,7 +106,7 @@ async fn complete(app: &TestApp, token: &str, task: &Value) -> Value {
 async fn notices(app: &TestApp, case_id: &str) -> Vec<(String, Option<String>)> {
     let case_id = case_id.to_string();
     let events = app.db.run(move |conn| renkei::discharge::notices::for_case(conn, &case_id)).await.unwrap();
-    events.into_iter().map(|e| (e.kind, e.recipient_id)).collect()
+    events.into_iter().map(|e| (e.kind.to_string(), e.recipient_id)).collect()
 }
 
 async fn my_task_ids(app: &TestApp, who: &Person) -> Vec<String> {

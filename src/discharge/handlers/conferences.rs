@@ -92,11 +92,11 @@ pub async fn record_conference(
                         patient_id: case.patient_id.clone(),
                         position: i as i32,
                         name: a.name,
-                        profession: a.profession.as_str().into(),
+                        profession: a.profession,
                         organization: a.organization,
                     })
                     .collect();
-                conferences::insert(conn, &conference, &attendees)?;
+                conferences::insert(conn, &conference, attendees)?;
                 audit::record(
                     conn,
                     &me,

@@ -123,7 +123,7 @@ pub async fn add_task(
                     due_rule: None,
                     business_hours_rule: None,
                     due_at,
-                    status: TaskStatus::Requested.as_str().into(),
+                    status: TaskStatus::Requested,
                     status_reason: None,
                     completed_at: None,
                     completed_by: None,
@@ -222,7 +222,7 @@ pub async fn update_task(
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             check_version(Some(expected), task.version)?;
             require_active(&case)?;
-            let current = task.status()?;
+            let current = task.status;
             if let Some(next) = body.status {
                 if next != current && !current.can_become(next) {
                     let allowed: Vec<&str> = current.next().iter().map(|s| s.as_str()).collect();
@@ -259,7 +259,7 @@ pub async fn update_task(
             }
             let completing = body.status == Some(TaskStatus::Completed) && current != TaskStatus::Completed;
             let changes = TaskChanges {
-                status: body.status.map(|s| s.as_str().to_string()),
+                status: body.status,
                 status_reason: body.status_reason,
                 assignee_id: assignee_id.clone(),
                 profession: body.profession.map(|p| p.map(|p| p.as_str().to_string())),
@@ -268,7 +268,7 @@ pub async fn update_task(
                 completed_by: completing.then(|| Some(me.id.clone())),
                 ..Default::default()
             };
-            if !tasks::update(conn, &task.id, expected, &changes)? {
+            if !tasks::update(conn, &task.id, expected, changes)? {
                 return Err(AppError::precondition_failed());
             }
             let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
