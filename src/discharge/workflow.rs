@@ -21,7 +21,7 @@ use crate::vocab::{PatientStatus, TeamRole};
 pub enum CasePatient {
     /// A registered patient as `access::patient_for_new_case` found them, with the caller's
     /// active membership of their team, if any.
-    Registered(Patient, Option<team::Member>),
+    Registered(Box<Patient>, Option<team::Member>),
     /// A patient registered with the case (its ward already checked).
     New(NewPatient),
 }
@@ -53,7 +53,7 @@ pub struct CaseDetails {
 /// check loaded it and the version the client holds (`If-Match`; `None` when it was not sent
 /// and the route allows that).
 pub enum Step<'a> {
-    Open { case: NewCase, mailer: &'a Mailer },
+    Open { case: Box<NewCase>, mailer: &'a Mailer },
     Update { case: Case, expected: i32, details: CaseDetails },
     Discharge { case: Case, expected: Option<i32>, on: NaiveDate, mailer: &'a Mailer },
     Close { case: Case, expected: Option<i32> },
@@ -64,7 +64,7 @@ pub enum Step<'a> {
 /// 409 ([`CaseStatus::check_move`]); a stale version is 412; bad dates are 422 naming the field.
 pub fn transition(conn: &mut DbConn, me: &CurrentUser, step: Step<'_>) -> AppResult<Case> {
     match step {
-        Step::Open { case, mailer } => open(conn, me, case, mailer),
+        Step::Open { case, mailer } => open(conn, me, *case, mailer),
         Step::Update { case, expected, details } => update(conn, me, case, expected, details),
         Step::Discharge { case, expected, on, mailer } => discharge(conn, me, case, expected, on, mailer),
         Step::Close { case, expected } => close(conn, me, case, expected),
@@ -96,7 +96,7 @@ pub fn check_version(expected: Option<i32>, current: i32) -> AppResult<()> {
 fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> AppResult<Case> {
     let at = now();
     let (patient, member) = match new.patient {
-        CasePatient::Registered(patient, member) => (patient, member),
+        CasePatient::Registered(patient, member) => (*patient, member),
         CasePatient::New(registration) => {
             let patient = patients::insert(conn, registration, &me.id)?;
             audit::record(

@@ -197,7 +197,7 @@ pub async fn open(
                             _ => None,
                         };
                         let (patient, member) = access::patient_for_new_case(conn, &me, &id, identity, &mailer)?;
-                        CasePatient::Registered(patient, member)
+                        CasePatient::Registered(Box::new(patient), member)
                     }
                     (None, Some(registration)) => {
                         check_ward(conn, &registration.form.ward_code)?;
@@ -215,7 +215,7 @@ pub async fn open(
                     reason: body.reason,
                     contact: body.contact,
                 };
-                let case = workflow::transition(conn, &me, Step::Open { case, mailer: &mailer })?;
+                let case = workflow::transition(conn, &me, Step::Open { case: Box::new(case), mailer: &mailer })?;
                 Answer::json(StatusCode::CREATED, &cases::view(conn, case, now())?)
             })?;
             if answer.replayed {
