@@ -870,6 +870,30 @@ pub fn manage_discharge_case(
     .keeping_changes())
 }
 
+// Discharge coordination.
+
+/// Opening a discharge case, judged on the caller's organisation as it is stored now.
+pub fn open_case(conn: &mut DbConn, me: &CurrentUser) -> AppResult<()> {
+    let org =
+        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+    open_discharge_case(OrgKind::from_db(&org.kind)?)
+}
+
+/// A discharge task goes only to someone who may work on the patient: an active member of the
+/// patient's care team now (422 naming `assignee_id` otherwise).
+pub fn task_assignee(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppResult<()> {
+    if team::active_member(conn, patient_id, user_id)?.is_some() {
+        Ok(())
+    } else {
+        Err(AppError::field(
+            "assignee_id",
+            "not_on_team",
+            "担当者はこの患者のケアチームの現メンバーから選んでください。",
+            "The assignee must be an active member of the patient's care team.",
+        ))
+    }
+}
+
 /// A note is amended only by its author (who must also still be on the team to write).
 pub fn amend_note(me: &CurrentUser, author_id: &str) -> AppResult<()> {
     if me.id == author_id {

@@ -411,23 +411,6 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The `Idempotency-Key` of a POST that creates something, when the client sent one: 1–200
-/// printable ASCII characters (a UUID is typical). A retried request with the same key returns
-/// what the first one created and creates nothing new.
-pub fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
-    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().unwrap_or_default().trim();
-    if key.is_empty() || key.len() > 200 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(AppError::field(
-            "Idempotency-Key",
-            "invalid",
-            "Idempotency-Key は 1〜200 文字の半角英数字記号で指定してください。",
-            "Idempotency-Key must be 1 to 200 printable ASCII characters.",
-        ));
-    }
-    Ok(Some(key.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

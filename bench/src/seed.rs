@@ -533,7 +533,6 @@ struct CaseRow {
     cancel_reason: Option<String>,
     closed_at: Option<NaiveDateTime>,
     cancelled_at: Option<NaiveDateTime>,
-    idempotency_key: Option<String>,
     version: i32,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -551,7 +550,7 @@ impl From<Case> for CaseRow {
             admitted_on: c.admitted_on,
             planned_discharge_on: c.planned_discharge_on,
             discharged_on: c.discharged_on,
-            status: c.status,
+            status: c.status.into(),
             department: c.department,
             hospital_ward: c.hospital_ward,
             reason: c.reason,
@@ -560,7 +559,6 @@ impl From<Case> for CaseRow {
             cancel_reason: c.cancel_reason,
             closed_at: c.closed_at,
             cancelled_at: c.cancelled_at,
-            idempotency_key: c.idempotency_key,
             version: c.version,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -591,7 +589,6 @@ struct TaskRow {
     completed_by: Option<String>,
     sort_order: i32,
     created_by: String,
-    idempotency_key: Option<String>,
     version: i32,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -1495,7 +1492,7 @@ impl City {
             admitted_on,
             planned_discharge_on: planned,
             discharged_on: discharged,
-            status: status.as_str().into(),
+            status,
             department: Some(
                 ["内科", "整形外科", "呼吸器内科", "循環器内科", "脳神経外科"][rng.gen_range(0..5)].into(),
             ),
@@ -1513,7 +1510,6 @@ impl City {
             cancel_reason: cancelled.map(|_| "転院のため".to_string()),
             closed_at: closed,
             cancelled_at: cancelled,
-            idempotency_key: None,
             version: match status {
                 CaseStatus::Open => 1 + i32::from(planned.is_some()),
                 CaseStatus::Discharged | CaseStatus::Cancelled => 3,
@@ -1525,17 +1521,17 @@ impl City {
         let anchors = case.anchors().ok();
         let finished = matches!(status, CaseStatus::Closed | CaseStatus::Cancelled);
         for t in templates {
-            let Ok(rule) = t.rule() else { continue };
+            let rule = t.rule();
             let due = anchors.as_ref().and_then(|a| deadlines::due_at(&rule, a));
-            let assignee = match t.profession.as_str() {
-                "care_manager" => members.iter().find(|m| m.role == TeamRole::CareManager),
-                "physician" => members.iter().find(|m| m.role == TeamRole::PrimaryPhysician),
-                "nurse" => members.iter().find(|m| m.role == TeamRole::VisitingNurse),
-                "pharmacist" => members.iter().find(|m| m.role == TeamRole::Pharmacist),
+            let assignee = match t.profession {
+                Profession::CareManager => members.iter().find(|m| m.role == TeamRole::CareManager),
+                Profession::Physician => members.iter().find(|m| m.role == TeamRole::PrimaryPhysician),
+                Profession::Nurse => members.iter().find(|m| m.role == TeamRole::VisitingNurse),
+                Profession::Pharmacist => members.iter().find(|m| m.role == TeamRole::Pharmacist),
                 _ => None,
             }
             .map(|m| m.user)
-            .or((t.profession == "social_worker").then_some(opener))
+            .or((t.profession == Profession::SocialWorker).then_some(opener))
             .filter(|_| rng.gen_bool(0.6));
             let overdue = due.is_some_and(|d| d < now);
             let optional = t.key == "special_home_nursing_order";
@@ -1563,7 +1559,7 @@ impl City {
                 title: t.title.clone(),
                 description: t.note.clone(),
                 source: Some(t.source.clone()),
-                profession: Some(t.profession.clone()),
+                profession: Some(t.profession.as_str().into()),
                 assignee_id: assignee.map(|u| self.staff[u].id.clone()),
                 anchor: Some(rule.anchor.as_str().into()),
                 offset_days: Some(rule.offset_days),
@@ -1576,7 +1572,6 @@ impl City {
                 completed_by: assignee.filter(|_| completed).map(|u| self.staff[u].id.clone()),
                 sort_order: t.sort_order,
                 created_by: opener_id.clone(),
-                idempotency_key: None,
                 version: match task_status {
                     TaskStatus::Requested => 1,
                     TaskStatus::Accepted | TaskStatus::Cancelled => 2,

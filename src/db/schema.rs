@@ -126,7 +126,6 @@ diesel::table! {
         cancel_reason -> Nullable<Text>,
         closed_at -> Nullable<Timestamp>,
         cancelled_at -> Nullable<Timestamp>,
-        idempotency_key -> Nullable<Text>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -155,7 +154,6 @@ diesel::table! {
         video -> Bool,
         content -> Text,
         recorded_by -> Text,
-        idempotency_key -> Nullable<Text>,
         created_at -> Timestamp,
     }
 }
@@ -180,7 +178,6 @@ diesel::table! {
         patient_id -> Text,
         author_id -> Text,
         text -> Text,
-        idempotency_key -> Nullable<Text>,
         created_at -> Timestamp,
     }
 }
@@ -207,7 +204,6 @@ diesel::table! {
         completed_by -> Nullable<Text>,
         sort_order -> Integer,
         created_by -> Text,
-        idempotency_key -> Nullable<Text>,
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,

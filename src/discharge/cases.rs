@@ -29,7 +29,8 @@ pub struct Case {
     pub admitted_on: NaiveDate,
     pub planned_discharge_on: Option<NaiveDate>,
     pub discharged_on: Option<NaiveDate>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: CaseStatus,
     pub department: Option<String>,
     pub hospital_ward: Option<String>,
     pub reason: Option<String>,
@@ -38,17 +39,12 @@ pub struct Case {
     pub cancel_reason: Option<String>,
     pub closed_at: Option<NaiveDateTime>,
     pub cancelled_at: Option<NaiveDateTime>,
-    pub idempotency_key: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl Case {
-    pub fn status(&self) -> AppResult<CaseStatus> {
-        CaseStatus::from_db(&self.status)
-    }
-
     /// The dates task deadlines are computed from. An admission known only by its date counts
     /// from noon JST that day ([`deadlines::jst_noon`]). Until a planned discharge date is set,
     /// the actual discharge date stands in for it, so that "before discharge" tasks of a patient
@@ -90,7 +86,7 @@ pub struct CaseView {
     pub admitted_on: NaiveDate,
     pub planned_discharge_on: Option<NaiveDate>,
     pub discharged_on: Option<NaiveDate>,
-    pub status: String,
+    pub status: CaseStatus,
     pub department: Option<String>,
     pub hospital_ward: Option<String>,
     pub reason: Option<String>,
@@ -112,22 +108,12 @@ pub struct CaseView {
 }
 
 pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
-    diesel::insert_into(discharge_cases::table).values(case).execute(conn)?;
+    diesel::insert_into(discharge_cases::table).values(case.clone()).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &case.patient_id })
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Case>> {
     Ok(discharge_cases::table.find(id).select(Case::as_select()).first(conn).optional()?)
-}
-
-/// The case this person opened with this `Idempotency-Key`, if any.
-pub fn find_by_idempotency_key(conn: &mut DbConn, opened_by: &str, key: &str) -> AppResult<Option<Case>> {
-    Ok(discharge_cases::table
-        .filter(discharge_cases::opened_by.eq(opened_by))
-        .filter(discharge_cases::idempotency_key.eq(key))
-        .select(Case::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// Every discharge case of a patient, oldest first (the FHIR export).
@@ -143,7 +129,7 @@ pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Case>> 
 pub fn running_for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Case>> {
     Ok(discharge_cases::table
         .filter(discharge_cases::patient_id.eq(patient_id))
-        .filter(discharge_cases::status.eq_any([CaseStatus::Open.as_str(), CaseStatus::Discharged.as_str()]))
+        .filter(discharge_cases::status.eq_any(CaseStatus::active_codes()))
         .select(Case::as_select())
         .first(conn)
         .optional()?)
@@ -154,7 +140,8 @@ pub fn running_for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Opt
 pub struct CaseChanges {
     pub planned_discharge_on: Option<Option<NaiveDate>>,
     pub discharged_on: Option<Option<NaiveDate>>,
-    pub status: Option<String>,
+    #[diesel(serialize_as = String)]
+    pub status: Option<CaseStatus>,
     pub department: Option<Option<String>>,
     pub hospital_ward: Option<Option<String>>,
     pub reason: Option<Option<String>>,
@@ -166,7 +153,7 @@ pub struct CaseChanges {
 }
 
 /// Applies changes at the expected version; `false` when someone changed the case first.
-pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &CaseChanges) -> AppResult<bool> {
+pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: CaseChanges) -> AppResult<bool> {
     let n = diesel::update(
         discharge_cases::table.filter(discharge_cases::id.eq(id)).filter(discharge_cases::version.eq(expected_version)),
     )

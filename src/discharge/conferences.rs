@@ -28,7 +28,6 @@ pub struct Conference {
     pub video: bool,
     pub content: String,
     pub recorded_by: String,
-    pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
@@ -40,7 +39,8 @@ pub struct AttendeeRow {
     pub patient_id: String,
     pub position: i32,
     pub name: String,
-    pub profession: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub profession: Profession,
     pub organization: Option<String>,
 }
 
@@ -69,22 +69,13 @@ pub struct ConferenceView {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: &[AttendeeRow]) -> AppResult<()> {
+pub fn insert(conn: &mut DbConn, conference: &Conference, attendees: Vec<AttendeeRow>) -> AppResult<()> {
     diesel::insert_into(discharge_conferences::table).values(conference).execute(conn)?;
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
     crate::per_backend!(conn, |c| diesel::insert_into(discharge_conference_attendees::table)
         .values(attendees)
         .execute(c))?;
     Ok(())
-}
-
-pub fn find_by_idempotency_key(conn: &mut DbConn, recorded_by: &str, key: &str) -> AppResult<Option<Conference>> {
-    Ok(discharge_conferences::table
-        .filter(discharge_conferences::recorded_by.eq(recorded_by))
-        .filter(discharge_conferences::idempotency_key.eq(key))
-        .select(Conference::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// A case's conferences, earliest first, with their attendees in the order recorded.
@@ -108,7 +99,7 @@ fn views(conn: &mut DbConn, rows: Vec<Conference>) -> AppResult<Vec<ConferenceVi
     for a in attendees {
         by_conference.entry(a.conference_id).or_default().push(Attendee {
             name: a.name,
-            profession: Profession::from_db(&a.profession)?,
+            profession: a.profession,
             organization: a.organization,
         });
     }

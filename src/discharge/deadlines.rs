@@ -10,7 +10,25 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
 
-use crate::discharge::templates::{Anchor, DueRule};
+crate::text_enum! {
+    /// The date a task's clock starts from. The admission is always known; the planned discharge
+    /// date is set some time into the stay, and the discharge date once the patient has left.
+    Anchor {
+        Admission => "admission",
+        PlannedDischarge => "planned_discharge",
+        Discharge => "discharge",
+    }
+}
+
+crate::text_enum! {
+    /// How a template's due day (the anchor day plus `offset_days`) becomes a deadline:
+    /// `end_of_day` — by the end of that day; `before_anchor` — before that day begins, that is
+    /// by the end of the day before it ("before discharge": the patient leaves during the day).
+    DueRule {
+        EndOfDay => "end_of_day",
+        BeforeAnchor => "before_anchor",
+    }
+}
 
 /// Asia/Tokyo's offset from UTC (fixed: no daylight saving time since 1951).
 const JST_OFFSET: TimeDelta = TimeDelta::hours(9);

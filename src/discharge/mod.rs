@@ -9,6 +9,9 @@ pub mod handlers;
 pub mod notices;
 pub mod tasks;
 pub mod templates;
+pub mod workflow;
+
+use crate::error::{AppError, AppResult};
 
 crate::text_enum! {
     /// Where a case is: `open` while the patient is in hospital, `discharged` once they have left
@@ -23,9 +26,45 @@ crate::text_enum! {
 }
 
 impl CaseStatus {
+    /// The moves a case makes, as data: an open case is discharged (the patient left) or
+    /// cancelled; a discharged case is closed once its tasks are done. closed and cancelled are
+    /// final. A case is born open (`POST /discharge-cases`), which is no move.
+    pub const MOVES: [(CaseStatus, CaseStatus); 3] = [
+        (CaseStatus::Open, CaseStatus::Discharged),
+        (CaseStatus::Open, CaseStatus::Cancelled),
+        (CaseStatus::Discharged, CaseStatus::Closed),
+    ];
+
     /// Tasks, conferences and comments are worked on while the case is open or discharged.
     pub fn is_active(self) -> bool {
         matches!(self, CaseStatus::Open | CaseStatus::Discharged)
+    }
+
+    pub fn can_become(self, next: CaseStatus) -> bool {
+        Self::MOVES.contains(&(self, next))
+    }
+
+    /// Where a case in this status may go next.
+    pub fn next(self) -> Vec<CaseStatus> {
+        Self::MOVES.iter().filter(|(from, _)| *from == self).map(|(_, to)| *to).collect()
+    }
+
+    /// The move to `next`, or the 409 that names both statuses and where this one may go.
+    pub fn check_move(self, next: CaseStatus) -> AppResult<()> {
+        if self.can_become(next) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = self.next().iter().map(|s| s.as_str()).collect();
+        let allowed = if allowed.is_empty() { "(なし / none)".to_string() } else { allowed.join(", ") };
+        Err(AppError::conflict(
+            format!("入退院調整の状態を {self} から {next} に変更することはできません。{self} から変更できる状態: {allowed}"),
+            format!("A discharge case cannot move from {self} to {next}. From {self} it may move to: {allowed}"),
+        ))
+    }
+
+    /// The stored text of the running statuses, for queries.
+    pub fn active_codes() -> Vec<&'static str> {
+        Self::ALL.iter().filter(|s| s.is_active()).map(|s| s.as_str()).collect()
     }
 }
 
@@ -79,7 +118,23 @@ impl TaskStatus {
 
 #[cfg(test)]
 mod tests {
+    use super::CaseStatus;
     use super::TaskStatus::{self, *};
+
+    #[test]
+    fn a_case_is_discharged_or_cancelled_then_closed() {
+        use CaseStatus as C;
+        assert!(C::Open.can_become(C::Discharged));
+        assert!(C::Open.can_become(C::Cancelled));
+        assert!(C::Discharged.can_become(C::Closed));
+        assert!(!C::Open.can_become(C::Closed), "a case is discharged before it is closed");
+        assert!(!C::Discharged.can_become(C::Cancelled), "a patient who left is not cancelled");
+        for from in [C::Closed, C::Cancelled] {
+            assert!(from.next().is_empty(), "{from} is final");
+        }
+        let refused = C::Open.check_move(C::Closed).unwrap_err();
+        assert_eq!(refused.status(), actix_web::http::StatusCode::CONFLICT);
+    }
 
     #[test]
     fn final_statuses_go_nowhere() {

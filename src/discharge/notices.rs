@@ -33,7 +33,8 @@ pub struct DischargeEvent {
     pub patient_id: String,
     pub case_id: String,
     pub task_id: Option<String>,
-    pub kind: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kind: NoticeKind,
     pub at: NaiveDateTime,
     pub actor_id: String,
     /// One person the notice is for; `None`: the patient's active team.
@@ -75,7 +76,7 @@ pub fn task_assigned(
         patient_id: task.patient_id.clone(),
         case_id: task.case_id.clone(),
         task_id: Some(task.id.clone()),
-        kind: NoticeKind::TaskAssigned.as_str().into(),
+        kind: NoticeKind::TaskAssigned,
         at: now(),
         actor_id: actor_id.into(),
         recipient_id: Some(assignee_id.into()),
@@ -156,7 +157,7 @@ fn record(conn: &mut DbConn, kind: NoticeKind, case: &Case, actor_id: &str) -> A
         patient_id: case.patient_id.clone(),
         case_id: case.id.clone(),
         task_id: None,
-        kind: kind.as_str().into(),
+        kind,
         at: now(),
         actor_id: actor_id.into(),
         recipient_id: None,
@@ -166,6 +167,6 @@ fn record(conn: &mut DbConn, kind: NoticeKind, case: &Case, actor_id: &str) -> A
 }
 
 fn insert(conn: &mut DbConn, event: &DischargeEvent) -> AppResult<()> {
-    diesel::insert_into(discharge_events::table).values(event).execute(conn)?;
+    diesel::insert_into(discharge_events::table).values(event.clone()).execute(conn)?;
     Ok(())
 }

@@ -37,21 +37,22 @@ pub struct Task {
     pub due_rule: Option<String>,
     pub business_hours_rule: Option<bool>,
     pub due_at: Option<NaiveDateTime>,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: TaskStatus,
     pub status_reason: Option<String>,
     pub completed_at: Option<NaiveDateTime>,
     pub completed_by: Option<String>,
     pub sort_order: i32,
     pub created_by: String,
-    pub idempotency_key: Option<String>,
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl Task {
-    pub fn status(&self) -> AppResult<TaskStatus> {
-        TaskStatus::from_db(&self.status)
+    /// The profession the task is for (the column may be empty: a task for one team member).
+    pub fn profession(&self) -> AppResult<Option<Profession>> {
+        self.profession.as_deref().map(Profession::from_db).transpose()
     }
 
     /// The deadline rule copied from the task's template; `None` for an ad-hoc task, whose
@@ -77,7 +78,6 @@ pub struct Comment {
     pub patient_id: String,
     pub author_id: String,
     pub text: String,
-    pub idempotency_key: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
@@ -102,13 +102,13 @@ pub struct TaskView {
     pub title: String,
     pub description: Option<String>,
     pub source: Option<String>,
-    pub profession: Option<String>,
+    pub profession: Option<Profession>,
     pub assignee_id: Option<String>,
     #[serde(serialize_with = "api::utc_opt")]
     pub due_at: Option<NaiveDateTime>,
     /// Still open and past its deadline.
     pub overdue: bool,
-    pub status: String,
+    pub status: TaskStatus,
     pub status_reason: Option<String>,
     #[serde(serialize_with = "api::utc_opt")]
     pub completed_at: Option<NaiveDateTime>,
@@ -128,7 +128,7 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
     let t = now();
     let mut out = Vec::new();
     for template in templates::active_templates(conn)? {
-        let rule = template.rule()?;
+        let rule = template.rule();
         let task = Task {
             id: new_id(),
             case_id: case.id.clone(),
@@ -137,20 +137,19 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
             title: template.title.clone(),
             description: template.note.clone(),
             source: Some(template.source.clone()),
-            profession: Some(template.profession()?.as_str().to_string()),
+            profession: Some(template.profession.as_str().to_string()),
             assignee_id: None,
             anchor: Some(rule.anchor.as_str().to_string()),
             offset_days: Some(rule.offset_days),
             due_rule: Some(rule.due_rule.as_str().to_string()),
             business_hours_rule: Some(rule.business_hours_rule),
             due_at: deadlines::due_at(&rule, &anchors),
-            status: TaskStatus::Requested.as_str().into(),
+            status: TaskStatus::Requested,
             status_reason: None,
             completed_at: None,
             completed_by: None,
             sort_order: template.sort_order,
             created_by: created_by.into(),
-            idempotency_key: None,
             version: 1,
             created_at: t,
             updated_at: t,
@@ -158,7 +157,7 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
         out.push(task);
     }
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
-    crate::per_backend!(conn, |c| diesel::insert_into(discharge_tasks::table).values(&out).execute(c))?;
+    crate::per_backend!(conn, |c| diesel::insert_into(discharge_tasks::table).values(out.clone()).execute(c))?;
     if let Some(t) = out.first() {
         crate::changes::record(conn, crate::changes::Change::Task { patient_id: &t.patient_id })?;
     }
@@ -166,21 +165,12 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
 }
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
-    diesel::insert_into(discharge_tasks::table).values(task).execute(conn)?;
+    diesel::insert_into(discharge_tasks::table).values(task.clone()).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::Task { patient_id: &task.patient_id })
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Task>> {
     Ok(discharge_tasks::table.find(id).select(Task::as_select()).first(conn).optional()?)
-}
-
-pub fn find_by_idempotency_key(conn: &mut DbConn, created_by: &str, key: &str) -> AppResult<Option<Task>> {
-    Ok(discharge_tasks::table
-        .filter(discharge_tasks::created_by.eq(created_by))
-        .filter(discharge_tasks::idempotency_key.eq(key))
-        .select(Task::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// A case's tasks in the order of the templates, ad-hoc ones after them by creation.
@@ -209,14 +199,15 @@ pub struct TaskChanges {
     pub profession: Option<Option<String>>,
     pub assignee_id: Option<Option<String>>,
     pub due_at: Option<Option<NaiveDateTime>>,
-    pub status: Option<String>,
+    #[diesel(serialize_as = String)]
+    pub status: Option<TaskStatus>,
     pub status_reason: Option<Option<String>>,
     pub completed_at: Option<Option<NaiveDateTime>>,
     pub completed_by: Option<Option<String>>,
 }
 
 /// Applies changes at the expected version; `false` when someone changed the task first.
-pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &TaskChanges) -> AppResult<bool> {
+pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: TaskChanges) -> AppResult<bool> {
     let n = diesel::update(
         discharge_tasks::table.filter(discharge_tasks::id.eq(id)).filter(discharge_tasks::version.eq(expected_version)),
     )
@@ -296,12 +287,12 @@ pub fn complete_open_from_template(
     let Some(task) = open else { return Ok(None) };
     let t = now();
     let changes = TaskChanges {
-        status: Some(TaskStatus::Completed.as_str().into()),
+        status: Some(TaskStatus::Completed),
         completed_at: Some(Some(t)),
         completed_by: Some(Some(by.into())),
         ..Default::default()
     };
-    if !update(conn, &task.id, task.version, &changes)? {
+    if !update(conn, &task.id, task.version, changes)? {
         return Err(AppError::internal("task changed within its own transaction"));
     }
     Ok(Some(task.id))
@@ -375,15 +366,6 @@ pub fn insert_comment(conn: &mut DbConn, comment: &Comment) -> AppResult<()> {
     Ok(())
 }
 
-pub fn find_comment_by_idempotency_key(conn: &mut DbConn, author_id: &str, key: &str) -> AppResult<Option<Comment>> {
-    Ok(discharge_task_comments::table
-        .filter(discharge_task_comments::author_id.eq(author_id))
-        .filter(discharge_task_comments::idempotency_key.eq(key))
-        .select(Comment::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 /// Comments of these tasks with their authors' names, oldest first.
 fn comments_of(conn: &mut DbConn, task_ids: &[String]) -> AppResult<Vec<CommentView>> {
     let rows: Vec<(Comment, String)> = discharge_task_comments::table
@@ -423,7 +405,8 @@ pub fn views(conn: &mut DbConn, tasks: Vec<Task>, at: NaiveDateTime) -> AppResul
     tasks
         .into_iter()
         .map(|t| {
-            let open = t.status()?.is_open();
+            let open = t.status.is_open();
+            let profession = t.profession()?;
             Ok(TaskView {
                 overdue: deadlines::is_overdue(t.due_at, open, at),
                 comments: comments.remove(&t.id).unwrap_or_default(),
@@ -434,7 +417,7 @@ pub fn views(conn: &mut DbConn, tasks: Vec<Task>, at: NaiveDateTime) -> AppResul
                 title: t.title,
                 description: t.description,
                 source: t.source,
-                profession: t.profession,
+                profession,
                 assignee_id: t.assignee_id,
                 due_at: t.due_at,
                 status: t.status,

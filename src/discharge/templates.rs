@@ -13,31 +13,12 @@ use serde::Serialize;
 use crate::db::schema::discharge_task_templates;
 use crate::db::DbConn;
 use crate::discharge::deadlines::TemplateRule;
+pub use crate::discharge::deadlines::{Anchor, DueRule};
 use crate::error::AppResult;
 use crate::vocab::Profession;
 
-crate::text_enum! {
-    /// The date a task's clock starts from. The admission is always known; the planned discharge
-    /// date is set some time into the stay, and the discharge date once the patient has left.
-    Anchor {
-        Admission => "admission",
-        PlannedDischarge => "planned_discharge",
-        Discharge => "discharge",
-    }
-}
-
-crate::text_enum! {
-    /// How a template's due day (the anchor day plus `offset_days`) becomes a deadline:
-    /// `end_of_day` — by the end of that day; `before_anchor` — before that day begins, that is
-    /// by the end of the day before it ("before discharge": the patient leaves during the day).
-    DueRule {
-        EndOfDay => "end_of_day",
-        BeforeAnchor => "before_anchor",
-    }
-}
-
-/// One row of `discharge_task_templates`. The vocabulary columns stay text, as stored; read them
-/// typed with [`Template::rule`] and [`Template::profession`].
+/// One row of `discharge_task_templates`. An unknown value in a vocabulary column (a row edited
+/// by hand) is a load error, reported rather than guessed at.
 #[derive(Queryable, Selectable, Serialize, Debug, Clone)]
 #[diesel(table_name = discharge_task_templates)]
 pub struct Template {
@@ -45,10 +26,13 @@ pub struct Template {
     /// Japanese title, as people in Japanese practice name the task.
     pub title: String,
     pub title_en: String,
-    pub profession: String,
-    pub anchor: String,
+    #[diesel(deserialize_as = String)]
+    pub profession: Profession,
+    #[diesel(deserialize_as = String)]
+    pub anchor: Anchor,
     pub offset_days: i32,
-    pub due_rule: String,
+    #[diesel(deserialize_as = String)]
+    pub due_rule: DueRule,
     pub business_hours_rule: bool,
     /// The fee (加算, 指導料) or practice the deadline comes from.
     pub source: String,
@@ -58,20 +42,14 @@ pub struct Template {
 }
 
 impl Template {
-    /// The deadline rule, for [`crate::discharge::deadlines::due_at`]. A value the code does not
-    /// know (a row edited by hand) is a data error, reported rather than guessed at.
-    pub fn rule(&self) -> AppResult<TemplateRule> {
-        Ok(TemplateRule {
-            anchor: Anchor::from_db(&self.anchor)?,
+    /// The deadline rule, for [`crate::discharge::deadlines::due_at`].
+    pub fn rule(&self) -> TemplateRule {
+        TemplateRule {
+            anchor: self.anchor,
             offset_days: self.offset_days,
-            due_rule: DueRule::from_db(&self.due_rule)?,
+            due_rule: self.due_rule,
             business_hours_rule: self.business_hours_rule,
-        })
-    }
-
-    /// The profession a task from this template is assigned to.
-    pub fn profession(&self) -> AppResult<Profession> {
-        Profession::from_db(&self.profession)
+        }
     }
 }
 

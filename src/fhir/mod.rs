@@ -519,7 +519,7 @@ pub fn episode_of_care(c: &Case, has_team: bool) -> Value {
     let mut r = json!({
         "resourceType": "EpisodeOfCare",
         "id": c.id,
-        "status": episode_status(&c.status),
+        "status": episode_status(c.status.as_str()),
         "type": [{ "coding": [{ "system": EPISODE_TYPE_SYSTEM, "code": "discharge_coordination" }], "text": "退院支援" }],
         "patient": reference("Patient", &c.patient_id),
         "managingOrganization": reference("Organization", &c.hospital_id),
@@ -543,7 +543,7 @@ pub fn task(t: &Task) -> Value {
         "resourceType": "Task",
         "id": t.id,
         "basedOn": [reference("EpisodeOfCare", &t.case_id)],
-        "status": task_status(&t.status),
+        "status": task_status(t.status.as_str()),
         "intent": "order",
         "priority": "routine",
         "description": t.title,

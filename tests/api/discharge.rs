@@ -63,6 +63,10 @@ async fn open_case(app: &TestApp, who: &Person, body: Value) -> TestResponse {
     app.post("/api/v1/discharge-cases", &who.token, body).await
 }
 
+async fn post_keyed(app: &TestApp, who: &Person, path: &str, body: &Value, key: &str) -> TestResponse {
+    app.call("POST", path, Some(&who.token), Some(body), &[("idempotency-key", key)]).await
+}
+
 async fn case_tasks(app: &TestApp, token: &str, case_id: &str) -> HashMap<String, Value> {
     let res = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), token).await.expect(200);
     res.body["items"]
@@ -102,7 +106,7 @@ async fn complete(app: &TestApp, token: &str, task: &Value) -> Value {
 async fn notices(app: &TestApp, case_id: &str) -> Vec<(String, Option<String>)> {
     let case_id = case_id.to_string();
     let events = app.db.run(move |conn| renkei::discharge::notices::for_case(conn, &case_id)).await.unwrap();
-    events.into_iter().map(|e| (e.kind, e.recipient_id)).collect()
+    events.into_iter().map(|e| (e.kind.to_string(), e.recipient_id)).collect()
 }
 
 async fn my_task_ids(app: &TestApp, who: &Person) -> Vec<String> {
@@ -790,10 +794,89 @@ async fn my_tasks_are_overdue_first_then_by_deadline(app: TestApp) {
     assert!(cms.len() >= 4, "{cms:?}");
 }
 
+/// Every discharge POST that creates something is done once per `Idempotency-Key`: a retry with
+/// the same body replays the first answer byte for byte, the same key with a different body is
+/// refused as everywhere else in the API (422, `key_reused`), and the refusal changes nothing.
+async fn a_key_is_for_one_request(app: TestApp) {
+    let t = team(&app, "14134").await;
+    let cm = &t.care_manager;
+    let (_, msw) = hospital(&app, &t.admin, "高津中央病院", "14134").await;
+    // Opening a case.
+    let body = open_body(&t.patient_id, json!({"admitted_on": days_from_today(-1)}));
+    let first = post_keyed(&app, &msw, "/api/v1/discharge-cases", &body, "open-1").await.expect(201);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = post_keyed(&app, &msw, "/api/v1/discharge-cases", &body, "open-1").await.expect(201);
+    assert_eq!(again.text, first.text, "the first answer, byte for byte");
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("etag"), first.header("etag"));
+    let mut changed = body.clone();
+    changed["reason"] = json!("心不全の増悪");
+    let reused = post_keyed(&app, &msw, "/api/v1/discharge-cases", &changed, "open-1").await.expect(422);
+    assert_eq!(reused.body["errors"][0]["field"], json!("Idempotency-Key"));
+    assert_eq!(reused.body["errors"][0]["code"], json!("key_reused"));
+    let case_id = id_of(&first.body);
+    let listed = app.get("/api/v1/discharge-cases", &msw.token).await.expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "one case, opened once");
+    let case = app.get(&format!("/api/v1/discharge-cases/{case_id}"), &msw.token).await.expect(200);
+    assert_eq!(case.body["reason"], json!("誤嚥性肺炎"), "the refused request changed nothing");
+
+    // An ad-hoc task: the same key on another case's path is another request.
+    let tasks_path = format!("/api/v1/discharge-cases/{case_id}/tasks");
+    let task = json!({"title": "退院前訪問の日程調整", "profession": "nurse"});
+    let first = post_keyed(&app, cm, &tasks_path, &task, "task-1").await.expect(201);
+    let again = post_keyed(&app, cm, &tasks_path, &task, "task-1").await.expect(201);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    let reused = post_keyed(&app, cm, &tasks_path, &json!({"title": "別のタスク", "profession": "nurse"}), "task-1")
+        .await
+        .expect(422);
+    assert_eq!(reused.body["errors"][0]["code"], json!("key_reused"));
+    assert_eq!(case_tasks(&app, &cm.token, &case_id).await.len(), 13, "twelve from templates, one ad hoc");
+
+    // A comment.
+    let comments_path = format!("/api/v1/tasks/{}/comments", id_of(&first.body));
+    let first =
+        post_keyed(&app, cm, &comments_path, &json!({"text": "家族と日程を相談中"}), "comment-1").await.expect(201);
+    let again =
+        post_keyed(&app, cm, &comments_path, &json!({"text": "家族と日程を相談中"}), "comment-1").await.expect(201);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("location"), first.header("location"));
+    post_keyed(&app, cm, &comments_path, &json!({"text": "日程が決まりました"}), "comment-1").await.expect(422);
+    let task = app.get(&format!("/api/v1/tasks/{}", first.body["task_id"].as_str().unwrap()), &cm.token).await;
+    assert_eq!(task.expect(200).body["comments"].as_array().unwrap().len(), 1);
+
+    // A conference.
+    let conferences_path = format!("/api/v1/discharge-cases/{case_id}/conferences");
+    let conference = json!({
+        "held_at": chrono::Utc::now().to_rfc3339(),
+        "video": true,
+        "attendees": [{"name": "高津 花子", "profession": "social_worker", "organization": "高津中央病院"}],
+        "content": "退院日と訪問開始日を確認。"
+    });
+    let first = post_keyed(&app, &msw, &conferences_path, &conference, "conference-1").await.expect(201);
+    let again = post_keyed(&app, &msw, &conferences_path, &conference, "conference-1").await.expect(201);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    let mut other = conference.clone();
+    other["content"] = json!("別の内容");
+    post_keyed(&app, &msw, &conferences_path, &other, "conference-1").await.expect(422);
+    let listed = app.get(&conferences_path, &msw.token).await.expect(200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+
+    // One header parser for the whole API: 255 visible ASCII characters at most.
+    let long = "k".repeat(256);
+    let res = post_keyed(&app, cm, &comments_path, &json!({"text": "長いキー"}), &long).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("Idempotency-Key"));
+    let longest = "k".repeat(255);
+    post_keyed(&app, cm, &comments_path, &json!({"text": "長いキー"}), &longest).await.expect(201);
+}
+
 crate::both_backends!(
     scripted_discharge_walkthrough,
     deadlines_follow_the_planned_date_across_a_month_end,
     illegal_moves_are_refused,
     a_hospital_cannot_open_a_case_for_another_hospitals_patient,
     my_tasks_are_overdue_first_then_by_deadline,
+    a_key_is_for_one_request,
 );

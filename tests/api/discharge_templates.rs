@@ -38,9 +38,9 @@ fn check_seeded_templates(conn: &mut DbConn) {
     let expected: Vec<&str> = DOMAIN_LINES.iter().map(|line| line.0).collect();
     assert_eq!(keys, expected, "one active template per DOMAIN.md line, in order");
     for (template, &(key, anchor, offset_days, profession)) in active.iter().zip(DOMAIN_LINES) {
-        let rule = template.rule().unwrap();
+        let rule = template.rule();
         assert_eq!((rule.anchor, rule.offset_days), (anchor, offset_days), "{key}");
-        assert_eq!(template.profession().unwrap(), profession, "{key}");
+        assert_eq!(template.profession, profession, "{key}");
         // Tasks "before discharge" are the ones anchored on the planned discharge date.
         let before = if anchor == Anchor::PlannedDischarge { DueRule::BeforeAnchor } else { DueRule::EndOfDay };
         assert_eq!(rule.due_rule, before, "{key}");
@@ -55,12 +55,12 @@ fn check_seeded_templates(conn: &mut DbConn) {
     for &(key, offset_days) in VARIANTS {
         let variant = all.iter().find(|t| t.key == key).unwrap_or_else(|| panic!("variant {key} is seeded"));
         assert!(!variant.active, "{key}: a variant is off until a city chooses it");
-        assert_eq!(variant.rule().unwrap().offset_days, offset_days, "{key}");
+        assert_eq!(variant.rule().offset_days, offset_days, "{key}");
     }
 
     // A seeded row through the deadline rules: admitted on Saturday 31 January 2026 at 10:00 JST
     // (01:00 UTC), the home-life information is due by the end of Sunday, 14:59:59.999999 UTC.
-    let admission_info = active[0].rule().unwrap();
+    let admission_info = active[0].rule();
     let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
     let anchors = Anchors {
         admitted_at: date(1, 31).and_hms_opt(1, 0, 0).unwrap(),
