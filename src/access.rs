@@ -826,3 +826,140 @@ pub fn read_city_summary(me: &CurrentUser, organization_kind: &str) -> AppResult
         Err(refuse())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Care team, consent, accounts, wards.
+
+/// A consent record of a patient the caller may reach for `need`, with the patient. The patient
+/// passes the policy first (so a reader who may not write gets the same 403 whether or not the
+/// consent exists); a consent that is not the patient's answers like a missing one, audited.
+pub fn consent(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    consent_id: &str,
+    need: Need,
+) -> AppResult<(patients::consents::Consent, Patient)> {
+    let (patient, _) = patient(conn, me, patient_id, need, Resource::Consent)?;
+    let Some(consent) = patients::consents::find(conn, &patient.id, consent_id)? else {
+        return Err(missing(conn, me, Resource::Consent, consent_id, "no such consent"));
+    };
+    Ok((consent, patient))
+}
+
+/// A member of the team of a patient whose team the caller may change ([`manage_team`]), and in
+/// which capacity. A member who is not on this patient's team answers like a missing one, audited.
+pub fn member(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    member_id: &str,
+) -> AppResult<(Patient, TeamManager, team::Member)> {
+    let (patient, manager) = manage_team(conn, me, patient_id)?;
+    let Some(member) = team::find(conn, &patient.id, member_id)? else {
+        return Err(missing(conn, me, Resource::CareTeamMember, member_id, "no such member"));
+    };
+    Ok((patient, manager, member))
+}
+
+/// Adding a person to a patient's team: the caller changes the team ([`manage_team`]), the
+/// person has an active account (422, field `user_id`), the change is one the caller may make
+/// ([`change_team`]), and the record may be shared with the person's organisation
+/// ([`share_with_organization`]). Answers the patient and the person.
+pub fn team_addition(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    user_id: &str,
+    role: TeamRole,
+    is_lead: bool,
+) -> AppResult<(Patient, User)> {
+    let (patient, manager) = manage_team(conn, me, patient_id)?;
+    let user = crate::users::find_in_service(conn, user_id)?.ok_or_else(|| {
+        AppError::field("user_id", "unknown_user", "指定された利用者は見つかりません。", "No active user has this id.")
+    })?;
+    change_team(conn, me, manager, &patient.id, &TeamChange::Add { user: &user, role, is_lead })?;
+    share_with_organization(conn, me, &patient, &user.organization_id)?;
+    Ok((patient, user))
+}
+
+/// Changing a member's role or lead, or ending the membership: the [`member`] is found, and the
+/// change is one the caller may make ([`change_team`]). Answers the patient and the member.
+pub fn team_member_change(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    member_id: &str,
+    role: Option<TeamRole>,
+    is_lead: Option<bool>,
+) -> AppResult<(Patient, team::Member)> {
+    let (patient, manager, member) = self::member(conn, me, patient_id, member_id)?;
+    let profession = Profession::from_db(&team::profession_of(conn, &member.user_id)?)?;
+    change_team(conn, me, manager, &patient.id, &TeamChange::Update { member: &member, profession, role, is_lead })?;
+    Ok((patient, member))
+}
+
+/// The patient a clinician asks emergency access to ([`request_emergency_access`]). A refusal
+/// and a patient that does not exist are audited; the latter answers the usual 404.
+pub fn emergency_access(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    let found = patients::find(conn, patient_id)?;
+    let refused = request_emergency_access(me).err();
+    if refused.is_some() || found.is_none() {
+        let patient = found.as_ref().map(|p| p.id.as_str());
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Execute, Resource::EmergencyAccess, Some(patient_id), patient).denied(),
+        )?;
+    }
+    match (refused, found) {
+        (Some(refusal), _) => Err(refusal.keeping_changes()),
+        (None, Some(patient)) => Ok(patient),
+        (None, None) => Err(AppError::hidden()),
+    }
+}
+
+/// Reading an account: an inactive one only by its administrators (anyone else gets the 404 of
+/// an account that does not exist). Answers whether the caller sees the account's details
+/// ([`sees_account_details`]).
+pub fn read_user(me: &CurrentUser, target: &User) -> AppResult<bool> {
+    if !target.active && !manages_accounts_of(me, &target.organization_id) {
+        return Err(AppError::not_found());
+    }
+    Ok(sees_account_details(me, target))
+}
+
+/// The ward and the person of a coordinator assignment: system administrators only (403), a
+/// ward and an active account that exist (404), and the rules of [`assign_coordinator`].
+pub fn coordinator_assignment(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    ward_code: &str,
+    user_id: &str,
+) -> AppResult<(crate::wards::Ward, User)> {
+    administer_system(me)?;
+    let ward = crate::wards::find(conn, ward_code)?.ok_or_else(AppError::not_found)?;
+    let user = crate::users::find_in_service(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    assign_coordinator(conn, me, ward_code, &user)?;
+    Ok((ward, user))
+}
+
+/// Creating an account in an organisation that exists (404), as [`create_user`] decides.
+pub fn user_creation(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    organization_id: &str,
+    role: AccountRole,
+    profession: Profession,
+) -> AppResult<()> {
+    let org = crate::orgs::find(conn, organization_id)?.ok_or_else(AppError::not_found)?;
+    create_user(me, organization_id, OrgKind::from_db(&org.kind)?, role, profession)
+}
+
+/// The account an edit is for (404 when there is none), once [`edit_user`] allows the edit.
+pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &AccountChange) -> AppResult<User> {
+    let user = crate::users::find(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    let org = crate::orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
+    edit_user(conn, me, &user, OrgKind::from_db(&org.kind)?, change)?;
+    Ok(user)
+}

@@ -4,19 +4,17 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Need};
-use crate::api::{self, Check};
+use crate::api;
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
+use crate::auth::CurrentUser;
+use crate::changes::{self, Change};
 use crate::db::schema::consents;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 use crate::vocab::{ConsentScope, ConsentSource};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
@@ -133,28 +131,14 @@ pub fn list(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Consent>> {
         .load(conn)?)
 }
 
-#[derive(Serialize)]
-struct ConsentList {
-    items: Vec<Consent>,
-}
-
-/// `GET /patients/{id}/consents`: every consent record, newest first.
-pub async fn list_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let items = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, Resource::Consent)?;
-            audit::record(conn, &me, Event::new(Action::Read, Resource::Consent, None, Some(&patient_id)))?;
-            list(conn, &patient_id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(ConsentList { items }))
+/// A consent record of this patient.
+pub fn find(conn: &mut DbConn, patient_id: &str, consent_id: &str) -> AppResult<Option<Consent>> {
+    Ok(consents::table
+        .filter(consents::id.eq(consent_id))
+        .filter(consents::patient_id.eq(patient_id))
+        .select(Consent::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,50 +150,25 @@ pub struct RecordConsent {
     pub note: Option<String>,
 }
 
-/// `POST /patients/{id}/consents`: the team member who obtained consent records it.
-pub async fn create_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    body: web::Json<RecordConsent>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let body = body.into_inner();
-    let mut check = Check::new();
-    check.optional_text("note", body.note.as_deref(), 2000);
-    if body.obtained_on > crate::patients::today_jst() {
-        check.push("obtained_on", "in_future", "同意を得た日が未来になっています。", "obtained_on is in the future.");
-    }
-    check.finish()?;
-    let consent = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, Resource::Consent)?;
-            let consent = Consent {
-                id: new_id(),
-                patient_id: patient_id.clone(),
-                scope: body.scope.as_str().into(),
-                obtained_from: body.obtained_from.as_str().into(),
-                obtained_on: body.obtained_on,
-                obtained_by: me.id.clone(),
-                note: body.note,
-                revoked_at: None,
-                revoked_by: None,
-                revoke_reason: None,
-                created_at: now(),
-            };
-            diesel::insert_into(consents::table).values(&consent).execute(conn)?;
-            crate::changes::record(conn, crate::changes::Change::Consent { patient_id: &patient_id })?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Create, Resource::Consent, Some(&consent.id), Some(&patient_id)),
-            )?;
-            Ok(consent)
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(consent))
+/// Records consent obtained by the caller (a member who may write the patient's data), audited.
+pub fn record(conn: &mut DbConn, me: &CurrentUser, patient_id: &str, input: RecordConsent) -> AppResult<Consent> {
+    let consent = Consent {
+        id: new_id(),
+        patient_id: patient_id.to_string(),
+        scope: input.scope.as_str().into(),
+        obtained_from: input.obtained_from.as_str().into(),
+        obtained_on: input.obtained_on,
+        obtained_by: me.id.clone(),
+        note: input.note,
+        revoked_at: None,
+        revoked_by: None,
+        revoke_reason: None,
+        created_at: now(),
+    };
+    diesel::insert_into(consents::table).values(&consent).execute(conn)?;
+    changes::record(conn, Change::Consent { patient_id })?;
+    audit::record(conn, me, Event::new(Action::Create, Resource::Consent, Some(&consent.id), Some(patient_id)))?;
+    Ok(consent)
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,52 +177,25 @@ pub struct RevokeConsent {
     pub reason: String,
 }
 
-/// `POST /patients/{id}/consents/{consent_id}/revoke`.
-pub async fn revoke_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<(crate::api::Id, crate::api::Id)>,
-    body: web::Json<RevokeConsent>,
-) -> AppResult<HttpResponse> {
-    let (patient_id, consent_id) = path.into_inner();
-    let (patient_id, consent_id) = (patient_id.into_string(), consent_id.into_string());
-    let reason = body.into_inner().reason;
-    let mut check = Check::new();
-    check.text("reason", &reason, 1000);
-    check.finish()?;
-    let consent = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, Resource::Consent)?;
-            let existing: Consent = consents::table
-                .filter(consents::id.eq(&consent_id))
-                .filter(consents::patient_id.eq(&patient_id))
-                .select(Consent::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or_else(AppError::not_found)?;
-            if existing.revoked_at.is_some() {
-                return Err(AppError::conflict(
-                    "この同意はすでに撤回されています。",
-                    "This consent was already revoked.",
-                ));
-            }
-            diesel::update(consents::table.find(&consent_id))
-                .set((
-                    consents::revoked_at.eq(Some(now())),
-                    consents::revoked_by.eq(Some(&me.id)),
-                    consents::revoke_reason.eq(Some(&reason)),
-                ))
-                .execute(conn)?;
-            crate::changes::record(conn, crate::changes::Change::Consent { patient_id: &patient_id })?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Consent, Some(&consent_id), Some(&patient_id)).detail("revoked"),
-            )?;
-            consents::table.find(&consent_id).select(Consent::as_select()).first(conn).map_err(AppError::from)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(consent))
+/// Revokes a consent now (409 when it already is), audited. Further provision stops from this
+/// moment (see `access`, "Consent and its revocation").
+pub fn revoke(conn: &mut DbConn, me: &CurrentUser, consent: &Consent, reason: &str) -> AppResult<Consent> {
+    if consent.revoked_at.is_some() {
+        return Err(AppError::conflict("この同意はすでに撤回されています。", "This consent was already revoked."));
+    }
+    diesel::update(consents::table.find(&consent.id))
+        .set((
+            consents::revoked_at.eq(Some(now())),
+            consents::revoked_by.eq(Some(&me.id)),
+            consents::revoke_reason.eq(Some(reason)),
+        ))
+        .execute(conn)?;
+    let patient_id = consent.patient_id.as_str();
+    changes::record(conn, Change::Consent { patient_id })?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Consent, Some(&consent.id), Some(patient_id)).detail("revoked"),
+    )?;
+    Ok(consents::table.find(&consent.id).select(Consent::as_select()).first(conn)?)
 }

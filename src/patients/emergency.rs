@@ -6,10 +6,15 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::{team, Patient};
 use crate::api;
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
 use crate::db::schema::emergency_access;
 use crate::db::{new_id, now, DbConn};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::mail::{self, Mailer};
+use crate::vocab::OrgKind;
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
 #[diesel(table_name = emergency_access)]
@@ -47,4 +52,43 @@ pub fn grant(conn: &mut DbConn, patient_id: &str, user_id: &str, reason: &str, m
     };
     diesel::insert_into(emergency_access::table).values(&g).execute(conn)?;
     Ok(g)
+}
+
+/// Opens the record of a patient for the caller (allowed by `access::emergency_access`) for
+/// `minutes`, audited with high priority, and tells the team. 409 for a member of the team, who
+/// needs no emergency access.
+pub fn open(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    patient: &Patient,
+    reason: &str,
+    minutes: i64,
+) -> AppResult<Grant> {
+    if team::active_member(conn, &patient.id, &me.id)?.is_some() {
+        return Err(AppError::conflict(
+            "ケアチームのメンバーには緊急アクセスは不要です。",
+            "Care-team members do not need emergency access.",
+        ));
+    }
+    let grant = grant(conn, &patient.id, &me.id, reason, minutes)?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Execute, Resource::EmergencyAccess, Some(&grant.id), Some(&patient.id)).high_priority(),
+    )?;
+    // The team is told who opened the record (by profession and kind of organisation: a typed
+    // name could carry a link), and when.
+    let org =
+        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+    let accessor = mail::Described { profession: me.profession, organization: OrgKind::from_db(&org.kind)? };
+    let notice = mail::Notice::EmergencyAccess {
+        accessor,
+        accessed_at: grant.granted_at,
+        patient: patient.email_label(mailer.patient_label()),
+        patient_id: patient.id.clone(),
+    };
+    let team = team::active_user_ids(conn, &patient.id)?;
+    mail::notify(conn, mailer, &team, &notice, Some(&patient.id), &format!("emergency:{}", grant.id))?;
+    Ok(grant)
 }

@@ -1,20 +1,19 @@
 //! The care team: who, from which organisation, in which role, since when and until when.
 //! An open membership (no `ended_at`) is the access boundary; ending one keeps the history.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Need, TeamChange};
-use crate::api::{self, Check};
+use super::{today_jst, Patient};
+use crate::api::Check;
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
+use crate::auth::CurrentUser;
 use crate::db::schema::{care_team_members, organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, templates, Mailer};
-use crate::state::AppState;
+use crate::users::User;
 use crate::vocab::{OrgKind, Profession, TeamRole};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -261,6 +260,11 @@ pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Str
         .load(conn)?)
 }
 
+/// The profession of a member's account, as stored.
+pub fn profession_of(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    Ok(users::table.find(user_id).select(users::profession).first(conn)?)
+}
+
 /// A person as an e-mail describes them: profession and the kind of their organisation.
 pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -> AppResult<templates::Described> {
     let kind: String = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
@@ -273,14 +277,14 @@ pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -
 fn tell_lead(
     conn: &mut DbConn,
     mailer: &Mailer,
-    patient: &super::Patient,
+    patient: &Patient,
     lead_before: Option<&Member>,
-    me: &crate::auth::CurrentUser,
+    me: &CurrentUser,
     change: templates::TeamChange,
     member: &Member,
 ) -> AppResult<usize> {
     let Some(lead) = lead_before.filter(|l| l.user_id != me.id) else { return Ok(0) };
-    let member_profession: String = users::table.find(&member.user_id).select(users::profession).first(conn)?;
+    let member_profession = profession_of(conn, &member.user_id)?;
     let notice = mail::Notice::TeamChanged {
         change,
         member: person_kind(conn, &member_profession, &member.organization_id)?,
@@ -299,36 +303,8 @@ fn tell_lead(
     )
 }
 
-#[derive(Serialize)]
-struct TeamList {
-    items: Vec<MemberView>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamQuery {
-    pub include_past: Option<bool>,
-}
-
-/// `GET /patients/{id}/care-team`.
-pub async fn list_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    query: web::Query<TeamQuery>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let include_past = query.include_past.unwrap_or(false);
-    let items = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::ReadTeam, Resource::CareTeam)?;
-            audit::record(conn, &me, Event::new(Action::Read, Resource::CareTeam, None, Some(&patient_id)))?;
-            list(conn, &patient_id, include_past)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(TeamList { items }))
+fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<MemberView> {
+    list(conn, patient_id, true)?.into_iter().find(|m| m.id == member_id).ok_or_else(AppError::not_found)
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,67 +316,30 @@ pub struct AddMember {
     pub started_on: Option<NaiveDate>,
 }
 
-fn view_of(conn: &mut DbConn, patient_id: &str, member_id: &str) -> AppResult<MemberView> {
-    list(conn, patient_id, true)?.into_iter().find(|m| m.id == member_id).ok_or_else(AppError::not_found)
-}
-
-/// `POST /patients/{id}/care-team`: the lead or the care manager adds a person from any
-/// organisation (found through the directory); an org admin adds their own organisation's people.
-pub async fn add_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    path: web::Path<crate::api::Id>,
-    body: web::Json<AddMember>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let body = body.into_inner();
-    let mut check = crate::api::Check::new();
-    check.id("user_id", &body.user_id);
-    check.finish()?;
-    let mailer = state.mail.clone();
-    let (view, _) = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let (patient, manager) = access::manage_team(conn, &me, &patient_id)?;
-            let user = crate::users::find_in_service(conn, &body.user_id)?.ok_or_else(|| {
-                AppError::field(
-                    "user_id",
-                    "unknown_user",
-                    "指定された利用者は見つかりません。",
-                    "No active user has this id.",
-                )
-            })?;
-            let is_lead = body.is_lead.unwrap_or(false);
-            access::change_team(
-                conn,
-                &me,
-                manager,
-                &patient_id,
-                &TeamChange::Add { user: &user, role: body.role, is_lead },
-            )?;
-            if active_member(conn, &patient_id, &user.id)?.is_some() {
-                return Err(AppError::conflict(
-                    "この方はすでにケアチームのメンバーです。",
-                    "This person is already on the care team.",
-                ));
-            }
-            access::share_with_organization(conn, &me, &patient, &user.organization_id)?;
-            let lead_before = lead(conn, &patient_id)?;
-            let started_on = body.started_on.unwrap_or_else(crate::patients::today_jst);
-            let member =
-                add(conn, &patient_id, &user.id, &user.organization_id, body.role, is_lead, started_on, &me.id)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient_id)),
-            )?;
-            let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
-            let queued = tell_lead(conn, &mailer, &patient, lead_before.as_ref(), &me, change, &member)?;
-            Ok((view_of(conn, &patient_id, &member.id)?, queued))
-        })
-        .await?;
-    Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
+/// Puts `user` on the patient's team (the caller was allowed by `access::team_addition`),
+/// audited; the lead is told unless it is the caller. 409 when the person is on the team already.
+pub fn add_member(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    patient: &Patient,
+    user: &User,
+    input: &AddMember,
+) -> AppResult<MemberView> {
+    if active_member(conn, &patient.id, &user.id)?.is_some() {
+        return Err(AppError::conflict(
+            "この方はすでにケアチームのメンバーです。",
+            "This person is already on the care team.",
+        ));
+    }
+    let is_lead = input.is_lead.unwrap_or(false);
+    let lead_before = lead(conn, &patient.id)?;
+    let started_on = input.started_on.unwrap_or_else(today_jst);
+    let member = add(conn, &patient.id, &user.id, &user.organization_id, input.role, is_lead, started_on, &me.id)?;
+    audit::record(conn, me, Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient.id)))?;
+    let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
+    tell_lead(conn, mailer, patient, lead_before.as_ref(), me, change, &member)?;
+    view_of(conn, &patient.id, &member.id)
 }
 
 #[derive(AsChangeset, Default)]
@@ -422,112 +361,80 @@ pub struct UpdateMember {
     pub ended_on: Option<NaiveDate>,
 }
 
-/// `PATCH /patients/{id}/care-team/{member_id}`: change the role or lead, or end the membership.
-pub async fn update_handler(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    req: HttpRequest,
-    path: web::Path<(crate::api::Id, crate::api::Id)>,
-    body: web::Json<UpdateMember>,
-) -> AppResult<HttpResponse> {
-    let (patient_id, member_id) = path.into_inner();
-    let (patient_id, member_id) = (patient_id.into_string(), member_id.into_string());
-    let body = body.into_inner();
-    let expected = api::if_match(&req)?;
-    let mailer = state.mail.clone();
-    let (view, _) = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let (patient, manager) = access::manage_team(conn, &me, &patient_id)?;
-            let member = find(conn, &patient_id, &member_id)?.ok_or_else(AppError::not_found)?;
-            let profession: String = users::table.find(&member.user_id).select(users::profession).first(conn)?;
-            access::change_team(
-                conn,
-                &me,
-                manager,
-                &patient_id,
-                &TeamChange::Update {
-                    member: &member,
-                    profession: Profession::from_db(&profession)?,
-                    role: body.role,
-                    is_lead: body.is_lead,
-                },
-            )?;
-            if expected.is_some_and(|v| v != member.version) {
-                return Err(AppError::precondition_failed());
-            }
-            if member.ended_at.is_some() {
-                return Err(AppError::conflict(
-                    "このメンバーはすでにチームを離れています。",
-                    "This membership has already ended.",
-                ));
-            }
-            let lead_before = lead(conn, &patient_id)?;
-            let mut check = Check::new();
-            if let Some(day) = body.ended_on {
-                if day < member.started_on {
-                    check.push(
-                        "ended_on",
-                        "before_start",
-                        "終了日が開始日より前です。",
-                        "ended_on is before started_on.",
-                    );
-                }
-                if day > crate::patients::today_jst() {
-                    check.push(
-                        "ended_on",
-                        "in_future",
-                        "終了日は今日以前の日付にしてください(終了した日に操作してください)。",
-                        "ended_on must be today or earlier: end the membership on the day it ends.",
-                    );
-                }
-            }
-            check.finish()?;
-            if body.is_lead == Some(true) && !member.is_lead && body.ended_on.is_none() {
-                clear_lead(conn, &patient_id)?;
-            }
-            let changes = MemberChanges {
-                role: body.role.map(|r| r.as_str().to_string()),
-                is_lead: if body.ended_on.is_some() { Some(false) } else { body.is_lead },
-                ended_on: body.ended_on.map(Some),
-                ended_at: body.ended_on.map(|_| Some(now())),
-                ended_by: body.ended_on.map(|_| Some(me.id.clone())),
-            };
-            let n = diesel::update(
-                care_team_members::table
-                    .filter(care_team_members::id.eq(&member.id))
-                    .filter(care_team_members::version.eq(member.version)),
-            )
-            .set((&changes, care_team_members::version.eq(member.version + 1), care_team_members::updated_at.eq(now())))
-            .execute(conn)?;
-            if n != 1 {
-                return Err(AppError::precondition_failed());
-            }
-            crate::changes::record(conn, crate::changes::Change::Team { patient_id: &patient_id })?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::CareTeamMember, Some(&member.id), Some(&patient_id)),
-            )?;
-            let change = if body.ended_on.is_some() {
-                Some(templates::TeamChange::Ended)
-            } else if body.is_lead == Some(true) && !member.is_lead {
-                Some(templates::TeamChange::MadeLead)
-            } else if body.is_lead == Some(false) && member.is_lead {
-                Some(templates::TeamChange::LeadCleared)
-            } else if body.role.is_some_and(|r| r.as_str() != member.role) {
-                Some(templates::TeamChange::RoleChanged)
-            } else {
-                None
-            };
-            let changed = find(conn, &patient_id, &member.id)?.ok_or_else(AppError::not_found)?;
-            let queued = match change {
-                Some(c) => tell_lead(conn, &mailer, &patient, lead_before.as_ref(), &me, c, &changed)?,
-                None => 0,
-            };
-            Ok((view_of(conn, &patient_id, &member.id)?, queued))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+/// Changes a member's role or lead, or ends the membership (the caller was allowed by
+/// `access::team_member_change`), at the version the caller saw (412 when stale); audited, and
+/// the lead as it was before is told unless it is the caller.
+pub fn update_member(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    patient: &Patient,
+    member: &Member,
+    expected: Option<i32>,
+    input: &UpdateMember,
+) -> AppResult<MemberView> {
+    let patient_id = patient.id.as_str();
+    if expected.is_some_and(|v| v != member.version) {
+        return Err(AppError::precondition_failed());
+    }
+    if member.ended_at.is_some() {
+        return Err(AppError::conflict(
+            "このメンバーはすでにチームを離れています。",
+            "This membership has already ended.",
+        ));
+    }
+    let lead_before = lead(conn, patient_id)?;
+    let mut check = Check::new();
+    if let Some(day) = input.ended_on {
+        if day < member.started_on {
+            check.push("ended_on", "before_start", "終了日が開始日より前です。", "ended_on is before started_on.");
+        }
+        if day > today_jst() {
+            check.push(
+                "ended_on",
+                "in_future",
+                "終了日は今日以前の日付にしてください(終了した日に操作してください)。",
+                "ended_on must be today or earlier: end the membership on the day it ends.",
+            );
+        }
+    }
+    check.finish()?;
+    if input.is_lead == Some(true) && !member.is_lead && input.ended_on.is_none() {
+        clear_lead(conn, patient_id)?;
+    }
+    let changes = MemberChanges {
+        role: input.role.map(|r| r.as_str().to_string()),
+        is_lead: if input.ended_on.is_some() { Some(false) } else { input.is_lead },
+        ended_on: input.ended_on.map(Some),
+        ended_at: input.ended_on.map(|_| Some(now())),
+        ended_by: input.ended_on.map(|_| Some(me.id.clone())),
+    };
+    let n = diesel::update(
+        care_team_members::table
+            .filter(care_team_members::id.eq(&member.id))
+            .filter(care_team_members::version.eq(member.version)),
+    )
+    .set((&changes, care_team_members::version.eq(member.version + 1), care_team_members::updated_at.eq(now())))
+    .execute(conn)?;
+    if n != 1 {
+        return Err(AppError::precondition_failed());
+    }
+    crate::changes::record(conn, crate::changes::Change::Team { patient_id })?;
+    audit::record(conn, me, Event::new(Action::Update, Resource::CareTeamMember, Some(&member.id), Some(patient_id)))?;
+    let change = if input.ended_on.is_some() {
+        Some(templates::TeamChange::Ended)
+    } else if input.is_lead == Some(true) && !member.is_lead {
+        Some(templates::TeamChange::MadeLead)
+    } else if input.is_lead == Some(false) && member.is_lead {
+        Some(templates::TeamChange::LeadCleared)
+    } else if input.role.is_some_and(|r| r.as_str() != member.role) {
+        Some(templates::TeamChange::RoleChanged)
+    } else {
+        None
+    };
+    if let Some(c) = change {
+        let changed = find(conn, patient_id, &member.id)?.ok_or_else(AppError::not_found)?;
+        tell_lead(conn, mailer, patient, lead_before.as_ref(), me, c, &changed)?;
+    }
+    view_of(conn, patient_id, &member.id)
 }

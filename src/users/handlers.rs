@@ -3,14 +3,15 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{NewUser, UserChanges};
+use super::accounts::{self, UpdateUser};
+use super::NewUser;
 use crate::access::{self, AccountChange};
 use crate::api::{self, Check, PageQuery};
-use crate::auth::{password, tokens, Bearer};
+use crate::auth::{password, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
 use crate::state::AppState;
-use crate::vocab::{AccountRole, FlagNotifications, Locale, OrgKind, Profession};
+use crate::vocab::{AccountRole, Locale, Profession};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +79,7 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = allowed.user(conn)?;
-            let org = orgs::find(conn, &allowed_org)?.ok_or_else(AppError::not_found)?;
-            access::create_user(&me, &allowed_org, OrgKind::from_db(&org.kind)?, role, body.profession)
+            access::user_creation(conn, &me, &allowed_org, role, body.profession)
         })
         .await?;
     let hash = password::hash_bounded(body.password.clone()).await?;
@@ -87,8 +87,7 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let org = orgs::find(conn, &organization_id)?.ok_or_else(AppError::not_found)?;
-            access::create_user(&me, &organization_id, OrgKind::from_db(&org.kind)?, role, body.profession)?;
+            access::user_creation(conn, &me, &organization_id, role, body.profession)?;
             if super::email_taken(conn, &body.email)? {
                 return Err(AppError::field(
                     "email",
@@ -129,27 +128,11 @@ pub async fn get(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            if !user.active && !access::manages_accounts_of(&me, &user.organization_id) {
-                return Err(AppError::not_found());
-            }
-            let details = access::sees_account_details(&me, &user);
+            let details = access::read_user(&me, &user)?;
             Ok((user, details))
         })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(details)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::double_option")]
-    pub name_kana: Option<Option<String>>,
-    pub profession: Option<Profession>,
-    pub role: Option<AccountRole>,
-    pub active: Option<bool>,
-    pub locale: Option<Locale>,
-    pub flag_notifications: Option<FlagNotifications>,
 }
 
 pub async fn update(
@@ -175,53 +158,9 @@ pub async fn update(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let user = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            let org = orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
-            access::edit_user(
-                conn,
-                &me,
-                &user,
-                OrgKind::from_db(&org.kind)?,
-                &AccountChange { profession: body.profession, role: body.role, active: body.active },
-            )?;
-            if let Some(v) = expected {
-                if v != user.version {
-                    return Err(AppError::precondition_failed());
-                }
-            }
-            let was_admin = user.role == AccountRole::SystemAdmin.as_str() && user.active;
-            let stays_admin =
-                body.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
-                    && body.active.unwrap_or(user.active);
-            if was_admin && !stays_admin && super::count_system_admins(conn, None)? <= 1 {
-                return Err(AppError::conflict(
-                    "最後のシステム管理者は無効化・変更できません。",
-                    "The last system administrator cannot be deactivated or demoted.",
-                ));
-            }
-            let changes = UserChanges {
-                name: body.name.clone(),
-                name_kana: body.name_kana.clone(),
-                profession: body.profession.map(|p| p.as_str().to_string()),
-                role: body.role.map(|r| r.as_str().to_string()),
-                active: body.active,
-                locale: body.locale.map(|l| l.as_str().to_string()),
-                flag_notifications: body.flag_notifications.map(|f| f.as_str().to_string()),
-            };
-            if !super::update(conn, &user.id, user.version, &changes)? {
-                return Err(AppError::precondition_failed());
-            }
-            if body.profession.is_some_and(|p| p != Profession::Physician)
-                && user.profession == Profession::Physician.as_str()
-            {
-                // Coordinating physicians are physicians: the assignments end with the profession.
-                crate::wards::end_assignments_of(conn, &me, &user.id)?;
-            }
-            if body.active == Some(false) {
-                // Deactivation ends every session at once.
-                tokens::revoke_all_sessions(conn, &user.id, "deactivated")?;
-            }
-            super::find(conn, &user.id)?.ok_or_else(AppError::not_found)
+            let change = AccountChange { profession: body.profession, role: body.role, active: body.active };
+            let user = access::user_edit(conn, &me, &id, &change)?;
+            accounts::edit(conn, &me, &user, expected, body)
         })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(true)))

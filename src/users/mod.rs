@@ -1,5 +1,6 @@
 //! Accounts: the people of an organisation, their profession and what they may administer.
 
+pub mod accounts;
 pub mod handlers;
 
 use chrono::NaiveDateTime;

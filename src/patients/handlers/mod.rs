@@ -1,10 +1,15 @@
-//! `/patients`, `/patients/{id}`, emergency access and the access log.
+//! `/patients`, `/patients/{id}`, emergency access and the access log; the care team and the
+//! consents in their own files.
+
+pub mod consents;
+pub mod team;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{consents, emergency, team, EmergencyContact, NewPatient, PatientChanges, SearchFilter};
+use super::consents::ConsentState;
+use super::{emergency, EmergencyContact, NewPatient, PatientChanges, SearchFilter};
 use crate::access::{self, Need};
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
@@ -111,8 +116,8 @@ pub(crate) fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
 /// Views of patients with their consent state, in the order given.
 fn views(conn: &mut DbConn, rows: &[super::Patient]) -> AppResult<Vec<super::PatientView>> {
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
-    let mut states = consents::states(conn, &ids)?;
-    Ok(rows.iter().map(|p| p.view(states.remove(&p.id).unwrap_or_else(consents::ConsentState::none))).collect())
+    let mut states = super::consents::states(conn, &ids)?;
+    Ok(rows.iter().map(|p| p.view(states.remove(&p.id).unwrap_or_else(ConsentState::none))).collect())
 }
 
 fn etagged(status: actix_web::http::StatusCode, view: &super::PatientView) -> HttpResponse {
@@ -149,13 +154,13 @@ pub async fn register(
             check_ward(conn, &body.ward_code)?;
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
-            team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
+            super::team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
             audit::record(
                 conn,
                 &me,
                 Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id)),
             )?;
-            Ok(patient.view(consents::ConsentState::none()))
+            Ok(patient.view(ConsentState::none()))
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -235,7 +240,7 @@ pub async fn get(
             let me = bearer.user(conn)?;
             let (patient, _) = access::patient(conn, &me, &id, Need::Read, Resource::Patient)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::Patient, Some(&id), Some(&id)))?;
-            Ok(patient.view(consents::state(conn, &id)?))
+            Ok(patient.view(super::consents::state(conn, &id)?))
         })
         .await?;
     Ok(etagged(actix_web::http::StatusCode::OK, &view))
@@ -350,7 +355,7 @@ pub async fn update(
             }
             audit::record(conn, &me, Event::new(Action::Update, Resource::Patient, Some(&id), Some(&id)))?;
             let patient = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
-            Ok(patient.view(consents::state(conn, &id)?))
+            Ok(patient.view(super::consents::state(conn, &id)?))
         })
         .await?;
     Ok(etagged(actix_web::http::StatusCode::OK, &view))
@@ -389,51 +394,8 @@ pub async fn emergency_access(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            if let Err(refused) = access::request_emergency_access(&me) {
-                let patient_id = super::find(conn, &id)?.map(|p| p.id);
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Execute, Resource::EmergencyAccess, Some(&id), patient_id.as_deref()).denied(),
-                )?;
-                return Err(refused.keeping_changes());
-            }
-            let Some(patient) = super::find(conn, &id)? else {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Execute, Resource::EmergencyAccess, Some(&id), None).denied(),
-                )?;
-                return Err(AppError::hidden());
-            };
-            if team::active_member(conn, &patient.id, &me.id)?.is_some() {
-                return Err(AppError::conflict(
-                    "ケアチームのメンバーには緊急アクセスは不要です。",
-                    "Care-team members do not need emergency access.",
-                ));
-            }
-            let grant = emergency::grant(conn, &patient.id, &me.id, &reason, minutes)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Execute, Resource::EmergencyAccess, Some(&grant.id), Some(&patient.id))
-                    .high_priority(),
-            )?;
-            // The team is told who opened the record (by profession and kind of organisation:
-            // a typed name could carry a link), and when.
-            let org = crate::orgs::find(conn, &me.organization_id)?
-                .ok_or_else(|| AppError::internal("user without organisation"))?;
-            let accessor =
-                crate::mail::Described { profession: me.profession, organization: OrgKind::from_db(&org.kind)? };
-            let notice = crate::mail::Notice::EmergencyAccess {
-                accessor,
-                accessed_at: grant.granted_at,
-                patient: patient.email_label(mailer.patient_label()),
-                patient_id: patient.id.clone(),
-            };
-            let team = team::active_user_ids(conn, &patient.id)?;
-            crate::mail::notify(conn, &mailer, &team, &notice, Some(&patient.id), &format!("emergency:{}", grant.id))?;
-            Ok(grant)
+            let patient = access::emergency_access(conn, &me, &id)?;
+            emergency::open(conn, &me, &mailer, &patient, &reason, minutes)
         })
         .await?;
     Ok(HttpResponse::Created().json(grant))
