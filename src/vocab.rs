@@ -311,8 +311,31 @@ text_enum! {
     }
 }
 
-/// A name reading in full-width katakana (names are searched by kana): katakana, the prolonged
-/// sound mark, the middle dot and spaces. Half-width katakana is refused so that searches match.
+/// The normal form of a name reading, for search, sorting and matching: NFKC (half-width
+/// katakana become full-width) and hiragana as katakana. What the person typed is stored as
+/// typed; this form is kept beside it.
+pub fn normalize_kana(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    value
+        .nfkc()
+        .map(|c| match c {
+            // ぁ..ゖ and the iteration marks ゝゞ sit 0x60 below their katakana.
+            '\u{3041}'..='\u{3096}' | '\u{309D}' | '\u{309E}' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
+/// A name reading as a person may type it: katakana (with the prolonged sound mark and the middle
+/// dot), hiragana or half-width katakana, and spaces; not blank. The contract's `Kana` pattern
+/// says the same.
+pub fn is_kana_name(value: &str) -> bool {
+    let kana = |c: char| matches!(c, '\u{3041}'..='\u{3096}' | '\u{309D}' | '\u{309E}' | '\u{30A1}'..='\u{30FE}' | '\u{FF65}'..='\u{FF9F}');
+    value.chars().any(kana) && value.chars().all(|c| kana(c) || c == ' ' || c == '\u{3000}')
+}
+
+/// A name reading in full-width katakana: katakana, the prolonged sound mark, the middle dot and
+/// spaces.
 pub fn is_katakana_name(value: &str) -> bool {
     !value.trim().is_empty()
         && value.chars().all(|c| {
@@ -332,6 +355,29 @@ mod tests {
         assert!(!is_katakana_name("やまだ"), "hiragana");
         assert!(!is_katakana_name("山田"));
         assert!(!is_katakana_name(" "));
+    }
+
+    #[test]
+    fn kana_people_type_is_accepted_in_its_normal_form() {
+        assert_eq!(normalize_kana("ﾔﾏﾀﾞ ﾀﾛｳ"), "ヤマダ タロウ");
+        assert_eq!(normalize_kana("やまだ　はなこ"), "ヤマダ ハナコ");
+        assert_eq!(normalize_kana("いすゞ"), "イスヾ");
+        assert!(is_kana_name("ﾔﾏﾀﾞ") && is_kana_name("やまだ") && is_kana_name("ヤマダ"));
+        assert!(!is_kana_name("山田") && !is_kana_name("yamada"));
+    }
+
+    #[test]
+    fn japanese_words_stand_for_codes() {
+        let level: CareLevel = serde_json::from_str("\"要介護3\"").unwrap();
+        assert_eq!(level, CareLevel::Care3);
+        let sex: Sex = serde_json::from_str("\"女\"").unwrap();
+        assert_eq!(sex, Sex::Female);
+        assert_eq!(serde_json::to_string(&CareLevel::Care3).unwrap(), "\"care_3\"");
+        assert_eq!(CareLevel::Care3.label(crate::error::Lang::Ja), "要介護3");
+        assert_eq!(PatientStatus::Home.label(crate::error::Lang::En), "At home");
+        assert_eq!(AccountRole::Member.label(crate::error::Lang::Ja), "member");
+        let wrong = serde_json::from_str::<CareLevel>("\"要介護9\"").unwrap_err().to_string();
+        assert!(wrong.contains("care_3"), "{wrong}");
     }
 
     #[test]
