@@ -732,8 +732,10 @@ pub fn patient_for_new_case(
         denied(conn, "identification throttled")?;
         return Err(AppError::too_many_requests(requested.retry_after(at)).keeping_changes());
     }
-    let same_kana =
-        |a: &str, b: &str| a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()));
+    let same_kana = |a: &str, b: &str| {
+        let key = |s: &str| crate::vocab::normalize_kana(s).chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        key(a) == key(b)
+    };
     match (found, identity) {
         (Some(patient), Some(i))
             if i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana) =>

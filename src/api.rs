@@ -308,15 +308,15 @@ impl Check {
         }
     }
 
-    /// A name reading in full-width katakana.
+    /// A name reading: katakana, hiragana or half-width katakana (see `vocab::normalize_kana`).
     pub fn kana(&mut self, field: &str, value: Option<&str>, max_chars: usize) {
         let Some(v) = value else { return };
-        if v.chars().count() > max_chars || !crate::vocab::is_katakana_name(v) {
+        if v.chars().count() > max_chars || !crate::vocab::is_kana_name(v) {
             self.push(
                 field,
                 "not_katakana",
-                format!("{field} は全角カタカナで入力してください。"),
-                format!("{field} must be written in full-width katakana."),
+                format!("{field} はカタカナかひらがなで入力してください(例: ヤマダ)。"),
+                format!("{field} must be written in katakana or hiragana (e.g. ヤマダ)."),
             );
         }
     }

@@ -6,12 +6,17 @@
 
 /// Declares an enum whose values are stored and sent as fixed snake_case strings.
 #[macro_export]
+///
+/// A variant may carry the words people read and type, `Care3 => "care_3" ("要介護3", "Care level 3")`:
+/// `label` gives them in the reader's language (CSV values, pages), and the Japanese word is
+/// accepted in JSON and query strings in place of the code, so `要介護3` or `女` typed by a person
+/// is not an error. Errors still name the codes.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal $(($ja:literal, $en:literal))?),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $(#[serde(rename = $text $(, alias = $ja)?)] $variant),+
         }
 
         impl $name {
@@ -19,6 +24,19 @@ macro_rules! text_enum {
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
+            }
+
+            /// The word a person reads: Japanese, or English for `Lang::En`; the code where the
+            /// vocabulary has no words of its own.
+            #[allow(unused_variables)]
+            pub fn label(self, lang: $crate::error::Lang) -> &'static str {
+                match self {
+                    $($name::$variant => {
+                        $(return if lang == $crate::error::Lang::En { $en } else { $ja };)?
+                        #[allow(unreachable_code)]
+                        $text
+                    })+
+                }
             }
 
             /// Reads a stored value; an unknown one is a data error, not a client error.
@@ -181,54 +199,54 @@ text_enum! {
 text_enum! {
     /// Severity of a deterioration flag: urgent (NEWS2 5–6 or a single 3) or emergency (7+).
     FlagSeverity {
-        Urgent => "urgent",
-        Emergency => "emergency",
+        Urgent => "urgent" ("至急", "Urgent"),
+        Emergency => "emergency" ("緊急", "Emergency"),
     }
 }
 
 text_enum! {
     /// A flag's life: active → acknowledged → resolved, or entered in error.
     FlagStatus {
-        Active => "active",
-        Acknowledged => "acknowledged",
-        Resolved => "resolved",
-        EnteredInError => "entered_in_error",
+        Active => "active" ("対応待ち", "Active"),
+        Acknowledged => "acknowledged" ("確認済み", "Acknowledged"),
+        Resolved => "resolved" ("解決", "Resolved"),
+        EnteredInError => "entered_in_error" ("誤入力", "Entered in error"),
     }
 }
 
 text_enum! {
     /// A patient's sex as recorded.
     Sex {
-        Male => "male",
-        Female => "female",
-        Other => "other",
-        Unknown => "unknown",
+        Male => "male" ("男", "Male"),
+        Female => "female" ("女", "Female"),
+        Other => "other" ("その他", "Other"),
+        Unknown => "unknown" ("不明", "Unknown"),
     }
 }
 
 text_enum! {
     /// Care-need level (要介護度): 非該当, 申請中, 要支援1–2, 要介護1–5 (docs/domain.md).
     CareLevel {
-        None => "none",
-        Applying => "applying",
-        Support1 => "support_1",
-        Support2 => "support_2",
-        Care1 => "care_1",
-        Care2 => "care_2",
-        Care3 => "care_3",
-        Care4 => "care_4",
-        Care5 => "care_5",
+        None => "none" ("非該当", "Not applicable"),
+        Applying => "applying" ("申請中", "Applying"),
+        Support1 => "support_1" ("要支援1", "Support level 1"),
+        Support2 => "support_2" ("要支援2", "Support level 2"),
+        Care1 => "care_1" ("要介護1", "Care level 1"),
+        Care2 => "care_2" ("要介護2", "Care level 2"),
+        Care3 => "care_3" ("要介護3", "Care level 3"),
+        Care4 => "care_4" ("要介護4", "Care level 4"),
+        Care5 => "care_5" ("要介護5", "Care level 5"),
     }
 }
 
 text_enum! {
     /// Where the patient is in their care.
     PatientStatus {
-        Home => "home",
-        Hospitalized => "hospitalized",
-        Deceased => "deceased",
-        Transferred => "transferred",
-        Closed => "closed",
+        Home => "home" ("在宅", "At home"),
+        Hospitalized => "hospitalized" ("入院中", "In hospital"),
+        Deceased => "deceased" ("死亡", "Deceased"),
+        Transferred => "transferred" ("転出", "Transferred"),
+        Closed => "closed" ("終了", "Closed"),
     }
 }
 
@@ -250,16 +268,16 @@ impl PatientStatus {
 text_enum! {
     /// A person's role on a patient's care team.
     TeamRole {
-        PrimaryPhysician => "primary_physician",
-        BackupPhysician => "backup_physician",
-        VisitingNurse => "visiting_nurse",
-        Pharmacist => "pharmacist",
-        CareManager => "care_manager",
-        Dentist => "dentist",
-        Therapist => "therapist",
-        Helper => "helper",
-        HospitalStaff => "hospital_staff",
-        Other => "other",
+        PrimaryPhysician => "primary_physician" ("主治医", "Primary physician"),
+        BackupPhysician => "backup_physician" ("副主治医", "Backup physician"),
+        VisitingNurse => "visiting_nurse" ("訪問看護師", "Visiting nurse"),
+        Pharmacist => "pharmacist" ("薬剤師", "Pharmacist"),
+        CareManager => "care_manager" ("ケアマネジャー", "Care manager"),
+        Dentist => "dentist" ("歯科医師", "Dentist"),
+        Therapist => "therapist" ("リハビリ職", "Therapist"),
+        Helper => "helper" ("ヘルパー", "Helper"),
+        HospitalStaff => "hospital_staff" ("病院職員", "Hospital staff"),
+        Other => "other" ("その他", "Other"),
     }
 }
 
@@ -293,8 +311,31 @@ text_enum! {
     }
 }
 
-/// A name reading in full-width katakana (names are searched by kana): katakana, the prolonged
-/// sound mark, the middle dot and spaces. Half-width katakana is refused so that searches match.
+/// The normal form of a name reading, for search, sorting and matching: NFKC (half-width
+/// katakana become full-width) and hiragana as katakana. What the person typed is stored as
+/// typed; this form is kept beside it.
+pub fn normalize_kana(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    value
+        .nfkc()
+        .map(|c| match c {
+            // ぁ..ゖ and the iteration marks ゝゞ sit 0x60 below their katakana.
+            '\u{3041}'..='\u{3096}' | '\u{309D}' | '\u{309E}' => char::from_u32(c as u32 + 0x60).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
+/// A name reading as a person may type it: katakana (with the prolonged sound mark and the middle
+/// dot), hiragana or half-width katakana, and spaces; not blank. The contract's `Kana` pattern
+/// says the same.
+pub fn is_kana_name(value: &str) -> bool {
+    let kana = |c: char| matches!(c, '\u{3041}'..='\u{3096}' | '\u{309D}' | '\u{309E}' | '\u{30A1}'..='\u{30FE}' | '\u{FF65}'..='\u{FF9F}');
+    value.chars().any(kana) && value.chars().all(|c| kana(c) || c == ' ' || c == '\u{3000}')
+}
+
+/// A name reading in full-width katakana: katakana, the prolonged sound mark, the middle dot and
+/// spaces.
 pub fn is_katakana_name(value: &str) -> bool {
     !value.trim().is_empty()
         && value.chars().all(|c| {
@@ -314,6 +355,29 @@ mod tests {
         assert!(!is_katakana_name("やまだ"), "hiragana");
         assert!(!is_katakana_name("山田"));
         assert!(!is_katakana_name(" "));
+    }
+
+    #[test]
+    fn kana_people_type_is_accepted_in_its_normal_form() {
+        assert_eq!(normalize_kana("ﾔﾏﾀﾞ ﾀﾛｳ"), "ヤマダ タロウ");
+        assert_eq!(normalize_kana("やまだ　はなこ"), "ヤマダ ハナコ");
+        assert_eq!(normalize_kana("いすゞ"), "イスヾ");
+        assert!(is_kana_name("ﾔﾏﾀﾞ") && is_kana_name("やまだ") && is_kana_name("ヤマダ"));
+        assert!(!is_kana_name("山田") && !is_kana_name("yamada"));
+    }
+
+    #[test]
+    fn japanese_words_stand_for_codes() {
+        let level: CareLevel = serde_json::from_str("\"要介護3\"").unwrap();
+        assert_eq!(level, CareLevel::Care3);
+        let sex: Sex = serde_json::from_str("\"女\"").unwrap();
+        assert_eq!(sex, Sex::Female);
+        assert_eq!(serde_json::to_string(&CareLevel::Care3).unwrap(), "\"care_3\"");
+        assert_eq!(CareLevel::Care3.label(crate::error::Lang::Ja), "要介護3");
+        assert_eq!(PatientStatus::Home.label(crate::error::Lang::En), "At home");
+        assert_eq!(AccountRole::Member.label(crate::error::Lang::Ja), "member");
+        let wrong = serde_json::from_str::<CareLevel>("\"要介護9\"").unwrap_err().to_string();
+        assert!(wrong.contains("care_3"), "{wrong}");
     }
 
     #[test]
@@ -342,44 +406,15 @@ text_enum! {
     /// (docs/domain.md): the next visit date, whether the treatment policy changed (with a summary)
     /// and cautions for the care team.
     NoteKind {
-        Visit => "visit",
-        Phone => "phone",
-        Medication => "medication",
-        Rehabilitation => "rehabilitation",
-        Conference => "conference",
-        Handover => "handover",
-        Family => "family",
-        Other => "other",
-        PhysicianInfoSharing => "physician_info_sharing",
+        Visit => "visit" ("訪問", "Visit"),
+        Phone => "phone" ("電話", "Phone"),
+        Medication => "medication" ("服薬", "Medication"),
+        Rehabilitation => "rehabilitation" ("リハビリ", "Rehabilitation"),
+        Conference => "conference" ("カンファレンス", "Conference"),
+        Handover => "handover" ("申し送り", "Handover"),
+        Family => "family" ("家族", "Family"),
+        Other => "other" ("その他", "Other"),
+        PhysicianInfoSharing => "physician_info_sharing" ("医師の情報共有", "Physician's information sharing"),
     }
 }
 
-impl NoteKind {
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            NoteKind::Visit => "訪問",
-            NoteKind::Phone => "電話",
-            NoteKind::Medication => "服薬",
-            NoteKind::Rehabilitation => "リハビリ",
-            NoteKind::Conference => "カンファレンス",
-            NoteKind::Handover => "申し送り",
-            NoteKind::Family => "家族",
-            NoteKind::Other => "その他",
-            NoteKind::PhysicianInfoSharing => "医師の情報共有",
-        }
-    }
-
-    pub fn label_en(self) -> &'static str {
-        match self {
-            NoteKind::Visit => "Visit",
-            NoteKind::Phone => "Phone",
-            NoteKind::Medication => "Medication",
-            NoteKind::Rehabilitation => "Rehabilitation",
-            NoteKind::Conference => "Conference",
-            NoteKind::Handover => "Handover",
-            NoteKind::Family => "Family",
-            NoteKind::Other => "Other",
-            NoteKind::PhysicianInfoSharing => "Physician's information sharing",
-        }
-    }
-}

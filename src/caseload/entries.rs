@@ -155,7 +155,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         patient_id: patient_id.to_string(),
         ward_code,
         status,
-        name_kana: format!("{family_kana} {given_kana}"),
+        name_kana: crate::vocab::normalize_kana(&format!("{family_kana} {given_kana}")),
         birth_date,
         care_level_rank: care_level_rank(&care_level),
         care_level,

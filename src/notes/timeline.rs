@@ -21,7 +21,7 @@ use super::{current_notes, Note, Version};
 use crate::api;
 use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
 use crate::db::DbConn;
-use crate::error::AppResult;
+use crate::error::{AppResult, Lang};
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
@@ -241,7 +241,7 @@ fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item
             let text =
                 if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
             let excerpt = super::excerpt(&text, EXCERPT_CHARS);
-            let summary = (format!("{}: {excerpt}", kind.label_ja()), format!("{}: {excerpt}", kind.label_en()));
+            let summary = (format!("{}: {excerpt}", kind.label(Lang::Ja)), format!("{}: {excerpt}", kind.label(Lang::En)));
             let mut item = Item::new(NOTE, v.occurred_at, note.id.clone(), summary)
                 .by(Some((note.author_id.clone(), author_name)));
             item.note = Some(NoteDetails {

@@ -135,9 +135,9 @@ impl Patient {
     }
 }
 
-/// The reading used for prefix search: both kana names without any spaces.
+/// The reading used for prefix search: both kana names in their normal form, without any spaces.
 pub fn kana_search_key(family_kana: &str, given_kana: &str) -> String {
-    format!("{family_kana}{given_kana}").chars().filter(|c| !c.is_whitespace()).collect()
+    crate::vocab::normalize_kana(&format!("{family_kana}{given_kana}")).chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 pub struct NewPatient {
@@ -292,11 +292,11 @@ pub fn search_visible(
                 .like(pattern.clone())
                 .escape('\\')
                 .or(patients::given_name.like(pattern.clone()).escape('\\'))
-                .or(patients::name_kana_search.like(pattern.replace(' ', "")).escape('\\')),
+                .or(patients::name_kana_search.like(format!("%{}%", like_literal(&kana_search_key(term, "")))).escape('\\')),
         );
     }
     if let Some(kana) = &filter.kana {
-        let key: String = kana.chars().filter(|c| !c.is_whitespace()).collect();
+        let key = kana_search_key(kana, "");
         q = q.filter(patients::name_kana_search.like(format!("{}%", like_literal(&key))).escape('\\'));
     }
     if let Some(w) = &filter.ward_code {

@@ -17,7 +17,7 @@ use crate::auth::Bearer;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::vocab::{is_katakana_name, CareLevel, OrgKind, PatientStatus, Sex};
+use crate::vocab::{CareLevel, OrgKind, PatientStatus, Sex};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,17 +36,6 @@ pub struct RegisterPatient {
     pub emergency_contact: Option<EmergencyContact>,
     #[serde(default)]
     pub spo2_target_88_92: bool,
-}
-
-fn check_kana(check: &mut Check, field: &str, value: &str) {
-    if !is_katakana_name(value) || value.chars().count() > 100 {
-        check.push(
-            field,
-            "not_katakana",
-            format!("{field} は全角カタカナで入力してください(例: ヤマダ)。"),
-            format!("{field} must be written in full-width katakana (e.g. ヤマダ)."),
-        );
-    }
 }
 
 fn check_birth_date(check: &mut Check, field: &str, birth: NaiveDate) {
@@ -72,8 +61,8 @@ impl RegisterPatient {
         let f = |name: &str| format!("{prefix}{name}");
         check.required_line(&f("family_name"), &self.family_name, 50);
         check.required_line(&f("given_name"), &self.given_name, 50);
-        check_kana(check, &f("family_name_kana"), &self.family_name_kana);
-        check_kana(check, &f("given_name_kana"), &self.given_name_kana);
+        check.kana(&f("family_name_kana"), Some(&self.family_name_kana), 100);
+        check.kana(&f("given_name_kana"), Some(&self.given_name_kana), 100);
         check_birth_date(check, &f("birth_date"), self.birth_date);
         check.line(&f("address"), self.address.as_deref(), 300);
         check.phone(&f("phone"), self.phone.as_deref());
@@ -286,10 +275,10 @@ pub async fn update(
         check.required_line("given_name", v, 50);
     }
     if let Some(v) = &body.family_name_kana {
-        check_kana(&mut check, "family_name_kana", v);
+        check.kana("family_name_kana", Some(v), 100);
     }
     if let Some(v) = &body.given_name_kana {
-        check_kana(&mut check, "given_name_kana", v);
+        check.kana("given_name_kana", Some(v), 100);
     }
     if let Some(b) = body.birth_date {
         check_birth_date(&mut check, "birth_date", b);
