@@ -45,7 +45,6 @@ fn defines_handler(code: &str) -> bool {
 }
 
 #[test]
-#[ignore = "the notebook, patients and wards handlers are still being moved into their handler files"]
 fn handlers_live_only_in_handler_files() {
     let misplaced: Vec<String> = files()
         .into_iter()
