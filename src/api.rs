@@ -1,13 +1,184 @@
 //! Conventions shared by every route (docs/architecture.md): RFC 3339 UTC times, cursor pagination,
 //! `ETag`/`If-Match` versions and the checks on text a person typed.
 
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::HttpRequest;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use base64::Engine;
 use chrono::NaiveDateTime;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{AppError, AppResult, FieldError};
+
+/// The largest request body accepted (413 above it).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// A JSON request body, as `web::Json` reads it, except that a value that does not fit names its
+/// field by path (`vitals.pulse`, `items[2].title`) and says, in Japanese first, what was
+/// expected: the format of a date or a time, the allowed values of a vocabulary, a number.
+/// serde's own words (`premature end of input`) are no help to the person who typed the value.
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Json<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Json<T>, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = req.content_type().to_ascii_lowercase();
+        let is_json = content_type == "application/json"
+            || (content_type.starts_with("application/") && content_type.ends_with("+json"));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(AppError::unsupported_media_type());
+            }
+            if declared.is_some_and(|n| n > BODY_LIMIT) {
+                return Err(AppError::payload_too_large(BODY_LIMIT));
+            }
+            let mut body = Vec::with_capacity(declared.unwrap_or(0));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| {
+                    AppError::bad_request(
+                        "リクエスト本文を読み取れませんでした。",
+                        "The request body could not be read.",
+                    )
+                })?;
+                if body.len() + chunk.len() > BODY_LIMIT {
+                    return Err(AppError::payload_too_large(BODY_LIMIT));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_body(&body).map(Json)
+        })
+    }
+}
+
+/// Reads a JSON body into `T`; see [`Json`].
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> AppResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| body_error(&e.path().to_string(), e.inner()))?;
+    de.end().map_err(|_| not_json())?;
+    Ok(value)
+}
+
+fn not_json() -> AppError {
+    AppError::bad_request("リクエスト本文が正しい JSON ではありません。", "The request body is not valid JSON.")
+}
+
+/// A value that does not fit its field, named by its path in the body.
+fn body_error(path: &str, error: &serde_json::Error) -> AppError {
+    if !error.is_data() {
+        return not_json();
+    }
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let quoted = message.split('`').nth(1).unwrap_or_default().to_string();
+    let at_root = path.is_empty() || path == ".";
+    let inside = |name: &str| if at_root { name.to_string() } else { format!("{path}.{name}") };
+    let (field, code, ja, en) = if message.starts_with("unknown field") {
+        let field = if !at_root && (path == quoted || path.ends_with(&format!(".{quoted}"))) {
+            path.to_string()
+        } else {
+            inside(&quoted)
+        };
+        let (ja, en) =
+            (format!("{field} という項目は受け付けていません。"), format!("The field {field} is not accepted here."));
+        (field, "unknown_field", ja, en)
+    } else if message.starts_with("missing field") {
+        let field = inside(&quoted);
+        let (ja, en) = (format!("{field} を入力してください。"), format!("{field} is required."));
+        (field, "required", ja, en)
+    } else {
+        let field = if at_root { "body".to_string() } else { path.to_string() };
+        let name = field.rsplit('.').next().unwrap_or(&field).split('[').next().unwrap_or_default();
+        let (ja, en) = expected(name, &message);
+        (
+            field.clone(),
+            "invalid_value",
+            format!("{field} の値が正しくありません。{ja}"),
+            format!("{field} is not valid: {en}"),
+        )
+    };
+    AppError::validation(vec![FieldError::new(field, code, ja, en)])
+}
+
+/// What a field expects, from serde's message and the field's name: dates are `…_on`, `…_date`,
+/// times `…_at` throughout the contract.
+fn expected(name: &str, message: &str) -> (String, String) {
+    if let Some(list) = message.split("expected one of ").nth(1) {
+        // serde lists the Japanese words a vocabulary also takes; the codes are what to use.
+        let list = list.replace('`', "");
+        let list = list.split(", ").filter(|v| v.is_ascii()).collect::<Vec<_>>().join(", ");
+        return (format!("次のいずれかを指定してください: {list}"), format!("use one of: {list}"));
+    }
+    if message.starts_with("unknown variant") {
+        let only = message.split("expected ").nth(1).unwrap_or_default().replace('`', "");
+        return (format!("次の値を指定してください: {only}"), format!("use: {only}"));
+    }
+    let wrong_type = message.starts_with("invalid type");
+    if name.ends_with("_on") || name.ends_with("_date") || name == "date" {
+        if !wrong_type || message.contains("expected a string") || message.contains("formatted date") {
+            return (
+                "日付は YYYY-MM-DD 形式で入力してください(例: 1938-03-15)。".into(),
+                "write the date as YYYY-MM-DD, e.g. 1938-03-15.".into(),
+            );
+        }
+    }
+    if name.ends_with("_at") {
+        return (
+            "日時は時差付きの RFC 3339 形式で入力してください(例: 2026-12-01T09:30:00+09:00)。".into(),
+            "write the time as RFC 3339 with its offset, e.g. 2026-12-01T09:30:00+09:00.".into(),
+        );
+    }
+    let wants = message.split("expected ").last().unwrap_or_default();
+    let numbers = ["f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize"];
+    if numbers.contains(&wants) || wants.contains("integer") || wants.contains("number") {
+        return ("数値で入力してください。".into(), "write a number.".into());
+    }
+    if wants.contains("boolean") {
+        return ("true か false を指定してください。".into(), "use true or false.".into());
+    }
+    if wants.contains("a string") {
+        return ("文字列で入力してください。".into(), "write a string.".into());
+    }
+    if wants.contains("sequence") {
+        return ("配列で指定してください。".into(), "send a list.".into());
+    }
+    if wants.contains("struct") || wants.contains("map") {
+        return ("オブジェクトで指定してください。".into(), "send an object.".into());
+    }
+    ("値の形式を確かめてください。".into(), message.to_string())
+}
 
 /// Serialises a stored UTC time as RFC 3339 with a `Z`.
 pub fn utc<S: Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::error::QueryPayloadError;
 use actix_web::http::{header, Method};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
@@ -15,9 +15,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
 use crate::{audit, auth, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
-
-/// Largest request body accepted (a long visit note fits many times over).
-pub const BODY_LIMIT: usize = 256 * 1024;
 
 /// Every route the service answers: the one list the server registers and the contract test
 /// compares with `api-spec/openapi.yaml`.
@@ -155,50 +152,6 @@ fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let app_error = match &err {
-        JsonPayloadError::ContentType => AppError::unsupported_media_type(),
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            AppError::payload_too_large(BODY_LIMIT)
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => body_field_error(&e.to_string()),
-        JsonPayloadError::Deserialize(_) => {
-            AppError::bad_request("リクエスト本文が正しい JSON ではありません。", "The request body is not valid JSON.")
-        }
-        _ => AppError::bad_request("リクエスト本文を読み取れませんでした。", "The request body could not be read."),
-    };
-    app_error.into()
-}
-
-/// Turns serde's message into a field error: an unknown field is refused by name, a missing one
-/// is required, and a wrong value says what was expected.
-fn body_field_error(message: &str) -> AppError {
-    let message = message.split(" at line ").next().unwrap_or(message);
-    let quoted = message.split('`').nth(1).unwrap_or_default().to_string();
-    if message.starts_with("unknown field") {
-        AppError::validation(vec![FieldError::new(
-            quoted.clone(),
-            "unknown_field",
-            format!("{quoted} という項目は受け付けていません。"),
-            format!("The field {quoted} is not accepted here."),
-        )])
-    } else if message.starts_with("missing field") {
-        AppError::validation(vec![FieldError::new(
-            quoted.clone(),
-            "required",
-            format!("{quoted} を入力してください。"),
-            format!("{quoted} is required."),
-        )])
-    } else {
-        AppError::validation(vec![FieldError::new(
-            "body",
-            "invalid_value",
-            format!("値が正しくありません: {message}"),
-            format!("A value is not valid: {message}"),
-        )])
-    }
-}
-
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let message = err.to_string();
     let message = message.trim_start_matches("Query deserialize error: ").to_string();
@@ -317,10 +270,9 @@ pub fn build_app(
 > {
     App::new()
         .app_data(web::Data::new(state))
-        .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(|_, _| AppError::not_found().into()))
-        .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+        .app_data(web::PayloadConfig::default().limit(crate::api::BODY_LIMIT))
         .configure(configure)
         .default_service(web::to(not_found))
         .wrap_fn(refuse_nul)

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{password, throttle, tokens, totp, Bearer};
+use crate::api::Json;
 use crate::auth::tokens::{RefreshOutcome, TokenPair};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -59,7 +60,7 @@ fn tell_owner_of_lock(
 /// [`throttle`]); (2) the password is compared outside any transaction, in the bounded hashing
 /// pool; (3) a second transaction signs in and clears the count, or charges the spraying
 /// budgets and, when the reservation locked the account, tells its owner.
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> AppResult<HttpResponse> {
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Login>) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     // No address holds a NUL, and PostgreSQL text cannot even be compared with one.
     if body.email.len() > 254 || body.password.len() > 1024 || body.email.contains('\0') {
@@ -155,7 +156,7 @@ pub struct Refresh {
 }
 
 /// `POST /auth/refresh`: rotates the refresh token; a replayed one revokes its whole family.
-pub async fn refresh(state: web::Data<AppState>, body: web::Json<Refresh>) -> AppResult<HttpResponse> {
+pub async fn refresh(state: web::Data<AppState>, body: Json<Refresh>) -> AppResult<HttpResponse> {
     let presented = body.into_inner().refresh_token;
     if presented.len() > 200 {
         return Err(AppError::invalid_token());
@@ -268,7 +269,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
     bearer: Bearer,
-    body: web::Json<ChangePassword>,
+    body: Json<ChangePassword>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let keys = state.keys.clone();
@@ -309,7 +310,7 @@ pub async fn totp_enrol(
     state: web::Data<AppState>,
     req: HttpRequest,
     bearer: Bearer,
-    body: web::Json<ConfirmPassword>,
+    body: Json<ConfirmPassword>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let ip = super::client_ip(&req);
@@ -370,11 +371,7 @@ fn totp_attempts_key(user_id: &str) -> String {
 }
 
 /// `POST /me/totp/confirm`: a code from the new secret switches two-factor sign-in on.
-pub async fn totp_confirm(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    body: web::Json<TotpCode>,
-) -> AppResult<HttpResponse> {
+pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: Json<TotpCode>) -> AppResult<HttpResponse> {
     let code = body.into_inner().code;
     let user = state
         .db
@@ -408,11 +405,7 @@ pub async fn totp_confirm(
 }
 
 /// `DELETE /me/totp`: needs a current code; system administrators must keep it on.
-pub async fn totp_disable(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    body: web::Json<TotpCode>,
-) -> AppResult<HttpResponse> {
+pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: Json<TotpCode>) -> AppResult<HttpResponse> {
     let code = body.into_inner().code;
     state
         .db

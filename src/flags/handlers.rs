@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{Flag, FlagView, NewFlag};
 use crate::access::{self, Need};
-use crate::api::{Check, Items};
+use crate::api::{Check, Items, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::{Bearer, CurrentUser};
 use crate::db::{now, DbConn};
@@ -40,7 +40,7 @@ pub async fn raise(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    body: web::Json<RaiseFlag>,
+    body: Json<RaiseFlag>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -134,7 +134,7 @@ pub async fn acknowledge(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    body: web::Json<Acknowledge>,
+    body: Json<Acknowledge>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let note = body.into_inner().note;
@@ -167,7 +167,7 @@ pub async fn resolve(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    body: web::Json<Resolve>,
+    body: Json<Resolve>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();

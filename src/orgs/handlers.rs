@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{Filter, NewOrganization, OrganizationChanges};
 use crate::access;
-use crate::api::{self, Check, PageQuery};
+use crate::api::{self, Check, Json, PageQuery};
 use crate::auth::Bearer;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
@@ -76,7 +76,7 @@ fn check_ward(conn: &mut DbConn, ward_code: Option<&str>) -> AppResult<()> {
 pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
-    body: web::Json<CreateOrganization>,
+    body: Json<CreateOrganization>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let mut check = Check::new();
@@ -155,7 +155,7 @@ pub async fn update(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<crate::api::Id>,
-    body: web::Json<UpdateOrganization>,
+    body: Json<UpdateOrganization>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();

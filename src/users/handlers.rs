@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::accounts::{self, UpdateUser};
 use super::NewUser;
 use crate::access::{self, AccountChange};
-use crate::api::{self, Check, PageQuery};
+use crate::api::{self, Check, Json, PageQuery};
 use crate::auth::{password, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
@@ -59,7 +59,7 @@ pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    body: web::Json<CreateUser>,
+    body: Json<CreateUser>,
 ) -> AppResult<HttpResponse> {
     let organization_id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -140,7 +140,7 @@ pub async fn update(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<crate::api::Id>,
-    body: web::Json<UpdateUser>,
+    body: Json<UpdateUser>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();

@@ -267,7 +267,68 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// A value in the wrong format names its field by path and says what was expected, Japanese first;
+/// an enumeration lists its codes.
+async fn format_mistakes_name_the_field_and_the_format(app: TestApp) {
+    let t = crate::patients::team(&app, "14131").await;
+    let cm = &t.care_manager.token;
+    let field = |res: &crate::helpers::TestResponse| {
+        let e = &res.body["errors"][0];
+        (e["field"].as_str().unwrap_or_default().to_string(), e["code"].as_str().unwrap_or_default().to_string())
+    };
+    for date in ["1938/03/15", "2026年12月1日", "昭和13年3月15日", ""] {
+        let mut body = crate::patients::patient_body("山田", "ヤマダ", "14131");
+        body["birth_date"] = json!(date);
+        let res = app.post("/api/v1/patients", cm, body).await.expect(422);
+        assert_eq!(field(&res), ("birth_date".into(), "invalid_value".into()), "{date}: {}", res.text);
+        let detail = res.body["errors"][0]["detail"].as_str().unwrap();
+        assert!(detail.starts_with("birth_date の値が正しくありません") && detail.contains("YYYY-MM-DD"), "{detail}");
+    }
+    // An enumeration typo lists the codes.
+    let mut body = crate::patients::patient_body("山田", "ヤマダ", "14131");
+    body["care_level"] = json!("kaigo_3");
+    let res = app.post("/api/v1/patients", cm, body).await.expect(422);
+    assert_eq!(field(&res).0, "care_level");
+    assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains("care_1, care_2, care_3"), "{}", res.text);
+    // A nested field is named by its path.
+    let mut body = crate::patients::patient_body("山田", "ヤマダ", "14131");
+    body["emergency_contact"]["phone"] = json!(9000000000u64);
+    let res = app.post("/api/v1/patients", cm, body).await.expect(422);
+    assert_eq!(field(&res).0, "emergency_contact.phone");
+    let mut body = crate::patients::patient_body("山田", "ヤマダ", "14131");
+    body["emergency_contact"]["nickname"] = json!("いっちゃん");
+    let res = app.post("/api/v1/patients", cm, body).await.expect(422);
+    assert_eq!(field(&res), ("emergency_contact.nickname".into(), "unknown_field".into()), "{}", res.text);
+    // Vital signs and times in a note.
+    let notes = format!("/api/v1/patients/{}/notes", t.patient_id);
+    let res = app
+        .post(&notes, &t.nurse.token, json!({"kind": "visit", "occurred_at": "2026-12-01T09:00:00Z", "text": "訪問", "vitals": {"pulse": "速い"}}))
+        .await
+        .expect(422);
+    assert_eq!(field(&res).0, "vitals.pulse");
+    assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains("数値"), "{}", res.text);
+    let res = app
+        .post(&notes, &t.nurse.token, json!({"kind": "visit", "occurred_at": "2026-12-01T09:00:00", "text": "訪問"}))
+        .await
+        .expect(422);
+    assert_eq!(field(&res).0, "occurred_at");
+    assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains("RFC 3339"), "{}", res.text);
+    // English for those who prefer it.
+    let res = app
+        .call(
+            "POST",
+            &notes,
+            Some(&t.nurse.token),
+            Some(&json!({"kind": "visit", "occurred_at": "yesterday", "text": "x"})),
+            &[("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(res.body["errors"][0]["detail"].as_str().unwrap().starts_with("occurred_at is not valid"), "{}", res.text);
+}
+
 crate::both_backends!(
+    format_mistakes_name_the_field_and_the_format,
     framework_errors_are_problems,
     details_follow_accept_language,
     no_internals_leak,

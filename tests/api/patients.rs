@@ -64,9 +64,9 @@ async fn register_read_update(app: TestApp) {
     assert_eq!(read.body["consent"]["missing"], json!(true));
     assert_eq!(read.header("etag").as_deref(), Some("\"1\""));
 
-    // Validation: kana must be full-width katakana, birth date plausible.
-    let mut bad = patient_body("山田", "やまだ", "14131");
-    bad["given_name_kana"] = json!("ﾊﾅｺ");
+    // Validation: kana must be kana (katakana, hiragana or half-width katakana), birth date plausible.
+    let mut bad = patient_body("山田", "山田", "14131");
+    bad["given_name_kana"] = json!("Hanako");
     bad["birth_date"] = json!("2999-01-01");
     let res = app.post("/api/v1/patients", &t.care_manager.token, bad).await.expect(422);
     let fields: Vec<&str> =
@@ -433,6 +433,31 @@ async fn search_stays_in_scope(app: TestApp) {
     app.get("/api/v1/patients?status=sleeping", cm).await.expect(422);
 }
 
+/// Kana and the Japanese words for codes are taken as people type them; the reading is kept as
+/// typed and found in any of its forms.
+async fn people_type_kana_and_words_as_they_know_them(app: TestApp) {
+    let t = team(&app, "14133").await;
+    let cm = &t.care_manager.token;
+    let mut body = patient_body("川崎", "かわさき", "14133");
+    body["given_name_kana"] = json!("ﾊﾅｺ");
+    body["sex"] = json!("女");
+    body["care_level"] = json!("要介護3");
+    let p = app.post("/api/v1/patients", cm, body).await.expect(201);
+    let id = p.body["id"].as_str().unwrap().to_string();
+    let read = app.get(&format!("/api/v1/patients/{id}"), cm).await.expect(200);
+    assert_eq!(read.body["family_name_kana"], json!("かわさき"));
+    assert_eq!(read.body["given_name_kana"], json!("ﾊﾅｺ"));
+    assert_eq!(read.body["sex"], json!("female"));
+    assert_eq!(read.body["care_level"], json!("care_3"));
+    let found = |r: &TestResponse| r.body["items"].as_array().unwrap().iter().any(|p| p["id"] == json!(id));
+    for kana in ["カワサキ", "かわさきはな", "ｶﾜｻｷﾊﾅｺ", "カワサキ　ハナコ"] {
+        let res = app.get(&format!("/api/v1/patients?kana={kana}"), cm).await.expect(200);
+        assert!(found(&res), "{kana}");
+    }
+    assert!(found(&app.get("/api/v1/patients?q=かわさき", cm).await.expect(200)));
+    assert!(found(&app.get("/api/v1/patients?care_level=要介護3", cm).await.expect(200)));
+}
+
 /// The authorisation matrix: every patient-scoped route × every relationship.
 async fn authorisation_matrix(app: TestApp) {
     let t = team(&app, "14135").await;
@@ -786,6 +811,7 @@ crate::both_backends!(
     consent_is_recorded_and_revoked,
     care_team_changes_take_effect_at_once,
     search_stays_in_scope,
+    people_type_kana_and_words_as_they_know_them,
     authorisation_matrix,
     emergency_access_is_audited_and_expires,
     coordinators_are_assigned_by_system_admins,

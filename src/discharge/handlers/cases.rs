@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{check_contact, check_not_future, created, etagged, utc};
 use crate::access::{self, Need, PatientIdentity};
-use crate::api::{self, Check, Id, PageQuery};
+use crate::api::{self, Check, Id, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::now;
@@ -175,7 +175,7 @@ pub async fn open(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    body: web::Json<OpenCase>,
+    body: Json<OpenCase>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency::key_from(&req)?;
     let body = body.into_inner();
@@ -320,7 +320,7 @@ pub async fn update(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<UpdateCase>,
+    body: Json<UpdateCase>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -373,7 +373,7 @@ pub async fn discharge(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<Discharge>,
+    body: Json<Discharge>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let on = body.into_inner().discharged_on;
@@ -436,7 +436,7 @@ pub async fn cancel(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<Cancel>,
+    body: Json<Cancel>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let reason = body.into_inner().reason;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::created;
 use crate::access::{self, Need};
-use crate::api::{Check, Id};
+use crate::api::{Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::{new_id, now};
@@ -29,7 +29,7 @@ pub async fn add_comment(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<NewComment>,
+    body: Json<NewComment>,
 ) -> AppResult<HttpResponse> {
     let task_id = path.into_inner().into_string();
     let key = idempotency::key_from(&req)?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_not_future, created, utc, Items};
 use crate::access::{self, Need};
-use crate::api::{Check, Id};
+use crate::api::{Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::{new_id, now};
@@ -36,7 +36,7 @@ pub async fn record_conference(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<NewConference>,
+    body: Json<NewConference>,
 ) -> AppResult<HttpResponse> {
     let case_id = path.into_inner().into_string();
     let key = idempotency::key_from(&req)?;

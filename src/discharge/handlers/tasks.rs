@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{created, etagged, utc, Items};
 use crate::access::{self, Need};
-use crate::api::{self, Check, Id, PageQuery};
+use crate::api::{self, Check, Id, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::{new_id, now};
@@ -59,7 +59,7 @@ pub async fn add_task(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<NewTask>,
+    body: Json<NewTask>,
 ) -> AppResult<HttpResponse> {
     let case_id = path.into_inner().into_string();
     let key = idempotency::key_from(&req)?;
@@ -199,7 +199,7 @@ pub async fn update_task(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<Id>,
-    body: web::Json<UpdateTask>,
+    body: Json<UpdateTask>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();

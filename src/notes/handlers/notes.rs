@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{self, Need};
-use crate::api::{self, Check, PageQuery};
+use crate::api::{self, Check, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::{new_id, now};
@@ -229,7 +229,7 @@ pub async fn create(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<crate::api::Id>,
-    body: web::Json<PostNote>,
+    body: Json<PostNote>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -370,7 +370,7 @@ pub async fn amend(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<crate::api::Id>,
-    body: web::Json<Amend>,
+    body: Json<Amend>,
 ) -> AppResult<HttpResponse> {
     let note_id = path.into_inner().into_string();
     let body = body.into_inner();

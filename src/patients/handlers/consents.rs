@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::access::{self, Need};
-use crate::api::{Check, Id};
+use crate::api::{Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::error::AppResult;
@@ -37,7 +37,7 @@ pub async fn create(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    body: web::Json<RecordConsent>,
+    body: Json<RecordConsent>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -63,7 +63,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<(Id, Id)>,
-    body: web::Json<RevokeConsent>,
+    body: Json<RevokeConsent>,
 ) -> AppResult<HttpResponse> {
     let (patient_id, consent_id) = path.into_inner();
     let (patient_id, consent_id) = (patient_id.into_string(), consent_id.into_string());

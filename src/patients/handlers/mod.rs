@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::consents::ConsentState;
 use super::{emergency, EmergencyContact, NewPatient, PatientChanges, SearchFilter};
 use crate::access::{self, Need};
-use crate::api::{self, Check, PageQuery};
+use crate::api::{self, Check, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::DbConn;
@@ -118,7 +118,7 @@ fn etagged(status: actix_web::http::StatusCode, view: &super::PatientView) -> Ht
 pub async fn register(
     state: web::Data<AppState>,
     bearer: Bearer,
-    body: web::Json<RegisterPatient>,
+    body: Json<RegisterPatient>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let mut check = Check::new();
@@ -262,7 +262,7 @@ pub async fn update(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<crate::api::Id>,
-    body: web::Json<UpdatePatient>,
+    body: Json<UpdatePatient>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -362,7 +362,7 @@ pub async fn emergency_access(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    body: web::Json<EmergencyAccessRequest>,
+    body: Json<EmergencyAccessRequest>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let reason = body.into_inner().reason;

@@ -4,7 +4,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{self, Need};
-use crate::api::{self, Check, Id};
+use crate::api::{self, Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::error::AppResult;
@@ -49,7 +49,7 @@ pub async fn add(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    body: web::Json<AddMember>,
+    body: Json<AddMember>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
@@ -75,7 +75,7 @@ pub async fn update(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<(Id, Id)>,
-    body: web::Json<UpdateMember>,
+    body: Json<UpdateMember>,
 ) -> AppResult<HttpResponse> {
     let (patient_id, member_id) = path.into_inner();
     let (patient_id, member_id) = (patient_id.into_string(), member_id.into_string());
