@@ -4,21 +4,18 @@
 //! password change and deactivation (of the account or of its organisation) take effect on the
 //! very next request.
 
+pub mod extract;
 pub mod handlers;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
-use std::future::{ready, Ready};
-
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
 
 use crate::db::schema::{organizations, sessions, users};
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 use crate::vocab::{AccountRole, Locale, Profession};
 
 /// A verified access token, not yet checked against the database.
@@ -28,30 +25,6 @@ pub struct Bearer {
     pub session_id: String,
     /// Where the request came from, for the audit trail.
     pub client_ip: Option<String>,
-}
-
-impl FromRequest for Bearer {
-    type Error = AppError;
-    type Future = Ready<Result<Bearer, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(bearer_from(req))
-    }
-}
-
-fn bearer_from(req: &HttpRequest) -> AppResult<Bearer> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| AppError::internal("application state missing"))?;
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(AppError::invalid_token)?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or_else(AppError::invalid_token)?;
-    let claims = state.keys.verify_access(token.trim())?;
-    Ok(Bearer { user_id: claims.sub, session_id: claims.sid, client_ip: client_ip(req) })
 }
 
 /// The signed-in person, as the database says now.
@@ -128,7 +101,4 @@ impl Bearer {
     }
 }
 
-/// The client's address as the server saw it (for sessions and the audit trail).
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
-}
+pub use extract::client_ip;
