@@ -375,6 +375,11 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        opens_at_minute -> Integer,
+        closes_at_minute -> Integer,
+        closed_weekdays -> Text,
+        closed_on_holidays -> Bool,
+        closed_year_end -> Bool,
     }
 }
 
