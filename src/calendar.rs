@@ -72,7 +72,13 @@ impl BusinessHours {
         closed_on_holidays: bool,
         closed_year_end: bool,
     ) -> Self {
-        BusinessHours { opens_at, closes_at, closed_weekdays: weekday_bits(closed_weekdays), closed_on_holidays, closed_year_end }
+        BusinessHours {
+            opens_at,
+            closes_at,
+            closed_weekdays: weekday_bits(closed_weekdays),
+            closed_on_holidays,
+            closed_year_end,
+        }
     }
 
     /// The closed weekdays, Monday first.

@@ -80,7 +80,8 @@ pub fn due_at(template: &TemplateRule, anchors: &Anchors) -> Option<NaiveDateTim
     }
     let mut due_day = anchor_day.checked_add_signed(TimeDelta::try_days(days)?)?;
     // The rule is about the hour of admission, so it applies only to tasks whose clock starts then.
-    if template.business_hours_rule && template.anchor == Anchor::Admission && !anchors.office.is_open_at(admitted_jst) {
+    if template.business_hours_rule && template.anchor == Anchor::Admission && !anchors.office.is_open_at(admitted_jst)
+    {
         // 入院時情報連携加算(I), "営業時間終了後又は営業日以外の日に入院した場合": the admission day
         // does not count, the deadline is the office's next business day. (II), the day after or
         // the day after that: a due day the office is closed moves to its next business day.

@@ -5,9 +5,9 @@ use serde::Deserialize;
 
 use super::{BusinessHoursView, Filter, NewOrganization, OrganizationChanges};
 use crate::access;
-use crate::calendar::{self, BusinessHours};
 use crate::api::{self, Check, PageQuery};
 use crate::auth::Bearer;
+use crate::calendar::{self, BusinessHours};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -158,10 +158,20 @@ fn check_business_hours(check: &mut Check, view: &BusinessHoursView) -> Option<B
     let opens = calendar::parse_minute(&view.opens_at);
     let closes = calendar::parse_minute(&view.closes_at);
     if opens.is_none() {
-        check.push("business_hours.opens_at", "invalid_time", "時刻は HH:MM で指定してください。", "Give the time as HH:MM.");
+        check.push(
+            "business_hours.opens_at",
+            "invalid_time",
+            "時刻は HH:MM で指定してください。",
+            "Give the time as HH:MM.",
+        );
     }
     if closes.is_none() {
-        check.push("business_hours.closes_at", "invalid_time", "時刻は HH:MM で指定してください。", "Give the time as HH:MM.");
+        check.push(
+            "business_hours.closes_at",
+            "invalid_time",
+            "時刻は HH:MM で指定してください。",
+            "Give the time as HH:MM.",
+        );
     }
     if let (Some(o), Some(c)) = (opens, closes) {
         if c <= o {

@@ -56,7 +56,11 @@ impl BusinessHoursView {
         BusinessHoursView {
             opens_at: calendar::format_minute(hours.opens_at),
             closes_at: calendar::format_minute(hours.closes_at),
-            closed_weekdays: hours.closed_weekdays().into_iter().map(|d| calendar::weekday_code(d).to_string()).collect(),
+            closed_weekdays: hours
+                .closed_weekdays()
+                .into_iter()
+                .map(|d| calendar::weekday_code(d).to_string())
+                .collect(),
             closed_on_holidays: hours.closed_on_holidays,
             closed_year_end: hours.closed_year_end,
         }

@@ -12,6 +12,7 @@ mod alerts;
 mod auth;
 mod bench;
 mod bench_load;
+mod business_days;
 mod caseload;
 mod contract;
 mod discharge;
