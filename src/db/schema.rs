@@ -471,6 +471,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    task_digest_days (day) {
+        day -> Date,
+        claimed_by -> Text,
+        claimed_at -> Timestamp,
+        emails -> Integer,
+    }
+}
+
 diesel::joinable!(caseload_entries -> patients (patient_id));
 diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -521,6 +530,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     patients,
     refresh_tokens,
     sessions,
+    task_digest_days,
     users,
     ward_coordinators,
     wards,
