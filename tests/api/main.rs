@@ -15,6 +15,7 @@ mod bench_load;
 mod business_days;
 mod caseload;
 mod contract;
+mod digest;
 mod discharge;
 mod discharge_templates;
 mod docs;
