@@ -45,6 +45,9 @@ pub struct Config {
     pub escalation_urgent_minutes: i64,
     /// How e-mails name a patient: `initials` (the default) or `none`.
     pub mail_patient_label: PatientLabel,
+    /// The hour of the day (JST, 0–23) from which the daily digest of overdue and due-today
+    /// discharge tasks is sent (`RENKEI_TASK_DIGEST_HOUR`, default 8).
+    pub task_digest_hour: u32,
     /// Delivery attempts before an e-mail is given up as dead.
     pub mail_max_attempts: i32,
     /// The first retry waits about this long; each further one twice as long (with jitter).
@@ -202,6 +205,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     if emergency_access_minutes > 24 * 60 {
         return Err(err("RENKEI_EMERGENCY_ACCESS_MINUTES", "must be at most 1440 (one day)"));
     }
+    let task_digest_hour = parse_num(&get, "RENKEI_TASK_DIGEST_HOUR", 8)?;
+    if !(0..24).contains(&task_digest_hour) {
+        return Err(err("RENKEI_TASK_DIGEST_HOUR", "must be an hour from 0 to 23 (Japan time)"));
+    }
     let mail_max_attempts = parse_num(&get, "RENKEI_MAIL_MAX_ATTEMPTS", 8)?;
     if mail_max_attempts > 100 {
         return Err(err("RENKEI_MAIL_MAX_ATTEMPTS", "must be at most 100"));
@@ -244,6 +251,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         escalation_emergency_minutes,
         escalation_urgent_minutes,
         mail_patient_label,
+        task_digest_hour: task_digest_hour as u32,
         mail_max_attempts: mail_max_attempts as i32,
         mail_backoff_secs,
         mail_poll_secs,

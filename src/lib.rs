@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod caseload;
 pub mod changes;
 pub mod config;

@@ -190,11 +190,14 @@ fn serve(config: Config) -> Result<(), String> {
         let worker = mail::worker::spawn(&state)?;
         // Unacknowledged flags escalate from every instance; each step is claimed in the database.
         let escalations = renkei::flags::alerts::spawn_escalation_worker(state.clone());
+        // The daily task digest, from every instance; each JST day is claimed in the database.
+        let digest = renkei::discharge::digest::spawn_worker(state.clone());
         // actix stops accepting on SIGTERM/SIGINT and lets in-flight requests finish.
         let server = app::serve(listener, state).map_err(|e| e.to_string())?;
         let result = server.await.map_err(|e| e.to_string());
         worker.abort();
         escalations.abort();
+        digest.abort();
         result
     })
 }

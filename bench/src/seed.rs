@@ -1518,7 +1518,8 @@ impl City {
             created_at: opened,
             updated_at: last_change,
         };
-        let anchors = case.anchors().ok();
+        // Seeded organisations keep the common business hours.
+        let anchors = case.anchors(renkei::calendar::BusinessHours::default()).ok();
         let finished = matches!(status, CaseStatus::Closed | CaseStatus::Cancelled);
         for t in templates {
             let rule = t.rule();

@@ -375,6 +375,11 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        opens_at_minute -> Integer,
+        closes_at_minute -> Integer,
+        closed_weekdays -> Text,
+        closed_on_holidays -> Bool,
+        closed_year_end -> Bool,
     }
 }
 
@@ -466,6 +471,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    task_digest_days (day) {
+        day -> Date,
+        claimed_by -> Text,
+        claimed_at -> Timestamp,
+        emails -> Integer,
+    }
+}
+
 diesel::joinable!(caseload_entries -> patients (patient_id));
 diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -516,6 +530,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     patients,
     refresh_tokens,
     sessions,
+    task_digest_days,
     users,
     ward_coordinators,
     wards,

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api;
+use crate::calendar::BusinessHours;
 use crate::db::schema::{
     care_team_members, discharge_cases, discharge_tasks, organizations, patients, ward_coordinators,
 };
@@ -48,8 +49,9 @@ impl Case {
     /// The dates task deadlines are computed from. An admission known only by its date counts
     /// from noon JST that day ([`deadlines::jst_noon`]). Until a planned discharge date is set,
     /// the actual discharge date stands in for it, so that "before discharge" tasks of a patient
-    /// discharged without a plan still get a deadline.
-    pub fn anchors(&self) -> AppResult<Anchors> {
+    /// discharged without a plan still get a deadline. `office` is the business calendar of the
+    /// office receiving the admission ([`Case::deadline_anchors`] finds it).
+    pub fn anchors(&self, office: BusinessHours) -> AppResult<Anchors> {
         let admitted_at = match self.admitted_at {
             Some(t) => t,
             None => deadlines::jst_noon(self.admitted_on)
@@ -59,7 +61,14 @@ impl Case {
             admitted_at,
             planned_discharge_on: self.planned_discharge_on.or(self.discharged_on),
             discharged_on: self.discharged_on,
+            office,
         })
+    }
+
+    /// The anchors with the business hours of the care-management office that receives the
+    /// admission: the patient's care manager's organisation (the common hours without one).
+    pub fn deadline_anchors(&self, conn: &mut DbConn) -> AppResult<Anchors> {
+        self.anchors(crate::orgs::receiving_office_hours(conn, &self.patient_id)?)
     }
 }
 

@@ -8,7 +8,9 @@
 //! Japan has not observed daylight saving time since 1951, so Asia/Tokyo is UTC+09:00 all year
 //! and a fixed offset is exact; no time-zone database is needed.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+
+use crate::calendar::BusinessHours;
 
 crate::text_enum! {
     /// The date a task's clock starts from. The admission is always known; the planned discharge
@@ -40,7 +42,8 @@ pub struct TemplateRule {
     /// Day N relative to the anchor day: 0 is the anchor day itself, negative is before it.
     pub offset_days: i32,
     pub due_rule: DueRule,
-    /// 入院時情報連携加算: an admission outside business hours moves the deadline to the next day.
+    /// 入院時情報連携加算: an admission outside the receiving office's business hours, or on a
+    /// day it is closed, moves the deadline to its next business day.
     pub business_hours_rule: bool,
 }
 
@@ -53,10 +56,14 @@ pub struct Anchors {
     pub planned_discharge_on: Option<NaiveDate>,
     /// The discharge date, a JST calendar date, once the patient has left hospital.
     pub discharged_on: Option<NaiveDate>,
+    /// The business hours and closed days of the office that receives the admission (the
+    /// patient's care-management office), for the business-hours rule.
+    pub office: BusinessHours,
 }
 
 /// The deadline of a task, in UTC: the end (JST) of the anchor day plus `offset_days`, one day
-/// later under the business-hours rule, one day earlier for `before_anchor`.
+/// earlier for `before_anchor`; under the business-hours rule, an admission outside the
+/// receiving office's hours or on a day it is closed moves it to the office's business days.
 ///
 /// None when the anchor is not known yet (no planned discharge date, not discharged): such a
 /// task has no deadline until the date is set, and moves with it when it changes.
@@ -68,14 +75,22 @@ pub fn due_at(template: &TemplateRule, anchors: &Anchors) -> Option<NaiveDateTim
         Anchor::Discharge => anchors.discharged_on?,
     };
     let mut days = i64::from(template.offset_days);
-    // The rule is about the hour of admission, so it applies only to tasks whose clock starts then.
-    if template.business_hours_rule && template.anchor == Anchor::Admission && !in_business_hours(admitted_jst) {
-        days += 1;
-    }
     if template.due_rule == DueRule::BeforeAnchor {
         days -= 1;
     }
-    end_of_jst_day(anchor_day.checked_add_signed(TimeDelta::try_days(days)?)?)
+    let mut due_day = anchor_day.checked_add_signed(TimeDelta::try_days(days)?)?;
+    // The rule is about the hour of admission, so it applies only to tasks whose clock starts then.
+    if template.business_hours_rule && template.anchor == Anchor::Admission && !anchors.office.is_open_at(admitted_jst)
+    {
+        // 入院時情報連携加算(I), "営業時間終了後又は営業日以外の日に入院した場合": the admission day
+        // does not count, the deadline is the office's next business day. (II), the day after or
+        // the day after that: a due day the office is closed moves to its next business day.
+        if due_day <= anchor_day {
+            due_day = anchor_day.succ_opt()?;
+        }
+        due_day = anchors.office.first_business_day_from(due_day);
+    }
+    end_of_jst_day(due_day)
 }
 
 /// True when a task is still open and its deadline has passed. At the deadline's own microsecond
@@ -102,19 +117,11 @@ pub fn jst_day(utc: NaiveDateTime) -> Option<NaiveDate> {
 }
 
 /// Noon JST of a calendar day, in UTC: the instant used for an admission known only by its
-/// date. Noon is within business hours, so on a weekday the business-hours rule gives the
-/// earlier, safer deadline (as for public holidays, below); weekends stay outside them.
+/// date. Noon is within the common business hours, so on a business day the business-hours
+/// rule gives the earlier, safer deadline; on a weekend, a holiday or over 年末年始 the office
+/// is closed all day and the deadline moves to its next business day.
 pub fn jst_noon(day: NaiveDate) -> Option<NaiveDateTime> {
     day.and_hms_opt(12, 0, 0)?.checked_sub_signed(JST_OFFSET)
-}
-
-/// 入院時情報連携加算's business hours: Monday to Friday, from 9:00 up to (not including) 17:00
-/// JST. Offices set their own hours; these are the common ones. Public holidays (祝日) are not
-/// modelled: an admission on a weekday holiday counts as within business hours, which gives the
-/// earlier, safer deadline.
-fn in_business_hours(jst: NaiveDateTime) -> bool {
-    let weekday = !matches!(jst.weekday(), Weekday::Sat | Weekday::Sun);
-    weekday && (9..17).contains(&jst.hour())
 }
 
 #[cfg(test)]
@@ -174,7 +181,7 @@ mod tests {
     }
 
     fn admitted(at: NaiveDateTime) -> Anchors {
-        Anchors { admitted_at: at, planned_discharge_on: None, discharged_on: None }
+        Anchors { admitted_at: at, planned_discharge_on: None, discharged_on: None, office: BusinessHours::default() }
     }
 
     #[test]
@@ -233,16 +240,66 @@ mod tests {
         assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 18, 0))), Some(end_of(2026, 1, 30)));
         assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 17, 0))), Some(end_of(2026, 1, 30)));
         assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 29, 8, 59))), Some(end_of(2026, 1, 30)));
-        // Saturday 31 January, even at 10:00; the next day is Sunday: the rule gives one day.
-        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 2, 1)));
+        // Saturday 31 January, even at 10:00: the office's next business day is Monday.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 2, 2)));
         assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 2, 1, 10, 0))), Some(end_of(2026, 2, 2)));
-        // Friday 18:00 gives until the end of Saturday.
-        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 30, 18, 0))), Some(end_of(2026, 1, 31)));
+        // Friday 18:00 gives until the end of Monday.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 1, 30, 18, 0))), Some(end_of(2026, 2, 2)));
         // Business hours are judged in JST: 02:00 UTC Thursday is 11:00 JST, within them.
         assert_eq!(due_at(&ADMISSION_INFO, &admitted(utc(2026, 1, 29, 2, 0))), Some(end_of(2026, 1, 29)));
         // Without the rule, the hour does not matter.
         let same_day = TemplateRule { business_hours_rule: false, ..ADMISSION_INFO };
         assert_eq!(due_at(&same_day, &admitted(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 1, 31)));
+    }
+
+    #[test]
+    fn a_holiday_admission_gets_the_next_business_day() {
+        // 成人の日, Monday 11 January 2027, at 10:00: due by the end of Tuesday.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2027, 1, 11, 10, 0))), Some(end_of(2027, 1, 12)));
+        // Friday 8 January 2027 after hours: Saturday, Sunday and 成人の日 are closed.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2027, 1, 8, 19, 0))), Some(end_of(2027, 1, 12)));
+        // 勤労感謝の日, Monday 23 November 2026, known only by its date.
+        let by_date = admitted(jst_noon(date(2026, 11, 23)).unwrap());
+        assert_eq!(due_at(&ADMISSION_INFO, &by_date), Some(end_of(2026, 11, 24)));
+        // 国民の休日 (22 September 2026) between 敬老の日 and 秋分の日: open again on the 24th.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 9, 21, 11, 0))), Some(end_of(2026, 9, 24)));
+        // A screening counts calendar days, holiday or not.
+        assert_eq!(due_at(&SCREENING, &admitted(jst(2027, 1, 11, 10, 0))), Some(end_of(2027, 1, 14)));
+    }
+
+    #[test]
+    fn year_end_admissions_wait_for_the_new_year() {
+        // 年末年始: 29 December to 3 January. 2027-01-04 is a Monday.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 12, 29, 10, 0))), Some(end_of(2027, 1, 4)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2027, 1, 3, 10, 0))), Some(end_of(2027, 1, 4)));
+        // The last business day of the year after hours.
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 12, 28, 17, 30))), Some(end_of(2027, 1, 4)));
+        assert_eq!(due_at(&ADMISSION_INFO, &admitted(jst(2026, 12, 28, 16, 0))), Some(end_of(2026, 12, 28)));
+    }
+
+    #[test]
+    fn the_receiving_office_has_its_own_hours() {
+        // Open 8:00–20:00 every day but Sunday, holidays and 年末年始 included.
+        let office = BusinessHours::new(8 * 60, 20 * 60, &[chrono::Weekday::Sun], false, false);
+        let at = |t| Anchors { office, ..admitted(t) };
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 29, 18, 0))), Some(end_of(2026, 1, 29)));
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 1, 31)), "Saturday");
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2027, 1, 11, 10, 0))), Some(end_of(2027, 1, 11)), "成人の日");
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 12, 30, 9, 0))), Some(end_of(2026, 12, 30)));
+        // Saturday 20:00: Sunday is closed, so Monday.
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 31, 20, 0))), Some(end_of(2026, 2, 2)));
+        assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 29, 7, 59))), Some(end_of(2026, 1, 30)));
+    }
+
+    #[test]
+    fn admission_information_ii_moves_off_closed_days_only_after_hours() {
+        let ii = TemplateRule { offset_days: 2, ..ADMISSION_INFO };
+        // Thursday 10:00: the day after the day after, Saturday, within hours: no move.
+        assert_eq!(due_at(&ii, &admitted(jst(2026, 1, 29, 10, 0))), Some(end_of(2026, 1, 31)));
+        // Thursday 18:00: day 3 is Saturday, closed: Monday.
+        assert_eq!(due_at(&ii, &admitted(jst(2026, 1, 29, 18, 0))), Some(end_of(2026, 2, 2)));
+        // Tuesday 18:00: day 3 is Thursday, open: it stays.
+        assert_eq!(due_at(&ii, &admitted(jst(2026, 1, 27, 18, 0))), Some(end_of(2026, 1, 29)));
     }
 
     #[test]

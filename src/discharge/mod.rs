@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod conferences;
 pub mod deadlines;
+pub mod digest;
 pub mod handlers;
 pub mod notices;
 pub mod tasks;

@@ -124,7 +124,7 @@ pub struct TaskView {
 /// One task per active template, each with the deadline its rule gives from the case's dates
 /// (none yet when its anchor date is not known).
 pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<Vec<Task>> {
-    let anchors = case.anchors()?;
+    let anchors = case.deadline_anchors(conn)?;
     let t = now();
     let mut out = Vec::new();
     for template in templates::active_templates(conn)? {
@@ -224,7 +224,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: TaskC
 /// (a new planned discharge date, the actual discharge). A task whose deadline moves gets a new
 /// version, so that someone holding the old one is told it changed. Returns how many moved.
 pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
-    let anchors = case.anchors()?;
+    let anchors = case.deadline_anchors(conn)?;
     let open: Vec<Task> = discharge_tasks::table
         .filter(discharge_tasks::case_id.eq(&case.id))
         .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))

@@ -32,7 +32,7 @@ use crate::users::User;
 use crate::vocab::{Locale, PatientLabel};
 
 pub use outbox::NewEmail;
-pub use templates::{Described, Notice, Severity, TaskName};
+pub use templates::{Described, DigestTask, Notice, Severity, TaskName};
 
 /// What producers of e-mail need, shared through `AppState`: how to build an e-mail.
 #[derive(Clone)]

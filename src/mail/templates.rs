@@ -151,6 +151,15 @@ impl TaskName {
     }
 }
 
+/// One task of a digest: its name, the patient's e-mail label, its deadline (a JST day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestTask {
+    pub task: TaskName,
+    pub patient: String,
+    pub due_on: NaiveDate,
+    pub overdue: bool,
+}
+
 /// Everything the service e-mails about. `patient` is the label the patients module chooses
 /// for e-mail (by default the initials), never a full name; ids are the records' UUIDs.
 #[derive(Debug, Clone)]
@@ -197,10 +206,13 @@ pub enum Notice {
         patient: String,
         patient_id: String,
     },
+    /// The daily digest of one person's overdue and due-today discharge tasks.
     OverdueDigest {
         as_of: NaiveDate,
         overdue_tasks: i64,
-        open_flags: i64,
+        due_today: i64,
+        /// One line per task, overdue first: a template's fixed name, never a typed title.
+        tasks: Vec<DigestTask>,
     },
     /// Sign-in to the recipient's account was locked after repeated failures.
     AccountLocked {
@@ -443,10 +455,28 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/access-log", link(public_url, "patients", patient_id)?)));
         }
-        Notice::OverdueDigest { as_of, overdue_tasks, open_flags } => {
+        Notice::OverdueDigest { as_of, overdue_tasks, due_today, tasks } => {
             params.push(("as_of", format_date(*as_of, locale)));
             params.push(("overdue_tasks", (*overdue_tasks).max(0).to_string()));
-            params.push(("open_flags", (*open_flags).max(0).to_string()));
+            params.push(("due_today", (*due_today).max(0).to_string()));
+            let lines: Vec<String> = tasks
+                .iter()
+                .map(|t| {
+                    let mark = match (t.overdue, locale) {
+                        (true, Locale::Ja) => "【期限切れ】",
+                        (true, Locale::En) => "[overdue] ",
+                        (false, Locale::Ja) => "【本日期限】",
+                        (false, Locale::En) => "[due today] ",
+                    };
+                    format!(
+                        "- {mark}{} / {} / {}",
+                        format_date(t.due_on, locale),
+                        text(&t.task.label(locale)),
+                        text(&t.patient)
+                    )
+                })
+                .collect();
+            params.push(("tasks", lines.join("\n")));
             params.push(("link", format!("{public_url}/me/tasks")));
         }
         Notice::AccountLocked { locked_at, minutes } => {
@@ -570,7 +600,20 @@ mod tests {
             Notice::CaseOpened { planned_discharge_on: None, patient: text.into(), case_id: ID.into() },
             Notice::PatientDischarged { discharged_on: day, patient: text.into(), patient_id: ID.into() },
             Notice::IdentificationFailures { since: at(), patient: text.into(), patient_id: ID.into() },
-            Notice::OverdueDigest { as_of: day, overdue_tasks: 3, open_flags: 1 },
+            Notice::OverdueDigest {
+                as_of: day,
+                overdue_tasks: 1,
+                due_today: 1,
+                tasks: vec![
+                    DigestTask {
+                        task: TaskName::Template { ja: text.into(), en: text.into() },
+                        patient: text.into(),
+                        due_on: day,
+                        overdue: true,
+                    },
+                    DigestTask { task: TaskName::Custom, patient: text.into(), due_on: day, overdue: false },
+                ],
+            },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
             Notice::TeamChanged {
                 change: TeamChange::Ended,

@@ -3,10 +3,11 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{Filter, NewOrganization, OrganizationChanges};
+use super::{BusinessHoursView, Filter, NewOrganization, OrganizationChanges};
 use crate::access;
 use crate::api::{self, Check, Json, PageQuery};
 use crate::auth::Bearer;
+use crate::calendar::{self, BusinessHours};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -107,7 +108,7 @@ pub async fn create(
             let mut names: Vec<String> = services.iter().map(|s| s.as_str().to_string()).collect();
             names.sort();
             names.dedup();
-            Ok(org.view(names))
+            org.view(names)
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -148,6 +149,62 @@ pub struct UpdateOrganization {
     pub phone: Option<Option<String>>,
     pub services: Option<Vec<OrgService>>,
     pub active: Option<bool>,
+    /// Replaces the business hours and closed days whole.
+    pub business_hours: Option<BusinessHoursView>,
+}
+
+/// Reads business hours from the request, or names the fields at fault.
+fn check_business_hours(check: &mut Check, view: &BusinessHoursView) -> Option<BusinessHours> {
+    let opens = calendar::parse_minute(&view.opens_at);
+    let closes = calendar::parse_minute(&view.closes_at);
+    if opens.is_none() {
+        check.push(
+            "business_hours.opens_at",
+            "invalid_time",
+            "時刻は HH:MM で指定してください。",
+            "Give the time as HH:MM.",
+        );
+    }
+    if closes.is_none() {
+        check.push(
+            "business_hours.closes_at",
+            "invalid_time",
+            "時刻は HH:MM で指定してください。",
+            "Give the time as HH:MM.",
+        );
+    }
+    if let (Some(o), Some(c)) = (opens, closes) {
+        if c <= o {
+            check.push(
+                "business_hours.closes_at",
+                "closes_before_opening",
+                "終業時刻は始業時刻より後にしてください。",
+                "The closing time must come after the opening time.",
+            );
+        }
+    }
+    let mut days = Vec::new();
+    for code in &view.closed_weekdays {
+        match calendar::parse_weekday(code) {
+            Some(d) => days.push(d),
+            None => check.push(
+                "business_hours.closed_weekdays",
+                "invalid_weekday",
+                "曜日は mon, tue, wed, thu, fri, sat, sun のいずれかです。",
+                "A weekday is one of mon, tue, wed, thu, fri, sat, sun.",
+            ),
+        }
+    }
+    let hours = BusinessHours::new(opens?, closes?, &days, view.closed_on_holidays, view.closed_year_end);
+    if hours.closed_weekdays().len() == calendar::ALL_WEEKDAYS.len() {
+        check.push(
+            "business_hours.closed_weekdays",
+            "never_open",
+            "少なくとも1つの曜日は営業日にしてください。",
+            "At least one weekday must be a business day.",
+        );
+    }
+    Some(hours)
 }
 
 pub async fn update(
@@ -173,6 +230,7 @@ pub async fn update(
     if let Some(phone) = &body.phone {
         check.phone("phone", phone.as_deref());
     }
+    let business_hours = body.business_hours.as_ref().and_then(|h| check_business_hours(&mut check, h));
     check.finish()?;
     let mailer = state.mail.clone();
     let (view, _) = state
@@ -195,14 +253,18 @@ pub async fn update(
                     "Deactivating this organisation would leave the service without an active system administrator.",
                 ));
             }
-            let changes = OrganizationChanges {
+            let mut changes = OrganizationChanges {
                 name: body.name,
                 name_kana: body.name_kana,
                 ward_code: body.ward_code,
                 address: body.address,
                 phone: body.phone,
                 active: body.active,
+                ..OrganizationChanges::default()
             };
+            if let Some(hours) = &business_hours {
+                changes.set_business_hours(hours);
+            }
             if !super::update(conn, &org.id, org.version, &changes)? {
                 return Err(AppError::precondition_failed());
             }

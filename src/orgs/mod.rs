@@ -5,12 +5,13 @@ pub mod handlers;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api;
+use crate::calendar::{self, BusinessHours};
 use crate::db::schema::{organization_services, organizations, wards};
 use crate::db::{lower, new_id, now, DbConn};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::vocab::{OrgKind, OrgService};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -27,6 +28,49 @@ pub struct Organization {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Business hours, minutes after midnight JST (closing excluded), and closed days
+    /// (src/calendar.rs); read through [`Organization::business_hours`].
+    pub opens_at_minute: i32,
+    pub closes_at_minute: i32,
+    pub closed_weekdays: String,
+    pub closed_on_holidays: bool,
+    pub closed_year_end: bool,
+}
+
+/// An organisation's business hours as the API shows and takes them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursView {
+    /// `HH:MM`, JST.
+    pub opens_at: String,
+    /// `HH:MM`, JST, after `opens_at`; at this minute the office is closed.
+    pub closes_at: String,
+    /// `mon` … `sun`.
+    pub closed_weekdays: Vec<String>,
+    pub closed_on_holidays: bool,
+    pub closed_year_end: bool,
+}
+
+impl BusinessHoursView {
+    fn of(hours: &BusinessHours) -> Self {
+        BusinessHoursView {
+            opens_at: calendar::format_minute(hours.opens_at),
+            closes_at: calendar::format_minute(hours.closes_at),
+            closed_weekdays: hours
+                .closed_weekdays()
+                .into_iter()
+                .map(|d| calendar::weekday_code(d).to_string())
+                .collect(),
+            closed_on_holidays: hours.closed_on_holidays,
+            closed_year_end: hours.closed_year_end,
+        }
+    }
+}
+
+/// The stored form of closed weekdays: codes joined by commas, Monday first.
+pub fn closed_weekdays_column(days: &[chrono::Weekday]) -> String {
+    let hours = BusinessHours::new(0, 0, days, false, false);
+    hours.closed_weekdays().into_iter().map(calendar::weekday_code).collect::<Vec<_>>().join(",")
 }
 
 #[derive(Debug, Serialize)]
@@ -40,14 +84,34 @@ pub struct OrganizationView {
     pub phone: Option<String>,
     pub services: Vec<String>,
     pub active: bool,
+    pub business_hours: BusinessHoursView,
     pub version: i32,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
 }
 
 impl Organization {
-    pub fn view(self, services: Vec<String>) -> OrganizationView {
-        OrganizationView {
+    /// The business hours and closed days the settings give. An unknown weekday code (a row
+    /// edited by hand) is a load error, reported rather than guessed at.
+    pub fn business_hours(&self) -> AppResult<BusinessHours> {
+        let mut days = Vec::new();
+        for code in self.closed_weekdays.split(',').filter(|c| !c.is_empty()) {
+            let day = calendar::parse_weekday(code)
+                .ok_or_else(|| AppError::internal(format!("unknown weekday in database: {code}")))?;
+            days.push(day);
+        }
+        Ok(BusinessHours::new(
+            self.opens_at_minute,
+            self.closes_at_minute,
+            &days,
+            self.closed_on_holidays,
+            self.closed_year_end,
+        ))
+    }
+
+    pub fn view(self, services: Vec<String>) -> AppResult<OrganizationView> {
+        let business_hours = BusinessHoursView::of(&self.business_hours()?);
+        Ok(OrganizationView {
             id: self.id,
             name: self.name,
             name_kana: self.name_kana,
@@ -57,9 +121,10 @@ impl Organization {
             phone: self.phone,
             services,
             active: self.active,
+            business_hours,
             version: self.version,
             created_at: self.created_at,
-        }
+        })
     }
 }
 
@@ -87,6 +152,11 @@ pub fn insert(conn: &mut DbConn, new: NewOrganization) -> AppResult<Organization
         version: 1,
         created_at: t,
         updated_at: t,
+        opens_at_minute: calendar::DEFAULT_OPENS_AT,
+        closes_at_minute: calendar::DEFAULT_CLOSES_AT,
+        closed_weekdays: closed_weekdays_column(calendar::DEFAULT_CLOSED_WEEKDAYS),
+        closed_on_holidays: true,
+        closed_year_end: true,
     };
     diesel::insert_into(organizations::table).values(&org).execute(conn)?;
     replace_services(conn, &org.id, &new.services)?;
@@ -122,13 +192,12 @@ pub fn services_of(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<(String, 
 pub fn with_services(conn: &mut DbConn, orgs: Vec<Organization>) -> AppResult<Vec<OrganizationView>> {
     let ids: Vec<String> = orgs.iter().map(|o| o.id.clone()).collect();
     let services = services_of(conn, &ids)?;
-    Ok(orgs
-        .into_iter()
+    orgs.into_iter()
         .map(|o| {
             let mine = services.iter().filter(|(id, _)| *id == o.id).map(|(_, s)| s.clone()).collect();
             o.view(mine)
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +252,42 @@ pub struct OrganizationChanges {
     pub address: Option<Option<String>>,
     pub phone: Option<Option<String>>,
     pub active: Option<bool>,
+    pub opens_at_minute: Option<i32>,
+    pub closes_at_minute: Option<i32>,
+    pub closed_weekdays: Option<String>,
+    pub closed_on_holidays: Option<bool>,
+    pub closed_year_end: Option<bool>,
+}
+
+impl OrganizationChanges {
+    /// Sets every business-hours column from one checked value.
+    pub fn set_business_hours(&mut self, hours: &BusinessHours) {
+        self.opens_at_minute = Some(hours.opens_at);
+        self.closes_at_minute = Some(hours.closes_at);
+        self.closed_weekdays = Some(closed_weekdays_column(&hours.closed_weekdays()));
+        self.closed_on_holidays = Some(hours.closed_on_holidays);
+        self.closed_year_end = Some(hours.closed_year_end);
+    }
+}
+
+/// The business hours of the care-management office that receives a patient's admission: the
+/// organisation of the patient's care manager on the team (the lead first, then the longest
+/// serving). A patient with no care manager yet gets the common hours.
+pub fn receiving_office_hours(conn: &mut DbConn, patient_id: &str) -> AppResult<BusinessHours> {
+    use crate::db::schema::care_team_members as m;
+    let office: Option<Organization> = m::table
+        .inner_join(organizations::table)
+        .filter(m::patient_id.eq(patient_id))
+        .filter(m::ended_at.is_null())
+        .filter(m::role.eq(crate::vocab::TeamRole::CareManager.as_str()))
+        .order((m::is_lead.desc(), m::started_on.asc(), m::id.asc()))
+        .select(Organization::as_select())
+        .first(conn)
+        .optional()?;
+    match office {
+        Some(o) => o.business_hours(),
+        None => Ok(BusinessHours::default()),
+    }
 }
 
 pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &OrganizationChanges) -> AppResult<bool> {

@@ -383,7 +383,11 @@ async fn deadlines_follow_the_planned_date_across_a_month_end(app: TestApp) {
     let case_id = id_of(&case);
     assert_eq!(case["admitted_at"], Value::Null);
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
-    assert_eq!(due(&tasks, "admission_info"), json!(end_of_jst_day("2026-02-01")), "a weekend admission: the next day");
+    assert_eq!(
+        due(&tasks, "admission_info"),
+        json!(end_of_jst_day("2026-02-02")),
+        "a weekend admission: the office's next business day, Monday"
+    );
     assert_eq!(due(&tasks, "discharge_screening"), json!(end_of_jst_day("2026-02-03")));
     assert_eq!(due(&tasks, "care_plan"), json!(end_of_jst_day("2026-03-01")));
     assert_eq!(due(&tasks, "equipment_home_adaptation"), json!(end_of_jst_day("2026-03-01")));
@@ -411,7 +415,7 @@ async fn deadlines_follow_the_planned_date_across_a_month_end(app: TestApp) {
     assert_eq!(due(&tasks, "care_plan"), json!(end_of_jst_day("2026-03-01")));
     assert_eq!(
         due(&tasks, "admission_info"),
-        json!(end_of_jst_day("2026-02-01")),
+        json!(end_of_jst_day("2026-02-02")),
         "the admission's clock did not move"
     );
     assert_eq!(tasks["equipment_home_adaptation"]["version"], json!(2), "a moved deadline is a new version");

@@ -59,15 +59,17 @@ fn check_seeded_templates(conn: &mut DbConn) {
     }
 
     // A seeded row through the deadline rules: admitted on Saturday 31 January 2026 at 10:00 JST
-    // (01:00 UTC), the home-life information is due by the end of Sunday, 14:59:59.999999 UTC.
+    // (01:00 UTC), a day the common office is closed, the home-life information is due by the
+    // end of its next business day, Monday, 14:59:59.999999 UTC.
     let admission_info = active[0].rule();
     let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
     let anchors = Anchors {
         admitted_at: date(1, 31).and_hms_opt(1, 0, 0).unwrap(),
         planned_discharge_on: None,
         discharged_on: None,
+        office: renkei::calendar::BusinessHours::default(),
     };
-    assert_eq!(due_at(&admission_info, &anchors), Some(date(2, 1).and_hms_micro_opt(14, 59, 59, 999_999).unwrap()));
+    assert_eq!(due_at(&admission_info, &anchors), Some(date(2, 2).and_hms_micro_opt(14, 59, 59, 999_999).unwrap()));
 }
 
 #[test]
