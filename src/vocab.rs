@@ -417,4 +417,3 @@ text_enum! {
         PhysicianInfoSharing => "physician_info_sharing" ("医師の情報共有", "Physician's information sharing"),
     }
 }
-

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::vitals::{Consciousness, Vitals};
+use super::vitals::Vitals;
 
 /// Clinical-response band (DOMAIN.md, NEWS2): `low` for 0–4, `low_medium` when one parameter
 /// scores 3 and the total is below 5, `medium` for 5–6, `high` for 7 or more.
@@ -183,7 +183,7 @@ pub const SINGLE_PARAMETER_TRIGGER: u8 = 3;
 /// | consciousness    |       |        |           | alert             |              |              | C, V, P, U |
 /// | temperature °C   | ≤35.0 |        | 35.1–36.0 | 36.1–38.0         | 38.1–39.0    | ≥39.1        |            |
 mod chart {
-    use super::Consciousness;
+    use crate::notes::vitals::Consciousness;
 
     pub(super) fn respiratory_rate(per_min: i32) -> u8 {
         match per_min {
@@ -378,7 +378,8 @@ impl News2 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::notes::news2::*;
+    use crate::notes::vitals::Consciousness;
 
     fn empty() -> Vitals {
         Vitals::default()

@@ -241,7 +241,8 @@ fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item
             let text =
                 if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
             let excerpt = super::excerpt(&text, EXCERPT_CHARS);
-            let summary = (format!("{}: {excerpt}", kind.label(Lang::Ja)), format!("{}: {excerpt}", kind.label(Lang::En)));
+            let summary =
+                (format!("{}: {excerpt}", kind.label(Lang::Ja)), format!("{}: {excerpt}", kind.label(Lang::En)));
             let mut item = Item::new(NOTE, v.occurred_at, note.id.clone(), summary)
                 .by(Some((note.author_id.clone(), author_name)));
             item.note = Some(NoteDetails {

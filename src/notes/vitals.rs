@@ -243,7 +243,7 @@ impl Vitals {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::notes::vitals::*;
 
     /// (field, code) of every field error, in order.
     fn faults(v: &Vitals, scale_2_allowed: bool) -> Vec<(String, &'static str)> {

@@ -292,7 +292,9 @@ pub fn search_visible(
                 .like(pattern.clone())
                 .escape('\\')
                 .or(patients::given_name.like(pattern.clone()).escape('\\'))
-                .or(patients::name_kana_search.like(format!("%{}%", like_literal(&kana_search_key(term, "")))).escape('\\')),
+                .or(patients::name_kana_search
+                    .like(format!("%{}%", like_literal(&kana_search_key(term, ""))))
+                    .escape('\\')),
         );
     }
     if let Some(kana) = &filter.kana {
