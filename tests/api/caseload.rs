@@ -546,6 +546,7 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
     let at = renkei::db::now();
     let kinds = [
         Change::Patient { patient_id: "" },
+        Change::Spo2Target { patient_id: "", recorded: true },
         Change::Team { patient_id: "" },
         Change::Consent { patient_id: "" },
         Change::NoteAdded { patient_id: "", kind: NoteKind::Visit, occurred_at: at, news2: Some((7, "high")) },
@@ -600,6 +601,7 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
     use renkei::changes::Change;
     match kind {
         Change::Patient { .. } => Change::Patient { patient_id },
+        Change::Spo2Target { recorded, .. } => Change::Spo2Target { patient_id, recorded },
         Change::Team { .. } => Change::Team { patient_id },
         Change::Consent { .. } => Change::Consent { patient_id },
         Change::NoteAdded { kind, occurred_at, news2, .. } => {
