@@ -290,7 +290,26 @@ async fn caseload_as_csv(app: TestApp) {
     assert_eq!(row[0], f.saiwai);
     assert_eq!(row[1], "幸 花子");
     assert_eq!(row[2], "サイワイ ハナコ");
-    assert_eq!(row[9], "urgent");
+    // Values in the header's language: Japanese words, times in Japan time.
+    assert_eq!(row[9], "至急");
+    assert_eq!(row[5], "在宅");
+    assert!(header.contains(&"NEWS2記録日時(JST)"), "{header:?}");
+    assert_eq!(row[16], "未取得");
+    // English when the reader prefers it.
+    let en = app
+        .call(
+            "GET",
+            &format!("/api/v1/wards/{WARD}/caseload?has_active_flag=true"),
+            Some(&f.coordinator.token),
+            None,
+            &[("accept", "text/csv"), ("accept-language", "en")],
+        )
+        .await
+        .expect(200);
+    let rows = read_csv(&en.text);
+    assert_eq!(rows[0][1], "Name");
+    assert_eq!(rows[0][11], "Latest NEWS2 at (JST)");
+    assert_eq!((rows[1][5].as_str(), rows[1][9].as_str(), rows[1][16].as_str()), ("At home", "Urgent", "Not obtained"));
 }
 
 /// The cells of a CSV document (after its BOM), as a spreadsheet program would split them.
