@@ -11,7 +11,7 @@ pub mod handlers;
 use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
-use diesel::dsl::{case_when, count_star, sum};
+use diesel::dsl::{case_when, count_star, sql, sum};
 use diesel::prelude::*;
 use diesel::sql_types::Integer;
 use serde::Serialize;
@@ -192,23 +192,29 @@ pub fn page(
     if let Some(level) = filter.care_level {
         q = q.filter(caseload_entries::care_level.eq(level.as_str()));
     }
-    // Rows without a value sort last in both directions; ties by kana name, then id.
+    // Rows without a value sort last in both directions; ties — the same value as the column
+    // shows it — by kana name, then id. Age and days since the last visit are shown in whole
+    // years and JST days, so they sort by those, not by the birth date or visit time behind them.
     use caseload_entries as c;
+    let (age_years, visit_day) = shown_value_keys(conn, today);
     q = match (sort, descending) {
         (SortKey::NameKana, false) => q.order(c::name_kana.asc()),
         (SortKey::NameKana, true) => q.order(c::name_kana.desc()),
-        // Older means an earlier birth date.
-        (SortKey::Age, false) => q.order(c::birth_date.desc()),
-        (SortKey::Age, true) => q.order(c::birth_date.asc()),
+        (SortKey::Age, false) => q.order(sql::<Integer>(&age_years).asc()),
+        (SortKey::Age, true) => q.order(sql::<Integer>(&age_years).desc()),
         (SortKey::CareLevel, false) => q.order(c::care_level_rank.asc()),
         (SortKey::CareLevel, true) => q.order(c::care_level_rank.desc()),
         (SortKey::ActiveFlags, false) => q.order(c::active_flags.asc()),
         (SortKey::ActiveFlags, true) => q.order(c::active_flags.desc()),
         (SortKey::LatestNews2, false) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.asc())),
         (SortKey::LatestNews2, true) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.desc())),
-        // Fewer days since the last visit means a later visit.
-        (SortKey::DaysSinceLastVisit, false) => q.order((c::last_visit_at.is_null(), c::last_visit_at.desc())),
-        (SortKey::DaysSinceLastVisit, true) => q.order((c::last_visit_at.is_null(), c::last_visit_at.asc())),
+        // Fewer days since the last visit means a later visit day.
+        (SortKey::DaysSinceLastVisit, false) => {
+            q.order((c::last_visit_at.is_null(), sql::<diesel::sql_types::Text>(&visit_day).desc()))
+        }
+        (SortKey::DaysSinceLastVisit, true) => {
+            q.order((c::last_visit_at.is_null(), sql::<diesel::sql_types::Text>(&visit_day).asc()))
+        }
         (SortKey::PlannedDischargeOn, false) => {
             q.order((c::planned_discharge_on.is_null(), c::planned_discharge_on.asc()))
         }
@@ -226,6 +232,28 @@ pub fn page(
     let more = found.len() as i64 > limit;
     found.truncate(limit as usize);
     Ok((rows_of(conn, found, today, now)?, more))
+}
+
+/// The SQL of the values the age and days-since-visit columns show, per backend: age in whole
+/// years on `today` (the birth year, one more when this year's birthday is still to come, ordered
+/// the opposite way round: a larger key is a younger patient) and the JST day of the last visit
+/// (`YYYY-MM-DD`). `today` is the server's own date, never client input.
+fn shown_value_keys(conn: &DbConn, today: NaiveDate) -> (String, String) {
+    let month_day = today.format("%m-%d");
+    match conn {
+        DbConn::Sqlite(_) => (
+            format!(
+                "-(CAST(strftime('%Y', birth_date) AS INTEGER) + (strftime('%m-%d', birth_date) > '{month_day}'))"
+            ),
+            "date(last_visit_at, '+9 hours')".to_string(),
+        ),
+        DbConn::Postgres(_) => (
+            format!(
+                "-(CAST(EXTRACT(YEAR FROM birth_date) AS INTEGER) + CASE WHEN to_char(birth_date, 'MM-DD') > '{month_day}' THEN 1 ELSE 0 END)"
+            ),
+            "to_char(last_visit_at + INTERVAL '9 hours', 'YYYY-MM-DD')".to_string(),
+        ),
+    }
 }
 
 /// Caseload rows for entries: the names, and what depends on the clock.
