@@ -608,6 +608,20 @@ pub fn request_emergency_access(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
+/// Recording or withdrawing a patient's target saturation of 88–92% (NEWS2 SpO2 scale 2, for
+/// confirmed hypercapnic respiratory failure) is a clinical decision that changes how every later
+/// note of the patient is scored (docs/domain.md, NEWS2): physicians and nurses only.
+pub fn decide_spo2_target(profession: Profession) -> AppResult<()> {
+    if matches!(profession, Profession::Physician | Profession::Nurse) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "目標 SpO2 88〜92%(NEWS2 スケール2)を登録・取り消しできるのは医師と看護師のみです。",
+            "Only physicians and nurses may record or withdraw a target saturation of 88–92% (NEWS2 SpO2 scale 2).",
+        ))
+    }
+}
+
 /// Making someone a coordinating physician of a ward (read access to every patient of the
 /// ward): system administrators (403), never for themselves (403, audited), and only for a
 /// physician (422, field `user_id`).

@@ -19,6 +19,9 @@ use crate::vocab::NoteKind;
 pub enum Change<'a> {
     /// Registered, or their details or status changed.
     Patient { patient_id: &'a str },
+    /// A clinician recorded (`recorded: true`) or withdrew the patient's SpO2 target of 88–92%:
+    /// every later note is scored on NEWS2 scale 2 while it stands.
+    Spo2Target { patient_id: &'a str, recorded: bool },
     /// A member joined or left the care team, changed role, or their organisation went out of
     /// or back into service.
     Team { patient_id: &'a str },
@@ -40,6 +43,7 @@ impl Change<'_> {
     pub fn patient_id(&self) -> &str {
         match self {
             Change::Patient { patient_id }
+            | Change::Spo2Target { patient_id, .. }
             | Change::Team { patient_id }
             | Change::Consent { patient_id }
             | Change::NoteAdded { patient_id, .. }
@@ -59,6 +63,7 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
             entries::note_added(conn, patient_id, kind, occurred_at, news2)
         }
         Change::Patient { patient_id }
+        | Change::Spo2Target { patient_id, .. }
         | Change::Team { patient_id }
         | Change::Consent { patient_id }
         | Change::NoteVersion { patient_id }

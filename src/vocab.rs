@@ -122,6 +122,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a note's SpO2 was scored on the scale it was (DOMAIN.md, NEWS2; docs/domain.md):
+    /// scale 1 for a patient without a recorded 88–92% target, scale 2 because a clinician
+    /// recorded that target for the patient, or scale 1 because the note overrode the patient's
+    /// decision with a reason.
+    Spo2ScaleBasis {
+        Standard => "standard" ("標準(スケール1)", "Standard (scale 1)"),
+        PatientTarget => "patient_target" ("患者の目標 SpO2 88〜92%(スケール2)", "Patient's 88–92% target (scale 2)"),
+        NoteOverride => "note_override" ("記録ごとの変更(理由あり)", "Overridden in this note (with a reason)"),
+    }
+}
+
+text_enum! {
     /// A person's profession.
     Profession {
         Physician => "physician",

@@ -2064,6 +2064,7 @@ fn vitals(rng: &mut StdRng, plan: &Plan, deteriorating: bool) -> Vitals {
         respiratory_rate: Some(int(rr, 8, 40)),
         spo2: Some(int(spo2, 70, 100)),
         spo2_scale: Some(if plan.spo2_scale_2 { 2 } else { 1 }),
+        spo2_scale_reason: None,
         on_oxygen: Some(plan.on_oxygen),
         consciousness: Some(if confused { Consciousness::C } else { Consciousness::A }),
     };

@@ -8,7 +8,7 @@ use crate::access;
 use crate::api::{self, Check, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Lang};
 use crate::state::AppState;
 use crate::vocab::{CareLevel, PatientStatus};
 
@@ -130,7 +130,8 @@ pub async fn caseload(
         })
         .await?;
     if wants_csv(&req) {
-        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(super::csv(&page.items)));
+        let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(super::csv(&page.items, lang)));
     }
     Ok(HttpResponse::Ok().json(page))
 }

@@ -11,7 +11,7 @@ pub mod handlers;
 use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
-use diesel::dsl::{case_when, count_star, sum};
+use diesel::dsl::{case_when, count_star, sql, sum};
 use diesel::prelude::*;
 use diesel::sql_types::Integer;
 use serde::Serialize;
@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::db::schema::{caseload_entries, discharge_tasks, patients};
 use crate::db::DbConn;
 use crate::discharge::TaskStatus;
-use crate::error::AppResult;
+use crate::error::{AppResult, Lang};
 use crate::patients::age_on;
-use crate::vocab::{CareLevel, PatientStatus};
+use crate::vocab::{CareLevel, FlagSeverity, PatientStatus};
 
 pub use entries::Entry;
 
@@ -192,23 +192,29 @@ pub fn page(
     if let Some(level) = filter.care_level {
         q = q.filter(caseload_entries::care_level.eq(level.as_str()));
     }
-    // Rows without a value sort last in both directions; ties by kana name, then id.
+    // Rows without a value sort last in both directions; ties — the same value as the column
+    // shows it — by kana name, then id. Age and days since the last visit are shown in whole
+    // years and JST days, so they sort by those, not by the birth date or visit time behind them.
     use caseload_entries as c;
+    let (age_years, visit_day) = shown_value_keys(conn, today);
     q = match (sort, descending) {
         (SortKey::NameKana, false) => q.order(c::name_kana.asc()),
         (SortKey::NameKana, true) => q.order(c::name_kana.desc()),
-        // Older means an earlier birth date.
-        (SortKey::Age, false) => q.order(c::birth_date.desc()),
-        (SortKey::Age, true) => q.order(c::birth_date.asc()),
+        (SortKey::Age, false) => q.order(sql::<Integer>(&age_years).asc()),
+        (SortKey::Age, true) => q.order(sql::<Integer>(&age_years).desc()),
         (SortKey::CareLevel, false) => q.order(c::care_level_rank.asc()),
         (SortKey::CareLevel, true) => q.order(c::care_level_rank.desc()),
         (SortKey::ActiveFlags, false) => q.order(c::active_flags.asc()),
         (SortKey::ActiveFlags, true) => q.order(c::active_flags.desc()),
         (SortKey::LatestNews2, false) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.asc())),
         (SortKey::LatestNews2, true) => q.order((c::latest_news2_total.is_null(), c::latest_news2_total.desc())),
-        // Fewer days since the last visit means a later visit.
-        (SortKey::DaysSinceLastVisit, false) => q.order((c::last_visit_at.is_null(), c::last_visit_at.desc())),
-        (SortKey::DaysSinceLastVisit, true) => q.order((c::last_visit_at.is_null(), c::last_visit_at.asc())),
+        // Fewer days since the last visit means a later visit day.
+        (SortKey::DaysSinceLastVisit, false) => {
+            q.order((c::last_visit_at.is_null(), sql::<diesel::sql_types::Text>(&visit_day).desc()))
+        }
+        (SortKey::DaysSinceLastVisit, true) => {
+            q.order((c::last_visit_at.is_null(), sql::<diesel::sql_types::Text>(&visit_day).asc()))
+        }
         (SortKey::PlannedDischargeOn, false) => {
             q.order((c::planned_discharge_on.is_null(), c::planned_discharge_on.asc()))
         }
@@ -226,6 +232,28 @@ pub fn page(
     let more = found.len() as i64 > limit;
     found.truncate(limit as usize);
     Ok((rows_of(conn, found, today, now)?, more))
+}
+
+/// The SQL of the values the age and days-since-visit columns show, per backend: age in whole
+/// years on `today` (the birth year, one more when this year's birthday is still to come, ordered
+/// the opposite way round: a larger key is a younger patient) and the JST day of the last visit
+/// (`YYYY-MM-DD`). `today` is the server's own date, never client input.
+fn shown_value_keys(conn: &DbConn, today: NaiveDate) -> (String, String) {
+    let month_day = today.format("%m-%d");
+    match conn {
+        DbConn::Sqlite(_) => (
+            format!(
+                "-(CAST(strftime('%Y', birth_date) AS INTEGER) + (strftime('%m-%d', birth_date) > '{month_day}'))"
+            ),
+            "date(last_visit_at, '+9 hours')".to_string(),
+        ),
+        DbConn::Postgres(_) => (
+            format!(
+                "-(CAST(EXTRACT(YEAR FROM birth_date) AS INTEGER) + CASE WHEN to_char(birth_date, 'MM-DD') > '{month_day}' THEN 1 ELSE 0 END)"
+            ),
+            "to_char(last_visit_at + INTERVAL '9 hours', 'YYYY-MM-DD')".to_string(),
+        ),
+    }
 }
 
 /// Caseload rows for entries: the names, and what depends on the clock.
@@ -345,35 +373,66 @@ impl SortKey {
 // ---------------------------------------------------------------------------------------------
 // CSV for spreadsheet software (Excel opens UTF-8 with a BOM correctly).
 
-const CSV_HEADERS: [&str; 17] = [
-    "患者ID",
-    "氏名",
-    "フリガナ",
-    "年齢",
-    "要介護度",
-    "状態",
-    "チーム人数",
-    "主治医",
-    "有効フラグ数",
-    "最重度",
-    "最新NEWS2",
-    "NEWS2記録日時",
-    "最終訪問からの日数",
-    "退院調整",
-    "退院予定日",
-    "期限超過タスク",
-    "同意",
+/// The header row in Japanese and in English; times are in Japan time, and the header says so.
+const CSV_HEADERS: [(&str, &str); 17] = [
+    ("患者ID", "Patient ID"),
+    ("氏名", "Name"),
+    ("フリガナ", "Name (kana)"),
+    ("年齢", "Age"),
+    ("要介護度", "Care level"),
+    ("状態", "Status"),
+    ("チーム人数", "Team size"),
+    ("主治医", "Home physician"),
+    ("有効フラグ数", "Active flags"),
+    ("最重度", "Highest severity"),
+    ("最新NEWS2", "Latest NEWS2"),
+    ("NEWS2記録日時(JST)", "Latest NEWS2 at (JST)"),
+    ("最終訪問からの日数", "Days since last visit"),
+    ("退院調整", "Discharge coordination"),
+    ("退院予定日", "Planned discharge"),
+    ("期限超過タスク", "Overdue tasks"),
+    ("同意", "Consent"),
 ];
 
-fn yes_no(b: bool) -> String {
-    if b { "あり" } else { "なし" }.to_string()
+fn yes_no(b: bool, lang: Lang) -> String {
+    match (b, lang) {
+        (true, Lang::En) => "Yes",
+        (false, Lang::En) => "No",
+        (true, Lang::Ja) => "あり",
+        (false, Lang::Ja) => "なし",
+    }
+    .to_string()
 }
 
-/// A caseload page as CSV: UTF-8 with a BOM, CRLF line ends, a Japanese header row, every cell
+/// A stored vocabulary value as the reader's word; an unknown one stays as stored.
+fn word<T>(stored: &str, parse: fn(&str) -> Option<T>, label: fn(T, Lang) -> &'static str, lang: Lang) -> String {
+    parse(stored).map(|v| label(v, lang).to_string()).unwrap_or_else(|| stored.to_string())
+}
+
+/// The consent column: a revoked consent reads differently from one never obtained.
+fn consent_word(c: &ConsentSummary, lang: Lang) -> &'static str {
+    match (c.state.as_str(), lang) {
+        ("active", Lang::Ja) => "取得済",
+        ("active", Lang::En) => "Obtained",
+        ("revoked", Lang::Ja) => "撤回済",
+        ("revoked", Lang::En) => "Revoked",
+        (_, Lang::Ja) => "未取得",
+        (_, Lang::En) => "Not obtained",
+    }
+}
+
+/// A UTC time as Japan time, `2026-12-01 09:30` (Asia/Tokyo is a fixed +09:00).
+fn jst_minute(at: &NaiveDateTime) -> String {
+    (*at + Duration::hours(9)).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// A caseload page as CSV: UTF-8 with a BOM, CRLF line ends, a header row and values in the
+/// reader's language (Japanese unless they prefer English), times in Japan time, every cell
 /// quoted and a typed formula shown as text (see `spreadsheet`).
-pub fn csv(rows: &[Row]) -> String {
+pub fn csv(rows: &[Row], lang: Lang) -> String {
+    let headers: Vec<&str> = CSV_HEADERS.iter().map(|(ja, en)| if lang == Lang::En { *en } else { *ja }).collect();
     crate::spreadsheet::document(
-        &CSV_HEADERS,
+        &headers,
         rows.iter().map(|r| {
             let case = r.open_discharge_case.as_ref();
             [
@@ -381,20 +440,42 @@ pub fn csv(rows: &[Row]) -> String {
                 format!("{} {}", r.family_name, r.given_name),
                 r.name_kana(),
                 r.age.to_string(),
-                r.care_level.clone(),
-                r.status.clone(),
+                word(&r.care_level, CareLevel::parse, CareLevel::label, lang),
+                word(&r.status, PatientStatus::parse, PatientStatus::label, lang),
                 r.team_size.to_string(),
-                yes_no(r.has_primary_physician),
+                yes_no(r.has_primary_physician, lang),
                 r.active_flags.to_string(),
-                r.highest_flag_severity.clone().unwrap_or_default(),
+                r.highest_flag_severity
+                    .as_deref()
+                    .map(|s| word(s, FlagSeverity::parse, FlagSeverity::label, lang))
+                    .unwrap_or_default(),
                 r.latest_news2.as_ref().map(|n| n.total.to_string()).unwrap_or_default(),
-                r.latest_news2.as_ref().map(|n| crate::api::format_utc(&n.at)).unwrap_or_default(),
+                r.latest_news2.as_ref().map(|n| jst_minute(&n.at)).unwrap_or_default(),
                 r.days_since_last_visit.map(|d| d.to_string()).unwrap_or_default(),
-                yes_no(case.is_some()),
+                yes_no(case.is_some(), lang),
                 case.and_then(|c| c.planned_discharge_on).map(|d| d.to_string()).unwrap_or_default(),
                 r.overdue_tasks().to_string(),
-                if r.consent.missing { "未取得".to_string() } else { "取得済".to_string() },
+                consent_word(&r.consent, lang).to_string(),
             ]
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::caseload::*;
+
+    #[test]
+    fn csv_words_times_and_consent() {
+        let at = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(0, 30, 0).unwrap();
+        assert_eq!(jst_minute(&at), "2026-12-01 09:30");
+        let c = |state: &str| ConsentSummary { state: state.into(), missing: state != "active" };
+        assert_eq!(consent_word(&c("revoked"), Lang::Ja), "撤回済");
+        assert_eq!(consent_word(&c("none"), Lang::Ja), "未取得");
+        assert_eq!(consent_word(&c("active"), Lang::Ja), "取得済");
+        assert_eq!(consent_word(&c("revoked"), Lang::En), "Revoked");
+        assert_eq!(word("care_3", CareLevel::parse, CareLevel::label, Lang::Ja), "要介護3");
+        assert_eq!(word("care_3", CareLevel::parse, CareLevel::label, Lang::En), "Care level 3");
+        assert_eq!(word("emergency", FlagSeverity::parse, FlagSeverity::label, Lang::Ja), "緊急");
+    }
 }

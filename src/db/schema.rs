@@ -340,6 +340,8 @@ diesel::table! {
         author_id -> Text,
         reason -> Nullable<Text>,
         recorded_at -> Timestamp,
+        spo2_scale_basis -> Nullable<Text>,
+        spo2_scale_reason -> Nullable<Text>,
     }
 }
 

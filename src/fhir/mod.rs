@@ -49,27 +49,60 @@ const TASK_TEMPLATE_SYSTEM: &str = "urn:renkei-note:discharge-task-template";
 /// NEWS2 total score, SNOMED CT (docs/domain.md).
 pub const NEWS2_SNOMED: &str = "1104051000000101";
 
-/// One vital sign as an Observation: our column, LOINC code and display, UCUM unit.
-/// Source: LOINC vital-signs panel 85353-1 members, as listed in docs/domain.md.
+/// One vital sign as an Observation: our column, the LOINC code its FHIR R4 vital-sign profile
+/// requires (with any further LOINC codings beside it), UCUM unit.
+/// Source: the FHIR R4 vital-signs profiles (respiratory rate, heart rate, oxygen saturation, body
+/// temperature, blood pressure) and the LOINC codes listed in docs/domain.md.
 struct VitalCode {
     key: &'static str,
     loinc: &'static str,
     display: &'static str,
+    /// More specific LOINC codings sent beside the profile's code.
+    also: &'static [(&'static str, &'static str)],
+    /// The code the Observation's stable id is derived from (unchanged since the first export).
+    id_code: &'static str,
     unit: &'static str,
     ucum: &'static str,
 }
 
 const VITAL_CODES: [VitalCode; 4] = [
-    VitalCode { key: "respiratory_rate", loinc: "9279-1", display: "Respiratory rate", unit: "/min", ucum: "/min" },
-    VitalCode { key: "pulse", loinc: "8867-4", display: "Heart rate", unit: "/min", ucum: "/min" },
+    VitalCode {
+        key: "respiratory_rate",
+        loinc: "9279-1",
+        display: "Respiratory rate",
+        also: &[],
+        id_code: "9279-1",
+        unit: "/min",
+        ucum: "/min",
+    },
+    VitalCode {
+        key: "pulse",
+        loinc: "8867-4",
+        display: "Heart rate",
+        also: &[],
+        id_code: "8867-4",
+        unit: "/min",
+        ucum: "/min",
+    },
+    // The R4 oxygen-saturation profile requires 2708-6; 59408-5 says it was by pulse oximetry.
     VitalCode {
         key: "spo2",
-        loinc: "59408-5",
-        display: "Oxygen saturation in Arterial blood by Pulse oximetry",
+        loinc: "2708-6",
+        display: "Oxygen saturation in Arterial blood",
+        also: &[("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry")],
+        id_code: "59408-5",
         unit: "%",
         ucum: "%",
     },
-    VitalCode { key: "temperature", loinc: "8310-5", display: "Body temperature", unit: "Cel", ucum: "Cel" },
+    VitalCode {
+        key: "temperature",
+        loinc: "8310-5",
+        display: "Body temperature",
+        also: &[],
+        id_code: "8310-5",
+        unit: "Cel",
+        ucum: "Cel",
+    },
 ];
 const BP_PANEL: (&str, &str) = ("85354-9", "Blood pressure panel with all children optional");
 const BP_SYSTOLIC: (&str, &str) = ("8480-6", "Systolic blood pressure");
@@ -403,24 +436,29 @@ pub fn observations(patient_id: &str, n: &Listed) -> Vec<Value> {
     ];
     for vc in &VITAL_CODES {
         if let Some((_, Some(value))) = values.iter().find(|(k, _)| *k == vc.key) {
-            let mut o = vital_base(patient_id, &vital_id(nid, ver, vc.loinc), at, author, (vc.loinc, vc.display));
+            let mut o = vital_base(patient_id, &vital_id(nid, ver, vc.id_code), at, author, (vc.loinc, vc.display));
+            if let Some(codings) = o["code"]["coding"].as_array_mut() {
+                codings.extend(vc.also.iter().map(|(code, display)| coding(LOINC, code, display)));
+            }
             o["valueQuantity"] = quantity(*value, (vc.unit, vc.ucum));
             out.push(o);
         }
     }
     if v.systolic_bp.is_some() || v.diastolic_bp.is_some() {
         let mut o = vital_base(patient_id, &vital_id(nid, ver, BP_PANEL.0), at, author, BP_PANEL);
-        let component = |code: (&str, &str), value: Option<i32>| {
-            value.map(|x| {
-                json!({ "code": { "coding": [coding(LOINC, code.0, code.1)] }, "valueQuantity": quantity(f64::from(x), ("mmHg", "mm[Hg]")) })
-            })
+        // The R4 blood-pressure profile requires both components: one not measured carries a
+        // data-absent reason instead of a value (constraint vs-3).
+        let component = |code: (&str, &str), value: Option<i32>| match value {
+            Some(x) => json!({
+                "code": { "coding": [coding(LOINC, code.0, code.1)] },
+                "valueQuantity": quantity(f64::from(x), ("mmHg", "mm[Hg]")),
+            }),
+            None => json!({
+                "code": { "coding": [coding(LOINC, code.0, code.1)] },
+                "dataAbsentReason": { "coding": [coding("http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-performed", "Not Performed")] },
+            }),
         };
-        o["component"] = Value::Array(
-            [component(BP_SYSTOLIC, v.systolic_bp), component(BP_DIASTOLIC, v.diastolic_bp)]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
+        o["component"] = json!([component(BP_SYSTOLIC, v.systolic_bp), component(BP_DIASTOLIC, v.diastolic_bp)]);
         out.push(o);
     }
     if let Some(total) = v.news2_total {

@@ -28,7 +28,7 @@ use crate::api;
 use crate::db::schema::{note_versions, notes, users};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
-use crate::vocab::{NoteKind, Profession};
+use crate::vocab::{NoteKind, Profession, Spo2ScaleBasis};
 
 /// The unchanging part of a note.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -76,6 +76,11 @@ pub struct Version {
     pub author_id: String,
     pub reason: Option<String>,
     pub recorded_at: NaiveDateTime,
+    /// Why SpO2 was scored on `spo2_scale` (`Spo2ScaleBasis`); NULL without SpO2 and for
+    /// versions recorded before the basis was.
+    pub spo2_scale_basis: Option<String>,
+    /// The reason a note gave for overriding the patient's scale 2.
+    pub spo2_scale_reason: Option<String>,
 }
 
 /// The SOAP parts of a note (subjective, objective, assessment, plan).
@@ -115,7 +120,9 @@ pub struct Content {
 }
 
 impl Version {
-    /// A version of `note` with this content, its NEWS2 scored now and stored with it.
+    /// A version of `note` with this content, its NEWS2 scored now and stored with it, with the
+    /// SpO2 scale it was scored on and why (the content's vitals resolved by
+    /// `Vitals::following_patient`).
     pub fn new(
         note: &Note,
         version: i32,
@@ -144,7 +151,9 @@ impl Version {
             pulse: v.pulse,
             respiratory_rate: v.respiratory_rate,
             spo2: v.spo2,
-            spo2_scale: v.spo2_scale.map(i32::from),
+            spo2_scale: v.effective_spo2_scale().map(i32::from),
+            spo2_scale_basis: v.spo2_scale_basis().map(|b| b.as_str().to_string()),
+            spo2_scale_reason: v.spo2_scale_reason.clone(),
             on_oxygen: v.on_oxygen,
             consciousness: v.consciousness.map(|c| c.as_str().to_string()),
             news2_total: score.as_ref().map(|s| i32::from(s.total)),
@@ -188,6 +197,7 @@ impl Version {
             respiratory_rate: self.respiratory_rate,
             spo2: self.spo2,
             spo2_scale: self.spo2_scale.and_then(|s| u8::try_from(s).ok()),
+            spo2_scale_reason: self.spo2_scale_reason.clone(),
             on_oxygen: self.on_oxygen,
             consciousness,
         };
@@ -209,7 +219,9 @@ impl Version {
         let total = u8::try_from(total).map_err(|_| corrupt("total"))?;
         let missing: Vec<Parameter> = Parameter::ALL.into_iter().filter(|&p| subscores.get(p).is_none()).collect();
         let max_single = Parameter::ALL.into_iter().filter_map(|p| subscores.get(p)).max().unwrap_or(0);
-        Ok(Some(News2 { total, band, subscores, missing, partial, max_single }))
+        let spo2_scale_basis = self.spo2_scale_basis.as_deref().map(Spo2ScaleBasis::from_db).transpose()?;
+        let spo2_scale = self.spo2.and(self.spo2_scale.and_then(|s| u8::try_from(s).ok()));
+        Ok(Some(News2 { total, band, subscores, missing, partial, max_single, spo2_scale, spo2_scale_basis }))
     }
 }
 
@@ -546,6 +558,8 @@ mod tests {
         };
         let v = Version::new(&note, 1, content, "a", None, crate::db::now());
         assert_eq!(v.news2().unwrap(), Some(news2::score(&vitals)));
-        assert_eq!(v.vitals().unwrap(), Some(vitals));
+        // Sent without a scale, SpO2 is scored and shown on scale 1 for a patient without a target.
+        assert_eq!(v.vitals().unwrap(), Some(Vitals { spo2_scale: Some(1), ..vitals }));
+        assert_eq!(v.spo2_scale_basis.as_deref(), Some("standard"));
     }
 }

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::vitals::{Consciousness, Vitals};
+use super::vitals::Vitals;
+use crate::vocab::Spo2ScaleBasis;
 
 /// Clinical-response band (DOMAIN.md, NEWS2): `low` for 0–4, `low_medium` when one parameter
 /// scores 3 and the total is below 5, `medium` for 5–6, `high` for 7 or more.
@@ -125,7 +126,8 @@ impl Subscores {
     }
 }
 
-/// A NEWS2 score. JSON: `{"total", "band", "subscores", "missing", "partial", "max_single"}`.
+/// A NEWS2 score. JSON: `{"total", "band", "subscores", "missing", "partial", "max_single",
+/// "spo2_scale", "spo2_scale_basis"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct News2 {
     /// Sum of the subscores given, 0–20.
@@ -138,6 +140,11 @@ pub struct News2 {
     pub partial: bool,
     /// The highest single subscore (3 triggers an urgent response on its own).
     pub max_single: u8,
+    /// The SpO2 scale scored (1 or 2); `None` without SpO2.
+    pub spo2_scale: Option<u8>,
+    /// Why that scale: the standard, the patient's recorded 88–92% target, or this note's
+    /// override with a reason; `None` without SpO2 and for notes scored before it was recorded.
+    pub spo2_scale_basis: Option<Spo2ScaleBasis>,
 }
 
 /// How strongly a score asks for a clinician's attention; spelled as a flag's `severity`.
@@ -183,7 +190,7 @@ pub const SINGLE_PARAMETER_TRIGGER: u8 = 3;
 /// | consciousness    |       |        |           | alert             |              |              | C, V, P, U |
 /// | temperature °C   | ≤35.0 |        | 35.1–36.0 | 36.1–38.0         | 38.1–39.0    | ≥39.1        |            |
 mod chart {
-    use super::Consciousness;
+    use crate::notes::vitals::Consciousness;
 
     pub(super) fn respiratory_rate(per_min: i32) -> u8 {
         match per_min {
@@ -308,7 +315,17 @@ pub fn score(v: &Vitals) -> News2 {
         Band::Low
     };
 
-    News2 { total, band, subscores, partial: !missing.is_empty(), missing, max_single }
+    let spo2_scale = v.effective_spo2_scale();
+    News2 {
+        total,
+        band,
+        subscores,
+        partial: !missing.is_empty(),
+        missing,
+        max_single,
+        spo2_scale,
+        spo2_scale_basis: v.spo2_scale_basis(),
+    }
 }
 
 impl News2 {
@@ -378,7 +395,8 @@ impl News2 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::notes::news2::*;
+    use crate::notes::vitals::Consciousness;
 
     fn empty() -> Vitals {
         Vitals::default()
@@ -394,6 +412,7 @@ mod tests {
             respiratory_rate: Some(16),
             spo2: Some(98),
             spo2_scale: Some(1),
+            spo2_scale_reason: None,
             on_oxygen: Some(false),
             consciousness: Some(Consciousness::A),
         }
@@ -621,6 +640,7 @@ mod tests {
             respiratory_rate: Some(30),
             spo2: Some(85),
             spo2_scale: Some(1),
+            spo2_scale_reason: None,
             on_oxygen: Some(true),
             consciousness: Some(Consciousness::U),
         };
@@ -770,7 +790,9 @@ mod tests {
                 },
                 "missing": ["spo2", "systolic_bp", "consciousness", "temperature"],
                 "partial": true,
-                "max_single": 3
+                "max_single": 3,
+                "spo2_scale": null,
+                "spo2_scale_basis": null
             })
         );
         for (band, text) in

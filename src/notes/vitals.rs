@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Check;
 use crate::error::AppError;
+use crate::vocab::Spo2ScaleBasis;
+
+/// The longest reason a note gives for overriding the patient's SpO2 scale.
+pub const SPO2_SCALE_REASON_MAX_CHARS: usize = 1_000;
 
 /// Level of consciousness on the ACVPU scale, sent as `"A"`, `"C"`, `"V"`, `"P"` or `"U"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,9 +62,13 @@ pub struct Vitals {
     pub respiratory_rate: Option<i32>,
     /// Oxygen saturation by pulse oximetry, %.
     pub spo2: Option<i32>,
-    /// NEWS2 SpO2 scale: 1 (the default when `spo2` is given) or 2, which is only for a patient
-    /// with a prescribed target saturation of 88–92% (DOMAIN.md, NEWS2).
+    /// NEWS2 SpO2 scale. Sent: omitted to follow the patient (scale 2 when a clinician recorded
+    /// the patient's 88–92% target, scale 1 otherwise), or 1 with `spo2_scale_reason` to override
+    /// the patient's scale 2 in this note. Shown: the scale the note was scored on.
     pub spo2_scale: Option<u8>,
+    /// Why this note overrides the patient's scale 2 with scale 1; only with that override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spo2_scale_reason: Option<String>,
     /// Supplemental oxygen at the time of measurement (`false` = on room air).
     pub on_oxygen: Option<bool>,
     /// ACVPU.
@@ -167,10 +175,92 @@ impl Vitals {
         self.spo2.map(|_| self.spo2_scale.unwrap_or(1))
     }
 
+    /// The vitals as they are scored and stored for a patient with (`patient_target`) or without
+    /// a recorded 88–92% target: a note that sends no scale follows the patient, and scale 1 for
+    /// a patient on scale 2 is an override (it carries its reason). Expects vitals that passed
+    /// [`Vitals::validate`] with the same `patient_target`.
+    pub fn following_patient(mut self, patient_target: bool) -> Vitals {
+        if self.spo2.is_none() {
+            return self;
+        }
+        let overridden = patient_target && self.spo2_scale == Some(1);
+        self.spo2_scale = Some(if patient_target && !overridden { 2 } else { 1 });
+        if !overridden {
+            self.spo2_scale_reason = None;
+        }
+        self
+    }
+
+    /// Why SpO2 is scored on its scale, read from vitals resolved by
+    /// [`Vitals::following_patient`]: scale 2 is the patient's recorded target, scale 1 with a
+    /// reason is a note's override of it, scale 1 without one the standard; `None` without SpO2.
+    pub fn spo2_scale_basis(&self) -> Option<Spo2ScaleBasis> {
+        self.effective_spo2_scale().map(|scale| match (scale, &self.spo2_scale_reason) {
+            (2, _) => Spo2ScaleBasis::PatientTarget,
+            (_, Some(_)) => Spo2ScaleBasis::NoteOverride,
+            _ => Spo2ScaleBasis::Standard,
+        })
+    }
+
+    /// The scale rules of [`Vitals::validate`].
+    fn check_scale(&self, check: &mut Check, patient_target: bool) {
+        let reason = self.spo2_scale_reason.as_deref();
+        if self.spo2.is_none() {
+            if self.spo2_scale.is_some() {
+                check.push(
+                    "vitals.spo2_scale",
+                    "without_spo2",
+                    "SpO2 スケールは SpO2 の値と一緒に入力してください。",
+                    "spo2_scale may only be given together with spo2.",
+                );
+            }
+            if reason.is_some() {
+                check.push(
+                    "vitals.spo2_scale_reason",
+                    "without_spo2",
+                    "SpO2 スケールの変更理由は SpO2 の値と一緒に入力してください。",
+                    "spo2_scale_reason may only be given together with spo2.",
+                );
+            }
+            return;
+        }
+        match self.spo2_scale {
+            Some(scale) if scale != 1 && scale != 2 => check.push(
+                "vitals.spo2_scale",
+                "invalid_scale",
+                format!("SpO2 スケールは 1 または 2 を指定してください(入力値: {scale})。"),
+                format!("spo2_scale must be 1 or 2 (got {scale})."),
+            ),
+            Some(2) if !patient_target => check.push(
+                "vitals.spo2_scale",
+                "scale_2_not_allowed",
+                "SpO2 スケール2は、目標 SpO2 88〜92% が医療職により患者に登録されている場合(高二酸化炭素血症性呼吸不全など)にのみ使えます。この患者にはその指示が登録されていないため、スケール1を使ってください。",
+                "SpO2 scale 2 is only for a patient whose target saturation of 88–92% a clinician has recorded (e.g. hypercapnic respiratory failure). No such target is recorded for this patient: use scale 1.",
+            ),
+            Some(1) if patient_target => match reason {
+                Some(r) => check.text("vitals.spo2_scale_reason", r, SPO2_SCALE_REASON_MAX_CHARS),
+                None => check.push(
+                    "vitals.spo2_scale_reason",
+                    "required",
+                    "この患者には目標 SpO2 88〜92%(スケール2)が登録されています。この記録だけスケール1で評価する場合は、その理由(spo2_scale_reason)を入力してください。",
+                    "A target saturation of 88–92% (scale 2) is recorded for this patient. To score this note on scale 1 instead, give the reason in spo2_scale_reason.",
+                ),
+            },
+            _ if reason.is_some() => check.push(
+                "vitals.spo2_scale_reason",
+                "not_an_override",
+                "spo2_scale_reason は、スケール2の患者をこの記録だけスケール1で評価する場合(spo2_scale: 1)にのみ入力します。",
+                "spo2_scale_reason is only for scoring a scale-2 patient's note on scale 1 (spo2_scale: 1).",
+            ),
+            _ => {}
+        }
+    }
+
     /// Checks every measurement and reports all faults at once, with field names under
-    /// `vitals.`. `spo2_scale_2_allowed` says whether the patient has a prescribed target
-    /// saturation of 88–92% (DOMAIN.md, NEWS2), the only case where SpO2 scale 2 applies.
-    pub fn validate(&self, spo2_scale_2_allowed: bool) -> Result<(), AppError> {
+    /// `vitals.`. `patient_target` says whether a clinician recorded the patient's target
+    /// saturation of 88–92% (DOMAIN.md, NEWS2): the only case where SpO2 scale 2 applies, and
+    /// then the scale every note follows unless it overrides it with a reason.
+    pub fn validate(&self, patient_target: bool) -> Result<(), AppError> {
         let mut check = Check::new();
         if self.is_empty() {
             check.push(
@@ -212,38 +302,14 @@ impl Vitals {
         RESPIRATORY_RATE.check(&mut check, self.respiratory_rate);
         SPO2.check(&mut check, self.spo2);
 
-        if let Some(scale) = self.spo2_scale {
-            if self.spo2.is_none() {
-                check.push(
-                    "vitals.spo2_scale",
-                    "without_spo2",
-                    "SpO2 スケールは SpO2 の値と一緒に入力してください。",
-                    "spo2_scale may only be given together with spo2.",
-                );
-            } else if scale != 1 && scale != 2 {
-                check.push(
-                    "vitals.spo2_scale",
-                    "invalid_scale",
-                    format!("SpO2 スケールは 1 または 2 を指定してください(入力値: {scale})。"),
-                    format!("spo2_scale must be 1 or 2 (got {scale})."),
-                );
-            } else if scale == 2 && !spo2_scale_2_allowed {
-                check.push(
-                    "vitals.spo2_scale",
-                    "scale_2_not_allowed",
-                    "SpO2 スケール2は、目標 SpO2 88〜92% が指示されている患者(高二酸化炭素血症性呼吸不全など)にのみ使えます。この患者にはその指示が登録されていないため、スケール1を使ってください。",
-                    "SpO2 scale 2 is only for a patient with a prescribed target saturation of 88–92% (e.g. hypercapnic respiratory failure). No such target is recorded for this patient: use scale 1.",
-                );
-            }
-        }
-
+        self.check_scale(&mut check, patient_target);
         check.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::notes::vitals::*;
 
     /// (field, code) of every field error, in order.
     fn faults(v: &Vitals, scale_2_allowed: bool) -> Vec<(String, &'static str)> {
@@ -282,6 +348,7 @@ mod tests {
             respiratory_rate: Some(16),
             spo2: Some(97),
             spo2_scale: Some(1),
+            spo2_scale_reason: None,
             on_oxygen: Some(false),
             consciousness: Some(Consciousness::A),
         };
@@ -379,6 +446,41 @@ mod tests {
     }
 
     #[test]
+    fn a_note_without_a_scale_follows_the_patient() {
+        let v = Vitals { spo2: Some(97), on_oxygen: Some(true), ..Vitals::default() };
+        assert!(v.validate(true).is_ok());
+        let scored = v.clone().following_patient(true);
+        assert_eq!(scored.spo2_scale, Some(2));
+        assert_eq!(scored.spo2_scale_basis(), Some(Spo2ScaleBasis::PatientTarget));
+        let scored = v.following_patient(false);
+        assert_eq!(scored.spo2_scale, Some(1));
+        assert_eq!(scored.spo2_scale_basis(), Some(Spo2ScaleBasis::Standard));
+        let no_spo2 = Vitals { pulse: Some(80), ..Vitals::default() }.following_patient(true);
+        assert_eq!((no_spo2.spo2_scale, no_spo2.spo2_scale_basis()), (None, None));
+    }
+
+    #[test]
+    fn overriding_scale_2_needs_a_reason() {
+        let v = Vitals { spo2: Some(97), spo2_scale: Some(1), ..Vitals::default() };
+        assert_eq!(faults(&v, true), one("vitals.spo2_scale_reason", "required"));
+        let blank = Vitals { spo2_scale_reason: Some("  ".into()), ..v.clone() };
+        assert_eq!(faults(&blank, true), one("vitals.spo2_scale_reason", "required"));
+        let v = Vitals {
+            spo2_scale_reason: Some("急性増悪は否定され、主治医の指示で本日はスケール1".into()), ..v
+        };
+        assert!(v.validate(true).is_ok());
+        let scored = v.clone().following_patient(true);
+        assert_eq!(scored.spo2_scale, Some(1));
+        assert_eq!(scored.spo2_scale_basis(), Some(Spo2ScaleBasis::NoteOverride));
+        // A reason is only for that override.
+        assert_eq!(faults(&v, false), one("vitals.spo2_scale_reason", "not_an_override"));
+        let two = Vitals { spo2_scale: Some(2), ..v.clone() };
+        assert_eq!(faults(&two, true), one("vitals.spo2_scale_reason", "not_an_override"));
+        let alone = Vitals { spo2: None, spo2_scale: None, pulse: Some(80), ..v };
+        assert_eq!(faults(&alone, true), one("vitals.spo2_scale_reason", "without_spo2"));
+    }
+
+    #[test]
     fn spo2_scale_without_spo2_is_refused() {
         let v = Vitals { spo2_scale: Some(1), pulse: Some(80), ..Vitals::default() };
         assert_eq!(faults(&v, true), one("vitals.spo2_scale", "without_spo2"));
@@ -401,6 +503,7 @@ mod tests {
             respiratory_rate: Some(200),
             spo2: Some(20),
             spo2_scale: Some(2),
+            spo2_scale_reason: None,
             on_oxygen: Some(true),
             consciousness: Some(Consciousness::U),
         };

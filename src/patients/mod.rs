@@ -156,6 +156,8 @@ pub struct NewPatient {
     pub spo2_target_88_92: bool,
 }
 
+/// Registers a patient. A registration that records the SpO2 target of 88–92% records that
+/// clinical decision too (the caller asks `access::decide_spo2_target` first).
 pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppResult<Patient> {
     let t = now();
     let (ec_name, ec_rel, ec_phone) = match new.emergency_contact {
@@ -187,6 +189,9 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
     };
     diesel::insert_into(patients::table).values(&patient).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &patient.id })?;
+    if patient.spo2_target_88_92 {
+        crate::changes::record(conn, crate::changes::Change::Spo2Target { patient_id: &patient.id, recorded: true })?;
+    }
     Ok(patient)
 }
 
@@ -212,6 +217,7 @@ pub struct PatientChanges {
     pub emergency_contact_name: Option<Option<String>>,
     pub emergency_contact_relationship: Option<Option<String>>,
     pub emergency_contact_phone: Option<Option<String>>,
+    /// Only when it changes: recording or withdrawing the target is a clinician's decision.
     pub spo2_target_88_92: Option<bool>,
 }
 
@@ -222,6 +228,9 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Pati
         .execute(conn)?;
     if n == 1 {
         crate::changes::record(conn, crate::changes::Change::Patient { patient_id: id })?;
+        if let Some(recorded) = changes.spo2_target_88_92 {
+            crate::changes::record(conn, crate::changes::Change::Spo2Target { patient_id: id, recorded })?;
+        }
     }
     Ok(n == 1)
 }

@@ -290,7 +290,26 @@ async fn caseload_as_csv(app: TestApp) {
     assert_eq!(row[0], f.saiwai);
     assert_eq!(row[1], "幸 花子");
     assert_eq!(row[2], "サイワイ ハナコ");
-    assert_eq!(row[9], "urgent");
+    // Values in the header's language: Japanese words, times in Japan time.
+    assert_eq!(row[9], "至急");
+    assert_eq!(row[5], "在宅");
+    assert!(header.contains(&"NEWS2記録日時(JST)"), "{header:?}");
+    assert_eq!(row[16], "未取得");
+    // English when the reader prefers it.
+    let en = app
+        .call(
+            "GET",
+            &format!("/api/v1/wards/{WARD}/caseload?has_active_flag=true"),
+            Some(&f.coordinator.token),
+            None,
+            &[("accept", "text/csv"), ("accept-language", "en")],
+        )
+        .await
+        .expect(200);
+    let rows = read_csv(&en.text);
+    assert_eq!(rows[0][1], "Name");
+    assert_eq!(rows[0][11], "Latest NEWS2 at (JST)");
+    assert_eq!((rows[1][5].as_str(), rows[1][9].as_str(), rows[1][16].as_str()), ("At home", "Urgent", "Not obtained"));
 }
 
 /// The cells of a CSV document (after its BOM), as a spreadsheet program would split them.
@@ -546,6 +565,7 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
     let at = renkei::db::now();
     let kinds = [
         Change::Patient { patient_id: "" },
+        Change::Spo2Target { patient_id: "", recorded: true },
         Change::Team { patient_id: "" },
         Change::Consent { patient_id: "" },
         Change::NoteAdded { patient_id: "", kind: NoteKind::Visit, occurred_at: at, news2: Some((7, "high")) },
@@ -596,10 +616,57 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
     }
 }
 
+/// Ties in the shown value — the same age in years, a visit on the same JST day — break by kana,
+/// then id, not by the birth date or visit time behind them (the contract's tie rule).
+async fn sort_ties_break_by_kana(app: TestApp) {
+    let ward = "14133";
+    let t = team(&app, ward).await;
+    let cm = &t.care_manager;
+    let register = |family: &'static str, kana: &'static str, birth: &'static str| {
+        let mut body = patient_body(family, kana, ward);
+        body["birth_date"] = json!(birth);
+        let token = cm.token.clone();
+        let app = &app;
+        async move { id_of(&app.post("/api/v1/patients", &token, body).await.expect(201).body) }
+    };
+    // Both 86 years old on 2 December 2026 (and on any day but their birthdays); ウエノ is a day older.
+    let ueno = register("上野", "ウエノ", "1940-06-01").await;
+    let aoki = register("青木", "アオキ", "1940-06-02").await;
+    let clinic = app.organization(&t.admin, "clinic", "中原クリニック", Some(ward)).await;
+    let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
+    app.call("PUT", &format!("/api/v1/wards/{ward}/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
+    // The same JST day, ウエノ visited later.
+    for (patient, minutes) in [(&aoki, 3), (&ueno, 1)] {
+        app.post(
+            &format!("/api/v1/patients/{patient}/notes"),
+            &cm.token,
+            json!({"kind": "visit", "occurred_at": ago(minutes), "text": "訪問"}),
+        )
+        .await
+        .expect(201);
+    }
+    let get = |query: &'static str| {
+        let token = coordinator.token.clone();
+        let app = &app;
+        async move {
+            let res = app.get(&format!("/api/v1/wards/{ward}/caseload?{query}"), &token).await.expect(200);
+            names(&res.body).into_iter().filter(|n| n == "上野" || n == "青木").collect::<Vec<_>>()
+        }
+    };
+    for query in
+        ["sort=age", "sort=age&order=desc", "sort=days_since_last_visit", "sort=days_since_last_visit&order=desc"]
+    {
+        assert_eq!(get(query).await, ["青木", "上野"], "{query}");
+    }
+}
+
 fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> renkei::changes::Change<'a> {
     use renkei::changes::Change;
     match kind {
         Change::Patient { .. } => Change::Patient { patient_id },
+        Change::Spo2Target { recorded, .. } => Change::Spo2Target { patient_id, recorded },
         Change::Team { .. } => Change::Team { patient_id },
         Change::Consent { .. } => Change::Consent { patient_id },
         Change::NoteAdded { kind, occurred_at, news2, .. } => {
@@ -619,6 +686,7 @@ crate::both_backends!(
     caseload_for_coordinators_only,
     caseload_filters,
     caseload_as_csv,
+    sort_ties_break_by_kana,
     csv_cells_never_become_formulas,
     ward_summary_for_city_staff,
     caseload_entries_follow_changes

@@ -238,7 +238,29 @@ async fn fhir_export_validates(app: TestApp) {
     );
     assert_eq!(by_code("9279-1")["valueQuantity"]["value"], json!(24.0));
     assert_eq!(by_code("8867-4")["category"][0]["coding"][0]["code"], json!("vital-signs"));
-    assert_eq!(by_code("59408-5")["valueQuantity"]["code"], json!("%"));
+    // Every vital sign as its R4 vital-sign profile asks: category vital-signs, the profile's
+    // LOINC code first, a UCUM valueQuantity.
+    for (code, unit) in [("9279-1", "/min"), ("8867-4", "/min"), ("2708-6", "%"), ("8310-5", "Cel")] {
+        let o = by_code(code);
+        assert_eq!(
+            o["category"][0]["coding"][0]["system"],
+            json!("http://terminology.hl7.org/CodeSystem/observation-category")
+        );
+        assert_eq!(o["category"][0]["coding"][0]["code"], json!("vital-signs"), "{code}");
+        assert_eq!(o["code"]["coding"][0]["system"], json!("http://loinc.org"), "{code}");
+        assert_eq!(o["code"]["coding"][0]["code"], json!(code));
+        assert_eq!(o["valueQuantity"]["system"], json!("http://unitsofmeasure.org"), "{code}");
+        assert_eq!(
+            (o["valueQuantity"]["unit"].clone(), o["valueQuantity"]["code"].clone()),
+            (json!(unit), json!(unit))
+        );
+        assert_eq!(o["status"], json!("final"));
+        assert!(o["subject"]["reference"].is_string() && o["effectiveDateTime"].is_string(), "{code}");
+    }
+    // SpO2: 2708-6 (required by the oxygen-saturation profile) with 59408-5 (pulse oximetry) beside it.
+    let spo2 = by_code("2708-6");
+    assert_eq!(loinc_codes(spo2), ["2708-6", "59408-5"]);
+    assert_eq!(spo2["valueQuantity"]["value"], json!(93.0));
     let bp = by_code("85354-9");
     let components: Vec<(Value, Value)> = bp["component"]
         .as_array()
@@ -248,6 +270,8 @@ async fn fhir_export_validates(app: TestApp) {
         .collect();
     assert_eq!(components, [(json!("8480-6"), json!(98.0)), (json!("8462-4"), json!(60.0))]);
     assert_eq!(bp["component"][0]["valueQuantity"]["code"], json!("mm[Hg]"));
+    assert_eq!(bp["category"][0]["coding"][0]["code"], json!("vital-signs"));
+    assert!(bp.get("valueQuantity").is_none(), "the panel's values are its components");
     let news2 = by_code("1104051000000101");
     assert_eq!(news2["code"]["coding"][0]["system"], json!("http://snomed.info/sct"));
     assert_eq!(news2["valueInteger"], json!(9));

@@ -857,6 +857,7 @@ fn scripted_vitals(i: usize) -> Vitals {
         respiratory_rate: Some(7 + (i * 7 % 22) as i32),
         spo2: Some(86 + (i % 15) as i32),
         spo2_scale: None,
+        spo2_scale_reason: None,
         on_oxygen: Some(i.is_multiple_of(5)),
         consciousness: Some(if i.is_multiple_of(17) { Consciousness::C } else { Consciousness::A }),
     };
@@ -910,7 +911,8 @@ async fn scripted_client_posts_1000_notes(app: TestApp) {
     assert!(keys.windows(2).all(|w| w[0] > w[1]), "not in order");
     for n in &listed {
         let i = posted[n["id"].as_str().unwrap()];
-        let vitals = scripted_vitals(i);
+        // Shown as scored: the patient has no 88–92% target, so SpO2 is on scale 1.
+        let vitals = scripted_vitals(i).following_patient(false);
         assert_eq!(n["news2"], serde_json::to_value(news2::score(&vitals)).unwrap(), "note {i}");
         assert_eq!(n["vitals"], serde_json::to_value(&vitals).unwrap(), "note {i}");
         assert_eq!(n["read_count"], json!(1));
@@ -955,6 +957,90 @@ async fn scripted_client_posts_1000_notes(app: TestApp) {
     ));
 }
 
+/// The patient's SpO2 target as a clinician records it (`PATCH /patients/{id}` with the ETag).
+async fn set_spo2_target(app: &TestApp, who: &Person, patient_id: &str, recorded: bool) -> TestResponse {
+    let path = format!("/api/v1/patients/{patient_id}");
+    let etag = app.get(&path, &who.token).await.header("etag").unwrap();
+    app.patch(&path, &who.token, json!({"spo2_target_88_92": recorded}), Some(&etag)).await
+}
+
+/// A patient with hypercapnic respiratory failure: once a clinician records the 88–92% target,
+/// every later note is scored on SpO2 scale 2 — the note need not say so — and on oxygen at 97%
+/// that is 3 for SpO2 and, with 2 for oxygen, the urgent flag, where scale 1 would score 2 and
+/// raise nothing. A note overrides the patient's scale only with a reason.
+async fn scale_2_follows_the_patient(app: TestApp) {
+    let t = team(&app, "14135").await;
+    let flags_path = format!("/api/v1/patients/{}/flags", t.patient_id);
+    let on_oxygen_at_97 = |extra: Value| {
+        let mut vitals = json!({"temperature": 36.8, "systolic_bp": 124, "diastolic_bp": 70, "pulse": 78,
+            "respiratory_rate": 18, "spo2": 97, "on_oxygen": true, "consciousness": "A"});
+        vitals.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"kind": "visit", "occurred_at": ago(1), "text": "在宅酸素 2L/分で訪問", "vitals": vitals})
+    };
+
+    // Before any decision the note is scored on scale 1: SpO2 0, oxygen 2, no flag.
+    let before = post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({}))).await.expect(201);
+    assert_eq!(before.body["news2"]["total"], json!(2));
+    assert_eq!(before.body["news2"]["spo2_scale"], json!(1));
+    assert_eq!(before.body["news2"]["spo2_scale_basis"], json!("standard"));
+    assert_eq!(before.body["vitals"]["spo2_scale"], json!(1));
+    assert_eq!(app.get(&flags_path, &t.nurse.token).await.expect(200).body["items"], json!([]));
+
+    // Recording the target is a clinician's decision: the care manager may not, the nurse may.
+    set_spo2_target(&app, &t.care_manager, &t.patient_id, true).await.expect(403);
+    let patient = set_spo2_target(&app, &t.nurse, &t.patient_id, true).await.expect(200);
+    assert_eq!(patient.body["spo2_target_88_92"], json!(true));
+
+    // A note that sends no scale follows the patient: scale 2, SpO2 3, total 5, urgent flag.
+    let note = post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({}))).await.expect(201);
+    assert_eq!(note.body["news2"]["subscores"]["spo2"], json!(3));
+    assert_eq!(note.body["news2"]["subscores"]["air_or_oxygen"], json!(2));
+    assert_eq!(note.body["news2"]["total"], json!(5));
+    assert_eq!(note.body["news2"]["spo2_scale"], json!(2));
+    assert_eq!(note.body["news2"]["spo2_scale_basis"], json!("patient_target"));
+    assert_eq!(note.body["vitals"]["spo2_scale"], json!(2));
+    let flags = app.get(&flags_path, &t.nurse.token).await.expect(200);
+    let raised = &flags.body["items"][0];
+    assert_eq!(raised["severity"], json!("urgent"), "{}", flags.text);
+    assert_eq!(raised["source_note_id"], note.body["id"]);
+    assert_eq!(raised["status"], json!("active"));
+    // Read back, the note still says which scale it used and why.
+    let read = app.get(&format!("/api/v1/notes/{}", id_of(&note)), &t.care_manager.token).await.expect(200);
+    assert_eq!(read.body["news2"]["spo2_scale_basis"], json!("patient_target"));
+
+    // Overriding it needs a reason, named as the field at fault.
+    let res = post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({"spo2_scale": 1}))).await.expect(422);
+    assert_eq!(
+        (fields(&res), codes(&res)),
+        (vec!["vitals.spo2_scale_reason".to_string()], vec!["required".to_string()])
+    );
+    let reason = "主治医と相談し、急性増悪時のため本日はスケール1で評価";
+    let overridden = post_note(
+        &app,
+        &t.nurse,
+        &t.patient_id,
+        on_oxygen_at_97(json!({"spo2_scale": 1, "spo2_scale_reason": reason})),
+    )
+    .await
+    .expect(201);
+    assert_eq!(overridden.body["news2"]["total"], json!(2));
+    assert_eq!(overridden.body["news2"]["spo2_scale"], json!(1));
+    assert_eq!(overridden.body["news2"]["spo2_scale_basis"], json!("note_override"));
+    assert_eq!(overridden.body["vitals"]["spo2_scale_reason"], json!(reason));
+    // A reason without an override is refused.
+    let res = post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({"spo2_scale_reason": reason})))
+        .await
+        .expect(422);
+    assert_eq!(codes(&res), ["not_an_override"]);
+
+    // Withdrawn by a clinician, later notes are scored on scale 1 again.
+    set_spo2_target(&app, &t.nurse, &t.patient_id, false).await.expect(200);
+    let after = post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({}))).await.expect(201);
+    assert_eq!(after.body["news2"]["spo2_scale"], json!(1));
+    assert_eq!(after.body["news2"]["spo2_scale_basis"], json!("standard"));
+    post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({"spo2_scale": 2}))).await.expect(422);
+}
+
 crate::both_backends!(
     post_read_and_list_notes,
     retried_post_returns_the_first_answer,
@@ -969,4 +1055,5 @@ crate::both_backends!(
     vital_sign_series,
     database_refuses_changes_to_notes,
     scripted_client_posts_1000_notes,
+    scale_2_follows_the_patient,
 );

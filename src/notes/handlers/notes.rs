@@ -17,8 +17,7 @@ use crate::notes::vitals::Vitals;
 use crate::notes::{self, Content, ListFilter, Listed, Note, PhysicianInfo, Position, Soap, Version, VersionView};
 use crate::patients::Patient;
 use crate::state::AppState;
-use crate::vocab::NoteKind;
-use crate::vocab::Profession;
+use crate::vocab::{NoteKind, Profession, Spo2ScaleBasis};
 
 /// How far in the future `occurred_at` may be, for clocks that run a little fast.
 pub const CLOCK_SKEW_MINUTES: i64 = 5;
@@ -171,7 +170,9 @@ fn check_content(check: &mut Check, mut draft: Draft, kind: NoteKind, patient: &
         None
     };
 
-    Content { occurred_at, text, soap, vitals: draft.vitals.take(), physician: info }
+    // Scored on the patient's scale unless the note overrides it (checked above).
+    let vitals = draft.vitals.take().map(|v| v.following_patient(patient.spo2_target_88_92));
+    Content { occurred_at, text, soap, vitals, physician: info }
 }
 
 /// The items 在宅医療情報連携加算 requires: the next visit date, whether the treatment policy
@@ -211,6 +212,13 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
         treatment_policy_summary: draft.treatment_policy_summary.clone(),
         cautions_for_team: draft.cautions_for_team.clone()?,
     })
+}
+
+/// The audit detail of a version that overrides the patient's SpO2 scale 2 with scale 1: the
+/// override is a clinical decision, so the trail shows it (its reason stays in the version).
+fn scale_override(version: &Version) -> Option<&'static str> {
+    (version.spo2_scale_basis.as_deref() == Some(Spo2ScaleBasis::NoteOverride.as_str()))
+        .then_some("spo2_scale_override:1")
 }
 
 /// The answer to a POST that created a note version: `201`, `Location`, the note.
@@ -258,11 +266,11 @@ pub async fn create(
                 };
                 let first = Version::new(&note, 1, content, &me.id, None, t);
                 notes::insert(conn, &note, &first)?;
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Create, Resource::Note, Some(&note.id), Some(&patient.id)),
-                )?;
+                let mut event = Event::new(Action::Create, Resource::Note, Some(&note.id), Some(&patient.id));
+                if let Some(detail) = scale_override(&first) {
+                    event = event.detail(detail);
+                }
+                audit::record(conn, &me, event)?;
                 // Vital signs that reach a NEWS2 trigger raise (or update) the patient's flag.
                 if let Some(score) = first.news2()? {
                     flags::alerts::on_note_scored(conn, &mailer, &limits, &me.id, &patient, &note.id, &score, t)?;
@@ -395,11 +403,12 @@ pub async fn amend(
                 check.finish()?;
                 let version = Version::new(&note, current + 1, content, &me.id, Some(reason), now());
                 notes::add_version(conn, &version)?;
+                let overridden = scale_override(&version).map(|d| format!(" {d}")).unwrap_or_default();
                 audit::record(
                     conn,
                     &me,
                     Event::new(Action::Update, Resource::Note, Some(&note.id), Some(&patient.id))
-                        .detail(format!("version:{}", version.version)),
+                        .detail(format!("version:{}{overridden}", version.version)),
                 )?;
                 let view =
                     notes::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;

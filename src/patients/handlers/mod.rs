@@ -89,6 +89,15 @@ impl RegisterPatient {
     }
 }
 
+/// The audit detail of the SpO2-target decision (NEWS2 scale 2 for every later note).
+fn spo2_target_detail(recorded: bool) -> &'static str {
+    if recorded {
+        "spo2_target_88_92:recorded"
+    } else {
+        "spo2_target_88_92:withdrawn"
+    }
+}
+
 pub(crate) fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
     if crate::orgs::ward_exists(conn, code)? {
         Ok(())
@@ -141,14 +150,18 @@ pub async fn register(
                 .ok_or_else(|| AppError::internal("user without organisation"))?;
             let role = access::register_patient(&me, OrgKind::parse(&org.kind).unwrap_or(OrgKind::Clinic))?;
             check_ward(conn, &body.ward_code)?;
+            let target = body.spo2_target_88_92;
+            if target {
+                access::decide_spo2_target(me.profession)?;
+            }
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
             super::team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id)),
-            )?;
+            let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
+            if target {
+                event = event.detail(spo2_target_detail(true));
+            }
+            audit::record(conn, &me, event)?;
             Ok(patient.view(ConsentState::none()))
         })
         .await?;
@@ -314,6 +327,12 @@ pub async fn update(
             if let Some(w) = &body.ward_code {
                 check_ward(conn, w)?;
             }
+            // Recording or withdrawing the 88–92% target is a clinician's decision; sending the
+            // value the patient already has decides nothing.
+            let target = body.spo2_target_88_92.filter(|&t| t != patient.spo2_target_88_92);
+            if target.is_some() {
+                access::decide_spo2_target(me.profession)?;
+            }
             let family_kana = body.family_name_kana.clone().unwrap_or_else(|| patient.family_name_kana.clone());
             let given_kana = body.given_name_kana.clone().unwrap_or_else(|| patient.given_name_kana.clone());
             let (ec_name, ec_rel, ec_phone) = match body.emergency_contact {
@@ -337,12 +356,16 @@ pub async fn update(
                 emergency_contact_name: ec_name,
                 emergency_contact_relationship: ec_rel,
                 emergency_contact_phone: ec_phone,
-                spo2_target_88_92: body.spo2_target_88_92,
+                spo2_target_88_92: target,
             };
             if !super::update(conn, &id, expected, &changes)? {
                 return Err(AppError::precondition_failed());
             }
-            audit::record(conn, &me, Event::new(Action::Update, Resource::Patient, Some(&id), Some(&id)))?;
+            let mut event = Event::new(Action::Update, Resource::Patient, Some(&id), Some(&id));
+            if let Some(recorded) = target {
+                event = event.detail(spo2_target_detail(recorded));
+            }
+            audit::record(conn, &me, event)?;
             let patient = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
             Ok(patient.view(super::consents::state(conn, &id)?))
         })
