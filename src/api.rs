@@ -146,13 +146,12 @@ fn expected(name: &str, message: &str) -> (String, String) {
         return (format!("次の値を指定してください: {only}"), format!("use: {only}"));
     }
     let wrong_type = message.starts_with("invalid type");
-    if name.ends_with("_on") || name.ends_with("_date") || name == "date" {
-        if !wrong_type || message.contains("expected a string") || message.contains("formatted date") {
-            return (
-                "日付は YYYY-MM-DD 形式で入力してください(例: 1938-03-15)。".into(),
-                "write the date as YYYY-MM-DD, e.g. 1938-03-15.".into(),
-            );
-        }
+    let is_date = name.ends_with("_on") || name.ends_with("_date") || name == "date";
+    if is_date && (!wrong_type || message.contains("expected a string") || message.contains("formatted date")) {
+        return (
+            "日付は YYYY-MM-DD 形式で入力してください(例: 1938-03-15)。".into(),
+            "write the date as YYYY-MM-DD, e.g. 1938-03-15.".into(),
+        );
     }
     if name.ends_with("_at") {
         return (
