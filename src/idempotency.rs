@@ -112,6 +112,23 @@ impl Answer {
         }
         serde_json::from_str::<WithId>(&self.body).ok().map(|w| w.id)
     }
+
+    /// A replayed answer hands patient data out again: it is audited as a read of what the first
+    /// request created. A first answer was audited by the work that made it.
+    pub fn audit_replay(
+        &self,
+        conn: &mut crate::db::DbConn,
+        me: &crate::auth::CurrentUser,
+        resource: crate::audit::Resource,
+        patient_id: &str,
+    ) -> AppResult<()> {
+        if !self.replayed {
+            return Ok(());
+        }
+        let id = self.id();
+        let event = crate::audit::Event::new(crate::audit::Action::Read, resource, id.as_deref(), Some(patient_id));
+        crate::audit::record(conn, me, event.detail("idempotent replay"))
+    }
 }
 
 /// Where a key stands.

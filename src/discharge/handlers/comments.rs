@@ -67,19 +67,7 @@ pub async fn add_comment(
                 )?;
                 Answer::json(StatusCode::CREATED, &tasks::comment_view(conn, &comment)?)
             })?;
-            if answer.replayed {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(
-                        Action::Read,
-                        Resource::DischargeTaskComment,
-                        answer.id().as_deref(),
-                        Some(&task.patient_id),
-                    )
-                    .detail("idempotent replay"),
-                )?;
-            }
+            answer.audit_replay(conn, &me, Resource::DischargeTaskComment, &task.patient_id)?;
             Ok(answer)
         })
         .await?;

@@ -119,19 +119,7 @@ pub async fn record_conference(
                 }
                 Answer::json(StatusCode::CREATED, &conferences::view(conn, conference)?)
             })?;
-            if answer.replayed {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(
-                        Action::Read,
-                        Resource::DischargeConference,
-                        answer.id().as_deref(),
-                        Some(&case.patient_id),
-                    )
-                    .detail("idempotent replay"),
-                )?;
-            }
+            answer.audit_replay(conn, &me, Resource::DischargeConference, &case.patient_id)?;
             Ok(answer)
         })
         .await?;

@@ -144,14 +144,7 @@ pub async fn add_task(
                 )?;
                 Answer::json(StatusCode::CREATED, &tasks::view(conn, task, at)?)
             })?;
-            if answer.replayed {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, Resource::DischargeTask, answer.id().as_deref(), Some(&case.patient_id))
-                        .detail("idempotent replay"),
-                )?;
-            }
+            answer.audit_replay(conn, &me, Resource::DischargeTask, &case.patient_id)?;
             Ok(answer)
         })
         .await?;

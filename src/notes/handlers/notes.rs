@@ -278,15 +278,7 @@ pub async fn create(
                 let view = notes::view(conn, &me.id, Listed { note, version: first, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
-            if answer.replayed {
-                let id = answer.id();
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, Resource::Note, id.as_deref(), Some(&patient.id))
-                        .detail("idempotent replay"),
-                )?;
-            }
+            answer.audit_replay(conn, &me, Resource::Note, &patient.id)?;
             Ok(answer)
         })
         .await?;
@@ -414,14 +406,7 @@ pub async fn amend(
                     notes::view(conn, &me.id, Listed { note: note.clone(), version, author_name: me.name.clone() })?;
                 Answer::json(StatusCode::CREATED, &view)
             })?;
-            if answer.replayed {
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&patient.id))
-                        .detail("idempotent replay"),
-                )?;
-            }
+            answer.audit_replay(conn, &me, Resource::Note, &patient.id)?;
             Ok(answer)
         })
         .await?;
