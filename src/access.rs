@@ -862,17 +862,13 @@ pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, rel
     .keeping_changes())
 }
 
-/// Changing a case's dates and moving it through its life: the case's hospital, through its
+/// The case the caller changes the dates of or moves through its life: the case's hospital, through its
 /// staff on the team. Others who may write the patient's data get 403, and the refused attempt
 /// is audited.
-pub fn manage_discharge_case(
-    conn: &mut DbConn,
-    me: &CurrentUser,
-    relation: &Relation,
-    case: &crate::discharge::cases::Case,
-) -> AppResult<()> {
+pub fn case_to_manage(conn: &mut DbConn, me: &CurrentUser, case_id: &str) -> AppResult<crate::discharge::cases::Case> {
+    let (case, relation) = case(conn, me, case_id, Need::Write)?;
     if matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id {
-        return Ok(());
+        return Ok(case);
     }
     audit::record(
         conn,

@@ -350,8 +350,7 @@ pub async fn update(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
-            access::manage_discharge_case(conn, &me, &relation, &case)?;
+            let case = access::case_to_manage(conn, &me, &id)?;
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             let case = workflow::transition(conn, &me, Step::Update { case, expected, details })?;
             cases::view(conn, case, now())
@@ -391,8 +390,7 @@ pub async fn discharge(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
-            access::manage_discharge_case(conn, &me, &relation, &case)?;
+            let case = access::case_to_manage(conn, &me, &id)?;
             let case = workflow::transition(conn, &me, Step::Discharge { case, expected, on, mailer: &mailer })?;
             cases::view(conn, case, now())
         })
@@ -414,8 +412,7 @@ pub async fn close(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
-            access::manage_discharge_case(conn, &me, &relation, &case)?;
+            let case = access::case_to_manage(conn, &me, &id)?;
             let case = workflow::transition(conn, &me, Step::Close { case, expected })?;
             cases::view(conn, case, now())
         })
@@ -448,8 +445,7 @@ pub async fn cancel(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (case, relation) = access::case(conn, &me, &id, Need::Write)?;
-            access::manage_discharge_case(conn, &me, &relation, &case)?;
+            let case = access::case_to_manage(conn, &me, &id)?;
             let case = workflow::transition(conn, &me, Step::Cancel { case, expected, reason })?;
             cases::view(conn, case, now())
         })
