@@ -166,14 +166,14 @@ pub fn edit_user(
     change: &AccountChange,
 ) -> AppResult<()> {
     let administers = manages_accounts_of(me, &target.organization_id)
-        && (me.is_system_admin() || target.role != AccountRole::SystemAdmin.as_str());
+        && (me.is_system_admin() || target.role != AccountRole::SystemAdmin);
     let own = me.id == target.id;
     if !administers && !own {
         // People outside the organisation do not learn that an inactive account exists.
         return Err(if target.active { refuse() } else { AppError::not_found() });
     }
-    let changes_profession = change.profession.is_some_and(|p| p.as_str() != target.profession);
-    let changes_role = change.role.is_some_and(|r| r.as_str() != target.role);
+    let changes_profession = change.profession.is_some_and(|p| p != target.profession);
+    let changes_role = change.role.is_some_and(|r| r != target.role);
     let administrative = change.profession.is_some() || change.role.is_some() || change.active.is_some();
     if own && (changes_profession || changes_role || (!administers && administrative)) {
         audit::record(
@@ -411,7 +411,7 @@ pub fn change_team(
         }
     }
     let (role, profession) = match change {
-        TeamChange::Add { user, role, .. } => (Some(*role), Profession::from_db(&user.profession)?),
+        TeamChange::Add { user, role, .. } => (Some(*role), user.profession),
         TeamChange::Update { role, profession, .. } => (*role, *profession),
     };
     if let Some(needed) = role.and_then(TeamRole::required_profession) {
@@ -641,7 +641,7 @@ pub fn assign_coordinator(conn: &mut DbConn, me: &CurrentUser, ward_code: &str, 
         )
         .keeping_changes());
     }
-    if target.profession != Profession::Physician.as_str() {
+    if target.profession != Profession::Physician {
         return Err(AppError::field(
             "user_id",
             "not_a_physician",
@@ -888,7 +888,7 @@ pub fn case_to_manage(conn: &mut DbConn, me: &CurrentUser, case_id: &str) -> App
 pub fn open_case(conn: &mut DbConn, me: &CurrentUser) -> AppResult<()> {
     let org =
         crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
-    open_discharge_case(OrgKind::from_db(&org.kind)?)
+    open_discharge_case(org.kind)
 }
 
 /// A discharge task goes only to someone who may work on the patient: an active member of the
@@ -934,8 +934,8 @@ pub fn read_ward_caseload(conn: &mut DbConn, me: &CurrentUser, ward_code: &str) 
 
 /// Per-ward counts (no patient-level data): staff of a city ward office, and system
 /// administrators.
-pub fn read_city_summary(me: &CurrentUser, organization_kind: &str) -> AppResult<()> {
-    if me.is_system_admin() || organization_kind == crate::vocab::OrgKind::CityWardOffice.as_str() {
+pub fn read_city_summary(me: &CurrentUser, organization_kind: OrgKind) -> AppResult<()> {
+    if me.is_system_admin() || organization_kind == OrgKind::CityWardOffice {
         Ok(())
     } else {
         Err(refuse())
@@ -1009,7 +1009,7 @@ pub fn team_member_change(
     is_lead: Option<bool>,
 ) -> AppResult<(Patient, team::Member)> {
     let (patient, manager, member) = self::member(conn, me, patient_id, member_id)?;
-    let profession = Profession::from_db(&team::profession_of(conn, &member.user_id)?)?;
+    let profession = team::profession_of(conn, &member.user_id)?;
     change_team(conn, me, manager, &patient.id, &TeamChange::Update { member: &member, profession, role, is_lead })?;
     Ok((patient, member))
 }
@@ -1068,13 +1068,13 @@ pub fn user_creation(
     profession: Profession,
 ) -> AppResult<()> {
     let org = crate::orgs::find(conn, organization_id)?.ok_or_else(AppError::not_found)?;
-    create_user(me, organization_id, OrgKind::from_db(&org.kind)?, role, profession)
+    create_user(me, organization_id, org.kind, role, profession)
 }
 
 /// The account an edit is for (404 when there is none), once [`edit_user`] allows the edit.
 pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &AccountChange) -> AppResult<User> {
     let user = crate::users::find(conn, user_id)?.ok_or_else(AppError::not_found)?;
     let org = crate::orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
-    edit_user(conn, me, &user, OrgKind::from_db(&org.kind)?, change)?;
+    edit_user(conn, me, &user, org.kind, change)?;
     Ok(user)
 }

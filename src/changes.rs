@@ -12,6 +12,7 @@ use chrono::NaiveDateTime;
 use crate::caseload::entries;
 use crate::db::DbConn;
 use crate::error::AppResult;
+use crate::notes::news2::Band;
 use crate::vocab::NoteKind;
 
 /// What happened to one patient's record.
@@ -28,7 +29,7 @@ pub enum Change<'a> {
     /// A consent was recorded or revoked.
     Consent { patient_id: &'a str },
     /// A new note (its first version).
-    NoteAdded { patient_id: &'a str, kind: NoteKind, occurred_at: NaiveDateTime, news2: Option<(i32, &'a str)> },
+    NoteAdded { patient_id: &'a str, kind: NoteKind, occurred_at: NaiveDateTime, news2: Option<(i32, Band)> },
     /// A note was amended or marked entered-in-error.
     NoteVersion { patient_id: &'a str },
     /// A flag was raised, acknowledged, resolved or escalated.

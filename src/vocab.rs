@@ -14,7 +14,11 @@
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal $(($ja:literal, $en:literal))?),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         pub enum $name {
             $(#[serde(rename = $text $(, alias = $ja)?)] $variant),+
         }
@@ -67,6 +71,30 @@ macro_rules! text_enum {
         impl From<$name> for String {
             fn from(value: $name) -> String {
                 value.as_str().to_string()
+            }
+        }
+
+        /// Compared and written as its code in a TEXT column, on either backend, so a query says
+        /// `flags::status.eq(FlagStatus::Active)` and never spells the code itself.
+        impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $name
+        where
+            DB: diesel::backend::Backend,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, DB>) -> diesel::serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        /// Read from a TEXT column; an unknown stored value is a load error.
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $name
+        where
+            DB: diesel::backend::Backend,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<$name> {
+                let value = String::from_sql(bytes)?;
+                $name::parse(&value).ok_or_else(|| format!("unknown {} in database: {value}", stringify!($name)).into())
             }
         }
 
@@ -213,6 +241,14 @@ text_enum! {
     FlagSeverity {
         Urgent => "urgent" ("至急", "Urgent"),
         Emergency => "emergency" ("緊急", "Emergency"),
+    }
+}
+
+text_enum! {
+    /// Who raised a flag: a team member by hand, or the system from a note's NEWS2.
+    FlagSource {
+        Manual => "manual",
+        News2 => "news2",
     }
 }
 

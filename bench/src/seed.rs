@@ -463,9 +463,9 @@ impl From<notebook::Version> for VersionRow {
             spo2: v.spo2,
             spo2_scale: v.spo2_scale,
             on_oxygen: v.on_oxygen,
-            consciousness: v.consciousness,
+            consciousness: v.consciousness.map(String::from),
             news2_total: v.news2_total,
-            news2_band: v.news2_band,
+            news2_band: v.news2_band.map(String::from),
             news2_partial: v.news2_partial,
             news2_subscores: v.news2_subscores,
             next_visit_on: v.next_visit_on,
@@ -1847,10 +1847,10 @@ impl Generator {
         let note = notebook::Note {
             id: self.ids.next(),
             patient_id: plan.id.clone(),
-            kind: kind.as_str().into(),
+            kind,
             author_id: author_id.clone(),
             organization_id: org_id.clone(),
-            author_profession: profession.as_str().into(),
+            author_profession: profession,
             created_at: created,
         };
 
@@ -1950,10 +1950,10 @@ impl Generator {
         self.batch.notes.push(NoteRow {
             id: note.id,
             patient_id: note.patient_id,
-            kind: note.kind,
+            kind: note.kind.into(),
             author_id: note.author_id,
             organization_id: note.organization_id,
-            author_profession: note.author_profession,
+            author_profession: note.author_profession.into(),
             created_at: note.created_at,
         });
     }

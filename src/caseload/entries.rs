@@ -18,10 +18,8 @@ use crate::db::{now, DbConn};
 use crate::discharge::TaskStatus;
 use crate::error::AppResult;
 use crate::notes::current::is_current_version;
+use crate::notes::news2::Band;
 use crate::vocab::{CareLevel, NoteKind};
-
-/// Flags still calling for attention: raised and not yet resolved.
-pub const UNRESOLVED_FLAG: [&str; 2] = ["active", "acknowledged"];
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = caseload_entries)]
@@ -84,7 +82,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
 
     let severities: Vec<String> = flags::table
         .filter(flags::patient_id.eq(patient_id))
-        .filter(flags::status.eq_any(UNRESOLVED_FLAG))
+        .filter(flags::status.eq_any(crate::flags::OPEN))
         .select(flags::severity)
         .load(conn)?;
     let highest_flag_severity = if severities.iter().any(|s| s == "emergency") {
@@ -107,7 +105,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
     let last_visit_at: Option<NaiveDateTime> = note_versions::table
         .inner_join(notes::table)
         .filter(note_versions::patient_id.eq(patient_id))
-        .filter(notes::kind.eq(NoteKind::Visit.as_str()))
+        .filter(notes::kind.eq(NoteKind::Visit))
         .filter(is_current_version!())
         .order(note_versions::occurred_at.desc())
         .select(note_versions::occurred_at)
@@ -192,7 +190,7 @@ pub fn note_added(
     patient_id: &str,
     kind: NoteKind,
     occurred_at: NaiveDateTime,
-    news2: Option<(i32, &str)>,
+    news2: Option<(i32, Band)>,
 ) -> AppResult<()> {
     if kind == NoteKind::Visit {
         diesel::update(

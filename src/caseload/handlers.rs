@@ -158,7 +158,7 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
             let me = bearer.user(conn)?;
             let org = crate::orgs::find(conn, &me.organization_id)?
                 .ok_or_else(|| AppError::internal("user without organisation"))?;
-            access::read_city_summary(&me, &org.kind)?;
+            access::read_city_summary(&me, org.kind)?;
             let now = crate::db::now();
             crate::wards::all(conn)?
                 .into_iter()

@@ -190,7 +190,7 @@ pub fn page(
         q = q.filter(caseload_entries::next_task_due_at.lt(now));
     }
     if let Some(level) = filter.care_level {
-        q = q.filter(caseload_entries::care_level.eq(level.as_str()));
+        q = q.filter(caseload_entries::care_level.eq(level));
     }
     // Rows without a value sort last in both directions; ties — the same value as the column
     // shows it — by kana name, then id. Age and days since the last visit are shown in whole

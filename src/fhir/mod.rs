@@ -28,6 +28,7 @@ use crate::notes::{self, Listed, VersionView};
 use crate::orgs::{self, Organization};
 use crate::patients::{consents, consents::Consent, team, team::MemberView, Patient};
 use crate::users::{self, User};
+use crate::vocab::{FlagSource, FlagStatus};
 
 /// The media type of the export.
 pub const CONTENT_TYPE: &str = "application/fhir+json";
@@ -502,11 +503,11 @@ pub fn flag_priority(total: i32) -> (&'static str, &'static str) {
 }
 
 /// Flag status: active and acknowledged flags are `active`, resolved ones `inactive`.
-pub fn flag_status(status: &str) -> &'static str {
+pub fn flag_status(status: FlagStatus) -> &'static str {
     match status {
-        "resolved" => "inactive",
-        "entered_in_error" => "entered-in-error",
-        _ => "active",
+        FlagStatus::Resolved => "inactive",
+        FlagStatus::EnteredInError => "entered-in-error",
+        FlagStatus::Active | FlagStatus::Acknowledged => "active",
     }
 }
 
@@ -518,17 +519,17 @@ pub fn flag(f: &Flag, news2_total: Option<i32>) -> Value {
     let mut r = json!({
         "resourceType": "Flag",
         "id": f.id,
-        "status": flag_status(&f.status),
+        "status": flag_status(f.status),
         "category": [{
             "coding": [coding("http://terminology.hl7.org/CodeSystem/flag-category", "clinical", "Clinical")],
-            "text": f.severity,
+            "text": f.severity.as_str(),
         }],
         "code": { "text": f.reason },
         "subject": reference("Patient", &f.patient_id),
         "period": period,
     });
     put(&mut r, "author", f.raised_by.as_ref().map(|a| reference("Practitioner", a)));
-    if f.source == "news2" {
+    if f.source == FlagSource::News2 {
         if let Some(total) = news2_total {
             let (code, display) = flag_priority(total);
             r["extension"] = json!([{

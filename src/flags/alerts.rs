@@ -14,7 +14,7 @@ use crate::mail::{self, Mailer, Notice, Severity};
 use crate::notes::news2::News2;
 use crate::patients::{self, Patient};
 use crate::state::AppState;
-use crate::vocab::FlagSeverity;
+use crate::vocab::{FlagSeverity, FlagSource};
 
 fn severity(s: FlagSeverity) -> Severity {
     match s {
@@ -25,9 +25,13 @@ fn severity(s: FlagSeverity) -> Severity {
 
 /// Alerts the team about a new flag, or one that just became more severe.
 pub fn flag_raised(conn: &mut DbConn, mailer: &Mailer, patient: &Patient, flag: &Flag) -> AppResult<usize> {
-    let sev = flag.severity()?;
-    let recipients =
-        super::alert_recipients(conn, &patient.id, sev, flag.raised_by.as_deref().filter(|_| flag.source == "manual"))?;
+    let sev = flag.severity;
+    let recipients = super::alert_recipients(
+        conn,
+        &patient.id,
+        sev,
+        flag.raised_by.as_deref().filter(|_| flag.source == FlagSource::Manual),
+    )?;
     let notice = Notice::FlagRaised {
         severity: severity(sev),
         raised_at: flag.updated_at,

@@ -11,7 +11,7 @@ use crate::auth::{Bearer, CurrentUser};
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::vocab::{FlagSeverity, FlagStatus};
+use crate::vocab::{FlagSeverity, FlagSource, FlagStatus};
 
 /// The answer after a step of `flag` (`moved` tells whether it happened): 409 when the flag was
 /// not in a state that allows the step; else the step is audited and the flag shown as it is now.
@@ -60,7 +60,7 @@ pub async fn raise(
                 NewFlag {
                     patient_id: &patient_id,
                     severity: body.severity,
-                    source: "manual",
+                    source: FlagSource::Manual,
                     source_note_id: None,
                     reason: body.reason,
                     raised_by: Some(&me.id),

@@ -18,16 +18,16 @@ use crate::db::schema::{care_team_members, flags, organizations, patients, users
 use crate::db::{new_id, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::notes::news2::{AlertLevel, News2};
-use crate::vocab::{FlagNotifications, FlagSeverity, FlagStatus, TeamRole};
+use crate::vocab::{FlagNotifications, FlagSeverity, FlagSource, FlagStatus, TeamRole};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = flags)]
 pub struct Flag {
     pub id: String,
     pub patient_id: String,
-    pub severity: String,
-    pub status: String,
-    pub source: String,
+    pub severity: FlagSeverity,
+    pub status: FlagStatus,
+    pub source: FlagSource,
     pub source_note_id: Option<String>,
     pub reason: String,
     pub raised_by: Option<String>,
@@ -50,9 +50,9 @@ pub struct FlagView {
     pub patient_id: String,
     pub patient_family_name: String,
     pub patient_given_name: String,
-    pub severity: String,
-    pub status: String,
-    pub source: String,
+    pub severity: FlagSeverity,
+    pub status: FlagStatus,
+    pub source: FlagSource,
     pub source_note_id: Option<String>,
     pub reason: String,
     pub raised_by: Option<String>,
@@ -71,14 +71,6 @@ pub struct FlagView {
 }
 
 impl Flag {
-    pub fn severity(&self) -> AppResult<FlagSeverity> {
-        FlagSeverity::from_db(&self.severity)
-    }
-
-    pub fn status(&self) -> AppResult<FlagStatus> {
-        FlagStatus::from_db(&self.status)
-    }
-
     fn view(self, family_name: String, given_name: String) -> FlagView {
         FlagView {
             id: self.id,
@@ -134,7 +126,8 @@ fn rank(s: FlagSeverity) -> u8 {
     }
 }
 
-const OPEN: [&str; 2] = ["active", "acknowledged"];
+/// A flag someone still has to act on.
+pub const OPEN: [FlagStatus; 2] = [FlagStatus::Active, FlagStatus::Acknowledged];
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Flag>> {
     Ok(flags::table.find(id).select(Flag::as_select()).first(conn).optional()?)
@@ -153,7 +146,7 @@ fn views(conn: &mut DbConn, rows: Vec<Flag>) -> AppResult<Vec<FlagView>> {
 pub struct NewFlag<'a> {
     pub patient_id: &'a str,
     pub severity: FlagSeverity,
-    pub source: &'static str,
+    pub source: FlagSource,
     pub source_note_id: Option<&'a str>,
     pub reason: String,
     pub raised_by: Option<&'a str>,
@@ -163,9 +156,9 @@ pub fn insert(conn: &mut DbConn, new: NewFlag<'_>, now: NaiveDateTime, limits: &
     let flag = Flag {
         id: new_id(),
         patient_id: new.patient_id.into(),
-        severity: new.severity.as_str().into(),
-        status: FlagStatus::Active.as_str().into(),
-        source: new.source.into(),
+        severity: new.severity,
+        status: FlagStatus::Active,
+        source: new.source,
         source_note_id: new.source_note_id.map(Into::into),
         reason: new.reason,
         raised_by: new.raised_by.map(Into::into),
@@ -212,7 +205,7 @@ pub fn apply_news2(
     let reason = format!("{ja}\n{en}");
     let open: Option<Flag> = flags::table
         .filter(flags::patient_id.eq(patient_id))
-        .filter(flags::source.eq("news2"))
+        .filter(flags::source.eq(FlagSource::News2))
         .filter(flags::status.eq_any(OPEN))
         .order(flags::raised_at.desc())
         .select(Flag::as_select())
@@ -224,7 +217,7 @@ pub fn apply_news2(
             NewFlag {
                 patient_id,
                 severity,
-                source: "news2",
+                source: FlagSource::News2,
                 source_note_id: Some(note_id),
                 reason,
                 raised_by: Some(raised_by),
@@ -234,11 +227,11 @@ pub fn apply_news2(
         )?;
         return Ok(Some(AutoFlag::Raised(flag.id)));
     };
-    if rank(severity) > rank(open.severity()?) {
+    if rank(severity) > rank(open.severity) {
         diesel::update(flags::table.find(&open.id))
             .set((
-                flags::severity.eq(severity.as_str()),
-                flags::status.eq(FlagStatus::Active.as_str()),
+                flags::severity.eq(severity),
+                flags::status.eq(FlagStatus::Active),
                 flags::source_note_id.eq(Some(note_id)),
                 flags::reason.eq(&reason),
                 flags::escalation_level.eq(0),
@@ -274,7 +267,7 @@ pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Flag>> 
 pub fn list_for_patient(conn: &mut DbConn, patient_id: &str, status: Option<FlagStatus>) -> AppResult<Vec<FlagView>> {
     let mut q = flags::table.filter(flags::patient_id.eq(patient_id)).into_boxed();
     if let Some(s) = status {
-        q = q.filter(flags::status.eq(s.as_str()));
+        q = q.filter(flags::status.eq(s));
     }
     let rows = q.order((flags::raised_at.desc(), flags::id.desc())).limit(200).select(Flag::as_select()).load(conn)?;
     views(conn, rows)
@@ -294,7 +287,7 @@ pub fn open_for_member(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<FlagVi
         .select(Flag::as_select())
         .load(conn)?;
     // Most severe first; within a severity, unacknowledged first; then newest.
-    rows.sort_by_key(|f| (f.severity != "emergency", f.status != "active"));
+    rows.sort_by_key(|f| (f.severity != FlagSeverity::Emergency, f.status != FlagStatus::Active));
     views(conn, rows)
 }
 
@@ -310,9 +303,9 @@ fn refresh_for_flag(conn: &mut DbConn, id: &str, n: usize) -> AppResult<bool> {
 
 /// Moves an open flag on; `false` when it was not in a state that allows it.
 pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, note: Option<&str>, now: NaiveDateTime) -> AppResult<bool> {
-    let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq(FlagStatus::Active.as_str())))
+    let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq(FlagStatus::Active)))
         .set((
-            flags::status.eq(FlagStatus::Acknowledged.as_str()),
+            flags::status.eq(FlagStatus::Acknowledged),
             flags::acknowledged_by.eq(Some(by)),
             flags::acknowledged_at.eq(Some(now)),
             flags::acknowledge_note.eq(note),
@@ -334,7 +327,7 @@ pub fn resolve(
 ) -> AppResult<bool> {
     let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq_any(OPEN)))
         .set((
-            flags::status.eq(outcome.as_str()),
+            flags::status.eq(outcome),
             flags::resolved_by.eq(Some(by)),
             flags::resolved_at.eq(Some(now)),
             flags::resolve_note.eq(Some(note)),
@@ -399,7 +392,7 @@ pub struct Escalation {
 /// taken exactly once. The caller sends the notices in the same transaction.
 pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLimits) -> AppResult<Vec<Escalation>> {
     let due: Vec<Flag> = flags::table
-        .filter(flags::status.eq(FlagStatus::Active.as_str()))
+        .filter(flags::status.eq(FlagStatus::Active))
         .filter(flags::next_escalation_at.le(now))
         .order(flags::next_escalation_at.asc())
         .limit(100)
@@ -407,7 +400,7 @@ pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLi
         .load(conn)?;
     let mut steps = Vec::new();
     for flag in due {
-        let severity = flag.severity()?;
+        let severity = flag.severity;
         let backups = role_members(conn, &flag.patient_id, TeamRole::BackupPhysician)?;
         let (level, recipients) = if flag.escalation_level == 0 && !backups.is_empty() {
             (1, backups)
@@ -420,7 +413,7 @@ pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLi
             flags::table
                 .filter(flags::id.eq(&flag.id))
                 .filter(flags::escalation_level.eq(flag.escalation_level))
-                .filter(flags::status.eq(FlagStatus::Active.as_str())),
+                .filter(flags::status.eq(FlagStatus::Active)),
         )
         .set((
             flags::escalation_level.eq(level),
@@ -443,7 +436,7 @@ fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResul
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
         .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
-        .filter(care_team_members::role.eq(role.as_str()))
+        .filter(care_team_members::role.eq(role))
         .filter(care_team_members::ended_at.is_null())
         .filter(users::active.eq(true))
         .filter(organizations::active.eq(true))
@@ -453,9 +446,8 @@ fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResul
 
 /// How many flags are active and how many acknowledged, city-wide (for metrics).
 pub fn count_open(conn: &mut DbConn) -> AppResult<(i64, i64)> {
-    let active = flags::table.filter(flags::status.eq(FlagStatus::Active.as_str())).count().get_result(conn)?;
-    let acknowledged =
-        flags::table.filter(flags::status.eq(FlagStatus::Acknowledged.as_str())).count().get_result(conn)?;
+    let active = flags::table.filter(flags::status.eq(FlagStatus::Active)).count().get_result(conn)?;
+    let acknowledged = flags::table.filter(flags::status.eq(FlagStatus::Acknowledged)).count().get_result(conn)?;
     Ok((active, acknowledged))
 }
 

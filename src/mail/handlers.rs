@@ -5,7 +5,8 @@ use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{self, OutboxEmail};
+use super::outbox::{self, EmailStatus, OutboxEmail};
+use super::templates::MailKind;
 use crate::access;
 use crate::api::{self, Page, PageQuery};
 use crate::auth::Bearer;
@@ -17,8 +18,8 @@ use crate::state::AppState;
 #[derive(Debug, Serialize)]
 pub struct OutboxEmailView {
     pub id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: MailKind,
+    pub status: EmailStatus,
     pub recipient_user_id: Option<String>,
     pub to_address: String,
     pub locale: String,

@@ -75,7 +75,7 @@ impl Mailer {
 
     /// An e-mail to an account, in the account's language.
     pub fn to_user(&self, user: &User, notice: &Notice) -> AppResult<NewEmail> {
-        let locale = Locale::parse(&user.locale).unwrap_or(Locale::Ja);
+        let locale = user.locale;
         let mut email = self.to_address(&user.email, locale, notice)?;
         email.recipient_user_id = Some(user.id.clone());
         Ok(email)

@@ -12,14 +12,19 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::templates::Rendered;
+use super::templates::{MailKind, Rendered};
 use crate::db::schema::email_outbox;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const DEAD: &str = "dead";
+crate::text_enum! {
+    /// An e-mail's delivery: waiting (or being retried), handed to the mail server, or given up.
+    EmailStatus {
+        Pending => "pending",
+        Sent => "sent",
+        Dead => "dead",
+    }
+}
 
 /// Longest error text kept with an e-mail.
 const MAX_ERROR_CHARS: usize = 500;
@@ -32,12 +37,12 @@ pub struct OutboxEmail {
     pub to_address: String,
     pub to_name: Option<String>,
     pub locale: String,
-    pub kind: String,
+    pub kind: MailKind,
     pub subject: String,
     pub body_text: String,
     pub patient_id: Option<String>,
     pub dedupe_key: Option<String>,
-    pub status: String,
+    pub status: EmailStatus,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub locked_until: Option<NaiveDateTime>,
@@ -101,12 +106,12 @@ impl NewEmail {
             to_address: email.to_address,
             to_name: email.to_name,
             locale: email.content.locale().as_str().to_string(),
-            kind: email.content.kind().to_string(),
+            kind: email.content.kind(),
             subject: email.content.subject().to_string(),
             body_text: email.content.body().to_string(),
             patient_id: email.patient_id,
             dedupe_key: email.dedupe_key,
-            status: PENDING.to_string(),
+            status: EmailStatus::Pending,
             attempts: 0,
             next_attempt_at: t,
             locked_until: None,
@@ -198,7 +203,7 @@ pub fn claim(
     diesel::sql_query(sql)
         .bind::<Timestamp, _>(until)
         .bind::<Text, _>(worker)
-        .bind::<Text, _>(PENDING)
+        .bind::<Text, _>(EmailStatus::Pending)
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(limit)
         .execute(conn)?;
@@ -207,7 +212,7 @@ pub fn claim(
     Ok(o::email_outbox
         .filter(o::claimed_by.eq(worker))
         .filter(o::locked_until.eq(until))
-        .filter(o::status.eq(PENDING))
+        .filter(o::status.eq(EmailStatus::Pending))
         .order((o::next_attempt_at.asc(), o::id.asc()))
         .select(OutboxEmail::as_select())
         .load(conn)?)
@@ -221,7 +226,10 @@ pub fn renew(conn: &mut DbConn, worker: &str, ids: &[String], until: NaiveDateTi
     if ids.is_empty() {
         return Ok(0);
     }
-    let mine = o::email_outbox.filter(o::id.eq_any(ids)).filter(o::claimed_by.eq(worker)).filter(o::status.eq(PENDING));
+    let mine = o::email_outbox
+        .filter(o::id.eq_any(ids))
+        .filter(o::claimed_by.eq(worker))
+        .filter(o::status.eq(EmailStatus::Pending));
     Ok(diesel::update(mine).set(o::locked_until.eq(Some(until))).execute(conn)?)
 }
 
@@ -237,12 +245,15 @@ pub enum Outcome {
 /// e-mail (its lease ran out and another worker took it over).
 pub fn record(conn: &mut DbConn, id: &str, worker: &str, outcome: &Outcome) -> AppResult<bool> {
     use email_outbox::dsl as o;
-    let mine = o::email_outbox.filter(o::id.eq(id)).filter(o::claimed_by.eq(worker)).filter(o::status.eq(PENDING));
+    let mine = o::email_outbox
+        .filter(o::id.eq(id))
+        .filter(o::claimed_by.eq(worker))
+        .filter(o::status.eq(EmailStatus::Pending));
     let release = (o::locked_until.eq(None::<NaiveDateTime>), o::claimed_by.eq(None::<String>));
     let n = match outcome {
         Outcome::Sent { at } => diesel::update(mine)
             .set((
-                o::status.eq(SENT),
+                o::status.eq(EmailStatus::Sent),
                 o::attempts.eq(o::attempts + 1),
                 o::sent_at.eq(Some(*at)),
                 o::sent_by.eq(Some(worker)),
@@ -253,7 +264,12 @@ pub fn record(conn: &mut DbConn, id: &str, worker: &str, outcome: &Outcome) -> A
             .set((o::attempts.eq(*attempts), o::next_attempt_at.eq(*at), o::last_error.eq(Some(clip(error))), release))
             .execute(conn)?,
         Outcome::Dead { attempts, error } => diesel::update(mine)
-            .set((o::status.eq(DEAD), o::attempts.eq(*attempts), o::last_error.eq(Some(clip(error))), release))
+            .set((
+                o::status.eq(EmailStatus::Dead),
+                o::attempts.eq(*attempts),
+                o::last_error.eq(Some(clip(error))),
+                release,
+            ))
             .execute(conn)?,
     };
     Ok(n == 1)
@@ -283,22 +299,22 @@ impl Depth {
 pub fn depth(conn: &mut DbConn) -> AppResult<Depth> {
     use diesel::dsl::{count_star, min};
     use email_outbox::dsl as o;
-    let pending: i64 = o::email_outbox.filter(o::status.eq(PENDING)).select(count_star()).first(conn)?;
-    let dead: i64 = o::email_outbox.filter(o::status.eq(DEAD)).select(count_star()).first(conn)?;
+    let pending: i64 = o::email_outbox.filter(o::status.eq(EmailStatus::Pending)).select(count_star()).first(conn)?;
+    let dead: i64 = o::email_outbox.filter(o::status.eq(EmailStatus::Dead)).select(count_star()).first(conn)?;
     let oldest: Option<NaiveDateTime> =
-        o::email_outbox.filter(o::status.eq(PENDING)).select(min(o::created_at)).first(conn)?;
+        o::email_outbox.filter(o::status.eq(EmailStatus::Pending)).select(min(o::created_at)).first(conn)?;
     Ok(Depth { pending, dead, oldest_pending_created_at: oldest })
 }
 
 pub fn count_sent(conn: &mut DbConn) -> AppResult<i64> {
     use email_outbox::dsl as o;
-    Ok(o::email_outbox.filter(o::status.eq(SENT)).select(diesel::dsl::count_star()).first(conn)?)
+    Ok(o::email_outbox.filter(o::status.eq(EmailStatus::Sent)).select(diesel::dsl::count_star()).first(conn)?)
 }
 
 /// Dead e-mails, newest first, one page (`limit + 1` rows, for the cursor).
 pub fn dead_page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> AppResult<Vec<OutboxEmail>> {
     use email_outbox::dsl as o;
-    let mut q = o::email_outbox.filter(o::status.eq(DEAD)).into_boxed();
+    let mut q = o::email_outbox.filter(o::status.eq(EmailStatus::Dead)).into_boxed();
     if let Some(after) = after {
         q = q.filter(o::id.lt(after.to_string()));
     }
@@ -308,9 +324,9 @@ pub fn dead_page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> AppResul
 /// Puts a dead e-mail back in the queue with a fresh count of attempts.
 pub fn retry(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> AppResult<OutboxEmail> {
     use email_outbox::dsl as o;
-    let n = diesel::update(o::email_outbox.filter(o::id.eq(id)).filter(o::status.eq(DEAD)))
+    let n = diesel::update(o::email_outbox.filter(o::id.eq(id)).filter(o::status.eq(EmailStatus::Dead)))
         .set((
-            o::status.eq(PENDING),
+            o::status.eq(EmailStatus::Pending),
             o::attempts.eq(0),
             o::next_attempt_at.eq(now),
             o::locked_until.eq(None::<NaiveDateTime>),

@@ -251,72 +251,73 @@ pub enum Notice {
 
 impl Notice {
     /// The `kind` stored with the e-mail.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> MailKind {
         match self {
-            Notice::FlagRaised { .. } => "flag_raised",
-            Notice::FlagEscalated { .. } => "flag_escalated",
-            Notice::EmergencyAccess { .. } => "emergency_access",
-            Notice::TaskAssigned { .. } => "task_assigned",
-            Notice::CaseOpened { .. } => "case_opened",
-            Notice::PatientDischarged { .. } => "patient_discharged",
-            Notice::IdentificationFailures { .. } => "identification_failures",
-            Notice::OverdueDigest { .. } => "overdue_digest",
-            Notice::AccountLocked { .. } => "account_locked",
-            Notice::TeamChanged { .. } => "team_changed",
-            Notice::OrganizationDeactivated { .. } => "organization_deactivated",
-            Notice::CoordinatorAssigned { .. } => "coordinator_assigned",
-            Notice::Test => "test",
+            Notice::FlagRaised { .. } => MailKind::FlagRaised,
+            Notice::FlagEscalated { .. } => MailKind::FlagEscalated,
+            Notice::EmergencyAccess { .. } => MailKind::EmergencyAccess,
+            Notice::TaskAssigned { .. } => MailKind::TaskAssigned,
+            Notice::CaseOpened { .. } => MailKind::CaseOpened,
+            Notice::PatientDischarged { .. } => MailKind::PatientDischarged,
+            Notice::IdentificationFailures { .. } => MailKind::IdentificationFailures,
+            Notice::OverdueDigest { .. } => MailKind::OverdueDigest,
+            Notice::AccountLocked { .. } => MailKind::AccountLocked,
+            Notice::TeamChanged { .. } => MailKind::TeamChanged,
+            Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
+            Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
+            Notice::Test => MailKind::Test,
         }
     }
 }
 
-/// The kinds of e-mail, as stored.
-pub const KINDS: &[&str] = &[
-    "flag_raised",
-    "flag_escalated",
-    "emergency_access",
-    "task_assigned",
-    "case_opened",
-    "patient_discharged",
-    "identification_failures",
-    "overdue_digest",
-    "account_locked",
-    "team_changed",
-    "organization_deactivated",
-    "coordinator_assigned",
-    "test",
-];
+crate::text_enum! {
+    /// The kinds of e-mail, as stored; one template pair (Japanese, English) each.
+    MailKind {
+        FlagRaised => "flag_raised",
+        FlagEscalated => "flag_escalated",
+        EmergencyAccess => "emergency_access",
+        TaskAssigned => "task_assigned",
+        CaseOpened => "case_opened",
+        PatientDischarged => "patient_discharged",
+        IdentificationFailures => "identification_failures",
+        OverdueDigest => "overdue_digest",
+        AccountLocked => "account_locked",
+        TeamChanged => "team_changed",
+        OrganizationDeactivated => "organization_deactivated",
+        CoordinatorAssigned => "coordinator_assigned",
+        Test => "test",
+    }
+}
 
-fn template(kind: &str, locale: Locale) -> Option<&'static str> {
-    Some(match (kind, locale) {
-        ("flag_raised", Locale::Ja) => include_str!("templates/flag_raised.ja.txt"),
-        ("flag_raised", Locale::En) => include_str!("templates/flag_raised.en.txt"),
-        ("flag_escalated", Locale::Ja) => include_str!("templates/flag_escalated.ja.txt"),
-        ("flag_escalated", Locale::En) => include_str!("templates/flag_escalated.en.txt"),
-        ("emergency_access", Locale::Ja) => include_str!("templates/emergency_access.ja.txt"),
-        ("emergency_access", Locale::En) => include_str!("templates/emergency_access.en.txt"),
-        ("task_assigned", Locale::Ja) => include_str!("templates/task_assigned.ja.txt"),
-        ("task_assigned", Locale::En) => include_str!("templates/task_assigned.en.txt"),
-        ("case_opened", Locale::Ja) => include_str!("templates/case_opened.ja.txt"),
-        ("case_opened", Locale::En) => include_str!("templates/case_opened.en.txt"),
-        ("patient_discharged", Locale::Ja) => include_str!("templates/patient_discharged.ja.txt"),
-        ("patient_discharged", Locale::En) => include_str!("templates/patient_discharged.en.txt"),
-        ("identification_failures", Locale::Ja) => include_str!("templates/identification_failures.ja.txt"),
-        ("identification_failures", Locale::En) => include_str!("templates/identification_failures.en.txt"),
-        ("overdue_digest", Locale::Ja) => include_str!("templates/overdue_digest.ja.txt"),
-        ("overdue_digest", Locale::En) => include_str!("templates/overdue_digest.en.txt"),
-        ("account_locked", Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
-        ("account_locked", Locale::En) => include_str!("templates/account_locked.en.txt"),
-        ("team_changed", Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
-        ("team_changed", Locale::En) => include_str!("templates/team_changed.en.txt"),
-        ("organization_deactivated", Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
-        ("organization_deactivated", Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
-        ("coordinator_assigned", Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
-        ("coordinator_assigned", Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
-        ("test", Locale::Ja) => include_str!("templates/test.ja.txt"),
-        ("test", Locale::En) => include_str!("templates/test.en.txt"),
-        _ => return None,
-    })
+fn template(kind: MailKind, locale: Locale) -> &'static str {
+    match (kind, locale) {
+        (MailKind::FlagRaised, Locale::Ja) => include_str!("templates/flag_raised.ja.txt"),
+        (MailKind::FlagRaised, Locale::En) => include_str!("templates/flag_raised.en.txt"),
+        (MailKind::FlagEscalated, Locale::Ja) => include_str!("templates/flag_escalated.ja.txt"),
+        (MailKind::FlagEscalated, Locale::En) => include_str!("templates/flag_escalated.en.txt"),
+        (MailKind::EmergencyAccess, Locale::Ja) => include_str!("templates/emergency_access.ja.txt"),
+        (MailKind::EmergencyAccess, Locale::En) => include_str!("templates/emergency_access.en.txt"),
+        (MailKind::TaskAssigned, Locale::Ja) => include_str!("templates/task_assigned.ja.txt"),
+        (MailKind::TaskAssigned, Locale::En) => include_str!("templates/task_assigned.en.txt"),
+        (MailKind::CaseOpened, Locale::Ja) => include_str!("templates/case_opened.ja.txt"),
+        (MailKind::CaseOpened, Locale::En) => include_str!("templates/case_opened.en.txt"),
+        (MailKind::PatientDischarged, Locale::Ja) => include_str!("templates/patient_discharged.ja.txt"),
+        (MailKind::PatientDischarged, Locale::En) => include_str!("templates/patient_discharged.en.txt"),
+        (MailKind::IdentificationFailures, Locale::Ja) => include_str!("templates/identification_failures.ja.txt"),
+        (MailKind::IdentificationFailures, Locale::En) => include_str!("templates/identification_failures.en.txt"),
+        (MailKind::OverdueDigest, Locale::Ja) => include_str!("templates/overdue_digest.ja.txt"),
+        (MailKind::OverdueDigest, Locale::En) => include_str!("templates/overdue_digest.en.txt"),
+        (MailKind::AccountLocked, Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
+        (MailKind::AccountLocked, Locale::En) => include_str!("templates/account_locked.en.txt"),
+        (MailKind::TeamChanged, Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
+        (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
+        (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
+        (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
+        (MailKind::CoordinatorAssigned, Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
+        (MailKind::CoordinatorAssigned, Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
+        (MailKind::Test, Locale::Ja) => include_str!("templates/test.ja.txt"),
+        (MailKind::Test, Locale::En) => include_str!("templates/test.en.txt"),
+    }
 }
 
 const FOOTER_JA: &str = "\n--\n\
@@ -336,14 +337,14 @@ const MAX_PARAMETER_CHARS: usize = 120;
 /// An e-mail's text, made only by [`render`], so that every subject comes from a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
-    kind: &'static str,
+    kind: MailKind,
     locale: Locale,
     subject: String,
     body: String,
 }
 
 impl Rendered {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> MailKind {
         self.kind
     }
     pub fn locale(&self) -> Locale {
@@ -516,8 +517,7 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("link", public_url.to_string()));
         }
     }
-    let source =
-        template(kind, locale).ok_or_else(|| AppError::internal(format!("no {kind} template for {locale}")))?;
+    let source = template(kind, locale);
     let (subject, body) = split(source).map_err(AppError::internal)?;
     let subject_params: Vec<(&str, String)> =
         params.iter().filter(|(k, _)| SUBJECT_PARAMETERS.contains(k)).cloned().collect();
@@ -644,7 +644,7 @@ mod tests {
     #[test]
     fn every_kind_renders_in_both_languages() {
         let notices = every_notice("Y.H.");
-        assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), KINDS);
+        assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), MailKind::ALL);
         for notice in &notices {
             for locale in [Locale::Ja, Locale::En] {
                 let r = render(notice, locale, URL).unwrap();
@@ -682,7 +682,7 @@ mod tests {
                     assert!(!line.starts_with("Bcc:"), "{}: a value started a line: {line:?}", notice.kind());
                 }
                 // A value that looks like a placeholder is kept as typed, not filled in.
-                if !matches!(notice.kind(), "overdue_digest" | "account_locked" | "test") {
+                if !matches!(notice.kind(), MailKind::OverdueDigest | MailKind::AccountLocked | MailKind::Test) {
                     assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
                 }
             }
@@ -691,9 +691,9 @@ mod tests {
 
     #[test]
     fn subjects_use_only_closed_vocabulary_parameters() {
-        for kind in KINDS {
+        for &kind in MailKind::ALL {
             for locale in [Locale::Ja, Locale::En] {
-                let (subject, body) = split(template(kind, locale).unwrap()).unwrap();
+                let (subject, body) = split(template(kind, locale)).unwrap();
                 let mut rest = subject;
                 while let Some(start) = rest.find('{') {
                     let end = rest[start..].find('}').unwrap() + start;

@@ -19,7 +19,7 @@ pub const CREATE_ADMIN_COMMAND: &str =
 /// Whether any active system administrator exists (without one nobody can create organisations).
 pub fn system_admin_exists(conn: &mut DbConn) -> AppResult<bool> {
     let count: i64 = users::table
-        .filter(users::role.eq(AccountRole::SystemAdmin.as_str()))
+        .filter(users::role.eq(AccountRole::SystemAdmin))
         .filter(users::active.eq(true))
         .count()
         .get_result(conn)?;

@@ -36,10 +36,10 @@ use crate::vocab::{NoteKind, Profession, Spo2ScaleBasis};
 pub struct Note {
     pub id: String,
     pub patient_id: String,
-    pub kind: String,
+    pub kind: NoteKind,
     pub author_id: String,
     pub organization_id: String,
-    pub author_profession: String,
+    pub author_profession: Profession,
     pub created_at: NaiveDateTime,
 }
 
@@ -64,9 +64,9 @@ pub struct Version {
     pub spo2: Option<i32>,
     pub spo2_scale: Option<i32>,
     pub on_oxygen: Option<bool>,
-    pub consciousness: Option<String>,
+    pub consciousness: Option<Consciousness>,
     pub news2_total: Option<i32>,
-    pub news2_band: Option<String>,
+    pub news2_band: Option<Band>,
     pub news2_partial: Option<bool>,
     pub news2_subscores: Option<String>,
     pub next_visit_on: Option<NaiveDate>,
@@ -78,7 +78,7 @@ pub struct Version {
     pub recorded_at: NaiveDateTime,
     /// Why SpO2 was scored on `spo2_scale` (`Spo2ScaleBasis`); NULL without SpO2 and for
     /// versions recorded before the basis was.
-    pub spo2_scale_basis: Option<String>,
+    pub spo2_scale_basis: Option<Spo2ScaleBasis>,
     /// The reason a note gave for overriding the patient's scale 2.
     pub spo2_scale_reason: Option<String>,
 }
@@ -152,12 +152,12 @@ impl Version {
             respiratory_rate: v.respiratory_rate,
             spo2: v.spo2,
             spo2_scale: v.effective_spo2_scale().map(i32::from),
-            spo2_scale_basis: v.spo2_scale_basis().map(|b| b.as_str().to_string()),
+            spo2_scale_basis: v.spo2_scale_basis(),
             spo2_scale_reason: v.spo2_scale_reason.clone(),
             on_oxygen: v.on_oxygen,
-            consciousness: v.consciousness.map(|c| c.as_str().to_string()),
+            consciousness: v.consciousness,
             news2_total: score.as_ref().map(|s| i32::from(s.total)),
-            news2_band: score.as_ref().map(|s| s.band.as_str().to_string()),
+            news2_band: score.as_ref().map(|s| s.band),
             news2_partial: score.as_ref().map(|s| s.partial),
             news2_subscores: score.as_ref().and_then(|s| serde_json::to_string(&s.subscores).ok()),
             next_visit_on: p.as_ref().map(|p| p.next_visit_on),
@@ -182,13 +182,6 @@ impl Version {
 
     /// The vital signs as given; `None` when the version has none.
     pub fn vitals(&self) -> AppResult<Option<Vitals>> {
-        let consciousness = match &self.consciousness {
-            None => None,
-            Some(c) => Some(
-                Consciousness::parse(c)
-                    .ok_or_else(|| AppError::internal(format!("unknown consciousness in database: {c}")))?,
-            ),
-        };
         let v = Vitals {
             temperature: self.temperature,
             systolic_bp: self.systolic_bp,
@@ -199,7 +192,7 @@ impl Version {
             spo2_scale: self.spo2_scale.and_then(|s| u8::try_from(s).ok()),
             spo2_scale_reason: self.spo2_scale_reason.clone(),
             on_oxygen: self.on_oxygen,
-            consciousness,
+            consciousness: self.consciousness,
         };
         Ok((!v.is_empty()).then_some(v))
     }
@@ -207,7 +200,7 @@ impl Version {
     /// The NEWS2 score stored with the version (not recomputed); `None` without vital signs.
     pub fn news2(&self) -> AppResult<Option<News2>> {
         let (Some(total), Some(band), Some(partial), Some(subscores)) =
-            (self.news2_total, &self.news2_band, self.news2_partial, &self.news2_subscores)
+            (self.news2_total, self.news2_band, self.news2_partial, &self.news2_subscores)
         else {
             return Ok(None);
         };
@@ -215,11 +208,10 @@ impl Version {
             AppError::internal(format!("note {} version {}: stored NEWS2 {what}", self.note_id, self.version))
         };
         let subscores: Subscores = serde_json::from_str(subscores).map_err(|_| corrupt("subscores"))?;
-        let band = Band::parse(band).ok_or_else(|| corrupt("band"))?;
         let total = u8::try_from(total).map_err(|_| corrupt("total"))?;
         let missing: Vec<Parameter> = Parameter::ALL.into_iter().filter(|&p| subscores.get(p).is_none()).collect();
         let max_single = Parameter::ALL.into_iter().filter_map(|p| subscores.get(p)).max().unwrap_or(0);
-        let spo2_scale_basis = self.spo2_scale_basis.as_deref().map(Spo2ScaleBasis::from_db).transpose()?;
+        let spo2_scale_basis = self.spo2_scale_basis;
         let spo2_scale = self.spo2.and(self.spo2_scale.and_then(|s| u8::try_from(s).ok()));
         Ok(Some(News2 { total, band, subscores, missing, partial, max_single, spo2_scale, spo2_scale_basis }))
     }
@@ -238,10 +230,10 @@ pub struct Listed {
 pub struct NoteView {
     pub id: String,
     pub patient_id: String,
-    pub kind: String,
+    pub kind: NoteKind,
     pub author_id: String,
     pub author_name: String,
-    pub author_profession: String,
+    pub author_profession: Profession,
     pub organization_id: String,
     #[serde(serialize_with = "api::utc")]
     pub occurred_at: NaiveDateTime,
@@ -401,13 +393,13 @@ pub fn list(
 ) -> AppResult<Vec<Listed>> {
     let mut q = current_notes!().filter(note_versions::patient_id.eq(patient_id.to_string())).into_boxed();
     if let Some(k) = filter.kind {
-        q = q.filter(notes::kind.eq(k.as_str()));
+        q = q.filter(notes::kind.eq(k));
     }
     if let Some(a) = &filter.author_id {
         q = q.filter(notes::author_id.eq(a.clone()));
     }
     if let Some(p) = filter.profession {
-        q = q.filter(notes::author_profession.eq(p.as_str()));
+        q = q.filter(notes::author_profession.eq(p));
     }
     if let Some(s) = filter.since {
         q = q.filter(note_versions::occurred_at.ge(s));
@@ -474,8 +466,8 @@ pub fn insert(conn: &mut DbConn, note: &Note, first: &Version) -> AppResult<()> 
     diesel::insert_into(notes::table).values(note).execute(conn)?;
     diesel::insert_into(note_versions::table).values(first).execute(conn)?;
     reads::mark(conn, note, &note.author_id, first.recorded_at)?;
-    let news2 = first.news2_total.zip(first.news2_band.as_deref());
-    let kind = NoteKind::from_db(&note.kind)?;
+    let news2 = first.news2_total.zip(first.news2_band);
+    let kind = note.kind;
     crate::changes::record(
         conn,
         crate::changes::Change::NoteAdded { patient_id: &note.patient_id, kind, occurred_at: first.occurred_at, news2 },
@@ -542,10 +534,10 @@ mod tests {
         let note = Note {
             id: "n".into(),
             patient_id: "p".into(),
-            kind: "visit".into(),
+            kind: NoteKind::Visit,
             author_id: "a".into(),
             organization_id: "o".into(),
-            author_profession: "nurse".into(),
+            author_profession: Profession::Nurse,
             created_at: crate::db::now(),
         };
         let vitals = Vitals { respiratory_rate: Some(26), pulse: Some(120), spo2: Some(93), ..Vitals::default() };
@@ -560,6 +552,6 @@ mod tests {
         assert_eq!(v.news2().unwrap(), Some(news2::score(&vitals)));
         // Sent without a scale, SpO2 is scored and shown on scale 1 for a patient without a target.
         assert_eq!(v.vitals().unwrap(), Some(Vitals { spo2_scale: Some(1), ..vitals }));
-        assert_eq!(v.spo2_scale_basis.as_deref(), Some("standard"));
+        assert_eq!(v.spo2_scale_basis, Some(Spo2ScaleBasis::Standard));
     }
 }

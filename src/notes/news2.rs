@@ -11,30 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::vitals::Vitals;
 use crate::vocab::Spo2ScaleBasis;
 
-/// Clinical-response band (DOMAIN.md, NEWS2): `low` for 0–4, `low_medium` when one parameter
-/// scores 3 and the total is below 5, `medium` for 5–6, `high` for 7 or more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    Low,
-    LowMedium,
-    Medium,
-    High,
-}
-
-impl Band {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Band::Low => "low",
-            Band::LowMedium => "low_medium",
-            Band::Medium => "medium",
-            Band::High => "high",
-        }
-    }
-
-    /// Reads a stored band.
-    pub fn parse(value: &str) -> Option<Band> {
-        [Band::Low, Band::LowMedium, Band::Medium, Band::High].into_iter().find(|b| b.as_str() == value)
+crate::text_enum! {
+    /// Clinical-response band (NEWS2; docs/domain.md): `low` for 0–4, `low_medium` when one
+    /// parameter scores 3 and the total is below 5, `medium` for 5–6, `high` for 7 or more.
+    Band {
+        Low => "low",
+        LowMedium => "low_medium",
+        Medium => "medium",
+        High => "high",
     }
 }
 

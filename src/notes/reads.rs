@@ -10,12 +10,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::news2::Band;
 use super::{current_notes, Listed, Note, Version};
 use crate::api;
 use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::per_backend;
+use crate::vocab::{NoteKind, Profession};
 
 /// How many of the newest unread notes `GET /me/unread` shows per patient.
 pub const NEWEST_UNREAD: i64 = 3;
@@ -124,18 +126,18 @@ pub fn newest_unread(conn: &mut DbConn, user_id: &str, patient_id: &str, limit: 
 #[derive(Debug, Serialize)]
 pub struct UnreadNote {
     pub id: String,
-    pub kind: String,
+    pub kind: NoteKind,
     #[serde(serialize_with = "api::utc")]
     pub occurred_at: NaiveDateTime,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
     pub author_id: String,
     pub author_name: String,
-    pub author_profession: String,
+    pub author_profession: Profession,
     pub excerpt: String,
     pub amended: bool,
     pub news2_total: Option<i32>,
-    pub news2_band: Option<String>,
+    pub news2_band: Option<Band>,
 }
 
 /// What is new for one of my patients.

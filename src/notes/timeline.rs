@@ -17,6 +17,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::news2::Band;
 use super::{current_notes, Note, Version};
 use crate::api;
 use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
@@ -25,7 +26,7 @@ use crate::error::{AppResult, Lang};
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
-use crate::vocab::NoteKind;
+use crate::vocab::{FlagSource, NoteKind};
 
 pub const NOTE: &str = "note";
 pub const TEAM_MEMBER_ADDED: &str = "team_member_added";
@@ -42,11 +43,11 @@ const EXCERPT_CHARS: usize = 80;
 /// Details of a note item.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoteDetails {
-    pub kind: String,
+    pub kind: NoteKind,
     pub version: i32,
     pub amended: bool,
     pub news2_total: Option<i32>,
-    pub news2_band: Option<String>,
+    pub news2_band: Option<Band>,
 }
 
 /// Details of a care-team item: whose membership.
@@ -237,7 +238,7 @@ fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item
     )?;
     rows.into_iter()
         .map(|(note, v, author_name)| {
-            let kind = NoteKind::from_db(&note.kind)?;
+            let kind = note.kind;
             let text =
                 if v.text.trim().is_empty() { v.cautions_for_team.clone().unwrap_or_default() } else { v.text.clone() };
             let excerpt = super::excerpt(&text, EXCERPT_CHARS);
@@ -433,16 +434,15 @@ fn flags_raised(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResu
     )?;
     rows.iter()
         .map(|f| {
-            let (sev_ja, sev_en) =
-                if f.severity == "emergency" { ("緊急", "emergency") } else { ("至急", "urgent") };
-            let (how_ja, how_en) = if f.source == "news2" {
+            let (sev_ja, sev_en) = (f.severity.label(Lang::Ja), f.severity.as_str());
+            let (how_ja, how_en) = if f.source == FlagSource::News2 {
                 ("バイタルサインから自動で", "automatically from vital signs")
             } else {
                 ("", "by a team member")
             };
             let summary = (
-                format!("急性増悪フラグ({sev_ja})が{how_ja}立てられました。状態: {}", f.status),
-                format!("A deterioration flag ({sev_en}) was raised {how_en}. Status: {}", f.status),
+                format!("急性増悪フラグ({sev_ja})が{how_ja}立てられました。状態: {}", f.status.label(Lang::Ja)),
+                format!("A deterioration flag ({sev_en}) was raised {how_en}. Status: {}", f.status.label(Lang::En)),
             );
             Ok(Item::new(FLAG_RAISED, f.raised_at, f.id.clone(), summary)
                 .by(names.actor(conn, f.raised_by.as_deref())?))

@@ -6,6 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::news2::Band;
+use super::vitals::Consciousness;
 use super::{current_notes, Version};
 use crate::api;
 use crate::db::schema::note_versions;
@@ -34,7 +36,7 @@ pub struct News2Point {
     #[serde(serialize_with = "api::utc")]
     pub at: NaiveDateTime,
     pub total: i32,
-    pub band: String,
+    pub band: Band,
     pub partial: bool,
     pub note_id: String,
 }
@@ -48,7 +50,7 @@ pub struct Series {
     pub respiratory_rate: Vec<Point<i32>>,
     pub spo2: Vec<Point<i32>>,
     pub on_oxygen: Vec<Point<bool>>,
-    pub consciousness: Vec<Point<String>>,
+    pub consciousness: Vec<Point<Consciousness>>,
     pub news2: Vec<News2Point>,
 }
 
@@ -108,15 +110,9 @@ pub fn series(rows: &[Version]) -> Series {
         push(&mut s.respiratory_rate, v, v.respiratory_rate);
         push(&mut s.spo2, v, v.spo2);
         push(&mut s.on_oxygen, v, v.on_oxygen);
-        push(&mut s.consciousness, v, v.consciousness.clone());
-        if let (Some(total), Some(band), Some(partial)) = (v.news2_total, &v.news2_band, v.news2_partial) {
-            s.news2.push(News2Point {
-                at: v.occurred_at,
-                total,
-                band: band.clone(),
-                partial,
-                note_id: v.note_id.clone(),
-            });
+        push(&mut s.consciousness, v, v.consciousness);
+        if let (Some(total), Some(band), Some(partial)) = (v.news2_total, v.news2_band, v.news2_partial) {
+            s.news2.push(News2Point { at: v.occurred_at, total, band, partial, note_id: v.note_id.clone() });
         }
     }
     s

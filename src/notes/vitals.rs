@@ -11,37 +11,16 @@ use crate::vocab::Spo2ScaleBasis;
 /// The longest reason a note gives for overriding the patient's SpO2 scale.
 pub const SPO2_SCALE_REASON_MAX_CHARS: usize = 1_000;
 
-/// Level of consciousness on the ACVPU scale, sent as `"A"`, `"C"`, `"V"`, `"P"` or `"U"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Consciousness {
-    /// Alert.
-    A,
-    /// New confusion (new-onset or worsening disorientation, delirium).
-    C,
-    /// Responds to voice.
-    V,
-    /// Responds to pain.
-    P,
-    /// Unresponsive.
-    U,
-}
-
-impl Consciousness {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consciousness::A => "A",
-            Consciousness::C => "C",
-            Consciousness::V => "V",
-            Consciousness::P => "P",
-            Consciousness::U => "U",
-        }
-    }
-
-    /// Reads a stored level.
-    pub fn parse(value: &str) -> Option<Consciousness> {
-        [Consciousness::A, Consciousness::C, Consciousness::V, Consciousness::P, Consciousness::U]
-            .into_iter()
-            .find(|c| c.as_str() == value)
+crate::text_enum! {
+    /// Level of consciousness on the ACVPU scale, sent as `"A"`, `"C"`, `"V"`, `"P"` or `"U"`:
+    /// alert; new confusion (new-onset or worsening disorientation, delirium); responds to
+    /// voice; responds to pain; unresponsive.
+    Consciousness {
+        A => "A",
+        C => "C",
+        V => "V",
+        P => "P",
+        U => "U",
     }
 }
 

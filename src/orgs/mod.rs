@@ -18,7 +18,7 @@ use crate::vocab::{OrgKind, OrgService};
 #[diesel(table_name = organizations)]
 pub struct Organization {
     pub id: String,
-    pub kind: String,
+    pub kind: OrgKind,
     pub name: String,
     pub name_kana: Option<String>,
     pub ward_code: Option<String>,
@@ -78,7 +78,7 @@ pub struct OrganizationView {
     pub id: String,
     pub name: String,
     pub name_kana: Option<String>,
-    pub kind: String,
+    pub kind: OrgKind,
     pub ward_code: Option<String>,
     pub address: Option<String>,
     pub phone: Option<String>,
@@ -142,7 +142,7 @@ pub fn insert(conn: &mut DbConn, new: NewOrganization) -> AppResult<Organization
     let t = now();
     let org = Organization {
         id: new_id(),
-        kind: new.kind.as_str().into(),
+        kind: new.kind,
         name: new.name,
         name_kana: new.name_kana,
         ward_code: new.ward_code,
@@ -217,14 +217,14 @@ fn like_literal(s: &str) -> String {
 pub fn search(conn: &mut DbConn, filter: &Filter, after: Option<&str>, limit: i64) -> AppResult<Vec<Organization>> {
     let mut q = organizations::table.filter(organizations::active.eq(true)).into_boxed();
     if let Some(kind) = filter.kind {
-        q = q.filter(organizations::kind.eq(kind.as_str()));
+        q = q.filter(organizations::kind.eq(kind));
     }
     if let Some(ward) = &filter.ward_code {
         q = q.filter(organizations::ward_code.eq(ward.clone()));
     }
     if let Some(service) = filter.service {
         let offering = organization_services::table
-            .filter(organization_services::service.eq(service.as_str()))
+            .filter(organization_services::service.eq(service))
             .select(organization_services::organization_id);
         q = q.filter(organizations::id.eq_any(offering));
     }
@@ -279,7 +279,7 @@ pub fn receiving_office_hours(conn: &mut DbConn, patient_id: &str) -> AppResult<
         .inner_join(organizations::table)
         .filter(m::patient_id.eq(patient_id))
         .filter(m::ended_at.is_null())
-        .filter(m::role.eq(crate::vocab::TeamRole::CareManager.as_str()))
+        .filter(m::role.eq(crate::vocab::TeamRole::CareManager))
         .order((m::is_lead.desc(), m::started_on.asc(), m::id.asc()))
         .select(Organization::as_select())
         .first(conn)
@@ -307,7 +307,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Orga
 pub fn taken_out_of_service(conn: &mut DbConn, mailer: &crate::mail::Mailer, org: &Organization) -> AppResult<usize> {
     use crate::db::schema::care_team_members as m;
     crate::auth::tokens::revoke_sessions_of_organization(conn, &org.id, "organization_deactivated")?;
-    let kind = OrgKind::from_db(&org.kind)?;
+    let kind = org.kind;
     let rows: Vec<(String, i64)> = m::table
         .filter(m::organization_id.eq(&org.id))
         .filter(m::ended_at.is_null())
@@ -326,7 +326,7 @@ pub fn taken_out_of_service(conn: &mut DbConn, mailer: &crate::mail::Mailer, org
             None => m::table
                 .filter(m::patient_id.eq(&patient_id))
                 .filter(m::ended_at.is_null())
-                .filter(m::role.eq(crate::vocab::TeamRole::CareManager.as_str()))
+                .filter(m::role.eq(crate::vocab::TeamRole::CareManager))
                 .filter(m::organization_id.ne(&org.id))
                 .select(m::user_id)
                 .load(conn)?,

@@ -14,7 +14,6 @@ use crate::db::schema::emergency_access;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, Mailer};
-use crate::vocab::OrgKind;
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
 #[diesel(table_name = emergency_access)]
@@ -81,7 +80,7 @@ pub fn open(
     // name could carry a link), and when.
     let org =
         crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
-    let accessor = mail::Described { profession: me.profession, organization: OrgKind::from_db(&org.kind)? };
+    let accessor = mail::Described { profession: me.profession, organization: org.kind };
     let notice = mail::Notice::EmergencyAccess {
         accessor,
         accessed_at: grant.granted_at,

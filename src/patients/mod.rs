@@ -238,11 +238,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &Pati
 /// Sets the status directly (discharge coordination moves a patient between home and hospital).
 pub fn set_status(conn: &mut DbConn, id: &str, status: PatientStatus) -> AppResult<()> {
     diesel::update(patients::table.find(id))
-        .set((
-            patients::status.eq(status.as_str()),
-            patients::version.eq(patients::version + 1),
-            patients::updated_at.eq(now()),
-        ))
+        .set((patients::status.eq(status), patients::version.eq(patients::version + 1), patients::updated_at.eq(now())))
         .execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::Patient { patient_id: id })
 }
@@ -314,10 +310,10 @@ pub fn search_visible(
         q = q.filter(patients::ward_code.eq(w.clone()));
     }
     if let Some(s) = filter.status {
-        q = q.filter(patients::status.eq(s.as_str()));
+        q = q.filter(patients::status.eq(s));
     }
     if let Some(c) = filter.care_level {
-        q = q.filter(patients::care_level.eq(c.as_str()));
+        q = q.filter(patients::care_level.eq(c));
     }
     if let Some(b) = before {
         q = q.filter(patients::id.lt(b.to_string()));

@@ -132,7 +132,7 @@ pub fn lead_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Strin
         return Ok(leads);
     }
     Ok(active
-        .filter(care_team_members::role.eq(TeamRole::CareManager.as_str()))
+        .filter(care_team_members::role.eq(TeamRole::CareManager))
         .select(care_team_members::user_id)
         .load(conn)?)
 }
@@ -261,14 +261,18 @@ pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Str
 }
 
 /// The profession of a member's account, as stored.
-pub fn profession_of(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+pub fn profession_of(conn: &mut DbConn, user_id: &str) -> AppResult<Profession> {
     Ok(users::table.find(user_id).select(users::profession).first(conn)?)
 }
 
 /// A person as an e-mail describes them: profession and the kind of their organisation.
-pub fn person_kind(conn: &mut DbConn, profession: &str, organization_id: &str) -> AppResult<templates::Described> {
-    let kind: String = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
-    Ok(templates::Described { profession: Profession::from_db(profession)?, organization: OrgKind::from_db(&kind)? })
+pub fn person_kind(
+    conn: &mut DbConn,
+    profession: Profession,
+    organization_id: &str,
+) -> AppResult<templates::Described> {
+    let organization: OrgKind = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
+    Ok(templates::Described { profession, organization })
 }
 
 /// Tells the team's lead (as it was before the change) of a change someone else made, in the
@@ -287,8 +291,8 @@ fn tell_lead(
     let member_profession = profession_of(conn, &member.user_id)?;
     let notice = mail::Notice::TeamChanged {
         change,
-        member: person_kind(conn, &member_profession, &member.organization_id)?,
-        actor: person_kind(conn, me.profession.as_str(), &me.organization_id)?,
+        member: person_kind(conn, member_profession, &member.organization_id)?,
+        actor: person_kind(conn, me.profession, &me.organization_id)?,
         changed_at: now(),
         patient: patient.email_label(mailer.patient_label()),
         patient_id: patient.id.clone(),

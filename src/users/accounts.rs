@@ -34,10 +34,9 @@ pub fn edit(
     if expected.is_some_and(|v| v != user.version) {
         return Err(AppError::precondition_failed());
     }
-    let was_admin = user.role == AccountRole::SystemAdmin.as_str() && user.active;
-    let stays_admin =
-        input.role.map_or(user.role == AccountRole::SystemAdmin.as_str(), |r| r == AccountRole::SystemAdmin)
-            && input.active.unwrap_or(user.active);
+    let was_admin = user.role == AccountRole::SystemAdmin && user.active;
+    let stays_admin = input.role.map_or(user.role == AccountRole::SystemAdmin, |r| r == AccountRole::SystemAdmin)
+        && input.active.unwrap_or(user.active);
     if was_admin && !stays_admin && super::count_system_admins(conn, None)? <= 1 {
         return Err(AppError::conflict(
             "最後のシステム管理者は無効化・変更できません。",
@@ -56,8 +55,7 @@ pub fn edit(
     if !super::update(conn, &user.id, user.version, &changes)? {
         return Err(AppError::precondition_failed());
     }
-    if input.profession.is_some_and(|p| p != Profession::Physician) && user.profession == Profession::Physician.as_str()
-    {
+    if input.profession.is_some_and(|p| p != Profession::Physician) && user.profession == Profession::Physician {
         // Coordinating physicians are physicians: the assignments end with the profession.
         crate::wards::coordinators::end_assignments_of(conn, me, &user.id)?;
     }

@@ -21,10 +21,10 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub name_kana: Option<String>,
-    pub profession: String,
-    pub role: String,
+    pub profession: Profession,
+    pub role: AccountRole,
     pub active: bool,
-    pub locale: String,
+    pub locale: Locale,
     pub password_hash: String,
     pub password_changed_at: NaiveDateTime,
     pub totp_secret: Option<String>,
@@ -33,7 +33,7 @@ pub struct User {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    pub flag_notifications: String,
+    pub flag_notifications: FlagNotifications,
 }
 
 /// A user as the API shows them. `email`, `role`, `totp_enabled` and the alert preference are
@@ -47,16 +47,16 @@ pub struct UserView {
     pub email: Option<String>,
     pub name: String,
     pub name_kana: Option<String>,
-    pub profession: String,
+    pub profession: Profession,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<AccountRole>,
     pub active: bool,
-    pub locale: String,
+    pub locale: Locale,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totp_enabled: Option<bool>,
     /// Which deterioration alerts this person receives by e-mail; shown with the e-mail address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub flag_notifications: Option<String>,
+    pub flag_notifications: Option<FlagNotifications>,
     pub version: i32,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
@@ -71,12 +71,12 @@ impl User {
             email: details.then(|| self.email.clone()),
             name: self.name.clone(),
             name_kana: self.name_kana.clone(),
-            profession: self.profession.clone(),
-            role: details.then(|| self.role.clone()),
+            profession: self.profession,
+            role: details.then_some(self.role),
             active: self.active,
-            locale: self.locale.clone(),
+            locale: self.locale,
             totp_enabled: details.then_some(self.totp_enabled),
-            flag_notifications: details.then(|| self.flag_notifications.clone()),
+            flag_notifications: details.then_some(self.flag_notifications),
             version: self.version,
             created_at: self.created_at,
         }
@@ -102,10 +102,10 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
         email: api::normalize_email(new.email),
         name: new.name.into(),
         name_kana: new.name_kana.map(Into::into),
-        profession: new.profession.as_str().into(),
-        role: new.role.as_str().into(),
+        profession: new.profession,
+        role: new.role,
         active: true,
-        locale: new.locale.as_str().into(),
+        locale: new.locale,
         password_hash: new.password_hash,
         password_changed_at: t,
         totp_secret: None,
@@ -114,7 +114,7 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
         version: 1,
         created_at: t,
         updated_at: t,
-        flag_notifications: FlagNotifications::All.as_str().into(),
+        flag_notifications: FlagNotifications::All,
     };
     diesel::insert_into(users::table).values(&user).execute(conn)?;
     Ok(user)
@@ -256,7 +256,7 @@ pub fn set_totp_last_step(conn: &mut DbConn, id: &str, step: i64) -> AppResult<(
 pub fn count_system_admins(conn: &mut DbConn, except_organization: Option<&str>) -> AppResult<i64> {
     let mut q = users::table
         .inner_join(organizations::table)
-        .filter(users::role.eq(AccountRole::SystemAdmin.as_str()))
+        .filter(users::role.eq(AccountRole::SystemAdmin))
         .filter(users::active.eq(true))
         .filter(organizations::active.eq(true))
         .into_boxed();

@@ -568,7 +568,12 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::Spo2Target { patient_id: "", recorded: true },
         Change::Team { patient_id: "" },
         Change::Consent { patient_id: "" },
-        Change::NoteAdded { patient_id: "", kind: NoteKind::Visit, occurred_at: at, news2: Some((7, "high")) },
+        Change::NoteAdded {
+            patient_id: "",
+            kind: NoteKind::Visit,
+            occurred_at: at,
+            news2: Some((7, renkei::notes::news2::Band::High)),
+        },
         Change::NoteVersion { patient_id: "" },
         Change::Flag { patient_id: "" },
         Change::DischargeCase { patient_id: "" },

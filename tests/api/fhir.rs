@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use renkei::fhir;
 use renkei::flags::Flag;
+use renkei::vocab::{FlagSeverity, FlagSource, FlagStatus};
 
 use crate::helpers::{say, TestApp};
 use crate::patients::team;
@@ -334,9 +335,9 @@ fn news2_flag_priority(patient_id: &str, note_id: &str) {
     let flag = |status: &str, source: &str| Flag {
         id: uuid_like(),
         patient_id: patient_id.into(),
-        severity: "emergency".into(),
-        status: status.into(),
-        source: source.into(),
+        severity: FlagSeverity::Emergency,
+        status: FlagStatus::parse(status).unwrap(),
+        source: FlagSource::parse(source).unwrap(),
         source_note_id: Some(note_id.into()),
         reason: "NEWS2".into(),
         raised_by: None,

@@ -104,7 +104,7 @@ pub async fn add_task(
                 if let Some(assignee) = &body.assignee_id {
                     access::task_assignee(conn, &case.patient_id, assignee)?;
                     if profession.is_none() {
-                        profession = crate::users::find(conn, assignee)?.map(|u| u.profession);
+                        profession = crate::users::find(conn, assignee)?.map(|u| u.profession.as_str().to_string());
                     }
                 }
                 let at = now();

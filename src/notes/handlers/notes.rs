@@ -217,8 +217,7 @@ fn physician_info(check: &mut Check, draft: &Draft, occurred_at: NaiveDateTime) 
 /// The audit detail of a version that overrides the patient's SpO2 scale 2 with scale 1: the
 /// override is a clinical decision, so the trail shows it (its reason stays in the version).
 fn scale_override(version: &Version) -> Option<&'static str> {
-    (version.spo2_scale_basis.as_deref() == Some(Spo2ScaleBasis::NoteOverride.as_str()))
-        .then_some("spo2_scale_override:1")
+    (version.spo2_scale_basis == Some(Spo2ScaleBasis::NoteOverride)).then_some("spo2_scale_override:1")
 }
 
 /// The answer to a POST that created a note version: `201`, `Location`, the note.
@@ -258,10 +257,10 @@ pub async fn create(
                 let note = Note {
                     id: new_id(),
                     patient_id: patient.id.clone(),
-                    kind: kind.as_str().into(),
+                    kind,
                     author_id: me.id.clone(),
                     organization_id: me.organization_id.clone(),
-                    author_profession: me.profession.as_str().into(),
+                    author_profession: me.profession,
                     created_at: t,
                 };
                 let first = Version::new(&note, 1, content, &me.id, None, t);
@@ -387,7 +386,7 @@ pub async fn amend(
                 if if_match.is_some_and(|v| v != current) {
                     return Err(AppError::precondition_failed());
                 }
-                let kind = NoteKind::from_db(&note.kind)?;
+                let kind = note.kind;
                 let (reason, draft) = body.draft();
                 let mut check = Check::new();
                 check.text("reason", &reason, REASON_MAX_CHARS);

@@ -17,7 +17,7 @@ use crate::auth::Bearer;
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::vocab::{CareLevel, OrgKind, PatientStatus, Sex};
+use crate::vocab::{CareLevel, PatientStatus, Sex};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,7 +148,7 @@ pub async fn register(
             let me = bearer.user(conn)?;
             let org = crate::orgs::find(conn, &me.organization_id)?
                 .ok_or_else(|| AppError::internal("user without organisation"))?;
-            let role = access::register_patient(&me, OrgKind::parse(&org.kind).unwrap_or(OrgKind::Clinic))?;
+            let role = access::register_patient(&me, org.kind)?;
             check_ward(conn, &body.ward_code)?;
             let target = body.spo2_target_88_92;
             if target {
