@@ -8,6 +8,7 @@ pub mod deadlines;
 pub mod digest;
 pub mod handlers;
 pub mod notices;
+pub mod routing;
 pub mod tasks;
 pub mod templates;
 pub mod workflow;

@@ -249,8 +249,163 @@ async fn joint_discharge_guidance_is_due_by_the_end_of_the_discharge_day(app: Te
     assert_eq!(tasks["joint_discharge_conference"]["status"], json!("completed"));
 }
 
+fn in_list(list: &[Value], tasks: &std::collections::HashMap<String, Value>, key: &str) -> bool {
+    has(list, &tasks[key])
+}
+
+async fn join_team(app: &TestApp, lead: &Person, patient_id: &str, who: &Person, role: &str) -> String {
+    let res = app
+        .post(
+            &format!("/api/v1/patients/{patient_id}/care-team"),
+            &lead.token,
+            json!({"user_id": who.id, "role": role}),
+        )
+        .await
+        .expect(201);
+    id_of(&res.body)
+}
+
+/// The hospital's tasks reach the hospital: a discharge nurse opens a case and finds her hospital's
+/// screening, interview and conference in her own list, the medical social worker of the same
+/// hospital sees them too once on the team, and the visiting nurse's first visit is not in hers.
+/// A task nobody on the team can do — the pharmacist's, on a team without a pharmacist — is shown
+/// as unassigned to the case's opener and the team lead, and goes to the pharmacist who joins.
+async fn tasks_go_to_the_role_on_the_care_team(app: TestApp) {
+    let t = team(&app, "14133").await;
+    let (cm, visiting_nurse) = (&t.care_manager, &t.nurse);
+    let hospital = app.organization(&t.admin, "hospital", "中原中央病院", Some("14133")).await;
+    let discharge_nurse = app.person(&t.admin, &hospital, "nurse", "member").await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let case = open_case(
+        &app,
+        &discharge_nurse,
+        &t.patient_id,
+        json!({"admitted_on": days_from_today(-2), "planned_discharge_on": days_from_today(12)}),
+    )
+    .await;
+    let case_id = id_of(&case);
+    discharge(&app, &discharge_nurse, &case_id, &days_from_today(0)).await;
+    let tasks = case_tasks(&app, &cm.token, &case_id).await;
+    let hospital_tasks = [
+        "discharge_screening",
+        "patient_family_interview",
+        "multidisciplinary_conference",
+        "joint_discharge_conference",
+    ];
+    for key in hospital_tasks {
+        assert_eq!(tasks[key]["team_role"], json!("hospital_staff"), "{key}");
+        assert_eq!(tasks[key]["profession"], json!("social_worker"), "{key}: kept for older clients");
+        assert_eq!(tasks[key]["unassigned"], json!(false), "{key}");
+    }
+    assert_eq!(tasks["first_home_visit"]["team_role"], json!("visiting_nurse"));
+    assert_eq!(tasks["admission_info"]["team_role"], json!("care_manager"));
+    assert_eq!(tasks["home_nursing_order"]["team_role"], json!("primary_physician"));
+    assert_eq!(tasks["medication_reconciliation"]["team_role"], json!("pharmacist"));
+
+    // The discharge nurse's own list: her hospital's tasks, not the visiting nurse's or the care manager's.
+    let hers = my_tasks(&app, &discharge_nurse).await;
+    for key in hospital_tasks {
+        assert!(in_list(&hers, &tasks, key), "{key} in the discharge nurse's list");
+    }
+    assert!(!in_list(&hers, &tasks, "first_home_visit"), "the visiting nurse's task is not hers");
+    assert!(!in_list(&hers, &tasks, "admission_info"));
+    // The visiting nurse's list: her first visit, none of the hospital's tasks.
+    let visiting = my_tasks(&app, visiting_nurse).await;
+    assert!(in_list(&visiting, &tasks, "first_home_visit"));
+    for key in hospital_tasks {
+        assert!(!in_list(&visiting, &tasks, key), "{key} is not the visiting nurse's");
+    }
+
+    // The MSW of the same hospital joins the team: the hospital's tasks are hers too.
+    assert!(!in_list(&my_tasks(&app, &msw).await, &tasks, "discharge_screening"), "not on the team yet");
+    join_team(&app, cm, &t.patient_id, &msw, "hospital_staff").await;
+    let msws = my_tasks(&app, &msw).await;
+    for key in hospital_tasks {
+        assert!(in_list(&msws, &tasks, key), "{key} in the MSW's list");
+    }
+    assert!(!in_list(&msws, &tasks, "first_home_visit"));
+
+    // No pharmacist and no home physician on the team: their tasks are unassigned, in the lists of
+    // the opener (the discharge nurse) and the lead (the care manager), and nobody else's.
+    let tasks = case_tasks(&app, &cm.token, &case_id).await;
+    for key in ["medication_reconciliation", "home_nursing_order", "special_home_nursing_order"] {
+        assert_eq!(tasks[key]["unassigned"], json!(true), "{key}");
+    }
+    let (hers, leads, msws) =
+        (my_tasks(&app, &discharge_nurse).await, my_tasks(&app, cm).await, my_tasks(&app, &msw).await);
+    let unassigned = hers.iter().find(|t| t["template_key"] == json!("medication_reconciliation")).unwrap();
+    assert_eq!(unassigned["unassigned"], json!(true));
+    assert!(in_list(&leads, &tasks, "medication_reconciliation"), "the lead sees the unassigned task");
+    assert!(in_list(&leads, &tasks, "home_nursing_order"));
+    assert!(!in_list(&msws, &tasks, "medication_reconciliation"), "neither the opener nor the lead");
+    assert!(!in_list(&my_tasks(&app, visiting_nurse).await, &tasks, "medication_reconciliation"));
+
+    // A pharmacist joins: the task is hers, and leaves the opener's and the lead's lists.
+    let pharmacy = app.organization(&t.admin, "pharmacy", "中原薬局", Some("14133")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    join_team(&app, cm, &t.patient_id, &pharmacist, "pharmacist").await;
+    let theirs = my_tasks(&app, &pharmacist).await;
+    let found = theirs.iter().find(|t| t["template_key"] == json!("medication_reconciliation")).unwrap();
+    assert_eq!(found["unassigned"], json!(false));
+    assert!(!in_list(&my_tasks(&app, &discharge_nurse).await, &tasks, "medication_reconciliation"));
+    assert!(!in_list(&my_tasks(&app, cm).await, &tasks, "medication_reconciliation"));
+
+    // The visiting nurse leaves the team: her first visit is nobody's, so the lead sees it.
+    app.patch(
+        &format!("/api/v1/patients/{}/care-team/{}", t.patient_id, t.nurse_member_id),
+        &cm.token,
+        json!({"ended_on": days_from_today(0)}),
+        None,
+    )
+    .await
+    .expect(200);
+    let leads = my_tasks(&app, cm).await;
+    let visit = leads.iter().find(|t| t["template_key"] == json!("first_home_visit")).unwrap();
+    assert_eq!(visit["unassigned"], json!(true));
+    assert!(in_list(&my_tasks(&app, &discharge_nurse).await, &tasks, "first_home_visit"), "and the opener");
+
+    // Ad-hoc tasks name a role; an older client's profession names one too.
+    let path = format!("/api/v1/discharge-cases/{case_id}/tasks");
+    let by_role = app
+        .post(&path, &cm.token, json!({"title": "退院時サマリーの送付", "team_role": "hospital_staff"}))
+        .await
+        .expect(201)
+        .body;
+    let by_profession = app
+        .post(&path, &cm.token, json!({"title": "地域連携室への連絡", "profession": "social_worker"}))
+        .await
+        .expect(201);
+    assert_eq!(by_profession.body["team_role"], json!("hospital_staff"));
+    let by_assignee = app
+        .post(&path, &cm.token, json!({"title": "服薬カレンダーの準備", "assignee_id": pharmacist.id}))
+        .await
+        .expect(201);
+    assert_eq!(by_assignee.body["team_role"], json!("pharmacist"), "the assignee's role on the team");
+    let msws = my_tasks(&app, &msw).await;
+    assert!(has(&msws, &by_role) && has(&msws, &by_profession.body));
+    assert!(has(&my_tasks(&app, &discharge_nurse).await, &by_role));
+    let none = app.post(&path, &cm.token, json!({"title": "誰の仕事?"})).await.expect(422);
+    assert_eq!(none.body["errors"][0]["field"], json!("team_role"));
+    assert_eq!(none.body["errors"][0]["code"], json!("assignment_required"));
+    // A task moved to another role follows it.
+    let moved = app
+        .patch(
+            &format!("/api/v1/tasks/{}", id_of(&by_role)),
+            &cm.token,
+            json!({"team_role": "care_manager"}),
+            Some(&etag_of(&by_role)),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(moved["team_role"], json!("care_manager"));
+    assert!(!has(&my_tasks(&app, &msw).await, &moved));
+    assert!(has(&my_tasks(&app, cm).await, &moved));
+}
+
 
 crate::both_backends!(
+    tasks_go_to_the_role_on_the_care_team,
     a_task_speaks_all_twelve_fhir_statuses,
     a_hospital_on_addon_2_screens_within_three_days,
     joint_discharge_guidance_is_due_by_the_end_of_the_discharge_day,
