@@ -403,9 +403,77 @@ async fn tasks_go_to_the_role_on_the_care_team(app: TestApp) {
     assert!(has(&my_tasks(&app, cm).await, &moved));
 }
 
+async fn caseload_row(app: &TestApp, coordinator: &Person, ward: &str, patient_id: &str) -> Value {
+    let res = app.get(&format!("/api/v1/wards/{ward}/caseload?limit=100"), &coordinator.token).await.expect(200);
+    res.body["items"].as_array().unwrap().iter().find(|r| r["id"] == json!(patient_id)).unwrap().clone()
+}
+
+/// After discharge the caseload still shows the case — its overdue first-visit task and the
+/// earliest open deadline — until the case is closed.
+async fn the_caseload_keeps_a_discharged_case_until_it_is_closed(app: TestApp) {
+    let ward = "14131";
+    let t = team(&app, ward).await;
+    let cm = &t.care_manager;
+    let clinic = app.organization(&t.admin, "clinic", "川崎在宅クリニック", Some(ward)).await;
+    let coordinator = app.person(&t.admin, &clinic, "physician", "member").await;
+    app.call("PUT", &format!("/api/v1/wards/{ward}/coordinators/{}", coordinator.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
+    let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some(ward)).await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let row = || caseload_row(&app, &coordinator, ward, &t.patient_id);
+
+    let case = open_case(&app, &msw, &t.patient_id, json!({"admitted_on": days_from_today(-20)})).await;
+    let case_id = id_of(&case);
+    let admitted = row().await;
+    assert_eq!(admitted["open_discharge_case"]["id"], json!(case_id));
+    assert_eq!(admitted["open_discharge_case"]["status"], json!("open"));
+    assert!(admitted["open_discharge_case"]["next_task_due_at"].is_string(), "{admitted}");
+    assert_eq!(
+        admitted["open_discharge_case"]["overdue_tasks"],
+        json!(4),
+        "入院時情報提供, screening, interview, conference"
+    );
+
+    // Discharged five days ago; every task but the first home visit and the information
+    // collection is done.
+    discharge(&app, &msw, &case_id, &days_from_today(-5)).await;
+    let tasks = case_tasks(&app, &cm.token, &case_id).await;
+    for (key, task) in &tasks {
+        if key != "first_home_visit" && key != "discharge_info_collection" {
+            advance(&app, cm, task, &["accepted", "completed"]).await;
+        }
+    }
+    // 退院後初回訪問 within 2 days of discharge: three days overdue; 退院・退所加算 within 7: still due.
+    let discharged = row().await;
+    let open_case = &discharged["open_discharge_case"];
+    assert_eq!(discharged["status"], json!("home"));
+    assert_eq!(open_case["id"], json!(case_id));
+    assert_eq!(open_case["status"], json!("discharged"));
+    assert_eq!(open_case["discharged_on"], json!(days_from_today(-5)));
+    assert_eq!(open_case["overdue_tasks"], json!(1), "the overdue first-visit task");
+    assert_eq!(open_case["next_task_due_at"], json!(end_of_jst_day(&days_from_today(-3))));
+    let path = format!("/api/v1/wards/{ward}/caseload?overdue_tasks=true");
+    let overdue = app.get(&path, &coordinator.token).await.expect(200).body;
+    assert!(overdue["items"].as_array().unwrap().iter().any(|r| r["id"] == json!(t.patient_id)));
+
+    // The visit is made and the information collected: nothing is overdue, and once the hospital
+    // closes the case it leaves the caseload.
+    for key in ["first_home_visit", "discharge_info_collection"] {
+        advance(&app, &t.nurse, &tasks[key], &["accepted", "completed"]).await;
+    }
+    let done = row().await;
+    assert_eq!(done["open_discharge_case"]["overdue_tasks"], json!(0));
+    assert_eq!(done["open_discharge_case"]["next_task_due_at"], Value::Null);
+    app.call("POST", &format!("/api/v1/discharge-cases/{case_id}/close"), Some(&msw.token), None, &[])
+        .await
+        .expect(200);
+    assert_eq!(row().await["open_discharge_case"], Value::Null);
+}
 
 crate::both_backends!(
     tasks_go_to_the_role_on_the_care_team,
+    the_caseload_keeps_a_discharged_case_until_it_is_closed,
     a_task_speaks_all_twelve_fhir_statuses,
     a_hospital_on_addon_2_screens_within_three_days,
     joint_discharge_guidance_is_due_by_the_end_of_the_discharge_day,
