@@ -25,7 +25,7 @@ pub const AD_HOC_SORT_ORDER: i32 = 1000;
 /// The team role that does a task given to a profession by a client that names no role (the
 /// `profession` field older clients send). A nurse's task is the visiting nurse's and a social
 /// worker's the hospital's, as in the seeded templates; the migration
-/// `2026-12-05-000120_task_team_roles` mapped the stored rows the same way.
+/// `2026-12-05-000100_discharge_task_roles_and_deadlines` mapped the stored rows the same way.
 pub const ROLE_FOR_PROFESSION: &[(Profession, TeamRole)] = &[
     (Profession::Physician, TeamRole::PrimaryPhysician),
     (Profession::Nurse, TeamRole::VisitingNurse),

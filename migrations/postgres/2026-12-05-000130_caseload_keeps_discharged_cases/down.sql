@@ -1,2 +1,0 @@
--- Nothing to undo in the schema; the entries are written again at start either way.
-SELECT 1;
