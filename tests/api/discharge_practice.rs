@@ -471,7 +471,51 @@ async fn the_caseload_keeps_a_discharged_case_until_it_is_closed(app: TestApp) {
     assert_eq!(row().await["open_discharge_case"], Value::Null);
 }
 
+/// The day's digest of overdue and due-today tasks follows the same routing: the hospital's MSW is
+/// told of her hospital's screening, and a task nobody on the team can do (the pharmacist's) goes
+/// to the case's opener and the team lead; the visiting nurse, with nothing due, gets nothing.
+async fn the_digest_reaches_the_role_and_the_lead(app: TestApp) {
+    use diesel::prelude::*;
+    use renkei::db::schema::email_outbox as outbox;
+    let t = team(&app, "14132").await;
+    let cm = &t.care_manager;
+    let hospital = app.organization(&t.admin, "hospital", "幸中央病院", Some("14132")).await;
+    let discharge_nurse = app.person(&t.admin, &hospital, "nurse", "member").await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    // Admitted three days ago: the screening is due today. Leaving tomorrow: the medication
+    // reconciliation, which nobody on the team can do, is due today too.
+    open_case(
+        &app,
+        &discharge_nurse,
+        &t.patient_id,
+        json!({"admitted_on": days_from_today(-3), "planned_discharge_on": days_from_today(1)}),
+    )
+    .await;
+    join_team(&app, cm, &t.patient_id, &msw, "hospital_staff").await;
+
+    let mailer = app.mail.clone();
+    let at = today_jst().and_hms_opt(9, 0, 0).unwrap() - Duration::hours(9);
+    let queued = app.db.run(move |conn| renkei::discharge::digest::run(conn, &mailer, at, 8)).await.unwrap();
+    let recipients: Vec<Option<String>> = app
+        .db
+        .run(|conn| {
+            Ok(outbox::table
+                .filter(outbox::kind.eq("overdue_digest"))
+                .select(outbox::recipient_user_id)
+                .load::<Option<String>>(conn)?)
+        })
+        .await
+        .unwrap();
+    let told = |who: &Person| recipients.iter().any(|r| r.as_deref() == Some(who.id.as_str()));
+    assert!(told(&discharge_nurse), "the opener");
+    assert!(told(&msw), "the MSW holds the hospital's role");
+    assert!(told(cm), "the care manager: her own tasks, and as lead the unassigned one");
+    assert!(!told(&t.nurse), "nothing of the visiting nurse's is due");
+    assert_eq!(queued, 3, "{recipients:?}");
+}
+
 crate::both_backends!(
+    the_digest_reaches_the_role_and_the_lead,
     tasks_go_to_the_role_on_the_care_team,
     the_caseload_keeps_a_discharged_case_until_it_is_closed,
     a_task_speaks_all_twelve_fhir_statuses,
