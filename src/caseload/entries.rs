@@ -15,7 +15,7 @@ use crate::db::schema::{
     organizations, patients,
 };
 use crate::db::{now, DbConn};
-use crate::discharge::TaskStatus;
+use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::AppResult;
 use crate::notes::current::is_current_version;
 use crate::notes::news2::Band;
@@ -112,10 +112,12 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         .first(conn)
         .optional()?;
 
-    // The most recently opened case, when more than one is open.
+    // The patient's running case — open, or discharged with its post-discharge tasks (退院後初回訪問,
+    // 退院・退所情報収集) still to do — until it is closed or cancelled; the most recently opened
+    // when there is more than one.
     let open_case: Option<(String, Option<NaiveDate>)> = discharge_cases::table
         .filter(discharge_cases::patient_id.eq(patient_id))
-        .filter(discharge_cases::status.eq("open"))
+        .filter(discharge_cases::status.eq_any(CaseStatus::active_codes()))
         .order((discharge_cases::created_at.desc(), discharge_cases::id.desc()))
         .select((discharge_cases::id, discharge_cases::planned_discharge_on))
         .first(conn)

@@ -16,9 +16,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Integer;
 use serde::Serialize;
 
-use crate::db::schema::{caseload_entries, discharge_tasks, patients};
+use crate::db::schema::{caseload_entries, discharge_cases, discharge_tasks, patients};
 use crate::db::DbConn;
-use crate::discharge::TaskStatus;
+use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::{AppResult, Lang};
 use crate::patients::age_on;
 use crate::vocab::{CareLevel, FlagSeverity, PatientStatus};
@@ -39,10 +39,19 @@ pub struct LatestNews2 {
     pub at: NaiveDateTime,
 }
 
+/// The patient's running discharge case: open while they are in hospital, then discharged
+/// until it is closed or cancelled, since the post-discharge deadlines (退院後初回訪問, 退院・退所加算)
+/// are the ones that matter then.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenCase {
     pub id: String,
+    /// `open` or `discharged`.
+    pub status: CaseStatus,
     pub planned_discharge_on: Option<NaiveDate>,
+    pub discharged_on: Option<NaiveDate>,
+    /// The earliest deadline of its open tasks.
+    #[serde(serialize_with = "crate::api::utc_opt")]
+    pub next_task_due_at: Option<NaiveDateTime>,
     pub overdue_tasks: i64,
 }
 
@@ -269,6 +278,16 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
         .into_iter()
         .collect();
     let case_ids: Vec<&str> = found.iter().filter_map(|e| e.open_case_id.as_deref()).collect();
+    let cases: HashMap<String, (String, Option<NaiveDate>)> = if case_ids.is_empty() {
+        HashMap::new()
+    } else {
+        discharge_cases::table
+            .filter(discharge_cases::id.eq_any(&case_ids))
+            .select((discharge_cases::id, (discharge_cases::status, discharge_cases::discharged_on)))
+            .load::<(String, (String, Option<NaiveDate>))>(conn)?
+            .into_iter()
+            .collect()
+    };
     let overdue: HashMap<String, i64> = if case_ids.is_empty() {
         HashMap::new()
     } else {
@@ -282,7 +301,7 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
             .into_iter()
             .collect()
     };
-    Ok(found
+    found
         .into_iter()
         .filter_map(|e| {
             let (family_name, given_name, family_name_kana, given_name_kana) = names.get(&e.patient_id)?.clone();
@@ -290,12 +309,28 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
                 (Some(total), Some(band), Some(at)) => Some(LatestNews2 { total, band, at }),
                 _ => None,
             };
-            let open_discharge_case = e.open_case_id.map(|id| OpenCase {
-                overdue_tasks: overdue.get(&id).copied().unwrap_or(0),
-                id,
-                planned_discharge_on: e.planned_discharge_on,
-            });
-            Some(Row {
+            let open_discharge_case = match e.open_case_id {
+                None => None,
+                Some(id) => {
+                    let (status, discharged_on) = match cases.get(&id) {
+                        Some((status, discharged_on)) => (CaseStatus::from_db(status), *discharged_on),
+                        None => (Err(crate::error::AppError::internal("caseload entry without its case")), None),
+                    };
+                    let status = match status {
+                        Ok(s) => s,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    Some(OpenCase {
+                        overdue_tasks: overdue.get(&id).copied().unwrap_or(0),
+                        id,
+                        status,
+                        planned_discharge_on: e.planned_discharge_on,
+                        discharged_on,
+                        next_task_due_at: e.next_task_due_at,
+                    })
+                }
+            };
+            Some(Ok(Row {
                 id: e.patient_id,
                 family_name,
                 given_name,
@@ -312,9 +347,9 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
                 open_discharge_case,
                 days_since_last_visit: e.last_visit_at.map(|at| (today - jst_day(at)).num_days().max(0)),
                 consent: ConsentSummary { missing: e.consent_state != "active", state: e.consent_state },
-            })
+            }))
         })
-        .collect())
+        .collect()
 }
 
 /// What a caseload page is narrowed to.

@@ -15,6 +15,7 @@ diesel::table! {
         note -> Nullable<Text>,
         sort_order -> Integer,
         active -> Bool,
+        team_role -> Text,
     }
 }
 
@@ -207,6 +208,7 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        team_role -> Nullable<Text>,
     }
 }
 

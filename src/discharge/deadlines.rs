@@ -15,10 +15,13 @@ use crate::calendar::BusinessHours;
 crate::text_enum! {
     /// The date a task's clock starts from. The admission is always known; the planned discharge
     /// date is set some time into the stay, and the discharge date once the patient has left.
+    /// `discharge_day` is the day the patient leaves: the actual discharge date once known, the
+    /// planned one until then (退院時共同指導 may be held on the day of discharge itself).
     Anchor {
         Admission => "admission",
         PlannedDischarge => "planned_discharge",
         Discharge => "discharge",
+        DischargeDay => "discharge_day",
     }
 }
 
@@ -73,6 +76,7 @@ pub fn due_at(template: &TemplateRule, anchors: &Anchors) -> Option<NaiveDateTim
         Anchor::Admission => admitted_jst.date(),
         Anchor::PlannedDischarge => anchors.planned_discharge_on?,
         Anchor::Discharge => anchors.discharged_on?,
+        Anchor::DischargeDay => anchors.discharged_on.or(anchors.planned_discharge_on)?,
     };
     let mut days = i64::from(template.offset_days);
     if template.due_rule == DueRule::BeforeAnchor {
@@ -151,6 +155,12 @@ mod tests {
     const FIRST_HOME_VISIT: TemplateRule = TemplateRule {
         anchor: Anchor::Discharge,
         offset_days: 2,
+        due_rule: DueRule::EndOfDay,
+        business_hours_rule: false,
+    };
+    const JOINT_DISCHARGE_GUIDANCE: TemplateRule = TemplateRule {
+        anchor: Anchor::DischargeDay,
+        offset_days: 0,
         due_rule: DueRule::EndOfDay,
         business_hours_rule: false,
     };
@@ -340,6 +350,20 @@ mod tests {
         let two_days_before = TemplateRule { offset_days: -2, due_rule: DueRule::EndOfDay, ..CARE_PLAN };
         let anchors = Anchors { planned_discharge_on: Some(date(2026, 1, 1)), ..admitted(jst(2025, 12, 20, 10, 0)) };
         assert_eq!(due_at(&two_days_before, &anchors), Some(end_of(2025, 12, 30)));
+    }
+
+    #[test]
+    fn joint_discharge_guidance_may_be_held_on_the_day_of_discharge() {
+        let admitted_on = admitted(jst(2026, 2, 2, 10, 0));
+        assert_eq!(due_at(&JOINT_DISCHARGE_GUIDANCE, &admitted_on), None, "no discharge date known yet");
+        // Planned for Friday 27 February: due by the end of that day, not the day before.
+        let planned = Anchors { planned_discharge_on: Some(date(2026, 2, 27)), ..admitted_on };
+        assert_eq!(due_at(&JOINT_DISCHARGE_GUIDANCE, &planned), Some(end_of(2026, 2, 27)));
+        // The patient left a day late: the actual day counts.
+        let left = Anchors { discharged_on: Some(date(2026, 2, 28)), ..planned };
+        assert_eq!(due_at(&JOINT_DISCHARGE_GUIDANCE, &left), Some(end_of(2026, 2, 28)));
+        // Other "before discharge" tasks stay due the day before the planned date.
+        assert_eq!(due_at(&CARE_PLAN, &planned), Some(end_of(2026, 2, 26)));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The daily digest of discharge tasks: once a day, from a configured hour in Japan
-//! (`RENKEI_TASK_DIGEST_HOUR`), each assignee and each case opener gets one e-mail listing their
-//! overdue and due-today tasks of cases still running.
+//! (`RENKEI_TASK_DIGEST_HOUR`), each person who does a task (its assignee, or the holders of its
+//! role on the case's team: `routing`) and each case opener gets one e-mail listing their overdue
+//! and due-today tasks of cases still running; a task nobody on the team can do goes to the
+//! opener and the team lead.
 //!
 //! Exactly once per JST day across every instance: the run claims the day by inserting its row
 //! into `task_digest_days` (the primary key refuses a second claim, and the insert skips rather
@@ -18,19 +20,20 @@ use diesel::prelude::*;
 use crate::db::schema::{discharge_cases, discharge_task_templates, discharge_tasks, task_digest_days};
 use crate::db::DbConn;
 use crate::discharge::deadlines;
+use crate::discharge::routing::{self, TaskRef};
 use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, DigestTask, Mailer, Notice, TaskName};
 use crate::state::AppState;
-use crate::vocab::PatientLabel;
+use crate::vocab::{PatientLabel, TeamRole};
 
 /// At most this many tasks are listed in one e-mail (the counts cover them all).
 const MAX_LINES: usize = 50;
 
 /// One open task with what the digest needs of it.
 struct DueTask {
-    assignee_id: Option<String>,
-    opened_by: String,
+    /// Who is told: the case's opener first, then whoever the task is shown to.
+    recipients: Vec<String>,
     due_at: NaiveDateTime,
     name: TaskName,
     patient: String,
@@ -51,9 +54,8 @@ pub fn run(conn: &mut DbConn, mailer: &Mailer, now: NaiveDateTime, hour: u32) ->
     let tasks = due_tasks(conn, end_of_today, mailer.patient_label())?;
     let mut by_person: BTreeMap<String, Vec<&DueTask>> = BTreeMap::new();
     for task in &tasks {
-        by_person.entry(task.opened_by.clone()).or_default().push(task);
-        if let Some(a) = task.assignee_id.as_ref().filter(|a| **a != task.opened_by) {
-            by_person.entry(a.clone()).or_default().push(task);
+        for person in &task.recipients {
+            by_person.entry(person.clone()).or_default().push(task);
         }
     }
     let mut queued = 0;
@@ -105,7 +107,14 @@ fn claim_day(conn: &mut DbConn, day: NaiveDate, instance: &str, now: NaiveDateTi
 /// Open tasks due by `until` of cases still running (open or discharged), overdue first.
 fn due_tasks(conn: &mut DbConn, until: NaiveDateTime, label: PatientLabel) -> AppResult<Vec<DueTask>> {
     let running = [CaseStatus::Open.as_str(), CaseStatus::Discharged.as_str()];
-    type Row = (Option<String>, String, Option<NaiveDateTime>, Option<String>, Option<String>, String);
+    type Row = (
+        (String, String, Option<String>, Option<String>),
+        String,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
     let rows: Vec<Row> = discharge_tasks::table
         .inner_join(discharge_cases::table)
         .left_join(
@@ -117,7 +126,7 @@ fn due_tasks(conn: &mut DbConn, until: NaiveDateTime, label: PatientLabel) -> Ap
         .filter(discharge_cases::status.eq_any(running))
         .order((discharge_tasks::due_at.asc(), discharge_tasks::id.asc()))
         .select((
-            discharge_tasks::assignee_id,
+            (discharge_tasks::id, discharge_tasks::case_id, discharge_tasks::assignee_id, discharge_tasks::team_role),
             discharge_cases::opened_by,
             discharge_tasks::due_at,
             discharge_task_templates::title.nullable(),
@@ -125,10 +134,32 @@ fn due_tasks(conn: &mut DbConn, until: NaiveDateTime, label: PatientLabel) -> Ap
             discharge_tasks::patient_id,
         ))
         .load(conn)?;
+    let roles = rows
+        .iter()
+        .map(|((_, _, _, role), ..)| role.as_deref().map(TeamRole::from_db).transpose())
+        .collect::<AppResult<Vec<_>>>()?;
+    let refs: Vec<TaskRef<'_>> = rows
+        .iter()
+        .zip(&roles)
+        .map(|(((id, case_id, assignee_id, _), _, _, _, _, patient_id), role)| TaskRef {
+            id,
+            case_id,
+            patient_id,
+            assignee_id: assignee_id.as_deref(),
+            team_role: *role,
+        })
+        .collect();
+    let routed = routing::route(conn, &refs)?;
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::with_capacity(rows.len());
-    for (assignee_id, opened_by, due_at, ja, en, patient_id) in rows {
+    for ((id, ..), opened_by, due_at, ja, en, patient_id) in rows {
         let Some(due_at) = due_at else { continue };
+        let mut recipients = vec![opened_by];
+        for person in routed.get(&id).map(|r| r.shown_to.as_slice()).unwrap_or_default() {
+            if !recipients.contains(person) {
+                recipients.push(person.clone());
+            }
+        }
         if !labels.contains_key(&patient_id) {
             let patient = crate::patients::find(conn, &patient_id)?.map(|p| p.email_label(label)).unwrap_or_default();
             labels.insert(patient_id.clone(), patient);
@@ -138,7 +169,7 @@ fn due_tasks(conn: &mut DbConn, until: NaiveDateTime, label: PatientLabel) -> Ap
             (Some(ja), Some(en)) => TaskName::Template { ja, en },
             _ => TaskName::Custom,
         };
-        out.push(DueTask { assignee_id, opened_by, due_at, name, patient: labels[&patient_id].clone() });
+        out.push(DueTask { recipients, due_at, name, patient: labels[&patient_id].clone() });
     }
     Ok(out)
 }

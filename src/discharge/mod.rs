@@ -8,6 +8,7 @@ pub mod deadlines;
 pub mod digest;
 pub mod handlers;
 pub mod notices;
+pub mod routing;
 pub mod tasks;
 pub mod templates;
 pub mod workflow;
@@ -70,50 +71,98 @@ impl CaseStatus {
 }
 
 crate::text_enum! {
-    /// FHIR R4 Task.status, the codes a discharge task uses, with `_` for `-`.
+    /// FHIR R4 Task.status, all twelve codes, with `_` for `-`, in the order FHIR lists them
+    /// (docs/domain.md, "Vocabularies").
     TaskStatus {
+        Draft => "draft",
         Requested => "requested",
+        Received => "received",
         Accepted => "accepted",
         Rejected => "rejected",
+        Ready => "ready",
         Cancelled => "cancelled",
         InProgress => "in_progress",
         OnHold => "on_hold",
+        Failed => "failed",
         Completed => "completed",
+        EnteredInError => "entered_in_error",
     }
 }
 
 impl TaskStatus {
-    /// The statuses of a task still to be done.
-    pub const OPEN: [TaskStatus; 4] =
-        [TaskStatus::Requested, TaskStatus::Accepted, TaskStatus::InProgress, TaskStatus::OnHold];
+    /// The moves a person may make, as data: FHIR Task's state machine as the discharge workflow
+    /// uses it (docs/domain.md, "Task statuses"). A drafted task is requested; a request is
+    /// received, accepted, rejected or started; an accepted task is made ready, started, put on
+    /// hold or completed; work in progress is put on hold, completed or failed. Every task not
+    /// yet final may be cancelled (no longer needed) or marked entered in error (it should never
+    /// have existed). rejected, cancelled, failed, completed and entered_in_error are final: no
+    /// move leaves them.
+    pub const MOVES: &'static [(TaskStatus, TaskStatus)] = {
+        use TaskStatus::*;
+        &[
+            (Draft, Requested),
+            (Draft, Cancelled),
+            (Draft, EnteredInError),
+            (Requested, Received),
+            (Requested, Accepted),
+            (Requested, Rejected),
+            (Requested, Cancelled),
+            (Requested, InProgress),
+            (Requested, EnteredInError),
+            (Received, Accepted),
+            (Received, Rejected),
+            (Received, Cancelled),
+            (Received, InProgress),
+            (Received, EnteredInError),
+            (Accepted, Ready),
+            (Accepted, Cancelled),
+            (Accepted, InProgress),
+            (Accepted, OnHold),
+            (Accepted, Completed),
+            (Accepted, EnteredInError),
+            (Ready, Cancelled),
+            (Ready, InProgress),
+            (Ready, OnHold),
+            (Ready, EnteredInError),
+            (InProgress, Cancelled),
+            (InProgress, OnHold),
+            (InProgress, Failed),
+            (InProgress, Completed),
+            (InProgress, EnteredInError),
+            (OnHold, Cancelled),
+            (OnHold, InProgress),
+            (OnHold, Failed),
+            (OnHold, EnteredInError),
+        ]
+    };
 
+    /// The final statuses: no move leaves them.
+    pub const FINAL: [TaskStatus; 5] = [
+        TaskStatus::Rejected,
+        TaskStatus::Cancelled,
+        TaskStatus::Failed,
+        TaskStatus::Completed,
+        TaskStatus::EnteredInError,
+    ];
+
+    /// A task still to be done is one not final: drafted, requested, received, accepted,
+    /// ready, in progress or on hold.
     pub fn is_open(self) -> bool {
-        Self::OPEN.contains(&self)
+        !Self::FINAL.contains(&self)
     }
 
-    /// Where a task in this status may go next.
+    /// Where a task in this status may go next, in the order FHIR lists the statuses.
     pub fn next(self) -> Vec<TaskStatus> {
         Self::ALL.iter().copied().filter(|s| self.can_become(*s)).collect()
     }
 
     /// The stored text of the open statuses, for queries.
     pub fn open_codes() -> Vec<&'static str> {
-        Self::OPEN.iter().map(|s| s.as_str()).collect()
+        Self::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str()).collect()
     }
 
-    /// The moves a person may make (FHIR Task's state machine, as the discharge workflow uses
-    /// it): requested → accepted, rejected, cancelled or in_progress; accepted → in_progress,
-    /// on_hold, completed or cancelled; in_progress → on_hold, completed or cancelled; on_hold →
-    /// in_progress or cancelled. completed, cancelled and rejected are final.
     pub fn can_become(self, next: TaskStatus) -> bool {
-        use TaskStatus::*;
-        matches!(
-            (self, next),
-            (Requested, Accepted | Rejected | Cancelled | InProgress)
-                | (Accepted, InProgress | OnHold | Completed | Cancelled)
-                | (InProgress, OnHold | Completed | Cancelled)
-                | (OnHold, InProgress | Cancelled)
-        )
+        Self::MOVES.contains(&(self, next))
     }
 }
 
@@ -138,8 +187,42 @@ mod tests {
     }
 
     #[test]
+    fn all_twelve_fhir_statuses_are_known() {
+        let codes: Vec<String> = TaskStatus::ALL.iter().map(|s| s.as_str().replace('_', "-")).collect();
+        assert_eq!(
+            codes,
+            [
+                "draft",
+                "requested",
+                "received",
+                "accepted",
+                "rejected",
+                "ready",
+                "cancelled",
+                "in-progress",
+                "on-hold",
+                "failed",
+                "completed",
+                "entered-in-error"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_open_status_can_be_left_and_ends_somewhere_final() {
+        for from in TaskStatus::ALL.iter().copied().filter(|s| s.is_open()) {
+            assert!(from.can_become(Cancelled), "{from} can be cancelled");
+            assert!(from.can_become(EnteredInError), "{from} can be marked entered in error");
+        }
+        for (from, to) in TaskStatus::MOVES {
+            assert!(from.is_open(), "{from} → {to}: moves leave open statuses only");
+            assert_ne!(from, to);
+        }
+    }
+
+    #[test]
     fn final_statuses_go_nowhere() {
-        for from in [Completed, Cancelled, Rejected] {
+        for from in TaskStatus::FINAL {
             for to in TaskStatus::ALL {
                 assert!(!from.can_become(*to), "{from} → {to}");
             }

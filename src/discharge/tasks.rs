@@ -1,5 +1,6 @@
-//! Discharge tasks: generated from the templates when a case opens, or added by hand; assigned
-//! to a profession or to one team member; worked through FHIR Task's statuses; commented on.
+//! Discharge tasks: generated from the templates when a case opens, or added by hand; done by a
+//! role on the case's care team or by one team member (`routing`); worked through FHIR Task's
+//! statuses; commented on.
 
 use std::collections::HashMap;
 
@@ -8,17 +9,39 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::api;
-use crate::db::schema::{care_team_members, discharge_task_comments, discharge_tasks, users};
+use crate::db::schema::{care_team_members, discharge_task_comments, discharge_tasks, organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::discharge::cases::Case;
 use crate::discharge::deadlines::{self, TemplateRule};
+use crate::discharge::routing::{self, TaskRef};
 use crate::discharge::templates::{self, Anchor, DueRule};
 use crate::discharge::TaskStatus;
 use crate::error::{AppError, AppResult};
-use crate::vocab::Profession;
+use crate::vocab::{Profession, TeamRole};
 
 /// Where ad-hoc tasks sort within a case: after every seeded template.
 pub const AD_HOC_SORT_ORDER: i32 = 1000;
+
+/// The team role that does a task given to a profession by a client that names no role (the
+/// `profession` field older clients send). A nurse's task is the visiting nurse's and a social
+/// worker's the hospital's, as in the seeded templates; the migration
+/// `2026-12-05-000100_discharge_task_roles_and_deadlines` mapped the stored rows the same way.
+pub const ROLE_FOR_PROFESSION: &[(Profession, TeamRole)] = &[
+    (Profession::Physician, TeamRole::PrimaryPhysician),
+    (Profession::Nurse, TeamRole::VisitingNurse),
+    (Profession::Pharmacist, TeamRole::Pharmacist),
+    (Profession::CareManager, TeamRole::CareManager),
+    (Profession::Dentist, TeamRole::Dentist),
+    (Profession::Therapist, TeamRole::Therapist),
+    (Profession::Helper, TeamRole::Helper),
+    (Profession::SocialWorker, TeamRole::HospitalStaff),
+    (Profession::Other, TeamRole::Other),
+];
+
+/// The team role for a task given to this profession ([`ROLE_FOR_PROFESSION`]).
+pub fn role_for_profession(profession: Profession) -> TeamRole {
+    ROLE_FOR_PROFESSION.iter().find(|(p, _)| *p == profession).map_or(TeamRole::Other, |(_, r)| *r)
+}
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = discharge_tasks)]
@@ -47,9 +70,26 @@ pub struct Task {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub team_role: Option<String>,
 }
 
 impl Task {
+    /// The team role that does the task (`None` only for a row no role could be given).
+    pub fn team_role(&self) -> AppResult<Option<TeamRole>> {
+        self.team_role.as_deref().map(TeamRole::from_db).transpose()
+    }
+
+    /// What routing needs of the task.
+    pub fn routing_ref(&self) -> AppResult<TaskRef<'_>> {
+        Ok(TaskRef {
+            id: &self.id,
+            case_id: &self.case_id,
+            patient_id: &self.patient_id,
+            assignee_id: self.assignee_id.as_deref(),
+            team_role: self.team_role()?,
+        })
+    }
+
     /// The profession the task is for (the column may be empty: a task for one team member).
     pub fn profession(&self) -> AppResult<Option<Profession>> {
         self.profession.as_deref().map(Profession::from_db).transpose()
@@ -102,8 +142,14 @@ pub struct TaskView {
     pub title: String,
     pub description: Option<String>,
     pub source: Option<String>,
+    /// Kept for older clients; routing follows `team_role`.
     pub profession: Option<Profession>,
+    /// The role on the case's care team that does the task.
+    pub team_role: Option<TeamRole>,
     pub assignee_id: Option<String>,
+    /// Nobody on the team can do it now: no assignee on the team and nobody in its role. Such a
+    /// task is in the lists of the case's opener and the team lead.
+    pub unassigned: bool,
     #[serde(serialize_with = "api::utc_opt")]
     pub due_at: Option<NaiveDateTime>,
     /// Still open and past its deadline.
@@ -138,6 +184,7 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
             description: template.note.clone(),
             source: Some(template.source.clone()),
             profession: Some(template.profession.as_str().to_string()),
+            team_role: Some(template.team_role.as_str().to_string()),
             assignee_id: None,
             anchor: Some(rule.anchor.as_str().to_string()),
             offset_days: Some(rule.offset_days),
@@ -162,6 +209,12 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
         crate::changes::record(conn, crate::changes::Change::Task { patient_id: &t.patient_id })?;
     }
     Ok(out)
+}
+
+/// The role a member holds on the patient's team now, for a task given to them that names no
+/// role of its own.
+pub fn assignee_role(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppResult<Option<TeamRole>> {
+    crate::patients::team::active_member(conn, patient_id, user_id)?.map(|m| TeamRole::from_db(&m.role)).transpose()
 }
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
@@ -197,6 +250,7 @@ pub struct TaskChanges {
     pub title: Option<String>,
     pub description: Option<Option<String>>,
     pub profession: Option<Option<String>>,
+    pub team_role: Option<Option<String>>,
     pub assignee_id: Option<Option<String>>,
     pub due_at: Option<Option<NaiveDateTime>>,
     #[diesel(serialize_as = String)]
@@ -301,48 +355,47 @@ pub fn complete_open_from_template(
 /// Where a page of "my tasks" starts: after this deadline (None: the tasks without one) and id.
 pub type MyTasksPosition = (Option<NaiveDateTime>, String);
 
-/// The caller's open tasks across every patient on whose team they are now: the tasks assigned
-/// to them, and the unassigned tasks of their profession. Overdue first, then by deadline —
-/// one ordering, since every listed task is open and an open task is overdue exactly when its
-/// deadline has passed: by deadline ascending, tasks without a deadline last, then by id.
-pub fn mine(
-    conn: &mut DbConn,
-    user_id: &str,
-    profession: Profession,
-    after: Option<&MyTasksPosition>,
-    limit: i64,
-) -> AppResult<Vec<Task>> {
-    let on_team = care_team_members::table
-        .filter(care_team_members::user_id.eq(user_id.to_string()))
+/// The caller's open tasks across every patient on whose team they are now: the tasks they do
+/// (assigned to them, or unassigned tasks of a role they hold on the case's team) and, as the
+/// case's opener or the team lead, the tasks nobody on the team can do (`routing`). Overdue
+/// first, then by deadline — one ordering, since every listed task is open and an open task is
+/// overdue exactly when its deadline has passed: by deadline ascending, tasks without a deadline
+/// last, then by id.
+///
+/// Who does a task depends on the whole team, so the caller's patients' open tasks are routed
+/// here and the page is cut from them; a person's patients and their open tasks are few.
+pub fn mine(conn: &mut DbConn, user_id: &str, after: Option<&MyTasksPosition>, limit: i64) -> AppResult<Vec<Task>> {
+    let on_team: Vec<String> = care_team_members::table
+        .inner_join(organizations::table.on(organizations::id.eq(care_team_members::organization_id)))
+        .filter(care_team_members::user_id.eq(user_id))
         .filter(care_team_members::ended_at.is_null())
-        .select(care_team_members::patient_id);
-    let mut q = discharge_tasks::table
-        .filter(discharge_tasks::patient_id.eq_any(on_team))
-        .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))
-        .filter(
-            discharge_tasks::assignee_id
-                .eq(user_id.to_string())
-                .or(discharge_tasks::assignee_id.is_null().and(discharge_tasks::profession.eq(profession.as_str()))),
-        )
-        .into_boxed();
-    match after {
-        Some((Some(due), id)) => {
-            q = q.filter(
-                discharge_tasks::due_at
-                    .gt(*due)
-                    .or(discharge_tasks::due_at.eq(*due).and(discharge_tasks::id.gt(id.clone())))
-                    .or(discharge_tasks::due_at.is_null()),
-            );
-        }
-        Some((None, id)) => {
-            q = q.filter(discharge_tasks::due_at.is_null().and(discharge_tasks::id.gt(id.clone())));
-        }
-        None => {}
+        .filter(organizations::active.eq(true))
+        .select(care_team_members::patient_id)
+        .load(conn)?;
+    let mut open: Vec<Task> = Vec::new();
+    for chunk in on_team.chunks(500) {
+        open.extend(
+            discharge_tasks::table
+                .filter(discharge_tasks::patient_id.eq_any(chunk))
+                .filter(discharge_tasks::status.eq_any(TaskStatus::open_codes()))
+                .select(Task::as_select())
+                .load::<Task>(conn)?,
+        );
     }
-    Ok(q.order((discharge_tasks::due_at.is_null().asc(), discharge_tasks::due_at.asc(), discharge_tasks::id.asc()))
-        .limit(limit + 1)
-        .select(Task::as_select())
-        .load(conn)?)
+    let refs = open.iter().map(Task::routing_ref).collect::<AppResult<Vec<_>>>()?;
+    let routed = routing::route(conn, &refs)?;
+    let mut mine: Vec<Task> = open
+        .into_iter()
+        .filter(|t| routed.get(&t.id).is_some_and(|r| r.shown_to.iter().any(|u| u == user_id)))
+        .filter(|t| match after {
+            None => true,
+            Some((Some(due), id)) => t.due_at.is_none_or(|d| d > *due || (d == *due && t.id > *id)),
+            Some((None, id)) => t.due_at.is_none() && t.id > *id,
+        })
+        .collect();
+    mine.sort_by(|a, b| (a.due_at.is_none(), a.due_at, &a.id).cmp(&(b.due_at.is_none(), b.due_at, &b.id)));
+    mine.truncate(usize::try_from(limit + 1).unwrap_or(usize::MAX));
+    Ok(mine)
 }
 
 /// The cursor position of a task in "my tasks": its deadline (RFC 3339, empty when none) and id.
@@ -398,6 +451,8 @@ pub fn comment_view(conn: &mut DbConn, comment: &Comment) -> AppResult<CommentVi
 /// Views of tasks, in the order given, judged overdue at one instant.
 pub fn views(conn: &mut DbConn, tasks: Vec<Task>, at: NaiveDateTime) -> AppResult<Vec<TaskView>> {
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    let refs = tasks.iter().map(Task::routing_ref).collect::<AppResult<Vec<_>>>()?;
+    let routed = routing::route(conn, &refs)?;
     let mut comments: HashMap<String, Vec<CommentView>> = HashMap::new();
     for c in comments_of(conn, &ids)? {
         comments.entry(c.task_id.clone()).or_default().push(c);
@@ -407,8 +462,12 @@ pub fn views(conn: &mut DbConn, tasks: Vec<Task>, at: NaiveDateTime) -> AppResul
         .map(|t| {
             let open = t.status.is_open();
             let profession = t.profession()?;
+            let team_role = t.team_role()?;
             Ok(TaskView {
                 overdue: deadlines::is_overdue(t.due_at, open, at),
+                // A final task is nobody's to do.
+                unassigned: open && routed.get(&t.id).is_none_or(|r| r.unassigned),
+                team_role,
                 comments: comments.remove(&t.id).unwrap_or_default(),
                 id: t.id,
                 case_id: t.case_id,

@@ -1,5 +1,6 @@
-//! Discharge task templates: the tasks a discharge-coordination case is made of, the profession
-//! each is assigned to, and the deadline rule it follows.
+//! Discharge task templates: the tasks a discharge-coordination case is made of, the role on the
+//! case's care team that does each (and the profession older clients read), and the deadline rule
+//! it follows.
 //!
 //! They are rows of `discharge_task_templates`, seeded by the migration
 //! `2026-11-25-000030_discharge_templates` from the discharge-coordination table of
@@ -15,7 +16,7 @@ use crate::db::DbConn;
 use crate::discharge::deadlines::TemplateRule;
 pub use crate::discharge::deadlines::{Anchor, DueRule};
 use crate::error::AppResult;
-use crate::vocab::Profession;
+use crate::vocab::{Profession, TeamRole};
 
 /// One row of `discharge_task_templates`. An unknown value in a vocabulary column (a row edited
 /// by hand) is a load error, reported rather than guessed at.
@@ -39,6 +40,9 @@ pub struct Template {
     pub note: Option<String>,
     pub sort_order: i32,
     pub active: bool,
+    /// The role on the case's care team that does the task (`crate::discharge::routing`).
+    #[diesel(deserialize_as = String)]
+    pub team_role: TeamRole,
 }
 
 impl Template {

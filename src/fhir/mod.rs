@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::format_utc;
 use crate::db::DbConn;
-use crate::discharge::{cases::Case, tasks::Task};
+use crate::discharge::{cases::Case, tasks::Task, TaskStatus};
 use crate::error::AppResult;
 use crate::flags::Flag;
 use crate::notes::{self, Listed, VersionView};
@@ -571,9 +571,22 @@ pub fn episode_of_care(c: &Case, has_team: bool) -> Value {
     r
 }
 
-/// Task status: ours with `_` written with `-`.
-pub fn task_status(status: &str) -> String {
-    status.replace('_', "-")
+/// Task.status: each of FHIR R4's twelve codes for ours, which spell `-` as `_`.
+pub fn task_status(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Draft => "draft",
+        TaskStatus::Requested => "requested",
+        TaskStatus::Received => "received",
+        TaskStatus::Accepted => "accepted",
+        TaskStatus::Rejected => "rejected",
+        TaskStatus::Ready => "ready",
+        TaskStatus::Cancelled => "cancelled",
+        TaskStatus::InProgress => "in-progress",
+        TaskStatus::OnHold => "on-hold",
+        TaskStatus::Failed => "failed",
+        TaskStatus::Completed => "completed",
+        TaskStatus::EnteredInError => "entered-in-error",
+    }
 }
 
 /// Task: a discharge task, ordered by its case, with its deadline and owner.
@@ -582,7 +595,7 @@ pub fn task(t: &Task) -> Value {
         "resourceType": "Task",
         "id": t.id,
         "basedOn": [reference("EpisodeOfCare", &t.case_id)],
-        "status": task_status(t.status.as_str()),
+        "status": task_status(t.status),
         "intent": "order",
         "priority": "routine",
         "description": t.title,

@@ -231,9 +231,10 @@ async fn scripted_discharge_walkthrough(app: TestApp) {
     assert_eq!(planned.body["planned_discharge_on"], json!("2026-02-27"));
     assert_eq!(planned.header("etag").as_deref(), Some("\"2\""));
     let tasks = case_tasks(&app, &cm.token, &case_id).await;
-    // "Before discharge" is by the end of the day before.
+    // "Before discharge" is by the end of the day before; the joint guidance may be held on the
+    // day of discharge itself.
+    assert_eq!(due(&tasks, "joint_discharge_conference"), json!(end_of_jst_day("2026-02-27")));
     for key in [
-        "joint_discharge_conference",
         "care_plan",
         "home_nursing_order",
         "special_home_nursing_order",
@@ -504,7 +505,7 @@ async fn illegal_moves_are_refused(app: TestApp) {
         .expect(409);
     assert_eq!(
         english.body["detail"],
-        json!("A task cannot move from requested to on_hold. From requested it may move to: accepted, rejected, cancelled, in_progress")
+        json!("A task cannot move from requested to on_hold. From requested it may move to: received, accepted, rejected, cancelled, in_progress, entered_in_error")
     );
     assert_eq!(app.get(&task_path, &cm.token).await.expect(200).body["version"], json!(1), "nothing changed");
     // Final statuses stay final.

@@ -17,7 +17,7 @@ const DOMAIN_LINES: &[(&str, Anchor, i32, Profession)] = &[
     ("discharge_screening", Anchor::Admission, 3, Profession::SocialWorker),
     ("patient_family_interview", Anchor::Admission, 7, Profession::SocialWorker),
     ("multidisciplinary_conference", Anchor::Admission, 7, Profession::SocialWorker),
-    ("joint_discharge_conference", Anchor::PlannedDischarge, 0, Profession::SocialWorker),
+    ("joint_discharge_conference", Anchor::DischargeDay, 0, Profession::SocialWorker),
     ("discharge_info_collection", Anchor::Discharge, 7, Profession::CareManager),
     ("care_plan", Anchor::PlannedDischarge, 0, Profession::CareManager),
     ("home_nursing_order", Anchor::PlannedDischarge, 0, Profession::Physician),
@@ -27,10 +27,10 @@ const DOMAIN_LINES: &[(&str, Anchor, i32, Profession)] = &[
     ("first_home_visit", Anchor::Discharge, 2, Profession::Nurse),
 ];
 
-/// Where the table gives a second deadline: 入院時情報連携加算(II), 入退院支援加算2, and the
-/// interview on long-term-care wards.
+/// Where the table gives a second deadline: 入院時情報連携加算(II), 入退院支援加算2 (3 days since the
+/// 2020 revision, like 加算1), and the interview on long-term-care wards.
 const VARIANTS: &[(&str, i32)] =
-    &[("admission_info_ii", 2), ("discharge_screening_addon2", 7), ("patient_family_interview_long_term_care", 14)];
+    &[("admission_info_ii", 2), ("discharge_screening_addon2", 3), ("patient_family_interview_long_term_care", 14)];
 
 fn check_seeded_templates(conn: &mut DbConn) {
     let active = active_templates(conn).unwrap();
@@ -41,7 +41,8 @@ fn check_seeded_templates(conn: &mut DbConn) {
         let rule = template.rule();
         assert_eq!((rule.anchor, rule.offset_days), (anchor, offset_days), "{key}");
         assert_eq!(template.profession, profession, "{key}");
-        // Tasks "before discharge" are the ones anchored on the planned discharge date.
+        // Tasks "before discharge" are the ones anchored on the planned discharge date; the joint
+        // discharge guidance may be held on the discharge day itself, by the end of that day.
         let before = if anchor == Anchor::PlannedDischarge { DueRule::BeforeAnchor } else { DueRule::EndOfDay };
         assert_eq!(rule.due_rule, before, "{key}");
         assert!(!template.title.is_ascii() && template.title_en.is_ascii(), "{key}: Japanese and English titles");
@@ -57,6 +58,9 @@ fn check_seeded_templates(conn: &mut DbConn) {
         assert!(!variant.active, "{key}: a variant is off until a city chooses it");
         assert_eq!(variant.rule().offset_days, offset_days, "{key}");
     }
+    let addon2 = all.iter().find(|t| t.key == "discharge_screening_addon2").unwrap();
+    assert!(addon2.source.contains("2020"), "the source names the revision: {}", addon2.source);
+    assert!(addon2.note.as_deref().unwrap_or_default().contains("3日以内"), "{:?}", addon2.note);
 
     // A seeded row through the deadline rules: admitted on Saturday 31 January 2026 at 10:00 JST
     // (01:00 UTC), a day the common office is closed, the home-life information is due by the

@@ -17,6 +17,7 @@ mod caseload;
 mod contract;
 mod digest;
 mod discharge;
+mod discharge_practice;
 mod discharge_templates;
 mod docs;
 mod errors;

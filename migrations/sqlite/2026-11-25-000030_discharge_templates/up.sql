@@ -49,7 +49,8 @@ VALUES
      '入院時情報連携加算(II) (2024改定)',
      '加算(II): 入院日の翌日または翌々日。既定は加算(I)の admission_info。',
      11, FALSE),
-    -- 入退院支援加算1: screening within 3 days of admission (加算2: 7 days).
+    -- 入退院支援加算1: screening within 3 days of admission. 加算2 has been 3 days too since the 2020
+    -- revision (7 days before it): 2026-12-05-000100_discharge_task_roles_and_deadlines corrects its row.
     ('discharge_screening', '退院困難者スクリーニング', 'Screening for patients who will find discharge hard',
      'social_worker', 'admission', 3, 'end_of_day', FALSE,
      '入退院支援加算1',

@@ -18,7 +18,7 @@ use crate::discharge::{deadlines, notices, TaskStatus};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Answer};
 use crate::state::AppState;
-use crate::vocab::Profession;
+use crate::vocab::{Profession, TeamRole};
 
 /// `GET /discharge-cases/{id}/tasks`: every task of the case, in the templates' order.
 pub async fn list_tasks(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>) -> AppResult<HttpResponse> {
@@ -45,14 +45,18 @@ pub async fn list_tasks(state: web::Data<AppState>, bearer: Bearer, path: web::P
 pub struct NewTask {
     pub title: String,
     pub description: Option<String>,
+    /// For older clients: a task for a profession goes to the team role of that profession
+    /// (`tasks::ROLE_FOR_PROFESSION`) unless `team_role` is given.
     pub profession: Option<Profession>,
+    pub team_role: Option<TeamRole>,
     pub assignee_id: Option<Id>,
     pub due_at: Option<DateTime<FixedOffset>>,
     /// By the end of this day in Japan.
     pub due_on: Option<NaiveDate>,
 }
 
-/// `POST /discharge-cases/{id}/tasks`: an ad-hoc task, for a profession or a team member.
+/// `POST /discharge-cases/{id}/tasks`: an ad-hoc task, for a role on the team (or a profession,
+/// which names one) or a team member.
 /// Offline-safe with `Idempotency-Key`.
 pub async fn add_task(
     state: web::Data<AppState>,
@@ -69,12 +73,12 @@ pub async fn add_task(
     check.required_line("title", &body.title, 200);
     check.optional_text("description", body.description.as_deref(), 2000);
     check.optional_id("assignee_id", body.assignee_id.as_ref());
-    if body.profession.is_none() && body.assignee_id.is_none() {
+    if body.team_role.is_none() && body.profession.is_none() && body.assignee_id.is_none() {
         check.push(
-            "profession",
+            "team_role",
             "assignment_required",
-            "担当職種 profession か担当者 assignee_id を指定してください。",
-            "Assign the task to a profession or to a team member (assignee_id).",
+            "担当する役割 team_role(または職種 profession)か担当者 assignee_id を指定してください。",
+            "Assign the task to a role on the care team (team_role, or a profession) or to a team member (assignee_id).",
         );
     }
     let due_at = match (body.due_at, body.due_on) {
@@ -101,10 +105,14 @@ pub async fn add_task(
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 require_active(&case)?;
                 let mut profession = body.profession.map(|p| p.as_str().to_string());
+                let mut team_role = body.team_role.or(body.profession.map(tasks::role_for_profession));
                 if let Some(assignee) = &body.assignee_id {
                     access::task_assignee(conn, &case.patient_id, assignee)?;
                     if profession.is_none() {
                         profession = crate::users::find(conn, assignee)?.map(|u| u.profession.as_str().to_string());
+                    }
+                    if team_role.is_none() {
+                        team_role = tasks::assignee_role(conn, &case.patient_id, assignee)?;
                     }
                 }
                 let at = now();
@@ -132,6 +140,7 @@ pub async fn add_task(
                     version: 1,
                     created_at: at,
                     updated_at: at,
+                    team_role: team_role.map(|r| r.as_str().to_string()),
                 };
                 tasks::insert(conn, &task)?;
                 if let Some(assignee) = &task.assignee_id {
@@ -181,6 +190,8 @@ pub struct UpdateTask {
     pub assignee_id: Option<Option<Id>>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
     pub profession: Option<Option<Profession>>,
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    pub team_role: Option<Option<TeamRole>>,
     /// Ad-hoc tasks only: a task from a template follows its rule.
     #[serde(default, deserialize_with = "crate::api::double_option")]
     pub due_at: Option<Option<DateTime<FixedOffset>>>,
@@ -230,16 +241,20 @@ pub async fn update_task(
                 access::task_assignee(conn, &task.patient_id, assignee)?;
             }
             let assignee_after = assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
-            let profession_after = match &body.profession {
-                Some(p) => p.map(|p| p.as_str().to_string()),
-                None => task.profession.clone(),
+            // A new profession from an older client names the role that does the task, unless
+            // the role is given too.
+            let team_role: Option<Option<String>> = match (body.team_role, body.profession) {
+                (Some(role), _) => Some(role.map(|r| r.as_str().to_string())),
+                (None, Some(Some(p))) => Some(Some(tasks::role_for_profession(p).as_str().to_string())),
+                _ => None,
             };
-            if assignee_after.is_none() && profession_after.is_none() {
+            let team_role_after = team_role.clone().unwrap_or_else(|| task.team_role.clone());
+            if assignee_after.is_none() && team_role_after.is_none() {
                 return Err(AppError::field(
                     "assignee_id",
                     "assignment_required",
-                    "タスクには担当職種か担当者のどちらかが必要です。",
-                    "A task stays assigned to a profession or to a team member.",
+                    "タスクには担当する役割か担当者のどちらかが必要です。",
+                    "A task stays assigned to a role on the care team or to a team member.",
                 ));
             }
             if body.due_at.is_some() && task.template_key.is_some() {
@@ -256,6 +271,7 @@ pub async fn update_task(
                 status_reason: body.status_reason,
                 assignee_id: assignee_id.clone(),
                 profession: body.profession.map(|p| p.map(|p| p.as_str().to_string())),
+                team_role,
                 due_at: body.due_at.map(|d| d.map(utc)),
                 completed_at: completing.then(|| Some(now())),
                 completed_by: completing.then(|| Some(me.id.clone())),
@@ -277,7 +293,8 @@ pub async fn update_task(
     Ok(etagged(view.version, &view))
 }
 
-/// `GET /me/tasks`: the caller's open tasks and their profession's unassigned ones, across the
+/// `GET /me/tasks`: the tasks the caller does — assigned to them, or of a role they hold on the
+/// case's team — and, as a case's opener or the team lead, the tasks nobody can do, across the
 /// patients on whose team they are now; overdue first, then by deadline.
 pub async fn my_tasks(
     state: web::Data<AppState>,
@@ -293,7 +310,7 @@ pub async fn my_tasks(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let rows = tasks::mine(conn, &me.id, me.profession, after.as_ref(), limit)?;
+            let rows = tasks::mine(conn, &me.id, after.as_ref(), limit)?;
             let reads = rows
                 .iter()
                 .take(limit as usize)
