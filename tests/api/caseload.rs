@@ -14,6 +14,14 @@ fn ago(minutes: i64) -> String {
     (Utc::now() - Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// `minutes` ago, but not before today's midnight in Japan: a visit "today" stays today when
+/// the suite runs just after midnight JST (15:00 UTC).
+fn earlier_today(minutes: i64) -> String {
+    let now = Utc::now();
+    let midnight = (now + Duration::hours(9)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc() - Duration::hours(9);
+    (now - Duration::minutes(minutes)).max(midnight).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
@@ -78,7 +86,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     app.post(
         &format!("/api/v1/patients/{k}/notes"),
         &t.nurse.token,
-        json!({"kind": "visit", "occurred_at": ago(30), "text": "訪問、著変なし", "vitals": vitals}),
+        json!({"kind": "visit", "occurred_at": earlier_today(30), "text": "訪問、著変なし", "vitals": vitals}),
     )
     .await
     .expect(201);
@@ -442,7 +450,7 @@ async fn caseload_entries_follow_changes(app: TestApp) {
         .post(
             &format!("/api/v1/patients/{}/notes", f.takatsu),
             &cm.token,
-            json!({"kind": "visit", "occurred_at": ago(60), "text": "訪問", "vitals": {"pulse": 72, "spo2": 97}}),
+            json!({"kind": "visit", "occurred_at": earlier_today(60), "text": "訪問", "vitals": {"pulse": 72, "spo2": 97}}),
         )
         .await
         .expect(201);
@@ -451,7 +459,7 @@ async fn caseload_entries_follow_changes(app: TestApp) {
     app.post(
         &format!("/api/v1/notes/{}/amendments", id_of(&scored.body)),
         &cm.token,
-        json!({"reason": "別患者のバイタルを誤って記載", "occurred_at": ago(60), "text": "訪問"}),
+        json!({"reason": "別患者のバイタルを誤って記載", "occurred_at": earlier_today(60), "text": "訪問"}),
     )
     .await
     .expect(201);
