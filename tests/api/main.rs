@@ -29,3 +29,4 @@ mod orgs;
 mod patients;
 mod schema;
 mod walkthrough;
+mod writer;
