@@ -97,7 +97,7 @@ async fn a_failing_request_undoes_only_itself(app: TestApp) {
     kept.sort();
     let expected: Vec<String> = (0..12).filter(|k| *k != 3 && *k != 5).map(|k| format!("iso-{tag}-{k:02}")).collect();
     assert_eq!(kept, expected, "only the failed requests' work is undone");
-    let report = app.db.run(|conn| audit::verify(conn)).await.unwrap();
+    let report = app.db.run(audit::verify).await.unwrap();
     assert!(report.broken.is_none(), "{}", report.broken.unwrap());
     if let (Some(before), Some(stats)) = (before, app.db.writer_stats()) {
         let after = stats.counts();
@@ -178,7 +178,7 @@ async fn audit_records_are_committed_before_the_answer(app: TestApp) {
     let stranger = app.get(&format!("/api/v1/patients/{}/notes", t.patient_id), &t.admin.token).await;
     assert_eq!(stranger.status, 404);
     assert_eq!(crate::helpers::denied_events(&app, &t.admin.id, "note").await, before + 1);
-    let report = app.db.run(|conn| audit::verify(conn)).await.unwrap();
+    let report = app.db.run(audit::verify).await.unwrap();
     assert!(report.broken.is_none(), "{}", report.broken.unwrap());
 }
 
@@ -307,7 +307,7 @@ async fn a_killed_server_loses_no_acknowledged_note(backend: Backend) {
     }
     let _ = restarted.kill();
     let _ = restarted.wait();
-    let report = app.db.run(|conn| audit::verify(conn)).await.unwrap();
+    let report = app.db.run(audit::verify).await.unwrap();
     assert!(report.broken.is_none(), "{}", report.broken.unwrap());
 }
 
