@@ -199,8 +199,35 @@ pub fn record_all(conn: &mut DbConn, me: &CurrentUser, mut events: Vec<Event<'_>
     Ok(())
 }
 
+/// Appends an event to its patient's chain: in the caller's transaction, or — inside a read on a
+/// read-only connection ([`crate::db::Db::read`]) — by the writer, which holds the batch and so
+/// computes every chain's next link without anyone waiting on another patient's chain; the read
+/// is answered only after that batch commits.
 pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<String>, event: Event<'_>) -> AppResult<()> {
-    let chain_key = event.patient_id.unwrap_or("-").to_string();
+    let row = AuditEvent {
+        id: new_id(),
+        chain_key: event.patient_id.unwrap_or("-").to_string(),
+        chain_seq: 0,
+        occurred_at: now(),
+        actor_id: actor_id.map(str::to_string),
+        action: event.action.code().into(),
+        resource_type: event.resource_type.as_str().into(),
+        resource_id: event.resource_id.map(str::to_string),
+        patient_id: event.patient_id.map(str::to_string),
+        outcome: event.outcome.as_str().into(),
+        priority: if event.high_priority { "high" } else { "normal" }.into(),
+        source_ip,
+        detail: event.detail,
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    crate::db::write(conn, move |conn| link(conn, row))
+}
+
+/// Puts `row` at the end of its chain: takes the next sequence number and the previous hash
+/// from the chain's head, hashes the row and stores it.
+fn link(conn: &mut DbConn, mut row: AuditEvent) -> AppResult<()> {
+    let chain_key = row.chain_key.clone();
     // Lock the chain's head by bumping its sequence (concurrent writers of the same chain queue
     // here, others do not), creating the head first if this is the chain's first event.
     let bump = |conn: &mut DbConn| -> AppResult<Option<(i64, String)>> {
@@ -225,23 +252,8 @@ pub fn append(conn: &mut DbConn, actor_id: Option<&str>, source_ip: Option<Strin
             bump(conn)?.ok_or_else(|| AppError::internal("audit chain head vanished"))?
         }
     };
-    let mut row = AuditEvent {
-        id: new_id(),
-        chain_key: chain_key.clone(),
-        chain_seq: seq,
-        occurred_at: now(),
-        actor_id: actor_id.map(str::to_string),
-        action: event.action.code().into(),
-        resource_type: event.resource_type.as_str().into(),
-        resource_id: event.resource_id.map(str::to_string),
-        patient_id: event.patient_id.map(str::to_string),
-        outcome: event.outcome.as_str().into(),
-        priority: if event.high_priority { "high" } else { "normal" }.into(),
-        source_ip,
-        detail: event.detail,
-        prev_hash,
-        hash: String::new(),
-    };
+    row.chain_seq = seq;
+    row.prev_hash = prev_hash;
     row.hash = hash_of(&row);
     diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
     diesel::update(audit_chain_heads::table.find(&chain_key))

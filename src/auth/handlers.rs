@@ -185,7 +185,7 @@ pub async fn logout(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Htt
 pub async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
     let user = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user_allowing_missing_second_factor(conn)?;
             users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)
         })

@@ -112,7 +112,7 @@ pub async fn caseload(
     };
     let page = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let mut filter = filter;
             filter.withheld = access::ward_caseload(conn, &me, &ward)?;
@@ -154,7 +154,7 @@ struct WardSummaryList {
 pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
     let items = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let org = crate::orgs::find(conn, &me.organization_id)?
                 .ok_or_else(|| AppError::internal("user without organisation"))?;

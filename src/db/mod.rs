@@ -1,12 +1,16 @@
 //! The database: one code path over SQLite (embedded default) and PostgreSQL (production).
 //!
 //! The backend is chosen by the URL scheme alone, so a mistyped URL is refused instead of
-//! silently creating an empty SQLite file. Every request does its work in one closure on the
-//! blocking pool: check out a connection, open a transaction, run, commit (see [`Db::run`]).
+//! silently creating an empty SQLite file. Every request does its work in one closure, in one
+//! transaction (see [`Db::run`]): on PostgreSQL on a pooled connection; on SQLite on the one
+//! writer, which commits many requests' work together (see [`writer`]). Reads that change
+//! nothing but their audit trail run on read-only connections beside the writer and hand their
+//! audit records to it ([`Db::read`]).
 
 pub mod schema;
+pub mod writer;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,11 +53,21 @@ impl Backend {
     }
 }
 
+/// What a SQLite connection is for; PostgreSQL connections are all alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Reads and writes (commands, migrations, tests, the writer).
+    ReadWrite,
+    /// Reads only (`query_only`): a write on it fails loudly instead of taking the write lock.
+    ReadOnly,
+}
+
 /// Opens connections for the pool, per backend, with the per-connection settings each needs.
 #[derive(Debug, Clone)]
 pub struct DbManager {
     backend: Backend,
     url: String,
+    role: Role,
 }
 
 impl DbManager {
@@ -68,7 +82,7 @@ impl DbManager {
             Backend::Postgres => url.to_string(),
             Backend::Sqlite => url.trim_start_matches("sqlite://").to_string(),
         };
-        Ok(DbManager { backend, url })
+        Ok(DbManager { backend, url, role: Role::ReadWrite })
     }
 
     pub fn backend(&self) -> Backend {
@@ -77,6 +91,10 @@ impl DbManager {
 
     pub fn connect_now(&self) -> Result<DbConn, diesel::r2d2::Error> {
         self.connect()
+    }
+
+    fn read_only(&self) -> DbManager {
+        DbManager { role: Role::ReadOnly, ..self.clone() }
     }
 }
 
@@ -100,13 +118,19 @@ impl ManageConnection for DbManager {
                     }
                 }
                 let mut conn = SqliteConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
-                // WAL lets readers run beside the one writer; busy_timeout makes a writer wait
-                // for the lock instead of failing at once.
-                conn.batch_execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                )
-                .map_err(diesel::r2d2::Error::QueryError)?;
+                // WAL lets readers run beside the one writer; busy_timeout makes a connection
+                // wait for another process's lock instead of failing at once (inside this
+                // process writes never contend: they all go through the one writer).
+                // synchronous = FULL: a commit is on disk before it is acknowledged, so an
+                // acknowledged note survives a power cut; group commit pays for the fsync.
+                let setup = match self.role {
+                    Role::ReadWrite => {
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                    }
+                    Role::ReadOnly => "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;",
+                };
+                conn.batch_execute(setup).map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
         }
@@ -133,10 +157,65 @@ pub fn wake_outbox_after_commit() {
     OUTBOX_QUEUED.with(|q| q.set(true));
 }
 
+/// A write a read needs, run later on the writer.
+type Deferred = Box<dyn FnOnce(&mut DbConn) -> Result<(), AppError> + Send>;
+
+thread_local! {
+    /// While a thread runs a read on a read-only connection ([`Db::read`]), the writes the read
+    /// needs (its audit records, its first-read receipts) are collected here instead of run.
+    static DEFERRED: RefCell<Option<Vec<Deferred>>> = const { RefCell::new(None) };
+}
+
+/// Does a write that a read of patient data needs — its audit record, a first-read receipt —
+/// on `conn` at once when `conn` can write; inside [`Db::read`] it is handed to the writer
+/// instead, which commits it (with other requests' writes) before the read is answered.
+pub fn write(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<(), AppError> + Send + 'static,
+) -> Result<(), AppError> {
+    let work = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(later) => {
+            later.push(Box::new(work));
+            None
+        }
+        None => Some(work),
+    });
+    match work {
+        Some(work) => work(conn),
+        None => Ok(()),
+    }
+}
+
+/// Collects deferred writes on this thread while alive; ends collecting even on a panic.
+struct Deferring;
+
+impl Deferring {
+    fn start() -> Deferring {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+        Deferring
+    }
+
+    fn finish(self) -> Vec<Deferred> {
+        DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Deferring {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.borrow_mut().take());
+    }
+}
+
 /// The shared handle every handler uses.
 #[derive(Clone)]
 pub struct Db {
+    /// PostgreSQL: the pool every request uses. SQLite: read-write connections for commands,
+    /// migrations and tests ([`Db::get`]); requests use the writer and the readers.
     pool: Pool<DbManager>,
+    /// Connections for [`Db::read`]: on SQLite read-only ones, on PostgreSQL the same pool.
+    readers: Pool<DbManager>,
+    /// SQLite only: the one writer every request's write work goes through.
+    writer: Option<Arc<writer::Writer>>,
     backend: Backend,
     /// Notified after every committed transaction that queued e-mail.
     outbox: Arc<Notify>,
@@ -148,13 +227,32 @@ impl Db {
     pub fn new(url: &str, size: u32, timeout: Duration) -> Result<Db, String> {
         let manager = DbManager::new(url)?;
         let backend = manager.backend();
-        let pool = Pool::builder()
-            .max_size(size)
-            .min_idle(Some(0))
-            .connection_timeout(timeout)
-            .test_on_check_out(true)
-            .build_unchecked(manager);
-        Ok(Db { pool, backend, outbox: Arc::new(Notify::new()) })
+        let outbox = Arc::new(Notify::new());
+        let build = |manager: DbManager, size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .min_idle(Some(0))
+                .connection_timeout(timeout)
+                .test_on_check_out(true)
+                .build_unchecked(manager)
+        };
+        let (pool, readers, writer) = match backend {
+            Backend::Postgres => {
+                let pool = build(manager, size);
+                (pool.clone(), pool, None)
+            }
+            Backend::Sqlite => {
+                let readers = build(manager.read_only(), size);
+                let writer = writer::Writer::start(manager.clone(), outbox.clone())?;
+                (build(manager, size.min(4)), readers, Some(Arc::new(writer)))
+            }
+        };
+        Ok(Db { pool, readers, writer, backend, outbox })
+    }
+
+    /// What the SQLite writer has done so far (none on PostgreSQL).
+    pub fn writer_stats(&self) -> Option<Arc<writer::Stats>> {
+        self.writer.as_ref().map(|w| w.stats.clone())
     }
 
     /// What the outbox worker waits on. A notice with no worker waiting is kept, so none is lost.
@@ -174,17 +272,23 @@ impl Db {
         })
     }
 
-    /// Runs `f` in one transaction on the blocking pool: the single database hop of a request.
+    /// Runs `f` in one transaction: the single database hop of a request that writes.
     ///
-    /// The transaction commits when `f` succeeds, and also when it fails with an error that
+    /// The work is kept when `f` succeeds, and also when it fails with an error that
     /// [`AppError::keeps_changes`] — a refused request whose audit record must still be kept.
-    /// SQLite transactions start `IMMEDIATE`: every request writes (at least its audit record),
-    /// and taking the write lock up front avoids read-then-write upgrade failures.
+    /// The answer comes back only once the work is committed.
+    ///
+    /// On PostgreSQL `f` runs on a pooled connection on the blocking pool, in a transaction of
+    /// its own. On SQLite it runs on the one writer, in a savepoint of the writer's current
+    /// batch, which commits with the other requests queued beside it (see [`writer`]).
     pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
+        if let Some(writer) = &self.writer {
+            return writer.run(f).await;
+        }
         let db = self.clone();
         actix_web::web::block(move || {
             let mut pooled = db.get()?;
@@ -193,6 +297,42 @@ impl Db {
         })
         .await
         .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Runs `f`, which reads and writes nothing but what [`write`] is given (audit records,
+    /// first-read receipts), in one read transaction: the hop of a read of patient data.
+    ///
+    /// On SQLite `f` runs on a read-only connection beside the writer — readers never wait for
+    /// it — and the writes it needed are then handed to the writer; the answer comes back only
+    /// after the batch commit that holds them (an error that does not keep changes drops them).
+    /// On PostgreSQL this is [`Db::run`]: the audit records are written in the read's own
+    /// transaction.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.writer.is_none() {
+            return self.run(f).await;
+        }
+        let db = self.clone();
+        let (result, deferred) = actix_web::web::block(move || -> Result<_, AppError> {
+            let mut pooled = db.readers.get().map_err(|e| {
+                tracing::warn!(error = %e, "database unavailable");
+                AppError::unavailable()
+            })?;
+            let conn: &mut DbConn = &mut pooled;
+            let deferring = Deferring::start();
+            let result = read_transaction(conn, f);
+            Ok((result, deferring.finish()))
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("blocking task failed: {e}")))??;
+        let keep = result.as_ref().map_or_else(AppError::keeps_changes, |_| true);
+        if keep && !deferred.is_empty() {
+            self.run(move |conn| deferred.into_iter().try_for_each(|work| work(conn))).await?;
+        }
+        result
     }
 
     /// Runs `f` inside one transaction on an already checked-out connection (see [`Db::run`]),
@@ -211,11 +351,28 @@ impl Db {
         result
     }
 
-    /// Pool state for readiness and metrics.
+    /// Pool state for readiness and metrics (on SQLite: the readers).
     pub fn pool_state(&self) -> (u32, u32) {
-        let s = self.pool.state();
+        let s = self.readers.state();
         (s.connections, s.idle_connections)
     }
+}
+
+/// Runs `f` in one read transaction (one snapshot of the database); it is never committed with
+/// changes, since the connection cannot write.
+fn read_transaction<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> Result<T, AppError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    let result = f(conn);
+    let ended = match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        DbConn::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    ended?;
+    result
 }
 
 /// Runs `f` inside one transaction: commits when it succeeds or fails with an error that keeps

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::news2::Band;
-use super::{current_notes, Listed, Note, Version};
+use super::{current_notes, Listed, Note, NoteView, Version};
 use crate::api;
 use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
 use crate::db::DbConn;
@@ -34,6 +34,20 @@ pub fn mark(conn: &mut DbConn, note: &Note, user_id: &str, at: NaiveDateTime) ->
     let inserted =
         per_backend!(conn, |c| diesel::insert_into(note_reads::table).values(row).on_conflict_do_nothing().execute(c))?;
     Ok(inserted == 1)
+}
+
+/// The receipt a member's read of a note leaves: when `view` says the reader has not read the
+/// note yet, the receipt is recorded — by the writer, when the read runs on a read-only
+/// connection (`db::write`) — and counted in the view the reader gets.
+pub fn mark_viewed(conn: &mut DbConn, note: &Note, user_id: &str, view: &mut NoteView) -> AppResult<()> {
+    if view.read_by_me {
+        return Ok(());
+    }
+    let (note, user_id, at) = (note.clone(), user_id.to_string(), crate::db::now());
+    crate::db::write(conn, move |conn| mark(conn, &note, &user_id, at).map(|_| ()))?;
+    view.read_by_me = true;
+    view.read_count += 1;
+    Ok(())
 }
 
 /// How many people read each of these notes (notes nobody read are absent).

@@ -74,6 +74,28 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
         connections.saturating_sub(idle),
     );
     metrics::gauge(&mut now, "renkei_db_pool_max", "Largest size of the pool", state.config.db_pool_size);
+    if let Some(w) = state.db.writer_stats().map(|w| w.counts()) {
+        metrics::gauge(&mut now, "renkei_db_write_batches", "SQLite write batches committed", w.batches);
+        metrics::gauge(
+            &mut now,
+            "renkei_db_write_requests",
+            "Requests whose work those batches committed",
+            w.committed,
+        );
+        metrics::gauge(
+            &mut now,
+            "renkei_db_write_rolled_back",
+            "Requests rolled back to their savepoint",
+            w.rolled_back,
+        );
+        let failed = w.failed_batches;
+        metrics::gauge(
+            &mut now,
+            "renkei_db_write_failed_batches",
+            "SQLite write batches that failed to commit",
+            failed,
+        );
+    }
     // Counts read from the database, shared by every instance: no patient data, only totals.
     let counts = state.db.run(super::scrape_counts).await;
     let up = "1 when the database answered this scrape";

@@ -30,3 +30,4 @@ mod orgs;
 mod patients;
 mod schema;
 mod walkthrough;
+mod writer;

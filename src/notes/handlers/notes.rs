@@ -320,7 +320,7 @@ pub async fn list(
     };
     let page = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Read, Resource::Note)?;
             let rows = notes::list(conn, &patient_id, &filter, after.as_ref(), limit)?;
@@ -347,15 +347,16 @@ pub async fn get(
     let note_id = path.into_inner().into_string();
     let view = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, relation) = access::note(conn, &me, &note_id, Need::Read)?;
-            if access::leaves_read_receipt(&relation) {
-                notes::reads::mark(conn, &note, &me.id, now())?;
-            }
             audit::record(conn, &me, Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)))?;
             let row = notes::current(conn, &note.id)?;
-            notes::view(conn, &me.id, row)
+            let mut view = notes::view(conn, &me.id, row)?;
+            if access::leaves_read_receipt(&relation) {
+                notes::reads::mark_viewed(conn, &note, &me.id, &mut view)?;
+            }
+            Ok(view)
         })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
@@ -427,7 +428,7 @@ pub async fn versions(
     let note_id = path.into_inner().into_string();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, _) = access::note(conn, &me, &note_id, Need::Read)?;
             audit::record(

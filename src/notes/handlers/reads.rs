@@ -52,7 +52,7 @@ pub async fn list(
     let note_id = path.into_inner().into_string();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let (note, _, _) = access::note(conn, &me, &note_id, Need::Read)?;
             audit::record(
@@ -73,7 +73,7 @@ pub async fn list(
 pub async fn unread(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
     let summary = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let summary = reads::summary(conn, &me.id)?;
             let reads = summary

@@ -21,7 +21,7 @@ pub async fn list(
     let (limit, after) = super::paging(&query, Position::decode)?;
     let page = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Read, Resource::Timeline)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::Timeline, None, Some(&patient_id)))?;

@@ -63,7 +63,7 @@ pub async fn trend(
     check.finish()?;
     let trend = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Read, Resource::Vitals)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::Vitals, None, Some(&patient_id)))?;

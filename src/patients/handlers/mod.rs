@@ -212,7 +212,7 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<
     };
     let page = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let withheld = access::withheld_from_coordinator(conn, &me)?;
             let rows = super::search_visible(conn, &me.id, &filter, &withheld, before.as_deref(), limit)?;
@@ -238,7 +238,7 @@ pub async fn get(
     let id = path.into_inner().into_string();
     let view = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             let (patient, _) = access::patient(conn, &me, &id, Need::Read, Resource::Patient)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::Patient, Some(&id), Some(&id)))?;
@@ -438,7 +438,7 @@ pub async fn access_log(
     let (limit, before) = (query.limit()?, query.after()?);
     let page = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &id, Need::ReadAccessLog, Resource::AccessLog)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::AccessLog, None, Some(&id)))?;
