@@ -10,6 +10,7 @@
 //! version's files as they were.
 
 pub mod handlers;
+pub mod photos;
 pub mod store;
 pub mod upload;
 
@@ -224,8 +225,25 @@ impl Received {
     }
 }
 
-/// Receives the request's one file into a temporary file and then stores it in the object
-/// store, outside any database transaction. Nothing is stored when any step fails.
+/// Decoding photos for thumbnails takes memory (a 12-megapixel photo is about 36 MB of
+/// pixels): at most this many at once per instance, whatever the number of uploads.
+static THUMBNAILS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+fn unreadable(content_type: AttachmentType, e: &std::io::Error) -> AppError {
+    if e.kind() != std::io::ErrorKind::InvalidData && e.kind() != std::io::ErrorKind::UnexpectedEof {
+        return AppError::internal(format!("clean photo: {e}"));
+    }
+    AppError::field(
+        "file",
+        "unreadable",
+        format!("ファイルを {content_type} として読み取れませんでした。壊れていないか確かめてください。"),
+        format!("The file could not be read as {content_type}. Check that it is not damaged."),
+    )
+}
+
+/// Receives the request's one file into a temporary file; a photo loses its metadata (GPS
+/// first) and gets a thumbnail; then the file and the thumbnail are stored in the object store
+/// — all outside any database transaction. Nothing is stored when any step fails.
 pub async fn receive(
     store: &store::Store,
     multipart: actix_multipart::Multipart,
@@ -233,16 +251,46 @@ pub async fn receive(
     max_bytes: u64,
 ) -> AppResult<Received> {
     let spooled = upload::spool(multipart, tmp_dir, max_bytes).await?;
+    let content_type = spooled.content_type;
+    let blocking = |e: tokio::task::JoinError| AppError::internal(format!("blocking task failed: {e}"));
+    let (received, cleaned) = {
+        let dir = tmp_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let cleaned = photos::clean(&spooled.file, content_type, &dir);
+            (spooled, cleaned)
+        })
+        .await
+        .map_err(blocking)?
+    };
+    let cleaned = cleaned.map_err(|e| unreadable(content_type, &e))?;
+    let thumbnail = match &cleaned {
+        Some(c) if matches!(content_type, AttachmentType::Jpeg | AttachmentType::Png) => {
+            let _turn = THUMBNAILS_AT_ONCE.acquire().await.map_err(|e| AppError::internal(e.to_string()))?;
+            let (path, orientation) = (c.file.to_path_buf(), c.orientation);
+            tokio::task::spawn_blocking(move || photos::thumbnail(&path, content_type, orientation))
+                .await
+                .map_err(blocking)?
+        }
+        _ => None,
+    };
+    let (path, byte_size, sha256) = match &cleaned {
+        Some(c) => (c.file.to_path_buf(), c.byte_size, c.sha256.clone()),
+        None => (received.file.to_path_buf(), received.byte_size, received.sha256.clone()),
+    };
     let storage_key = store::Store::new_key(store::CONTENT_PREFIX);
-    store.put_file(&storage_key, &spooled.file).await?;
-    Ok(Received {
-        storage_key,
-        thumbnail_key: None,
-        file_name: spooled.file_name,
-        content_type: spooled.content_type,
-        byte_size: spooled.byte_size,
-        sha256: spooled.sha256,
-    })
+    store.put_file(&storage_key, &path).await?;
+    let thumbnail_key = match thumbnail {
+        Some(bytes) => {
+            let key = store::Store::new_key(store::THUMBNAIL_PREFIX);
+            if let Err(e) = store.put_bytes(&key, bytes).await {
+                store.discard(&storage_key).await;
+                return Err(e);
+            }
+            Some(key)
+        }
+        None => None,
+    };
+    Ok(Received { storage_key, thumbnail_key, file_name: received.file_name.clone(), content_type, byte_size, sha256 })
 }
 
 /// Records a received file for `owner` of `patient_id` (audited, with its change), in the

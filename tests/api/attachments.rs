@@ -9,10 +9,12 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{Person, TestApp, TestResponse};
 use crate::patients::{team, Team};
 
-/// A JPEG's first bytes (enough for the type to be read from them).
+/// A JPEG of exactly `len` bytes with the structure of one (JFIF, a scan, the end) and
+/// arbitrary scan data: nothing in it is metadata, so it is stored as it is.
 pub fn jpeg_like(len: usize) -> Vec<u8> {
-    let mut b = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00".to_vec();
-    b.extend((0..len.saturating_sub(b.len())).map(|i| (i % 251) as u8));
+    let mut b = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xFF\xDA\x00\x03\x01".to_vec();
+    b.extend((0..len.saturating_sub(b.len() + 2)).map(|i| (i % 251) as u8));
+    b.extend_from_slice(b"\xFF\xD9");
     b
 }
 
@@ -331,5 +333,156 @@ async fn retries_amendments_and_cases(app: TestApp) {
     }
 }
 
-crate::both_backends!(photo_on_a_visit_note, only_accepted_types_and_sizes, retries_amendments_and_cases);
+crate::both_backends!(
+    photo_on_a_visit_note,
+    only_accepted_types_and_sizes,
+    retries_amendments_and_cases,
+    photos_lose_their_gps
+);
 crate::both_backends!(by_backend: limits_are_configurable);
+
+/// EXIF (little-endian TIFF) with an orientation, a camera make and a GPS position — what a
+/// phone writes into a photo taken at the patient's home.
+pub fn gps_exif(orientation: u16) -> Vec<u8> {
+    let mut t = b"II\x2A\x00\x08\x00\x00\x00".to_vec();
+    // IFD0 at 8: three entries.
+    t.extend_from_slice(&3u16.to_le_bytes());
+    t.extend_from_slice(&[0x0F, 0x01, 2, 0, 6, 0, 0, 0, 0x32, 0, 0, 0]); // Make, ASCII[6] at 50
+    t.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0]); // Orientation, SHORT
+    t.extend_from_slice(&orientation.to_le_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0, 0x38, 0, 0, 0]); // GPS IFD at 56
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(t.len(), 50);
+    t.extend_from_slice(b"Phone\0");
+    // GPS IFD at 56: latitude ref and latitude (35° 31' 48" N, 川崎区).
+    t.extend_from_slice(&2u16.to_le_bytes());
+    t.extend_from_slice(&[0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+    t.extend_from_slice(&[0x02, 0x00, 5, 0, 3, 0, 0, 0, 0x56, 0, 0, 0]); // RATIONAL[3] at 86
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(t.len(), 86);
+    for (n, d) in [(35u32, 1u32), (31, 1), (48, 1)] {
+        t.extend_from_slice(&n.to_le_bytes());
+        t.extend_from_slice(&d.to_le_bytes());
+    }
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend(t);
+    exif
+}
+
+/// A real phone-like JPEG photo of `w`×`h` pixels, with GPS EXIF when asked.
+pub fn phone_photo(w: u32, h: u32, with_gps: bool) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 128]));
+    let mut jpeg = Vec::new();
+    img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)).unwrap();
+    if !with_gps {
+        return jpeg;
+    }
+    let mut parsed = img_parts::jpeg::Jpeg::from_bytes(jpeg.into()).unwrap();
+    use img_parts::ImageEXIF;
+    // img-parts takes the EXIF without its `Exif\0\0` prefix.
+    parsed.set_exif(Some(gps_exif(6)[6..].to_vec().into()));
+    let mut out = Vec::new();
+    parsed.encoder().write_to(&mut out).unwrap();
+    out
+}
+
+/// Whether a stored JPEG carries any GPS information (an EXIF GPS IFD pointer, or XMP).
+pub fn carries_gps(jpeg: &[u8]) -> bool {
+    use img_parts::ImageEXIF;
+    let parsed = img_parts::jpeg::Jpeg::from_bytes(jpeg.to_vec().into()).unwrap();
+    let exif_gps = parsed.exif().is_some_and(|e| e.windows(2).any(|w| w == [0x25, 0x88] || w == [0x88, 0x25]));
+    let xmp = parsed.segments().iter().any(|s| s.contents().starts_with(b"http://ns.adobe.com/xap/1.0/"));
+    exif_gps || xmp
+}
+
+async fn photos_lose_their_gps(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let note_id = visit_note(&app, &t.nurse, &t.patient_id, "右踵部の発赤").await;
+    let path = format!("/api/v1/notes/{note_id}/attachments");
+    let original = phone_photo(64, 48, true);
+    assert!(carries_gps(&original), "the test photo carries GPS to begin with");
+    let res = upload(&app, &t.nurse, &path, "IMG_0001.JPG", &original, &[]).await.expect(201);
+    let id = res.body["id"].as_str().unwrap();
+    let (got, stored) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{id}/content"), &[]).await;
+    assert_eq!(got.status, 200);
+    assert!(!carries_gps(&stored), "no GPS in what is served");
+    // The reported size and hash are those of the stored bytes.
+    assert_eq!(res.body["byte_size"], json!(stored.len()));
+    assert_eq!(res.body["sha256"], json!(hex::encode(Sha256::digest(&stored))));
+    // … and on disk, where the object store keeps it.
+    let objects = files_under(&app.data_dir.path().join("objects/attachments"));
+    assert_eq!(objects.len(), 1);
+    assert!(!carries_gps(&std::fs::read(&objects[0]).unwrap()));
+    // The picture is not re-encoded: the same pixels; the orientation is kept for viewers.
+    let before = image::load_from_memory(&original).unwrap().to_rgb8();
+    let after = image::load_from_memory(&stored).unwrap().to_rgb8();
+    assert_eq!(before, after, "pixels unchanged");
+    use img_parts::ImageEXIF;
+    let exif = img_parts::jpeg::Jpeg::from_bytes(stored.clone().into()).unwrap().exif().unwrap();
+    assert_eq!(renkei::attachments::photos::exif_orientation(&exif), Some(6));
+    // A thumbnail for lists, turned upright (orientation 6: a quarter turn, so 48×64 becomes
+    // portrait 240×320).
+    let thumb_url = res.body["thumbnail_url"].as_str().unwrap().to_string();
+    let (thumb, bytes) = download(&app, &t.care_manager, &thumb_url, &[]).await;
+    assert_eq!(thumb.status, 200);
+    assert_eq!(thumb.header("content-type").as_deref(), Some("image/jpeg"));
+    let small = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((small.width(), small.height()), (240, 320));
+    assert!(!carries_gps(&bytes));
+
+    // A PNG with EXIF and XMP in its chunks loses them too; a PDF has no thumbnail.
+    let img = image::RgbImage::from_pixel(10, 10, image::Rgb([200, 10, 10]));
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let mut parsed = img_parts::png::Png::from_bytes(png.into()).unwrap();
+    parsed.set_exif(Some(gps_exif(1)[6..].to_vec().into()));
+    let mut png = Vec::new();
+    parsed.encoder().write_to(&mut png).unwrap();
+    let res = upload(&app, &t.nurse, &path, "screen.png", &png, &[]).await.expect(201);
+    let (_, stored) =
+        download(&app, &t.nurse, &format!("/api/v1/attachments/{}/content", res.body["id"].as_str().unwrap()), &[])
+            .await;
+    let parsed = img_parts::png::Png::from_bytes(stored.into()).unwrap();
+    assert!(parsed.exif().is_none());
+    assert!(res.body["thumbnail_url"].is_string());
+    let res = upload(&app, &t.nurse, &path, "紹介状.pdf", &pdf_like(), &[]).await.expect(201);
+    assert!(res.body["thumbnail_url"].is_null());
+    let (none, _) =
+        download(&app, &t.nurse, &format!("/api/v1/attachments/{}/thumbnail", res.body["id"].as_str().unwrap()), &[])
+            .await;
+    assert_eq!(none.status, 404);
+    // Something that only starts like a JPEG: 422, nothing stored.
+    let before = files_under(&app.data_dir.path().join("objects")).len();
+    let res = upload(&app, &t.nurse, &path, "broken.jpg", b"\xFF\xD8\xFF\xE1\xFF\xFF", &[]).await.expect(422);
+    assert_eq!(res.body["errors"][0]["code"], json!("unreadable"));
+    assert_eq!(files_under(&app.data_dir.path().join("objects")).len(), before);
+}
+
+async fn the_sweep_removes_orphans_only(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let note_id = visit_note(&app, &t.nurse, &t.patient_id, "訪問").await;
+    let path = format!("/api/v1/notes/{note_id}/attachments");
+    upload(&app, &t.nurse, &path, "kept.jpg", &phone_photo(32, 32, false), &[]).await.expect(201);
+    let objects = app.data_dir.path().join("objects");
+    let kept = files_under(&objects);
+    assert_eq!(kept.len(), 2, "the photo and its thumbnail");
+    // What a server stopped between storing an object and recording it leaves behind; and an
+    // upload in flight right now.
+    let orphan = objects.join("attachments").join(uuid::Uuid::new_v4().to_string());
+    std::fs::write(&orphan, b"interrupted").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(&orphan).unwrap().set_modified(old).unwrap();
+    for f in &kept {
+        std::fs::File::options().write(true).open(f).unwrap().set_modified(old).unwrap();
+    }
+    let in_flight = objects.join("attachments").join(uuid::Uuid::new_v4().to_string());
+    std::fs::write(&in_flight, b"arriving").unwrap();
+    let store = renkei::attachments::store::Store::new(&app.config).unwrap();
+    let removed = renkei::attachments::sweep(&app.db, &store).await.unwrap();
+    assert_eq!(removed, 1);
+    assert!(!orphan.exists() && in_flight.exists());
+    assert!(kept.iter().all(|f| f.exists()));
+}
+
+crate::both_backends!(the_sweep_removes_orphans_only);
