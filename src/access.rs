@@ -500,6 +500,48 @@ pub fn flag(
     Ok((flag, patient))
 }
 
+/// An attachment the caller may reach for `need`, with its patient, found through the note or
+/// discharge case it belongs to: whoever may read that may read its files. One marked entered
+/// in error answers like one that does not exist (its record stays, for the audit trail).
+pub fn attachment(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    attachment_id: &str,
+    need: Need,
+) -> AppResult<(crate::attachments::Attachment, Patient)> {
+    let found = match crate::attachments::find(conn, attachment_id)? {
+        Some(a) if !crate::attachments::entered_in_error(conn, &a.id)? => a,
+        Some(_) => return Err(missing(conn, me, Resource::Attachment, attachment_id, "entered in error")),
+        None => return Err(missing(conn, me, Resource::Attachment, attachment_id, "no such attachment")),
+    };
+    let patient = match (&found.note_id, &found.case_id) {
+        (Some(note_id), _) => note(conn, me, note_id, need)?.1,
+        (None, Some(case_id)) => {
+            let (case, _) = case(conn, me, case_id, need)?;
+            patients::find(conn, &case.patient_id)?.ok_or_else(|| AppError::internal("case without patient"))?
+        }
+        (None, None) => return Err(AppError::internal("attachment without owner")),
+    };
+    Ok((found, patient))
+}
+
+/// The note a file is added to, with its patient: like an amendment, by the note's author
+/// while still on the team (anyone else who may write the patient's data: 403, audited).
+pub fn attach_to_note(conn: &mut DbConn, me: &CurrentUser, note_id: &str) -> AppResult<(crate::notes::Note, Patient)> {
+    let (note, patient, _) = note(conn, me, note_id, Need::Write)?;
+    if let Err(refusal) = amend_note(me, &note.author_id) {
+        let event = Event::new(Action::Create, Resource::Attachment, Some(&note.id), Some(&patient.id));
+        return Err(refused_after_patient(conn, me, event, refusal));
+    }
+    Ok((note, patient))
+}
+
+/// The discharge case a document is added to: any active member of the patient's team.
+pub fn attach_to_case(conn: &mut DbConn, me: &CurrentUser, case_id: &str) -> AppResult<crate::discharge::cases::Case> {
+    let (case, _) = case(conn, me, case_id, Need::Write)?;
+    Ok(case)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Notebook and flags.
 //

@@ -14,7 +14,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
-use crate::{audit, auth, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users, wards};
+use crate::{
+    attachments, audit, auth, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users, wards,
+};
 
 /// Every route the service answers: the one list the server registers and the contract test
 /// compares with `api-spec/openapi.yaml`.
@@ -115,6 +117,13 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/me/unread", get().to(notes::handlers::reads::unread)),
         (Method::GET, "/api/v1/patients/{id}/timeline", get().to(notes::handlers::timeline::list)),
         (Method::GET, "/api/v1/patients/{id}/vitals", get().to(notes::handlers::vitals::trend)),
+        (Method::POST, "/api/v1/notes/{id}/attachments", post().to(attachments::handlers::add_to_note)),
+        (Method::GET, "/api/v1/notes/{id}/attachments", get().to(attachments::handlers::list_for_note)),
+        (Method::POST, "/api/v1/discharge-cases/{id}/attachments", post().to(attachments::handlers::add_to_case)),
+        (Method::GET, "/api/v1/discharge-cases/{id}/attachments", get().to(attachments::handlers::list_for_case)),
+        (Method::GET, "/api/v1/attachments/{id}", get().to(attachments::handlers::get)),
+        (Method::GET, "/api/v1/attachments/{id}/content", get().to(attachments::handlers::content)),
+        (Method::GET, "/api/v1/attachments/{id}/thumbnail", get().to(attachments::handlers::thumbnail)),
     ]
 }
 

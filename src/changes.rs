@@ -36,6 +36,8 @@ pub enum Change<'a> {
     Flag { patient_id: &'a str },
     /// A discharge case was opened or moved.
     DischargeCase { patient_id: &'a str },
+    /// A file was added to a note or a discharge case, or marked entered in error.
+    Attachment { patient_id: &'a str },
     /// A discharge task was added, generated, moved or had its deadline recomputed.
     Task { patient_id: &'a str },
 }
@@ -51,7 +53,8 @@ impl Change<'_> {
             | Change::NoteVersion { patient_id }
             | Change::Flag { patient_id }
             | Change::DischargeCase { patient_id }
-            | Change::Task { patient_id } => patient_id,
+            | Change::Task { patient_id }
+            | Change::Attachment { patient_id } => patient_id,
         }
     }
 }
@@ -70,6 +73,7 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::NoteVersion { patient_id }
         | Change::Flag { patient_id }
         | Change::DischargeCase { patient_id }
-        | Change::Task { patient_id } => entries::refresh(conn, patient_id),
+        | Change::Task { patient_id }
+        | Change::Attachment { patient_id } => entries::refresh(conn, patient_id),
     }
 }

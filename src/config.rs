@@ -71,7 +71,36 @@ pub struct Config {
     pub login_global_failures: i32,
     /// Bearer token that reads `/metrics` and the detail of `/readyz` (see `access::operations_view`).
     pub metrics_token: Option<String>,
+    /// Where attachments are kept (`attachments::store`).
+    pub storage: Storage,
+    /// Largest attachment accepted, in bytes (`RENKEI_ATTACHMENT_MAX_BYTES`, default 20 MiB).
+    pub attachment_max_bytes: u64,
+    /// Most attachments one note may carry across its versions (`RENKEI_ATTACHMENT_MAX_PER_NOTE`).
+    pub attachment_max_per_note: i64,
 }
+
+/// The object store behind attachments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// The development default: files under `RENKEI_DATA_DIR/objects`.
+    Local(PathBuf),
+    /// `RENKEI_STORAGE_URL=s3://bucket[/prefix]`: S3-compatible object storage; endpoint,
+    /// region and credentials from the standard `AWS_*` variables, kept here (never logged).
+    S3 { url: String, options: Vec<(String, String)> },
+}
+
+/// The `AWS_*` settings an S3-compatible store reads.
+pub const S3_SETTINGS: &[&str] = &[
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+];
 
 impl Config {
     pub fn escalation_limits(&self) -> crate::flags::EscalationLimits {
@@ -233,6 +262,21 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     if metrics_token.as_ref().is_some_and(|t| t.len() < 32 || !t.chars().all(|c| c.is_ascii_graphic())) {
         return Err(err("RENKEI_METRICS_TOKEN", "must be at least 32 printable ASCII characters without spaces"));
     }
+    let storage = match get("RENKEI_STORAGE_URL") {
+        None => Storage::Local(data_dir.join("objects")),
+        Some(url) => {
+            let url = url.trim().trim_end_matches('/').to_string();
+            let bucket = url.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or_default());
+            if bucket.is_none_or(str::is_empty) {
+                return Err(err("RENKEI_STORAGE_URL", "must be s3://BUCKET (or s3://BUCKET/PREFIX)"));
+            }
+            let options =
+                S3_SETTINGS.iter().filter_map(|k| get(k).map(|v| (k.to_string(), v.trim().to_string()))).collect();
+            Storage::S3 { url, options }
+        }
+    };
+    let attachment_max_bytes = parse_num(&get, "RENKEI_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)? as u64;
+    let attachment_max_per_note = parse_num(&get, "RENKEI_ATTACHMENT_MAX_PER_NOTE", 10)?;
 
     Ok(Config {
         env,
@@ -261,6 +305,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         login_client_failures,
         login_global_failures,
         metrics_token,
+        storage,
+        attachment_max_bytes,
+        attachment_max_per_note,
     })
 }
 

@@ -309,6 +309,54 @@ impl AppError {
         )
     }
 
+    /// An upload that is not `multipart/form-data`.
+    pub fn not_multipart() -> AppError {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            Text::new("対応していない形式です", "Unsupported media type"),
+            Text::new(
+                "ファイルは Content-Type: multipart/form-data で、file という項目に入れて送ってください。",
+                "Send the file as Content-Type: multipart/form-data, in a part named file.",
+            ),
+        )
+    }
+
+    /// A file whose content (not its name or claimed type) is none of the accepted kinds.
+    pub fn unsupported_file_type() -> AppError {
+        let mut e = Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            Text::new("対応していないファイル形式です", "Unsupported file type"),
+            Text::new(
+                "添付できるのは JPEG・PNG・HEIC/HEIF の画像と PDF だけです。ファイルの中身から形式を判定しています。",
+                "Only JPEG, PNG and HEIC/HEIF images and PDF documents can be attached. The type is read from the file's content.",
+            ),
+        );
+        e.errors.push(FieldError::new(
+            "file",
+            "unsupported_type",
+            "JPEG・PNG・HEIC/HEIF・PDF のいずれかを選んでください。",
+            "Choose a JPEG, PNG, HEIC/HEIF or PDF file.",
+        ));
+        e
+    }
+
+    /// The object store (attachments) cannot be reached.
+    pub fn storage_unavailable() -> AppError {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Text::new("一時的に利用できません", "Service unavailable"),
+            Text::new(
+                "ファイルの保存先に接続できません。しばらくしてからもう一度お試しください。",
+                "The file storage cannot be reached. Please try again shortly.",
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, "5".into()));
+        e
+    }
+
     pub fn too_many_requests(retry_after_secs: u64) -> AppError {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod api;
 pub mod app;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod calendar;

@@ -47,11 +47,23 @@ enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Attachments (photos and documents).
+    Attachments {
+        #[command(subcommand)]
+        command: AttachmentsCommand,
+    },
     /// Copy the SQLite database to FILE while the service runs (SQLite's online backup).
     Backup {
         /// The new file to write (it must not exist).
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AttachmentsCommand {
+    /// Remove stored objects that no attachment names (left by a server stopped between
+    /// storing a file and recording it), once they are an hour old.
+    Sweep,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +140,7 @@ fn main() -> ExitCode {
         Command::Audit { command: AuditCommand::Verify } => verify_audit(&config),
         Command::Mail { command: MailCommand::Test { to } } => mail_test(&config, &to),
         Command::Backup { file } => backup(&config, &file),
+        Command::Attachments { command: AttachmentsCommand::Sweep } => sweep_attachments(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,7 +192,7 @@ fn serve(config: Config) -> Result<(), String> {
     drop(conn);
     let listener = TcpListener::bind(&config.bind).map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!(bind = %config.bind, config = ?config, "Renkei Note is listening");
-    let state = AppState::new(config, db);
+    let state = AppState::new(config, db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -282,6 +295,18 @@ fn verify_audit(config: &Config) -> Result<(), String> {
         }
         Some(broken) => Err(format!("audit trail broken: {broken}")),
     }
+}
+
+fn sweep_attachments(config: Config) -> Result<(), String> {
+    let db = open_db(&config)?;
+    let store = renkei::attachments::store::Store::new(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let removed = runtime.block_on(renkei::attachments::sweep(&db, &store)).map_err(|e| e.to_string())?;
+    println!("removed {removed} orphaned objects");
+    Ok(())
 }
 
 fn mail_test(config: &Config, to: &str) -> Result<(), String> {

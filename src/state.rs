@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::attachments::store::Store;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
@@ -18,12 +19,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Builds e-mails for the outbox.
     pub mail: Mailer,
+    /// Where attachment bytes are kept.
+    pub store: Store,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db) -> AppState {
+    /// The state for `config`; fails when the attachment store it names cannot be used.
+    pub fn new(config: Config, db: Db) -> Result<AppState, String> {
         let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
         let mail = Mailer::new(&config);
-        AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default(), mail }
+        let store = Store::new(&config)?;
+        Ok(AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default(), mail, store })
     }
 }

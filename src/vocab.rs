@@ -107,6 +107,24 @@ macro_rules! text_enum {
 }
 
 text_enum! {
+    /// What an attachment is, as read from its first bytes (never from the client's claim).
+    AttachmentType {
+        Jpeg => "image/jpeg",
+        Png => "image/png",
+        Heic => "image/heic",
+        Heif => "image/heif",
+        Pdf => "application/pdf",
+    }
+}
+
+impl AttachmentType {
+    /// A photo (as opposed to a document).
+    pub fn is_image(self) -> bool {
+        self != AttachmentType::Pdf
+    }
+}
+
+text_enum! {
     /// How e-mails name a patient (`RENKEI_MAIL_PATIENT_LABEL`): the initials of the kana reading,
     /// or nobody.
     PatientLabel {

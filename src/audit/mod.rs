@@ -63,6 +63,7 @@ crate::text_enum! {
     /// What an event is about: the kinds of record the service keeps and the views it answers.
     Resource {
         AccessLog => "access_log",
+        Attachment => "attachment",
         CareTeam => "care_team",
         CareTeamMember => "care_team_member",
         Caseload => "caseload",

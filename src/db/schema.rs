@@ -2,6 +2,34 @@
 // (the schema-parity test proves the two backends agree).
 
 diesel::table! {
+    attachment_errors (attachment_id) {
+        attachment_id -> Text,
+        patient_id -> Text,
+        reason -> Text,
+        marked_by -> Text,
+        marked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        patient_id -> Text,
+        note_id -> Nullable<Text>,
+        note_version -> Nullable<Integer>,
+        case_id -> Nullable<Text>,
+        file_name -> Text,
+        content_type -> Text,
+        byte_size -> BigInt,
+        sha256 -> Text,
+        storage_key -> Text,
+        thumbnail_key -> Nullable<Text>,
+        uploaded_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     discharge_task_templates (key) {
         key -> Text,
         title -> Text,
@@ -484,6 +512,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(attachment_errors -> attachments (attachment_id));
+diesel::joinable!(attachments -> patients (patient_id));
 diesel::joinable!(caseload_entries -> patients (patient_id));
 diesel::joinable!(care_team_members -> organizations (organization_id));
 diesel::joinable!(care_team_members -> patients (patient_id));
@@ -508,6 +538,8 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    attachment_errors,
+    attachments,
     audit_chain_heads,
     audit_events,
     caseload_entries,

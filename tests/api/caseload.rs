@@ -586,6 +586,7 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::Flag { patient_id: "" },
         Change::DischargeCase { patient_id: "" },
         Change::Task { patient_id: "" },
+        Change::Attachment { patient_id: "" },
     ];
     for kind in kinds {
         let patient_id = t.patient_id.clone();
@@ -689,6 +690,7 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
         Change::Flag { .. } => Change::Flag { patient_id },
         Change::DischargeCase { .. } => Change::DischargeCase { patient_id },
         Change::Task { .. } => Change::Task { patient_id },
+        Change::Attachment { .. } => Change::Attachment { patient_id },
     }
 }
 

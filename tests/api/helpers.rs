@@ -347,7 +347,7 @@ impl TestApp {
         }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(config.clone(), db.clone());
+        let state = AppState::new(config.clone(), db.clone()).expect("state");
         let mail = state.mail.clone();
         renkei::mail::worker::spawn(&state).expect("outbox worker");
         let server = app::serve(listener, state).expect("server");

@@ -9,6 +9,7 @@ mod maintenance;
 mod smtp;
 
 mod alerts;
+mod attachments;
 mod auth;
 mod bench;
 mod bench_load;

@@ -532,34 +532,50 @@ async fn authorisation_matrix(app: TestApp) {
     .await
     .expect(201);
     expire_emergency_access(&app, &expired.id).await;
+    // A visit note by the nurse with one photo, for the attachment routes.
+    let note_id = crate::attachments::visit_note(&app, &t.nurse, &pid, "創部の写真").await;
+    let photo = crate::attachments::jpeg_like(2_000);
+    let shared = crate::attachments::upload(
+        &app,
+        &t.nurse,
+        &format!("/api/v1/notes/{note_id}/attachments"),
+        "創部.jpg",
+        &photo,
+        &[],
+    )
+    .await
+    .expect(201);
+    let files = Files { note_id, attachment_id: shared.body["id"].as_str().unwrap().to_string() };
 
     // Routes: R1 GET patient, R2 PATCH patient, R3 GET consents, R4 POST consent, R5 revoke,
     // R6 GET team, R7 POST team, R8 PATCH member, R9 GET access log, R10 listed by search,
-    // R11 POST emergency access (last: it grants access).
+    // R11 POST emergency access (last: it grants access). Attachments of the nurse's note:
+    // A1 GET the note's files, A2 GET a file's content, A3 POST a file to the note (its author only).
     #[rustfmt::skip]
-    let rows: Vec<(&str, &Person, [u16; 9], bool, u16)> = vec![
-        ("lead care manager",       &t.care_manager,      [200, 200, 200, 201, 200, 200, 201, 200, 200], true,  403),
-        ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403], true,  409),
-        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
-        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
-        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403], true,  201),
-        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+    let rows: Vec<(&str, &Person, [u16; 12], bool, u16)> = vec![
+        //                                                 R1   R2   R3   R4   R5   R6   R7   R8   R9   A1   A2   A3
+        ("lead care manager",       &t.care_manager,      [200, 200, 200, 201, 200, 200, 201, 200, 200, 200, 200, 403], true,  403),
+        ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403, 200, 200, 201], true,  409),
+        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 200, 403], true,  201),
+        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
         // Adds its own people (R7) but never re-roles anyone (R8), not even its own.
-        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 403, 404], false, 201),
+        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 403, 404, 404, 404, 404], false, 201),
         // Another organisation's people are not its own to add (R7) or change (R8).
-        ("org admin of another org",&pharmacy_admin,      [404, 404, 404, 404, 404, 200, 403, 403, 404], false, 201),
-        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
-        ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403], false, 201),
-        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("org admin of another org",&pharmacy_admin,      [404, 404, 404, 404, 404, 200, 403, 403, 404, 404, 404, 404], false, 201),
+        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 200, 403], false, 201),
+        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
     ];
     let missing = "01900000-0000-7000-8000-000000000000";
     for (name, person, expected, listed, break_glass) in rows {
         for (i, want) in expected.iter().enumerate() {
-            let res = matrix_call(&app, &t, i, &pid, person).await;
+            let res = matrix_call(&app, &t, &files, i, &pid, person).await;
             assert_eq!(res.status, *want, "{name}: route R{} answered {}: {}", i + 1, res.status, res.text);
             if *want == 404 {
                 // Identical to a patient that does not exist: status, headers and body.
-                let ghost = matrix_call(&app, &t, i, missing, person).await;
+                let ghost = matrix_call(&app, &t, &files, i, missing, person).await;
                 assert_eq!(res.status, ghost.status, "{name} R{}", i + 1);
                 assert_eq!(res.text, ghost.text, "{name} R{}: body differs from a missing patient", i + 1);
                 for h in ["content-type", "content-length", "cache-control", "www-authenticate"] {
@@ -581,8 +597,20 @@ async fn authorisation_matrix(app: TestApp) {
     }
 }
 
-async fn matrix_call(app: &TestApp, t: &Team, route: usize, pid: &str, person: &Person) -> TestResponse {
+/// The note and the file the matrix's attachment routes name.
+struct Files {
+    note_id: String,
+    attachment_id: String,
+}
+
+async fn matrix_call(app: &TestApp, t: &Team, files: &Files, route: usize, pid: &str, person: &Person) -> TestResponse {
     let base = format!("/api/v1/patients/{pid}");
+    // For the patient that does not exist, a note and a file that do not exist either.
+    let (note_id, attachment_id) = if pid == t.patient_id {
+        (files.note_id.as_str(), files.attachment_id.as_str())
+    } else {
+        ("01900000-0000-7000-8000-0000000000aa", "01900000-0000-7000-8000-0000000000ab")
+    };
     let token = &person.token;
     match route {
         0 => app.get(&base, token).await,
@@ -635,6 +663,15 @@ async fn matrix_call(app: &TestApp, t: &Team, route: usize, pid: &str, person: &
             .await
         }
         8 => app.get(&format!("{base}/access-log"), token).await,
+        9 => app.get(&format!("/api/v1/notes/{note_id}/attachments"), token).await,
+        10 => {
+            let path = format!("/api/v1/attachments/{attachment_id}/content");
+            crate::attachments::download(app, person, &path, &[]).await.0
+        }
+        11 => {
+            let path = format!("/api/v1/notes/{note_id}/attachments");
+            crate::attachments::upload(app, person, &path, "追加.jpg", &crate::attachments::jpeg_like(500), &[]).await
+        }
         _ => unreachable!(),
     }
 }

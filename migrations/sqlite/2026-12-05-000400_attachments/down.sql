@@ -1,0 +1,2 @@
+DROP TABLE attachment_errors;
+DROP TABLE attachments;
