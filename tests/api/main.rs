@@ -14,6 +14,7 @@ mod bench;
 mod bench_load;
 mod business_days;
 mod caseload;
+mod caseload_export;
 mod contract;
 mod digest;
 mod discharge;
