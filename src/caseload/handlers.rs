@@ -194,7 +194,9 @@ async fn export(
                     let (rows, next) = super::part(conn, &ward, &filter, order, after.as_ref(), EXPORT_PART, now)?;
                     let reads = rows
                         .iter()
-                        .map(|r| Event::new(Action::Read, Resource::Caseload, Some(&r.id), Some(&r.id)).detail(ward.clone()))
+                        .map(|r| {
+                            Event::new(Action::Read, Resource::Caseload, Some(&r.id), Some(&r.id)).detail(ward.clone())
+                        })
                         .collect();
                     audit::record_all(conn, &me, reads)?;
                     Ok((rows, next))
