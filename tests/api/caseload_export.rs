@@ -25,7 +25,8 @@ async fn seed(app: &TestApp, registered_by: &str) -> Vec<Entry> {
     for i in 0..SEEDED {
         let (family, given) = (FAMILY[i % FAMILY.len()], GIVEN[i % GIVEN.len()]);
         let id = renkei::db::new_id();
-        let birth_date = NaiveDate::from_ymd_opt(1930 + (i % 30) as i32, 1 + (i % 12) as u32, 1 + (i % 28) as u32).unwrap();
+        let birth_date =
+            NaiveDate::from_ymd_opt(1930 + (i % 30) as i32, 1 + (i % 12) as u32, 1 + (i % 28) as u32).unwrap();
         patients.push(Patient {
             id: id.clone(),
             family_name: format!("={i}"),
@@ -48,6 +49,7 @@ async fn seed(app: &TestApp, registered_by: &str) -> Vec<Entry> {
             version: 1,
             created_at: now,
             updated_at: now,
+            superseded_by: None,
         });
         // Many ties in every sorted column, and rows without a value.
         let news2 = (i % 4 != 0).then_some((i % 9) as i32);

@@ -4,6 +4,7 @@
 mod consent_revocation;
 mod helpers;
 mod identification;
+mod insurance;
 mod layout;
 mod maintenance;
 mod smtp;
