@@ -117,16 +117,12 @@ impl OpenCase {
                     );
                 }
             }
-            (Some(_), None, None) => {
-                if self.birth_date.is_some() != self.family_name_kana.is_some() {
-                    check.push(
-                        "family_name_kana",
-                        "identity_incomplete",
-                        "患者の確認には birth_date と family_name_kana の両方を指定してください。",
-                        "Identify the patient with both birth_date and family_name_kana.",
-                    );
-                }
-            }
+            (Some(_), None, None) if self.birth_date.is_some() != self.family_name_kana.is_some() => check.push(
+                "family_name_kana",
+                "identity_incomplete",
+                "患者の確認には birth_date と family_name_kana の両方を指定してください。",
+                "Identify the patient with both birth_date and family_name_kana.",
+            ),
             _ => {}
         }
         if let Some(kana) = &self.family_name_kana {
