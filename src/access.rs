@@ -745,37 +745,75 @@ pub struct PatientIdentity<'a> {
     pub family_name_kana: &'a str,
 }
 
+/// Which patient a hospital asks for: a patient id, or the insurance number on the card the
+/// patient brought to the admission (`patients::insurance`).
+pub enum RequestedPatient<'a> {
+    Id(&'a str),
+    Insurance(&'a patients::insurance::Identifier),
+}
+
+fn same_kana(a: &str, b: &str) -> bool {
+    let key = |s: &str| crate::vocab::normalize_kana(s).chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    key(a) == key(b)
+}
+
 /// The patient of a case about to be opened, and the caller's current membership, if any.
 ///
 /// A caller not on the team must identify the patient, and identification is throttled
 /// (`patients::identification`): every attempt first reserves a failure on the caller's budget
-/// and on the requested id's budget — in this transaction, by upsert, so concurrent guesses
-/// queue on the counter rows — and only a correct identification gives it back. Past either
-/// budget the answer is 429 before anything is compared, also for the right birth date. The
-/// counters are kept for the id as requested, and misses on ids of no patient count against
-/// the caller too, so neither a 404 nor a 429 tells whether a patient exists. The lead of a
-/// patient whose identification keeps failing is told by e-mail, once per window.
+/// and on the requested id's (or insurance number's) budget — in this transaction, by upsert,
+/// so concurrent guesses queue on the counter rows — and only a correct identification gives it
+/// back. Past either budget the answer is 429 before anything is compared, also for the right
+/// birth date. The counters are kept for the id or number as requested, and misses on ids or
+/// numbers of no patient count against the caller too, so neither a 404 nor a 429 tells whether
+/// a patient exists. The lead of a patient whose identification keeps failing is told by
+/// e-mail, once per window.
+///
+/// By insurance number the birth date and kana family name are always needed (a team member
+/// too gives them: the number alone finds nobody), and the number's own budget is the
+/// requested one. A merged duplicate stands for the patient it was merged into, whether named
+/// by id or found by a number recorded on it.
 pub fn patient_for_new_case(
     conn: &mut DbConn,
     me: &CurrentUser,
-    patient_id: &str,
+    requested: RequestedPatient<'_>,
     identity: Option<PatientIdentity<'_>>,
     mailer: &crate::mail::Mailer,
 ) -> AppResult<(Patient, Option<team::Member>)> {
     use crate::patients::identification as ident;
     let resource = Resource::DischargeCase;
-    let found = patients::find(conn, patient_id)?;
-    if let Some(patient) = found.as_ref() {
-        if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
-            return Ok((patient.clone(), Some(member)));
+    // The registrations the request names, each with the patient it stands for now.
+    let (found, requested_key, requested_id): (Vec<(Patient, Patient)>, String, Option<&str>) = match &requested {
+        RequestedPatient::Id(id) => {
+            let named = patients::find(conn, id)?;
+            let found = match named {
+                Some(p) => {
+                    let current = patients::find_current(conn, &p.id)?.unwrap_or_else(|| p.clone());
+                    vec![(p, current)]
+                }
+                None => Vec::new(),
+            };
+            if let Some((_, current)) = found.first() {
+                if let Some(member) = team::active_member(conn, &current.id, &me.id)? {
+                    return Ok((current.clone(), Some(member)));
+                }
+            }
+            (found, ident::patient_key(id), Some(*id))
         }
-    }
-    let found_id = found.as_ref().map(|p| p.id.clone());
-    let denied = |conn: &mut DbConn, detail: &str| match found_id.as_deref() {
+        RequestedPatient::Insurance(number) => {
+            let mut found = Vec::new();
+            for id in patients::insurance::patients_with(conn, number)? {
+                if let (Some(p), Some(current)) = (patients::find(conn, &id)?, patients::find_current(conn, &id)?) {
+                    found.push((p, current));
+                }
+            }
+            (found, number.throttle_key(), None)
+        }
+    };
+    let audit_id = found.first().map(|(_, current)| current.id.clone());
+    let denied = |conn: &mut DbConn, detail: &str| match audit_id.as_deref() {
         Some(id) => audit::record(conn, me, Event::new(Action::Read, resource, None, Some(id)).denied().detail(detail)),
-        None => {
-            audit::record(conn, me, Event::new(Action::Read, resource, Some(patient_id), None).denied().detail(detail))
-        }
+        None => audit::record(conn, me, Event::new(Action::Read, resource, requested_id, None).denied().detail(detail)),
     };
     let at = crate::db::now();
     let caller = ident::reserve(conn, &ident::caller_key(&me.id), ident::CALLER_WINDOW)?;
@@ -783,35 +821,87 @@ pub fn patient_for_new_case(
         denied(conn, "identification throttled")?;
         return Err(AppError::too_many_requests(caller.retry_after(at)).keeping_changes());
     }
-    let requested = ident::reserve(conn, &ident::patient_key(patient_id), ident::PATIENT_WINDOW)?;
-    if requested.over(ident::PATIENT_MAX_FAILURES) {
+    let requested_counter = ident::reserve(conn, &requested_key, ident::PATIENT_WINDOW)?;
+    if requested_counter.over(ident::PATIENT_MAX_FAILURES) {
         denied(conn, "identification throttled")?;
-        return Err(AppError::too_many_requests(requested.retry_after(at)).keeping_changes());
+        return Err(AppError::too_many_requests(requested_counter.retry_after(at)).keeping_changes());
     }
-    let same_kana = |a: &str, b: &str| {
-        let key = |s: &str| crate::vocab::normalize_kana(s).chars().filter(|c| !c.is_whitespace()).collect::<String>();
-        key(a) == key(b)
+    // The registrations whose own birth date and kana are the ones given, as the patients they
+    // stand for now (two registrations merged into one are one patient).
+    let mut matching: Vec<Patient> = match &identity {
+        Some(i) => found
+            .iter()
+            .filter(|(p, _)| i.birth_date == p.birth_date && same_kana(i.family_name_kana, &p.family_name_kana))
+            .map(|(_, current)| current.clone())
+            .collect(),
+        None => Vec::new(),
     };
-    match (found, identity) {
-        (Some(patient), Some(i))
-            if i.birth_date == patient.birth_date && same_kana(i.family_name_kana, &patient.family_name_kana) =>
-        {
+    matching.sort_by(|a, b| a.id.cmp(&b.id));
+    matching.dedup_by(|a, b| a.id == b.id);
+    match (matching.len(), found.first()) {
+        (1, _) => {
             ident::release(conn, &caller)?;
-            ident::release(conn, &requested)?;
+            ident::release(conn, &requested_counter)?;
+            let patient = matching.remove(0);
+            if let Some(member) = team::active_member(conn, &patient.id, &me.id)? {
+                return Ok((patient, Some(member)));
+            }
             // Joining the team shares the record with the caller's hospital.
             share_with_organization(conn, me, &patient, &me.organization_id)?;
             Ok((patient, None))
         }
-        (Some(patient), _) => {
+        (0, Some((_, current))) => {
+            let current = current.clone();
             denied(conn, "not identified")?;
-            ident::notify_lead(conn, mailer, &patient, &requested)?;
+            ident::notify_lead(conn, mailer, &current, &requested_counter)?;
             Err(AppError::hidden())
         }
-        (None, _) => {
+        (0, None) => {
             denied(conn, "no such patient")?;
             Err(AppError::hidden())
         }
+        // The same number, birth date and kana on two patients not merged: duplicates, which
+        // only their care manager can tell apart and merge. The caller identified correctly,
+        // so its budget is given back, and learns only that the record is ambiguous.
+        _ => {
+            ident::release(conn, &caller)?;
+            ident::release(conn, &requested_counter)?;
+            denied(conn, "identification ambiguous")?;
+            Err(AppError::conflict(
+                "この保険者番号・生年月日・フリガナに一致する登録が複数あります。患者さんのケアマネジャーに重複登録の統合を依頼してください。",
+                "More than one registration matches this insurance number, birth date and kana. Ask the patient's care manager to merge the duplicate registrations.",
+            )
+            .keeping_changes())
+        }
     }
+}
+
+/// Merging a duplicate registration (`POST /patients/{id}/merge`): the care manager of both
+/// registrations — an active member in the care_manager role on both teams — merges the
+/// duplicate into the patient that stays. Anyone else: the answer for a patient they may not
+/// see (404) or may see but not change (403), audited.
+pub fn merge_patients(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    duplicate_id: &str,
+    surviving_id: &str,
+) -> AppResult<(Patient, Patient)> {
+    let (duplicate, dup_rel) = patient(conn, me, duplicate_id, Need::Write, Resource::Patient)?;
+    let (surviving, surv_rel) = patient(conn, me, surviving_id, Need::Write, Resource::Patient)?;
+    let care_manager = |r: &Relation| matches!(r, Relation::Member { role: TeamRole::CareManager, .. });
+    if !care_manager(&dup_rel) || !care_manager(&surv_rel) {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::Patient, None, Some(&duplicate.id)).denied().detail("merge"),
+        )?;
+        return Err(AppError::forbidden(
+            "重複登録を統合できるのは、両方の患者さんのチームのケアマネジャーです。",
+            "Duplicate registrations are merged by the care manager on both patients' teams.",
+        )
+        .keeping_changes());
+    }
+    Ok((duplicate, surviving))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,26 +26,41 @@ where
     R: IntoIterator<Item = C>,
     C: IntoIterator<Item = String>,
 {
+    let mut out = header(headers);
+    out.push_str(&records(rows));
+    out
+}
+
+/// The start of a CSV document written in parts (a download streamed as it is read): the BOM
+/// and the header row. [`records`] writes the rows that follow, in as many parts as needed;
+/// the parts together are exactly the [`document`] of all the rows.
+pub fn header(headers: &[&str]) -> String {
+    let mut out = String::from("\u{feff}");
+    out.push_str(&records([headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()]));
+    out
+}
+
+/// Rows of a CSV document, every cell quoted and neutralised, each ending in CRLF.
+pub fn records<R, C>(rows: R) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
     let mut writer = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     // Writing to a Vec cannot fail, and neither can a record of strings; a failure would only
     // lose rows, so it is logged rather than turned into a half-written answer.
-    let mut write = |cells: Vec<String>| {
+    for row in rows {
+        let cells: Vec<String> = row.into_iter().collect();
         if let Err(e) = writer.write_record(cells.iter().map(|c| neutralise(c).into_owned())) {
             tracing::error!(error = %e, "CSV row not written");
         }
-    };
-    write(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        write(row.into_iter().collect());
     }
     let bytes =
         writer.into_inner().map_err(|e| tracing::error!(error = %e.error(), "CSV not finished")).unwrap_or_default();
-    let mut out = String::from("\u{feff}");
-    out.push_str(&String::from_utf8_lossy(&bytes));
-    out
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
@@ -75,5 +90,14 @@ mod tests {
             let doc = document(&["x"], [vec![typed.to_string()]]);
             assert_eq!(doc, format!("\u{feff}\"x\"\r\n{written}\r\n"), "{typed:?}");
         }
+    }
+
+    #[test]
+    fn a_document_in_parts_is_the_whole_document() {
+        let rows = |r: std::ops::Range<i32>| r.map(|i| vec![format!("={i}"), "川崎".to_string()]).collect::<Vec<_>>();
+        let mut parts = header(&["a", "b"]);
+        parts.push_str(&records(rows(0..3)));
+        parts.push_str(&records(rows(3..7)));
+        assert_eq!(parts, document(&["a", "b"], rows(0..7)));
     }
 }

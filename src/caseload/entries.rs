@@ -56,6 +56,8 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
     type PatientCols = (String, String, String, NaiveDate, String, String);
     let Some((ward_code, family_kana, given_kana, birth_date, care_level, status)) = patients::table
         .find(patient_id)
+        // A merged duplicate has no entry: the patient it was merged into stands for it.
+        .filter(patients::superseded_by.is_null())
         .select((
             patients::ward_code,
             patients::family_name_kana,

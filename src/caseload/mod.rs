@@ -10,7 +10,7 @@ pub mod handlers;
 
 use std::collections::HashMap;
 
-use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use diesel::dsl::{case_when, count_star, sql, sum};
 use diesel::prelude::*;
 use diesel::sql_types::Integer;
@@ -174,11 +174,143 @@ pub fn page(
     now: NaiveDateTime,
 ) -> AppResult<(Vec<Row>, bool)> {
     let today = jst_day(now);
-    let statuses: Vec<&str> = match filter.status {
-        Some(s) => vec![s.as_str()],
-        None => DEFAULT_STATUSES.iter().map(|s| s.as_str()).collect(),
+    let q = ordered(conn, ward, filter, (sort, descending), now);
+    let mut found: Vec<Entry> = q.offset(offset).limit(limit + 1).select(Entry::as_select()).load(conn)?;
+    let more = found.len() as i64 > limit;
+    found.truncate(limit as usize);
+    Ok((rows_of(conn, found, today, now)?, more))
+}
+
+/// Where the next part of a whole-ward export starts: the sort values of the last row written.
+/// Keyset order, not an offset, so that a patient added or moved between two parts neither
+/// repeats a row nor pushes one out of the file.
+#[derive(Debug, Clone)]
+pub struct After {
+    key: SortValue,
+    name_kana: String,
+    patient_id: String,
+}
+
+/// The value of the sorted column as the query orders it.
+#[derive(Debug, Clone)]
+enum SortValue {
+    Int(Option<i32>),
+    Text(Option<String>),
+    Date(Option<NaiveDate>),
+}
+
+/// The next `limit` rows of a ward's caseload after `after` (from the start when `None`), in
+/// the caseload's order, and where the part after them starts (`None` at the end).
+pub fn part(
+    conn: &mut DbConn,
+    ward: &str,
+    filter: &Filter,
+    (sort, descending): (SortKey, bool),
+    after: Option<&After>,
+    limit: i64,
+    now: NaiveDateTime,
+) -> AppResult<(Vec<Row>, Option<After>)> {
+    let today = jst_day(now);
+    let mut q = ordered(conn, ward, filter, (sort, descending), now);
+    if let Some(a) = after {
+        let (age_years, visit_day) = shown_value_keys(conn, today);
+        let key = match sort {
+            SortKey::NameKana => "caseload_entries.name_kana".to_string(),
+            SortKey::Age => format!("({age_years})"),
+            SortKey::CareLevel => "caseload_entries.care_level_rank".to_string(),
+            SortKey::ActiveFlags => "caseload_entries.active_flags".to_string(),
+            SortKey::LatestNews2 => "caseload_entries.latest_news2_total".to_string(),
+            SortKey::DaysSinceLastVisit => format!("({visit_day})"),
+            SortKey::PlannedDischargeOn => "caseload_entries.planned_discharge_on".to_string(),
+        };
+        // Fewer days since the last visit is a later visit day: that column runs the other way.
+        let later = descending != (sort == SortKey::DaysSinceLastVisit);
+        q = after_clause(q, &key, if later { "<" } else { ">" }, a);
+    }
+    let found: Vec<Entry> = q.limit(limit).select(Entry::as_select()).load(conn)?;
+    let next = if (found.len() as i64) < limit {
+        None
+    } else {
+        found.last().map(|e| After {
+            key: sort_value(sort, e, today),
+            name_kana: e.name_kana.clone(),
+            patient_id: e.patient_id.clone(),
+        })
     };
-    let mut q = ward_entries!(ward, statuses).into_boxed();
+    Ok((rows_of(conn, found, today, now)?, next))
+}
+
+/// The sorted column's value of an entry, computed as the query computes it.
+fn sort_value(sort: SortKey, e: &Entry, today: NaiveDate) -> SortValue {
+    match sort {
+        SortKey::NameKana => SortValue::Text(Some(e.name_kana.clone())),
+        SortKey::Age => {
+            let later_birthday = e.birth_date.format("%m-%d").to_string() > today.format("%m-%d").to_string();
+            SortValue::Int(Some(-(e.birth_date.year() + i32::from(later_birthday))))
+        }
+        SortKey::CareLevel => SortValue::Int(Some(e.care_level_rank)),
+        SortKey::ActiveFlags => SortValue::Int(Some(e.active_flags)),
+        SortKey::LatestNews2 => SortValue::Int(e.latest_news2_total),
+        SortKey::DaysSinceLastVisit => SortValue::Text(e.last_visit_at.map(|at| jst_day(at).to_string())),
+        SortKey::PlannedDischargeOn => SortValue::Date(e.planned_discharge_on),
+    }
+}
+
+type Entries<'a> = caseload_entries::BoxedQuery<'a, <DbConn as diesel::Connection>::Backend>;
+
+/// Narrows an ordered query to the rows after `a`. The order is (key is null, key, kana, id):
+/// rows without a value come last in both directions, ties by kana and then id ascending. `key`
+/// is server-made SQL (a column or a computed value), never client input; values are bound.
+fn after_clause<'a>(q: Entries<'a>, key: &str, op: &str, a: &After) -> Entries<'a> {
+    use diesel::sql_types::{Bool, Date, Text};
+    let tie = "(caseload_entries.name_kana > ";
+    macro_rules! after_value {
+        ($ty:ty, $v:expr) => {
+            q.filter(
+                sql::<Bool>(&format!("({key} IS NULL OR {key} {op} "))
+                    .bind::<$ty, _>($v.clone())
+                    .sql(&format!(" OR ({key} = "))
+                    .bind::<$ty, _>($v.clone())
+                    .sql(&format!(" AND {tie}"))
+                    .bind::<Text, _>(a.name_kana.clone())
+                    .sql(" OR (caseload_entries.name_kana = ")
+                    .bind::<Text, _>(a.name_kana.clone())
+                    .sql(" AND caseload_entries.patient_id > ")
+                    .bind::<Text, _>(a.patient_id.clone())
+                    .sql("))))"),
+            )
+        };
+    }
+    match &a.key {
+        SortValue::Int(Some(v)) => after_value!(Integer, v),
+        SortValue::Text(Some(v)) => after_value!(Text, v),
+        SortValue::Date(Some(v)) => after_value!(Date, v),
+        SortValue::Int(None) | SortValue::Text(None) | SortValue::Date(None) => q.filter(
+            sql::<Bool>(&format!("({key} IS NULL AND {tie}"))
+                .bind::<Text, _>(a.name_kana.clone())
+                .sql(" OR (caseload_entries.name_kana = ")
+                .bind::<Text, _>(a.name_kana.clone())
+                .sql(" AND caseload_entries.patient_id > ")
+                .bind::<Text, _>(a.patient_id.clone())
+                .sql(")))"),
+        ),
+    }
+}
+
+/// A ward's entries narrowed by the filter, in the caseload's order.
+fn ordered<'a>(
+    conn: &DbConn,
+    ward: &str,
+    filter: &Filter,
+    (sort, descending): (SortKey, bool),
+    now: NaiveDateTime,
+) -> Entries<'a> {
+    let today = jst_day(now);
+    let statuses: Vec<String> = match filter.status {
+        Some(s) => vec![s.as_str().to_string()],
+        None => DEFAULT_STATUSES.iter().map(|s| s.as_str().to_string()).collect(),
+    };
+    let mut q = ward_entries!(ward.to_string(), statuses).into_boxed();
     if !filter.withheld.is_empty() {
         q = q.filter(caseload_entries::patient_id.ne_all(filter.withheld.clone()));
     }
@@ -231,16 +363,7 @@ pub fn page(
             q.order((c::planned_discharge_on.is_null(), c::planned_discharge_on.desc()))
         }
     };
-    let mut found: Vec<Entry> = q
-        .then_order_by(c::name_kana.asc())
-        .then_order_by(c::patient_id.asc())
-        .offset(offset)
-        .limit(limit + 1)
-        .select(Entry::as_select())
-        .load(conn)?;
-    let more = found.len() as i64 > limit;
-    found.truncate(limit as usize);
-    Ok((rows_of(conn, found, today, now)?, more))
+    q.then_order_by(c::name_kana.asc()).then_order_by(c::patient_id.asc())
 }
 
 /// The SQL of the values the age and days-since-visit columns show, per backend: age in whole
@@ -465,35 +588,44 @@ fn jst_minute(at: &NaiveDateTime) -> String {
 /// reader's language (Japanese unless they prefer English), times in Japan time, every cell
 /// quoted and a typed formula shown as text (see `spreadsheet`).
 pub fn csv(rows: &[Row], lang: Lang) -> String {
+    let mut out = csv_header(lang);
+    out.push_str(&csv_rows(rows, lang));
+    out
+}
+
+/// The start of the caseload CSV: the BOM and the header row in the reader's language.
+pub fn csv_header(lang: Lang) -> String {
     let headers: Vec<&str> = CSV_HEADERS.iter().map(|(ja, en)| if lang == Lang::En { *en } else { *ja }).collect();
-    crate::spreadsheet::document(
-        &headers,
-        rows.iter().map(|r| {
-            let case = r.open_discharge_case.as_ref();
-            [
-                r.id.clone(),
-                format!("{} {}", r.family_name, r.given_name),
-                r.name_kana(),
-                r.age.to_string(),
-                word(&r.care_level, CareLevel::parse, CareLevel::label, lang),
-                word(&r.status, PatientStatus::parse, PatientStatus::label, lang),
-                r.team_size.to_string(),
-                yes_no(r.has_primary_physician, lang),
-                r.active_flags.to_string(),
-                r.highest_flag_severity
-                    .as_deref()
-                    .map(|s| word(s, FlagSeverity::parse, FlagSeverity::label, lang))
-                    .unwrap_or_default(),
-                r.latest_news2.as_ref().map(|n| n.total.to_string()).unwrap_or_default(),
-                r.latest_news2.as_ref().map(|n| jst_minute(&n.at)).unwrap_or_default(),
-                r.days_since_last_visit.map(|d| d.to_string()).unwrap_or_default(),
-                yes_no(case.is_some(), lang),
-                case.and_then(|c| c.planned_discharge_on).map(|d| d.to_string()).unwrap_or_default(),
-                r.overdue_tasks().to_string(),
-                consent_word(&r.consent, lang).to_string(),
-            ]
-        }),
-    )
+    crate::spreadsheet::header(&headers)
+}
+
+/// Caseload rows as CSV lines, to follow [`csv_header`].
+pub fn csv_rows(rows: &[Row], lang: Lang) -> String {
+    crate::spreadsheet::records(rows.iter().map(|r| {
+        let case = r.open_discharge_case.as_ref();
+        [
+            r.id.clone(),
+            format!("{} {}", r.family_name, r.given_name),
+            r.name_kana(),
+            r.age.to_string(),
+            word(&r.care_level, CareLevel::parse, CareLevel::label, lang),
+            word(&r.status, PatientStatus::parse, PatientStatus::label, lang),
+            r.team_size.to_string(),
+            yes_no(r.has_primary_physician, lang),
+            r.active_flags.to_string(),
+            r.highest_flag_severity
+                .as_deref()
+                .map(|s| word(s, FlagSeverity::parse, FlagSeverity::label, lang))
+                .unwrap_or_default(),
+            r.latest_news2.as_ref().map(|n| n.total.to_string()).unwrap_or_default(),
+            r.latest_news2.as_ref().map(|n| jst_minute(&n.at)).unwrap_or_default(),
+            r.days_since_last_visit.map(|d| d.to_string()).unwrap_or_default(),
+            yes_no(case.is_some(), lang),
+            case.and_then(|c| c.planned_discharge_on).map(|d| d.to_string()).unwrap_or_default(),
+            r.overdue_tasks().to_string(),
+            consent_word(&r.consent, lang).to_string(),
+        ]
+    }))
 }
 
 #[cfg(test)]

@@ -438,6 +438,21 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        superseded_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    patient_insurance (patient_id) {
+        patient_id -> Text,
+        ltc_insurer_number -> Nullable<Text>,
+        ltc_insured_number -> Nullable<Text>,
+        medical_insurer_number -> Nullable<Text>,
+        medical_symbol -> Nullable<Text>,
+        medical_number -> Nullable<Text>,
+        medical_branch -> Nullable<Text>,
+        recorded_by -> Text,
+        updated_at -> Timestamp,
     }
 }
 
@@ -563,6 +578,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notes,
     organization_services,
     organizations,
+    patient_insurance,
     patients,
     refresh_tokens,
     sessions,

@@ -4,6 +4,7 @@ pub mod consents;
 pub mod emergency;
 pub mod handlers;
 pub mod identification;
+pub mod insurance;
 pub mod team;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -40,6 +41,8 @@ pub struct Patient {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Set when this registration was a duplicate, merged into the patient named here.
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,6 +72,8 @@ pub struct PatientView {
     pub emergency_contact: Option<EmergencyContact>,
     pub spo2_target_88_92: bool,
     pub consent: consents::ConsentState,
+    /// A duplicate registration merged into another patient: that patient's id.
+    pub superseded_by: Option<String>,
     pub version: i32,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
@@ -114,6 +119,7 @@ impl Patient {
             emergency_contact,
             spo2_target_88_92: self.spo2_target_88_92,
             consent,
+            superseded_by: self.superseded_by.clone(),
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -186,6 +192,7 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
         version: 1,
         created_at: t,
         updated_at: t,
+        superseded_by: None,
     };
     diesel::insert_into(patients::table).values(&patient).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &patient.id })?;
@@ -197,6 +204,42 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Patient>> {
     Ok(patients::table.find(id).select(Patient::as_select()).first(conn).optional()?)
+}
+
+/// The patient a registration stands for now: itself, or — for a merged duplicate — the
+/// patient it was merged into (following a chain of merges, which a merge into a patient that
+/// was itself merged can make, to its end).
+pub fn find_current(conn: &mut DbConn, id: &str) -> AppResult<Option<Patient>> {
+    let mut found = find(conn, id)?;
+    // A chain is at most as long as the merges made; the bound only guards against a cycle.
+    for _ in 0..16 {
+        match found.as_ref().and_then(|p| p.superseded_by.clone()) {
+            Some(next) => found = find(conn, &next)?,
+            None => break,
+        }
+    }
+    Ok(found)
+}
+
+/// Marks `duplicate` as merged into `surviving`; false when someone changed it first (it was
+/// merged already, or edited since the version the caller read).
+pub fn supersede(conn: &mut DbConn, duplicate: &Patient, surviving: &str) -> AppResult<bool> {
+    let n = diesel::update(
+        patients::table
+            .filter(patients::id.eq(&duplicate.id))
+            .filter(patients::version.eq(duplicate.version))
+            .filter(patients::superseded_by.is_null()),
+    )
+    .set((
+        patients::superseded_by.eq(Some(surviving)),
+        patients::version.eq(duplicate.version + 1),
+        patients::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    if n == 1 {
+        crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &duplicate.id })?;
+    }
+    Ok(n == 1)
 }
 
 #[derive(AsChangeset, Default)]
@@ -275,7 +318,8 @@ pub fn search_visible(
         .filter(care_team_members::user_id.eq(user_id.to_string()))
         .filter(care_team_members::ended_at.is_null())
         .select(care_team_members::patient_id);
-    let mut q = patients::table.into_boxed();
+    // A merged duplicate leaves every list: its surviving patient is listed instead.
+    let mut q = patients::table.filter(patients::superseded_by.is_null()).into_boxed();
     if filter.team_only {
         q = q.filter(patients::id.eq_any(on_team));
     } else {

@@ -4,6 +4,7 @@
 mod consent_revocation;
 mod helpers;
 mod identification;
+mod insurance;
 mod layout;
 mod maintenance;
 mod smtp;
@@ -15,6 +16,7 @@ mod bench;
 mod bench_load;
 mod business_days;
 mod caseload;
+mod caseload_export;
 mod contract;
 mod digest;
 mod discharge;

@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{check_contact, check_not_future, created, etagged, utc};
-use crate::access::{self, Need, PatientIdentity};
+use crate::access::{self, Need, PatientIdentity, RequestedPatient};
 use crate::api::{self, Check, Id, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
@@ -17,6 +17,7 @@ use crate::discharge::{deadlines, CaseStatus};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Answer};
 use crate::patients::handlers::{check_ward, RegisterPatient};
+use crate::patients::insurance::Identifier;
 use crate::patients::today_jst;
 use crate::state::AppState;
 use crate::vocab::PatientStatus;
@@ -48,7 +49,10 @@ impl Serialize for Registration {
 pub struct OpenCase {
     /// An existing patient …
     pub patient_id: Option<Id>,
-    /// … identified, when the caller is not on the patient's team, by these two.
+    /// … or an existing patient found by the insurance number on their card …
+    pub insurance_number: Option<Identifier>,
+    /// … identified, when the caller is not on the patient's team (and always with an
+    /// insurance number), by these two.
     pub birth_date: Option<NaiveDate>,
     pub family_name_kana: Option<String>,
     /// Or a patient registered with the case.
@@ -67,20 +71,23 @@ impl OpenCase {
     fn check(&self) -> AppResult<(Option<NaiveDateTime>, NaiveDate)> {
         let mut check = Check::new();
         check.optional_id("patient_id", self.patient_id.as_ref());
-        match (&self.patient_id, &self.patient) {
-            (Some(_), Some(_)) => check.push(
+        let named = [self.patient_id.is_some(), self.insurance_number.is_some(), self.patient.is_some()];
+        if named.iter().filter(|n| **n).count() > 1 {
+            check.push(
                 "patient",
                 "one_of",
-                "patient_id と patient はどちらか一方だけを指定してください。",
-                "Give either patient_id or patient, not both.",
-            ),
-            (None, None) => check.push(
+                "patient_id、insurance_number、patient はどれか一つだけを指定してください。",
+                "Give one of patient_id, insurance_number or patient.",
+            );
+        }
+        match (&self.patient_id, &self.insurance_number, &self.patient) {
+            (None, None, None) => check.push(
                 "patient_id",
                 "required",
-                "patient_id(登録済みの患者)または patient(新規登録)を指定してください。",
-                "Give patient_id (a registered patient) or patient (a new registration).",
+                "patient_id(登録済みの患者)、insurance_number(保険証の番号)または patient(新規登録)を指定してください。",
+                "Give patient_id (a registered patient), insurance_number (the numbers on the insurance card) or patient (a new registration).",
             ),
-            (None, Some(p)) => {
+            (None, None, Some(p)) => {
                 p.form.check(&mut check, "patient.");
                 if p.form.status.is_some_and(|s| s != PatientStatus::Hospitalized) {
                     check.push(
@@ -94,21 +101,29 @@ impl OpenCase {
                     check.push(
                         "birth_date",
                         "only_with_patient_id",
-                        "birth_date と family_name_kana は patient_id で患者を指定するときに使います。",
-                        "birth_date and family_name_kana identify a patient given by patient_id.",
+                        "birth_date と family_name_kana は patient_id か insurance_number で患者を指定するときに使います。",
+                        "birth_date and family_name_kana identify a patient given by patient_id or insurance_number.",
                     );
                 }
             }
-            (Some(_), None) => {
-                if self.birth_date.is_some() != self.family_name_kana.is_some() {
+            (None, Some(number), None) => {
+                number.check(&mut check, "insurance_number.");
+                if self.birth_date.is_none() || self.family_name_kana.is_none() {
                     check.push(
                         "family_name_kana",
                         "identity_incomplete",
-                        "患者の確認には birth_date と family_name_kana の両方を指定してください。",
-                        "Identify the patient with both birth_date and family_name_kana.",
+                        "保険証の番号で患者を探すときは birth_date と family_name_kana も指定してください。",
+                        "To find a patient by insurance number, give birth_date and family_name_kana too.",
                     );
                 }
             }
+            (Some(_), None, None) if self.birth_date.is_some() != self.family_name_kana.is_some() => check.push(
+                "family_name_kana",
+                "identity_incomplete",
+                "患者の確認には birth_date と family_name_kana の両方を指定してください。",
+                "Identify the patient with both birth_date and family_name_kana.",
+            ),
+            _ => {}
         }
         if let Some(kana) = &self.family_name_kana {
             check.kana("family_name_kana", Some(kana), 100);
@@ -188,15 +203,20 @@ pub async fn open(
             let me = bearer.user(conn)?;
             access::open_case(conn, &me)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
-                let patient = match (body.patient_id, body.patient) {
-                    (Some(id), _) => {
-                        let identity = match (body.birth_date, body.family_name_kana.as_deref()) {
-                            (Some(birth_date), Some(family_name_kana)) => {
-                                Some(PatientIdentity { birth_date, family_name_kana })
-                            }
-                            _ => None,
-                        };
-                        let (patient, member) = access::patient_for_new_case(conn, &me, &id, identity, &mailer)?;
+                let identity = match (body.birth_date, body.family_name_kana.as_deref()) {
+                    (Some(birth_date), Some(family_name_kana)) => {
+                        Some(PatientIdentity { birth_date, family_name_kana })
+                    }
+                    _ => None,
+                };
+                let requested = match (&body.patient_id, &body.insurance_number) {
+                    (Some(id), _) => Some(RequestedPatient::Id(id.as_str())),
+                    (None, Some(number)) => Some(RequestedPatient::Insurance(number)),
+                    (None, None) => None,
+                };
+                let patient = match (requested, body.patient) {
+                    (Some(requested), _) => {
+                        let (patient, member) = access::patient_for_new_case(conn, &me, requested, identity, &mailer)?;
                         CasePatient::Registered(Box::new(patient), member)
                     }
                     (None, Some(registration)) => {

@@ -2,6 +2,7 @@
 //! consents in their own files.
 
 pub mod consents;
+pub mod insurance;
 pub mod team;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
