@@ -280,6 +280,11 @@ text_enum! {
     }
 }
 
+impl FlagStatus {
+    /// A flag someone still has to act on.
+    pub const OPEN: [FlagStatus; 2] = [FlagStatus::Active, FlagStatus::Acknowledged];
+}
+
 text_enum! {
     /// A patient's sex as recorded.
     Sex {

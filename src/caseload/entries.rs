@@ -19,7 +19,7 @@ use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::AppResult;
 use crate::notes::current::is_current_version;
 use crate::notes::news2::Band;
-use crate::vocab::{CareLevel, NoteKind};
+use crate::vocab::{CareLevel, FlagStatus, NoteKind};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = caseload_entries)]
@@ -84,7 +84,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
 
     let severities: Vec<String> = flags::table
         .filter(flags::patient_id.eq(patient_id))
-        .filter(flags::status.eq_any(crate::flags::OPEN))
+        .filter(flags::status.eq_any(FlagStatus::OPEN))
         .select(flags::severity)
         .load(conn)?;
     let highest_flag_severity = if severities.iter().any(|s| s == "emergency") {

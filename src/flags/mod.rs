@@ -126,9 +126,6 @@ fn rank(s: FlagSeverity) -> u8 {
     }
 }
 
-/// A flag someone still has to act on.
-pub const OPEN: [FlagStatus; 2] = [FlagStatus::Active, FlagStatus::Acknowledged];
-
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Flag>> {
     Ok(flags::table.find(id).select(Flag::as_select()).first(conn).optional()?)
 }
@@ -206,7 +203,7 @@ pub fn apply_news2(
     let open: Option<Flag> = flags::table
         .filter(flags::patient_id.eq(patient_id))
         .filter(flags::source.eq(FlagSource::News2))
-        .filter(flags::status.eq_any(OPEN))
+        .filter(flags::status.eq_any(FlagStatus::OPEN))
         .order(flags::raised_at.desc())
         .select(Flag::as_select())
         .first(conn)
@@ -281,7 +278,7 @@ pub fn open_for_member(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<FlagVi
         .select(care_team_members::patient_id);
     let mut rows: Vec<Flag> = flags::table
         .filter(flags::patient_id.eq_any(mine))
-        .filter(flags::status.eq_any(OPEN))
+        .filter(flags::status.eq_any(FlagStatus::OPEN))
         .order((flags::raised_at.desc(), flags::id.desc()))
         .limit(500)
         .select(Flag::as_select())
@@ -325,7 +322,7 @@ pub fn resolve(
     outcome: FlagStatus,
     now: NaiveDateTime,
 ) -> AppResult<bool> {
-    let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq_any(OPEN)))
+    let n = diesel::update(flags::table.filter(flags::id.eq(id)).filter(flags::status.eq_any(FlagStatus::OPEN)))
         .set((
             flags::status.eq(outcome),
             flags::resolved_by.eq(Some(by)),
