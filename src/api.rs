@@ -88,6 +88,16 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> AppResult<T> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| body_error(&e.path().to_string(), e.inner()))?;
     de.end().map_err(|_| not_json())?;
+    // Every body of this API is an object; serde would also read a struct from an array of its
+    // fields in order (`["visit", "…"]`), which the contract does not allow.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::validation(vec![FieldError::new(
+            "body",
+            "invalid_value",
+            "body の値が正しくありません。オブジェクトで指定してください。",
+            "body is not valid: send an object.",
+        )]));
+    }
     Ok(value)
 }
 

@@ -46,6 +46,13 @@ async fn framework_errors_are_problems(app: TestApp) {
     assert_problem(&res, 422, "validation");
     assert_eq!(res.body["errors"][0]["field"], json!("author_id"));
     assert_eq!(res.body["errors"][0]["code"], json!("unknown_field"));
+    // The body is an object: an array of the fields in order is refused and creates nothing.
+    let array = json!(["clinic", "配列の診療所", null, null, null, null, []]);
+    let res = app.post("/api/v1/organizations", &admin.token, array).await;
+    assert_problem(&res, 422, "validation");
+    assert_eq!(res.body["errors"][0]["field"], json!("body"));
+    let listed = app.get("/api/v1/organizations?q=配列の診療所", &admin.token).await.expect(200);
+    assert_eq!(listed.body["items"], json!([]));
     // Missing field, named.
     let res = app.post("/api/v1/organizations", &admin.token, json!({"kind": "clinic"})).await;
     assert_problem(&res, 422, "validation");
