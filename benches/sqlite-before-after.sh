@@ -69,11 +69,12 @@ for name in before after; do
     SERVER_PID=$!
     for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break; sleep 0.2; done
     say "$name: $bin on port $port (pid $SERVER_PID)"
-    common=(--url "http://127.0.0.1:$port" --manifest "$OUT/manifest.json" --duration-secs "$DURATION_SECS"
-        --server-pid "$SERVER_PID" --open-fraction "$OPEN_FRACTION")
-    "$BENCH" load "${common[@]}" --concurrency "$CONCURRENCY" --scenarios note_post,note_get,timeline \
+    # The strace loop below sets its own duration and open fraction, so they are not common.
+    common=(--url "http://127.0.0.1:$port" --manifest "$OUT/manifest.json" --server-pid "$SERVER_PID")
+    timed=(--duration-secs "$DURATION_SECS" --open-fraction "$OPEN_FRACTION")
+    "$BENCH" load "${common[@]}" "${timed[@]}" --concurrency "$CONCURRENCY" --scenarios note_post,note_get,timeline \
         --label "$name, SQLite" --json-out "$OUT/$name-load.json" | tee "$OUT/$name-load.txt"
-    "$BENCH" load "${common[@]}" --concurrency "$UNREAD_CONCURRENCY" --scenarios unread,caseload \
+    "$BENCH" load "${common[@]}" "${timed[@]}" --concurrency "$UNREAD_CONCURRENCY" --scenarios unread,caseload \
         --label "$name, SQLite" --json-out "$OUT/$name-load64.json" | tee "$OUT/$name-load64.txt"
     say "$name: busy-handler sleeps during a closed note POST loop at 16 connections"
     strace -f -c -e trace=clock_nanosleep -p "$SERVER_PID" -o "$OUT/$name-strace.txt" &
