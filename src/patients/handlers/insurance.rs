@@ -13,14 +13,6 @@ use crate::error::{AppError, AppResult};
 use crate::patients::insurance::{self, Numbers};
 use crate::state::AppState;
 
-/// A body that must be a JSON object: serde would otherwise also read these structs from an
-/// array (`[null, null]`), which the contract does not allow.
-fn from_object<T: serde::de::DeserializeOwned>(body: serde_json::Map<String, serde_json::Value>) -> AppResult<T> {
-    let bytes = serde_json::to_vec(&serde_json::Value::Object(body))
-        .map_err(|e| AppError::internal(format!("re-encoding a JSON body: {e}")))?;
-    api::parse_body(&bytes)
-}
-
 #[derive(Serialize)]
 struct InsuranceView {
     patient_id: String,
@@ -56,10 +48,10 @@ pub async fn put(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<Numbers>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
-    let numbers: Numbers = from_object(body.into_inner())?;
+    let numbers = body.into_inner();
     let mut check = Check::new();
     numbers.check(&mut check);
     check.finish()?;
@@ -103,10 +95,10 @@ pub async fn merge(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<Merge>,
 ) -> AppResult<HttpResponse> {
     let duplicate_id = path.into_inner().into_string();
-    let body: Merge = from_object(body.into_inner())?;
+    let body = body.into_inner();
     let surviving_id = body.into.into_string();
     if duplicate_id == surviving_id {
         return Err(AppError::field(
