@@ -1,8 +1,8 @@
 //! Closed vocabularies stored as TEXT on both backends and spelled the same in JSON.
 //!
-//! A row keeps such a column as its enum, never as a string: the field is marked
-//! `#[diesel(deserialize_as = String)]` (and `serialize_as = String` where the row is written),
-//! so an unknown stored value is a load error and the rest of the code compares enums.
+//! A row keeps such a column as its enum, never as a string: the enum reads and writes itself as
+//! TEXT on either backend (`ToSql`/`FromSql` below), so an unknown stored value is a load error
+//! and the rest of the code compares enums.
 
 /// Declares an enum whose values are stored and sent as fixed snake_case strings.
 #[macro_export]
@@ -59,15 +59,7 @@ macro_rules! text_enum {
             }
         }
 
-        /// Read from a TEXT column: `#[diesel(deserialize_as = String)]` on a row's field.
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(value: String) -> Result<$name, String> {
-                $name::parse(&value).ok_or_else(|| format!("unknown {} in database: {value}", stringify!($name)))
-            }
-        }
-
-        /// Written to a TEXT column: `#[diesel(serialize_as = String)]` on a row's field.
+        /// Its code as an owned string (rows of the benchmark's seeder, which writes TEXT).
         impl From<$name> for String {
             fn from(value: $name) -> String {
                 value.as_str().to_string()
@@ -366,19 +358,29 @@ impl TeamRole {
 }
 
 text_enum! {
+    /// Where a patient's consent stands: the latest consent record decides — obtained and in
+    /// force, revoked, or never recorded.
+    ConsentStatus {
+        Active => "active" ("取得済", "Obtained"),
+        Revoked => "revoked" ("撤回済", "Revoked"),
+        None => "none" ("未取得", "Not obtained"),
+    }
+}
+
+text_enum! {
     /// What the patient agreed to share (本人同意).
     ConsentScope {
-        CareTeam => "care_team",
-        CareTeamAndHospital => "care_team_and_hospital",
+        CareTeam => "care_team" ("ケアチーム", "Care team"),
+        CareTeamAndHospital => "care_team_and_hospital" ("ケアチームと病院", "Care team and hospital"),
     }
 }
 
 text_enum! {
     /// Who gave the consent.
     ConsentSource {
-        Patient => "patient",
-        Family => "family",
-        Guardian => "guardian",
+        Patient => "patient" ("本人", "Patient"),
+        Family => "family" ("家族", "Family"),
+        Guardian => "guardian" ("後見人", "Guardian"),
     }
 }
 

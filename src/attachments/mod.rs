@@ -34,7 +34,6 @@ pub struct Attachment {
     pub note_version: Option<i32>,
     pub case_id: Option<String>,
     pub file_name: String,
-    #[diesel(deserialize_as = String, serialize_as = String)]
     pub content_type: AttachmentType,
     pub byte_size: i64,
     pub sha256: String,

@@ -19,41 +19,41 @@ use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::AppResult;
 use crate::notes::current::is_current_version;
 use crate::notes::news2::Band;
-use crate::vocab::{CareLevel, FlagStatus, NoteKind};
+use crate::vocab::{CareLevel, ConsentStatus, FlagSeverity, FlagStatus, NoteKind, PatientStatus, TeamRole};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = caseload_entries)]
 pub struct Entry {
     pub patient_id: String,
     pub ward_code: String,
-    pub status: String,
+    pub status: PatientStatus,
     pub name_kana: String,
     pub birth_date: NaiveDate,
-    pub care_level: String,
+    pub care_level: CareLevel,
     pub care_level_rank: i32,
     pub team_size: i32,
     pub has_primary_physician: bool,
     pub active_flags: i32,
-    pub highest_flag_severity: Option<String>,
+    pub highest_flag_severity: Option<FlagSeverity>,
     pub latest_news2_total: Option<i32>,
-    pub latest_news2_band: Option<String>,
+    pub latest_news2_band: Option<Band>,
     pub latest_news2_at: Option<NaiveDateTime>,
     pub last_visit_at: Option<NaiveDateTime>,
     pub open_case_id: Option<String>,
     pub planned_discharge_on: Option<NaiveDate>,
     pub next_task_due_at: Option<NaiveDateTime>,
-    pub consent_state: String,
+    pub consent_state: ConsentStatus,
     pub updated_at: NaiveDateTime,
 }
 
 /// Position on the care-need scale (none < applying < support_1 … care_5), for sorting.
-pub fn care_level_rank(care_level: &str) -> i32 {
-    CareLevel::ALL.iter().position(|c| c.as_str() == care_level).map_or(-1, |i| i as i32)
+pub fn care_level_rank(care_level: CareLevel) -> i32 {
+    CareLevel::ALL.iter().position(|c| *c == care_level).map_or(-1, |i| i as i32)
 }
 
 /// The entry of one patient, from the source tables; `None` for an unknown patient.
 pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> {
-    type PatientCols = (String, String, String, NaiveDate, String, String);
+    type PatientCols = (String, String, String, NaiveDate, CareLevel, PatientStatus);
     let Some((ward_code, family_kana, given_kana, birth_date, care_level, status)) = patients::table
         .find(patient_id)
         // A merged duplicate has no entry: the patient it was merged into stands for it.
@@ -74,7 +74,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
 
     // Members of a deactivated organisation count for nothing: a coordinator must see that the
     // patient has lost their physician.
-    let roles: Vec<String> = care_team_members::table
+    let roles: Vec<TeamRole> = care_team_members::table
         .inner_join(organizations::table.on(organizations::id.eq(care_team_members::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
@@ -82,20 +82,20 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         .select(care_team_members::role)
         .load(conn)?;
 
-    let severities: Vec<String> = flags::table
+    let severities: Vec<FlagSeverity> = flags::table
         .filter(flags::patient_id.eq(patient_id))
         .filter(flags::status.eq_any(FlagStatus::OPEN))
         .select(flags::severity)
         .load(conn)?;
-    let highest_flag_severity = if severities.iter().any(|s| s == "emergency") {
-        Some("emergency".to_string())
+    let highest_flag_severity = if severities.contains(&FlagSeverity::Emergency) {
+        Some(FlagSeverity::Emergency)
     } else {
-        severities.first().cloned()
+        severities.first().copied()
     };
 
     // The latest scored note, counting only each note's current version; on a tie, the note
     // recorded first.
-    let news2: Option<(Option<i32>, Option<String>, NaiveDateTime)> = note_versions::table
+    let news2: Option<(Option<i32>, Option<Band>, NaiveDateTime)> = note_versions::table
         .filter(note_versions::patient_id.eq(patient_id))
         .filter(note_versions::news2_total.is_not_null())
         .filter(is_current_version!())
@@ -140,9 +140,9 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         .first(conn)
         .optional()?;
     let consent_state = match latest_consent {
-        None => "none",
-        Some(None) => "active",
-        Some(Some(_)) => "revoked",
+        None => ConsentStatus::None,
+        Some(None) => ConsentStatus::Active,
+        Some(Some(_)) => ConsentStatus::Revoked,
     };
 
     let (latest_news2_total, latest_news2_band, latest_news2_at) = match news2 {
@@ -159,10 +159,10 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         status,
         name_kana: crate::vocab::normalize_kana(&format!("{family_kana} {given_kana}")),
         birth_date,
-        care_level_rank: care_level_rank(&care_level),
+        care_level_rank: care_level_rank(care_level),
         care_level,
         team_size: roles.len() as i32,
-        has_primary_physician: roles.iter().any(|r| r == "primary_physician"),
+        has_primary_physician: roles.contains(&TeamRole::PrimaryPhysician),
         active_flags: severities.len() as i32,
         highest_flag_severity,
         latest_news2_total,
@@ -172,7 +172,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
         open_case_id,
         planned_discharge_on,
         next_task_due_at,
-        consent_state: consent_state.to_string(),
+        consent_state,
         updated_at: now(),
     }))
 }

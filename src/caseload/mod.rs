@@ -20,8 +20,9 @@ use crate::db::schema::{caseload_entries, discharge_cases, discharge_tasks, pati
 use crate::db::DbConn;
 use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::{AppResult, Lang};
+use crate::notes::news2::Band;
 use crate::patients::age_on;
-use crate::vocab::{CareLevel, FlagSeverity, PatientStatus};
+use crate::vocab::{CareLevel, ConsentStatus, FlagSeverity, PatientStatus};
 
 pub use entries::Entry;
 
@@ -34,7 +35,7 @@ pub const SUMMARY_NO_VISIT_DAYS: i64 = 14;
 #[derive(Debug, Clone, Serialize)]
 pub struct LatestNews2 {
     pub total: i32,
-    pub band: String,
+    pub band: Band,
     #[serde(serialize_with = "crate::api::utc")]
     pub at: NaiveDateTime,
 }
@@ -57,8 +58,7 @@ pub struct OpenCase {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsentSummary {
-    /// `active`, `revoked` or `none`.
-    pub state: String,
+    pub state: ConsentStatus,
     pub missing: bool,
 }
 
@@ -71,12 +71,12 @@ pub struct Row {
     pub family_name_kana: String,
     pub given_name_kana: String,
     pub age: i32,
-    pub care_level: String,
-    pub status: String,
+    pub care_level: CareLevel,
+    pub status: PatientStatus,
     pub team_size: i64,
     pub has_primary_physician: bool,
     pub active_flags: i64,
-    pub highest_flag_severity: Option<String>,
+    pub highest_flag_severity: Option<FlagSeverity>,
     pub latest_news2: Option<LatestNews2>,
     pub open_discharge_case: Option<OpenCase>,
     pub days_since_last_visit: Option<i64>,
@@ -148,7 +148,7 @@ pub fn summary(conn: &mut DbConn, ward: &str, now: NaiveDateTime) -> AppResult<S
             how_many!(c::last_visit_at.is_null().or(c::last_visit_at.lt(cutoff))),
             how_many!(c::open_case_id.is_not_null()),
             how_many!(c::next_task_due_at.lt(now)),
-            how_many!(c::consent_state.ne("active")),
+            how_many!(c::consent_state.ne(ConsentStatus::Active)),
         ))
         .first(conn)?;
     Ok(Summary {
@@ -401,13 +401,13 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
         .into_iter()
         .collect();
     let case_ids: Vec<&str> = found.iter().filter_map(|e| e.open_case_id.as_deref()).collect();
-    let cases: HashMap<String, (String, Option<NaiveDate>)> = if case_ids.is_empty() {
+    let cases: HashMap<String, (CaseStatus, Option<NaiveDate>)> = if case_ids.is_empty() {
         HashMap::new()
     } else {
         discharge_cases::table
             .filter(discharge_cases::id.eq_any(&case_ids))
             .select((discharge_cases::id, (discharge_cases::status, discharge_cases::discharged_on)))
-            .load::<(String, (String, Option<NaiveDate>))>(conn)?
+            .load::<(String, (CaseStatus, Option<NaiveDate>))>(conn)?
             .into_iter()
             .collect()
     };
@@ -435,13 +435,8 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
             let open_discharge_case = match e.open_case_id {
                 None => None,
                 Some(id) => {
-                    let (status, discharged_on) = match cases.get(&id) {
-                        Some((status, discharged_on)) => (CaseStatus::from_db(status), *discharged_on),
-                        None => (Err(crate::error::AppError::internal("caseload entry without its case")), None),
-                    };
-                    let status = match status {
-                        Ok(s) => s,
-                        Err(e) => return Some(Err(e)),
+                    let Some(&(status, discharged_on)) = cases.get(&id) else {
+                        return Some(Err(crate::error::AppError::internal("caseload entry without its case")));
                     };
                     Some(OpenCase {
                         overdue_tasks: overdue.get(&id).copied().unwrap_or(0),
@@ -469,7 +464,7 @@ fn rows_of(conn: &mut DbConn, found: Vec<Entry>, today: NaiveDate, now: NaiveDat
                 latest_news2,
                 open_discharge_case,
                 days_since_last_visit: e.last_visit_at.map(|at| (today - jst_day(at)).num_days().max(0)),
-                consent: ConsentSummary { missing: e.consent_state != "active", state: e.consent_state },
+                consent: ConsentSummary { missing: e.consent_state != ConsentStatus::Active, state: e.consent_state },
             }))
         })
         .collect()
@@ -562,23 +557,6 @@ fn yes_no(b: bool, lang: Lang) -> String {
     .to_string()
 }
 
-/// A stored vocabulary value as the reader's word; an unknown one stays as stored.
-fn word<T>(stored: &str, parse: fn(&str) -> Option<T>, label: fn(T, Lang) -> &'static str, lang: Lang) -> String {
-    parse(stored).map(|v| label(v, lang).to_string()).unwrap_or_else(|| stored.to_string())
-}
-
-/// The consent column: a revoked consent reads differently from one never obtained.
-fn consent_word(c: &ConsentSummary, lang: Lang) -> &'static str {
-    match (c.state.as_str(), lang) {
-        ("active", Lang::Ja) => "取得済",
-        ("active", Lang::En) => "Obtained",
-        ("revoked", Lang::Ja) => "撤回済",
-        ("revoked", Lang::En) => "Revoked",
-        (_, Lang::Ja) => "未取得",
-        (_, Lang::En) => "Not obtained",
-    }
-}
-
 /// A UTC time as Japan time, `2026-12-01 09:30` (Asia/Tokyo is a fixed +09:00).
 fn jst_minute(at: &NaiveDateTime) -> String {
     (*at + Duration::hours(9)).format("%Y-%m-%d %H:%M").to_string()
@@ -608,22 +586,20 @@ pub fn csv_rows(rows: &[Row], lang: Lang) -> String {
             format!("{} {}", r.family_name, r.given_name),
             r.name_kana(),
             r.age.to_string(),
-            word(&r.care_level, CareLevel::parse, CareLevel::label, lang),
-            word(&r.status, PatientStatus::parse, PatientStatus::label, lang),
+            r.care_level.label(lang).to_string(),
+            r.status.label(lang).to_string(),
             r.team_size.to_string(),
             yes_no(r.has_primary_physician, lang),
             r.active_flags.to_string(),
-            r.highest_flag_severity
-                .as_deref()
-                .map(|s| word(s, FlagSeverity::parse, FlagSeverity::label, lang))
-                .unwrap_or_default(),
+            r.highest_flag_severity.map(|s| s.label(lang).to_string()).unwrap_or_default(),
             r.latest_news2.as_ref().map(|n| n.total.to_string()).unwrap_or_default(),
             r.latest_news2.as_ref().map(|n| jst_minute(&n.at)).unwrap_or_default(),
             r.days_since_last_visit.map(|d| d.to_string()).unwrap_or_default(),
             yes_no(case.is_some(), lang),
             case.and_then(|c| c.planned_discharge_on).map(|d| d.to_string()).unwrap_or_default(),
             r.overdue_tasks().to_string(),
-            consent_word(&r.consent, lang).to_string(),
+            // A revoked consent reads differently from one never obtained.
+            r.consent.state.label(lang).to_string(),
         ]
     }))
 }
@@ -636,13 +612,12 @@ mod tests {
     fn csv_words_times_and_consent() {
         let at = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(0, 30, 0).unwrap();
         assert_eq!(jst_minute(&at), "2026-12-01 09:30");
-        let c = |state: &str| ConsentSummary { state: state.into(), missing: state != "active" };
-        assert_eq!(consent_word(&c("revoked"), Lang::Ja), "撤回済");
-        assert_eq!(consent_word(&c("none"), Lang::Ja), "未取得");
-        assert_eq!(consent_word(&c("active"), Lang::Ja), "取得済");
-        assert_eq!(consent_word(&c("revoked"), Lang::En), "Revoked");
-        assert_eq!(word("care_3", CareLevel::parse, CareLevel::label, Lang::Ja), "要介護3");
-        assert_eq!(word("care_3", CareLevel::parse, CareLevel::label, Lang::En), "Care level 3");
-        assert_eq!(word("emergency", FlagSeverity::parse, FlagSeverity::label, Lang::Ja), "緊急");
+        assert_eq!(ConsentStatus::Revoked.label(Lang::Ja), "撤回済");
+        assert_eq!(ConsentStatus::None.label(Lang::Ja), "未取得");
+        assert_eq!(ConsentStatus::Active.label(Lang::Ja), "取得済");
+        assert_eq!(ConsentStatus::Revoked.label(Lang::En), "Revoked");
+        assert_eq!(CareLevel::Care3.label(Lang::Ja), "要介護3");
+        assert_eq!(CareLevel::Care3.label(Lang::En), "Care level 3");
+        assert_eq!(FlagSeverity::Emergency.label(Lang::Ja), "緊急");
     }
 }

@@ -30,7 +30,6 @@ pub struct Case {
     pub admitted_on: NaiveDate,
     pub planned_discharge_on: Option<NaiveDate>,
     pub discharged_on: Option<NaiveDate>,
-    #[diesel(deserialize_as = String, serialize_as = String)]
     pub status: CaseStatus,
     pub department: Option<String>,
     pub hospital_ward: Option<String>,
@@ -149,7 +148,6 @@ pub fn running_for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Opt
 pub struct CaseChanges {
     pub planned_discharge_on: Option<Option<NaiveDate>>,
     pub discharged_on: Option<Option<NaiveDate>>,
-    #[diesel(serialize_as = String)]
     pub status: Option<CaseStatus>,
     pub department: Option<Option<String>>,
     pub hospital_ward: Option<Option<String>>,

@@ -39,7 +39,6 @@ pub struct AttendeeRow {
     pub patient_id: String,
     pub position: i32,
     pub name: String,
-    #[diesel(deserialize_as = String, serialize_as = String)]
     pub profession: Profession,
     pub organization: Option<String>,
 }

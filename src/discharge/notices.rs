@@ -33,7 +33,6 @@ pub struct DischargeEvent {
     pub patient_id: String,
     pub case_id: String,
     pub task_id: Option<String>,
-    #[diesel(deserialize_as = String, serialize_as = String)]
     pub kind: NoticeKind,
     pub at: NaiveDateTime,
     pub actor_id: String,

@@ -53,14 +53,13 @@ pub struct Task {
     pub title: String,
     pub description: Option<String>,
     pub source: Option<String>,
-    pub profession: Option<String>,
+    pub profession: Option<Profession>,
     pub assignee_id: Option<String>,
-    pub anchor: Option<String>,
+    pub anchor: Option<Anchor>,
     pub offset_days: Option<i32>,
-    pub due_rule: Option<String>,
+    pub due_rule: Option<DueRule>,
     pub business_hours_rule: Option<bool>,
     pub due_at: Option<NaiveDateTime>,
-    #[diesel(deserialize_as = String, serialize_as = String)]
     pub status: TaskStatus,
     pub status_reason: Option<String>,
     pub completed_at: Option<NaiveDateTime>,
@@ -70,15 +69,10 @@ pub struct Task {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    pub team_role: Option<String>,
+    pub team_role: Option<TeamRole>,
 }
 
 impl Task {
-    /// The team role that does the task (`None` only for a row no role could be given).
-    pub fn team_role(&self) -> AppResult<Option<TeamRole>> {
-        self.team_role.as_deref().map(TeamRole::from_db).transpose()
-    }
-
     /// What routing needs of the task.
     pub fn routing_ref(&self) -> AppResult<TaskRef<'_>> {
         Ok(TaskRef {
@@ -86,27 +80,22 @@ impl Task {
             case_id: &self.case_id,
             patient_id: &self.patient_id,
             assignee_id: self.assignee_id.as_deref(),
-            team_role: self.team_role()?,
+            team_role: self.team_role,
         })
-    }
-
-    /// The profession the task is for (the column may be empty: a task for one team member).
-    pub fn profession(&self) -> AppResult<Option<Profession>> {
-        self.profession.as_deref().map(Profession::from_db).transpose()
     }
 
     /// The deadline rule copied from the task's template; `None` for an ad-hoc task, whose
     /// deadline is set by hand.
-    pub fn rule(&self) -> AppResult<Option<TemplateRule>> {
-        let (Some(anchor), Some(offset_days), Some(due_rule)) = (&self.anchor, self.offset_days, &self.due_rule) else {
-            return Ok(None);
+    pub fn rule(&self) -> Option<TemplateRule> {
+        let (Some(anchor), Some(offset_days), Some(due_rule)) = (self.anchor, self.offset_days, self.due_rule) else {
+            return None;
         };
-        Ok(Some(TemplateRule {
-            anchor: Anchor::from_db(anchor)?,
+        Some(TemplateRule {
+            anchor,
             offset_days,
-            due_rule: DueRule::from_db(due_rule)?,
+            due_rule,
             business_hours_rule: self.business_hours_rule.unwrap_or(false),
-        }))
+        })
     }
 }
 
@@ -183,12 +172,12 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
             title: template.title.clone(),
             description: template.note.clone(),
             source: Some(template.source.clone()),
-            profession: Some(template.profession.as_str().to_string()),
-            team_role: Some(template.team_role.as_str().to_string()),
+            profession: Some(template.profession),
+            team_role: Some(template.team_role),
             assignee_id: None,
-            anchor: Some(rule.anchor.as_str().to_string()),
+            anchor: Some(rule.anchor),
             offset_days: Some(rule.offset_days),
-            due_rule: Some(rule.due_rule.as_str().to_string()),
+            due_rule: Some(rule.due_rule),
             business_hours_rule: Some(rule.business_hours_rule),
             due_at: deadlines::due_at(&rule, &anchors),
             status: TaskStatus::Requested,
@@ -214,7 +203,7 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
 /// The role a member holds on the patient's team now, for a task given to them that names no
 /// role of its own.
 pub fn assignee_role(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppResult<Option<TeamRole>> {
-    crate::patients::team::active_member(conn, patient_id, user_id)?.map(|m| TeamRole::from_db(&m.role)).transpose()
+    Ok(crate::patients::team::active_member(conn, patient_id, user_id)?.map(|m| m.role))
 }
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
@@ -249,11 +238,10 @@ pub fn open_count(conn: &mut DbConn, case_id: &str) -> AppResult<i64> {
 pub struct TaskChanges {
     pub title: Option<String>,
     pub description: Option<Option<String>>,
-    pub profession: Option<Option<String>>,
-    pub team_role: Option<Option<String>>,
+    pub profession: Option<Option<Profession>>,
+    pub team_role: Option<Option<TeamRole>>,
     pub assignee_id: Option<Option<String>>,
     pub due_at: Option<Option<NaiveDateTime>>,
-    #[diesel(serialize_as = String)]
     pub status: Option<TaskStatus>,
     pub status_reason: Option<Option<String>>,
     pub completed_at: Option<Option<NaiveDateTime>>,
@@ -287,7 +275,7 @@ pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
         .load(conn)?;
     let mut moved = 0;
     for task in open {
-        let Some(rule) = task.rule()? else { continue };
+        let Some(rule) = task.rule() else { continue };
         let due = deadlines::due_at(&rule, &anchors);
         if due != task.due_at {
             diesel::update(discharge_tasks::table.find(&task.id))
@@ -461,8 +449,8 @@ pub fn views(conn: &mut DbConn, tasks: Vec<Task>, at: NaiveDateTime) -> AppResul
         .into_iter()
         .map(|t| {
             let open = t.status.is_open();
-            let profession = t.profession()?;
-            let team_role = t.team_role()?;
+            let profession = t.profession;
+            let team_role = t.team_role;
             Ok(TaskView {
                 overdue: deadlines::is_overdue(t.due_at, open, at),
                 // A final task is nobody's to do.

@@ -27,12 +27,9 @@ pub struct Template {
     /// Japanese title, as people in Japanese practice name the task.
     pub title: String,
     pub title_en: String,
-    #[diesel(deserialize_as = String)]
     pub profession: Profession,
-    #[diesel(deserialize_as = String)]
     pub anchor: Anchor,
     pub offset_days: i32,
-    #[diesel(deserialize_as = String)]
     pub due_rule: DueRule,
     pub business_hours_rule: bool,
     /// The fee (加算, 指導料) or practice the deadline comes from.
@@ -41,7 +38,6 @@ pub struct Template {
     pub sort_order: i32,
     pub active: bool,
     /// The role on the case's care team that does the task (`crate::discharge::routing`).
-    #[diesel(deserialize_as = String)]
     pub team_role: TeamRole,
 }
 

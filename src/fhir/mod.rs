@@ -28,7 +28,7 @@ use crate::notes::{self, Listed, VersionView};
 use crate::orgs::{self, Organization};
 use crate::patients::{consents, consents::Consent, team, team::MemberView, Patient};
 use crate::users::{self, User};
-use crate::vocab::{FlagSource, FlagStatus};
+use crate::vocab::{ConsentSource, FlagSource, FlagStatus, PatientStatus};
 
 /// The media type of the export.
 pub const CONTENT_TYPE: &str = "application/fhir+json";
@@ -252,7 +252,7 @@ pub fn patient(p: &Patient) -> Value {
     let mut r = json!({
         "resourceType": "Patient",
         "id": p.id,
-        "active": p.status != "closed",
+        "active": p.status != PatientStatus::Closed,
         "name": [name(&p.family_name, &p.given_name, "IDE"), name(&p.family_name_kana, &p.given_name_kana, "SYL")],
         "gender": p.sex,
         "birthDate": date(&p.birth_date),
@@ -646,7 +646,7 @@ pub fn consent(c: &Consent) -> Value {
         },
         "provision": { "type": "permit", "period": period },
     });
-    if c.obtained_from == "patient" {
+    if c.obtained_from == ConsentSource::Patient {
         r["performer"] = json!([reference("Patient", &c.patient_id)]);
     }
     r

@@ -26,7 +26,7 @@ use crate::error::{AppResult, Lang};
 use crate::patients::consents::Consent;
 use crate::patients::emergency::Grant;
 use crate::patients::team::Member;
-use crate::vocab::{FlagSource, NoteKind};
+use crate::vocab::{FlagSource, NoteKind, TeamRole};
 
 pub const NOTE: &str = "note";
 pub const TEAM_MEMBER_ADDED: &str = "team_member_added";
@@ -56,7 +56,7 @@ pub struct MemberDetails {
     pub member_id: String,
     pub user_id: String,
     pub name: String,
-    pub role: String,
+    pub role: TeamRole,
 }
 
 /// One thing that happened. `summary` is for people (Japanese, `summary_en` in English).
@@ -258,22 +258,6 @@ fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item
         .collect()
 }
 
-/// Japanese name of a care-team role.
-fn role_ja(role: &str) -> &str {
-    match role {
-        "primary_physician" => "主治医",
-        "backup_physician" => "副主治医",
-        "visiting_nurse" => "訪問看護師",
-        "pharmacist" => "薬剤師",
-        "care_manager" => "ケアマネジャー",
-        "dentist" => "歯科医師",
-        "therapist" => "リハビリ職",
-        "helper" => "ヘルパー",
-        "hospital_staff" => "病院スタッフ",
-        _ => "その他",
-    }
-}
-
 /// A care-team item of membership `m`: whose membership, and the summary told with that
 /// person's name.
 fn member_item(
@@ -288,7 +272,7 @@ fn member_item(
         member_id: m.id.clone(),
         user_id: m.user_id.clone(),
         name: names.of(conn, &m.user_id)?,
-        role: m.role.clone(),
+        role: m.role,
     };
     let mut item = Item::new(kind, at, m.id.clone(), summary(&member.name)).by(names.actor(conn, actor_id)?);
     item.member = Some(member);
@@ -308,8 +292,8 @@ fn team_members_added(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> A
         .map(|m| {
             member_item(conn, names, (TEAM_MEMBER_ADDED, m.created_at), m, Some(&m.added_by), |name| {
                 (
-                    format!("{name}さんが{}としてケアチームに加わりました。", role_ja(&m.role)),
-                    format!("{name} joined the care team as {}.", m.role),
+                    format!("{name}さんが{}としてケアチームに加わりました。", m.role.label(Lang::Ja)),
+                    format!("{name} joined the care team as {}.", m.role.label(Lang::En).to_lowercase()),
                 )
             })
         })
@@ -333,25 +317,12 @@ fn team_members_ended(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> A
             let on = m.ended_on.map(|d| d.to_string()).unwrap_or_default();
             member_item(conn, names, (TEAM_MEMBER_ENDED, at), m, m.ended_by.as_deref(), |name| {
                 (
-                    format!("{name}さん({})がケアチームを離れました({on})。", role_ja(&m.role)),
-                    format!("{name} ({}) left the care team ({on}).", m.role),
+                    format!("{name}さん({})がケアチームを離れました({on})。", m.role.label(Lang::Ja)),
+                    format!("{name} ({}) left the care team ({on}).", m.role.label(Lang::En).to_lowercase()),
                 )
             })
         })
         .collect()
-}
-
-fn consent_words(c: &Consent) -> (&'static str, &'static str, &'static str, &'static str) {
-    let scope = match c.scope.as_str() {
-        "care_team_and_hospital" => ("ケアチームと病院", "the care team and hospital"),
-        _ => ("ケアチーム", "the care team"),
-    };
-    let from = match c.obtained_from.as_str() {
-        "family" => ("家族", "family"),
-        "guardian" => ("後見人", "guardian"),
-        _ => ("本人", "patient"),
-    };
-    (scope.0, scope.1, from.0, from.1)
 }
 
 fn consents_recorded(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
@@ -365,10 +336,12 @@ fn consents_recorded(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> Ap
     )?;
     rows.iter()
         .map(|c| {
-            let (scope_ja, scope_en, from_ja, from_en) = consent_words(c);
+            let (scope_ja, from_ja) = (c.scope.label(Lang::Ja), c.obtained_from.label(Lang::Ja));
+            let (scope_en, from_en) =
+                (c.scope.label(Lang::En).to_lowercase(), c.obtained_from.label(Lang::En).to_lowercase());
             let summary = (
                 format!("情報共有への同意({scope_ja}、{from_ja}から、{})が記録されました。", c.obtained_on),
-                format!("Consent to share with {scope_en} (from the {from_en}, {}) was recorded.", c.obtained_on),
+                format!("Consent to share with the {scope_en} (from the {from_en}, {}) was recorded.", c.obtained_on),
             );
             Ok(Item::new(CONSENT_RECORDED, c.created_at, c.id.clone(), summary)
                 .by(names.actor(conn, Some(&c.obtained_by))?))

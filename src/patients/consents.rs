@@ -15,15 +15,15 @@ use crate::changes::{self, Change};
 use crate::db::schema::consents;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::vocab::{ConsentScope, ConsentSource};
+use crate::vocab::{ConsentScope, ConsentSource, ConsentStatus};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
 #[diesel(table_name = consents)]
 pub struct Consent {
     pub id: String,
     pub patient_id: String,
-    pub scope: String,
-    pub obtained_from: String,
+    pub scope: ConsentScope,
+    pub obtained_from: ConsentSource,
     pub obtained_on: NaiveDate,
     pub obtained_by: String,
     pub note: Option<String>,
@@ -38,28 +38,27 @@ pub struct Consent {
 /// The current consent of a patient, as shown with the patient.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConsentState {
-    /// `active`, `revoked` or `none`.
-    pub state: &'static str,
+    pub state: ConsentStatus,
     /// True unless consent is active: the team should obtain it before sharing.
     pub missing: bool,
     pub consent_id: Option<String>,
-    pub scope: Option<String>,
+    pub scope: Option<ConsentScope>,
     pub obtained_on: Option<NaiveDate>,
 }
 
 impl ConsentState {
     pub fn none() -> ConsentState {
-        ConsentState { state: "none", missing: true, consent_id: None, scope: None, obtained_on: None }
+        ConsentState { state: ConsentStatus::None, missing: true, consent_id: None, scope: None, obtained_on: None }
     }
 
     fn of(latest: Option<&Consent>) -> ConsentState {
         match latest {
             None => ConsentState::none(),
             Some(c) => ConsentState {
-                state: if c.revoked_at.is_some() { "revoked" } else { "active" },
+                state: if c.revoked_at.is_some() { ConsentStatus::Revoked } else { ConsentStatus::Active },
                 missing: c.revoked_at.is_some(),
                 consent_id: Some(c.id.clone()),
-                scope: Some(c.scope.clone()),
+                scope: Some(c.scope),
                 obtained_on: Some(c.obtained_on),
             },
         }
@@ -155,8 +154,8 @@ pub fn record(conn: &mut DbConn, me: &CurrentUser, patient_id: &str, input: Reco
     let consent = Consent {
         id: new_id(),
         patient_id: patient_id.to_string(),
-        scope: input.scope.as_str().into(),
-        obtained_from: input.obtained_from.as_str().into(),
+        scope: input.scope,
+        obtained_from: input.obtained_from,
         obtained_on: input.obtained_on,
         obtained_by: me.id.clone(),
         note: input.note,

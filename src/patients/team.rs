@@ -23,7 +23,7 @@ pub struct Member {
     pub patient_id: String,
     pub user_id: String,
     pub organization_id: String,
-    pub role: String,
+    pub role: TeamRole,
     pub is_lead: bool,
     pub started_on: NaiveDate,
     pub ended_on: Option<NaiveDate>,
@@ -42,13 +42,13 @@ pub struct MemberView {
     pub patient_id: String,
     pub user_id: String,
     pub user_name: String,
-    pub profession: String,
+    pub profession: Profession,
     pub organization_id: String,
     pub organization_name: String,
     /// `false` once the organisation is deactivated: the membership stays on record but grants
     /// nothing, until it is ended or the organisation comes back.
     pub organization_active: bool,
-    pub role: String,
+    pub role: TeamRole,
     pub is_lead: bool,
     pub started_on: NaiveDate,
     pub ended_on: Option<NaiveDate>,
@@ -156,7 +156,7 @@ pub fn list(conn: &mut DbConn, patient_id: &str, include_past: bool) -> AppResul
     if !include_past {
         q = q.filter(care_team_members::ended_at.is_null());
     }
-    let rows: Vec<(Member, String, String, String, bool)> = q
+    let rows: Vec<(Member, String, Profession, String, bool)> = q
         .order((care_team_members::is_lead.desc(), care_team_members::started_on.asc(), care_team_members::id.asc()))
         .select((Member::as_select(), users::name, users::profession, organizations::name, organizations::active))
         .load(conn)?;
@@ -202,7 +202,7 @@ pub fn add(
         patient_id: patient_id.into(),
         user_id: user_id.into(),
         organization_id: organization_id.into(),
-        role: role.as_str().into(),
+        role,
         is_lead,
         started_on,
         ended_on: None,
@@ -431,7 +431,7 @@ pub fn update_member(
         Some(templates::TeamChange::MadeLead)
     } else if input.is_lead == Some(false) && member.is_lead {
         Some(templates::TeamChange::LeadCleared)
-    } else if input.role.is_some_and(|r| r.as_str() != member.role) {
+    } else if input.role.is_some_and(|r| r != member.role) {
         Some(templates::TeamChange::RoleChanged)
     } else {
         None

@@ -622,7 +622,10 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         if let Change::NoteAdded { occurred_at, .. } = kind {
             assert_eq!(before.expect("a new note keeps the entry").last_visit_at, None);
             assert_eq!(after.last_visit_at, Some(occurred_at), "{kind:?}");
-            assert_eq!((after.latest_news2_total, after.latest_news2_band.as_deref()), (Some(7), Some("high")));
+            assert_eq!(
+                (after.latest_news2_total, after.latest_news2_band),
+                (Some(7), Some(renkei::notes::news2::Band::High))
+            );
         } else {
             assert!(before.is_none(), "{kind:?}: the entry was removed first");
             assert_eq!(after.patient_id, t.patient_id, "{kind:?}");

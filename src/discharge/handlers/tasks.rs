@@ -104,12 +104,12 @@ pub async fn add_task(
             let (case, _) = access::case(conn, &me, &case_id, Need::Write)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 require_active(&case)?;
-                let mut profession = body.profession.map(|p| p.as_str().to_string());
+                let mut profession = body.profession;
                 let mut team_role = body.team_role.or(body.profession.map(tasks::role_for_profession));
                 if let Some(assignee) = &body.assignee_id {
                     access::task_assignee(conn, &case.patient_id, assignee)?;
                     if profession.is_none() {
-                        profession = crate::users::find(conn, assignee)?.map(|u| u.profession.as_str().to_string());
+                        profession = crate::users::find(conn, assignee)?.map(|u| u.profession);
                     }
                     if team_role.is_none() {
                         team_role = tasks::assignee_role(conn, &case.patient_id, assignee)?;
@@ -140,7 +140,7 @@ pub async fn add_task(
                     version: 1,
                     created_at: at,
                     updated_at: at,
-                    team_role: team_role.map(|r| r.as_str().to_string()),
+                    team_role,
                 };
                 tasks::insert(conn, &task)?;
                 if let Some(assignee) = &task.assignee_id {
@@ -243,12 +243,12 @@ pub async fn update_task(
             let assignee_after = assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
             // A new profession from an older client names the role that does the task, unless
             // the role is given too.
-            let team_role: Option<Option<String>> = match (body.team_role, body.profession) {
-                (Some(role), _) => Some(role.map(|r| r.as_str().to_string())),
-                (None, Some(Some(p))) => Some(Some(tasks::role_for_profession(p).as_str().to_string())),
+            let team_role = match (body.team_role, body.profession) {
+                (Some(role), _) => Some(role),
+                (None, Some(Some(p))) => Some(Some(tasks::role_for_profession(p))),
                 _ => None,
             };
-            let team_role_after = team_role.clone().unwrap_or_else(|| task.team_role.clone());
+            let team_role_after = team_role.unwrap_or(task.team_role);
             if assignee_after.is_none() && team_role_after.is_none() {
                 return Err(AppError::field(
                     "assignee_id",
@@ -270,7 +270,7 @@ pub async fn update_task(
                 status: body.status,
                 status_reason: body.status_reason,
                 assignee_id: assignee_id.clone(),
-                profession: body.profession.map(|p| p.map(|p| p.as_str().to_string())),
+                profession: body.profession,
                 team_role,
                 due_at: body.due_at.map(|d| d.map(utc)),
                 completed_at: completing.then(|| Some(now())),
