@@ -255,7 +255,7 @@ impl Relation {
 /// The caller's relation to a patient, if any.
 pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppResult<Option<Relation>> {
     if let Some(m) = team::active_member_in_service(conn, &patient.id, &me.id)? {
-        return Ok(Some(Relation::Member { member_id: m.id, role: TeamRole::from_db(&m.role)?, is_lead: m.is_lead }));
+        return Ok(Some(Relation::Member { member_id: m.id, role: m.role, is_lead: m.is_lead }));
     }
     if let Some(assigned_at) = crate::wards::coordinator_since(conn, &patient.ward_code, &me.id)? {
         // A coordinator assigned after the patient revoked consent would be a new recipient.
@@ -293,6 +293,15 @@ pub fn patient(
     };
     let relation = relation(conn, me, &patient)?;
     match relation {
+        // A merged duplicate keeps its record as it was: what is written now belongs to the
+        // patient it was merged into.
+        Some(r) if r.allows(need) && need == Need::Write && patient.superseded_by.is_some() => {
+            let into = patient.superseded_by.unwrap_or_default();
+            Err(AppError::conflict(
+                format!("この患者は重複登録として別の患者({into})に統合されています。統合先の患者に記録してください。"),
+                format!("This registration was merged into patient {into} as a duplicate: record on that patient."),
+            ))
+        }
         Some(r) if r.allows(need) => Ok((patient, r)),
         Some(r) if r.reads() => {
             audit::record(conn, me, Event::new(Action::Update, resource_type, None, Some(&patient.id)).denied())?;

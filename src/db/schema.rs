@@ -453,6 +453,7 @@ diesel::table! {
         medical_branch -> Nullable<Text>,
         recorded_by -> Text,
         updated_at -> Timestamp,
+        version -> Integer,
     }
 }
 

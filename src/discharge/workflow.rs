@@ -98,12 +98,15 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
     let (patient, member) = match new.patient {
         CasePatient::Registered(patient, member) => (*patient, member),
         CasePatient::New(registration) => {
+            // Registered from a hospital, the target saturation is still a clinician's decision:
+            // the handler asked `access::decide_spo2_target`.
+            let target = registration.spo2_target_88_92;
             let patient = patients::insert(conn, registration, &me.id)?;
-            audit::record(
-                conn,
-                me,
-                Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id)),
-            )?;
+            let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
+            if target {
+                event = event.detail("spo2_target_88_92:recorded");
+            }
+            audit::record(conn, me, event)?;
             (patient, None)
         }
     };
@@ -341,7 +344,7 @@ fn move_patient(conn: &mut DbConn, patient_id: &str, to: PatientStatus) -> AppRe
 /// Ends the care-team membership a case gave its opener (role hospital_staff), if still open.
 fn end_opener_membership(conn: &mut DbConn, me: &CurrentUser, case: &Case) -> AppResult<()> {
     let Some(member) = team::find(conn, &case.patient_id, &case.opener_member_id)? else { return Ok(()) };
-    if member.ended_at.is_none() && member.role == TeamRole::HospitalStaff.as_str() {
+    if member.ended_at.is_none() && member.role == TeamRole::HospitalStaff {
         team::end(conn, &member.id, today_jst(), &me.id)?;
         audit::record(
             conn,

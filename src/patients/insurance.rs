@@ -211,6 +211,16 @@ struct Row {
     medical_branch: Option<String>,
     recorded_by: String,
     updated_at: NaiveDateTime,
+    version: i32,
+}
+
+/// A patient's recorded numbers, when they were last recorded and their version (0 while none
+/// were recorded, so a first `PUT` may name `If-Match: "0"`).
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub numbers: Numbers,
+    pub updated_at: Option<NaiveDateTime>,
+    pub version: i32,
 }
 
 /// The stored form of a number: digits as ASCII, card text in NFKC.
@@ -218,10 +228,10 @@ fn stored_digits(s: &str) -> String {
     digits(s).map(|d| digits_text(&d)).unwrap_or_else(|| card_text(s))
 }
 
-/// A patient's recorded numbers (empty when none were recorded).
-pub fn of_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<(Numbers, Option<NaiveDateTime>)> {
+/// A patient's recorded numbers (empty, version 0, when none were recorded).
+pub fn of_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Recorded> {
     let row = pi::table.find(patient_id).select(Row::as_select()).first(conn).optional()?;
-    let Some(r) = row else { return Ok((Numbers::default(), None)) };
+    let Some(r) = row else { return Ok(Recorded::default()) };
     let long_term_care = match (r.ltc_insurer_number, r.ltc_insured_number) {
         (Some(insurer_number), Some(insured_number)) => Some(LongTermCare { insurer_number, insured_number }),
         _ => None,
@@ -232,11 +242,19 @@ pub fn of_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<(Numbers, Op
         }
         _ => None,
     };
-    Ok((Numbers { long_term_care, medical }, Some(r.updated_at)))
+    Ok(Recorded { numbers: Numbers { long_term_care, medical }, updated_at: Some(r.updated_at), version: r.version })
 }
 
-/// Records a patient's numbers, replacing what was recorded (a part sent as null is removed).
-pub fn record(conn: &mut DbConn, patient_id: &str, numbers: &Numbers, recorded_by: &str) -> AppResult<Numbers> {
+/// Records a patient's numbers in place of version `expected` (0: none recorded yet), replacing
+/// what was recorded (a part sent as null is removed); `None` when someone recorded them first.
+/// The version is compared in the write itself, so two concurrent writers cannot both win.
+pub fn record(
+    conn: &mut DbConn,
+    patient_id: &str,
+    numbers: &Numbers,
+    recorded_by: &str,
+    expected: i32,
+) -> AppResult<Option<Recorded>> {
     let ltc = numbers.long_term_care.as_ref();
     let med = numbers.medical.as_ref();
     let row = Row {
@@ -249,14 +267,23 @@ pub fn record(conn: &mut DbConn, patient_id: &str, numbers: &Numbers, recorded_b
         medical_branch: med.and_then(|m| m.branch.as_deref().map(card_text)),
         recorded_by: recorded_by.to_string(),
         updated_at: now(),
+        version: expected + 1,
     };
-    crate::per_backend!(conn, |c| diesel::insert_into(pi::table)
-        .values(&row)
-        .on_conflict(pi::patient_id)
-        .do_update()
-        .set(&row)
-        .execute(c))?;
-    Ok(of_patient(conn, patient_id)?.0)
+    let written = if expected == 0 {
+        crate::per_backend!(conn, |c| diesel::insert_into(pi::table)
+            .values(&row)
+            .on_conflict(pi::patient_id)
+            .do_nothing()
+            .execute(c))?
+    } else {
+        diesel::update(pi::table.filter(pi::patient_id.eq(patient_id)).filter(pi::version.eq(expected)))
+            .set(&row)
+            .execute(conn)?
+    };
+    if written == 0 {
+        return Ok(None);
+    }
+    Ok(Some(of_patient(conn, patient_id)?))
 }
 
 /// The number a hospital identifies a patient by: one of the two kinds.

@@ -12,9 +12,11 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api;
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
 use crate::db::schema::{care_team_members, patients, ward_coordinators};
 use crate::db::{new_id, now, DbConn};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::vocab::{CareLevel, PatientLabel, PatientStatus, Sex};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -27,12 +29,12 @@ pub struct Patient {
     pub given_name_kana: String,
     pub name_kana_search: String,
     pub birth_date: NaiveDate,
-    pub sex: String,
+    pub sex: Sex,
     pub ward_code: String,
     pub address: Option<String>,
     pub phone: Option<String>,
-    pub care_level: String,
-    pub status: String,
+    pub care_level: CareLevel,
+    pub status: PatientStatus,
     pub emergency_contact_name: Option<String>,
     pub emergency_contact_relationship: Option<String>,
     pub emergency_contact_phone: Option<String>,
@@ -63,12 +65,12 @@ pub struct PatientView {
     pub given_name_kana: String,
     pub birth_date: NaiveDate,
     pub age: i32,
-    pub sex: String,
+    pub sex: Sex,
     pub ward_code: String,
     pub address: Option<String>,
     pub phone: Option<String>,
-    pub care_level: String,
-    pub status: String,
+    pub care_level: CareLevel,
+    pub status: PatientStatus,
     pub emergency_contact: Option<EmergencyContact>,
     pub spo2_target_88_92: bool,
     pub consent: consents::ConsentState,
@@ -110,12 +112,12 @@ impl Patient {
             given_name_kana: self.given_name_kana.clone(),
             birth_date: self.birth_date,
             age: age_on(self.birth_date, today_jst()),
-            sex: self.sex.clone(),
+            sex: self.sex,
             ward_code: self.ward_code.clone(),
             address: self.address.clone(),
             phone: self.phone.clone(),
-            care_level: self.care_level.clone(),
-            status: self.status.clone(),
+            care_level: self.care_level,
+            status: self.status,
             emergency_contact,
             spo2_target_88_92: self.spo2_target_88_92,
             consent,
@@ -137,7 +139,7 @@ impl Patient {
     }
 
     pub fn status(&self) -> AppResult<PatientStatus> {
-        PatientStatus::from_db(&self.status)
+        Ok(self.status)
     }
 }
 
@@ -178,12 +180,12 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
         family_name_kana: new.family_name_kana,
         given_name_kana: new.given_name_kana,
         birth_date: new.birth_date,
-        sex: new.sex.as_str().into(),
+        sex: new.sex,
         ward_code: new.ward_code,
         address: new.address,
         phone: new.phone,
-        care_level: new.care_level.as_str().into(),
-        status: new.status.as_str().into(),
+        care_level: new.care_level,
+        status: new.status,
         emergency_contact_name: ec_name,
         emergency_contact_relationship: ec_rel,
         emergency_contact_phone: ec_phone,
@@ -221,6 +223,54 @@ pub fn find_current(conn: &mut DbConn, id: &str) -> AppResult<Option<Patient>> {
     Ok(found)
 }
 
+#[derive(Debug, Serialize)]
+pub struct Merged {
+    pub id: String,
+    pub superseded_by: String,
+}
+
+/// Merges the duplicate registration `duplicate_id` into `surviving_id`, for the care manager
+/// of both (the handler asks `access::merge_patients`). Nothing moves: the duplicate keeps its notes, cases and
+/// audit trail (append-only), points at the patient that stays and takes no more writes. Both
+/// patients' audit trails record the merge.
+pub fn merge(conn: &mut DbConn, me: &CurrentUser, duplicate: Patient, surviving: Patient) -> AppResult<Merged> {
+    if surviving.superseded_by.is_some() {
+        return Err(AppError::field(
+            "into",
+            "already_merged",
+            "統合先(into)の患者はすでに別の患者に統合されています。残る方の患者を指定してください。",
+            "The patient named by into was itself merged into another: name the patient that stays.",
+        ));
+    }
+    if duplicate.birth_date != surviving.birth_date {
+        return Err(AppError::field(
+            "into",
+            "different_birth_date",
+            "生年月日が異なる患者は統合できません。同じ方の重複登録か確かめてください。",
+            "Patients with different birth dates cannot be merged: check that both registrations are the same person.",
+        ));
+    }
+    if !supersede(conn, &duplicate, &surviving.id)? {
+        return Err(AppError::conflict(
+            "この患者はすでに統合されているか、他の人が変更しました。",
+            "This patient was merged already or changed by someone else.",
+        ));
+    }
+    let detail = format!("merged into {}", surviving.id);
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Patient, Some(&duplicate.id), Some(&duplicate.id)).detail(detail),
+    )?;
+    let detail = format!("merged from {}", duplicate.id);
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Patient, Some(&surviving.id), Some(&surviving.id)).detail(detail),
+    )?;
+    Ok(Merged { id: duplicate.id, superseded_by: surviving.id })
+}
+
 /// Marks `duplicate` as merged into `surviving`; false when someone changed it first (it was
 /// merged already, or edited since the version the caller read).
 pub fn supersede(conn: &mut DbConn, duplicate: &Patient, surviving: &str) -> AppResult<bool> {
@@ -251,12 +301,12 @@ pub struct PatientChanges {
     pub given_name_kana: Option<String>,
     pub name_kana_search: Option<String>,
     pub birth_date: Option<NaiveDate>,
-    pub sex: Option<String>,
+    pub sex: Option<Sex>,
     pub ward_code: Option<String>,
     pub address: Option<Option<String>>,
     pub phone: Option<Option<String>>,
-    pub care_level: Option<String>,
-    pub status: Option<String>,
+    pub care_level: Option<CareLevel>,
+    pub status: Option<PatientStatus>,
     pub emergency_contact_name: Option<Option<String>>,
     pub emergency_contact_relationship: Option<Option<String>>,
     pub emergency_contact_phone: Option<Option<String>>,

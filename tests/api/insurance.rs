@@ -300,9 +300,100 @@ async fn duplicates_not_merged_are_ambiguous(app: TestApp) {
     assert_eq!(res.body["patient_id"], json!(t.patient_id));
 }
 
+async fn a_merged_duplicate_takes_no_writes_and_a_running_case_holds_the_merge(app: TestApp) {
+    let t = team(&app, "14135").await;
+    let cm = &t.care_manager;
+    let duplicate =
+        app.post("/api/v1/patients", &cm.token, patient_body("川崎", "カワサキ", "14135")).await.expect(201);
+    let duplicate = duplicate.body["id"].as_str().unwrap().to_string();
+    // A hospital opened its case on the duplicate: merging now would strand the case's tasks.
+    let hospital = msw(&app, &t.admin, "井田病院").await;
+    let by_id = json!({"patient_id": duplicate, "birth_date": "1938-04-01", "family_name_kana": "カワサキ", "admitted_on": yesterday()});
+    let case = open(&app, &hospital, by_id).await.expect(201);
+    let merge = format!("/api/v1/patients/{duplicate}/merge");
+    let res = app.post(&merge, &cm.token, json!({"into": t.patient_id})).await.expect(409);
+    assert!(res.body["detail"].as_str().unwrap().contains("入退院調整"), "{}", res.text);
+    let read = app.get(&format!("/api/v1/patients/{duplicate}"), &cm.token).await.expect(200);
+    assert_eq!(read.body["superseded_by"], Value::Null, "nothing changed");
+    // Cancelled, the merge goes through.
+    let case_path = format!("/api/v1/discharge-cases/{}", case.body["id"].as_str().unwrap());
+    app.post(&format!("{case_path}/cancel"), &hospital.token, json!({"reason": "重複登録のため"})).await.expect(200);
+    app.post(&merge, &cm.token, json!({"into": t.patient_id})).await.expect(200);
+
+    // The duplicate's record stays as it was: a note, a flag or a change to it is refused and
+    // points at the patient that stays; reading it still works.
+    let note = json!({"kind": "visit", "occurred_at": chrono::Utc::now().to_rfc3339(), "text": "訪問"});
+    let res = app.post(&format!("/api/v1/patients/{duplicate}/notes"), &cm.token, note.clone()).await.expect(409);
+    assert!(res.body["detail"].as_str().unwrap().contains(&t.patient_id), "{}", res.text);
+    let res = app.get(&format!("/api/v1/patients/{duplicate}/notes"), &cm.token).await.expect(200);
+    assert!(res.body["items"].as_array().unwrap().is_empty());
+    app.post(&format!("/api/v1/patients/{}/notes", t.patient_id), &cm.token, note).await.expect(201);
+    // An outsider still gets the same 404 as for a missing patient.
+    let outsider_org = app.organization(&t.admin, "clinic", "外部クリニック", Some("14135")).await;
+    let outsider = app.person(&t.admin, &outsider_org, "physician", "member").await;
+    let res = app
+        .post(
+            &format!("/api/v1/patients/{duplicate}/notes"),
+            &outsider.token,
+            json!({"kind": "visit", "occurred_at": chrono::Utc::now().to_rfc3339(), "text": "x"}),
+        )
+        .await;
+    assert_eq!(res.status, 404, "{}", res.text);
+}
+
+async fn a_hospital_registering_a_patient_on_scale_2_must_be_a_clinician(app: TestApp) {
+    let t = team(&app, "14136").await;
+    let social_worker = msw(&app, &t.admin, "市立病院").await;
+    let mut newcomer = patient_body("幸", "サイワイ", "14136");
+    newcomer["spo2_target_88_92"] = json!(true);
+    let res = open(&app, &social_worker, json!({"patient": newcomer, "admitted_on": yesterday()})).await.expect(403);
+    assert!(res.body["detail"].as_str().unwrap().contains("88〜92%"), "{}", res.text);
+    let list = app.get("/api/v1/patients?q=幸", &t.admin.token).await;
+    assert!(list.body["items"].as_array().is_none_or(|i| i.is_empty()), "nothing registered: {}", list.text);
+    // The hospital's discharge nurse may.
+    let org = app.organization(&t.admin, "hospital", "市立病院看護部", Some("14136")).await;
+    let nurse = app.person(&t.admin, &org, "nurse", "member").await;
+    let case = open(&app, &nurse, json!({"patient": newcomer, "admitted_on": yesterday()})).await.expect(201);
+    let patient = app
+        .get(&format!("/api/v1/patients/{}", case.body["patient_id"].as_str().unwrap()), &nurse.token)
+        .await
+        .expect(200);
+    assert_eq!(patient.body["spo2_target_88_92"], json!(true));
+}
+
+async fn numbers_recorded_twice_name_the_version_they_replace(app: TestApp) {
+    let t = team(&app, "14137").await;
+    let path = format!("/api/v1/patients/{}/insurance", t.patient_id);
+    let read = app.get(&path, &t.nurse.token).await.expect(200);
+    assert_eq!(read.header("etag").as_deref(), Some("\"0\""));
+    // The first recording needs no If-Match.
+    let first = put_insurance(&app, &t.care_manager, &t.patient_id, ltc_number()).await.expect(200);
+    assert_eq!(first.header("etag").as_deref(), Some("\"1\""));
+    // The nurse, with another card in hand, must say which version she replaces.
+    let medical = json!({"medical": {"insurer_number": "01040013", "number": "１２３４５"}});
+    put_insurance(&app, &t.nurse, &t.patient_id, medical.clone()).await.expect(428);
+    let second =
+        app.call("PUT", &path, Some(&t.nurse.token), Some(&medical), &[("If-Match", "\"1\"")]).await.expect(200);
+    assert_eq!(second.header("etag").as_deref(), Some("\"2\""));
+    assert_eq!(second.body["medical"]["number"], json!("12345"));
+    assert_eq!(second.body["long_term_care"], Value::Null, "replaced as a whole");
+    // The care manager's view was version 1: stale, refused, nothing changed.
+    let res = app
+        .call("PUT", &path, Some(&t.care_manager.token), Some(&ltc_number()), &[("If-Match", "\"1\"")])
+        .await
+        .expect(412);
+    assert_eq!(res.body["status"], json!(412));
+    let read = app.get(&path, &t.care_manager.token).await.expect(200);
+    assert_eq!(read.body["medical"]["number"], json!("12345"));
+    assert_eq!(read.header("etag").as_deref(), Some("\"2\""));
+}
+
 crate::both_backends!(
     a_hospital_finds_the_patient_by_insurance_number,
     identification_by_number_is_throttled,
     a_duplicate_is_merged_by_the_care_manager,
     duplicates_not_merged_are_ambiguous,
+    a_merged_duplicate_takes_no_writes_and_a_running_case_holds_the_merge,
+    a_hospital_registering_a_patient_on_scale_2_must_be_a_clinician,
+    numbers_recorded_twice_name_the_version_they_replace,
 );

@@ -221,6 +221,9 @@ pub async fn open(
                     }
                     (None, Some(registration)) => {
                         check_ward(conn, &registration.form.ward_code)?;
+                        if registration.form.spo2_target_88_92 {
+                            access::decide_spo2_target(me.profession)?;
+                        }
                         CasePatient::New(registration.form.into_new_patient(PatientStatus::Hospitalized))
                     }
                     (None, None) => return Err(AppError::internal("patient missing after checks")),

@@ -1,7 +1,8 @@
 //! `/patients/{id}/insurance` (the numbers on the patient's insurance cards) and
 //! `/patients/{id}/merge` (a duplicate registration merged into the patient that stays).
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
@@ -22,10 +23,17 @@ struct InsuranceView {
     updated_at: Option<NaiveDateTime>,
 }
 
-/// `GET /patients/{id}/insurance`: what the team may read, audited as a read of the patient.
+impl InsuranceView {
+    fn of(patient_id: String, recorded: insurance::Recorded) -> (i32, InsuranceView) {
+        (recorded.version, InsuranceView { patient_id, numbers: recorded.numbers, updated_at: recorded.updated_at })
+    }
+}
+
+/// `GET /patients/{id}/insurance`: what the team may read, audited as a read of the patient; the
+/// `ETag` names the version a `PUT` replaces (`"0"` while nothing is recorded).
 pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
-    let view = state
+    let (version, view) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
@@ -35,42 +43,50 @@ pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>
                 &me,
                 Event::new(Action::Read, Resource::Patient, Some(&patient_id), Some(&patient_id)).detail("insurance"),
             )?;
-            let (numbers, updated_at) = insurance::of_patient(conn, &patient_id)?;
-            Ok(InsuranceView { patient_id, numbers, updated_at })
+            Ok(InsuranceView::of(patient_id.clone(), insurance::of_patient(conn, &patient_id)?))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(api::versioned(StatusCode::OK, version, &view))
 }
 
 /// `PUT /patients/{id}/insurance`: a team member who may write records the numbers from the
-/// cards, replacing what was recorded (a part left out or null is removed).
+/// cards, replacing what was recorded (a part left out or null is removed). Once numbers are
+/// recorded, `If-Match` must name their version (428 without it, 412 when someone recorded
+/// others first); the first recording may leave it out.
 pub async fn put(
     state: web::Data<AppState>,
     bearer: Bearer,
+    req: HttpRequest,
     path: web::Path<Id>,
     body: Json<Numbers>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
+    let expected = api::if_match(&req)?;
     let numbers = body.into_inner();
     let mut check = Check::new();
     numbers.check(&mut check);
     check.finish()?;
-    let view = state
+    let (version, view) = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Write, Resource::Patient)?;
-            let numbers = insurance::record(conn, &patient_id, &numbers, &me.id)?;
+            let expected = match expected {
+                Some(v) => v,
+                None if insurance::of_patient(conn, &patient_id)?.version == 0 => 0,
+                None => return Err(AppError::precondition_required()),
+            };
+            let recorded = insurance::record(conn, &patient_id, &numbers, &me.id, expected)?
+                .ok_or_else(AppError::precondition_failed)?;
             audit::record(
                 conn,
                 &me,
                 Event::new(Action::Update, Resource::Patient, Some(&patient_id), Some(&patient_id)).detail("insurance"),
             )?;
-            let (_, updated_at) = insurance::of_patient(conn, &patient_id)?;
-            Ok(InsuranceView { patient_id, numbers, updated_at })
+            Ok(InsuranceView::of(patient_id, recorded))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(api::versioned(StatusCode::OK, version, &view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,12 +94,6 @@ pub async fn put(
 pub struct Merge {
     /// The patient that stays.
     pub into: Id,
-}
-
-#[derive(Serialize)]
-struct Merged {
-    id: String,
-    superseded_by: String,
 }
 
 /// `POST /patients/{id}/merge`: the care manager of both registrations merges the duplicate
@@ -113,43 +123,22 @@ pub async fn merge(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (duplicate, surviving) = access::merge_patients(conn, &me, &duplicate_id, &surviving_id)?;
-            if surviving.superseded_by.is_some() {
-                return Err(AppError::field(
-                    "into",
-                    "already_merged",
-                    "統合先(into)の患者はすでに別の患者に統合されています。残る方の患者を指定してください。",
-                    "The patient named by into was itself merged into another: name the patient that stays.",
-                ));
-            }
-            if duplicate.birth_date != surviving.birth_date {
-                return Err(AppError::field(
-                    "into",
-                    "different_birth_date",
-                    "生年月日が異なる患者は統合できません。同じ方の重複登録か確かめてください。",
-                    "Patients with different birth dates cannot be merged: check that both registrations are the same person.",
-                ));
-            }
-            if !crate::patients::supersede(conn, &duplicate, &surviving.id)? {
+            // A running case's deadlines and tasks would be stranded on a registration that takes
+            // no more writes: it is closed or cancelled first, and opened again on the patient
+            // that stays if it is still needed.
+            if let Some(running) = crate::discharge::cases::running_for_patient(conn, &duplicate.id)? {
                 return Err(AppError::conflict(
-                    "この患者はすでに統合されているか、他の人が変更しました。",
-                    "This patient was merged already or changed by someone else.",
+                    format!(
+                        "統合する患者に進行中の入退院調整があります(状態: {})。終了または取消してから統合してください。",
+                        running.status
+                    ),
+                    format!(
+                        "The duplicate has a running discharge case ({}): close or cancel it before merging.",
+                        running.status
+                    ),
                 ));
             }
-            let detail = format!("merged into {}", surviving.id);
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Patient, Some(&duplicate.id), Some(&duplicate.id))
-                    .detail(detail),
-            )?;
-            let detail = format!("merged from {}", duplicate.id);
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Patient, Some(&surviving.id), Some(&surviving.id))
-                    .detail(detail),
-            )?;
-            Ok(Merged { id: duplicate.id, superseded_by: surviving.id })
+            crate::patients::merge(conn, &me, duplicate, surviving)
         })
         .await?;
     Ok(HttpResponse::Ok().json(merged))

@@ -1,0 +1,1 @@
+ALTER TABLE patient_insurance DROP COLUMN version;
