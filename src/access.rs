@@ -293,16 +293,15 @@ pub fn patient(
     };
     let relation = relation(conn, me, &patient)?;
     match relation {
-        // A merged duplicate keeps its record as it was: what is written now belongs to the
-        // patient it was merged into.
-        Some(r) if r.allows(need) && need == Need::Write && patient.superseded_by.is_some() => {
-            let into = patient.superseded_by.unwrap_or_default();
-            Err(AppError::conflict(
+        Some(r) if r.allows(need) => match (&patient.superseded_by, need) {
+            // A merged duplicate keeps its record as it was: what is written now belongs to the
+            // patient it was merged into.
+            (Some(into), Need::Write) => Err(AppError::conflict(
                 format!("この患者は重複登録として別の患者({into})に統合されています。統合先の患者に記録してください。"),
                 format!("This registration was merged into patient {into} as a duplicate: record on that patient."),
-            ))
-        }
-        Some(r) if r.allows(need) => Ok((patient, r)),
+            )),
+            _ => Ok((patient, r)),
+        },
         Some(r) if r.reads() => {
             audit::record(conn, me, Event::new(Action::Update, resource_type, None, Some(&patient.id)).denied())?;
             Err(refuse().keeping_changes())

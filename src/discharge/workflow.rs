@@ -104,7 +104,7 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
             let patient = patients::insert(conn, registration, &me.id)?;
             let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
             if target {
-                event = event.detail("spo2_target_88_92:recorded");
+                event = event.detail(patients::spo2_target_detail(true));
             }
             audit::record(conn, me, event)?;
             (patient, None)
@@ -122,7 +122,7 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
             ),
         ));
     }
-    let current = patient.status()?;
+    let current = patient.status;
     if current != PatientStatus::Hospitalized && !current.can_become(PatientStatus::Hospitalized) {
         return Err(AppError::conflict(
             format!("患者の状態が {current} のため入退院調整を開始できません。"),
@@ -334,7 +334,7 @@ fn apply(conn: &mut DbConn, case: &Case, expected: i32, changes: CaseChanges) ->
 /// Sets the patient's status on admission or discharge, when the move makes sense.
 fn move_patient(conn: &mut DbConn, patient_id: &str, to: PatientStatus) -> AppResult<()> {
     let patient = patients::find(conn, patient_id)?.ok_or_else(|| AppError::internal("case without patient"))?;
-    let current = patient.status()?;
+    let current = patient.status;
     if current != to && current.can_become(to) {
         patients::set_status(conn, patient_id, to)?;
     }

@@ -5,6 +5,7 @@ pub mod emergency;
 pub mod handlers;
 pub mod identification;
 pub mod insurance;
+pub mod merge;
 pub mod team;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -12,11 +13,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api;
-use crate::audit::{self, Action, Event, Resource};
-use crate::auth::CurrentUser;
 use crate::db::schema::{care_team_members, patients, ward_coordinators};
 use crate::db::{new_id, now, DbConn};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::vocab::{CareLevel, PatientLabel, PatientStatus, Sex};
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -137,9 +136,14 @@ impl Patient {
         let initial = |s: &str| s.chars().next().map(|c| format!("{c}.")).unwrap_or_default();
         format!("{}{}", initial(&self.family_name_kana), initial(&self.given_name_kana))
     }
+}
 
-    pub fn status(&self) -> AppResult<PatientStatus> {
-        Ok(self.status)
+/// The audit detail of the SpO2-target decision (NEWS2 scale 2 for every later note).
+pub fn spo2_target_detail(recorded: bool) -> &'static str {
+    if recorded {
+        "spo2_target_88_92:recorded"
+    } else {
+        "spo2_target_88_92:withdrawn"
     }
 }
 
@@ -221,75 +225,6 @@ pub fn find_current(conn: &mut DbConn, id: &str) -> AppResult<Option<Patient>> {
         }
     }
     Ok(found)
-}
-
-#[derive(Debug, Serialize)]
-pub struct Merged {
-    pub id: String,
-    pub superseded_by: String,
-}
-
-/// Merges the duplicate registration `duplicate_id` into `surviving_id`, for the care manager
-/// of both (the handler asks `access::merge_patients`). Nothing moves: the duplicate keeps its notes, cases and
-/// audit trail (append-only), points at the patient that stays and takes no more writes. Both
-/// patients' audit trails record the merge.
-pub fn merge(conn: &mut DbConn, me: &CurrentUser, duplicate: Patient, surviving: Patient) -> AppResult<Merged> {
-    if surviving.superseded_by.is_some() {
-        return Err(AppError::field(
-            "into",
-            "already_merged",
-            "統合先(into)の患者はすでに別の患者に統合されています。残る方の患者を指定してください。",
-            "The patient named by into was itself merged into another: name the patient that stays.",
-        ));
-    }
-    if duplicate.birth_date != surviving.birth_date {
-        return Err(AppError::field(
-            "into",
-            "different_birth_date",
-            "生年月日が異なる患者は統合できません。同じ方の重複登録か確かめてください。",
-            "Patients with different birth dates cannot be merged: check that both registrations are the same person.",
-        ));
-    }
-    if !supersede(conn, &duplicate, &surviving.id)? {
-        return Err(AppError::conflict(
-            "この患者はすでに統合されているか、他の人が変更しました。",
-            "This patient was merged already or changed by someone else.",
-        ));
-    }
-    let detail = format!("merged into {}", surviving.id);
-    audit::record(
-        conn,
-        me,
-        Event::new(Action::Update, Resource::Patient, Some(&duplicate.id), Some(&duplicate.id)).detail(detail),
-    )?;
-    let detail = format!("merged from {}", duplicate.id);
-    audit::record(
-        conn,
-        me,
-        Event::new(Action::Update, Resource::Patient, Some(&surviving.id), Some(&surviving.id)).detail(detail),
-    )?;
-    Ok(Merged { id: duplicate.id, superseded_by: surviving.id })
-}
-
-/// Marks `duplicate` as merged into `surviving`; false when someone changed it first (it was
-/// merged already, or edited since the version the caller read).
-pub fn supersede(conn: &mut DbConn, duplicate: &Patient, surviving: &str) -> AppResult<bool> {
-    let n = diesel::update(
-        patients::table
-            .filter(patients::id.eq(&duplicate.id))
-            .filter(patients::version.eq(duplicate.version))
-            .filter(patients::superseded_by.is_null()),
-    )
-    .set((
-        patients::superseded_by.eq(Some(surviving)),
-        patients::version.eq(duplicate.version + 1),
-        patients::updated_at.eq(now()),
-    ))
-    .execute(conn)?;
-    if n == 1 {
-        crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &duplicate.id })?;
-    }
-    Ok(n == 1)
 }
 
 #[derive(AsChangeset, Default)]

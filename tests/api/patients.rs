@@ -669,7 +669,11 @@ async fn matrix_call(app: &TestApp, t: &Team, files: &Files, route: usize, pid: 
         9 => app.get(&format!("{base}/insurance"), token).await,
         10 => {
             let numbers = json!({"long_term_care": {"insurer_number": "141309", "insured_number": "0000012345"}});
-            app.call("PUT", &format!("{base}/insurance"), Some(token), Some(&numbers), &[]).await
+            // Recorded numbers are versioned: the PUT names the version it replaces.
+            // (A missing patient has none; any version does.)
+            let current = app.get(&format!("{base}/insurance"), &t.care_manager.token).await;
+            let etag = current.header("etag").unwrap_or_else(|| "\"0\"".into());
+            app.call("PUT", &format!("{base}/insurance"), Some(token), Some(&numbers), &[("If-Match", &etag)]).await
         }
         11 => {
             let mut other = patient_body("別人", "ベツジン", "14135");

@@ -71,13 +71,15 @@ pub async fn put(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::patient(conn, &me, &patient_id, Need::Write, Resource::Patient)?;
-            let expected = match expected {
-                Some(v) => v,
-                None if insurance::of_patient(conn, &patient_id)?.version == 0 => 0,
-                None => return Err(AppError::precondition_required()),
+            // Without If-Match the caller means "nothing is recorded yet"; if something is, they
+            // must say which version they replace.
+            let Some(recorded) = insurance::record(conn, &patient_id, &numbers, &me.id, expected.unwrap_or(0))? else {
+                return Err(if expected.is_some() {
+                    AppError::precondition_failed()
+                } else {
+                    AppError::precondition_required()
+                });
             };
-            let recorded = insurance::record(conn, &patient_id, &numbers, &me.id, expected)?
-                .ok_or_else(AppError::precondition_failed)?;
             audit::record(
                 conn,
                 &me,
@@ -123,22 +125,7 @@ pub async fn merge(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (duplicate, surviving) = access::merge_patients(conn, &me, &duplicate_id, &surviving_id)?;
-            // A running case's deadlines and tasks would be stranded on a registration that takes
-            // no more writes: it is closed or cancelled first, and opened again on the patient
-            // that stays if it is still needed.
-            if let Some(running) = crate::discharge::cases::running_for_patient(conn, &duplicate.id)? {
-                return Err(AppError::conflict(
-                    format!(
-                        "統合する患者に進行中の入退院調整があります(状態: {})。終了または取消してから統合してください。",
-                        running.status
-                    ),
-                    format!(
-                        "The duplicate has a running discharge case ({}): close or cancel it before merging.",
-                        running.status
-                    ),
-                ));
-            }
-            crate::patients::merge(conn, &me, duplicate, surviving)
+            crate::patients::merge::merge(conn, &me, duplicate, surviving)
         })
         .await?;
     Ok(HttpResponse::Ok().json(merged))

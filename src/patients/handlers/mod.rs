@@ -90,15 +90,6 @@ impl RegisterPatient {
     }
 }
 
-/// The audit detail of the SpO2-target decision (NEWS2 scale 2 for every later note).
-fn spo2_target_detail(recorded: bool) -> &'static str {
-    if recorded {
-        "spo2_target_88_92:recorded"
-    } else {
-        "spo2_target_88_92:withdrawn"
-    }
-}
-
 pub(crate) fn check_ward(conn: &mut DbConn, code: &str) -> AppResult<()> {
     if crate::orgs::ward_exists(conn, code)? {
         Ok(())
@@ -160,7 +151,7 @@ pub async fn register(
             super::team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
             let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
             if target {
-                event = event.detail(spo2_target_detail(true));
+                event = event.detail(super::spo2_target_detail(true));
             }
             audit::record(conn, &me, event)?;
             Ok(patient.view(ConsentState::none()))
@@ -317,7 +308,7 @@ pub async fn update(
                 return Err(AppError::precondition_failed());
             }
             if let Some(next) = body.status {
-                let current = patient.status()?;
+                let current = patient.status;
                 if next != current && !current.can_become(next) {
                     return Err(AppError::conflict(
                         format!("状態を {current} から {next} に変更することはできません。"),
@@ -364,7 +355,7 @@ pub async fn update(
             }
             let mut event = Event::new(Action::Update, Resource::Patient, Some(&id), Some(&id));
             if let Some(recorded) = target {
-                event = event.detail(spo2_target_detail(recorded));
+                event = event.detail(super::spo2_target_detail(recorded));
             }
             audit::record(conn, &me, event)?;
             let patient = super::find(conn, &id)?.ok_or_else(AppError::not_found)?;
