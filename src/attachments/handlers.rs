@@ -175,6 +175,60 @@ pub async fn list_for_case(
     Ok(HttpResponse::Ok().json(crate::api::Items::of(items)))
 }
 
+/// `POST /attachments/{id}/entered-in-error`: the reason a file should never have been added.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkInError {
+    pub reason: String,
+}
+
+/// `POST /attachments/{id}/entered-in-error`: marks the file entered in error, by whoever added
+/// it or the team's lead. It is never deleted: the row, the object and the audit trail stay, and
+/// normal views (lists, the note, downloads) stop showing it. Offline-safe with
+/// `Idempotency-Key`; marking one already marked answers 409.
+pub async fn mark_in_error(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<crate::api::Id>,
+    body: crate::api::Json<MarkInError>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
+    let body = body.into_inner();
+    let key = idempotency::key_from(&req)?;
+    let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
+    let answer = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (a, patient, already) = access::attachment_to_mark_in_error(conn, &me, &id)?;
+            let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
+                let mut check = crate::api::Check::new();
+                check.text("reason", &body.reason, notes::handlers::notes::REASON_MAX_CHARS);
+                check.finish()?;
+                if already {
+                    return Err(AppError::conflict(
+                        "この添付ファイルはすでに誤入力として取り消されています。",
+                        "This file is already marked entered in error.",
+                    ));
+                }
+                let marking = attachments::mark_in_error(conn, &a, &body.reason, &me.id)?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Update, Resource::Attachment, Some(&a.id), Some(&patient.id))
+                        .detail("entered in error"),
+                )?;
+                Answer::json(StatusCode::CREATED, &marking)
+            })?;
+            answer.audit_replay(conn, &me, Resource::Attachment, &patient.id)?;
+            Ok(answer)
+        })
+        .await?;
+    let res = answer.builder();
+    Ok(answer.finish(res))
+}
+
 /// `GET /attachments/{id}`: one attachment's metadata.
 pub async fn get(
     state: web::Data<AppState>,

@@ -114,6 +114,38 @@ pub fn entered_in_error(conn: &mut DbConn, id: &str) -> AppResult<bool> {
     Ok(n > 0)
 }
 
+/// A marking of an attachment as entered in error: who, when and why.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
+#[diesel(table_name = attachment_errors)]
+pub struct Marking {
+    pub attachment_id: String,
+    pub patient_id: String,
+    pub reason: String,
+    pub marked_by: String,
+    #[serde(serialize_with = "api::utc")]
+    pub marked_at: NaiveDateTime,
+}
+
+/// The marking of this attachment, when it was marked entered in error.
+pub fn marking(conn: &mut DbConn, id: &str) -> AppResult<Option<Marking>> {
+    Ok(attachment_errors::table.find(id).select(Marking::as_select()).first(conn).optional()?)
+}
+
+/// Marks the attachment entered in error (with its change), in the caller's transaction. The
+/// row and the object stay: the record keeps what was shared, normal views stop showing it.
+pub fn mark_in_error(conn: &mut DbConn, a: &Attachment, reason: &str, marked_by: &str) -> AppResult<Marking> {
+    let m = Marking {
+        attachment_id: a.id.clone(),
+        patient_id: a.patient_id.clone(),
+        reason: reason.to_string(),
+        marked_by: marked_by.to_string(),
+        marked_at: crate::db::now(),
+    };
+    diesel::insert_into(attachment_errors::table).values(m.clone()).execute(conn)?;
+    crate::changes::record(conn, crate::changes::Change::Attachment { patient_id: &a.patient_id })?;
+    Ok(m)
+}
+
 /// How many files the note carries (in any version, entered in error or not: the limit is on
 /// what was stored).
 pub fn count_for_note(conn: &mut DbConn, note_id: &str) -> AppResult<i64> {

@@ -333,11 +333,100 @@ async fn retries_amendments_and_cases(app: TestApp) {
     }
 }
 
+/// Marks a file entered in error.
+pub async fn mark_in_error(
+    app: &TestApp,
+    who: &Person,
+    id: &str,
+    reason: &str,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let body = serde_json::to_vec(&json!({ "reason": reason })).unwrap();
+    let path = format!("/api/v1/attachments/{id}/entered-in-error");
+    send_raw(app, "POST", &path, &who.token, Some("application/json"), body, headers).await.0
+}
+
+async fn entered_in_error_hides_a_file(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let note_id = visit_note(&app, &t.nurse, &t.patient_id, "褥瘡の処置").await;
+    let path = format!("/api/v1/notes/{note_id}/attachments");
+    let wrong = upload(&app, &t.nurse, &path, "別の方の写真.jpg", &phone_photo(32, 32, false), &[]).await.expect(201);
+    let wrong_id = wrong.body["id"].as_str().unwrap().to_string();
+    let kept = upload(&app, &t.nurse, &path, "創部.jpg", &jpeg_like(3_000), &[]).await.expect(201);
+    let kept_id = kept.body["id"].as_str().unwrap().to_string();
+    let objects = stored_objects(&app);
+
+    // Another member of the team (not the uploader, not the lead): 403; an outsider: the 404 of
+    // a file that does not exist.
+    let pharmacy = app.organization(&t.admin, "pharmacy", "川崎薬局", Some("14131")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    app.post(
+        &format!("/api/v1/patients/{}/care-team", t.patient_id),
+        &t.care_manager.token,
+        json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+    )
+    .await
+    .expect(201);
+    mark_in_error(&app, &pharmacist, &wrong_id, "誤り", &[]).await.expect(403);
+    let stranger = outsider(&app, &t).await;
+    let theirs = mark_in_error(&app, &stranger, &wrong_id, "誤り", &[]).await.expect(404);
+    let nothing = mark_in_error(&app, &stranger, &uuid::Uuid::now_v7().to_string(), "誤り", &[]).await.expect(404);
+    assert_eq!(theirs.text, nothing.text);
+    // A reason is required.
+    let res = mark_in_error(&app, &t.nurse, &wrong_id, "", &[]).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("reason"));
+
+    // The uploader marks it, with a reason; a retry with the same key replays; without one, 409.
+    let key = [("idempotency-key", "mark-wrong-photo")];
+    let reason = "別の利用者の写真を誤って添付したため";
+    let marked = mark_in_error(&app, &t.nurse, &wrong_id, reason, &key).await.expect(201);
+    assert_eq!(marked.body["reason"], json!(reason));
+    assert_eq!(marked.body["marked_by"], json!(t.nurse.id));
+    assert_eq!(marked.body["attachment_id"], json!(wrong_id));
+    let again = mark_in_error(&app, &t.nurse, &wrong_id, reason, &key).await.expect(201);
+    assert_eq!(again.text, marked.text);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    mark_in_error(&app, &t.nurse, &wrong_id, reason, &[]).await.expect(409);
+
+    // Gone from normal views: the note's list, its metadata, content and thumbnail answer like
+    // a file that does not exist.
+    let list = app.get(&path, &t.care_manager.token).await.expect(200);
+    let ids: Vec<&str> = list.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [kept_id.as_str()]);
+    let missing = uuid::Uuid::now_v7();
+    for what in ["", "/content", "/thumbnail"] {
+        let (gone, _) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{wrong_id}{what}"), &[]).await;
+        let (ghost, _) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{missing}{what}"), &[]).await;
+        assert_eq!((gone.status, &gone.text), (404, &ghost.text), "{what}");
+    }
+    // Never deleted: the object and the row stay.
+    assert_eq!(stored_objects(&app), objects);
+
+    // The team's lead may mark any file of the patient's.
+    mark_in_error(&app, &t.care_manager, &kept_id, "重複", &[]).await.expect(201);
+    let list = app.get(&path, &t.nurse.token).await.expect(200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
+
+    // In the audit trail: the marking and the refusal.
+    let log = app
+        .get(&format!("/api/v1/patients/{}/access-log?limit=200", t.patient_id), &t.care_manager.token)
+        .await
+        .expect(200);
+    let updates: Vec<&Value> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource_type"] == json!("attachment") && e["action"] == json!("U"))
+        .collect();
+    assert!(updates.len() >= 3, "two markings and a refusal audited: {}", log.text);
+}
+
 crate::both_backends!(
     photo_on_a_visit_note,
     only_accepted_types_and_sizes,
     retries_amendments_and_cases,
-    photos_lose_their_gps
+    photos_lose_their_gps,
+    entered_in_error_hides_a_file
 );
 crate::both_backends!(by_backend: limits_are_configurable);
 
