@@ -228,7 +228,15 @@ pub const ORPHAN_AFTER_MINUTES: i64 = 60;
 /// Removes objects no attachment names that were written more than
 /// [`ORPHAN_AFTER_MINUTES`] ago. Returns how many were removed.
 pub async fn sweep(db: &crate::db::Db, store: &store::Store) -> AppResult<usize> {
-    let before = chrono::Utc::now() - chrono::Duration::minutes(ORPHAN_AFTER_MINUTES);
+    sweep_before(db, store, chrono::Utc::now() - chrono::Duration::minutes(ORPHAN_AFTER_MINUTES)).await
+}
+
+/// Removes objects no attachment names that were written before `before`.
+pub async fn sweep_before(
+    db: &crate::db::Db,
+    store: &store::Store,
+    before: chrono::DateTime<chrono::Utc>,
+) -> AppResult<usize> {
     let keys = store.written_before(before).await?;
     let orphans = db.run(move |conn| unrecorded(conn, &keys)).await?;
     for key in &orphans {

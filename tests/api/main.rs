@@ -31,6 +31,7 @@ mod notes;
 mod ops;
 mod orgs;
 mod patients;
+mod s3;
 mod schema;
 mod walkthrough;
 mod writer;
