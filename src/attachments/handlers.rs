@@ -51,18 +51,38 @@ async fn add(
         move |conn: &mut crate::db::DbConn| {
             let me = bearer.user(conn)?;
             if note {
-                access::attach_to_note(conn, &me, &id)?;
+                Ok(access::attach_to_note(conn, &me, &id)?.1.id)
             } else {
-                access::attach_to_case(conn, &me, &id)?;
+                Ok(access::attach_to_case(conn, &me, &id)?.patient_id)
             }
-            Ok(())
         }
     };
-    state.db.run(checked).await?;
+    let patient_id = state.db.run(checked).await?;
 
     let tmp_dir = state.config.data_dir.join("tmp");
     let multipart = Multipart::new(req.headers(), payload);
-    let received = attachments::receive(&state.store, multipart, &tmp_dir, state.config.attachment_max_bytes).await?;
+    let config = &state.config;
+    let clamd = config.clamd.as_ref().map(|c| (c, std::time::Duration::from_secs(config.clamd_timeout_secs)));
+    let received =
+        match attachments::receive(&state.store, multipart, &tmp_dir, config.attachment_max_bytes, clamd).await? {
+            Ok(received) => received,
+            Err(infected) => {
+                // Refused and audited, with the signature clamd named; nothing was stored.
+                let refusal = infected.refusal();
+                let bearer = bearer.clone();
+                state
+                    .db
+                    .run(move |conn| {
+                        let me = bearer.user(conn)?;
+                        let event = Event::new(Action::Create, Resource::Attachment, None, Some(&patient_id))
+                            .denied()
+                            .detail(format!("malware: {}", infected.signature));
+                        audit::record(conn, &me, event)
+                    })
+                    .await?;
+                return Err(refusal);
+            }
+        };
     let fingerprint = idempotency::fingerprint("POST", req.path(), &received);
     let max_per_note = state.config.attachment_max_per_note;
     let recorded = {

@@ -11,6 +11,7 @@
 
 pub mod handlers;
 pub mod photos;
+pub mod scan;
 pub mod store;
 pub mod upload;
 
@@ -281,16 +282,42 @@ fn unreadable(content_type: AttachmentType, e: &std::io::Error) -> AppError {
     )
 }
 
-/// Receives the request's one file into a temporary file; a photo loses its metadata (GPS
-/// first) and gets a thumbnail; then the file and the thumbnail are stored in the object store
-/// — all outside any database transaction. Nothing is stored when any step fails.
+/// A file clamd found malware in: refused, never stored.
+#[derive(Debug, Clone)]
+pub struct Infected {
+    pub signature: String,
+    pub file_name: String,
+}
+
+impl Infected {
+    /// The 422 the uploader gets (the signature is for the audit trail, not for them).
+    pub fn refusal(&self) -> AppError {
+        AppError::field(
+            "file",
+            "infected",
+            "ファイルからマルウェアが検出されたため、受け付けませんでした。",
+            "Malware was found in the file, so it was not accepted.",
+        )
+    }
+}
+
+/// Receives the request's one file into a temporary file; clamd scans it when configured; a
+/// photo loses its metadata (GPS first) and gets a thumbnail; then the file and the thumbnail
+/// are stored in the object store — all outside any database transaction. Nothing is stored
+/// when any step fails or the file is infected.
 pub async fn receive(
     store: &store::Store,
     multipart: actix_multipart::Multipart,
     tmp_dir: &std::path::Path,
     max_bytes: u64,
-) -> AppResult<Received> {
+    clamd: Option<(&crate::config::Clamd, std::time::Duration)>,
+) -> AppResult<Result<Received, Infected>> {
     let spooled = upload::spool(multipart, tmp_dir, max_bytes).await?;
+    if let Some((clamd, timeout)) = clamd {
+        if let scan::Verdict::Infected(signature) = scan::scan(clamd, &spooled.file, timeout).await? {
+            return Ok(Err(Infected { signature, file_name: spooled.file_name.clone() }));
+        }
+    }
     let content_type = spooled.content_type;
     let blocking = |e: tokio::task::JoinError| AppError::internal(format!("blocking task failed: {e}"));
     let (received, cleaned) = {
@@ -330,7 +357,14 @@ pub async fn receive(
         }
         None => None,
     };
-    Ok(Received { storage_key, thumbnail_key, file_name: received.file_name.clone(), content_type, byte_size, sha256 })
+    Ok(Ok(Received {
+        storage_key,
+        thumbnail_key,
+        file_name: received.file_name.clone(),
+        content_type,
+        byte_size,
+        sha256,
+    }))
 }
 
 /// Records a received file for `owner` of `patient_id` (audited, with its change), in the
