@@ -43,6 +43,8 @@ pub struct Attachment {
     pub thumbnail_key: Option<String>,
     pub uploaded_by: String,
     pub created_at: NaiveDateTime,
+    /// SHA-1, hex (FHIR's Attachment.hash); none for files stored before it was kept.
+    pub sha1: Option<String>,
 }
 
 /// What an attachment belongs to.
@@ -198,6 +200,33 @@ pub fn for_case(conn: &mut DbConn, case_id: &str) -> AppResult<Vec<AttachmentVie
     with_names(conn, rows)
 }
 
+/// Every file of the patient (notes and cases), oldest first, without those entered in error.
+pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Attachment>> {
+    Ok(attachments::table
+        .filter(attachments::patient_id.eq(patient_id))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            attachment_errors::table.filter(attachment_errors::attachment_id.eq(attachments::id)),
+        )))
+        .order((attachments::created_at.asc(), attachments::id.asc()))
+        .select(Attachment::as_select())
+        .load(conn)?)
+}
+
+/// How many files are stored, by type (every type of the vocabulary, so the label set is
+/// closed), those entered in error included; and how many are marked entered in error.
+pub fn counts(conn: &mut DbConn) -> AppResult<(Vec<(AttachmentType, i64)>, i64)> {
+    let rows: Vec<(String, i64)> = attachments::table
+        .group_by(attachments::content_type)
+        .select((attachments::content_type, diesel::dsl::count_star()))
+        .load(conn)?;
+    let by_type = AttachmentType::ALL
+        .iter()
+        .map(|t| (*t, rows.iter().filter(|(c, _)| c == t.as_str()).map(|(_, n)| n).sum()))
+        .collect();
+    let marked = attachment_errors::table.count().get_result(conn)?;
+    Ok((by_type, marked))
+}
+
 /// One attachment as responses show it.
 pub fn view(conn: &mut DbConn, a: Attachment) -> AppResult<AttachmentView> {
     with_names(conn, vec![a])?.pop().ok_or_else(|| AppError::internal("attachment view lost its row"))
@@ -257,6 +286,8 @@ pub struct Received {
     pub content_type: AttachmentType,
     pub byte_size: u64,
     pub sha256: String,
+    #[serde(skip)]
+    pub sha1: String,
 }
 
 impl Received {
@@ -340,9 +371,9 @@ pub async fn receive(
         }
         _ => None,
     };
-    let (path, byte_size, sha256) = match &cleaned {
-        Some(c) => (c.file.to_path_buf(), c.byte_size, c.sha256.clone()),
-        None => (received.file.to_path_buf(), received.byte_size, received.sha256.clone()),
+    let (path, byte_size, sha256, sha1) = match &cleaned {
+        Some(c) => (c.file.to_path_buf(), c.byte_size, c.sha256.clone(), c.sha1.clone()),
+        None => (received.file.to_path_buf(), received.byte_size, received.sha256.clone(), received.sha1.clone()),
     };
     let storage_key = store::Store::new_key(store::CONTENT_PREFIX);
     store.put_file(&storage_key, &path).await?;
@@ -364,6 +395,7 @@ pub async fn receive(
         content_type,
         byte_size,
         sha256,
+        sha1,
     }))
 }
 
@@ -411,6 +443,7 @@ pub fn record(
         thumbnail_key: received.thumbnail_key.clone(),
         uploaded_by: me.id.clone(),
         created_at: crate::db::now(),
+        sha1: Some(received.sha1.clone()),
     };
     insert(conn, &a)?;
     let event = crate::audit::Event::new(

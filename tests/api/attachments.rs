@@ -376,6 +376,25 @@ async fn entered_in_error_hides_a_file(app: TestApp) {
     let kept = upload(&app, &t.nurse, &path, "創部.jpg", &jpeg_like(3_000), &[]).await.expect(201);
     let kept_id = kept.body["id"].as_str().unwrap().to_string();
     let objects = stored_objects(&app).await;
+    // The note's read shows its files, with thumbnail URLs; the timeline shows them added.
+    let read = app.get(&format!("/api/v1/notes/{note_id}"), &t.care_manager.token).await.expect(200);
+    let files = read.body["attachments"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["thumbnail_url"], json!(format!("/api/v1/attachments/{wrong_id}/thumbnail")));
+    let timeline = format!("/api/v1/patients/{}/timeline", t.patient_id);
+    let added = |page: &TestResponse| -> Vec<String> {
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == json!("attachment_added"))
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let page = app.get(&timeline, &t.care_manager.token).await.expect(200);
+    assert_eq!(added(&page), [kept_id.clone(), wrong_id.clone()]);
+    let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(metrics.text.contains("renkei_attachments_stored{content_type=\"image/jpeg\"} 2"), "{}", metrics.text);
 
     // Another member of the team (not the uploader, not the lead): 403; an outsider: the 404 of
     // a file that does not exist.
@@ -414,6 +433,12 @@ async fn entered_in_error_hides_a_file(app: TestApp) {
     let list = app.get(&path, &t.care_manager.token).await.expect(200);
     let ids: Vec<&str> = list.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [kept_id.as_str()]);
+    let read = app.get(&format!("/api/v1/notes/{note_id}"), &t.care_manager.token).await.expect(200);
+    assert_eq!(read.body["attachments"].as_array().unwrap().len(), 1);
+    let page = app.get(&timeline, &t.care_manager.token).await.expect(200);
+    assert_eq!(added(&page), [kept_id.clone()]);
+    let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(metrics.text.contains("renkei_attachments_entered_in_error 1"), "{}", metrics.text);
     let missing = uuid::Uuid::now_v7();
     for what in ["", "/content", "/thumbnail"] {
         let (gone, _) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{wrong_id}{what}"), &[]).await;
