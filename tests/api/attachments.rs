@@ -436,7 +436,7 @@ async fn entered_in_error_hides_a_file(app: TestApp) {
     let read = app.get(&format!("/api/v1/notes/{note_id}"), &t.care_manager.token).await.expect(200);
     assert_eq!(read.body["attachments"].as_array().unwrap().len(), 1);
     let page = app.get(&timeline, &t.care_manager.token).await.expect(200);
-    assert_eq!(added(&page), [kept_id.clone()]);
+    assert_eq!(added(&page), [kept_id.as_str()]);
     let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
     assert!(metrics.text.contains("renkei_attachments_entered_in_error 1"), "{}", metrics.text);
     let missing = uuid::Uuid::now_v7();
