@@ -522,15 +522,64 @@ pub fn attachment(
         Some(_) => return Err(missing(conn, me, Resource::Attachment, attachment_id, "entered in error")),
         None => return Err(missing(conn, me, Resource::Attachment, attachment_id, "no such attachment")),
     };
-    let patient = match (&found.note_id, &found.case_id) {
-        (Some(note_id), _) => note(conn, me, note_id, need)?.1,
-        (None, Some(case_id)) => {
-            let (case, _) = case(conn, me, case_id, need)?;
-            patients::find(conn, &case.patient_id)?.ok_or_else(|| AppError::internal("case without patient"))?
-        }
-        (None, None) => return Err(AppError::internal("attachment without owner")),
-    };
+    let (patient, _) = attachment_owner(conn, me, &found, need)?;
     Ok((found, patient))
+}
+
+/// The patient of an attachment and how the caller stands to them, through its note or case.
+fn attachment_owner(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    found: &crate::attachments::Attachment,
+    need: Need,
+) -> AppResult<(Patient, Relation)> {
+    match (&found.note_id, &found.case_id) {
+        (Some(note_id), _) => {
+            let (_, patient, relation) = note(conn, me, note_id, need)?;
+            Ok((patient, relation))
+        }
+        (None, Some(case_id)) => {
+            let (case, relation) = case(conn, me, case_id, need)?;
+            let patient =
+                patients::find(conn, &case.patient_id)?.ok_or_else(|| AppError::internal("case without patient"))?;
+            Ok((patient, relation))
+        }
+        (None, None) => Err(AppError::internal("attachment without owner")),
+    }
+}
+
+/// The attachment the caller marks entered in error, with its patient, and whether it already
+/// is (a retried marking finds its own). Like a note's amendment, the person who added it, or
+/// the team's lead (who keeps the record in order), while on the team; anyone else who may
+/// write the patient's data: 403, audited.
+pub fn attachment_to_mark_in_error(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    attachment_id: &str,
+) -> AppResult<(crate::attachments::Attachment, Patient, bool)> {
+    let Some(found) = crate::attachments::find(conn, attachment_id)? else {
+        return Err(missing(conn, me, Resource::Attachment, attachment_id, "no such attachment"));
+    };
+    let (patient, relation) = attachment_owner(conn, me, &found, Need::Write)?;
+    if let Err(refusal) = mark_attachment_in_error(me, &found.uploaded_by, &relation) {
+        let event = Event::new(Action::Update, Resource::Attachment, Some(&found.id), Some(&patient.id))
+            .detail("entered in error");
+        return Err(refused_after_patient(conn, me, event, refusal));
+    }
+    let already = crate::attachments::entered_in_error(conn, &found.id)?;
+    Ok((found, patient, already))
+}
+
+/// Marking an attachment entered in error: whoever added it, or the team's lead.
+pub fn mark_attachment_in_error(me: &CurrentUser, uploaded_by: &str, relation: &Relation) -> AppResult<()> {
+    if me.id == uploaded_by || matches!(relation, Relation::Member { is_lead: true, .. }) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "添付ファイルを誤入力として取り消せるのは、添付した本人とチームのリーダーのみです。",
+            "Only the person who added a file, or the team's lead, may mark it entered in error.",
+        ))
+    }
 }
 
 /// The note a file is added to, with its patient: like an amendment, by the note's author

@@ -127,6 +127,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/attachments/{id}", get().to(attachments::handlers::get)),
         (Method::GET, "/api/v1/attachments/{id}/content", get().to(attachments::handlers::content)),
         (Method::GET, "/api/v1/attachments/{id}/thumbnail", get().to(attachments::handlers::thumbnail)),
+        (Method::POST, "/api/v1/attachments/{id}/entered-in-error", post().to(attachments::handlers::mark_in_error)),
     ]
 }
 

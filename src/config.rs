@@ -77,6 +77,18 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Most attachments one note may carry across its versions (`RENKEI_ATTACHMENT_MAX_PER_NOTE`).
     pub attachment_max_per_note: i64,
+    /// The clamd every upload is scanned by (`RENKEI_CLAMD_URL`; required in production, off by
+    /// default in development).
+    pub clamd: Option<Clamd>,
+    /// Longest one scan may take, connection included (`RENKEI_CLAMD_TIMEOUT_SECS`).
+    pub clamd_timeout_secs: u64,
+}
+
+/// Where clamd listens: `tcp://host:port` or `unix:///path/to/clamd.ctl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clamd {
+    Tcp(String),
+    Unix(PathBuf),
 }
 
 /// The object store behind attachments.
@@ -277,6 +289,23 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     };
     let attachment_max_bytes = parse_num(&get, "RENKEI_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)? as u64;
     let attachment_max_per_note = parse_num(&get, "RENKEI_ATTACHMENT_MAX_PER_NOTE", 10)?;
+    let clamd = match get("RENKEI_CLAMD_URL").map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) {
+        None if production => {
+            return Err(err("RENKEI_CLAMD_URL", "is required in production: every upload is scanned for malware"))
+        }
+        None => None,
+        Some(url) => Some(if let Some(addr) = url.strip_prefix("tcp://") {
+            if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+                return Err(err("RENKEI_CLAMD_URL", "must be tcp://HOST:PORT or unix:///PATH"));
+            }
+            Clamd::Tcp(addr.to_string())
+        } else if let Some(path) = url.strip_prefix("unix://").filter(|p| p.starts_with('/')) {
+            Clamd::Unix(PathBuf::from(path))
+        } else {
+            return Err(err("RENKEI_CLAMD_URL", "must be tcp://HOST:PORT or unix:///PATH"));
+        }),
+    };
+    let clamd_timeout_secs = parse_num(&get, "RENKEI_CLAMD_TIMEOUT_SECS", 60)? as u64;
 
     Ok(Config {
         env,
@@ -308,6 +337,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         storage,
         attachment_max_bytes,
         attachment_max_per_note,
+        clamd,
+        clamd_timeout_secs,
     })
 }
 
@@ -383,17 +414,24 @@ mod tests {
         let smtp = ("RENKEI_SMTP_URL", "smtps://mail.example.jp:465");
         let https = ("RENKEI_PUBLIC_URL", "https://renkei.example.jp");
         let prod = ("RENKEI_ENV", "production");
-        assert_eq!(with(&[prod, pg, smtp, https]).unwrap_err().variable, "RENKEI_JWT_SECRET");
-        assert_eq!(with(&[prod, pg, secret, https]).unwrap_err().variable, "RENKEI_SMTP_URL");
-        assert_eq!(with(&[prod, secret, smtp, https]).unwrap_err().variable, "DATABASE_URL");
-        assert_eq!(with(&[prod, pg, secret, smtp]).unwrap_err().variable, "RENKEI_PUBLIC_URL");
-        assert!(with(&[prod, pg, secret, smtp, https]).is_ok());
+        let clamd = ("RENKEI_CLAMD_URL", "tcp://clamd.internal:3310");
+        assert_eq!(with(&[prod, pg, smtp, https, clamd]).unwrap_err().variable, "RENKEI_JWT_SECRET");
+        assert_eq!(with(&[prod, pg, secret, https, clamd]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        assert_eq!(with(&[prod, secret, smtp, https, clamd]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(with(&[prod, pg, secret, smtp, clamd]).unwrap_err().variable, "RENKEI_PUBLIC_URL");
+        assert_eq!(with(&[prod, pg, secret, smtp, https]).unwrap_err().variable, "RENKEI_CLAMD_URL");
+        assert!(with(&[prod, pg, secret, smtp, https, clamd]).is_ok());
         let plain = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587");
-        assert_eq!(with(&[prod, pg, secret, plain, https]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        assert_eq!(with(&[prod, pg, secret, plain, https, clamd]).unwrap_err().variable, "RENKEI_SMTP_URL");
         let starttls = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587?tls=required");
-        assert!(with(&[prod, pg, secret, starttls, https]).is_ok());
+        assert!(with(&[prod, pg, secret, starttls, https, clamd]).is_ok());
         let allow = ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true");
-        assert!(with(&[prod, secret, smtp, https, allow]).is_ok());
+        assert!(with(&[prod, secret, smtp, https, allow, clamd]).is_ok());
+        // Development scans only when told where clamd is.
+        assert_eq!(with(&[]).unwrap().clamd, None);
+        let unix = with(&[("RENKEI_CLAMD_URL", "unix:///run/clamav/clamd.ctl")]).unwrap();
+        assert_eq!(unix.clamd, Some(Clamd::Unix("/run/clamav/clamd.ctl".into())));
+        assert_eq!(with(&[("RENKEI_CLAMD_URL", "clamd:3310")]).unwrap_err().variable, "RENKEI_CLAMD_URL");
     }
 
     #[test]

@@ -357,6 +357,21 @@ impl AppError {
         e
     }
 
+    /// The malware scanner (clamd) cannot scan an upload: nothing is stored.
+    pub fn scanner_unavailable() -> AppError {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Text::new("一時的に利用できません", "Service unavailable"),
+            Text::new(
+                "ウイルス検査を実行できないため、ファイルを受け付けられませんでした。しばらくしてからもう一度お試しください。",
+                "The file could not be scanned for malware, so it was not accepted. Please try again shortly.",
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, "5".into()));
+        e
+    }
+
     pub fn too_many_requests(retry_after_secs: u64) -> AppError {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

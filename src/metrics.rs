@@ -101,6 +101,15 @@ pub fn gauge(registry: &mut Registry, name: &str, help: &str, value: impl TryInt
     registry.register(name, help, g);
 }
 
+/// Adds a gauge family read at scrape time, one value per label from a closed set.
+pub fn gauges(registry: &mut Registry, name: &str, help: &str, label: &'static str, values: &[(&'static str, i64)]) {
+    let family = Family::<Vec<(&'static str, &'static str)>, Gauge<i64>>::default();
+    for (value, n) in values {
+        family.get_or_create(&vec![(label, *value)]).set(*n);
+    }
+    registry.register(name, help, family);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

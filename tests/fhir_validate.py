@@ -37,6 +37,7 @@ REQUIRED = {
                                   "entered-in-error"},
     ("Consent", "status"): {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"},
     ("Consent", "provision.type"): {"deny", "permit"},
+    ("DocumentReference", "status"): {"current", "superseded", "entered-in-error"},
 }
 
 

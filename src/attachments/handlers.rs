@@ -51,18 +51,38 @@ async fn add(
         move |conn: &mut crate::db::DbConn| {
             let me = bearer.user(conn)?;
             if note {
-                access::attach_to_note(conn, &me, &id)?;
+                Ok(access::attach_to_note(conn, &me, &id)?.1.id)
             } else {
-                access::attach_to_case(conn, &me, &id)?;
+                Ok(access::attach_to_case(conn, &me, &id)?.patient_id)
             }
-            Ok(())
         }
     };
-    state.db.run(checked).await?;
+    let patient_id = state.db.run(checked).await?;
 
     let tmp_dir = state.config.data_dir.join("tmp");
     let multipart = Multipart::new(req.headers(), payload);
-    let received = attachments::receive(&state.store, multipart, &tmp_dir, state.config.attachment_max_bytes).await?;
+    let config = &state.config;
+    let clamd = config.clamd.as_ref().map(|c| (c, std::time::Duration::from_secs(config.clamd_timeout_secs)));
+    let received =
+        match attachments::receive(&state.store, multipart, &tmp_dir, config.attachment_max_bytes, clamd).await? {
+            Ok(received) => received,
+            Err(infected) => {
+                // Refused and audited, with the signature clamd named; nothing was stored.
+                let refusal = infected.refusal();
+                let bearer = bearer.clone();
+                state
+                    .db
+                    .run(move |conn| {
+                        let me = bearer.user(conn)?;
+                        let event = Event::new(Action::Create, Resource::Attachment, None, Some(&patient_id))
+                            .denied()
+                            .detail(format!("malware: {}", infected.signature));
+                        audit::record(conn, &me, event)
+                    })
+                    .await?;
+                return Err(refusal);
+            }
+        };
     let fingerprint = idempotency::fingerprint("POST", req.path(), &received);
     let max_per_note = state.config.attachment_max_per_note;
     let recorded = {
@@ -173,6 +193,60 @@ pub async fn list_for_case(
         })
         .await?;
     Ok(HttpResponse::Ok().json(crate::api::Items::of(items)))
+}
+
+/// `POST /attachments/{id}/entered-in-error`: the reason a file should never have been added.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkInError {
+    pub reason: String,
+}
+
+/// `POST /attachments/{id}/entered-in-error`: marks the file entered in error, by whoever added
+/// it or the team's lead. It is never deleted: the row, the object and the audit trail stay, and
+/// normal views (lists, the note, downloads) stop showing it. Offline-safe with
+/// `Idempotency-Key`; marking one already marked answers 409.
+pub async fn mark_in_error(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: HttpRequest,
+    path: web::Path<crate::api::Id>,
+    body: crate::api::Json<MarkInError>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
+    let body = body.into_inner();
+    let key = idempotency::key_from(&req)?;
+    let fingerprint = idempotency::fingerprint("POST", req.path(), &body);
+    let answer = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let (a, patient, already) = access::attachment_to_mark_in_error(conn, &me, &id)?;
+            let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
+                let mut check = crate::api::Check::new();
+                check.text("reason", &body.reason, notes::handlers::notes::REASON_MAX_CHARS);
+                check.finish()?;
+                if already {
+                    return Err(AppError::conflict(
+                        "この添付ファイルはすでに誤入力として取り消されています。",
+                        "This file is already marked entered in error.",
+                    ));
+                }
+                let marking = attachments::mark_in_error(conn, &a, &body.reason, &me.id)?;
+                audit::record(
+                    conn,
+                    &me,
+                    Event::new(Action::Update, Resource::Attachment, Some(&a.id), Some(&patient.id))
+                        .detail("entered in error"),
+                )?;
+                Answer::json(StatusCode::CREATED, &marking)
+            })?;
+            answer.audit_replay(conn, &me, Resource::Attachment, &patient.id)?;
+            Ok(answer)
+        })
+        .await?;
+    let res = answer.builder();
+    Ok(answer.finish(res))
 }
 
 /// `GET /attachments/{id}`: one attachment's metadata.

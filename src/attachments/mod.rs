@@ -11,6 +11,7 @@
 
 pub mod handlers;
 pub mod photos;
+pub mod scan;
 pub mod store;
 pub mod upload;
 
@@ -41,6 +42,8 @@ pub struct Attachment {
     pub thumbnail_key: Option<String>,
     pub uploaded_by: String,
     pub created_at: NaiveDateTime,
+    /// SHA-1, hex (FHIR's Attachment.hash); none for files stored before it was kept.
+    pub sha1: Option<String>,
 }
 
 /// What an attachment belongs to.
@@ -113,6 +116,38 @@ pub fn entered_in_error(conn: &mut DbConn, id: &str) -> AppResult<bool> {
     Ok(n > 0)
 }
 
+/// A marking of an attachment as entered in error: who, when and why.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone, Serialize)]
+#[diesel(table_name = attachment_errors)]
+pub struct Marking {
+    pub attachment_id: String,
+    pub patient_id: String,
+    pub reason: String,
+    pub marked_by: String,
+    #[serde(serialize_with = "api::utc")]
+    pub marked_at: NaiveDateTime,
+}
+
+/// The marking of this attachment, when it was marked entered in error.
+pub fn marking(conn: &mut DbConn, id: &str) -> AppResult<Option<Marking>> {
+    Ok(attachment_errors::table.find(id).select(Marking::as_select()).first(conn).optional()?)
+}
+
+/// Marks the attachment entered in error (with its change), in the caller's transaction. The
+/// row and the object stay: the record keeps what was shared, normal views stop showing it.
+pub fn mark_in_error(conn: &mut DbConn, a: &Attachment, reason: &str, marked_by: &str) -> AppResult<Marking> {
+    let m = Marking {
+        attachment_id: a.id.clone(),
+        patient_id: a.patient_id.clone(),
+        reason: reason.to_string(),
+        marked_by: marked_by.to_string(),
+        marked_at: crate::db::now(),
+    };
+    diesel::insert_into(attachment_errors::table).values(m.clone()).execute(conn)?;
+    crate::changes::record(conn, crate::changes::Change::Attachment { patient_id: &a.patient_id })?;
+    Ok(m)
+}
+
 /// How many files the note carries (in any version, entered in error or not: the limit is on
 /// what was stored).
 pub fn count_for_note(conn: &mut DbConn, note_id: &str) -> AppResult<i64> {
@@ -164,6 +199,33 @@ pub fn for_case(conn: &mut DbConn, case_id: &str) -> AppResult<Vec<AttachmentVie
     with_names(conn, rows)
 }
 
+/// Every file of the patient (notes and cases), oldest first, without those entered in error.
+pub fn for_patient(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<Attachment>> {
+    Ok(attachments::table
+        .filter(attachments::patient_id.eq(patient_id))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            attachment_errors::table.filter(attachment_errors::attachment_id.eq(attachments::id)),
+        )))
+        .order((attachments::created_at.asc(), attachments::id.asc()))
+        .select(Attachment::as_select())
+        .load(conn)?)
+}
+
+/// How many files are stored, by type (every type of the vocabulary, so the label set is
+/// closed), those entered in error included; and how many are marked entered in error.
+pub fn counts(conn: &mut DbConn) -> AppResult<(Vec<(AttachmentType, i64)>, i64)> {
+    let rows: Vec<(String, i64)> = attachments::table
+        .group_by(attachments::content_type)
+        .select((attachments::content_type, diesel::dsl::count_star()))
+        .load(conn)?;
+    let by_type = AttachmentType::ALL
+        .iter()
+        .map(|t| (*t, rows.iter().filter(|(c, _)| c == t.as_str()).map(|(_, n)| n).sum()))
+        .collect();
+    let marked = attachment_errors::table.count().get_result(conn)?;
+    Ok((by_type, marked))
+}
+
 /// One attachment as responses show it.
 pub fn view(conn: &mut DbConn, a: Attachment) -> AppResult<AttachmentView> {
     with_names(conn, vec![a])?.pop().ok_or_else(|| AppError::internal("attachment view lost its row"))
@@ -195,7 +257,15 @@ pub const ORPHAN_AFTER_MINUTES: i64 = 60;
 /// Removes objects no attachment names that were written more than
 /// [`ORPHAN_AFTER_MINUTES`] ago. Returns how many were removed.
 pub async fn sweep(db: &crate::db::Db, store: &store::Store) -> AppResult<usize> {
-    let before = chrono::Utc::now() - chrono::Duration::minutes(ORPHAN_AFTER_MINUTES);
+    sweep_before(db, store, chrono::Utc::now() - chrono::Duration::minutes(ORPHAN_AFTER_MINUTES)).await
+}
+
+/// Removes objects no attachment names that were written before `before`.
+pub async fn sweep_before(
+    db: &crate::db::Db,
+    store: &store::Store,
+    before: chrono::DateTime<chrono::Utc>,
+) -> AppResult<usize> {
     let keys = store.written_before(before).await?;
     let orphans = db.run(move |conn| unrecorded(conn, &keys)).await?;
     for key in &orphans {
@@ -215,6 +285,8 @@ pub struct Received {
     pub content_type: AttachmentType,
     pub byte_size: u64,
     pub sha256: String,
+    #[serde(skip)]
+    pub sha1: String,
 }
 
 impl Received {
@@ -240,16 +312,42 @@ fn unreadable(content_type: AttachmentType, e: &std::io::Error) -> AppError {
     )
 }
 
-/// Receives the request's one file into a temporary file; a photo loses its metadata (GPS
-/// first) and gets a thumbnail; then the file and the thumbnail are stored in the object store
-/// — all outside any database transaction. Nothing is stored when any step fails.
+/// A file clamd found malware in: refused, never stored.
+#[derive(Debug, Clone)]
+pub struct Infected {
+    pub signature: String,
+    pub file_name: String,
+}
+
+impl Infected {
+    /// The 422 the uploader gets (the signature is for the audit trail, not for them).
+    pub fn refusal(&self) -> AppError {
+        AppError::field(
+            "file",
+            "infected",
+            "ファイルからマルウェアが検出されたため、受け付けませんでした。",
+            "Malware was found in the file, so it was not accepted.",
+        )
+    }
+}
+
+/// Receives the request's one file into a temporary file; clamd scans it when configured; a
+/// photo loses its metadata (GPS first) and gets a thumbnail; then the file and the thumbnail
+/// are stored in the object store — all outside any database transaction. Nothing is stored
+/// when any step fails or the file is infected.
 pub async fn receive(
     store: &store::Store,
     multipart: actix_multipart::Multipart,
     tmp_dir: &std::path::Path,
     max_bytes: u64,
-) -> AppResult<Received> {
+    clamd: Option<(&crate::config::Clamd, std::time::Duration)>,
+) -> AppResult<Result<Received, Infected>> {
     let spooled = upload::spool(multipart, tmp_dir, max_bytes).await?;
+    if let Some((clamd, timeout)) = clamd {
+        if let scan::Verdict::Infected(signature) = scan::scan(clamd, &spooled.file, timeout).await? {
+            return Ok(Err(Infected { signature, file_name: spooled.file_name.clone() }));
+        }
+    }
     let content_type = spooled.content_type;
     let blocking = |e: tokio::task::JoinError| AppError::internal(format!("blocking task failed: {e}"));
     let (received, cleaned) = {
@@ -272,9 +370,9 @@ pub async fn receive(
         }
         _ => None,
     };
-    let (path, byte_size, sha256) = match &cleaned {
-        Some(c) => (c.file.to_path_buf(), c.byte_size, c.sha256.clone()),
-        None => (received.file.to_path_buf(), received.byte_size, received.sha256.clone()),
+    let (path, byte_size, sha256, sha1) = match &cleaned {
+        Some(c) => (c.file.to_path_buf(), c.byte_size, c.sha256.clone(), c.sha1.clone()),
+        None => (received.file.to_path_buf(), received.byte_size, received.sha256.clone(), received.sha1.clone()),
     };
     let storage_key = store::Store::new_key(store::CONTENT_PREFIX);
     store.put_file(&storage_key, &path).await?;
@@ -289,7 +387,15 @@ pub async fn receive(
         }
         None => None,
     };
-    Ok(Received { storage_key, thumbnail_key, file_name: received.file_name.clone(), content_type, byte_size, sha256 })
+    Ok(Ok(Received {
+        storage_key,
+        thumbnail_key,
+        file_name: received.file_name.clone(),
+        content_type,
+        byte_size,
+        sha256,
+        sha1,
+    }))
 }
 
 /// Records a received file for `owner` of `patient_id` (audited, with its change), in the
@@ -336,6 +442,7 @@ pub fn record(
         thumbnail_key: received.thumbnail_key.clone(),
         uploaded_by: me.id.clone(),
         created_at: crate::db::now(),
+        sha1: Some(received.sha1.clone()),
     };
     insert(conn, &a)?;
     let event = crate::audit::Event::new(

@@ -24,6 +24,8 @@ pub struct Cleaned {
     pub file: tempfile::TempPath,
     pub byte_size: u64,
     pub sha256: String,
+    /// SHA-1, hex (FHIR's Attachment.hash).
+    pub sha1: String,
     /// The EXIF orientation the photo had (kept in the stored file), 1 when it had none.
     pub orientation: u8,
 }
@@ -32,6 +34,7 @@ pub struct Cleaned {
 struct Hashing<W: Write> {
     inner: W,
     hasher: Sha256,
+    sha1: sha1::Sha1,
     size: u64,
 }
 
@@ -39,6 +42,7 @@ impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.sha1.update(&buf[..n]);
         self.size += n as u64;
         Ok(n)
     }
@@ -52,7 +56,7 @@ impl<W: Write> Write for Hashing<W> {
 pub fn clean(received: &Path, content_type: AttachmentType, dir: &Path) -> io::Result<Option<Cleaned>> {
     let temp = tempfile::Builder::new().prefix("clean-").tempfile_in(dir)?;
     let (file, path) = temp.into_parts();
-    let mut out = Hashing { inner: BufWriter::new(file), hasher: Sha256::new(), size: 0 };
+    let mut out = Hashing { inner: BufWriter::new(file), hasher: Sha256::new(), sha1: sha1::Sha1::new(), size: 0 };
     let orientation = match content_type {
         AttachmentType::Jpeg => {
             let mut src = BufReader::new(std::fs::File::open(received)?);
@@ -73,9 +77,10 @@ pub fn clean(received: &Path, content_type: AttachmentType, dir: &Path) -> io::R
         AttachmentType::Pdf => return Ok(None),
     };
     out.flush()?;
-    let Hashing { inner, hasher, size } = out;
+    let Hashing { inner, hasher, sha1, size } = out;
     inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(Some(Cleaned { file: path, byte_size: size, sha256: hex::encode(hasher.finalize()), orientation }))
+    let (sha256, sha1) = (hex::encode(hasher.finalize()), hex::encode(sha1.finalize()));
+    Ok(Some(Cleaned { file: path, byte_size: size, sha256, sha1, orientation }))
 }
 
 /// The longest side of a thumbnail, in pixels.

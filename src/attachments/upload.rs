@@ -27,6 +27,8 @@ pub struct Spooled {
     pub content_type: AttachmentType,
     pub byte_size: u64,
     pub sha256: String,
+    /// SHA-1, hex (FHIR's Attachment.hash).
+    pub sha1: String,
 }
 
 /// The type of a file from its first bytes: JPEG, PNG, HEIC/HEIF or PDF, or `None`.
@@ -126,6 +128,7 @@ async fn receive(field: &mut Field, file_name: String, tmp_dir: &Path, max_bytes
     let (std_file, path) = temp.into_parts();
     let mut out = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
+    let mut sha1 = sha1::Sha1::new();
     let mut size: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
     let mut content_type = None;
@@ -143,6 +146,7 @@ async fn receive(field: &mut Field, file_name: String, tmp_dir: &Path, max_bytes
             }
         }
         hasher.update(&chunk);
+        sha1.update(&chunk);
         out.write_all(&chunk).await.map_err(io)?;
     }
     let content_type = match content_type {
@@ -151,7 +155,14 @@ async fn receive(field: &mut Field, file_name: String, tmp_dir: &Path, max_bytes
     };
     out.flush().await.map_err(io)?;
     out.sync_all().await.map_err(io)?;
-    Ok(Spooled { file: path, file_name, content_type, byte_size: size, sha256: hex::encode(hasher.finalize()) })
+    Ok(Spooled {
+        file: path,
+        file_name,
+        content_type,
+        byte_size: size,
+        sha256: hex::encode(hasher.finalize()),
+        sha1: hex::encode(sha1.finalize()),
+    })
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ diesel::table! {
         thumbnail_key -> Nullable<Text>,
         uploaded_by -> Text,
         created_at -> Timestamp,
+        sha1 -> Nullable<Text>,
     }
 }
 

@@ -17,6 +17,7 @@ pub async fn export(
     path: web::Path<crate::api::Id>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
+    let base_url = state.config.public_url.clone();
     let bundle = state
         .db
         .run(move |conn| {
@@ -29,7 +30,7 @@ pub async fn export(
                 Event::new(Action::Read, Resource::Fhir, Some(&id), Some(&id)).detail("export: FHIR R4 Bundle"),
             )?;
             let record = super::load(conn, patient)?;
-            Ok(super::bundle(&record, now()))
+            Ok(super::bundle(&record, now(), &base_url))
         })
         .await?;
     Ok(HttpResponse::Ok().content_type(super::CONTENT_TYPE).json(bundle))

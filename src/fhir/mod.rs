@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::api::format_utc;
+use crate::attachments::Attachment;
 use crate::db::DbConn;
 use crate::discharge::{cases::Case, tasks::Task, TaskStatus};
 use crate::error::AppResult;
@@ -153,6 +154,8 @@ pub struct Record {
     pub tasks: Vec<Task>,
     pub users: Vec<User>,
     pub organizations: Vec<Organization>,
+    /// Files on the notes and cases, not those entered in error.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Reads a patient's whole record (the caller has already been allowed to read the patient).
@@ -172,7 +175,10 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
         tasks.extend(crate::discharge::tasks::for_case(conn, &c.id)?);
     }
 
+    let attachments = crate::attachments::for_patient(conn, &pid)?;
+
     let mut user_ids: BTreeSet<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    user_ids.extend(attachments.iter().map(|a| a.uploaded_by.clone()));
     user_ids.extend(notes.iter().map(|n| n.note.author_id.clone()));
     user_ids.extend(histories.values().flatten().map(|v| v.author_id.clone()));
     user_ids.extend(flags.iter().filter_map(|f| f.raised_by.clone()));
@@ -194,11 +200,12 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
             organizations.push(o);
         }
     }
-    Ok(Record { patient, consents, members, notes, histories, flags, cases, tasks, users, organizations })
+    Ok(Record { patient, consents, members, notes, histories, flags, cases, tasks, users, organizations, attachments })
 }
 
-/// The Bundle of a patient's record.
-pub fn bundle(record: &Record, at: NaiveDateTime) -> Value {
+/// The Bundle of a patient's record; file contents are linked under `base_url`
+/// (`RENKEI_PUBLIC_URL`).
+pub fn bundle(record: &Record, at: NaiveDateTime, base_url: &str) -> Value {
     let mut resources: Vec<Value> = vec![patient(&record.patient)];
     resources.extend(record.organizations.iter().map(organization));
     resources.extend(record.users.iter().map(practitioner));
@@ -222,6 +229,7 @@ pub fn bundle(record: &Record, at: NaiveDateTime) -> Value {
     resources.extend(record.cases.iter().map(|c| episode_of_care(c, !record.members.is_empty())));
     resources.extend(record.tasks.iter().map(task));
     resources.extend(record.consents.iter().map(consent));
+    resources.extend(record.attachments.iter().map(|a| document_reference(a, base_url)));
 
     let entry: Vec<Value> = resources
         .into_iter()
@@ -380,6 +388,43 @@ pub fn communication(n: &Listed, observation_ids: &[String]) -> Value {
     });
     if !observation_ids.is_empty() {
         r["about"] = Value::Array(observation_ids.iter().map(|id| reference("Observation", id)).collect());
+    }
+    r
+}
+
+/// DocumentReference: one file of a note (related to its Communication) or of a discharge case
+/// (related to its EpisodeOfCare). The content is linked, not embedded: `url` is the download
+/// route, which asks for the reader's token and audits the read; `size` and `hash` (base64 of
+/// the SHA-1, as R4's Attachment.hash defines it) let a receiver check what it fetched.
+pub fn document_reference(a: &Attachment, base_url: &str) -> Value {
+    use base64::Engine;
+    let mut attachment = json!({
+        "contentType": a.content_type.as_str(),
+        "url": format!("{base_url}/api/v1/attachments/{}/content", a.id),
+        "size": a.byte_size,
+        "title": a.file_name,
+        "creation": instant(&a.created_at),
+    });
+    if let Some(bytes) = a.sha1.as_deref().and_then(|h| hex::decode(h).ok()) {
+        attachment["hash"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    let related = match (&a.note_id, &a.case_id) {
+        (Some(note_id), _) => reference("Communication", note_id),
+        (None, Some(case_id)) => reference("EpisodeOfCare", case_id),
+        (None, None) => Value::Null,
+    };
+    let mut r = json!({
+        "resourceType": "DocumentReference",
+        "id": a.id,
+        "status": "current",
+        "subject": reference("Patient", &a.patient_id),
+        "date": instant(&a.created_at),
+        "author": [reference("Practitioner", &a.uploaded_by)],
+        "description": a.file_name,
+        "content": [{ "attachment": attachment }],
+    });
+    if !related.is_null() {
+        r["context"] = json!({ "related": [related] });
     }
     r
 }

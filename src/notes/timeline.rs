@@ -36,6 +36,7 @@ pub const CONSENT_REVOKED: &str = "consent_revoked";
 pub const EMERGENCY_ACCESS: &str = "emergency_access";
 pub const FLAG_RAISED: &str = "flag_raised";
 pub const DISCHARGE_EVENT: &str = "discharge_event";
+pub const ATTACHMENT_ADDED: &str = "attachment_added";
 
 /// Characters of a note's text shown on the timeline.
 const EXCERPT_CHARS: usize = 80;
@@ -59,6 +60,17 @@ pub struct MemberDetails {
     pub role: TeamRole,
 }
 
+/// Details of a file item: what it is, where it belongs, where to fetch it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentDetails {
+    pub note_id: Option<String>,
+    pub case_id: Option<String>,
+    pub file_name: String,
+    pub content_type: String,
+    pub content_url: String,
+    pub thumbnail_url: Option<String>,
+}
+
 /// One thing that happened. `summary` is for people (Japanese, `summary_en` in English).
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
@@ -75,6 +87,8 @@ pub struct Item {
     pub summary_en: String,
     pub note: Option<NoteDetails>,
     pub member: Option<MemberDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentDetails>,
 }
 
 impl Item {
@@ -89,6 +103,7 @@ impl Item {
             summary_en: summary.1,
             note: None,
             member: None,
+            attachment: None,
         }
     }
 
@@ -212,6 +227,7 @@ pub const SOURCES: &[Source] = &[
     emergency_access_grants,
     flags_raised,
     discharge_events_of,
+    attachments_added,
 ];
 
 /// The rows of one source in a window, as every source reads them: the patient's rows (`$q`),
@@ -253,6 +269,52 @@ fn notes(conn: &mut DbConn, _: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item
                 news2_total: v.news2_total,
                 news2_band: v.news2_band,
             });
+            Ok(item)
+        })
+        .collect()
+}
+
+/// Files added to the patient's notes and cases, not those entered in error.
+fn attachments_added(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    use crate::db::schema::{attachment_errors, attachments};
+    type Row = (String, Option<String>, Option<String>, String, String, Option<String>, String, NaiveDateTime);
+    let rows: Vec<Row> = newest!(
+        conn,
+        w,
+        ATTACHMENT_ADDED,
+        attachments::table.filter(attachments::patient_id.eq(w.patient_id.to_string())).filter(diesel::dsl::not(
+            diesel::dsl::exists(attachment_errors::table.filter(attachment_errors::attachment_id.eq(attachments::id)))
+        )),
+        (attachments::created_at, attachments::id),
+        (
+            attachments::id,
+            attachments::note_id,
+            attachments::case_id,
+            attachments::file_name,
+            attachments::content_type,
+            attachments::thumbnail_key,
+            attachments::uploaded_by,
+            attachments::created_at,
+        )
+    )?;
+    rows.into_iter()
+        .map(|(id, note_id, case_id, file_name, content_type, thumbnail_key, uploaded_by, at)| {
+            let photo = content_type.starts_with("image/");
+            let summary = if photo {
+                (format!("写真を添付しました: {file_name}"), format!("Added a photo: {file_name}"))
+            } else {
+                (format!("文書を添付しました: {file_name}"), format!("Added a document: {file_name}"))
+            };
+            let details = AttachmentDetails {
+                note_id,
+                case_id,
+                content_url: format!("/api/v1/attachments/{id}/content"),
+                thumbnail_url: thumbnail_key.map(|_| format!("/api/v1/attachments/{id}/thumbnail")),
+                file_name,
+                content_type,
+            };
+            let mut item = Item::new(ATTACHMENT_ADDED, at, id, summary).by(names.actor(conn, Some(&uploaded_by))?);
+            item.attachment = Some(details);
             Ok(item)
         })
         .collect()

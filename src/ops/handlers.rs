@@ -127,6 +127,12 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
         }
         Err(_) => metrics::gauge(&mut now, "renkei_database_up", up, 0),
     }
+    // Attachments stored, by the sniffed type (a closed vocabulary), and marked entered in error.
+    if let Ok((by_type, marked)) = state.db.run(crate::attachments::counts).await {
+        let values: Vec<(&'static str, i64)> = by_type.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+        metrics::gauges(&mut now, "renkei_attachments_stored", "Files stored, by type", "content_type", &values);
+        metrics::gauge(&mut now, "renkei_attachments_entered_in_error", "Files marked entered in error", marked);
+    }
     let out = state.metrics.encode(&now).map_err(|e| AppError::internal(e.to_string()))?;
     Ok(HttpResponse::Ok().content_type(metrics::CONTENT_TYPE).body(out))
 }

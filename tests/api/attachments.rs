@@ -112,8 +112,29 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn stored_objects(app: &TestApp) -> usize {
-    files_under(&app.data_dir.path().join("objects")).len()
+/// The test server's object store (a local folder or an S3 bucket).
+pub fn store_of(app: &TestApp) -> renkei::attachments::store::Store {
+    renkei::attachments::store::Store::new(&app.config).unwrap()
+}
+
+/// The keys of every stored object, content and thumbnails.
+pub async fn stored_keys(app: &TestApp) -> Vec<String> {
+    store_of(app).written_before(Utc::now() + chrono::Duration::days(1)).await.unwrap()
+}
+
+async fn stored_objects(app: &TestApp) -> usize {
+    stored_keys(app).await.len()
+}
+
+/// The bytes of one stored object, as the store has them.
+pub async fn stored_bytes(app: &TestApp, key: &str) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let mut object = store_of(app).get(key, None).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = object.stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
 }
 
 fn left_in_tmp(app: &TestApp) -> usize {
@@ -140,7 +161,7 @@ async fn photo_on_a_visit_note(app: TestApp) {
     assert_eq!(res.body["sha256"], json!(hex::encode(Sha256::digest(&photo))));
     assert_eq!(res.body["note_id"], json!(note_id));
     assert_eq!(res.body["note_version"], json!(1));
-    assert_eq!(stored_objects(&app), 1);
+    assert_eq!(stored_objects(&app).await, 1);
     assert_eq!(left_in_tmp(&app), 0, "the temporary file is gone once stored");
 
     // The team sees it and opens it.
@@ -194,7 +215,7 @@ async fn photo_on_a_visit_note(app: TestApp) {
     assert_eq!(listed.text, nothing.text);
     // … and they cannot add a file either (refused before the body is read).
     upload(&app, &stranger, &path, "x.jpg", &photo, &[]).await.expect(404);
-    assert_eq!(stored_objects(&app), 1);
+    assert_eq!(stored_objects(&app).await, 1);
 
     // Every download is in the audit trail.
     let log = app.get(&format!("/api/v1/patients/{}/access-log?limit=200", t.patient_id), &t.care_manager.token).await;
@@ -245,7 +266,7 @@ async fn only_accepted_types_and_sizes(app: TestApp) {
     // A file name with a folder keeps only its last part; one with control characters is refused.
     let res = upload(&app, &t.nurse, &path, "../../etc/お薬手帳.png", &one, &[]).await.expect(201);
     assert_eq!(res.body["file_name"], json!("お薬手帳.png"));
-    assert_eq!(stored_objects(&app), 1);
+    assert_eq!(stored_objects(&app).await, 1);
     assert_eq!(left_in_tmp(&app), 0);
 }
 
@@ -260,13 +281,13 @@ async fn limits_are_configurable(backend: crate::helpers::Backend) {
     let path = format!("/api/v1/notes/{note_id}/attachments");
     let res = upload(&app, &t.nurse, &path, "big.jpg", &jpeg_like(100_001), &[]).await.expect(413);
     assert_eq!(res.header("content-type").as_deref(), Some("application/problem+json"));
-    assert_eq!(stored_objects(&app), 0);
+    assert_eq!(stored_objects(&app).await, 0);
     assert_eq!(left_in_tmp(&app), 0, "a refused upload leaves no temporary file");
     upload(&app, &t.nurse, &path, "1.jpg", &jpeg_like(100_000), &[]).await.expect(201);
     upload(&app, &t.nurse, &path, "2.jpg", &jpeg_like(5_000), &[]).await.expect(201);
     let res = upload(&app, &t.nurse, &path, "3.jpg", &jpeg_like(5_000), &[]).await.expect(422);
     assert_eq!(res.body["errors"][0]["code"], json!("too_many"));
-    assert_eq!(stored_objects(&app), 2, "the refused third file's object was removed");
+    assert_eq!(stored_objects(&app).await, 2, "the refused third file's object was removed");
 }
 
 async fn retries_amendments_and_cases(app: TestApp) {
@@ -280,7 +301,7 @@ async fn retries_amendments_and_cases(app: TestApp) {
     let again = upload(&app, &t.nurse, &path, "浮腫.jpg", &photo, &key).await.expect(201);
     assert_eq!(first.text, again.text);
     assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
-    assert_eq!(stored_objects(&app), 1, "the retry's copy was removed");
+    assert_eq!(stored_objects(&app).await, 1, "the retry's copy was removed");
     // The same key with another file: 422.
     upload(&app, &t.nurse, &path, "別.jpg", &jpeg_like(999), &key).await.expect(422);
     // Only the note's author adds files to it.
@@ -333,11 +354,125 @@ async fn retries_amendments_and_cases(app: TestApp) {
     }
 }
 
-crate::both_backends!(
+/// Marks a file entered in error.
+pub async fn mark_in_error(
+    app: &TestApp,
+    who: &Person,
+    id: &str,
+    reason: &str,
+    headers: &[(&str, &str)],
+) -> TestResponse {
+    let body = serde_json::to_vec(&json!({ "reason": reason })).unwrap();
+    let path = format!("/api/v1/attachments/{id}/entered-in-error");
+    send_raw(app, "POST", &path, &who.token, Some("application/json"), body, headers).await.0
+}
+
+async fn entered_in_error_hides_a_file(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let note_id = visit_note(&app, &t.nurse, &t.patient_id, "褥瘡の処置").await;
+    let path = format!("/api/v1/notes/{note_id}/attachments");
+    let wrong = upload(&app, &t.nurse, &path, "別の方の写真.jpg", &phone_photo(32, 32, false), &[]).await.expect(201);
+    let wrong_id = wrong.body["id"].as_str().unwrap().to_string();
+    let kept = upload(&app, &t.nurse, &path, "創部.jpg", &jpeg_like(3_000), &[]).await.expect(201);
+    let kept_id = kept.body["id"].as_str().unwrap().to_string();
+    let objects = stored_objects(&app).await;
+    // The note's read shows its files, with thumbnail URLs; the timeline shows them added.
+    let read = app.get(&format!("/api/v1/notes/{note_id}"), &t.care_manager.token).await.expect(200);
+    let files = read.body["attachments"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["thumbnail_url"], json!(format!("/api/v1/attachments/{wrong_id}/thumbnail")));
+    let timeline = format!("/api/v1/patients/{}/timeline", t.patient_id);
+    let added = |page: &TestResponse| -> Vec<String> {
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == json!("attachment_added"))
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let page = app.get(&timeline, &t.care_manager.token).await.expect(200);
+    assert_eq!(added(&page), [kept_id.clone(), wrong_id.clone()]);
+    let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(metrics.text.contains("renkei_attachments_stored{content_type=\"image/jpeg\"} 2"), "{}", metrics.text);
+
+    // Another member of the team (not the uploader, not the lead): 403; an outsider: the 404 of
+    // a file that does not exist.
+    let pharmacy = app.organization(&t.admin, "pharmacy", "川崎薬局", Some("14131")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    app.post(
+        &format!("/api/v1/patients/{}/care-team", t.patient_id),
+        &t.care_manager.token,
+        json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+    )
+    .await
+    .expect(201);
+    mark_in_error(&app, &pharmacist, &wrong_id, "誤り", &[]).await.expect(403);
+    let stranger = outsider(&app, &t).await;
+    let theirs = mark_in_error(&app, &stranger, &wrong_id, "誤り", &[]).await.expect(404);
+    let nothing = mark_in_error(&app, &stranger, &uuid::Uuid::now_v7().to_string(), "誤り", &[]).await.expect(404);
+    assert_eq!(theirs.text, nothing.text);
+    // A reason is required.
+    let res = mark_in_error(&app, &t.nurse, &wrong_id, "", &[]).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("reason"));
+
+    // The uploader marks it, with a reason; a retry with the same key replays; without one, 409.
+    let key = [("idempotency-key", "mark-wrong-photo")];
+    let reason = "別の利用者の写真を誤って添付したため";
+    let marked = mark_in_error(&app, &t.nurse, &wrong_id, reason, &key).await.expect(201);
+    assert_eq!(marked.body["reason"], json!(reason));
+    assert_eq!(marked.body["marked_by"], json!(t.nurse.id));
+    assert_eq!(marked.body["attachment_id"], json!(wrong_id));
+    let again = mark_in_error(&app, &t.nurse, &wrong_id, reason, &key).await.expect(201);
+    assert_eq!(again.text, marked.text);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    mark_in_error(&app, &t.nurse, &wrong_id, reason, &[]).await.expect(409);
+
+    // Gone from normal views: the note's list, its metadata, content and thumbnail answer like
+    // a file that does not exist.
+    let list = app.get(&path, &t.care_manager.token).await.expect(200);
+    let ids: Vec<&str> = list.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [kept_id.as_str()]);
+    let read = app.get(&format!("/api/v1/notes/{note_id}"), &t.care_manager.token).await.expect(200);
+    assert_eq!(read.body["attachments"].as_array().unwrap().len(), 1);
+    let page = app.get(&timeline, &t.care_manager.token).await.expect(200);
+    assert_eq!(added(&page), [kept_id.as_str()]);
+    let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    assert!(metrics.text.contains("renkei_attachments_entered_in_error 1"), "{}", metrics.text);
+    let missing = uuid::Uuid::now_v7();
+    for what in ["", "/content", "/thumbnail"] {
+        let (gone, _) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{wrong_id}{what}"), &[]).await;
+        let (ghost, _) = download(&app, &t.care_manager, &format!("/api/v1/attachments/{missing}{what}"), &[]).await;
+        assert_eq!((gone.status, &gone.text), (404, &ghost.text), "{what}");
+    }
+    // Never deleted: the object and the row stay.
+    assert_eq!(stored_objects(&app).await, objects);
+
+    // The team's lead may mark any file of the patient's.
+    mark_in_error(&app, &t.care_manager, &kept_id, "重複", &[]).await.expect(201);
+    let list = app.get(&path, &t.nurse.token).await.expect(200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
+
+    // In the audit trail: the marking and the refusal.
+    let log = app
+        .get(&format!("/api/v1/patients/{}/access-log?limit=200", t.patient_id), &t.care_manager.token)
+        .await
+        .expect(200);
+    let updates: Vec<&Value> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource_type"] == json!("attachment") && e["action"] == json!("U"))
+        .collect();
+    assert!(updates.len() >= 3, "two markings and a refusal audited: {}", log.text);
+}
+
+crate::both_stores!(
     photo_on_a_visit_note,
     only_accepted_types_and_sizes,
     retries_amendments_and_cases,
-    photos_lose_their_gps
+    photos_lose_their_gps,
+    entered_in_error_hides_a_file
 );
 crate::both_backends!(by_backend: limits_are_configurable);
 
@@ -410,10 +545,10 @@ async fn photos_lose_their_gps(app: TestApp) {
     // The reported size and hash are those of the stored bytes.
     assert_eq!(res.body["byte_size"], json!(stored.len()));
     assert_eq!(res.body["sha256"], json!(hex::encode(Sha256::digest(&stored))));
-    // … and on disk, where the object store keeps it.
-    let objects = files_under(&app.data_dir.path().join("objects/attachments"));
+    // … and in the object store (a folder or a bucket).
+    let objects: Vec<String> = stored_keys(&app).await.into_iter().filter(|k| k.starts_with("attachments/")).collect();
     assert_eq!(objects.len(), 1);
-    assert!(!carries_gps(&std::fs::read(&objects[0]).unwrap()));
+    assert!(!carries_gps(&stored_bytes(&app, &objects[0]).await));
     // The picture is not re-encoded: the same pixels; the orientation is kept for viewers.
     let before = image::load_from_memory(&original).unwrap().to_rgb8();
     let after = image::load_from_memory(&stored).unwrap().to_rgb8();
@@ -453,10 +588,10 @@ async fn photos_lose_their_gps(app: TestApp) {
             .await;
     assert_eq!(none.status, 404);
     // Something that only starts like a JPEG: 422, nothing stored.
-    let before = files_under(&app.data_dir.path().join("objects")).len();
+    let before = stored_objects(&app).await;
     let res = upload(&app, &t.nurse, &path, "broken.jpg", b"\xFF\xD8\xFF\xE1\xFF\xFF", &[]).await.expect(422);
     assert_eq!(res.body["errors"][0]["code"], json!("unreadable"));
-    assert_eq!(files_under(&app.data_dir.path().join("objects")).len(), before);
+    assert_eq!(stored_objects(&app).await, before);
 }
 
 async fn the_sweep_removes_orphans_only(app: TestApp) {
@@ -486,3 +621,30 @@ async fn the_sweep_removes_orphans_only(app: TestApp) {
 }
 
 crate::both_backends!(the_sweep_removes_orphans_only);
+
+/// The sweep through the store's own listing and times, whichever the store: an orphan written
+/// before the cut-off goes, recorded objects and a later orphan stay.
+async fn the_sweep_finds_orphans_in_any_store(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let note_id = visit_note(&app, &t.nurse, &t.patient_id, "訪問").await;
+    let path = format!("/api/v1/notes/{note_id}/attachments");
+    upload(&app, &t.nurse, &path, "kept.jpg", &phone_photo(32, 32, false), &[]).await.expect(201);
+    let kept = stored_keys(&app).await;
+    assert_eq!(kept.len(), 2, "the photo and its thumbnail");
+    let store = store_of(&app);
+    let orphan = renkei::attachments::store::Store::new_key(renkei::attachments::store::CONTENT_PREFIX);
+    store.put_bytes(&orphan, b"interrupted".to_vec()).await.unwrap();
+    // Object stores keep modification times to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let cut_off = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let in_flight = renkei::attachments::store::Store::new_key(renkei::attachments::store::THUMBNAIL_PREFIX);
+    store.put_bytes(&in_flight, b"arriving".to_vec()).await.unwrap();
+    let removed = renkei::attachments::sweep_before(&app.db, &store, cut_off).await.unwrap();
+    assert_eq!(removed, 1);
+    let left = stored_keys(&app).await;
+    assert!(!left.contains(&orphan) && left.contains(&in_flight));
+    assert!(kept.iter().all(|k| left.contains(k)));
+}
+
+crate::both_stores!(the_sweep_finds_orphans_in_any_store);

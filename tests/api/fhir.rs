@@ -172,6 +172,18 @@ async fn fhir_export_validates(app: TestApp) {
         .expect(201);
     let case_id = id_of(&case.body);
 
+    // A photo on the first note, a letter on the case, and a file marked entered in error.
+    let photo = crate::attachments::phone_photo(40, 30, true);
+    let note_files = format!("/api/v1/notes/{note_id}/attachments");
+    let photo = crate::attachments::upload(&app, &t.nurse, &note_files, "創部.jpg", &photo, &[]).await.expect(201);
+    let letter = crate::attachments::pdf_like();
+    let case_files = format!("/api/v1/discharge-cases/{case_id}/attachments");
+    let letter =
+        crate::attachments::upload(&app, &msw, &case_files, "診療情報提供書.pdf", &letter, &[]).await.expect(201);
+    let wrong = crate::attachments::jpeg_like(900);
+    let wrong = crate::attachments::upload(&app, &t.nurse, &note_files, "誤.jpg", &wrong, &[]).await.expect(201);
+    crate::attachments::mark_in_error(&app, &t.nurse, &id_of(&wrong.body), "別の方の写真", &[]).await.expect(201);
+
     // Export.
     let res = app.get(&format!("{base}/fhir"), &t.nurse.token).await.expect(200);
     assert_eq!(res.header("content-type").as_deref(), Some("application/fhir+json"));
@@ -312,6 +324,25 @@ async fn fhir_export_validates(app: TestApp) {
         (co["dateTime"].clone(), co["provision"]["period"]["start"].clone()),
         (json!("2026-11-01"), json!("2026-11-01"))
     );
+
+    // Files: DocumentReferences with size, SHA-1 hash (base64) and the download URL, related to
+    // their note or case; none for the file entered in error.
+    let docs = resources(b, "DocumentReference");
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    for (view, related) in [(&photo.body, &note_id), (&letter.body, &case_id)] {
+        let d = one(b, "DocumentReference", &id_of(view));
+        let a = &d["content"][0]["attachment"];
+        let (_, bytes) = crate::attachments::download(&app, &t.nurse, view["content_url"].as_str().unwrap(), &[]).await;
+        use base64::Engine;
+        use sha1::Digest;
+        let sha1 = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes));
+        assert_eq!((a["size"].clone(), a["hash"].clone()), (json!(bytes.len()), json!(sha1)));
+        assert_eq!(a["contentType"], view["content_type"]);
+        assert_eq!(a["title"], view["file_name"]);
+        assert!(a["url"].as_str().unwrap().ends_with(view["content_url"].as_str().unwrap()));
+        assert_eq!(d["context"]["related"][0]["reference"], urn(related));
+        assert_eq!(d["subject"]["reference"], urn(&t.patient_id));
+    }
 
     validate_independently(b);
 

@@ -1,6 +1,7 @@
 //! One integration-test binary: the real server, real SQLite, real PostgreSQL, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clamd;
 mod consent_revocation;
 mod helpers;
 mod identification;
@@ -31,6 +32,7 @@ mod notes;
 mod ops;
 mod orgs;
 mod patients;
+mod s3;
 mod schema;
 mod walkthrough;
 mod writer;

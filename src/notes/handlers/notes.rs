@@ -337,8 +337,17 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// `GET /notes/{id}`: the current version. Reading it marks it read for a care-team member
-/// (the first read time is kept).
+/// A note as its own read shows it: with the files of its current version (thumbnails for
+/// lists), those entered in error left out.
+#[derive(Serialize)]
+struct NoteRead {
+    #[serde(flatten)]
+    note: notes::NoteView,
+    attachments: Vec<crate::attachments::AttachmentView>,
+}
+
+/// `GET /notes/{id}`: the current version, with its files. Reading it marks it read for a
+/// care-team member (the first read time is kept).
 pub async fn get(
     state: web::Data<AppState>,
     bearer: Bearer,
@@ -356,10 +365,11 @@ pub async fn get(
             if access::leaves_read_receipt(&relation) {
                 notes::reads::mark_viewed(conn, &note, &me.id, &mut view)?;
             }
-            Ok(view)
+            let attachments = crate::attachments::for_note(conn, &note.id, view.version)?;
+            Ok(NoteRead { note: view, attachments })
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.version))).json(view))
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(view.note.version))).json(view))
 }
 
 /// `POST /notes/{id}/amendments`: the author records a new version with a reason; the old one
