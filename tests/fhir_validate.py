@@ -37,6 +37,14 @@ REQUIRED = {
                                   "entered-in-error"},
     ("Consent", "status"): {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"},
     ("Consent", "provision.type"): {"deny", "permit"},
+    ("MedicationStatement", "status"): {"active", "completed", "entered-in-error", "intended", "stopped",
+                                        "on-hold", "unknown", "not-taken"},
+    ("AllergyIntolerance", "clinicalStatus.coding.code"): {"active", "inactive", "resolved"},
+    ("AllergyIntolerance", "verificationStatus.coding.code"): {"unconfirmed", "confirmed", "refuted",
+                                                               "entered-in-error"},
+    ("AllergyIntolerance", "category"): {"food", "medication", "environment", "biologic"},
+    ("AllergyIntolerance", "reaction.severity"): {"mild", "moderate", "severe"},
+    ("Composition", "status"): {"preliminary", "final", "amended", "entered-in-error"},
 }
 
 

@@ -275,4 +275,88 @@ async fn the_team_keeps_medications_allergies_and_the_wishes(app: TestApp) {
     let _ = allergy;
 }
 
-crate::both_backends!(the_team_keeps_medications_allergies_and_the_wishes);
+/// The care records in the FHIR export: MedicationStatement, AllergyIntolerance, the
+/// reconciliation as Provenance and the card as a Composition, validated independently.
+async fn care_records_in_the_fhir_export(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let base = format!("/api/v1/patients/{}", t.patient_id);
+    let pharmacy = app.organization(&t.admin, "pharmacy", "幸薬局", Some("14132")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    let clinic = app.organization(&t.admin, "clinic", "幸在宅クリニック", Some("14132")).await;
+    let physician = app.person(&t.admin, &clinic, "physician", "member").await;
+    for (who, role) in [(&pharmacist, "pharmacist"), (&physician, "primary_physician")] {
+        app.post(&format!("{base}/care-team"), &t.care_manager.token, json!({"user_id": who.id, "role": role}))
+            .await
+            .expect(201);
+    }
+    let mut ids = Vec::new();
+    for drug in discharge_drugs() {
+        ids.push(id_of(&app.post(&format!("{base}/medications"), &pharmacist.token, drug).await.expect(201).body));
+    }
+    let hot7 =
+        json!({"drug_name": "家族が持参した湿布", "hot_code": "1234567", "source": "family", "status": "on_hold"});
+    app.post(&format!("{base}/medications"), &t.nurse.token, hot7).await.expect(201);
+    app.post(&format!("/api/v1/medications/{}/entered-in-error", ids[5]), &pharmacist.token, json!({"reason": "重複"}))
+        .await
+        .expect(200);
+    app.post(
+        &format!("{base}/medication-reconciliations"),
+        &pharmacist.token,
+        json!({"checked_on": today_jst().to_string()}),
+    )
+    .await
+    .expect(201);
+    let penicillin = json!({"substance": "ペニシリン", "category": "medication", "reaction": "発疹", "severity": "moderate",
+                            "verification_status": "confirmed"});
+    app.post(&format!("{base}/allergies"), &t.nurse.token, penicillin).await.expect(201);
+    let wrong = app
+        .post(&format!("{base}/allergies"), &t.nurse.token, json!({"substance": "そば", "category": "food"}))
+        .await
+        .expect(201);
+    app.post(
+        &format!("/api/v1/allergies/{}/entered-in-error", id_of(&wrong.body)),
+        &t.nurse.token,
+        json!({"reason": "別の患者"}),
+    )
+    .await
+    .expect(200);
+    let card = json!({"place_of_care": "自宅", "resuscitation_wishes": "延命は望まない <b>", "diagnoses": ["慢性心不全"],
+                      "dnar": {"decision": "dnar", "decided_on": "2026-11-30"}});
+    put(&app, &format!("{base}/emergency-card"), &physician, card, None).await.expect(201);
+
+    let res = app.get(&format!("{base}/fhir"), &t.care_manager.token).await.expect(200);
+    let bundle = &res.body;
+    let of = |kind: &str| -> Vec<Value> {
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .filter(|r| r["resourceType"] == json!(kind))
+            .collect()
+    };
+    let statements = of("MedicationStatement");
+    assert_eq!(statements.len(), 7, "entered-in-error ones stay, marked");
+    let amlodipine = statements.iter().find(|s| s["id"] == json!(ids[0])).unwrap();
+    assert_eq!(amlodipine["medicationCodeableConcept"]["coding"][0]["code"], json!("2171022F2080"));
+    assert_eq!(amlodipine["medicationCodeableConcept"]["text"], json!("アムロジピン錠5mg"));
+    let furosemide = statements.iter().find(|s| s["id"] == json!(ids[1])).unwrap();
+    assert_eq!(furosemide["medicationCodeableConcept"]["coding"][0]["code"], json!("101984201"), "HOT13 as its HOT9");
+    assert!(statements.iter().any(|s| s["status"] == json!("entered-in-error")));
+    assert!(statements.iter().any(|s| s["status"] == json!("on-hold")));
+    let provenance = of("Provenance");
+    assert!(provenance.iter().any(|p| p["target"].as_array().is_some_and(|t| t.len() == 6)), "{provenance:?}");
+    let allergies = of("AllergyIntolerance");
+    assert_eq!(allergies.len(), 2);
+    assert!(allergies.iter().any(|a| a["verificationStatus"]["coding"][0]["code"] == json!("entered-in-error")
+        && a.get("clinicalStatus").is_none()));
+    let composition = of("Composition");
+    assert_eq!(composition.len(), 1);
+    let sections = composition[0]["section"].as_array().unwrap();
+    assert!(sections[0]["text"]["div"].as_str().unwrap().contains("&lt;b&gt;"), "narrative escaped");
+    let meds = sections.iter().find(|s| s["code"]["coding"][0]["code"] == json!("medications")).unwrap();
+    assert_eq!(meds["entry"].as_array().unwrap().len(), 6, "the five active drugs and the one on hold");
+    crate::fhir::validate_independently(bundle);
+}
+
+crate::both_backends!(the_team_keeps_medications_allergies_and_the_wishes, care_records_in_the_fhir_export);
