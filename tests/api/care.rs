@@ -174,12 +174,13 @@ async fn the_team_keeps_medications_allergies_and_the_wishes(app: TestApp) {
         "note": "鍵はポストの中 <script>alert(1)</script>",
         "dnar": {"decision": "dnar", "decided_on": "2026-11-28"},
     });
-    put(&app, &card_path, &t.care_manager, card.clone(), None).await.expect(403);
+    put(&app, &card_path, &t.care_manager, card.clone(), Some("\"0\"")).await.expect(403);
     card.as_object_mut().unwrap().remove("dnar");
     let mut bad = card.clone();
     bad["contacts"][1]["phone"] = json!("夜は不可");
-    assert_eq!(field_error(&put(&app, &card_path, &t.care_manager, bad, None).await).0, "contacts[1].phone");
-    let first = put(&app, &card_path, &t.care_manager, card.clone(), None).await.expect(201);
+    assert_eq!(field_error(&put(&app, &card_path, &t.care_manager, bad, Some("\"0\"")).await).0, "contacts[1].phone");
+    put(&app, &card_path, &t.care_manager, card.clone(), None).await.expect(428);
+    let first = put(&app, &card_path, &t.care_manager, card.clone(), Some("\"0\"")).await.expect(201);
     assert_eq!(first.header("etag").as_deref(), Some("\"1\""));
     put(&app, &card_path, &physician, card.clone(), None).await.expect(428);
     card["dnar"] = json!({"decision": "dnar", "decided_on": "2026-11-28"});
@@ -322,7 +323,7 @@ async fn care_records_in_the_fhir_export(app: TestApp) {
     .expect(200);
     let card = json!({"place_of_care": "自宅", "resuscitation_wishes": "延命は望まない <b>", "diagnoses": ["慢性心不全"],
                       "dnar": {"decision": "dnar", "decided_on": "2026-11-30"}});
-    put(&app, &format!("{base}/emergency-card"), &physician, card, None).await.expect(201);
+    put(&app, &format!("{base}/emergency-card"), &physician, card, Some("\"0\"")).await.expect(201);
 
     let res = app.get(&format!("{base}/fhir"), &t.care_manager.token).await.expect(200);
     let bundle = &res.body;

@@ -909,7 +909,15 @@ async fn care_authorisation_matrix(app: TestApp) {
             .unwrap()
             .to_string();
     let card = json!({"place_of_care": "自宅", "diagnoses": ["慢性心不全"]});
-    app.call("PUT", &format!("{base}/emergency-card"), Some(&t.care_manager.token), Some(&card), &[]).await.expect(201);
+    app.call(
+        "PUT",
+        &format!("{base}/emergency-card"),
+        Some(&t.care_manager.token),
+        Some(&card),
+        &[("if-match", "\"0\"")],
+    )
+    .await
+    .expect(201);
     let ids = CareIds { medication_id, allergy_id, drug, allergy, card };
 
     // C1 GET medications, C2 POST medication, C3 GET medication, C4 PUT medication, C5 GET its

@@ -56,7 +56,8 @@ pub async fn print(state: web::Data<AppState>, bearer: Bearer, path: web::Path<I
 }
 
 /// `PUT /patients/{id}/emergency-card`: a member of the team records a new version of the card.
-/// `If-Match` names the version it replaces (required once a card exists: 428; 412 when stale).
+/// `If-Match` names the version it replaces, `"0"` for the first card (428 without it, 412 when
+/// stale).
 /// Recording or withdrawing the DNAR decision is a physician's (403); `dnar` left out keeps it.
 pub async fn put(
     state: web::Data<AppState>,
@@ -67,19 +68,13 @@ pub async fn put(
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
-    let if_match = api::if_match(&req)?;
+    let expected = api::require_if_match(&req)?;
     let sheet = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let (patient, _) = access::patient(conn, &me, &patient_id, Need::Write, Resource::EmergencyCard)?;
-            let current = card::version(conn, &patient_id)?;
-            let expected = match if_match {
-                Some(v) => v,
-                None if current == 0 => 0,
-                None => return Err(AppError::precondition_required()),
-            };
-            if expected != current {
+            if expected != card::version(conn, &patient_id)? {
                 return Err(AppError::precondition_failed());
             }
             let mut check = Check::new();
