@@ -1267,3 +1267,70 @@ pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &Ac
     edit_user(conn, me, &user, org.kind, change)?;
     Ok(user)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Medications, allergies and the emergency card (`src/care/`).
+//
+// - Read like every datum of the patient (members, the ward's coordinators, break-glass); the
+//   emergency card is what break-glass is for.
+// - Written by any active member of the team, except two decisions:
+//   - a reconciliation of the medication list is a pharmacist's (`reconcile_medications`);
+//   - the DNAR decision on the emergency card is a physician's (`record_dnar`).
+// - A medication or allergy id the caller may not reach answers like one that does not exist.
+
+/// A medication the caller may reach for `need`.
+pub fn medication(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    medication_id: &str,
+    need: Need,
+) -> AppResult<crate::care::medications::Medication> {
+    let Some(found) = crate::care::medications::find(conn, medication_id)? else {
+        return Err(missing(conn, me, Resource::Medication, medication_id, "no such medication"));
+    };
+    patient(conn, me, &found.patient_id, need, Resource::Medication)?;
+    Ok(found)
+}
+
+/// An allergy the caller may reach for `need`.
+pub fn allergy(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    allergy_id: &str,
+    need: Need,
+) -> AppResult<crate::care::allergies::Allergy> {
+    let Some(found) = crate::care::allergies::find(conn, allergy_id)? else {
+        return Err(missing(conn, me, Resource::Allergy, allergy_id, "no such allergy"));
+    };
+    patient(conn, me, &found.patient_id, need, Resource::Allergy)?;
+    Ok(found)
+}
+
+/// The patient whose medication list the caller marks as checked: pharmacists on the team
+/// (other members: 403, audited).
+pub fn reconcile_medications(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    let (patient, _) = patient(conn, me, patient_id, Need::Write, Resource::Medication)?;
+    if me.profession != Profession::Pharmacist {
+        let event = Event::new(Action::Create, Resource::Medication, None, Some(&patient.id)).detail("reconciliation");
+        let refusal = AppError::forbidden(
+            "服薬リストの照合(確認済みの記録)ができるのは薬剤師のみです。",
+            "Only a pharmacist may mark the medication list as reconciled.",
+        );
+        return Err(refused_after_patient(conn, me, event, refusal));
+    }
+    Ok(patient)
+}
+
+/// Recording or withdrawing the DNAR decision on the emergency card: physicians only (403,
+/// audited). The rest of the card is written by any member of the team.
+pub fn record_dnar(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<()> {
+    if me.profession == Profession::Physician {
+        return Ok(());
+    }
+    let event = Event::new(Action::Update, Resource::EmergencyCard, None, Some(patient_id)).detail("dnar");
+    let refusal = AppError::forbidden(
+        "DNAR(心肺蘇生を行わない)の指示を記録・取り消しできるのは医師のみです。",
+        "Only a physician may record or withdraw a DNAR decision.",
+    );
+    Err(refused_after_patient(conn, me, event, refusal))
+}

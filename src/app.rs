@@ -15,7 +15,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
 use crate::{
-    attachments, audit, auth, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users, wards,
+    attachments, audit, auth, care, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users,
+    wards,
 };
 
 /// Every route the service answers: the one list the server registers and the contract test
@@ -128,6 +129,36 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/attachments/{id}/content", get().to(attachments::handlers::content)),
         (Method::GET, "/api/v1/attachments/{id}/thumbnail", get().to(attachments::handlers::thumbnail)),
         (Method::POST, "/api/v1/attachments/{id}/entered-in-error", post().to(attachments::handlers::mark_in_error)),
+        // Medications, allergies and the emergency card.
+        (Method::GET, "/api/v1/patients/{id}/medications", get().to(care::handlers::medications::list)),
+        (Method::POST, "/api/v1/patients/{id}/medications", post().to(care::handlers::medications::add)),
+        (Method::GET, "/api/v1/medications/{id}", get().to(care::handlers::medications::get)),
+        (Method::PUT, "/api/v1/medications/{id}", put().to(care::handlers::medications::change)),
+        (Method::GET, "/api/v1/medications/{id}/versions", get().to(care::handlers::medications::versions)),
+        (
+            Method::POST,
+            "/api/v1/medications/{id}/entered-in-error",
+            post().to(care::handlers::medications::entered_in_error),
+        ),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/medication-reconciliations",
+            post().to(care::handlers::medications::reconcile),
+        ),
+        (Method::GET, "/api/v1/patients/{id}/allergies", get().to(care::handlers::allergies::list)),
+        (Method::POST, "/api/v1/patients/{id}/allergies", post().to(care::handlers::allergies::add)),
+        (Method::GET, "/api/v1/allergies/{id}", get().to(care::handlers::allergies::get)),
+        (Method::PUT, "/api/v1/allergies/{id}", put().to(care::handlers::allergies::change)),
+        (Method::GET, "/api/v1/allergies/{id}/versions", get().to(care::handlers::allergies::versions)),
+        (
+            Method::POST,
+            "/api/v1/allergies/{id}/entered-in-error",
+            post().to(care::handlers::allergies::entered_in_error),
+        ),
+        (Method::GET, "/api/v1/patients/{id}/emergency-card", get().to(care::handlers::card::get)),
+        (Method::PUT, "/api/v1/patients/{id}/emergency-card", put().to(care::handlers::card::put)),
+        (Method::GET, "/api/v1/patients/{id}/emergency-card/versions", get().to(care::handlers::card::versions)),
+        (Method::GET, "/api/v1/patients/{id}/emergency-card/print", get().to(care::handlers::card::print)),
     ]
 }
 

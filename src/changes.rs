@@ -40,6 +40,12 @@ pub enum Change<'a> {
     Attachment { patient_id: &'a str },
     /// A discharge task was added, generated, moved or had its deadline recomputed.
     Task { patient_id: &'a str },
+    /// A medication was added, changed or marked entered in error, or the list was reconciled.
+    Medication { patient_id: &'a str },
+    /// An allergy was added, changed or marked entered in error.
+    Allergy { patient_id: &'a str },
+    /// A new version of the emergency card.
+    EmergencyCard { patient_id: &'a str },
 }
 
 impl Change<'_> {
@@ -54,7 +60,10 @@ impl Change<'_> {
             | Change::Flag { patient_id }
             | Change::DischargeCase { patient_id }
             | Change::Task { patient_id }
-            | Change::Attachment { patient_id } => patient_id,
+            | Change::Attachment { patient_id }
+            | Change::Medication { patient_id }
+            | Change::Allergy { patient_id }
+            | Change::EmergencyCard { patient_id } => patient_id,
         }
     }
 }
@@ -74,6 +83,9 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Flag { patient_id }
         | Change::DischargeCase { patient_id }
         | Change::Task { patient_id }
-        | Change::Attachment { patient_id } => entries::refresh(conn, patient_id),
+        | Change::Attachment { patient_id }
+        | Change::Medication { patient_id }
+        | Change::Allergy { patient_id }
+        | Change::EmergencyCard { patient_id } => entries::refresh(conn, patient_id),
     }
 }

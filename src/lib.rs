@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
+pub mod care;
 pub mod caseload;
 pub mod changes;
 pub mod config;

@@ -38,6 +38,14 @@ REQUIRED = {
     ("Consent", "status"): {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"},
     ("Consent", "provision.type"): {"deny", "permit"},
     ("DocumentReference", "status"): {"current", "superseded", "entered-in-error"},
+    ("MedicationStatement", "status"): {"active", "completed", "entered-in-error", "intended", "stopped",
+                                        "on-hold", "unknown", "not-taken"},
+    ("AllergyIntolerance", "clinicalStatus.coding.code"): {"active", "inactive", "resolved"},
+    ("AllergyIntolerance", "verificationStatus.coding.code"): {"unconfirmed", "confirmed", "refuted",
+                                                               "entered-in-error"},
+    ("AllergyIntolerance", "category"): {"food", "medication", "environment", "biologic"},
+    ("AllergyIntolerance", "reaction.severity"): {"mild", "moderate", "severe"},
+    ("Composition", "status"): {"preliminary", "final", "amended", "entered-in-error"},
 }
 
 

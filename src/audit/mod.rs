@@ -63,6 +63,7 @@ crate::text_enum! {
     /// What an event is about: the kinds of record the service keeps and the views it answers.
     Resource {
         AccessLog => "access_log",
+        Allergy => "allergy",
         Attachment => "attachment",
         CareTeam => "care_team",
         CareTeamMember => "care_team_member",
@@ -73,8 +74,10 @@ crate::text_enum! {
         DischargeTask => "discharge_task",
         DischargeTaskComment => "discharge_task_comment",
         EmergencyAccess => "emergency_access",
+        EmergencyCard => "emergency_card",
         Fhir => "fhir",
         Flag => "flag",
+        Medication => "medication",
         Note => "note",
         NoteRead => "note_read",
         Patient => "patient",

@@ -529,6 +529,112 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    medications (id) {
+        id -> Text,
+        patient_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    medication_versions (id) {
+        id -> Text,
+        medication_id -> Text,
+        version -> Integer,
+        patient_id -> Text,
+        drug_name -> Text,
+        yj_code -> Nullable<Text>,
+        hot_code -> Nullable<Text>,
+        dose -> Nullable<Text>,
+        timing -> Nullable<Text>,
+        route -> Nullable<Text>,
+        prescriber -> Nullable<Text>,
+        pharmacy -> Nullable<Text>,
+        started_on -> Nullable<Date>,
+        stopped_on -> Nullable<Date>,
+        status -> Text,
+        source -> Text,
+        note -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    medication_reconciliations (id) {
+        id -> Text,
+        patient_id -> Text,
+        checked_on -> Date,
+        checked_by -> Text,
+        medication_count -> Integer,
+        comment -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    allergies (id) {
+        id -> Text,
+        patient_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    allergy_versions (id) {
+        id -> Text,
+        allergy_id -> Text,
+        version -> Integer,
+        patient_id -> Text,
+        substance -> Text,
+        category -> Text,
+        reaction -> Nullable<Text>,
+        severity -> Nullable<Text>,
+        clinical_status -> Text,
+        verification_status -> Text,
+        note -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emergency_cards (patient_id) {
+        patient_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emergency_card_versions (id) {
+        id -> Text,
+        patient_id -> Text,
+        version -> Integer,
+        place_of_care -> Nullable<Text>,
+        resuscitation_wishes -> Nullable<Text>,
+        dnar_decision -> Nullable<Text>,
+        dnar_decided_on -> Nullable<Date>,
+        dnar_recorded_by -> Nullable<Text>,
+        key_person_name -> Nullable<Text>,
+        key_person_relationship -> Nullable<Text>,
+        key_person_phone -> Nullable<Text>,
+        contacts -> Text,
+        physician_24h_phone -> Nullable<Text>,
+        diagnoses -> Text,
+        note -> Nullable<Text>,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(medication_versions -> medications (medication_id));
+diesel::joinable!(allergy_versions -> allergies (allergy_id));
 diesel::joinable!(attachment_errors -> attachments (attachment_id));
 diesel::joinable!(attachments -> patients (patient_id));
 diesel::joinable!(caseload_entries -> patients (patient_id));
@@ -555,6 +661,13 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    allergies,
+    allergy_versions,
+    emergency_card_versions,
+    emergency_cards,
+    medication_reconciliations,
+    medication_versions,
+    medications,
     attachment_errors,
     attachments,
     audit_chain_heads,

@@ -11,6 +11,7 @@
 //! EN-representation extension. CareTeam, Task, Flag, Communication and Consent are base R4
 //! (JP Core has no profiles for them).
 
+pub mod care;
 pub mod handlers;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -156,6 +157,19 @@ pub struct Record {
     pub organizations: Vec<Organization>,
     /// Files on the notes and cases, not those entered in error.
     pub attachments: Vec<Attachment>,
+    /// The care records (`fhir::care`).
+    pub care: CareRecords,
+}
+
+/// Medications (entered-in-error ones included), allergies, the last reconciliation and the
+/// emergency card with the lists it shows.
+pub struct CareRecords {
+    pub medications: Vec<crate::care::medications::View>,
+    pub allergies: Vec<crate::care::allergies::View>,
+    pub reconciliation: Option<crate::care::medications::ReconciliationView>,
+    pub card: Option<crate::care::card::CardView>,
+    pub card_medications: Vec<crate::care::medications::View>,
+    pub card_allergies: Vec<crate::care::allergies::View>,
 }
 
 /// Reads a patient's whole record (the caller has already been allowed to read the patient).
@@ -176,9 +190,21 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
     }
 
     let attachments = crate::attachments::for_patient(conn, &pid)?;
+    let care = CareRecords {
+        medications: crate::care::medications::list(conn, &pid, true)?,
+        allergies: crate::care::allergies::list(conn, &pid, true)?,
+        reconciliation: crate::care::medications::last_reconciliation(conn, &pid)?,
+        card: crate::care::card::current(conn, &pid)?,
+        card_medications: crate::care::medications::current_list(conn, &pid)?,
+        card_allergies: crate::care::allergies::current_list(conn, &pid)?,
+    };
 
     let mut user_ids: BTreeSet<String> = members.iter().map(|m| m.user_id.clone()).collect();
     user_ids.extend(attachments.iter().map(|a| a.uploaded_by.clone()));
+    user_ids.extend(care.medications.iter().map(|m| m.recorded_by.clone()));
+    user_ids.extend(care.allergies.iter().map(|a| a.recorded_by.clone()));
+    user_ids.extend(care.reconciliation.iter().map(|r| r.checked_by.clone()));
+    user_ids.extend(care.card.iter().map(|c| c.recorded_by.clone()));
     user_ids.extend(notes.iter().map(|n| n.note.author_id.clone()));
     user_ids.extend(histories.values().flatten().map(|v| v.author_id.clone()));
     user_ids.extend(flags.iter().filter_map(|f| f.raised_by.clone()));
@@ -200,7 +226,20 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
             organizations.push(o);
         }
     }
-    Ok(Record { patient, consents, members, notes, histories, flags, cases, tasks, users, organizations, attachments })
+    Ok(Record {
+        patient,
+        consents,
+        members,
+        notes,
+        histories,
+        flags,
+        cases,
+        tasks,
+        users,
+        organizations,
+        attachments,
+        care,
+    })
 }
 
 /// The Bundle of a patient's record; file contents are linked under `base_url`
@@ -230,6 +269,12 @@ pub fn bundle(record: &Record, at: NaiveDateTime, base_url: &str) -> Value {
     resources.extend(record.tasks.iter().map(task));
     resources.extend(record.consents.iter().map(consent));
     resources.extend(record.attachments.iter().map(|a| document_reference(a, base_url)));
+    let (pid, c) = (&record.patient.id, &record.care);
+    resources.extend(c.medications.iter().map(|m| care::medication_statement(pid, m)));
+    resources.extend(c.reconciliation.as_ref().and_then(|r| care::reconciliation(r, &c.medications)));
+    resources.extend(c.allergies.iter().map(|a| care::allergy_intolerance(pid, a)));
+    resources
+        .extend(c.card.as_ref().map(|card| care::emergency_card(pid, card, &c.card_medications, &c.card_allergies)));
 
     let entry: Vec<Value> = resources
         .into_iter()

@@ -20,7 +20,10 @@ use serde::Serialize;
 use super::news2::Band;
 use super::{current_notes, Note, Version};
 use crate::api;
-use crate::db::schema::{care_team_members, consents, discharge_events, emergency_access, flags, note_versions, users};
+use crate::db::schema::{
+    allergy_versions, care_team_members, consents, discharge_events, emergency_access, flags,
+    medication_reconciliations, medication_versions, note_versions, users,
+};
 use crate::db::DbConn;
 use crate::error::{AppResult, Lang};
 use crate::patients::consents::Consent;
@@ -37,6 +40,9 @@ pub const EMERGENCY_ACCESS: &str = "emergency_access";
 pub const FLAG_RAISED: &str = "flag_raised";
 pub const DISCHARGE_EVENT: &str = "discharge_event";
 pub const ATTACHMENT_ADDED: &str = "attachment_added";
+pub const MEDICATION_CHANGED: &str = "medication_changed";
+pub const MEDICATION_RECONCILED: &str = "medication_reconciled";
+pub const ALLERGY_CHANGED: &str = "allergy_changed";
 
 /// Characters of a note's text shown on the timeline.
 const EXCERPT_CHARS: usize = 80;
@@ -228,6 +234,9 @@ pub const SOURCES: &[Source] = &[
     flags_raised,
     discharge_events_of,
     attachments_added,
+    medication_versions_of,
+    medication_reconciliations_of,
+    allergy_versions_of,
 ];
 
 /// The rows of one source in a window, as every source reads them: the patient's rows (`$q`),
@@ -508,6 +517,93 @@ fn discharge_events_of(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> 
             };
             Ok(Item::new(DISCHARGE_EVENT, at, id, (summary.0.to_string(), summary.1.to_string()))
                 .by(names.actor(conn, Some(&actor))?))
+        })
+        .collect()
+}
+
+/// What a version of a care record did: added (version 1), changed, or marked entered in error.
+fn care_step(version: i32, entered_in_error: bool) -> (&'static str, &'static str) {
+    match (version, entered_in_error) {
+        (_, true) => ("入力誤り", "entered in error"),
+        (1, _) => ("追加", "added"),
+        _ => ("変更", "changed"),
+    }
+}
+
+/// Each version of a medication: added, changed (dose, status …) or marked entered in error.
+fn medication_versions_of(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<crate::care::medications::Version> = newest!(
+        conn,
+        w,
+        MEDICATION_CHANGED,
+        medication_versions::table.filter(medication_versions::patient_id.eq(w.patient_id.to_string())),
+        (medication_versions::recorded_at, medication_versions::id),
+        crate::care::medications::Version::as_select()
+    )?;
+    rows.into_iter()
+        .map(|v| {
+            let eie = v.status == crate::care::MedicationStatus::EnteredInError;
+            let (ja, en) = care_step(v.version, eie);
+            let what = [Some(v.drug_name.as_str()), v.dose.as_deref(), v.timing.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let summary = (
+                format!("服薬({ja}): {what} — {}", v.status.label(Lang::Ja)),
+                format!("Medication {en}: {what} — {}", v.status.label(Lang::En)),
+            );
+            Ok(Item::new(MEDICATION_CHANGED, v.recorded_at, v.id.clone(), summary)
+                .by(names.actor(conn, Some(&v.recorded_by))?))
+        })
+        .collect()
+}
+
+/// A pharmacist's check of the whole list.
+fn medication_reconciliations_of(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<crate::care::medications::Reconciliation> = newest!(
+        conn,
+        w,
+        MEDICATION_RECONCILED,
+        medication_reconciliations::table.filter(medication_reconciliations::patient_id.eq(w.patient_id.to_string())),
+        (medication_reconciliations::recorded_at, medication_reconciliations::id),
+        crate::care::medications::Reconciliation::as_select()
+    )?;
+    rows.into_iter()
+        .map(|r| {
+            let summary = (
+                format!("薬剤師が服薬リスト({}剤)を{}に照合しました。", r.medication_count, r.checked_on),
+                format!(
+                    "A pharmacist reconciled the medication list ({} drugs) on {}.",
+                    r.medication_count, r.checked_on
+                ),
+            );
+            Ok(Item::new(MEDICATION_RECONCILED, r.recorded_at, r.id.clone(), summary)
+                .by(names.actor(conn, Some(&r.checked_by))?))
+        })
+        .collect()
+}
+
+/// Each version of an allergy or contraindication.
+fn allergy_versions_of(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    let rows: Vec<crate::care::allergies::Version> = newest!(
+        conn,
+        w,
+        ALLERGY_CHANGED,
+        allergy_versions::table.filter(allergy_versions::patient_id.eq(w.patient_id.to_string())),
+        (allergy_versions::recorded_at, allergy_versions::id),
+        crate::care::allergies::Version::as_select()
+    )?;
+    rows.into_iter()
+        .map(|v| {
+            let eie = v.verification_status == crate::care::AllergyVerification::EnteredInError;
+            let (ja, en) = care_step(v.version, eie);
+            let summary = (
+                format!("アレルギー・禁忌({ja}): {} — {}", v.substance, v.verification_status.label(Lang::Ja)),
+                format!("Allergy {en}: {} — {}", v.substance, v.verification_status.label(Lang::En)),
+            );
+            Ok(Item::new(ALLERGY_CHANGED, v.recorded_at, v.id.clone(), summary)
+                .by(names.actor(conn, Some(&v.recorded_by))?))
         })
         .collect()
 }

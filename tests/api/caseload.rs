@@ -587,6 +587,9 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::DischargeCase { patient_id: "" },
         Change::Task { patient_id: "" },
         Change::Attachment { patient_id: "" },
+        Change::Medication { patient_id: "" },
+        Change::Allergy { patient_id: "" },
+        Change::EmergencyCard { patient_id: "" },
     ];
     for kind in kinds {
         let patient_id = t.patient_id.clone();
@@ -694,6 +697,9 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
         Change::DischargeCase { .. } => Change::DischargeCase { patient_id },
         Change::Task { .. } => Change::Task { patient_id },
         Change::Attachment { .. } => Change::Attachment { patient_id },
+        Change::Medication { .. } => Change::Medication { patient_id },
+        Change::Allergy { .. } => Change::Allergy { patient_id },
+        Change::EmergencyCard { .. } => Change::EmergencyCard { patient_id },
     }
 }
 

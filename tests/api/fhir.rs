@@ -66,7 +66,7 @@ fn validator_python() -> Option<String> {
     ok.then_some(python)
 }
 
-fn validate_independently(bundle: &Value) {
+pub fn validate_independently(bundle: &Value) {
     let Some(python) = validator_python() else {
         assert!(
             std::env::var("RENKEI_REQUIRE_FHIR_VALIDATOR").as_deref() != Ok("1"),

@@ -16,6 +16,7 @@ mod auth;
 mod bench;
 mod bench_load;
 mod business_days;
+mod care;
 mod caseload;
 mod caseload_export;
 mod contract;

@@ -870,6 +870,185 @@ async fn audit_trail_is_append_only(app: TestApp) {
     assert!(conn.batch_execute("DELETE FROM audit_events").is_err(), "DELETE refused by the database");
 }
 
+/// The authorisation matrix of the care records (medications, allergies, the emergency card):
+/// every route × every relationship; a 404 is byte-identical to that of a missing patient or record.
+async fn care_authorisation_matrix(app: TestApp) {
+    let t = team(&app, "14134").await;
+    let pid = t.patient_id.clone();
+    let admin = &t.admin;
+    let base = format!("/api/v1/patients/{pid}");
+    let join = |p: &Person, role: &'static str| {
+        let (app, base, token, id) = (&app, base.clone(), t.care_manager.token.clone(), p.id.clone());
+        async move { app.post(&format!("{base}/care-team"), &token, json!({"user_id": id, "role": role})).await.expect(201) }
+    };
+    let pharmacy = app.organization(admin, "pharmacy", "高津薬局", Some("14134")).await;
+    let pharmacist = app.person(admin, &pharmacy, "pharmacist", "member").await;
+    join(&pharmacist, "pharmacist").await;
+    let former = app.person(admin, &t.nurse_station, "nurse", "member").await;
+    let m = join(&former, "visiting_nurse").await;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
+    app.patch(
+        &format!("{base}/care-team/{}", m.body["id"].as_str().unwrap()),
+        &t.care_manager.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
+    let other_office = app.organization(admin, "care_management_office", "高津ケアプラン", Some("14134")).await;
+    let other_team = app.person(admin, &other_office, "care_manager", "member").await;
+    app.post("/api/v1/patients", &other_team.token, patient_body("高津", "タカツ", "14134")).await.expect(201);
+    let clinic = app.organization(admin, "clinic", "高津在宅クリニック", Some("14134")).await;
+    let coordinator = app.person(admin, &clinic, "physician", "member").await;
+    let other_coordinator = app.person(admin, &clinic, "physician", "member").await;
+    for (ward, who) in [("14134", &coordinator), ("14135", &other_coordinator)] {
+        let path = format!("/api/v1/wards/{ward}/coordinators/{}", who.id);
+        app.call("PUT", &path, Some(&admin.token), None, &[]).await.expect(201);
+    }
+    let nurse_station_admin = app.person(admin, &t.nurse_station, "nurse", "org_admin").await;
+    let reason = json!({"reason": "夜間に救急搬送の連絡あり、急変時の意向の確認のため"});
+    let emergency = app.person(admin, &clinic, "physician", "member").await;
+    app.post(&format!("{base}/emergency-access"), &emergency.token, reason.clone()).await.expect(201);
+    let expired = app.person(admin, &clinic, "physician", "member").await;
+    app.post(&format!("{base}/emergency-access"), &expired.token, reason).await.expect(201);
+    expire_emergency_access(&app, &expired.id).await;
+    // One medication, one allergy and a card to name.
+    let drug = json!({"drug_name": "アムロジピン錠5mg", "dose": "1錠", "source": "pharmacy"});
+    let allergy = json!({"substance": "ペニシリン", "category": "medication"});
+    let medication_id =
+        app.post(&format!("{base}/medications"), &t.care_manager.token, drug.clone()).await.expect(201).body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let allergy_id =
+        app.post(&format!("{base}/allergies"), &t.care_manager.token, allergy.clone()).await.expect(201).body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let card = json!({"place_of_care": "自宅", "diagnoses": ["慢性心不全"]});
+    app.call(
+        "PUT",
+        &format!("{base}/emergency-card"),
+        Some(&t.care_manager.token),
+        Some(&card),
+        &[("if-match", "\"0\"")],
+    )
+    .await
+    .expect(201);
+    let ids = CareIds { medication_id, allergy_id, drug, allergy, card };
+
+    // C1 GET medications, C2 POST medication, C3 GET medication, C4 PUT medication, C5 GET its
+    // versions, C6 mark it entered in error, C7 POST reconciliation, C8 GET allergies, C9 POST
+    // allergy, C10 GET allergy, C11 PUT allergy, C12 GET its versions, C13 mark it entered in
+    // error, C14 GET emergency card, C15 PUT emergency card, C16 GET its versions, C17 GET print.
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &Person, [u16; 17])> = vec![
+        //                                                 C1   C2   C3   C4   C5   C6   C7   C8   C9   C10  C11  C12  C13  C14  C15  C16  C17
+        ("lead care manager",       &t.care_manager,      [200, 201, 200, 200, 200, 200, 403, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("active member (nurse)",   &t.nurse,             [200, 201, 200, 200, 200, 200, 403, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
+        // The reconciliation is a pharmacist's.
+        ("active member (pharmacist)", &pharmacist,       [200, 201, 200, 200, 200, 200, 201, 200, 201, 200, 200, 200, 200, 200, 200, 200, 200]),
+        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 200, 403, 403, 200, 403, 200, 403, 200, 403, 200, 403, 200, 200]),
+        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        // Break-glass reads the whole card, writes nothing.
+        ("emergency access",        &emergency,           [200, 403, 200, 403, 200, 403, 403, 200, 403, 200, 403, 200, 403, 200, 403, 200, 200]),
+        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    ];
+    let missing = "01900000-0000-7000-8000-000000000000";
+    for (name, person, expected) in rows {
+        for (i, want) in expected.iter().enumerate() {
+            let res = care_call(&app, &t, &ids, i, &pid, person).await;
+            assert_eq!(res.status, *want, "{name}: route C{} answered {}: {}", i + 1, res.status, res.text);
+            if *want == 404 {
+                let ghost = care_call(&app, &t, &ids, i, missing, person).await;
+                assert_eq!(res.status, ghost.status, "{name} C{}", i + 1);
+                assert_eq!(res.text, ghost.text, "{name} C{}: body differs from a missing patient", i + 1);
+                for h in ["content-type", "content-length", "cache-control", "www-authenticate"] {
+                    assert_eq!(res.header(h), ghost.header(h), "{name} C{}: header {h}", i + 1);
+                }
+            }
+        }
+    }
+}
+
+/// What the care matrix's routes name.
+struct CareIds {
+    medication_id: String,
+    allergy_id: String,
+    drug: Value,
+    allergy: Value,
+    card: Value,
+}
+
+async fn care_call(app: &TestApp, t: &Team, ids: &CareIds, route: usize, pid: &str, person: &Person) -> TestResponse {
+    let real = pid == t.patient_id;
+    let base = format!("/api/v1/patients/{pid}");
+    let lead = &t.care_manager.token;
+    // For the patient that does not exist, records that do not exist either.
+    let (medication, allergy) = if real {
+        (ids.medication_id.clone(), ids.allergy_id.clone())
+    } else {
+        ("01900000-0000-7000-8000-0000000000ac".to_string(), "01900000-0000-7000-8000-0000000000ad".to_string())
+    };
+    let etag = |path: String| async move { app.get(&path, lead).await.header("etag").unwrap() };
+    // A fresh record of the real patient to mark entered in error.
+    let fresh = |kind: &'static str, body: Value| async move {
+        if real {
+            let res = app.post(&format!("/api/v1/patients/{}/{kind}", t.patient_id), lead, body).await.expect(201);
+            res.body["id"].as_str().unwrap().to_string()
+        } else {
+            "01900000-0000-7000-8000-0000000000ae".to_string()
+        }
+    };
+    let token = &person.token;
+    let put = |path: String, body: Value, if_match: String| async move {
+        app.call("PUT", &path, Some(token), Some(&body), &[("if-match", &if_match)]).await
+    };
+    let error = json!({"reason": "別の患者の記録"});
+    match route {
+        0 => app.get(&format!("{base}/medications"), token).await,
+        1 => app.post(&format!("{base}/medications"), token, ids.drug.clone()).await,
+        2 => app.get(&format!("/api/v1/medications/{medication}"), token).await,
+        3 => {
+            let e = etag(format!("/api/v1/medications/{}", ids.medication_id)).await;
+            put(format!("/api/v1/medications/{medication}"), ids.drug.clone(), e).await
+        }
+        4 => app.get(&format!("/api/v1/medications/{medication}/versions"), token).await,
+        5 => {
+            let id = fresh("medications", ids.drug.clone()).await;
+            app.post(&format!("/api/v1/medications/{id}/entered-in-error"), token, error).await
+        }
+        6 => {
+            let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
+            app.post(&format!("{base}/medication-reconciliations"), token, json!({"checked_on": today})).await
+        }
+        7 => app.get(&format!("{base}/allergies"), token).await,
+        8 => app.post(&format!("{base}/allergies"), token, ids.allergy.clone()).await,
+        9 => app.get(&format!("/api/v1/allergies/{allergy}"), token).await,
+        10 => {
+            let e = etag(format!("/api/v1/allergies/{}", ids.allergy_id)).await;
+            put(format!("/api/v1/allergies/{allergy}"), ids.allergy.clone(), e).await
+        }
+        11 => app.get(&format!("/api/v1/allergies/{allergy}/versions"), token).await,
+        12 => {
+            let id = fresh("allergies", ids.allergy.clone()).await;
+            app.post(&format!("/api/v1/allergies/{id}/entered-in-error"), token, error).await
+        }
+        13 => app.get(&format!("{base}/emergency-card"), token).await,
+        14 => {
+            let e = etag(format!("/api/v1/patients/{}/emergency-card", t.patient_id)).await;
+            put(format!("{base}/emergency-card"), ids.card.clone(), e).await
+        }
+        15 => app.get(&format!("{base}/emergency-card/versions"), token).await,
+        16 => app.get(&format!("{base}/emergency-card/print"), token).await,
+        _ => unreachable!(),
+    }
+}
+
 crate::both_backends!(
     org_admins_change_only_their_own_people,
     the_lead_is_told_of_changes_not_theirs,
@@ -881,6 +1060,7 @@ crate::both_backends!(
     search_stays_in_scope,
     people_type_kana_and_words_as_they_know_them,
     authorisation_matrix,
+    care_authorisation_matrix,
     emergency_access_is_audited_and_expires,
     coordinators_are_assigned_by_system_admins,
     audit_trail_records_and_detects_tampering,
