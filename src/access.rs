@@ -1210,3 +1210,18 @@ pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &Ac
     edit_user(conn, me, &user, org.kind, change)?;
     Ok(user)
 }
+
+// ---------------------------------------------------------------------------------------------
+// The change feed (`GET /changes` and its stream, `sync`).
+//
+// - The feed follows the patients whose care team the caller is on, in an organisation in
+//   service (`Relation::Member`): the patients the app keeps for offline work. A coordinator's
+//   ward (the caseload) and a break-glass read are read where they are, not followed.
+// - Whoever stops following a patient (left the team, organisation out of service) gets a
+//   tombstone (`access_revoked`) addressed to them alone; nobody else learns of it.
+// - Every item names a patient: a page is audited, one read per patient, before it is answered.
+
+/// The patients whose changes the caller's feed shows now, sorted by id.
+pub fn feed_patients(conn: &mut DbConn, me: &CurrentUser) -> AppResult<Vec<String>> {
+    crate::sync::memberships_in_service(conn, &me.id)
+}

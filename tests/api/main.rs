@@ -17,6 +17,7 @@ mod bench_load;
 mod business_days;
 mod caseload;
 mod caseload_export;
+mod changes;
 mod contract;
 mod digest;
 mod discharge;
