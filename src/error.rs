@@ -85,6 +85,9 @@ pub struct Details {
     internal: Option<String>,
     /// The transaction commits despite the error (the audit record of a refused request).
     keep_changes: bool,
+    /// Extension members of the problem (RFC 9457 §3.2), e.g. the current version of what a
+    /// stale `If-Match` named.
+    members: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl std::fmt::Display for AppError {
@@ -144,6 +147,7 @@ impl AppError {
             headers: Vec::new(),
             internal: None,
             keep_changes: false,
+            members: Vec::new(),
         }))
     }
 
@@ -271,6 +275,18 @@ impl AppError {
                 "This record changed since you read it. Reload it and try again.",
             ),
         )
+    }
+
+    /// Adds a header to the answer (e.g. the `ETag` of the current version).
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> AppError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Adds an extension member to the problem document.
+    pub fn with_member(mut self, name: &'static str, value: serde_json::Value) -> AppError {
+        self.members.push((name, value));
+        self
     }
 
     pub fn precondition_required() -> AppError {
@@ -428,6 +444,8 @@ impl AppError {
             detail: &'a str,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             errors: Vec<Field<'a>>,
+            #[serde(flatten)]
+            members: std::collections::BTreeMap<&'a str, &'a serde_json::Value>,
         }
         let body = Problem {
             kind: format!("/problems/{}", self.slug),
@@ -439,6 +457,7 @@ impl AppError {
                 .iter()
                 .map(|f| Field { field: &f.field, code: f.code, detail: f.message.get(lang) })
                 .collect(),
+            members: self.members.iter().map(|(k, v)| (*k, v)).collect(),
         };
         serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
     }
