@@ -401,6 +401,21 @@ impl AppError {
         e
     }
 
+    /// Every live-update stream this instance (or this person) may hold is open.
+    pub fn streams_exhausted() -> AppError {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Text::new("一時的に利用できません", "Service unavailable"),
+            Text::new(
+                "ライブ更新の接続数が上限に達しています。ほかの接続を閉じるか、しばらくしてからもう一度お試しください。",
+                "Too many live update streams are open. Close another one, or try again shortly.",
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, "5".into()));
+        e
+    }
+
     pub fn internal(cause: impl Into<String>) -> AppError {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -83,6 +83,9 @@ pub struct Item {
 pub struct Feed {
     pub items: Vec<Item>,
     pub next_cursor: String,
+    /// Where a stream goes on from (`next_cursor` of a page of changes).
+    #[serde(skip)]
+    pub next: Position,
     pub more: bool,
     pub snapshot: bool,
 }
@@ -125,13 +128,19 @@ fn snapshot(patients: &[String], at: Position, after: Option<&str>, limit: i64) 
         })
         .collect();
     let next_cursor = items.last().map(|i| i.cursor.clone()).unwrap_or_else(|| change_cursor(at));
-    Feed { items, next_cursor, more, snapshot: true }
+    Feed { items, next_cursor, next: at, more, snapshot: true }
 }
 
 fn changes(conn: &mut DbConn, me: &CurrentUser, patients: &[String], after: Position, limit: i64) -> AppResult<Feed> {
     let window = super::window(conn, after, SCAN)?;
     let Some(&upto) = window.last() else {
-        return Ok(Feed { items: Vec::new(), next_cursor: change_cursor(after), more: false, snapshot: false });
+        return Ok(Feed {
+            items: Vec::new(),
+            next_cursor: change_cursor(after),
+            next: after,
+            more: false,
+            snapshot: false,
+        });
     };
     let mut rows = super::entries(conn, after, upto, &me.id, patients, limit + 1)?;
     let full = rows.len() as i64 > limit;
@@ -149,5 +158,5 @@ fn changes(conn: &mut DbConn, me: &CurrentUser, patients: &[String], after: Posi
             at: Some(e.recorded_at),
         })
         .collect();
-    Ok(Feed { items, next_cursor: change_cursor(next), more, snapshot: false })
+    Ok(Feed { items, next_cursor: change_cursor(next), next, more, snapshot: false })
 }

@@ -23,6 +23,7 @@
 
 pub mod feed;
 pub mod handlers;
+pub mod stream;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
