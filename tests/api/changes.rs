@@ -388,7 +388,7 @@ async fn stream_resumes_with_last_event_id(backend: Backend) {
     let (_, start) = drain(&writer, &t.care_manager, None).await;
     let notes = format!("/api/v1/patients/{}/notes", t.patient_id);
 
-    let mut live = open_stream(&reader, &t.care_manager.token, Some(&start)).await.unwrap();
+    let mut live = open_stream(reader, &t.care_manager.token, Some(&start)).await.unwrap();
     for n in 0..3 {
         writer.post(&notes, &t.nurse.token, visit(&format!("接続中{n}"))).await.expect(201);
     }
@@ -402,7 +402,7 @@ async fn stream_resumes_with_last_event_id(backend: Backend) {
     for n in 0..4 {
         writer.post(&notes, &t.nurse.token, visit(&format!("切断中{n}"))).await.expect(201);
     }
-    let mut again = open_stream(&reader, &t.care_manager.token, Some(&last_id)).await.unwrap();
+    let mut again = open_stream(reader, &t.care_manager.token, Some(&last_id)).await.unwrap();
     let missed = again.events(4).await;
     assert_eq!(missed.len(), 4);
     let ids: HashSet<&str> = first.iter().chain(missed.iter()).map(|(id, _)| id.as_str()).collect();
