@@ -1334,3 +1334,17 @@ pub fn record_dnar(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> App
     );
     Err(refused_after_patient(conn, me, event, refusal))
 }
+
+// The change feed (`GET /changes` and its stream, `sync`).
+//
+// - The feed follows the patients whose care team the caller is on, in an organisation in
+//   service (`Relation::Member`): the patients the app keeps for offline work. A coordinator's
+//   ward (the caseload) and a break-glass read are read where they are, not followed.
+// - Whoever stops following a patient (left the team, organisation out of service) gets a
+//   tombstone (`access_revoked`) addressed to them alone; nobody else learns of it.
+// - Every item names a patient: a page is audited, one read per patient, before it is answered.
+
+/// The patients whose changes the caller's feed shows now, sorted by id.
+pub fn feed_patients(conn: &mut DbConn, me: &CurrentUser) -> AppResult<Vec<String>> {
+    crate::sync::memberships_in_service(conn, &me.id)
+}

@@ -119,6 +119,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::PUT, "/api/v1/notes/{id}/read", put().to(notes::handlers::reads::mark)),
         (Method::GET, "/api/v1/notes/{id}/reads", get().to(notes::handlers::reads::list)),
         (Method::GET, "/api/v1/me/unread", get().to(notes::handlers::reads::unread)),
+        (Method::GET, "/api/v1/changes", get().to(crate::sync::handlers::list)),
+        (Method::GET, "/api/v1/changes/stream", get().to(crate::sync::handlers::stream)),
         (Method::GET, "/api/v1/patients/{id}/timeline", get().to(notes::handlers::timeline::list)),
         (Method::GET, "/api/v1/patients/{id}/vitals", get().to(notes::handlers::vitals::trend)),
         (Method::POST, "/api/v1/notes/{id}/attachments", post().to(attachments::handlers::add_to_note)),

@@ -4,8 +4,8 @@
 //! registered, a team member added, a note amended — and whatever follows from it is decided in
 //! [`record`] alone: today the patient's caseload entry (`caseload::entries`), later anything else
 //! that follows the record. A write cannot forget a projection, and a projection added later
-//! reaches every kind of change at once. (The outbox worker is woken by the commit itself, see
-//! `db::Db::transaction`.)
+//! reaches every kind of change at once; the change feed's log (`sync`) is one of them. (The
+//! outbox worker is woken by the commit itself, see `db::Db::transaction`.)
 
 use chrono::NaiveDateTime;
 
@@ -70,6 +70,7 @@ impl Change<'_> {
 
 /// Records `change` and moves what depends on it, in the caller's transaction.
 pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
+    crate::sync::append(conn, change.patient_id(), feed_kind(&change))?;
     match change {
         // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
         Change::NoteAdded { patient_id, kind, occurred_at, news2 } => {
@@ -87,5 +88,25 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Medication { patient_id }
         | Change::Allergy { patient_id }
         | Change::EmergencyCard { patient_id } => entries::refresh(conn, patient_id),
+    }
+}
+
+/// The change feed's word for a change (`sync::ChangeKind`).
+fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
+    use crate::sync::ChangeKind as K;
+    match change {
+        Change::Patient { .. } => K::Patient,
+        Change::Spo2Target { .. } => K::Spo2Target,
+        Change::Team { .. } => K::Team,
+        Change::Consent { .. } => K::Consent,
+        Change::NoteAdded { .. } => K::NoteAdded,
+        Change::NoteVersion { .. } => K::NoteVersion,
+        Change::Flag { .. } => K::Flag,
+        Change::DischargeCase { .. } => K::DischargeCase,
+        Change::Attachment { .. } => K::Attachment,
+        Change::Task { .. } => K::Task,
+        Change::Medication { .. } => K::Medication,
+        Change::Allergy { .. } => K::Allergy,
+        Change::EmergencyCard { .. } => K::EmergencyCard,
     }
 }

@@ -77,6 +77,15 @@ pub struct Config {
     pub attachment_max_bytes: u64,
     /// Most attachments one note may carry across its versions (`RENKEI_ATTACHMENT_MAX_PER_NOTE`).
     pub attachment_max_per_note: i64,
+    /// Change streams (`GET /changes/stream`): a comment line after this many idle seconds,
+    /// so proxies keep the connection and the client knows it is alive.
+    pub stream_heartbeat_secs: u64,
+    /// How often a stream looks for changes committed by other instances (its own instance's
+    /// commits wake it at once).
+    pub stream_poll_ms: u64,
+    /// Streams one person may hold open at once, and all of this instance's streams.
+    pub streams_per_user: usize,
+    pub streams_max: usize,
     /// The clamd every upload is scanned by (`RENKEI_CLAMD_URL`; required in production, off by
     /// default in development).
     pub clamd: Option<Clamd>,
@@ -256,6 +265,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     }
     let mail_backoff_secs = parse_num(&get, "RENKEI_MAIL_BACKOFF_SECS", 30)? as u64;
     let mail_poll_secs = parse_num(&get, "RENKEI_MAIL_POLL_SECS", 5)? as u64;
+    let stream_heartbeat_secs = parse_num(&get, "RENKEI_STREAM_HEARTBEAT_SECS", 15)? as u64;
+    let stream_poll_ms = parse_num(&get, "RENKEI_STREAM_POLL_MS", 1000)?.max(50) as u64;
+    let streams_per_user = parse_num(&get, "RENKEI_STREAMS_PER_USER", 4)? as usize;
+    let streams_max = parse_num(&get, "RENKEI_STREAMS_MAX", 1000)? as usize;
     let mail_lease_secs = parse_num(&get, "RENKEI_MAIL_LEASE_SECS", 30)? as u64;
     if !(2..=600).contains(&mail_lease_secs) {
         return Err(err("RENKEI_MAIL_LEASE_SECS", "must be between 2 and 600 seconds"));
@@ -339,6 +352,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         attachment_max_per_note,
         clamd,
         clamd_timeout_secs,
+        stream_heartbeat_secs,
+        stream_poll_ms,
+        streams_per_user,
+        streams_max,
     })
 }
 

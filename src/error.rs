@@ -85,6 +85,9 @@ pub struct Details {
     internal: Option<String>,
     /// The transaction commits despite the error (the audit record of a refused request).
     keep_changes: bool,
+    /// Extension members of the problem (RFC 9457 §3.2), e.g. the current version of what a
+    /// stale `If-Match` named.
+    members: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl std::fmt::Display for AppError {
@@ -144,6 +147,7 @@ impl AppError {
             headers: Vec::new(),
             internal: None,
             keep_changes: false,
+            members: Vec::new(),
         }))
     }
 
@@ -273,6 +277,18 @@ impl AppError {
         )
     }
 
+    /// Adds a header to the answer (e.g. the `ETag` of the current version).
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> AppError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Adds an extension member to the problem document.
+    pub fn with_member(mut self, name: &'static str, value: serde_json::Value) -> AppError {
+        self.members.push((name, value));
+        self
+    }
+
     pub fn precondition_required() -> AppError {
         Self::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -400,6 +416,21 @@ impl AppError {
         e
     }
 
+    /// Every live-update stream this instance (or this person) may hold is open.
+    pub fn streams_exhausted() -> AppError {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Text::new("一時的に利用できません", "Service unavailable"),
+            Text::new(
+                "ライブ更新の接続数が上限に達しています。ほかの接続を閉じるか、しばらくしてからもう一度お試しください。",
+                "Too many live update streams are open. Close another one, or try again shortly.",
+            ),
+        );
+        e.headers.push((header::RETRY_AFTER, "5".into()));
+        e
+    }
+
     pub fn internal(cause: impl Into<String>) -> AppError {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -443,6 +474,8 @@ impl AppError {
             detail: &'a str,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             errors: Vec<Field<'a>>,
+            #[serde(flatten)]
+            members: std::collections::BTreeMap<&'a str, &'a serde_json::Value>,
         }
         let body = Problem {
             kind: format!("/problems/{}", self.slug),
@@ -454,6 +487,7 @@ impl AppError {
                 .iter()
                 .map(|f| Field { field: &f.field, code: f.code, detail: f.message.get(lang) })
                 .collect(),
+            members: self.members.iter().map(|(k, v)| (*k, v)).collect(),
         };
         serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
     }

@@ -28,6 +28,7 @@ pub mod orgs;
 pub mod patients;
 pub mod spreadsheet;
 pub mod state;
+pub mod sync;
 pub mod users;
 pub mod vocab;
 pub mod wards;

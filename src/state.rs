@@ -21,6 +21,8 @@ pub struct AppState {
     pub mail: Mailer,
     /// Where attachment bytes are kept.
     pub store: Store,
+    /// The change streams open on this instance (`sync::stream`).
+    pub streams: Arc<crate::sync::stream::Streams>,
 }
 
 impl AppState {
@@ -29,6 +31,15 @@ impl AppState {
         let keys = TokenKeys::new(&config.jwt_secret, config.access_token_ttl_secs, config.session_ttl_secs);
         let mail = Mailer::new(&config);
         let store = Store::new(&config)?;
-        Ok(AppState { db, keys: Arc::new(keys), config: Arc::new(config), metrics: Arc::default(), mail, store })
+        let streams = Arc::new(crate::sync::stream::Streams::new(config.streams_per_user, config.streams_max));
+        Ok(AppState {
+            db,
+            keys: Arc::new(keys),
+            config: Arc::new(config),
+            metrics: Arc::default(),
+            mail,
+            store,
+            streams,
+        })
     }
 }

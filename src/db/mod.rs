@@ -157,6 +157,19 @@ pub fn wake_outbox_after_commit() {
     OUTBOX_QUEUED.with(|q| q.set(true));
 }
 
+thread_local! {
+    /// Set by a transaction that appended to the change log; read when it ends, like
+    /// [`OUTBOX_QUEUED`].
+    static CHANGE_RECORDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the running transaction as one that recorded a change: once it commits, this
+/// instance's change streams look for it at once (see [`Db::change_signal`]). Called by the
+/// change log alone.
+pub fn wake_streams_after_commit() {
+    CHANGE_RECORDED.with(|q| q.set(true));
+}
+
 /// A write a read needs, run later on the writer.
 type Deferred = Box<dyn FnOnce(&mut DbConn) -> Result<(), AppError> + Send>;
 
@@ -219,6 +232,8 @@ pub struct Db {
     backend: Backend,
     /// Notified after every committed transaction that queued e-mail.
     outbox: Arc<Notify>,
+    /// Bumped after every committed transaction that recorded a change.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Db {
@@ -228,6 +243,7 @@ impl Db {
         let manager = DbManager::new(url)?;
         let backend = manager.backend();
         let outbox = Arc::new(Notify::new());
+        let changes = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let build = |manager: DbManager, size: u32| {
             Pool::builder()
                 .max_size(size)
@@ -243,11 +259,11 @@ impl Db {
             }
             Backend::Sqlite => {
                 let readers = build(manager.read_only(), size);
-                let writer = writer::Writer::start(manager.clone(), outbox.clone())?;
+                let writer = writer::Writer::start(manager.clone(), outbox.clone(), changes.clone())?;
                 (build(manager, size.min(4)), readers, Some(Arc::new(writer)))
             }
         };
-        Ok(Db { pool, readers, writer, backend, outbox })
+        Ok(Db { pool, readers, writer, backend, outbox, changes })
     }
 
     /// What the SQLite writer has done so far (none on PostgreSQL).
@@ -258,6 +274,12 @@ impl Db {
     /// What the outbox worker waits on. A notice with no worker waiting is kept, so none is lost.
     pub fn outbox_signal(&self) -> Arc<Notify> {
         self.outbox.clone()
+    }
+
+    /// What change streams wait on: a count bumped by every commit of this instance that
+    /// recorded a change (other instances' commits are found by polling).
+    pub fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn backend(&self) -> Backend {
@@ -343,10 +365,16 @@ impl Db {
         f: impl FnOnce(&mut DbConn) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         OUTBOX_QUEUED.with(|q| q.set(false));
+        CHANGE_RECORDED.with(|q| q.set(false));
         let result = in_transaction(conn, f);
         let queued = OUTBOX_QUEUED.with(|q| q.replace(false));
-        if queued && result.as_ref().map_or_else(AppError::keeps_changes, |_| true) {
+        let changed = CHANGE_RECORDED.with(|q| q.replace(false));
+        let kept = result.as_ref().map_or_else(AppError::keeps_changes, |_| true);
+        if queued && kept {
             self.outbox.notify_one();
+        }
+        if changed && kept {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
         result
     }

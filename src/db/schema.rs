@@ -77,6 +77,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    change_followers (patient_id, user_id) {
+        patient_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    change_log (seq) {
+        seq -> BigInt,
+        tx -> BigInt,
+        patient_id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     caseload_entries (patient_id) {
         patient_id -> Text,
         ward_code -> Text,
@@ -673,6 +691,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_chain_heads,
     audit_events,
     caseload_entries,
+    change_followers,
+    change_log,
     care_team_members,
     consents,
     discharge_cases,

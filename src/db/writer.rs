@@ -27,7 +27,7 @@ use diesel::r2d2::ManageConnection;
 use diesel::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{DbConn, DbManager, OUTBOX_QUEUED};
+use super::{DbConn, DbManager, CHANGE_RECORDED, OUTBOX_QUEUED};
 use crate::error::AppError;
 
 /// The most requests one batch holds: enough to share one commit among a busy second's worth
@@ -84,13 +84,13 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread. Its connection is opened at the first batch (and again after
     /// a failure), so the service starts without the database and recovers by itself.
-    pub fn start(manager: DbManager, outbox: Arc<Notify>) -> Result<Writer, String> {
+    pub fn start(manager: DbManager, outbox: Arc<Notify>, changes: Arc<Changes>) -> Result<Writer, String> {
         let (queue, jobs) = mpsc::channel::<Work>(QUEUE);
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(manager, jobs, outbox, &thread_stats))
+            .spawn(move || writer_loop(manager, jobs, &Signals { outbox, changes }, &thread_stats))
             .map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
         Ok(Writer { queue, stats })
     }
@@ -124,7 +124,17 @@ impl Writer {
     }
 }
 
-fn writer_loop(manager: DbManager, mut jobs: mpsc::Receiver<Work>, outbox: Arc<Notify>, stats: &Stats) {
+/// What a committed batch wakes: the outbox worker (it queued e-mail) and the change streams (it
+/// recorded a change).
+struct Signals {
+    outbox: Arc<Notify>,
+    changes: Arc<Changes>,
+}
+
+/// The count change streams watch (`Db::change_signal`).
+pub type Changes = tokio::sync::watch::Sender<u64>;
+
+fn writer_loop(manager: DbManager, mut jobs: mpsc::Receiver<Work>, signals: &Signals, stats: &Stats) {
     let mut conn: Option<DbConn> = None;
     let mut batch: Vec<Work> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
@@ -147,7 +157,7 @@ fn writer_loop(manager: DbManager, mut jobs: mpsc::Receiver<Work>, outbox: Arc<N
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let healthy = catch_unwind(AssertUnwindSafe(|| run_batch(c, &mut batch, &outbox, stats))).unwrap_or(false);
+        let healthy = catch_unwind(AssertUnwindSafe(|| run_batch(c, &mut batch, signals, stats))).unwrap_or(false);
         batch.clear();
         if !healthy {
             // A connection left in an unknown transaction state is not used again.
@@ -157,7 +167,7 @@ fn writer_loop(manager: DbManager, mut jobs: mpsc::Receiver<Work>, outbox: Arc<N
 }
 
 /// Runs one batch; false when the connection should be replaced.
-fn run_batch(conn: &mut DbConn, batch: &mut Vec<Work>, outbox: &Notify, stats: &Stats) -> bool {
+fn run_batch(conn: &mut DbConn, batch: &mut Vec<Work>, signals: &Signals, stats: &Stats) -> bool {
     let DbConn::Sqlite(sqlite) = conn else { return false };
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
         let e = AppError::from(e);
@@ -168,6 +178,7 @@ fn run_batch(conn: &mut DbConn, batch: &mut Vec<Work>, outbox: &Notify, stats: &
     }
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     let mut wake_outbox = false;
+    let mut wake_streams = false;
     let mut broken: Option<AppError> = None;
     for work in batch.drain(..) {
         if broken.is_some() {
@@ -181,12 +192,15 @@ fn run_batch(conn: &mut DbConn, batch: &mut Vec<Work>, outbox: &Notify, stats: &
             continue;
         }
         OUTBOX_QUEUED.with(|q| q.set(false));
+        CHANGE_RECORDED.with(|q| q.set(false));
         let (keep, reply) = work(conn);
         let queued = OUTBOX_QUEUED.with(|q| q.replace(false));
+        let changed = CHANGE_RECORDED.with(|q| q.replace(false));
         let ended = if keep { release(conn) } else { roll_back(conn) };
         match ended {
             Ok(true) => {
                 wake_outbox |= queued;
+                wake_streams |= changed;
                 replies.push(reply);
             }
             Ok(false) => {
@@ -218,7 +232,10 @@ fn run_batch(conn: &mut DbConn, batch: &mut Vec<Work>, outbox: &Notify, stats: &
                 reply(None);
             }
             if wake_outbox {
-                outbox.notify_one();
+                signals.outbox.notify_one();
+            }
+            if wake_streams {
+                signals.changes.send_modify(|n| *n = n.wrapping_add(1));
             }
             true
         }

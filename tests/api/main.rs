@@ -19,6 +19,7 @@ mod business_days;
 mod care;
 mod caseload;
 mod caseload_export;
+mod changes;
 mod contract;
 mod digest;
 mod discharge;

@@ -282,6 +282,11 @@ async fn amendments_keep_every_version(app: TestApp) {
         .await
         .expect(412);
     assert_eq!(stale.problem_type(), "/problems/precondition-failed");
+    // The problem carries the current version, so an app that amended offline can show both.
+    assert_eq!(stale.body["current"]["version"], json!(2));
+    assert_eq!(stale.body["current"]["text"], json!("初回の記録(修正)"));
+    assert_eq!(stale.body["current"]["vitals"]["pulse"], json!(118));
+    assert_eq!(stale.header("etag").as_deref(), Some("\"2\""));
     let third = app
         .call(
             "POST",

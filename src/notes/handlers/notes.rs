@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::access::{self, Need};
 use crate::api::{self, Check, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::Bearer;
-use crate::db::{new_id, now};
+use crate::auth::{Bearer, CurrentUser};
+use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::flags;
 use crate::idempotency::{self, Answer};
@@ -395,7 +395,7 @@ pub async fn amend(
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 let current = notes::current_version(conn, &note.id)?;
                 if if_match.is_some_and(|v| v != current) {
-                    return Err(AppError::precondition_failed());
+                    return Err(stale_amendment(conn, &me, &note)?);
                 }
                 let kind = note.kind;
                 let (reason, draft) = body.draft();
@@ -421,6 +421,24 @@ pub async fn amend(
         })
         .await?;
     Ok(created(answer))
+}
+
+/// The answer to an amendment of a version that is no longer current: 412 with the current
+/// version (`current`, and its `ETag`), so that an app that amended offline can show both. The
+/// current version is patient data: its read is audited, and kept with the refusal.
+fn stale_amendment(conn: &mut DbConn, me: &CurrentUser, note: &notes::Note) -> AppResult<AppError> {
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Read, Resource::Note, Some(&note.id), Some(&note.patient_id)).detail("stale if-match"),
+    )?;
+    let row = notes::current(conn, &note.id)?;
+    let view = notes::view(conn, &me.id, row)?;
+    let current = serde_json::to_value(&view).map_err(|e| AppError::internal(e.to_string()))?;
+    Ok(AppError::precondition_failed()
+        .with_header(header::ETAG, api::etag(view.version))
+        .with_member("current", current)
+        .keeping_changes())
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,2 @@
+DROP TABLE change_followers;
+DROP TABLE change_log;
