@@ -28,8 +28,17 @@ pub enum Change<'a> {
     Team { patient_id: &'a str },
     /// A consent was recorded or revoked.
     Consent { patient_id: &'a str },
-    /// A new note (its first version).
-    NoteAdded { patient_id: &'a str, kind: NoteKind, occurred_at: NaiveDateTime, news2: Option<(i32, Band)> },
+    /// A new note (its first version), recorded at `created_at`.
+    NoteAdded {
+        patient_id: &'a str,
+        note_id: &'a str,
+        created_at: NaiveDateTime,
+        kind: NoteKind,
+        occurred_at: NaiveDateTime,
+        news2: Option<(i32, Band)>,
+    },
+    /// A member of the team read one of the patient's notes for the first time (既読).
+    NoteRead { patient_id: &'a str, user_id: &'a str },
     /// A note was amended or marked entered-in-error.
     NoteVersion { patient_id: &'a str },
     /// A flag was raised, acknowledged, resolved or escalated.
@@ -56,6 +65,7 @@ impl Change<'_> {
             | Change::Team { patient_id }
             | Change::Consent { patient_id }
             | Change::NoteAdded { patient_id, .. }
+            | Change::NoteRead { patient_id, .. }
             | Change::NoteVersion { patient_id }
             | Change::Flag { patient_id }
             | Change::DischargeCase { patient_id }
@@ -73,12 +83,19 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     crate::sync::append(conn, change.patient_id(), feed_kind(&change))?;
     match change {
         // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
-        Change::NoteAdded { patient_id, kind, occurred_at, news2 } => {
-            entries::note_added(conn, patient_id, kind, occurred_at, news2)
+        Change::NoteAdded { patient_id, note_id, created_at, kind, occurred_at, news2 } => {
+            entries::note_added(conn, patient_id, kind, occurred_at, news2)?;
+            crate::notes::unread::note_added(conn, patient_id, note_id, created_at)
+        }
+        // A read moves only what the reader has not read; nothing of the caseload.
+        Change::NoteRead { patient_id, user_id } => crate::notes::unread::read(conn, user_id, patient_id),
+        // Who is on the team decides whose unread notes the patient's are.
+        Change::Team { patient_id } => {
+            entries::refresh(conn, patient_id)?;
+            crate::notes::unread::team_changed(conn, patient_id)
         }
         Change::Patient { patient_id }
         | Change::Spo2Target { patient_id, .. }
-        | Change::Team { patient_id }
         | Change::Consent { patient_id }
         | Change::NoteVersion { patient_id }
         | Change::Flag { patient_id }
@@ -100,6 +117,7 @@ fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
         Change::Team { .. } => K::Team,
         Change::Consent { .. } => K::Consent,
         Change::NoteAdded { .. } => K::NoteAdded,
+        Change::NoteRead { .. } => K::NoteRead,
         Change::NoteVersion { .. } => K::NoteVersion,
         Change::Flag { .. } => K::Flag,
         Change::DischargeCase { .. } => K::DischargeCase,

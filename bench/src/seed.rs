@@ -942,7 +942,10 @@ pub fn seed(database_url: &str, opts: &Options) -> Result<Manifest, String> {
 /// The caseload's per-patient entries (`caseload_entries`) for every seeded patient, computed
 /// by the product itself.
 fn fill_caseload_entries(conn: &mut DbConn) -> AppResult<usize> {
-    renkei::caseload::entries::rebuild_all(conn)
+    let entries = renkei::caseload::entries::rebuild_all(conn)?;
+    // What each member has not read (`/me/unread`), counted once over the loaded notes.
+    renkei::notes::unread::rebuild_all(conn)?;
+    Ok(entries)
 }
 
 /// Drops the secondary indexes of the bulk tables and returns their definitions, read from the

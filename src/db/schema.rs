@@ -651,6 +651,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// What each person has not read, per patient of their current teams (`notes::unread`).
+    unread_by_patient (user_id, patient_id) {
+        user_id -> Text,
+        patient_id -> Text,
+        unread_count -> Integer,
+        newest_unread_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(medication_versions -> medications (medication_id));
 diesel::joinable!(allergy_versions -> allergies (allergy_id));
 diesel::joinable!(attachment_errors -> attachments (attachment_id));
@@ -718,6 +728,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     sessions,
     task_digest_days,
+    unread_by_patient,
     users,
     ward_coordinators,
     wards,

@@ -14,6 +14,7 @@ pub mod news2;
 pub mod reads;
 pub mod timeline;
 pub mod trends;
+pub mod unread;
 pub mod vitals;
 
 use std::collections::{HashMap, HashSet};
@@ -465,12 +466,18 @@ pub fn history(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<VersionView>> 
 pub fn insert(conn: &mut DbConn, note: &Note, first: &Version) -> AppResult<()> {
     diesel::insert_into(notes::table).values(note).execute(conn)?;
     diesel::insert_into(note_versions::table).values(first).execute(conn)?;
-    reads::mark(conn, note, &note.author_id, first.recorded_at)?;
+    reads::record_receipt(conn, note, &note.author_id, first.recorded_at)?;
     let news2 = first.news2_total.zip(first.news2_band);
-    let kind = note.kind;
     crate::changes::record(
         conn,
-        crate::changes::Change::NoteAdded { patient_id: &note.patient_id, kind, occurred_at: first.occurred_at, news2 },
+        crate::changes::Change::NoteAdded {
+            patient_id: &note.patient_id,
+            note_id: &note.id,
+            created_at: note.created_at,
+            kind: note.kind,
+            occurred_at: first.occurred_at,
+            news2,
+        },
     )
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::news2::Band;
 use super::{current_notes, Listed, Note, NoteView, Version};
 use crate::api;
-use crate::db::schema::{care_team_members, note_reads, notes, patients, users};
+use crate::db::schema::{note_reads, notes, patients, users};
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::per_backend;
@@ -22,9 +22,18 @@ use crate::vocab::{NoteKind, Profession};
 /// How many of the newest unread notes `GET /me/unread` shows per patient.
 pub const NEWEST_UNREAD: i64 = 3;
 
-/// Records that `user_id` read the note; `false` when they had read it before (the first read
-/// time is kept).
+/// Records that `user_id` read the note, a change (`Change::NoteRead`) when it is their first
+/// read; `false` when they had read it before (the first read time is kept).
 pub fn mark(conn: &mut DbConn, note: &Note, user_id: &str, at: NaiveDateTime) -> AppResult<bool> {
+    let first = record_receipt(conn, note, user_id, at)?;
+    if first {
+        crate::changes::record(conn, crate::changes::Change::NoteRead { patient_id: &note.patient_id, user_id })?;
+    }
+    Ok(first)
+}
+
+/// The receipt alone: for a note's author at posting, whose unread notes the new note is not.
+pub fn record_receipt(conn: &mut DbConn, note: &Note, user_id: &str, at: NaiveDateTime) -> AppResult<bool> {
     let row = (
         note_reads::note_id.eq(&note.id),
         note_reads::user_id.eq(user_id),
@@ -101,25 +110,6 @@ pub fn receipts(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<Receipt>> {
         .collect())
 }
 
-/// For each patient on whose team `user_id` is now, how many of the patient's notes they have
-/// not read (patients with none unread are absent).
-pub fn unread_counts(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<(String, i64)>> {
-    let my_patients = care_team_members::table
-        .filter(care_team_members::user_id.eq(user_id.to_string()))
-        .filter(care_team_members::ended_at.is_null())
-        .select(care_team_members::patient_id);
-    Ok(notes::table
-        .filter(notes::patient_id.eq_any(my_patients))
-        .filter(diesel::dsl::not(diesel::dsl::exists(
-            note_reads::table
-                .filter(note_reads::note_id.eq(notes::id))
-                .filter(note_reads::user_id.eq(user_id.to_string())),
-        )))
-        .group_by(notes::patient_id)
-        .select((notes::patient_id, diesel::dsl::count_star()))
-        .load(conn)?)
-}
-
 /// The newest notes of a patient that `user_id` has not read, most recently recorded first.
 pub fn newest_unread(conn: &mut DbConn, user_id: &str, patient_id: &str, limit: i64) -> AppResult<Vec<Listed>> {
     let rows: Vec<(Note, Version, String)> = current_notes!()
@@ -166,8 +156,10 @@ pub struct UnreadPatient {
 
 #[derive(Debug, Serialize)]
 pub struct UnreadSummary {
+    /// Across all my patients, not only this page's.
     pub total_unread: i64,
     pub items: Vec<UnreadPatient>,
+    pub next_cursor: Option<String>,
 }
 
 /// Characters of a note's text shown in the unread summary.
@@ -195,10 +187,16 @@ fn unread_note(row: Listed) -> UnreadNote {
 }
 
 /// What `user_id` has not read, per patient of their current teams, the patient with the most
-/// recently recorded unread note first.
-pub fn summary(conn: &mut DbConn, user_id: &str) -> AppResult<UnreadSummary> {
-    let counts = unread_counts(conn, user_id)?;
-    let ids: Vec<String> = counts.iter().map(|(p, _)| p.clone()).collect();
+/// recently recorded unread note first: a page of the maintained counts (`unread`), and the
+/// newest few notes of the page's patients only.
+pub fn summary(conn: &mut DbConn, user_id: &str, paging: &api::PageQuery) -> AppResult<UnreadSummary> {
+    let limit = paging.limit()?;
+    let after = paging.after()?.map(|c| position(&c).ok_or_else(api::invalid_cursor)).transpose()?;
+    let rows = super::unread::page(conn, user_id, after, limit)?;
+    let total_unread = super::unread::total(conn, user_id)?;
+    let page =
+        api::page(rows, limit, |r| format!("{}|{}", r.newest_unread_at.and_utc().timestamp_micros(), r.patient_id));
+    let ids: Vec<&str> = page.items.iter().map(|r| r.patient_id.as_str()).collect();
     let names: HashMap<String, (String, String)> = patients::table
         .filter(patients::id.eq_any(&ids))
         .select((patients::id, patients::family_name, patients::given_name))
@@ -206,16 +204,25 @@ pub fn summary(conn: &mut DbConn, user_id: &str) -> AppResult<UnreadSummary> {
         .into_iter()
         .map(|(id, family, given)| (id, (family, given)))
         .collect();
-    let mut items = Vec::with_capacity(counts.len());
-    for (patient_id, unread_count) in counts {
+    let mut items = Vec::with_capacity(page.items.len());
+    for row in page.items {
         let newest: Vec<UnreadNote> =
-            newest_unread(conn, user_id, &patient_id, NEWEST_UNREAD)?.into_iter().map(unread_note).collect();
-        let (family_name, given_name) = names.get(&patient_id).cloned().unwrap_or_default();
-        items.push(UnreadPatient { patient_id, family_name, given_name, unread_count, newest });
+            newest_unread(conn, user_id, &row.patient_id, NEWEST_UNREAD)?.into_iter().map(unread_note).collect();
+        let (family_name, given_name) = names.get(&row.patient_id).cloned().unwrap_or_default();
+        items.push(UnreadPatient {
+            unread_count: i64::from(row.unread_count),
+            patient_id: row.patient_id,
+            family_name,
+            given_name,
+            newest,
+        });
     }
-    items.sort_by(|a, b| {
-        let newest = |p: &UnreadPatient| p.newest.first().map(|n| (n.created_at, n.id.clone()));
-        newest(b).cmp(&newest(a)).then_with(|| a.patient_id.cmp(&b.patient_id))
-    });
-    Ok(UnreadSummary { total_unread: items.iter().map(|p| p.unread_count).sum(), items })
+    Ok(UnreadSummary { total_unread, items, next_cursor: page.next_cursor })
+}
+
+/// The `(newest_unread_at, patient_id)` a cursor of the summary holds.
+fn position(cursor: &str) -> Option<(NaiveDateTime, String)> {
+    let (micros, patient_id) = cursor.split_once('|')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    Some((at, patient_id.to_string()))
 }

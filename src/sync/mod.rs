@@ -43,6 +43,7 @@ crate::text_enum! {
         Team => "team",
         Consent => "consent",
         NoteAdded => "note_added",
+        NoteRead => "note_read",
         NoteVersion => "note_version",
         Flag => "flag",
         DischargeCase => "discharge_case",

@@ -578,10 +578,13 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::Consent { patient_id: "" },
         Change::NoteAdded {
             patient_id: "",
+            note_id: "",
+            created_at: at,
             kind: NoteKind::Visit,
             occurred_at: at,
             news2: Some((7, renkei::notes::news2::Band::High)),
         },
+        Change::NoteRead { patient_id: "", user_id: "" },
         Change::NoteVersion { patient_id: "" },
         Change::Flag { patient_id: "" },
         Change::DischargeCase { patient_id: "" },
@@ -592,6 +595,11 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::EmergencyCard { patient_id: "" },
     ];
     for kind in kinds {
+        // A first read moves what its reader has not read (`notes::unread`), nothing of the
+        // caseload: the one kind the projection does not follow.
+        if matches!(kind, Change::NoteRead { .. }) {
+            continue;
+        }
         let patient_id = t.patient_id.clone();
         let (before, after) = app
             .db
@@ -689,9 +697,10 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
         Change::Spo2Target { recorded, .. } => Change::Spo2Target { patient_id, recorded },
         Change::Team { .. } => Change::Team { patient_id },
         Change::Consent { .. } => Change::Consent { patient_id },
-        Change::NoteAdded { kind, occurred_at, news2, .. } => {
-            Change::NoteAdded { patient_id, kind, occurred_at, news2 }
+        Change::NoteAdded { note_id, created_at, kind, occurred_at, news2, .. } => {
+            Change::NoteAdded { patient_id, note_id, created_at, kind, occurred_at, news2 }
         }
+        Change::NoteRead { user_id, .. } => Change::NoteRead { patient_id, user_id },
         Change::NoteVersion { .. } => Change::NoteVersion { patient_id },
         Change::Flag { .. } => Change::Flag { patient_id },
         Change::DischargeCase { .. } => Change::DischargeCase { patient_id },

@@ -1046,6 +1046,106 @@ async fn scale_2_follows_the_patient(app: TestApp) {
     post_note(&app, &t.nurse, &t.patient_id, on_oxygen_at_97(json!({"spo2_scale": 2}))).await.expect(422);
 }
 
+/// The kept unread counts (`notes::unread`) equal the ones computed from the notes and receipts
+/// after every kind of write that moves them — notes, first reads, a member joining with notes
+/// already there and leaving — and `/me/unread` pages through them newest first.
+async fn unread_counts_are_kept_as_notes_are_posted_read_and_the_team_changes(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let pharmacy = app.organization(&t.admin, "pharmacy", "幸調剤薬局", Some("14132")).await;
+    let pharmacist = app.person(&t.admin, &pharmacy, "pharmacist", "member").await;
+    let people = [t.care_manager.id.clone(), t.nurse.id.clone(), pharmacist.id.clone()];
+    let agree = |label: &'static str| {
+        let people = people.clone();
+        let db = app.db.clone();
+        async move {
+            for user_id in people {
+                let (live, stored) = db
+                    .run(move |conn| {
+                        Ok((
+                            renkei::notes::unread::live_counts(conn, &user_id)?,
+                            renkei::notes::unread::stored_counts(conn, &user_id)?,
+                        ))
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(stored, live, "{label}");
+            }
+        }
+    };
+
+    let mut first = Vec::new();
+    for n in 0..3 {
+        first.push(id_of(&post_note(&app, &t.nurse, &t.patient_id, visit(&format!("訪問{n}"), 30)).await.expect(201)));
+    }
+    agree("after notes").await;
+    // The pharmacist joins a team with three notes already written: all three are unread.
+    let joined = app
+        .post(
+            &format!("/api/v1/patients/{}/care-team", t.patient_id),
+            &t.care_manager.token,
+            json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+        )
+        .await
+        .expect(201);
+    agree("after joining").await;
+    let mine = app.get("/api/v1/me/unread", &pharmacist.token).await.expect(200);
+    assert_eq!(mine.body["total_unread"], json!(3));
+    app.get(&format!("/api/v1/notes/{}", first[0]), &pharmacist.token).await.expect(200);
+    agree("after a read").await;
+
+    // Two more patients of the care manager, each with a nurse's note: three patients to page.
+    let mut patients = vec![t.patient_id.clone()];
+    for (name, kana) in [("幸", "サイワイ"), ("中原", "ナカハラ")] {
+        let p = app
+            .post("/api/v1/patients", &t.care_manager.token, crate::patients::patient_body(name, kana, "14132"))
+            .await
+            .expect(201);
+        let pid = id_of(&p);
+        app.post(
+            &format!("/api/v1/patients/{pid}/care-team"),
+            &t.care_manager.token,
+            json!({"user_id": t.nurse.id, "role": "visiting_nurse"}),
+        )
+        .await
+        .expect(201);
+        post_note(&app, &t.nurse, &pid, visit("初回訪問", 20)).await.expect(201);
+        patients.push(pid);
+    }
+    agree("after more patients").await;
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/me/unread?limit=1".to_string();
+    loop {
+        let page = app.get(&path, &t.care_manager.token).await.expect(200);
+        assert_eq!(page.body["total_unread"], json!(5), "every page counts all my patients");
+        assert_eq!(items(&page).len(), 1);
+        seen.push(items(&page)[0]["patient_id"].as_str().unwrap().to_string());
+        match page.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/me/unread?limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    patients.reverse();
+    assert_eq!(seen, patients, "the patient with the newest unread note first, each once");
+    let bad = app.get("/api/v1/me/unread?cursor=bm90LWEtY3Vyc29y", &t.care_manager.token).await.expect(422);
+    assert_eq!(bad.body["errors"][0]["field"], json!("cursor"));
+    app.get("/api/v1/me/unread?limit=0", &t.care_manager.token).await.expect(422);
+
+    // The pharmacist leaves: nothing of the patient is unread for them any more.
+    let today = (Utc::now() + Duration::hours(9)).date_naive().to_string();
+    app.patch(
+        &format!("/api/v1/patients/{}/care-team/{}", t.patient_id, id_of(&joined)),
+        &t.care_manager.token,
+        json!({"ended_on": today}),
+        None,
+    )
+    .await
+    .expect(200);
+    agree("after leaving").await;
+    let mine = app.get("/api/v1/me/unread", &pharmacist.token).await.expect(200);
+    assert_eq!(mine.body["total_unread"], json!(0));
+    assert_eq!(mine.body["items"], json!([]));
+}
+
 crate::both_backends!(
     post_read_and_list_notes,
     retried_post_returns_the_first_answer,
@@ -1056,6 +1156,7 @@ crate::both_backends!(
     japanese_text_round_trips,
     physician_info_sharing_note,
     read_receipts_and_unread_counts,
+    unread_counts_are_kept_as_notes_are_posted_read_and_the_team_changes,
     timeline_merges_events_newest_first,
     vital_sign_series,
     database_refuses_changes_to_notes,

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::access::{self, Need};
+use crate::api::PageQuery;
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::now;
@@ -68,14 +69,19 @@ pub async fn list(
 }
 
 /// `GET /me/unread`: for each patient on whose team I am now, how many notes I have not read and
-/// the newest few of them — what is new when a nurse starts the day. Each patient shown is an
-/// audited read.
-pub async fn unread(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+/// the newest few of them — what is new when a nurse starts the day — a page at a time. Each
+/// patient shown is an audited read.
+pub async fn unread(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    paging: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let paging = paging.into_inner();
     let summary = state
         .db
         .read(move |conn| {
             let me = bearer.user(conn)?;
-            let summary = reads::summary(conn, &me.id)?;
+            let summary = reads::summary(conn, &me.id, &paging)?;
             let reads = summary
                 .items
                 .iter()
