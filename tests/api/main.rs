@@ -36,5 +36,6 @@ mod orgs;
 mod patients;
 mod s3;
 mod schema;
+mod upgrade;
 mod walkthrough;
 mod writer;
