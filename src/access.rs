@@ -43,6 +43,14 @@ pub fn operate_outbox(me: &CurrentUser) -> AppResult<()> {
     }
 }
 
+/// A push subscription is its owner's alone: anyone else's answers like one that does not exist.
+pub fn own_push_subscription(
+    me: &CurrentUser,
+    subscription: Option<crate::push::Subscription>,
+) -> AppResult<crate::push::Subscription> {
+    subscription.filter(|s| s.user_id == me.id).ok_or_else(AppError::not_found)
+}
+
 /// What `/metrics` and `/readyz` may show a caller. Operational counts (open flags, e-mail
 /// backlog, pool use) say how busy the city's emergencies are, so they are for the operators'
 /// monitoring only, which presents `RENKEI_METRICS_TOKEN` as a bearer token.

@@ -91,6 +91,17 @@ pub struct Config {
     pub clamd: Option<Clamd>,
     /// Longest one scan may take, connection included (`RENKEI_CLAMD_TIMEOUT_SECS`).
     pub clamd_timeout_secs: u64,
+    /// The VAPID private key (a P-256 scalar, 32 bytes) that signs Web Push requests
+    /// (`RENKEI_VAPID_PRIVATE_KEY`; made once under the data folder in development). Without one,
+    /// in production, Web Push is off.
+    pub vapid_private_key: Option<[u8; 32]>,
+    /// Who the push services may contact about this sender: `mailto:` or `https:` (VAPID `sub`).
+    pub vapid_subject: String,
+    /// Development and tests only: push subscriptions may name a `http://127.0.0.1` or
+    /// `http://localhost` endpoint (`RENKEI_PUSH_ALLOW_LOOPBACK=true`).
+    pub push_allow_loopback: bool,
+    /// Longest one push request may take, connection included.
+    pub push_timeout_secs: u64,
 }
 
 /// Where clamd listens: `tcp://host:port` or `unix:///path/to/clamd.ctl`.
@@ -319,6 +330,26 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         }),
     };
     let clamd_timeout_secs = parse_num(&get, "RENKEI_CLAMD_TIMEOUT_SECS", 60)? as u64;
+    let vapid_private_key = match get("RENKEI_VAPID_PRIVATE_KEY").map(|k| k.trim().to_string()) {
+        Some(k) => Some(parse_vapid_key(&k).map_err(|m| err("RENKEI_VAPID_PRIVATE_KEY", m))?),
+        None if production => None,
+        None => Some(development_vapid_key(&data_dir).map_err(|m| err("RENKEI_VAPID_PRIVATE_KEY", m))?),
+    };
+    let vapid_subject = match get("RENKEI_VAPID_SUBJECT").map(|s| s.trim().to_string()) {
+        Some(s) if (s.starts_with("mailto:") || s.starts_with("https://")) && !s.contains(char::is_whitespace) => s,
+        Some(_) => return Err(err("RENKEI_VAPID_SUBJECT", "must be a mailto: or https: URL")),
+        None => {
+            let address = mail_from.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string());
+            format!("mailto:{}", address.unwrap_or_else(|_| "no-reply@localhost".into()))
+        }
+    };
+    let push_allow_loopback = match get("RENKEI_PUSH_ALLOW_LOOPBACK").as_deref() {
+        None | Some("false") => false,
+        Some("true") if !production => true,
+        Some("true") => return Err(err("RENKEI_PUSH_ALLOW_LOOPBACK", "is for development and tests only")),
+        Some(_) => return Err(err("RENKEI_PUSH_ALLOW_LOOPBACK", "must be `true` or `false`")),
+    };
+    let push_timeout_secs = parse_num(&get, "RENKEI_PUSH_TIMEOUT_SECS", 15)?.min(300) as u64;
 
     Ok(Config {
         env,
@@ -356,7 +387,43 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         stream_poll_ms,
         streams_per_user,
         streams_max,
+        vapid_private_key,
+        vapid_subject,
+        push_allow_loopback,
+        push_timeout_secs,
     })
+}
+
+/// A VAPID private key as `RENKEI_VAPID_PRIVATE_KEY` gives it: the 32-byte P-256 scalar in
+/// base64url (the form web-push tools print), checked to be a valid key.
+pub fn parse_vapid_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| "must be a base64url P-256 private key (32 bytes)".to_string())?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| "must be a base64url P-256 private key (32 bytes)".to_string())?;
+    p256::SecretKey::from_bytes(&key.into()).map_err(|_| "is not a valid P-256 private key".to_string())?;
+    Ok(key)
+}
+
+/// In development a VAPID key pair is made once and kept under the data folder (`vapid-key`), so
+/// the browsers' subscriptions, which are bound to its public key, survive a restart.
+fn development_vapid_key(data_dir: &Path) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let path = data_dir.join("vapid-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return parse_vapid_key(existing.trim()).map_err(|m| format!("{}: {m}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.to_bytes());
+    std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    parse_vapid_key(&text)
 }
 
 fn parse_num(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: i64) -> Result<i64, ConfigError> {

@@ -26,6 +26,7 @@ pub mod notes;
 pub mod ops;
 pub mod orgs;
 pub mod patients;
+pub mod push;
 pub mod spreadsheet;
 pub mod state;
 pub mod sync;

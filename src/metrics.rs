@@ -35,12 +35,22 @@ struct RouteLabels {
     route: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: &'static str,
+    outcome: &'static str,
+}
+
+/// The outcomes a delivery attempt is counted under.
+pub const DELIVERY_OUTCOMES: [&str; 4] = ["sent", "retry", "dead", "gone"];
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
+    deliveries: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,7 +64,13 @@ impl Default for Metrics {
         );
         let latency: LatencyFamily = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         registry.register("renkei_http_request_duration_seconds", "Time to answer, by route pattern", latency.clone());
-        Metrics { registry, requests, latency }
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "renkei_outbox_deliveries",
+            "Outbox delivery attempts by channel (email, push) and outcome (sent, retry, dead, gone: a push subscription the push service no longer knows)",
+            deliveries.clone(),
+        );
+        Metrics { registry, requests, latency, deliveries }
     }
 }
 
@@ -79,6 +95,15 @@ impl Metrics {
         let labels = RequestLabels { method: method_label(method), route, status: status_label(status) };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// Counts one outbox delivery attempt. `channel` is the outbox's closed vocabulary (its
+    /// `as_str`), `outcome` one of [`DELIVERY_OUTCOMES`].
+    pub fn delivery(&self, channel: &'static str, outcome: &'static str) {
+        let outcome = DELIVERY_OUTCOMES.into_iter().find(|o| *o == outcome).unwrap_or("dead");
+        self.deliveries.get_or_create(&DeliveryLabels { channel, outcome }).inc();
     }
 }
 

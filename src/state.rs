@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     /// The change streams open on this instance (`sync::stream`).
     pub streams: Arc<crate::sync::stream::Streams>,
+    /// Sends Web Push messages, signed with the VAPID key (none: push is off).
+    pub push: crate::push::send::Sender,
 }
 
 impl AppState {
@@ -32,6 +34,12 @@ impl AppState {
         let mail = Mailer::new(&config);
         let store = Store::new(&config)?;
         let streams = Arc::new(crate::sync::stream::Streams::new(config.streams_per_user, config.streams_max));
+        let vapid = match &config.vapid_private_key {
+            Some(key) => Some(crate::push::vapid::Vapid::new(key, &config.vapid_subject)?),
+            None => None,
+        };
+        let push =
+            crate::push::send::Sender::new(vapid, std::time::Duration::from_secs(config.push_timeout_secs.max(1)))?;
         Ok(AppState {
             db,
             keys: Arc::new(keys),
@@ -40,6 +48,7 @@ impl AppState {
             mail,
             store,
             streams,
+            push,
         })
     }
 }

@@ -316,6 +316,29 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         sent_by -> Nullable<Text>,
+        channel -> Text,
+        push_subscription_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    notification_preferences (user_id, kind, channel) {
+        user_id -> Text,
+        kind -> Text,
+        channel -> Text,
+        enabled -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    push_subscriptions (id) {
+        id -> Text,
+        user_id -> Text,
+        endpoint -> Text,
+        p256dh -> Text,
+        auth -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -678,6 +701,8 @@ diesel::joinable!(discharge_tasks -> discharge_cases (case_id));
 diesel::joinable!(emergency_access -> patients (patient_id));
 diesel::joinable!(flags -> patients (patient_id));
 diesel::joinable!(email_outbox -> users (recipient_user_id));
+diesel::joinable!(push_subscriptions -> users (user_id));
+diesel::joinable!(notification_preferences -> users (user_id));
 diesel::joinable!(note_reads -> notes (note_id));
 diesel::joinable!(note_versions -> notes (note_id));
 diesel::joinable!(notes -> patients (patient_id));
@@ -724,7 +749,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     organization_services,
     organizations,
     patient_insurance,
+    notification_preferences,
     patients,
+    push_subscriptions,
     refresh_tokens,
     sessions,
     task_digest_days,

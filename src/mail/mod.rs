@@ -150,14 +150,45 @@ pub fn notify(
     patient_id: Option<&str>,
     dedupe: &str,
 ) -> AppResult<usize> {
+    use crate::users::preferences::{self, AlertChannel, AlertKind};
+    let alert = match notice {
+        Notice::FlagRaised { .. } => Some(AlertKind::FlagRaised),
+        Notice::FlagEscalated { .. } => Some(AlertKind::FlagEscalated),
+        Notice::TaskAssigned { .. } => Some(AlertKind::TaskAssigned),
+        _ => None,
+    };
+    // An emergency goes out on every channel, whatever anyone chose.
+    let emergency = matches!(
+        notice,
+        Notice::FlagRaised { severity: Severity::Emergency, .. }
+            | Notice::FlagEscalated { severity: Severity::Emergency, .. }
+    );
     let mut queued = 0;
     for user_id in user_ids {
         let Some(user) = crate::users::find_in_service(conn, user_id)? else { continue };
+        let prefs = match alert {
+            Some(_) if !emergency => Some(preferences::load(conn, &user.id)?),
+            _ => None,
+        };
+        let wants = |channel| match (alert, &prefs) {
+            (Some(kind), Some(p)) => p.wants(kind, channel),
+            _ => true,
+        };
         let mut email = mailer.to_user(&user, notice)?.once(format!("{dedupe}:{user_id}"));
         if let Some(p) = patient_id {
             email = email.about_patient(p);
         }
-        if outbox::enqueue(conn, email)?.is_some() {
+        // The alert also goes to each of the person's push subscriptions, each its own outbox
+        // row with its own key, queued in this same transaction.
+        if wants(AlertChannel::Push) {
+            if let Some(message) = templates::push_message(notice, email.content(), &mailer.public_url)? {
+                let message = serde_json::to_string(&message).map_err(|e| AppError::internal(e.to_string()))?;
+                for subscription in crate::push::for_user(conn, &user.id)? {
+                    outbox::enqueue_row(conn, email.push_row(&subscription, &message))?;
+                }
+            }
+        }
+        if wants(AlertChannel::Email) && outbox::enqueue(conn, email)?.is_some() {
             queued += 1;
         }
     }

@@ -26,6 +26,16 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// How an outbox message goes out. One row per message and channel (and per push
+    /// subscription), each with its own dedupe key, attempts and outcome: a push that fails never
+    /// holds up or repeats the e-mail of the same alert.
+    Channel {
+        Email => "email",
+        Push => "push",
+    }
+}
+
 /// Longest error text kept with an e-mail.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -53,6 +63,10 @@ pub struct OutboxEmail {
     pub sent_at: Option<NaiveDateTime>,
     /// The instance that handed the e-mail to the mail server.
     pub sent_by: Option<String>,
+    pub channel: Channel,
+    /// For a push message: the subscription it goes to. `to_address` then holds the push
+    /// service's origin, `subject` the title and `body_text` the message (JSON) to encrypt.
+    pub push_subscription_id: Option<String>,
 }
 
 /// An e-mail ready to queue. Made by [`super::Mailer`] from a template, so its subject and body
@@ -120,11 +134,30 @@ impl NewEmail {
             created_at: t,
             sent_at: None,
             sent_by: None,
+            channel: Channel::Email,
+            push_subscription_id: None,
         }
+    }
+
+    /// The push counterpart of this e-mail for one of the recipient's subscriptions: the same
+    /// kind, patient and locale, `message` as its body, a dedupe key of its own.
+    pub fn push_row(&self, subscription: &crate::push::Subscription, message: &str) -> OutboxEmail {
+        let mut row = self.clone().into_row();
+        row.channel = Channel::Push;
+        row.push_subscription_id = Some(subscription.id.clone());
+        row.to_address = crate::push::origin(&subscription.endpoint);
+        row.to_name = None;
+        row.body_text = message.to_string();
+        row.dedupe_key = self.dedupe_key.as_ref().map(|k| format!("{k}:push:{}", subscription.id));
+        row
     }
 
     pub fn to_address(&self) -> &str {
         &self.to_address
+    }
+
+    pub(super) fn content(&self) -> &Rendered {
+        &self.content
     }
 
     pub fn subject(&self) -> &str {
@@ -146,7 +179,11 @@ pub fn message_id(id: &str, domain: &str) -> String {
 /// commits. Returns the outbox id, or `None` when an e-mail with the same dedupe key was queued
 /// before. This instance's worker is woken once the transaction commits.
 pub fn enqueue(conn: &mut DbConn, email: NewEmail) -> AppResult<Option<String>> {
-    let row = email.into_row();
+    enqueue_row(conn, email.into_row())
+}
+
+/// Queues a prepared outbox row (an e-mail or a push message), as [`enqueue`].
+pub fn enqueue_row(conn: &mut DbConn, row: OutboxEmail) -> AppResult<Option<String>> {
     let id = row.id.clone();
     let inserted = if row.dedupe_key.is_none() {
         diesel::insert_into(email_outbox::table).values(&row).execute(conn)?

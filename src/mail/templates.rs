@@ -406,6 +406,37 @@ fn link(public_url: &str, path: &str, id: &str) -> AppResult<String> {
     Ok(format!("{public_url}/{path}/{}", id.hyphenated()))
 }
 
+/// A push message: what reaches a phone's lock screen. The e-mail's subject (fixed text and the
+/// severity only), its link and what kind of event it is; no patient label, nothing a person
+/// typed. `None` for the kinds that only go out by e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushMessage {
+    pub kind: MailKind,
+    pub title: String,
+    pub url: String,
+    /// The flag or task the alert is about.
+    pub id: String,
+    /// An emergency flag: the app shows it as such, and the push service wakes the device.
+    pub emergency: bool,
+}
+
+pub fn push_message(notice: &Notice, rendered: &Rendered, public_url: &str) -> AppResult<Option<PushMessage>> {
+    let (path, id, emergency) = match notice {
+        Notice::FlagRaised { severity, flag_id, .. } | Notice::FlagEscalated { severity, flag_id, .. } => {
+            ("flags", flag_id, *severity == Severity::Emergency)
+        }
+        Notice::TaskAssigned { task_id, .. } => ("tasks", task_id, false),
+        _ => return Ok(None),
+    };
+    Ok(Some(PushMessage {
+        kind: notice.kind(),
+        title: rendered.subject().to_string(),
+        url: link(public_url, path, id)?,
+        id: id.clone(),
+        emergency,
+    }))
+}
+
 /// Renders a notice in a language. The recipient is greeted by the template's fixed words, not by
 /// name: a name is typed text too.
 pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Rendered> {

@@ -218,6 +218,8 @@ mod tests {
             created_at: t,
             sent_at: None,
             sent_by: None,
+            channel: crate::mail::outbox::Channel::Email,
+            push_subscription_id: None,
         }
     }
 

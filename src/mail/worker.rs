@@ -20,11 +20,12 @@ use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::mask_address;
-use super::outbox::{self, OutboxEmail, Outcome};
+use super::outbox::{self, Channel, OutboxEmail, Outcome};
 use super::transport::{self, Delivery, Transport};
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::error::AppResult;
+use crate::push::send::PushDelivery;
 use crate::state::AppState;
 
 /// Longest wait between two attempts, however many have failed.
@@ -110,6 +111,9 @@ pub struct Worker {
     wake: Arc<Notify>,
     /// Names this worker's leases and the e-mails it sent: the instance id.
     name: Arc<str>,
+    /// Delivers the outbox's push messages.
+    push: crate::push::send::Sender,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Worker {
@@ -124,6 +128,8 @@ impl Worker {
             settings: Settings::from_config(config),
             wake: state.db.outbox_signal(),
             name: state.mail.instance_id().into(),
+            push: state.push.clone(),
+            metrics: state.metrics.clone(),
         })
     }
 
@@ -204,10 +210,47 @@ impl Worker {
         }
     }
 
+    /// Delivers a push message to its subscription. A subscription the push service no longer
+    /// knows (404, 410) is deleted: the message is given up, and no later one is tried.
+    async fn push(&self, message: &OutboxEmail) -> (Delivery, bool) {
+        let Some(id) = message.push_subscription_id.clone() else {
+            return (Delivery::Rejected("a push message without a subscription".into()), false);
+        };
+        let subscription = match self.db.run(move |conn| crate::push::find(conn, &id)).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return (Delivery::Rejected("the push subscription was removed".into()), false),
+            Err(e) => return (Delivery::Failed(format!("cannot read the push subscription: {e}")), false),
+        };
+        let urgent = serde_json::from_str::<serde_json::Value>(&message.body_text)
+            .is_ok_and(|m| m["emergency"] == serde_json::Value::Bool(true));
+        match self.push.send(&subscription, message.body_text.as_bytes(), urgent).await {
+            PushDelivery::Sent => (Delivery::Sent, false),
+            PushDelivery::Gone(error) => {
+                let id = subscription.id.clone();
+                if let Err(e) = self.db.run(move |conn| crate::push::remove(conn, &id)).await {
+                    tracing::warn!(error = %e, "push: cannot delete a subscription that is gone");
+                }
+                (Delivery::Rejected(error), true)
+            }
+            PushDelivery::Rejected(error) => (Delivery::Rejected(error), false),
+            PushDelivery::Failed(error) => (Delivery::Failed(error), false),
+        }
+    }
+
     async fn deliver(&self, email: OutboxEmail) {
-        let delivery = self.transport.send(&self.from, &email).await;
+        let (delivery, gone) = match email.channel {
+            Channel::Email => (self.transport.send(&self.from, &email).await, false),
+            Channel::Push => self.push(&email).await,
+        };
         let now = db::now();
         let outcome = outcome(&delivery, email.attempts, &self.settings, now, rand::random::<f64>());
+        let counted = match (&outcome, gone) {
+            (_, true) => "gone",
+            (Outcome::Sent { .. }, _) => "sent",
+            (Outcome::Retry { .. }, _) => "retry",
+            (Outcome::Dead { .. }, _) => "dead",
+        };
+        self.metrics.delivery(email.channel.as_str(), counted);
         let to = mask_address(&email.to_address);
         match &outcome {
             Outcome::Sent { .. } => tracing::info!(

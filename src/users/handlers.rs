@@ -165,3 +165,32 @@ pub async fn update(
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(true)))
 }
+
+/// `GET /me/notification-preferences`: which alerts the caller gets by e-mail and by push.
+pub async fn notification_preferences(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let prefs = state
+        .db
+        .read(move |conn| {
+            let me = bearer.user(conn)?;
+            super::preferences::load(conn, &me.id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(prefs))
+}
+
+/// `PUT /me/notification-preferences`: changes the choices named in the body, keeps the others.
+pub async fn set_notification_preferences(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    body: Json<super::preferences::PreferencesInput>,
+) -> AppResult<HttpResponse> {
+    let input = body.into_inner();
+    let prefs = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            super::preferences::save(conn, &me.id, &input)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(prefs))
+}

@@ -520,7 +520,8 @@ pub fn totp_code(secret: &str, steps_ahead: u64) -> String {
     renkei::auth::totp::code_at(secret, now + steps_ahead * 30).expect("code")
 }
 
-/// The e-mails queued for an account, of one kind: (subject, body), oldest first.
+/// The e-mails queued for an account, of one kind: (subject, body), oldest first (push messages
+/// of the same alerts are rows of their own, on the `push` channel, and not counted).
 #[allow(dead_code)]
 pub async fn emails_to(app: &TestApp, user_id: &str, kind: &str) -> Vec<(String, String)> {
     use diesel::prelude::*;
@@ -531,6 +532,7 @@ pub async fn emails_to(app: &TestApp, user_id: &str, kind: &str) -> Vec<(String,
             Ok(o::email_outbox
                 .filter(o::recipient_user_id.eq(user_id))
                 .filter(o::kind.eq(kind))
+                .filter(o::channel.eq("email"))
                 .order((o::created_at.asc(), o::id.asc()))
                 .select((o::subject, o::body_text))
                 .load::<(String, String)>(conn)?)

@@ -34,6 +34,7 @@ mod notes;
 mod ops;
 mod orgs;
 mod patients;
+mod push;
 mod s3;
 mod schema;
 mod upgrade;
