@@ -1,12 +1,14 @@
 //! The city-scale benchmark (BENCHMARKS.md), kept apart from the service: the `renkei` binary
 //! carries none of it. `renkei-bench seed` fills a database with a synthetic city through the
 //! service's own library; `renkei-bench load` drives a running server over loopback and reports
-//! throughput and latency; `renkei-bench ceiling` replays the server's own SQL with pgbench.
+//! throughput and latency; `renkei-bench ceiling` replays the server's own SQL with pgbench;
+//! `renkei-bench upload` sends large attachments at once and watches the server's memory.
 //! None of this is part of the test suite; a smoke run at a tiny scale is.
 
 pub mod ceiling;
 pub mod load;
 pub mod seed;
+pub mod upload;
 
 use clap::Subcommand;
 
@@ -18,6 +20,8 @@ pub enum BenchCommand {
     Load(load::Args),
     /// Replay the SQL the server issues for a note POST and a timeline read with pgbench.
     Ceiling(ceiling::Args),
+    /// Upload large attachments at once; report throughput and the server's memory.
+    Upload(upload::Args),
 }
 
 pub fn run(command: BenchCommand) -> Result<(), String> {
@@ -25,5 +29,6 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Seed(args) => seed::run(args),
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Ceiling(args) => ceiling::run(args),
+        BenchCommand::Upload(args) => upload::run(args),
     }
 }

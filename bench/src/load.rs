@@ -10,7 +10,7 @@
 //! load is not one patient's audit chain or one user's session. `--target fhir` sends the same
 //! shape of load to a FHIR server (Communication resources) for comparison.
 
-mod http;
+pub(crate) mod http;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -384,7 +384,7 @@ fn print_progress(row: &Row) {
     }
 }
 
-fn read_memory(pid: u32) -> Memory {
+pub fn read_memory(pid: u32) -> Memory {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         text.lines()
@@ -591,7 +591,14 @@ impl Plan {
 async fn fhir_create(conn: &mut Conn, path: &str, body: &serde_json::Value) -> Result<String, String> {
     let bytes = body.to_string().into_bytes();
     let res = conn
-        .send(&Request { method: "POST", path, token: None, body: Some(&bytes), content_type: "application/fhir+json" })
+        .send(&Request {
+            method: "POST",
+            path,
+            token: None,
+            body: Some(&bytes),
+            content_type: "application/fhir+json",
+            headers: &[],
+        })
         .await?;
     if !res.ok() {
         return Err(format!("FHIR POST {path} answered {}: {}", res.status, res.snippet()));
@@ -646,6 +653,7 @@ async fn login(conn: &mut Conn, plan: &Plan, tokens: &Tokens, identity: usize) -
             token: None,
             body: Some(&body),
             content_type: "application/json",
+            headers: &[],
         })
         .await?;
     let email = plan.identities.get(identity).map(String::as_str).unwrap_or_default();
@@ -901,7 +909,7 @@ impl VirtualUser {
                 }
                 (Target::Fhir, s) => return Err(format!("{} is not a FHIR scenario", s.name())),
             };
-        self.conn.send(&Request { method, path: &path, token, body: body.as_deref(), content_type }).await
+        self.conn.send(&Request { method, path: &path, token, body: body.as_deref(), content_type, headers: &[] }).await
     }
 }
 

@@ -26,12 +26,17 @@ use crate::error::{AppError, AppResult};
 pub const CONTENT_PREFIX: &str = "attachments";
 /// The folder of a thumbnail's key.
 pub const THUMBNAIL_PREFIX: &str = "thumbnails";
-/// Parts of a multipart upload (S3 needs at least 5 MiB per part but the last).
-const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of a multipart upload to S3, which needs at least 5 MiB per part but the last.
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts written to the local folder, which takes any size: small, because every upload in
+/// flight holds up to three parts in memory (benches/upload.sh measured about 5 MiB of server
+/// memory per concurrent 20 MiB upload with 5 MiB parts).
+const LOCAL_PART_BYTES: usize = 256 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    part_bytes: usize,
 }
 
 /// A stored object's bytes, or a range of them.
@@ -49,12 +54,12 @@ fn unavailable(what: &str, e: object_store::Error) -> AppError {
 impl Store {
     /// The store the configuration names. The local folder is created when missing.
     pub fn new(config: &Config) -> Result<Store, String> {
-        let inner: Arc<dyn ObjectStore> = match &config.storage {
+        let (inner, part_bytes) = match &config.storage {
             Storage::Local(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| format!("cannot use {} for attachments: {e}", dir.display()))?;
-                Arc::new(fs)
+                (Arc::new(fs) as Arc<dyn ObjectStore>, LOCAL_PART_BYTES)
             }
             Storage::S3 { url, options } => {
                 // TLS through rustls with the ring provider (the one lettre uses too).
@@ -67,10 +72,13 @@ impl Store {
                         .map_err(|e| format!("{name}: {e}"))?;
                     builder = builder.with_config(key, value);
                 }
-                Arc::new(builder.build().map_err(|e| format!("RENKEI_STORAGE_URL: {e}"))?)
+                (
+                    Arc::new(builder.build().map_err(|e| format!("RENKEI_STORAGE_URL: {e}"))?) as Arc<dyn ObjectStore>,
+                    S3_PART_BYTES,
+                )
             }
         };
-        Ok(Store { inner })
+        Ok(Store { inner, part_bytes })
     }
 
     /// A fresh random key under `prefix`.
@@ -85,7 +93,7 @@ impl Store {
             tokio::fs::File::open(path).await.map_err(|e| AppError::internal(format!("open spooled upload: {e}")))?;
         let location = Key::from(key);
         let upload = self.inner.put_multipart(&location).await.map_err(|e| unavailable("put", e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let read = match file.read(&mut buf).await {

@@ -180,6 +180,7 @@ pub fn compute(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Entry>> 
 /// Recomputes and stores one patient's entry; `changes::record` calls it for every change that
 /// moves it, in the change's own transaction.
 pub fn refresh(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
+    crate::db::projection_lock(conn, "caseload", patient_id)?;
     diesel::delete(caseload_entries::table.find(patient_id)).execute(conn)?;
     if let Some(entry) = compute(conn, patient_id)? {
         diesel::insert_into(caseload_entries::table).values(&entry).execute(conn)?;
@@ -196,6 +197,12 @@ pub fn note_added(
     occurred_at: NaiveDateTime,
     news2: Option<(i32, Band)>,
 ) -> AppResult<()> {
+    if kind != NoteKind::Visit && news2.is_none() {
+        return Ok(());
+    }
+    // A concurrent `refresh` deletes and reinserts the row: without the lock this update could
+    // meet the deleted row, do nothing, and the new note be missing from the entry.
+    crate::db::projection_lock(conn, "caseload", patient_id)?;
     if kind == NoteKind::Visit {
         diesel::update(
             caseload_entries::table

@@ -20,7 +20,7 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use tokio::sync::Notify;
 
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -450,6 +450,19 @@ pub fn migrations_current(conn: &mut DbConn) -> Result<bool, String> {
 
 /// Now, in UTC, truncated to microseconds: PostgreSQL keeps microseconds and SQLite would keep
 /// nanoseconds, so both backends must be given the same value.
+/// A patient's lock for one projection, held until the transaction ends (PostgreSQL; SQLite's
+/// one writer already orders writes). Two transactions recomputing the same patient's row would
+/// otherwise both delete and insert it, and the second fail on the key or store a count that
+/// missed the first's work.
+pub fn projection_lock(conn: &mut DbConn, projection: &str, patient_id: &str) -> AppResult<()> {
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(format!("{projection}:{patient_id}"))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 pub fn now() -> chrono::NaiveDateTime {
     truncate(chrono::Utc::now().naive_utc())
 }

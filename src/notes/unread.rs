@@ -91,14 +91,9 @@ pub fn team_changed(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// The patient's lock for this projection, held until the transaction ends (PostgreSQL).
+/// The patient's lock for this projection, held until the transaction ends.
 fn lock(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
-    if let DbConn::Postgres(c) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind::<diesel::sql_types::Text, _>(format!("unread:{patient_id}"))
-            .execute(c)?;
-    }
-    Ok(())
+    crate::db::projection_lock(conn, "unread", patient_id)
 }
 
 /// How many of the patient's notes `user_id` has not read, and when the newest of them was

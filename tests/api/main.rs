@@ -15,6 +15,7 @@ mod attachments;
 mod auth;
 mod bench;
 mod bench_load;
+mod bench_upload;
 mod business_days;
 mod care;
 mod caseload;

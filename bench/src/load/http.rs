@@ -45,6 +45,8 @@ pub struct Request<'a> {
     pub token: Option<&'a str>,
     pub body: Option<&'a [u8]>,
     pub content_type: &'a str,
+    /// Further headers, set after the defaults (so `accept` here replaces the default).
+    pub headers: &'a [(&'static str, &'a str)],
 }
 
 pub struct Response {
@@ -150,6 +152,10 @@ impl Conn {
             .header(ACCEPT, header(req.content_type)?);
         if let Some(t) = req.token {
             builder = builder.header(AUTHORIZATION, header(&format!("Bearer {t}"))?);
+        }
+        for (name, value) in req.headers {
+            let Some(headers) = builder.headers_mut() else { break };
+            headers.insert(*name, header(value)?);
         }
         let body = match req.body {
             Some(b) => {
