@@ -4,7 +4,8 @@
 //! registered, a team member added, a note amended — and whatever follows from it is decided in
 //! [`record`] alone: today the patient's caseload entry (`caseload::entries`), later anything else
 //! that follows the record. A write cannot forget a projection, and a projection added later
-//! reaches every kind of change at once; the change feed's log (`sync`) is one of them. (The
+//! reaches every kind of change at once; the change feed's log (`sync`) is one of them, the
+//! partner systems' webhook events (`webhooks::events`) another. (The
 //! outbox worker is woken by the commit itself, see `db::Db::transaction`.)
 
 use chrono::NaiveDateTime;
@@ -42,13 +43,15 @@ pub enum Change<'a> {
     /// A note was amended or marked entered-in-error.
     NoteVersion { patient_id: &'a str },
     /// A flag was raised, acknowledged, resolved or escalated.
-    Flag { patient_id: &'a str },
+    Flag { patient_id: &'a str, flag_id: &'a str },
     /// A discharge case was opened or moved.
-    DischargeCase { patient_id: &'a str },
+    DischargeCase { patient_id: &'a str, case_id: &'a str },
     /// A file was added to a note or a discharge case, or marked entered in error.
     Attachment { patient_id: &'a str },
-    /// A discharge task was added, generated, moved or had its deadline recomputed.
-    Task { patient_id: &'a str },
+    /// A discharge task was added, assigned, moved or had its deadline recomputed: `task_id`
+    /// names it, or is `None` when several tasks of the case changed at once (generated from
+    /// the templates, deadlines recomputed).
+    Task { patient_id: &'a str, case_id: &'a str, task_id: Option<&'a str> },
     /// A medication was added, changed or marked entered in error, or the list was reconciled.
     Medication { patient_id: &'a str },
     /// An allergy was added, changed or marked entered in error.
@@ -67,9 +70,9 @@ impl Change<'_> {
             | Change::NoteAdded { patient_id, .. }
             | Change::NoteRead { patient_id, .. }
             | Change::NoteVersion { patient_id }
-            | Change::Flag { patient_id }
-            | Change::DischargeCase { patient_id }
-            | Change::Task { patient_id }
+            | Change::Flag { patient_id, .. }
+            | Change::DischargeCase { patient_id, .. }
+            | Change::Task { patient_id, .. }
             | Change::Attachment { patient_id }
             | Change::Medication { patient_id }
             | Change::Allergy { patient_id }
@@ -81,6 +84,8 @@ impl Change<'_> {
 /// Records `change` and moves what depends on it, in the caller's transaction.
 pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     crate::sync::append(conn, change.patient_id(), feed_kind(&change))?;
+    // Partner systems of the organisations on the team hear of it through their webhooks.
+    crate::webhooks::events::change_recorded(conn, &change)?;
     match change {
         // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
         Change::NoteAdded { patient_id, note_id, created_at, kind, occurred_at, news2 } => {
@@ -98,9 +103,9 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Spo2Target { patient_id, .. }
         | Change::Consent { patient_id }
         | Change::NoteVersion { patient_id }
-        | Change::Flag { patient_id }
-        | Change::DischargeCase { patient_id }
-        | Change::Task { patient_id }
+        | Change::Flag { patient_id, .. }
+        | Change::DischargeCase { patient_id, .. }
+        | Change::Task { patient_id, .. }
         | Change::Attachment { patient_id }
         | Change::Medication { patient_id }
         | Change::Allergy { patient_id }
