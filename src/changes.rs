@@ -15,6 +15,7 @@ use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::notes::news2::Band;
 use crate::vocab::NoteKind;
+use crate::webhooks::events::{EventType, ResourceType, Subject};
 
 /// What happened to one patient's record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,7 +86,9 @@ impl Change<'_> {
 pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     crate::sync::append(conn, change.patient_id(), feed_kind(&change))?;
     // Partner systems of the organisations on the team hear of it through their webhooks.
-    crate::webhooks::events::change_recorded(conn, &change)?;
+    if let Some(subject) = partner_event(&change) {
+        crate::webhooks::events::change_recorded(conn, change.patient_id(), subject)?;
+    }
     match change {
         // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
         Change::NoteAdded { patient_id, note_id, created_at, kind, occurred_at, news2 } => {
@@ -113,6 +116,20 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     }
 }
 
+/// What partner systems are told of a change, for the kinds they follow: flags (raised,
+/// acknowledged, resolved, escalated), discharge cases and their tasks (added, assigned, moved,
+/// deadlines recomputed). Several tasks of a case changed at once name the case.
+fn partner_event<'a>(change: &Change<'a>) -> Option<Subject<'a>> {
+    let (kind, resource, id) = match *change {
+        Change::Flag { flag_id, .. } => (EventType::Flag, ResourceType::Flag, flag_id),
+        Change::DischargeCase { case_id, .. } => (EventType::DischargeCase, ResourceType::DischargeCase, case_id),
+        Change::Task { task_id: Some(task_id), .. } => (EventType::DischargeTask, ResourceType::DischargeTask, task_id),
+        Change::Task { task_id: None, case_id, .. } => (EventType::DischargeTask, ResourceType::DischargeCase, case_id),
+        _ => return None,
+    };
+    Some(Subject { kind, resource, id })
+}
+
 /// The change feed's word for a change (`sync::ChangeKind`).
 fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
     use crate::sync::ChangeKind as K;
@@ -131,5 +148,25 @@ fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
         Change::Medication { .. } => K::Medication,
         Change::Allergy { .. } => K::Allergy,
         Change::EmergencyCard { .. } => K::EmergencyCard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partners_hear_of_flags_cases_and_tasks_only() {
+        let task = Change::Task { patient_id: "p", case_id: "c", task_id: Some("t") };
+        assert_eq!(
+            partner_event(&task),
+            Some(Subject { kind: EventType::DischargeTask, resource: ResourceType::DischargeTask, id: "t" })
+        );
+        let several = Change::Task { patient_id: "p", case_id: "c", task_id: None };
+        assert_eq!(partner_event(&several).map(|s| (s.resource, s.id)), Some((ResourceType::DischargeCase, "c")));
+        let flag = Change::Flag { patient_id: "p", flag_id: "f" };
+        assert_eq!(partner_event(&flag).map(|s| (s.kind, s.id)), Some((EventType::Flag, "f")));
+        assert_eq!(partner_event(&Change::Consent { patient_id: "p" }), None);
+        assert_eq!(partner_event(&Change::NoteVersion { patient_id: "p" }), None);
     }
 }

@@ -117,7 +117,10 @@ pub struct CaseView {
 
 pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
     diesel::insert_into(discharge_cases::table).values(case.clone()).execute(conn)?;
-    crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &case.patient_id, case_id: &case.id })
+    crate::changes::record(
+        conn,
+        crate::changes::Change::DischargeCase { patient_id: &case.patient_id, case_id: &case.id },
+    )
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Case>> {

@@ -316,9 +316,9 @@ impl Worker {
             // The endpoint's failures in a row move with the outcome, in its transaction.
             if let (true, Some(endpoint)) = (held, endpoint) {
                 match outcome {
-                    Outcome::Sent { .. } => crate::webhooks::delivered(conn, &endpoint)?,
+                    Outcome::Sent { .. } => crate::webhooks::health::delivered(conn, &endpoint)?,
                     Outcome::Retry { .. } | Outcome::Dead { .. } => {
-                        if crate::webhooks::failed(conn, &endpoint, max_failures, &mailer)? {
+                        if crate::webhooks::health::failed(conn, &endpoint, max_failures, &mailer)? {
                             tracing::warn!(endpoint = %endpoint, "webhook endpoint disabled after failures in a row");
                         }
                     }

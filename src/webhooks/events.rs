@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::{Endpoint, EndpointStatus};
 use crate::api;
-use crate::changes::Change;
 use crate::db::schema::{care_team_members, organizations, webhook_endpoints};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
@@ -57,41 +56,34 @@ pub struct Event {
     pub resource: ResourceRef,
 }
 
+/// What a change tells partners: its type and the record it names (`changes::record` decides,
+/// for the kinds partners follow).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Subject<'a> {
+    pub kind: EventType,
+    pub resource: ResourceType,
+    pub id: &'a str,
+}
+
 impl Event {
-    /// The event a change makes, for the kinds partners follow: flags (raised, acknowledged,
-    /// resolved, escalated), discharge cases and their tasks (assigned, moved, deadlines).
-    /// Several tasks of a case changed at once name the case.
-    pub fn of(change: &Change<'_>, at: NaiveDateTime) -> Option<Event> {
-        let (kind, resource, id) = match *change {
-            Change::Flag { flag_id, .. } => (EventType::Flag, ResourceType::Flag, flag_id),
-            Change::DischargeCase { case_id, .. } => {
-                (EventType::DischargeCase, ResourceType::DischargeCase, case_id)
-            }
-            Change::Task { task_id: Some(task_id), .. } => {
-                (EventType::DischargeTask, ResourceType::DischargeTask, task_id)
-            }
-            Change::Task { task_id: None, case_id, .. } => {
-                (EventType::DischargeTask, ResourceType::DischargeCase, case_id)
-            }
-            _ => return None,
-        };
-        Some(Event {
+    pub fn new(patient_id: &str, subject: Subject<'_>, at: NaiveDateTime) -> Event {
+        Event {
             id: new_id(),
-            kind,
+            kind: subject.kind,
             occurred_at: at,
-            patient_id: change.patient_id().to_string(),
-            resource: ResourceRef { kind: resource, id: id.to_string() },
-        })
+            patient_id: patient_id.to_string(),
+            resource: ResourceRef { kind: subject.resource, id: subject.id.to_string() },
+        }
     }
 }
 
 /// Queues the change's event for every endpoint that follows the patient.
-pub fn change_recorded(conn: &mut DbConn, change: &Change<'_>) -> AppResult<()> {
-    let Some(event) = Event::of(change, now()) else { return Ok(()) };
-    let endpoints = following(conn, &event.patient_id)?;
+pub fn change_recorded(conn: &mut DbConn, patient_id: &str, subject: Subject<'_>) -> AppResult<()> {
+    let endpoints = following(conn, patient_id)?;
     if endpoints.is_empty() {
         return Ok(());
     }
+    let event = Event::new(patient_id, subject, now());
     let body = serde_json::to_string(&event).map_err(|e| AppError::internal(format!("webhook event: {e}")))?;
     for endpoint in endpoints {
         let row = outbox::webhook_row(
@@ -130,16 +122,12 @@ mod tests {
     #[test]
     fn events_carry_ids_only() {
         let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
-        let change = Change::Task { patient_id: "p-1", case_id: "c-1", task_id: Some("t-1") };
-        let event = Event::of(&change, at).unwrap();
-        let json = serde_json::to_value(&event).unwrap();
+        let subject = Subject { kind: EventType::DischargeTask, resource: ResourceType::DischargeTask, id: "t-1" };
+        let json = serde_json::to_value(Event::new("p-1", subject, at)).unwrap();
         assert_eq!(json["type"], "discharge_task.changed");
         assert_eq!(json["patient_id"], "p-1");
         assert_eq!(json["resource"], serde_json::json!({"type": "discharge_task", "id": "t-1"}));
         assert_eq!(json["occurred_at"], "2027-01-15T08:00:00.000000Z");
         assert_eq!(json.as_object().unwrap().len(), 5);
-        let several = Event::of(&Change::Task { patient_id: "p-1", case_id: "c-1", task_id: None }, at).unwrap();
-        assert_eq!(several.resource, ResourceRef { kind: ResourceType::DischargeCase, id: "c-1".into() });
-        assert!(Event::of(&Change::Consent { patient_id: "p-1" }, at).is_none());
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod events;
 pub mod handlers;
+pub mod health;
 pub mod send;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,11 +23,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, Check};
-use crate::db::schema::{users, webhook_endpoints};
+use crate::db::schema::webhook_endpoints;
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
-use crate::mail::{Mailer, Notice};
-use crate::vocab::AccountRole;
 
 /// Most endpoints one organisation keeps.
 pub const MAX_PER_ORGANIZATION: i64 = 10;
@@ -284,7 +283,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Endpoint>> {
     Ok(w::webhook_endpoints.find(id).select(Endpoint::as_select()).first(conn).optional()?)
 }
 
-fn reload(conn: &mut DbConn, id: &str) -> AppResult<Endpoint> {
+pub(crate) fn reload(conn: &mut DbConn, id: &str) -> AppResult<Endpoint> {
     find(conn, id)?.ok_or_else(crate::error::AppError::not_found)
 }
 
@@ -325,56 +324,6 @@ pub fn rotate_secret(conn: &mut DbConn, id: &str) -> AppResult<Endpoint> {
         .set((w::secret.eq(new_secret()), w::secret_rotated_at.eq(t), w::updated_at.eq(t)))
         .execute(conn)?;
     reload(conn, id)
-}
-
-/// A delivery succeeded: the failures in a row start again from zero.
-pub fn delivered(conn: &mut DbConn, id: &str) -> AppResult<()> {
-    use webhook_endpoints::dsl as w;
-    diesel::update(w::webhook_endpoints.find(id).filter(w::consecutive_failures.ne(0)))
-        .set(w::consecutive_failures.eq(0))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// A delivery failed. At `max_failures` in a row the endpoint is disabled — by one conditional
-/// update, so however many deliveries fail at once it happens, and the administrators of its
-/// organisation are e-mailed, exactly once. True when this failure disabled it.
-pub fn failed(conn: &mut DbConn, id: &str, max_failures: i32, mailer: &Mailer) -> AppResult<bool> {
-    use webhook_endpoints::dsl as w;
-    let active = w::webhook_endpoints.find(id).filter(w::status.eq(EndpointStatus::Active));
-    diesel::update(active).set(w::consecutive_failures.eq(w::consecutive_failures + 1)).execute(conn)?;
-    let t = now();
-    let disabled = diesel::update(active.filter(w::consecutive_failures.ge(max_failures)))
-        .set((
-            w::status.eq(EndpointStatus::Disabled),
-            w::disabled_reason.eq(Some(DisabledReason::Failures)),
-            w::disabled_at.eq(Some(t)),
-            w::updated_at.eq(t),
-        ))
-        .execute(conn)?
-        == 1;
-    if disabled {
-        let endpoint = reload(conn, id)?;
-        let admins = administrators(conn, &endpoint.organization_id)?;
-        let notice = Notice::WebhookDisabled {
-            failures: i64::from(endpoint.consecutive_failures),
-            disabled_at: t,
-            endpoint_id: endpoint.id.clone(),
-        };
-        crate::mail::notify(conn, mailer, &admins, &notice, None, &format!("webhook:{id}:disabled:{}", t.and_utc().timestamp_micros()))?;
-    }
-    Ok(disabled)
-}
-
-/// The active administrators of an organisation.
-fn administrators(conn: &mut DbConn, organization_id: &str) -> AppResult<Vec<String>> {
-    Ok(users::table
-        .filter(users::organization_id.eq(organization_id))
-        .filter(users::role.eq(AccountRole::OrgAdmin))
-        .filter(users::active.eq(true))
-        .order(users::id.asc())
-        .select(users::id)
-        .load(conn)?)
 }
 
 #[cfg(test)]

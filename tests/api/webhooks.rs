@@ -158,7 +158,8 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     let app = webhook_app(backend, &[]).await;
     let t = team(&app, "14131").await;
     let admin = station_admin(&app, &t).await;
-    let (endpoint_id, secret) = register(&app, &admin, &t.nurse_station, &format!("{}/ok/station", partner.origin)).await;
+    let (endpoint_id, secret) =
+        register(&app, &admin, &t.nurse_station, &format!("{}/ok/station", partner.origin)).await;
     // The secret is shown once: never in the list.
     let list = app.get(&hooks(&t.nurse_station), &admin.token).await.expect(200);
     assert_eq!(list.body["items"][0]["id"], endpoint_id.as_str());
@@ -274,7 +275,8 @@ async fn a_failure_is_retried_and_repeated_failures_disable_the_endpoint(backend
     let start = Instant::now();
     let disabled = loop {
         let list = app.get(&hooks(&t.nurse_station), &admin.token).await.expect(200);
-        let down = list.body["items"].as_array().unwrap().iter().find(|e| e["id"] == down_id.as_str()).cloned().unwrap();
+        let down =
+            list.body["items"].as_array().unwrap().iter().find(|e| e["id"] == down_id.as_str()).cloned().unwrap();
         if down["status"] == "disabled" || start.elapsed() > Duration::from_secs(20) {
             break down;
         }
@@ -310,10 +312,8 @@ async fn a_failure_is_retried_and_repeated_failures_disable_the_endpoint(backend
     assert_eq!(partner.at("/down/station").len(), 3, "nothing more after it was disabled");
 
     // Enabled again, the count starts from zero.
-    let on = app
-        .post(&format!("{}/{down_id}/enable", hooks(&t.nurse_station)), &admin.token, json!({}))
-        .await
-        .expect(200);
+    let on =
+        app.post(&format!("{}/{down_id}/enable", hooks(&t.nurse_station)), &admin.token, json!({})).await.expect(200);
     assert_eq!((on.body["status"].as_str(), on.body["consecutive_failures"].as_i64()), (Some("active"), Some(0)));
     assert_eq!(on.body["disabled_reason"], Value::Null);
 }
@@ -385,7 +385,9 @@ async fn only_the_organisations_administrators_manage_its_endpoints(app: TestApp
     }
     // The same URL twice: 409, so a retried registration never doubles the deliveries.
     app.post(&base, &admin.token, json!({"url": "https://partner.example.jp/hooks/a"})).await.expect(409);
-    app.post(&base, &admin.token, json!({"url": "https://partner.example.jp/hooks/a", "secret": "x"})).await.expect(422);
+    app.post(&base, &admin.token, json!({"url": "https://partner.example.jp/hooks/a", "secret": "x"}))
+        .await
+        .expect(422);
 }
 
 crate::both_backends!(only_the_organisations_administrators_manage_its_endpoints);
@@ -448,11 +450,18 @@ async fn without_a_vapid_key_no_subscription_is_kept(backend: Backend) {
     let t = team(&app, "14135").await;
     app.call("GET", "/api/v1/push/public-key", None, None, &[]).await.expect(404);
     let res = app
-        .post("/api/v1/me/push-subscriptions", &t.care_manager.token, Browser::new().subscription("https://push.example.net/a"))
+        .post(
+            "/api/v1/me/push-subscriptions",
+            &t.care_manager.token,
+            Browser::new().subscription("https://push.example.net/a"),
+        )
         .await
         .expect(409);
     assert!(res.body["detail"].as_str().unwrap().contains("プッシュ通知"), "{}", res.text);
-    assert_eq!(app.get("/api/v1/me/push-subscriptions", &t.care_manager.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(
+        app.get("/api/v1/me/push-subscriptions", &t.care_manager.token).await.expect(200).body["items"],
+        json!([])
+    );
 }
 
 crate::both_backends!(by_backend: a_task_assignment_is_pushed_once);
