@@ -311,6 +311,16 @@ async fn a_failure_is_retried_and_repeated_failures_disable_the_endpoint(backend
     assert_eq!(dead[0]["to_address"], partner.origin.as_str());
     assert_eq!(partner.at("/down/station").len(), 3, "nothing more after it was disabled");
 
+    // Deliveries are counted by channel and outcome, fixed labels only.
+    let metrics = app.call("GET", "/metrics", None, None, &[]).await.expect(200);
+    for series in [
+        r#"renkei_outbox_deliveries_total{channel="webhook",outcome="sent"}"#,
+        r#"renkei_outbox_deliveries_total{channel="webhook",outcome="retry"}"#,
+        r#"renkei_outbox_deliveries_total{channel="webhook",outcome="dead"}"#,
+    ] {
+        assert!(metrics.text.contains(series), "{series} missing");
+    }
+
     // Enabled again, the count starts from zero.
     let on =
         app.post(&format!("{}/{down_id}/enable", hooks(&t.nurse_station)), &admin.token, json!({})).await.expect(200);
