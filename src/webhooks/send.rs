@@ -124,6 +124,16 @@ fn without_url(e: &reqwest13::Error) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn names_are_resolved_to_public_addresses_only() {
+        use reqwest13::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest13::dns::Name>().unwrap();
+        assert!(PublicOnly { allow_loopback: false }.resolve(name("localhost")).await.is_err());
+        let loopback: Vec<SocketAddr> =
+            PublicOnly { allow_loopback: true }.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!loopback.is_empty() && loopback.iter().all(|a| a.ip().is_loopback()));
+    }
+
     #[test]
     fn the_signature_is_hmac_sha256_of_time_dot_body() {
         // Computed by another implementation:

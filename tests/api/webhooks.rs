@@ -164,6 +164,10 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     let list = app.get(&hooks(&t.nurse_station), &admin.token).await.expect(200);
     assert_eq!(list.body["items"][0]["id"], endpoint_id.as_str());
     assert!(!list.text.contains(&secret) && list.body["items"][0].get("secret").is_none());
+    // A clinic with nobody on the patient's team hears nothing of the patient.
+    let clinic = app.organization(&t.admin, "clinic", "川崎在宅クリニック", Some("14131")).await;
+    let clinic_admin = app.person(&t.admin, &clinic, "physician", "org_admin").await;
+    register(&app, &clinic_admin, &clinic, &format!("{}/ok/clinic", partner.origin)).await;
     // The care manager's phone subscribes to push.
     let phone = Browser::new();
     app.post(
@@ -184,6 +188,7 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     let pushes = partner.at("/push/cm-phone");
     assert_eq!((hooks_got.len(), pushes.len()), (1, 1), "one webhook and one push for one flag");
 
+    assert!(partner.at("/ok/clinic").is_empty(), "not on the team: no event");
     let hook = &hooks_got[0];
     assert_eq!(hook.header("content-type"), Some("application/json"));
     assert_eq!(hook.header("renkei-event-type"), Some("flag.changed"));
