@@ -4,8 +4,8 @@
 //!
 //! Who receives an event: every active endpoint of every organisation in service that has an
 //! active member (open membership) on the patient's care team at the time of the change — the
-//! same boundary that decides whether that organisation's people see the patient (docs/
-//! architecture.md, the access policy). Patients have no owning organisation; the team is it.
+//! same boundary that decides whether that organisation's people see the patient (the access
+//! policy, docs/architecture.md). Patients have no owning organisation; the team is it.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
