@@ -51,6 +51,31 @@ pub fn own_push_subscription(
     subscription.filter(|s| s.user_id == me.id).ok_or_else(AppError::not_found)
 }
 
+/// An organisation's webhook endpoints (its partner systems): its own administrators only. An
+/// ordinary member of the organisation is refused (403); anyone else, system administrators
+/// included (the endpoints carry a stream of the organisation's patients' ids), gets the 404 of
+/// an organisation that does not exist.
+pub fn manage_webhooks(me: &CurrentUser, organization_id: &str) -> AppResult<()> {
+    if is_admin_of(me, organization_id) {
+        Ok(())
+    } else if me.organization_id == organization_id {
+        Err(refuse())
+    } else {
+        Err(AppError::not_found())
+    }
+}
+
+/// One of an organisation's webhook endpoints, for its administrators ([`manage_webhooks`]); an
+/// endpoint of another organisation answers like one that does not exist.
+pub fn webhook_endpoint(
+    me: &CurrentUser,
+    organization_id: &str,
+    endpoint: Option<crate::webhooks::Endpoint>,
+) -> AppResult<crate::webhooks::Endpoint> {
+    manage_webhooks(me, organization_id)?;
+    endpoint.filter(|e| e.organization_id == organization_id).ok_or_else(AppError::not_found)
+}
+
 /// What `/metrics` and `/readyz` may show a caller. Operational counts (open flags, e-mail
 /// backlog, pool use) say how busy the city's emergencies are, so they are for the operators'
 /// monitoring only, which presents `RENKEI_METRICS_TOKEN` as a bearer token.

@@ -99,6 +99,23 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/me/push-subscriptions", get().to(crate::push::handlers::list)),
         (Method::POST, "/api/v1/me/push-subscriptions", post().to(crate::push::handlers::register)),
         (Method::DELETE, "/api/v1/me/push-subscriptions/{id}", delete().to(crate::push::handlers::delete)),
+        (Method::GET, "/api/v1/organizations/{id}/webhooks", get().to(crate::webhooks::handlers::list)),
+        (Method::POST, "/api/v1/organizations/{id}/webhooks", post().to(crate::webhooks::handlers::register)),
+        (
+            Method::POST,
+            "/api/v1/organizations/{id}/webhooks/{webhook_id}/disable",
+            post().to(crate::webhooks::handlers::disable),
+        ),
+        (
+            Method::POST,
+            "/api/v1/organizations/{id}/webhooks/{webhook_id}/enable",
+            post().to(crate::webhooks::handlers::enable),
+        ),
+        (
+            Method::POST,
+            "/api/v1/organizations/{id}/webhooks/{webhook_id}/rotate-secret",
+            post().to(crate::webhooks::handlers::rotate_secret),
+        ),
         (Method::GET, "/api/v1/outbox", get().to(mail::handlers::status)),
         (Method::POST, "/api/v1/outbox/{id}/retry", post().to(mail::handlers::retry)),
         (Method::GET, "/api/v1/discharge-task-templates", get().to(discharge::handlers::list_templates)),

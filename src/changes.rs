@@ -4,7 +4,8 @@
 //! registered, a team member added, a note amended — and whatever follows from it is decided in
 //! [`record`] alone: today the patient's caseload entry (`caseload::entries`), later anything else
 //! that follows the record. A write cannot forget a projection, and a projection added later
-//! reaches every kind of change at once; the change feed's log (`sync`) is one of them. (The
+//! reaches every kind of change at once; the change feed's log (`sync`) is one of them, the
+//! partner systems' webhook events (`webhooks::events`) another. (The
 //! outbox worker is woken by the commit itself, see `db::Db::transaction`.)
 
 use chrono::NaiveDateTime;
@@ -14,6 +15,7 @@ use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::notes::news2::Band;
 use crate::vocab::NoteKind;
+use crate::webhooks::events::{EventType, ResourceType, Subject};
 
 /// What happened to one patient's record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,13 +44,15 @@ pub enum Change<'a> {
     /// A note was amended or marked entered-in-error.
     NoteVersion { patient_id: &'a str },
     /// A flag was raised, acknowledged, resolved or escalated.
-    Flag { patient_id: &'a str },
+    Flag { patient_id: &'a str, flag_id: &'a str },
     /// A discharge case was opened or moved.
-    DischargeCase { patient_id: &'a str },
+    DischargeCase { patient_id: &'a str, case_id: &'a str },
     /// A file was added to a note or a discharge case, or marked entered in error.
     Attachment { patient_id: &'a str },
-    /// A discharge task was added, generated, moved or had its deadline recomputed.
-    Task { patient_id: &'a str },
+    /// A discharge task was added, assigned, moved or had its deadline recomputed: `task_id`
+    /// names it, or is `None` when several tasks of the case changed at once (generated from
+    /// the templates, deadlines recomputed).
+    Task { patient_id: &'a str, case_id: &'a str, task_id: Option<&'a str> },
     /// A medication was added, changed or marked entered in error, or the list was reconciled.
     Medication { patient_id: &'a str },
     /// An allergy was added, changed or marked entered in error.
@@ -67,9 +71,9 @@ impl Change<'_> {
             | Change::NoteAdded { patient_id, .. }
             | Change::NoteRead { patient_id, .. }
             | Change::NoteVersion { patient_id }
-            | Change::Flag { patient_id }
-            | Change::DischargeCase { patient_id }
-            | Change::Task { patient_id }
+            | Change::Flag { patient_id, .. }
+            | Change::DischargeCase { patient_id, .. }
+            | Change::Task { patient_id, .. }
             | Change::Attachment { patient_id }
             | Change::Medication { patient_id }
             | Change::Allergy { patient_id }
@@ -81,6 +85,10 @@ impl Change<'_> {
 /// Records `change` and moves what depends on it, in the caller's transaction.
 pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     crate::sync::append(conn, change.patient_id(), feed_kind(&change))?;
+    // Partner systems of the organisations on the team hear of it through their webhooks.
+    if let Some(subject) = partner_event(&change) {
+        crate::webhooks::events::change_recorded(conn, change.patient_id(), subject)?;
+    }
     match change {
         // A new note can only move the last visit and the latest NEWS2 forward: the cheap path.
         Change::NoteAdded { patient_id, note_id, created_at, kind, occurred_at, news2 } => {
@@ -98,14 +106,28 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Spo2Target { patient_id, .. }
         | Change::Consent { patient_id }
         | Change::NoteVersion { patient_id }
-        | Change::Flag { patient_id }
-        | Change::DischargeCase { patient_id }
-        | Change::Task { patient_id }
+        | Change::Flag { patient_id, .. }
+        | Change::DischargeCase { patient_id, .. }
+        | Change::Task { patient_id, .. }
         | Change::Attachment { patient_id }
         | Change::Medication { patient_id }
         | Change::Allergy { patient_id }
         | Change::EmergencyCard { patient_id } => entries::refresh(conn, patient_id),
     }
+}
+
+/// What partner systems are told of a change, for the kinds they follow: flags (raised,
+/// acknowledged, resolved, escalated), discharge cases and their tasks (added, assigned, moved,
+/// deadlines recomputed). Several tasks of a case changed at once name the case.
+fn partner_event<'a>(change: &Change<'a>) -> Option<Subject<'a>> {
+    let (kind, resource, id) = match *change {
+        Change::Flag { flag_id, .. } => (EventType::Flag, ResourceType::Flag, flag_id),
+        Change::DischargeCase { case_id, .. } => (EventType::DischargeCase, ResourceType::DischargeCase, case_id),
+        Change::Task { task_id: Some(task_id), .. } => (EventType::DischargeTask, ResourceType::DischargeTask, task_id),
+        Change::Task { task_id: None, case_id, .. } => (EventType::DischargeTask, ResourceType::DischargeCase, case_id),
+        _ => return None,
+    };
+    Some(Subject { kind, resource, id })
 }
 
 /// The change feed's word for a change (`sync::ChangeKind`).
@@ -126,5 +148,25 @@ fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
         Change::Medication { .. } => K::Medication,
         Change::Allergy { .. } => K::Allergy,
         Change::EmergencyCard { .. } => K::EmergencyCard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partners_hear_of_flags_cases_and_tasks_only() {
+        let task = Change::Task { patient_id: "p", case_id: "c", task_id: Some("t") };
+        assert_eq!(
+            partner_event(&task),
+            Some(Subject { kind: EventType::DischargeTask, resource: ResourceType::DischargeTask, id: "t" })
+        );
+        let several = Change::Task { patient_id: "p", case_id: "c", task_id: None };
+        assert_eq!(partner_event(&several).map(|s| (s.resource, s.id)), Some((ResourceType::DischargeCase, "c")));
+        let flag = Change::Flag { patient_id: "p", flag_id: "f" };
+        assert_eq!(partner_event(&flag).map(|s| (s.kind, s.id)), Some((EventType::Flag, "f")));
+        assert_eq!(partner_event(&Change::Consent { patient_id: "p" }), None);
+        assert_eq!(partner_event(&Change::NoteVersion { patient_id: "p" }), None);
     }
 }

@@ -92,8 +92,8 @@ pub struct Config {
     /// Longest one scan may take, connection included (`RENKEI_CLAMD_TIMEOUT_SECS`).
     pub clamd_timeout_secs: u64,
     /// The VAPID private key (a P-256 scalar, 32 bytes) that signs Web Push requests
-    /// (`RENKEI_VAPID_PRIVATE_KEY`; made once under the data folder in development). Without one,
-    /// in production, Web Push is off.
+    /// (`RENKEI_VAPID_PRIVATE_KEY`; made once under the data folder in development; `off` turns
+    /// Web Push off). Without one, in production, Web Push is off.
     pub vapid_private_key: Option<[u8; 32]>,
     /// Who the push services may contact about this sender: `mailto:` or `https:` (VAPID `sub`).
     pub vapid_subject: String,
@@ -102,6 +102,14 @@ pub struct Config {
     pub push_allow_loopback: bool,
     /// Longest one push request may take, connection included.
     pub push_timeout_secs: u64,
+    /// Development and tests only: webhook endpoints may name a loopback address
+    /// (`RENKEI_WEBHOOK_ALLOW_LOOPBACK=true`); otherwise private and local targets are refused.
+    pub webhook_allow_loopback: bool,
+    /// Longest one webhook delivery may take, connection included (`RENKEI_WEBHOOK_TIMEOUT_SECS`).
+    pub webhook_timeout_secs: u64,
+    /// Failed deliveries in a row after which an endpoint is disabled and its organisation's
+    /// administrators are told (`RENKEI_WEBHOOK_MAX_FAILURES`).
+    pub webhook_max_failures: i32,
 }
 
 /// Where clamd listens: `tcp://host:port` or `unix:///path/to/clamd.ctl`.
@@ -331,6 +339,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     };
     let clamd_timeout_secs = parse_num(&get, "RENKEI_CLAMD_TIMEOUT_SECS", 60)? as u64;
     let vapid_private_key = match get("RENKEI_VAPID_PRIVATE_KEY").map(|k| k.trim().to_string()) {
+        // Web Push off on purpose, also in development.
+        Some(k) if k == "off" => None,
         Some(k) => Some(parse_vapid_key(&k).map_err(|m| err("RENKEI_VAPID_PRIVATE_KEY", m))?),
         None if production => None,
         None => Some(development_vapid_key(&data_dir).map_err(|m| err("RENKEI_VAPID_PRIVATE_KEY", m))?),
@@ -350,6 +360,14 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         Some(_) => return Err(err("RENKEI_PUSH_ALLOW_LOOPBACK", "must be `true` or `false`")),
     };
     let push_timeout_secs = parse_num(&get, "RENKEI_PUSH_TIMEOUT_SECS", 15)?.min(300) as u64;
+    let webhook_allow_loopback = match get("RENKEI_WEBHOOK_ALLOW_LOOPBACK").as_deref() {
+        None | Some("false") => false,
+        Some("true") if !production => true,
+        Some("true") => return Err(err("RENKEI_WEBHOOK_ALLOW_LOOPBACK", "is for development and tests only")),
+        Some(_) => return Err(err("RENKEI_WEBHOOK_ALLOW_LOOPBACK", "must be `true` or `false`")),
+    };
+    let webhook_timeout_secs = parse_num(&get, "RENKEI_WEBHOOK_TIMEOUT_SECS", 10)?.clamp(1, 120) as u64;
+    let webhook_max_failures = parse_num(&get, "RENKEI_WEBHOOK_MAX_FAILURES", 10)?.clamp(1, 1000) as i32;
 
     Ok(Config {
         env,
@@ -390,6 +408,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         vapid_private_key,
         vapid_subject,
         push_allow_loopback,
+        webhook_allow_loopback,
+        webhook_timeout_secs,
+        webhook_max_failures,
         push_timeout_secs,
     })
 }

@@ -33,3 +33,4 @@ pub mod sync;
 pub mod users;
 pub mod vocab;
 pub mod wards;
+pub mod webhooks;

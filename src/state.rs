@@ -25,6 +25,8 @@ pub struct AppState {
     pub streams: Arc<crate::sync::stream::Streams>,
     /// Sends Web Push messages, signed with the VAPID key (none: push is off).
     pub push: crate::push::send::Sender,
+    /// Sends partner systems' webhook events.
+    pub webhooks: crate::webhooks::send::Sender,
 }
 
 impl AppState {
@@ -40,6 +42,10 @@ impl AppState {
         };
         let push =
             crate::push::send::Sender::new(vapid, std::time::Duration::from_secs(config.push_timeout_secs.max(1)))?;
+        let webhooks = crate::webhooks::send::Sender::new(
+            std::time::Duration::from_secs(config.webhook_timeout_secs),
+            config.webhook_allow_loopback,
+        )?;
         Ok(AppState {
             db,
             keys: Arc::new(keys),
@@ -49,6 +55,7 @@ impl AppState {
             store,
             streams,
             push,
+            webhooks,
         })
     }
 }

@@ -318,6 +318,7 @@ diesel::table! {
         sent_by -> Nullable<Text>,
         channel -> Text,
         push_subscription_id -> Nullable<Text>,
+        webhook_endpoint_id -> Nullable<Text>,
     }
 }
 
@@ -687,6 +688,23 @@ diesel::table! {
 diesel::joinable!(medication_versions -> medications (medication_id));
 diesel::joinable!(allergy_versions -> allergies (allergy_id));
 diesel::joinable!(attachment_errors -> attachments (attachment_id));
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        organization_id -> Text,
+        url -> Text,
+        secret -> Text,
+        status -> Text,
+        disabled_reason -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamp>,
+        consecutive_failures -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        secret_rotated_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(attachments -> patients (patient_id));
 diesel::joinable!(caseload_entries -> patients (patient_id));
 diesel::joinable!(care_team_members -> organizations (organization_id));
@@ -712,6 +730,7 @@ diesel::joinable!(organizations -> wards (ward_code));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(webhook_endpoints -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     allergies,
@@ -759,4 +778,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     ward_coordinators,
     wards,
+    webhook_endpoints,
 );

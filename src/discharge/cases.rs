@@ -117,7 +117,10 @@ pub struct CaseView {
 
 pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
     diesel::insert_into(discharge_cases::table).values(case.clone()).execute(conn)?;
-    crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &case.patient_id })
+    crate::changes::record(
+        conn,
+        crate::changes::Change::DischargeCase { patient_id: &case.patient_id, case_id: &case.id },
+    )
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Case>> {
@@ -168,7 +171,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: CaseC
     .execute(conn)?;
     if n == 1 {
         let patient_id: String = discharge_cases::table.find(id).select(discharge_cases::patient_id).first(conn)?;
-        crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &patient_id })?;
+        crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &patient_id, case_id: id })?;
     }
     Ok(n == 1)
 }

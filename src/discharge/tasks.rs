@@ -195,7 +195,10 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
     // A batch insert is spelled per backend: the multi-backend connection has no batch form.
     crate::per_backend!(conn, |c| diesel::insert_into(discharge_tasks::table).values(out.clone()).execute(c))?;
     if let Some(t) = out.first() {
-        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &t.patient_id })?;
+        crate::changes::record(
+            conn,
+            crate::changes::Change::Task { patient_id: &t.patient_id, case_id: &t.case_id, task_id: None },
+        )?;
     }
     Ok(out)
 }
@@ -208,7 +211,10 @@ pub fn assignee_role(conn: &mut DbConn, patient_id: &str, user_id: &str) -> AppR
 
 pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
     diesel::insert_into(discharge_tasks::table).values(task.clone()).execute(conn)?;
-    crate::changes::record(conn, crate::changes::Change::Task { patient_id: &task.patient_id })
+    crate::changes::record(
+        conn,
+        crate::changes::Change::Task { patient_id: &task.patient_id, case_id: &task.case_id, task_id: Some(&task.id) },
+    )
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Task>> {
@@ -256,8 +262,14 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: TaskC
     .set((changes, discharge_tasks::version.eq(expected_version + 1), discharge_tasks::updated_at.eq(now())))
     .execute(conn)?;
     if n == 1 {
-        let patient_id: String = discharge_tasks::table.find(id).select(discharge_tasks::patient_id).first(conn)?;
-        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &patient_id })?;
+        let (patient_id, case_id): (String, String) = discharge_tasks::table
+            .find(id)
+            .select((discharge_tasks::patient_id, discharge_tasks::case_id))
+            .first(conn)?;
+        crate::changes::record(
+            conn,
+            crate::changes::Change::Task { patient_id: &patient_id, case_id: &case_id, task_id: Some(id) },
+        )?;
     }
     Ok(n == 1)
 }
@@ -289,7 +301,10 @@ pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
         }
     }
     if moved > 0 {
-        crate::changes::record(conn, crate::changes::Change::Task { patient_id: &case.patient_id })?;
+        crate::changes::record(
+            conn,
+            crate::changes::Change::Task { patient_id: &case.patient_id, case_id: &case.id, task_id: None },
+        )?;
     }
     Ok(moved)
 }

@@ -172,7 +172,7 @@ pub fn insert(conn: &mut DbConn, new: NewFlag<'_>, now: NaiveDateTime, limits: &
         updated_at: now,
     };
     diesel::insert_into(flags::table).values(&flag).execute(conn)?;
-    crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &flag.patient_id })?;
+    crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &flag.patient_id, flag_id: &flag.id })?;
     Ok(flag)
 }
 
@@ -237,7 +237,7 @@ pub fn apply_news2(
                 flags::updated_at.eq(now),
             ))
             .execute(conn)?;
-        crate::changes::record(conn, crate::changes::Change::Flag { patient_id })?;
+        crate::changes::record(conn, crate::changes::Change::Flag { patient_id, flag_id: &open.id })?;
         Ok(Some(AutoFlag::Escalated(open.id)))
     } else {
         diesel::update(flags::table.find(&open.id))
@@ -293,7 +293,7 @@ pub fn open_for_member(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<FlagVi
 fn refresh_for_flag(conn: &mut DbConn, id: &str, n: usize) -> AppResult<bool> {
     if n == 1 {
         let patient_id: String = flags::table.find(id).select(flags::patient_id).first(conn)?;
-        crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &patient_id })?;
+        crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &patient_id, flag_id: id })?;
     }
     Ok(n == 1)
 }

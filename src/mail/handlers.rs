@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{self, EmailStatus, OutboxEmail};
+use super::outbox::{self, Channel, EmailStatus, OutboxEmail};
 use super::templates::MailKind;
 use crate::access;
 use crate::api::{self, Page, PageQuery};
@@ -18,6 +18,9 @@ use crate::state::AppState;
 #[derive(Debug, Serialize)]
 pub struct OutboxEmailView {
     pub id: String,
+    /// `email`, `push` or `webhook`: for a push message `to_address` is the push service's
+    /// origin, for a webhook event the endpoint's, and `subject` the event type.
+    pub channel: Channel,
     pub kind: MailKind,
     pub status: EmailStatus,
     pub recipient_user_id: Option<String>,
@@ -37,6 +40,7 @@ impl From<OutboxEmail> for OutboxEmailView {
     fn from(e: OutboxEmail) -> OutboxEmailView {
         OutboxEmailView {
             id: e.id,
+            channel: e.channel,
             kind: e.kind,
             status: e.status,
             recipient_user_id: e.recipient_user_id,

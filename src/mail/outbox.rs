@@ -33,6 +33,7 @@ crate::text_enum! {
     Channel {
         Email => "email",
         Push => "push",
+        Webhook => "webhook",
     }
 }
 
@@ -67,6 +68,10 @@ pub struct OutboxEmail {
     /// For a push message: the subscription it goes to. `to_address` then holds the push
     /// service's origin, `subject` the title and `body_text` the message (JSON) to encrypt.
     pub push_subscription_id: Option<String>,
+    /// For a webhook event: the endpoint it goes to. `to_address` then holds the endpoint's
+    /// origin, `subject` the event type, `body_text` the event (JSON, signed as is) and
+    /// `message_id` the event id.
+    pub webhook_endpoint_id: Option<String>,
 }
 
 /// An e-mail ready to queue. Made by [`super::Mailer`] from a template, so its subject and body
@@ -136,6 +141,7 @@ impl NewEmail {
             sent_by: None,
             channel: Channel::Email,
             push_subscription_id: None,
+            webhook_endpoint_id: None,
         }
     }
 
@@ -166,6 +172,43 @@ impl NewEmail {
 
     pub fn body(&self) -> &str {
         self.content.body()
+    }
+}
+
+/// The outbox row of one webhook event for one endpoint, pending.
+pub fn webhook_row(
+    endpoint_id: &str,
+    origin: &str,
+    event_type: &str,
+    event_id: &str,
+    body: &str,
+    patient_id: &str,
+) -> OutboxEmail {
+    let t = now();
+    OutboxEmail {
+        id: new_id(),
+        recipient_user_id: None,
+        to_address: origin.to_string(),
+        to_name: None,
+        locale: crate::vocab::Locale::Ja.as_str().to_string(),
+        kind: MailKind::Webhook,
+        subject: event_type.to_string(),
+        body_text: body.to_string(),
+        patient_id: Some(patient_id.to_string()),
+        dedupe_key: None,
+        status: EmailStatus::Pending,
+        attempts: 0,
+        next_attempt_at: t,
+        locked_until: None,
+        claimed_by: None,
+        last_error: None,
+        message_id: event_id.to_string(),
+        created_at: t,
+        sent_at: None,
+        sent_by: None,
+        channel: Channel::Webhook,
+        push_subscription_id: None,
+        webhook_endpoint_id: Some(endpoint_id.to_string()),
     }
 }
 

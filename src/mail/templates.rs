@@ -245,6 +245,13 @@ pub enum Notice {
         actor: Described,
         assigned_at: NaiveDateTime,
     },
+    /// A webhook endpoint of the recipient's organisation kept failing and was disabled (for
+    /// the organisation's administrators). Not its URL: an administrator typed that.
+    WebhookDisabled {
+        failures: i64,
+        disabled_at: NaiveDateTime,
+        endpoint_id: String,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -265,6 +272,7 @@ impl Notice {
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
+            Notice::WebhookDisabled { .. } => MailKind::WebhookDisabled,
             Notice::Test => MailKind::Test,
         }
     }
@@ -285,7 +293,11 @@ crate::text_enum! {
         TeamChanged => "team_changed",
         OrganizationDeactivated => "organization_deactivated",
         CoordinatorAssigned => "coordinator_assigned",
+        WebhookDisabled => "webhook_disabled",
         Test => "test",
+        // A partner system's event on the webhook channel: no template, the row's body is the
+        // event itself (`webhooks::events`).
+        Webhook => "webhook",
     }
 }
 
@@ -315,8 +327,12 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
         (MailKind::CoordinatorAssigned, Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
         (MailKind::CoordinatorAssigned, Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
+        (MailKind::WebhookDisabled, Locale::Ja) => include_str!("templates/webhook_disabled.ja.txt"),
+        (MailKind::WebhookDisabled, Locale::En) => include_str!("templates/webhook_disabled.en.txt"),
         (MailKind::Test, Locale::Ja) => include_str!("templates/test.ja.txt"),
         (MailKind::Test, Locale::En) => include_str!("templates/test.en.txt"),
+        // Never rendered: no notice has this kind.
+        (MailKind::Webhook, _) => "",
     }
 }
 
@@ -544,6 +560,11 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("assigned_at", format_time(*assigned_at, locale)));
             params.push(("link", public_url.to_string()));
         }
+        Notice::WebhookDisabled { failures, disabled_at, endpoint_id } => {
+            params.push(("failures", (*failures).max(1).to_string()));
+            params.push(("disabled_at", format_time(*disabled_at, locale)));
+            params.push(("link", link(public_url, "webhooks", endpoint_id)?));
+        }
         Notice::Test => {
             params.push(("link", public_url.to_string()));
         }
@@ -668,6 +689,7 @@ mod tests {
                 actor: Described { profession: Profession::Other, organization: OrgKind::CityWardOffice },
                 assigned_at: at(),
             },
+            Notice::WebhookDisabled { failures: 10, disabled_at: at(), endpoint_id: ID.into() },
             Notice::Test,
         ]
     }
@@ -675,7 +697,8 @@ mod tests {
     #[test]
     fn every_kind_renders_in_both_languages() {
         let notices = every_notice("Y.H.");
-        assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), MailKind::ALL);
+        let rendered: Vec<MailKind> = MailKind::ALL.iter().copied().filter(|k| *k != MailKind::Webhook).collect();
+        assert_eq!(notices.iter().map(Notice::kind).collect::<Vec<_>>(), rendered);
         for notice in &notices {
             for locale in [Locale::Ja, Locale::En] {
                 let r = render(notice, locale, URL).unwrap();
@@ -713,7 +736,10 @@ mod tests {
                     assert!(!line.starts_with("Bcc:"), "{}: a value started a line: {line:?}", notice.kind());
                 }
                 // A value that looks like a placeholder is kept as typed, not filled in.
-                if !matches!(notice.kind(), MailKind::OverdueDigest | MailKind::AccountLocked | MailKind::Test) {
+                if !matches!(
+                    notice.kind(),
+                    MailKind::OverdueDigest | MailKind::AccountLocked | MailKind::WebhookDisabled | MailKind::Test
+                ) {
                     assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
                 }
             }
@@ -722,7 +748,7 @@ mod tests {
 
     #[test]
     fn subjects_use_only_closed_vocabulary_parameters() {
-        for &kind in MailKind::ALL {
+        for &kind in MailKind::ALL.iter().filter(|k| **k != MailKind::Webhook) {
             for locale in [Locale::Ja, Locale::En] {
                 let (subject, body) = split(template(kind, locale)).unwrap();
                 let mut rest = subject;

@@ -220,6 +220,7 @@ mod tests {
             sent_by: None,
             channel: crate::mail::outbox::Channel::Email,
             push_subscription_id: None,
+            webhook_endpoint_id: None,
         }
     }
 

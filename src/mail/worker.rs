@@ -113,6 +113,11 @@ pub struct Worker {
     name: Arc<str>,
     /// Delivers the outbox's push messages.
     push: crate::push::send::Sender,
+    /// Delivers the outbox's webhook events.
+    webhooks: crate::webhooks::send::Sender,
+    /// Builds the e-mail that tells administrators an endpoint was disabled.
+    mailer: super::Mailer,
+    webhook_max_failures: i32,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -129,6 +134,9 @@ impl Worker {
             wake: state.db.outbox_signal(),
             name: state.mail.instance_id().into(),
             push: state.push.clone(),
+            webhooks: state.webhooks.clone(),
+            mailer: state.mail.clone(),
+            webhook_max_failures: config.webhook_max_failures,
             metrics: state.metrics.clone(),
         })
     }
@@ -237,10 +245,32 @@ impl Worker {
         }
     }
 
+    /// Delivers a webhook event to its endpoint; with it, the endpoint whose count of failures
+    /// the outcome moves (none when the endpoint was disabled or removed: the event is dropped).
+    async fn webhook(&self, event: &OutboxEmail) -> (Delivery, Option<String>) {
+        use crate::webhooks::EndpointStatus;
+        let Some(id) = event.webhook_endpoint_id.clone() else {
+            return (Delivery::Rejected("a webhook event without an endpoint".into()), None);
+        };
+        let endpoint = match self.db.run(move |conn| crate::webhooks::find(conn, &id)).await {
+            Ok(Some(e)) if e.status == EndpointStatus::Active => e,
+            Ok(_) => return (Delivery::Rejected("the webhook endpoint is disabled".into()), None),
+            Err(e) => return (Delivery::Failed(format!("cannot read the webhook endpoint: {e}")), None),
+        };
+        let delivery = self.webhooks.send(&endpoint, &event.message_id, &event.subject, &event.body_text).await;
+        (delivery, Some(endpoint.id))
+    }
+
     async fn deliver(&self, email: OutboxEmail) {
+        let mut endpoint = None;
         let (delivery, gone) = match email.channel {
             Channel::Email => (self.transport.send(&self.from, &email).await, false),
             Channel::Push => self.push(&email).await,
+            Channel::Webhook => {
+                let (delivery, attempted) = self.webhook(&email).await;
+                endpoint = attempted;
+                (delivery, false)
+            }
         };
         let now = db::now();
         let outcome = outcome(&delivery, email.attempts, &self.settings, now, rand::random::<f64>());
@@ -280,7 +310,23 @@ impl Worker {
             ),
         }
         let (id, name) = (email.id.clone(), self.name.to_string());
-        match self.db.run(move |conn| outbox::record(conn, &id, &name, &outcome)).await {
+        let (mailer, max_failures) = (self.mailer.clone(), self.webhook_max_failures);
+        let stored = self.db.run(move |conn| {
+            let held = outbox::record(conn, &id, &name, &outcome)?;
+            // The endpoint's failures in a row move with the outcome, in its transaction.
+            if let (true, Some(endpoint)) = (held, endpoint) {
+                match outcome {
+                    Outcome::Sent { .. } => crate::webhooks::health::delivered(conn, &endpoint)?,
+                    Outcome::Retry { .. } | Outcome::Dead { .. } => {
+                        if crate::webhooks::health::failed(conn, &endpoint, max_failures, &mailer)? {
+                            tracing::warn!(endpoint = %endpoint, "webhook endpoint disabled after failures in a row");
+                        }
+                    }
+                }
+            }
+            Ok(held)
+        });
+        match stored.await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(id = %email.id, "outbox: the lease ran out before the outcome was stored"),
             // The lease will end and the e-mail be tried again, with the same Message-ID.

@@ -23,13 +23,23 @@ pub async fn public_key(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(PublicKey { public_key: key.to_string() }))
 }
 
-/// `POST /me/push-subscriptions`: registers this browser's subscription for the caller.
+/// `POST /me/push-subscriptions`: registers this browser's subscription for the caller; 409 when
+/// push is not configured.
 pub async fn register(
     state: web::Data<AppState>,
     bearer: Bearer,
     body: Json<SubscriptionInput>,
 ) -> AppResult<HttpResponse> {
     let input = body.into_inner();
+    // Without a VAPID key nothing could ever be sent to the subscription: say so rather than
+    // keep one that stays silent.
+    if state.push.public_key().is_none() {
+        return Err(AppError::conflict(
+            "このサーバーではプッシュ通知が設定されていないため、登録できません。通知はメールで届きます。",
+            "Push notifications are not configured on this server, so a subscription cannot be registered. \
+             Alerts still arrive by e-mail.",
+        ));
+    }
     super::check(&input, state.config.push_allow_loopback)?;
     let view = state
         .db

@@ -40,4 +40,5 @@ mod s3;
 mod schema;
 mod upgrade;
 mod walkthrough;
+mod webhooks;
 mod writer;

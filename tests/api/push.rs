@@ -19,26 +19,26 @@ use crate::helpers::{say, Backend, TestApp};
 use crate::patients::team;
 
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// The stand-in push service: 201 for every message, except 410 (gone) under `/gone/`.
-struct PushService {
-    origin: String,
+pub(crate) struct PushService {
+    pub(crate) origin: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl PushService {
-    async fn start() -> PushService {
+    pub(crate) async fn start() -> PushService {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -71,11 +71,11 @@ impl PushService {
         PushService { origin, received }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
         let start = Instant::now();
         while self.received().len() < n && start.elapsed() < within {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -85,7 +85,7 @@ impl PushService {
 }
 
 /// A browser's side of a subscription: its key pair and auth secret.
-struct Browser {
+pub(crate) struct Browser {
     secret: p256::SecretKey,
     auth: [u8; 16],
 }
@@ -95,11 +95,11 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         Browser { secret: p256::SecretKey::random(&mut rand::rngs::OsRng), auth: rand::random() }
     }
 
-    fn subscription(&self, endpoint: &str) -> Value {
+    pub(crate) fn subscription(&self, endpoint: &str) -> Value {
         json!({
             "endpoint": endpoint,
             "expirationTime": null,
@@ -126,7 +126,7 @@ fn decrypt_python() -> Option<String> {
 
 /// Decrypts and verifies a received push with independent code; `None` when it is not installed
 /// (allowed unless `RENKEI_REQUIRE_PUSH_DECRYPT=1`).
-fn decrypt_independently(browser: &Browser, received: &Received) -> Option<Value> {
+pub(crate) fn decrypt_independently(browser: &Browser, received: &Received) -> Option<Value> {
     let Some(python) = decrypt_python() else {
         assert!(
             std::env::var("RENKEI_REQUIRE_PUSH_DECRYPT").as_deref() != Ok("1"),
