@@ -1360,19 +1360,21 @@ fn schedules_for_team(relation: &Relation) -> bool {
     matches!(relation, Relation::Member { role: TeamRole::CareManager, .. } | Relation::Member { is_lead: true, .. })
 }
 
-/// A plan or appointment of `patient_id` naming `people` (before and after the change) may be
-/// written by the caller ([`patient`] with `Need::Write`, then the rule above). `field` names
-/// the people in a 422.
+/// A plan or appointment of `patient_id` that named `before` (none for a new one) and names
+/// `after` may be written by the caller: [`patient`] with `Need::Write`; everyone in `after` an
+/// active member of the team (422 naming `field`); and the caller among both, unless they enter
+/// the team's visits (403, audited).
 pub fn schedule(
     conn: &mut DbConn,
     me: &CurrentUser,
     patient_id: &str,
     resource_type: Resource,
-    people: &[&str],
+    before: Option<&[String]>,
+    after: &[String],
     field: &str,
 ) -> AppResult<Patient> {
     let (patient, relation) = patient(conn, me, patient_id, Need::Write, resource_type)?;
-    for user_id in people {
+    for user_id in after {
         if team::active_member(conn, &patient.id, user_id)?.is_none() {
             return Err(AppError::field(
                 field,
@@ -1382,7 +1384,8 @@ pub fn schedule(
             ));
         }
     }
-    if !schedules_for_team(&relation) && !people.contains(&me.id.as_str()) {
+    let mine = |people: &[String]| people.iter().any(|u| *u == me.id);
+    if !schedules_for_team(&relation) && !(mine(after) && before.is_none_or(mine)) {
         let event = Event::new(Action::Update, resource_type, None, Some(&patient.id)).detail("schedule");
         let refusal = AppError::forbidden(
             "ほかの人の訪問予定を登録・変更できるのはケアマネジャーとチームのリーダーのみです。",

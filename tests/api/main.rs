@@ -39,4 +39,5 @@ mod s3;
 mod schema;
 mod upgrade;
 mod walkthrough;
+mod week;
 mod writer;
