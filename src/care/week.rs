@@ -111,7 +111,8 @@ impl Item {
     /// The order of a week and the position of a page's cursor: the day, the time (a day's
     /// next visit first), then the source and patient, which make it unique.
     pub fn position(&self) -> String {
-        let at = self.starts_at.map(|t| api::format_utc(&t)).unwrap_or_default();
+        // "0" sorts before any timestamp of the day.
+        let at = self.starts_at.map_or_else(|| "0".to_string(), |t| api::format_utc(&t));
         format!("{}|{}|{}|{}", self.date, at, self.source_id, self.patient_id)
     }
 }

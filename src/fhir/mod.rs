@@ -416,7 +416,9 @@ fn care_team_id(patient_id: &str) -> String {
 /// carries the current text and its version in `meta.versionId`.
 pub fn communication(n: &Listed, observation_ids: &[String]) -> Value {
     let v = &n.version;
-    let mut payload = vec![json!({ "contentString": v.text })];
+    // A physician's information-sharing note may have no free text; FHIR refuses an empty string.
+    let mut payload: Vec<Value> =
+        Some(&v.text).filter(|t| !t.trim().is_empty()).map(|t| json!({ "contentString": t })).into_iter().collect();
     for (label, part) in [
         ("S", &v.soap_subjective),
         ("O", &v.soap_objective),
