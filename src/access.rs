@@ -1384,8 +1384,9 @@ pub fn schedule(
             ));
         }
     }
-    let mine = |people: &[String]| people.iter().any(|u| *u == me.id);
-    if !schedules_for_team(&relation) && !(mine(after) && before.is_none_or(mine)) {
+    let mine = |people: &[String]| people.contains(&me.id);
+    let own = mine(after) && before.is_none_or(mine);
+    if !(schedules_for_team(&relation) || own) {
         let event = Event::new(Action::Update, resource_type, None, Some(&patient.id)).detail("schedule");
         let refusal = AppError::forbidden(
             "ほかの人の訪問予定を登録・変更できるのはケアマネジャーとチームのリーダーのみです。",

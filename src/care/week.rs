@@ -209,7 +209,9 @@ pub fn member_week(
     let after = paging.after()?;
     let mut items = Vec::new();
     for patient_id in patient_ids {
-        items.extend(patient_week(conn, patient_id, week)?.into_iter().filter(|i| i.user_ids.iter().any(|u| u == user_id)));
+        items.extend(
+            patient_week(conn, patient_id, week)?.into_iter().filter(|i| i.user_ids.iter().any(|u| u == user_id)),
+        );
     }
     items.sort_by_cached_key(Item::position);
     if let Some(after) = after {

@@ -326,14 +326,10 @@ pub fn appointment(patient_id: &str, a: &AppointmentView, note_ids: &[&str]) -> 
 /// in words; a proposed Appointment needs no `start`/`end` (app-3).
 pub fn visit_plan(patient_id: &str, p: &PlanView) -> Value {
     const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
-    let days: Vec<&str> = p.weekdays.iter().filter_map(|d| DAYS.get(usize::from(*d).wrapping_sub(1)).copied()).collect();
-    let pattern = format!(
-        "{} 毎週{}曜 {}から{}分",
-        p.service_type_label,
-        days.join("・"),
-        p.start_time,
-        p.duration_minutes
-    );
+    let days: Vec<&str> =
+        p.weekdays.iter().filter_map(|d| DAYS.get(usize::from(*d).wrapping_sub(1)).copied()).collect();
+    let pattern =
+        format!("{} 毎週{}曜 {}から{}分", p.service_type_label, days.join("・"), p.start_time, p.duration_minutes);
     let mut period = json!({ "start": date(&p.valid_from) });
     put(&mut period, "end", p.valid_until.map(|u| date(&u)));
     let mut r = json!({

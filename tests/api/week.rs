@@ -132,10 +132,8 @@ async fn the_scripted_scenario(app: TestApp) {
     let mut bad = meeting(&[cm, &t.nurse]);
     bad["ends_at"] = json!("2027-01-05T00:00:00Z");
     assert_eq!(field_of(&app.post(&appointments, &cm.token, bad).await), "ends_at");
-    let meeting_res = app
-        .post(&appointments, &cm.token, meeting(&[cm, &t.nurse, &physician, &pharmacist]))
-        .await
-        .expect(201);
+    let meeting_res =
+        app.post(&appointments, &cm.token, meeting(&[cm, &t.nurse, &physician, &pharmacist])).await.expect(201);
     assert_eq!(meeting_res.body["kind_label"], json!("サービス担当者会議"));
     let meeting_path = format!("/api/v1/appointments/{}", id_of(&meeting_res.body));
 
@@ -222,9 +220,13 @@ async fn the_scripted_scenario(app: TestApp) {
     let er_physician = app.person(&t.admin, &er, "physician", "member").await;
     let card_path = format!("{base}/emergency-card");
     app.get(&card_path, &er_physician.token).await.expect(404);
-    app.post(&format!("{base}/emergency-access"), &er_physician.token, json!({"reason": "夜間救急搬送、意識レベル低下のため急変時の意向を確認"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("{base}/emergency-access"),
+        &er_physician.token,
+        json!({"reason": "夜間救急搬送、意識レベル低下のため急変時の意向を確認"}),
+    )
+    .await
+    .expect(201);
     let sheet = app.get(&card_path, &er_physician.token).await.expect(200);
     assert_eq!(sheet.body["card"]["dnar"]["decision"], json!("dnar"));
     assert_eq!(sheet.body["medications"].as_array().unwrap().len(), 6);
@@ -243,7 +245,9 @@ async fn the_scripted_scenario(app: TestApp) {
         .collect();
     assert_eq!(appts.len(), 4, "three plans and the meeting");
     assert_eq!(appts.iter().filter(|a| a["status"] == json!("proposed")).count(), 3);
-    assert!(appts.iter().any(|a| a["status"] == json!("cancelled") && a["start"].as_str().unwrap().starts_with("2027-01-05T01:00:00")));
+    assert!(appts
+        .iter()
+        .any(|a| a["status"] == json!("cancelled") && a["start"].as_str().unwrap().starts_with("2027-01-05T01:00:00")));
     crate::fhir::validate_independently(&res.body);
 
     // Every list is versioned and nothing can be deleted, not even with database access.
@@ -317,12 +321,20 @@ async fn week_authorisation_matrix(app: TestApp) {
     let base = format!("/api/v1/patients/{pid}");
     let pharmacy = app.organization(admin, "pharmacy", "多摩薬局", Some("14135")).await;
     let pharmacist = app.person(admin, &pharmacy, "pharmacist", "member").await;
-    app.post(&format!("{base}/care-team"), &t.care_manager.token, json!({"user_id": pharmacist.id, "role": "pharmacist"}))
-        .await
-        .expect(201);
+    app.post(
+        &format!("{base}/care-team"),
+        &t.care_manager.token,
+        json!({"user_id": pharmacist.id, "role": "pharmacist"}),
+    )
+    .await
+    .expect(201);
     let former = app.person(admin, &t.nurse_station, "nurse", "member").await;
     let m = app
-        .post(&format!("{base}/care-team"), &t.care_manager.token, json!({"user_id": former.id, "role": "visiting_nurse"}))
+        .post(
+            &format!("{base}/care-team"),
+            &t.care_manager.token,
+            json!({"user_id": former.id, "role": "visiting_nurse"}),
+        )
         .await
         .expect(201);
     let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
@@ -346,7 +358,8 @@ async fn week_authorisation_matrix(app: TestApp) {
     app.post(&format!("{base}/emergency-access"), &expired.token, reason).await.expect(201);
     expire_emergency_access(&app, &expired.id).await;
     let nursing = plan(&t.nurse, "home_nursing", &[1], "10:00", 60);
-    let plan_id = id_of(&app.post(&format!("{base}/visit-plans"), &t.care_manager.token, nursing.clone()).await.expect(201).body);
+    let plan_id =
+        id_of(&app.post(&format!("{base}/visit-plans"), &t.care_manager.token, nursing.clone()).await.expect(201).body);
     let visit = json!({"kind": "visit", "service_type": "home_nursing", "starts_at": "2027-01-05T01:00:00Z",
                        "ends_at": "2027-01-05T02:00:00Z", "attendees": [t.nurse.id]});
     let appointment_id =
@@ -393,8 +406,11 @@ async fn week_authorisation_matrix(app: TestApp) {
     assert!(!items.is_empty());
     assert!(items.iter().all(|i| i["user_ids"].as_array().unwrap().contains(&json!(t.nurse.id))), "{items:?}");
     let log = app.get(&format!("{base}/access-log"), &t.care_manager.token).await.expect(200);
-    assert!(log.body["items"].as_array().unwrap().iter().any(|e| e["actor_id"] == json!(t.nurse.id)
-        && e["resource_type"] == json!("visit_plan")));
+    assert!(log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor_id"] == json!(t.nurse.id) && e["resource_type"] == json!("visit_plan")));
     let bad = app.get("/api/v1/me/week?cursor=%%%", &t.nurse.token).await;
     assert!(bad.status == 400 || bad.status == 422, "{}", bad.text);
 }

@@ -220,7 +220,11 @@ pub async fn add_appointment(
 }
 
 /// `GET /appointments/{id}`: the current version, with its `ETag`.
-pub async fn get_appointment(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>) -> AppResult<HttpResponse> {
+pub async fn get_appointment(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<Id>,
+) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let view = state
         .db
@@ -345,7 +349,11 @@ struct MyWeek {
 
 /// `GET /me/week`: my visits and appointments across my patients, seven days from `from`, a
 /// page at a time. Each patient a page shows is an audited read.
-pub async fn my_week(state: web::Data<AppState>, bearer: Bearer, query: web::Query<WeekQuery>) -> AppResult<HttpResponse> {
+pub async fn my_week(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    query: web::Query<WeekQuery>,
+) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let answer = state
         .db
