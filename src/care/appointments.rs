@@ -50,6 +50,14 @@ impl Entry {
                 format!("ends_at must be after starts_at and within {MAX_HOURS} hours of it."),
             );
         }
+        if !(1900..=9998).contains(&chrono::Datelike::year(&self.starts_at)) {
+            check.push(
+                "starts_at",
+                "out_of_range",
+                "starts_at には1900年から9998年までの日時を指定してください。",
+                "starts_at must be within the years 1900 to 9998.",
+            );
+        }
         check.line("place", self.place.as_deref(), 200);
         if let Some(url) = &self.video_url {
             let ok = url.len() <= 500

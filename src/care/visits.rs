@@ -74,6 +74,16 @@ impl Entry {
                 format!("duration_minutes must be between 1 and {MAX_DURATION_MINUTES}."),
             );
         }
+        for (field, day) in [("valid_from", Some(self.valid_from)), ("valid_until", self.valid_until)] {
+            if day.is_some_and(|d| !(1900..=9999).contains(&chrono::Datelike::year(&d))) {
+                check.push(
+                    field,
+                    "out_of_range",
+                    format!("{field} には1900年から9999年までの日付を指定してください。"),
+                    format!("{field} must be a date from 1900 to 9999."),
+                );
+            }
+        }
         if self.valid_until.is_some_and(|u| u < self.valid_from) {
             check.push(
                 "valid_until",

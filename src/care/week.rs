@@ -65,11 +65,18 @@ pub struct Week {
 }
 
 impl Week {
+    /// A week of the years the service keeps records for (1900–9998): answers stay within
+    /// four-digit years on the wire.
     pub fn from(first: NaiveDate) -> AppResult<Week> {
-        let last = first.checked_add_signed(Duration::days(6)).ok_or_else(|| {
-            AppError::field("from", "out_of_range", "from の日付が範囲外です。", "from is out of range.")
-        })?;
-        Ok(Week { first, last })
+        if !(1900..=9998).contains(&first.year()) {
+            return Err(AppError::field(
+                "from",
+                "out_of_range",
+                "from には1900年から9998年までの日付を指定してください。",
+                "from must be a date from 1900 to 9998.",
+            ));
+        }
+        Ok(Week { first, last: first + Duration::days(6) })
     }
 
     fn days(&self) -> impl Iterator<Item = NaiveDate> {
