@@ -1368,6 +1368,93 @@ pub fn record_dnar(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> App
     Err(refused_after_patient(conn, me, event, refusal))
 }
 
+// The visit week (`care::visits`, `care::appointments`, `care::week`).
+//
+// - Read like every datum of the patient (members, the ward's coordinators, break-glass).
+// - A member of the team writes their own visits: a plan whose visiting member they are, an
+//   appointment they attend (before and after the change). The team's care manager (role
+//   `care_manager`) and its lead enter anyone's, as they change the team (section 5): the week
+//   is the care plan's. Others: 403, audited.
+// - Whoever a plan or an appointment names must be an active member of the team (422 naming the
+//   field): a visit by someone outside the team would show a stranger the patient's address.
+// - A plan or appointment id the caller may not reach answers like one that does not exist.
+// - `/me/week` shows the patients whose team the caller is on, in an organisation in service.
+
+/// Whether `relation` schedules for anyone on the team, not only for the caller.
+fn schedules_for_team(relation: &Relation) -> bool {
+    matches!(relation, Relation::Member { role: TeamRole::CareManager, .. } | Relation::Member { is_lead: true, .. })
+}
+
+/// A plan or appointment of `patient_id` that named `before` (none for a new one) and names
+/// `after` may be written by the caller: [`patient`] with `Need::Write`; everyone in `after` an
+/// active member of the team (422 naming `field`); and the caller among both, unless they enter
+/// the team's visits (403, audited).
+pub fn schedule(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    resource_type: Resource,
+    before: Option<&[String]>,
+    after: &[String],
+    field: &str,
+) -> AppResult<Patient> {
+    let (patient, relation) = patient(conn, me, patient_id, Need::Write, resource_type)?;
+    for user_id in after {
+        if team::active_member(conn, &patient.id, user_id)?.is_none() {
+            return Err(AppError::field(
+                field,
+                "not_on_team",
+                "指定された人はこの患者のケアチームの一員ではありません。",
+                "Everyone named must be an active member of the patient's care team.",
+            ));
+        }
+    }
+    let mine = |people: &[String]| people.contains(&me.id);
+    let own = mine(after) && before.is_none_or(mine);
+    if !(schedules_for_team(&relation) || own) {
+        let event = Event::new(Action::Update, resource_type, None, Some(&patient.id)).detail("schedule");
+        let refusal = AppError::forbidden(
+            "ほかの人の訪問予定を登録・変更できるのはケアマネジャーとチームのリーダーのみです。",
+            "Only the care manager or the team's lead may enter someone else's visits.",
+        );
+        return Err(refused_after_patient(conn, me, event, refusal));
+    }
+    Ok(patient)
+}
+
+/// A visit plan the caller may reach for `need` (writing asks [`schedule`] as well).
+pub fn visit_plan(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    plan_id: &str,
+    need: Need,
+) -> AppResult<crate::care::visits::Plan> {
+    let Some(found) = crate::care::visits::find(conn, plan_id)? else {
+        return Err(missing(conn, me, Resource::VisitPlan, plan_id, "no such visit plan"));
+    };
+    patient(conn, me, &found.patient_id, need, Resource::VisitPlan)?;
+    Ok(found)
+}
+
+/// An appointment the caller may reach for `need` (writing asks [`schedule`] as well).
+pub fn appointment(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    appointment_id: &str,
+    need: Need,
+) -> AppResult<crate::care::appointments::Appointment> {
+    let Some(found) = crate::care::appointments::find(conn, appointment_id)? else {
+        return Err(missing(conn, me, Resource::Appointment, appointment_id, "no such appointment"));
+    };
+    patient(conn, me, &found.patient_id, need, Resource::Appointment)?;
+    Ok(found)
+}
+
+/// The patients of the caller's own week (`/me/week`), sorted by id.
+pub fn my_week_patients(conn: &mut DbConn, me: &CurrentUser) -> AppResult<Vec<String>> {
+    crate::sync::memberships_in_service(conn, &me.id)
+}
+
 // The change feed (`GET /changes` and its stream, `sync`).
 //
 // - The feed follows the patients whose care team the caller is on, in an organisation in

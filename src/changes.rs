@@ -59,6 +59,10 @@ pub enum Change<'a> {
     Allergy { patient_id: &'a str },
     /// A new version of the emergency card.
     EmergencyCard { patient_id: &'a str },
+    /// A visit plan was added or changed (ended among them).
+    VisitPlan { patient_id: &'a str },
+    /// An appointment was booked or changed (cancelled, its minutes recorded …).
+    Appointment { patient_id: &'a str },
 }
 
 impl Change<'_> {
@@ -77,7 +81,9 @@ impl Change<'_> {
             | Change::Attachment { patient_id }
             | Change::Medication { patient_id }
             | Change::Allergy { patient_id }
-            | Change::EmergencyCard { patient_id } => patient_id,
+            | Change::EmergencyCard { patient_id }
+            | Change::VisitPlan { patient_id }
+            | Change::Appointment { patient_id } => patient_id,
         }
     }
 }
@@ -112,7 +118,9 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Attachment { patient_id }
         | Change::Medication { patient_id }
         | Change::Allergy { patient_id }
-        | Change::EmergencyCard { patient_id } => entries::refresh(conn, patient_id),
+        | Change::EmergencyCard { patient_id }
+        | Change::VisitPlan { patient_id }
+        | Change::Appointment { patient_id } => entries::refresh(conn, patient_id),
     }
 }
 
@@ -148,6 +156,8 @@ fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
         Change::Medication { .. } => K::Medication,
         Change::Allergy { .. } => K::Allergy,
         Change::EmergencyCard { .. } => K::EmergencyCard,
+        Change::VisitPlan { .. } => K::VisitPlan,
+        Change::Appointment { .. } => K::Appointment,
     }
 }
 

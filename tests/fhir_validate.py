@@ -46,6 +46,9 @@ REQUIRED = {
     ("AllergyIntolerance", "category"): {"food", "medication", "environment", "biologic"},
     ("AllergyIntolerance", "reaction.severity"): {"mild", "moderate", "severe"},
     ("Composition", "status"): {"preliminary", "final", "amended", "entered-in-error"},
+    ("Appointment", "status"): {"proposed", "pending", "booked", "arrived", "fulfilled", "cancelled",
+                                "noshow", "entered-in-error", "checked-in", "waitlist"},
+    ("Appointment", "participant.status"): {"accepted", "declined", "tentative", "needs-action"},
 }
 
 

@@ -64,6 +64,7 @@ crate::text_enum! {
     Resource {
         AccessLog => "access_log",
         Allergy => "allergy",
+        Appointment => "appointment",
         Attachment => "attachment",
         CareTeam => "care_team",
         CareTeamMember => "care_team_member",
@@ -83,6 +84,7 @@ crate::text_enum! {
         Patient => "patient",
         Timeline => "timeline",
         User => "user",
+        VisitPlan => "visit_plan",
         Vitals => "vitals",
         WardCoordinator => "ward_coordinator",
     }

@@ -1,7 +1,8 @@
 //! What a home-care team keeps besides notes (docs/domain.md, "Medications, allergies and the
 //! emergency card"): the medication list (FHIR MedicationStatement) with the pharmacist's
 //! reconciliation, allergies and contraindications (AllergyIntolerance), and the emergency card
-//! (急変時情報 / ACP) that draws on both.
+//! (急変時情報 / ACP) that draws on both, and the visit week: each member's recurring visits
+//! (visit plans) and one-off appointments, conferences among them.
 //!
 //! Every record is versioned like a note: a head row holds the current version number (the
 //! optimistic-concurrency counter behind `ETag` / `If-Match`), each version is a row of its own
@@ -9,10 +10,13 @@
 //! version marked entered in error — nothing is ever removed.
 
 pub mod allergies;
+pub mod appointments;
 pub mod card;
 pub mod handlers;
 pub mod medications;
 pub mod print;
+pub mod visits;
+pub mod week;
 
 use chrono::NaiveDate;
 
@@ -84,6 +88,44 @@ crate::text_enum! {
     DnarDecision {
         Dnar => "dnar" ("DNAR(心肺蘇生を行わない)", "DNAR (do not attempt resuscitation)"),
         AttemptResuscitation => "attempt_resuscitation" ("心肺蘇生を行う", "Attempt resuscitation"),
+    }
+}
+
+crate::text_enum! {
+    /// The home-care and care-insurance services a visit belongs to.
+    ServiceType {
+        HomeMedicalCare => "home_medical_care" ("訪問診療", "Home medical care"),
+        HomeNursing => "home_nursing" ("訪問看護", "Home nursing"),
+        HomeHelp => "home_help" ("訪問介護", "Home help"),
+        HomePharmacy => "home_pharmacy" ("訪問薬剤管理指導", "Home pharmaceutical care"),
+        HomeDental => "home_dental" ("訪問歯科診療", "Home dental care"),
+        HomeRehabilitation => "home_rehabilitation" ("訪問リハビリテーション", "Home rehabilitation"),
+        HomeBathing => "home_bathing" ("訪問入浴介護", "Home bathing"),
+        DayService => "day_service" ("デイサービス(通所介護)", "Day service"),
+        DayCare => "day_care" ("デイケア(通所リハビリテーション)", "Day care (rehabilitation)"),
+        ShortStay => "short_stay" ("ショートステイ(短期入所)", "Short stay"),
+    }
+}
+
+crate::text_enum! {
+    /// What a one-off appointment is: a visit outside the plans, or one of the two conferences of
+    /// home care.
+    AppointmentKind {
+        Visit => "visit" ("臨時の訪問", "One-off visit"),
+        DischargeConference => "discharge_conference" ("退院前カンファレンス", "Pre-discharge conference"),
+        ServiceMeeting => "service_meeting" ("サービス担当者会議", "Care-plan service meeting"),
+        Other => "other" ("その他の予定", "Other appointment"),
+    }
+}
+
+crate::text_enum! {
+    /// FHIR R4 Appointment.status, the part a team uses. `cancelled` and `entered_in_error` are
+    /// final: the appointment stays, with every version.
+    AppointmentStatus {
+        Booked => "booked" ("予定", "Booked"),
+        Fulfilled => "fulfilled" ("実施済み", "Fulfilled"),
+        Cancelled => "cancelled" ("中止", "Cancelled"),
+        EnteredInError => "entered_in_error" ("入力誤り", "Entered in error"),
     }
 }
 

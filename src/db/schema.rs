@@ -685,6 +685,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    visit_plans (id) {
+        id -> Text,
+        patient_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    visit_plan_versions (id) {
+        id -> Text,
+        plan_id -> Text,
+        version -> Integer,
+        patient_id -> Text,
+        user_id -> Text,
+        service_type -> Text,
+        weekdays -> Text,
+        start_minute -> Integer,
+        duration_minutes -> Integer,
+        valid_from -> Date,
+        valid_until -> Nullable<Date>,
+        note -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appointments (id) {
+        id -> Text,
+        patient_id -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appointment_versions (id) {
+        id -> Text,
+        appointment_id -> Text,
+        version -> Integer,
+        patient_id -> Text,
+        kind -> Text,
+        service_type -> Nullable<Text>,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        place -> Nullable<Text>,
+        video_url -> Nullable<Text>,
+        attendees -> Text,
+        status -> Text,
+        minutes_note_id -> Nullable<Text>,
+        note -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(medication_versions -> medications (medication_id));
 diesel::joinable!(allergy_versions -> allergies (allergy_id));
 diesel::joinable!(attachment_errors -> attachments (attachment_id));
@@ -733,6 +793,10 @@ diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(webhook_endpoints -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    appointment_versions,
+    appointments,
+    visit_plan_versions,
+    visit_plans,
     allergies,
     allergy_versions,
     emergency_card_versions,

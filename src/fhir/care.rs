@@ -1,14 +1,17 @@
 //! The care records in the export: each medication as a MedicationStatement, each allergy as an
 //! AllergyIntolerance, the pharmacist's last reconciliation as a Provenance of the statements it
-//! checked, and the emergency card as a Composition whose sections point at those resources.
+//! checked, the emergency card as a Composition whose sections point at those resources, and the
+//! visit week as Appointments (one per appointment, one proposed Appointment per visit plan).
 //! Base R4 (JP Core has no profiles used here); drug codes use JP Core's code systems.
 
 use serde_json::{json, Value};
 
 use super::{coding, date, derived_id, instant, put, reference};
 use crate::care::allergies::View as Allergy;
+use crate::care::appointments::View as AppointmentView;
 use crate::care::card::CardView;
 use crate::care::medications::{ReconciliationView, View as Medication};
+use crate::care::visits::View as PlanView;
 use crate::care::{AllergyVerification, MedicationSource, MedicationStatus};
 
 /// JP Core code systems (http://jpfhir.jp/fhir/Common): the YJ code (OID 1.2.392.100495.20.1.73)
@@ -261,4 +264,86 @@ pub fn emergency_card(patient_id: &str, card: &CardView, medications: &[Medicati
         "title": "急変時情報(人生会議・ACP)",
         "section": sections,
     })
+}
+
+const SERVICE_TYPE_SYSTEM: &str = "urn:renkei-note:service-type";
+const APPOINTMENT_KIND_SYSTEM: &str = "urn:renkei-note:appointment-kind";
+
+fn service_type(s: crate::care::ServiceType) -> Value {
+    json!([{ "coding": [coding(SERVICE_TYPE_SYSTEM, s.as_str(), s.label(crate::error::Lang::Ja))], "text": s.label(crate::error::Lang::Ja) }])
+}
+
+fn participants(patient_id: &str, user_ids: &[String]) -> Value {
+    let mut p = vec![json!({ "actor": reference("Patient", patient_id), "status": "accepted" })];
+    p.extend(user_ids.iter().map(|u| json!({ "actor": reference("Practitioner", u), "status": "accepted" })));
+    json!(p)
+}
+
+/// Appointment (base R4: JP Core has no Appointment profile): one booked, fulfilled, cancelled
+/// or entered-in-error appointment. The place and the video link go in `comment`, since R4 has
+/// neither a virtual service nor a place without a Location; the minutes are the note's
+/// Communication, referenced when the export holds it (`note_ids`).
+pub fn appointment(patient_id: &str, a: &AppointmentView, note_ids: &[&str]) -> Value {
+    let mut r = json!({
+        "resourceType": "Appointment",
+        "id": a.id,
+        "meta": { "versionId": a.version.to_string(), "lastUpdated": instant(&a.recorded_at) },
+        "status": fhir_code(a.status.as_str()),
+        "appointmentType": { "coding": [coding(APPOINTMENT_KIND_SYSTEM, a.kind.as_str(), a.kind_label)], "text": a.kind_label },
+        "description": a.kind_label,
+        "start": instant(&a.starts_at),
+        "end": instant(&a.ends_at),
+        "created": instant(&a.recorded_at),
+        "participant": participants(patient_id, &a.attendees),
+    });
+    put(&mut r, "serviceType", a.service_type.map(service_type));
+    let mut comment = Vec::new();
+    if let Some(place) = &a.place {
+        comment.push(format!("場所: {place}"));
+    }
+    if let Some(url) = &a.video_url {
+        comment.push(format!("ビデオ会議: {url}"));
+    }
+    if let Some(note) = &a.note {
+        comment.push(note.clone());
+    }
+    if let Some(reason) = &a.reason {
+        comment.push(format!("変更・中止の理由: {reason}"));
+    }
+    if !comment.is_empty() {
+        r["comment"] = json!(comment.join("\n"));
+    }
+    if let Some(minutes) = a.minutes_note_id.as_deref().filter(|id| note_ids.contains(id)) {
+        r["supportingInformation"] = json!([reference("Communication", minutes)]);
+    }
+    r
+}
+
+/// A visit plan as one *proposed* Appointment. R4 cannot say "every Monday and Thursday"
+/// (recurrence arrived in R5), and expanding a plan into dated Appointments would present
+/// visits nobody booked as booked, cut off at an arbitrary export window. So the plan is what
+/// it is — a standing proposal — with its validity as `requestedPeriod` and the weekly pattern
+/// in words; a proposed Appointment needs no `start`/`end` (app-3).
+pub fn visit_plan(patient_id: &str, p: &PlanView) -> Value {
+    const DAYS: [&str; 7] = ["月", "火", "水", "木", "金", "土", "日"];
+    let days: Vec<&str> =
+        p.weekdays.iter().filter_map(|d| DAYS.get(usize::from(*d).wrapping_sub(1)).copied()).collect();
+    let pattern =
+        format!("{} 毎週{}曜 {}から{}分", p.service_type_label, days.join("・"), p.start_time, p.duration_minutes);
+    let mut period = json!({ "start": date(&p.valid_from) });
+    put(&mut period, "end", p.valid_until.map(|u| date(&u)));
+    let mut r = json!({
+        "resourceType": "Appointment",
+        "id": p.id,
+        "meta": { "versionId": p.version.to_string(), "lastUpdated": instant(&p.recorded_at) },
+        "status": "proposed",
+        "serviceType": service_type(p.service_type),
+        "description": pattern,
+        "minutesDuration": p.duration_minutes,
+        "requestedPeriod": [period],
+        "created": instant(&p.recorded_at),
+        "participant": participants(patient_id, std::slice::from_ref(&p.user_id)),
+    });
+    put(&mut r, "comment", p.note.clone());
+    r
 }

@@ -170,6 +170,9 @@ pub struct CareRecords {
     pub card: Option<crate::care::card::CardView>,
     pub card_medications: Vec<crate::care::medications::View>,
     pub card_allergies: Vec<crate::care::allergies::View>,
+    /// Every visit plan, ended ones included, and every appointment, entered-in-error ones too.
+    pub visit_plans: Vec<crate::care::visits::View>,
+    pub appointments: Vec<crate::care::appointments::View>,
 }
 
 /// Reads a patient's whole record (the caller has already been allowed to read the patient).
@@ -197,6 +200,8 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
         card: crate::care::card::current(conn, &pid)?,
         card_medications: crate::care::medications::current_list(conn, &pid)?,
         card_allergies: crate::care::allergies::current_list(conn, &pid)?,
+        visit_plans: crate::care::visits::list(conn, &pid, true, crate::patients::today_jst())?,
+        appointments: crate::care::appointments::list(conn, &pid, None, true)?,
     };
 
     let mut user_ids: BTreeSet<String> = members.iter().map(|m| m.user_id.clone()).collect();
@@ -205,6 +210,8 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
     user_ids.extend(care.allergies.iter().map(|a| a.recorded_by.clone()));
     user_ids.extend(care.reconciliation.iter().map(|r| r.checked_by.clone()));
     user_ids.extend(care.card.iter().map(|c| c.recorded_by.clone()));
+    user_ids.extend(care.visit_plans.iter().map(|p| p.user_id.clone()));
+    user_ids.extend(care.appointments.iter().flat_map(|a| a.attendees.iter().cloned()));
     user_ids.extend(notes.iter().map(|n| n.note.author_id.clone()));
     user_ids.extend(histories.values().flatten().map(|v| v.author_id.clone()));
     user_ids.extend(flags.iter().filter_map(|f| f.raised_by.clone()));
@@ -275,6 +282,9 @@ pub fn bundle(record: &Record, at: NaiveDateTime, base_url: &str) -> Value {
     resources.extend(c.allergies.iter().map(|a| care::allergy_intolerance(pid, a)));
     resources
         .extend(c.card.as_ref().map(|card| care::emergency_card(pid, card, &c.card_medications, &c.card_allergies)));
+    let note_ids: Vec<&str> = record.notes.iter().map(|n| n.note.id.as_str()).collect();
+    resources.extend(c.visit_plans.iter().map(|p| care::visit_plan(pid, p)));
+    resources.extend(c.appointments.iter().map(|a| care::appointment(pid, a, &note_ids)));
 
     let entry: Vec<Value> = resources
         .into_iter()
@@ -406,7 +416,9 @@ fn care_team_id(patient_id: &str) -> String {
 /// carries the current text and its version in `meta.versionId`.
 pub fn communication(n: &Listed, observation_ids: &[String]) -> Value {
     let v = &n.version;
-    let mut payload = vec![json!({ "contentString": v.text })];
+    // A physician's information-sharing note may have no free text; FHIR refuses an empty string.
+    let mut payload: Vec<Value> =
+        Some(&v.text).filter(|t| !t.trim().is_empty()).map(|t| json!({ "contentString": t })).into_iter().collect();
     for (label, part) in [
         ("S", &v.soap_subjective),
         ("O", &v.soap_objective),

@@ -52,6 +52,8 @@ crate::text_enum! {
         Medication => "medication",
         Allergy => "allergy",
         EmergencyCard => "emergency_card",
+        VisitPlan => "visit_plan",
+        Appointment => "appointment",
         AccessGranted => "access_granted",
         AccessRevoked => "access_revoked",
     }

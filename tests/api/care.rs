@@ -29,7 +29,7 @@ fn field_error(res: &TestResponse) -> (String, String) {
 }
 
 /// The six drugs of a discharge summary (退院時薬剤情報), as the pharmacy reports them.
-fn discharge_drugs() -> Vec<Value> {
+pub fn discharge_drugs() -> Vec<Value> {
     let drug = |name: &str, dose: &str, timing: &str| {
         json!({"drug_name": name, "dose": dose, "timing": timing, "route": "内服", "source": "pharmacy",
                "prescriber": "川崎 太郎(川崎在宅クリニック)", "pharmacy": "川崎薬局", "started_on": "2026-11-20"})

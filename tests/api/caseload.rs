@@ -593,6 +593,8 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::Medication { patient_id: "" },
         Change::Allergy { patient_id: "" },
         Change::EmergencyCard { patient_id: "" },
+        Change::VisitPlan { patient_id: "" },
+        Change::Appointment { patient_id: "" },
     ];
     for kind in kinds {
         // A first read moves what its reader has not read (`notes::unread`), nothing of the
@@ -709,6 +711,8 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
         Change::Medication { .. } => Change::Medication { patient_id },
         Change::Allergy { .. } => Change::Allergy { patient_id },
         Change::EmergencyCard { .. } => Change::EmergencyCard { patient_id },
+        Change::VisitPlan { .. } => Change::VisitPlan { patient_id },
+        Change::Appointment { .. } => Change::Appointment { patient_id },
     }
 }
 

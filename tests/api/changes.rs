@@ -21,7 +21,7 @@ fn visit(text: &str) -> Value {
 }
 
 /// Every item after `since` (or the whole first sync), following `next_cursor` while `more`.
-async fn drain(app: &TestApp, who: &Person, since: Option<&str>) -> (Vec<Value>, String) {
+pub async fn drain(app: &TestApp, who: &Person, since: Option<&str>) -> (Vec<Value>, String) {
     let mut items = Vec::new();
     let mut cursor = since.map(str::to_string);
     loop {
@@ -40,7 +40,7 @@ async fn drain(app: &TestApp, who: &Person, since: Option<&str>) -> (Vec<Value>,
 
 /// Reads on until `done` holds for what arrived (a PostgreSQL change is served once every older
 /// transaction of the cluster has ended, so it may take a moment).
-async fn until(app: &TestApp, who: &Person, since: &str, done: impl Fn(&[Value]) -> bool) -> (Vec<Value>, String) {
+pub async fn until(app: &TestApp, who: &Person, since: &str, done: impl Fn(&[Value]) -> bool) -> (Vec<Value>, String) {
     let mut all = Vec::new();
     let mut cursor = since.to_string();
     for _ in 0..100 {

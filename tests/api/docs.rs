@@ -96,6 +96,9 @@ async fn docs_render_in_a_browser(app: TestApp) {
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
+                // Swagger UI virtualises a list of 150 tags and operations or more, drawing only
+                // those in the viewport: a window tall enough for all of them renders them all.
+                "--window-size=1280,30000",
                 "--virtual-time-budget=20000",
                 "--run-all-compositor-stages-before-draw",
             ])

@@ -41,4 +41,5 @@ mod schema;
 mod upgrade;
 mod walkthrough;
 mod webhooks;
+mod week;
 mod writer;

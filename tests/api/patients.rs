@@ -707,7 +707,7 @@ async fn matrix_call(app: &TestApp, t: &Team, files: &Files, route: usize, pid: 
     }
 }
 
-async fn expire_emergency_access(app: &TestApp, user_id: &str) {
+pub async fn expire_emergency_access(app: &TestApp, user_id: &str) {
     use diesel::prelude::*;
     use renkei::db::schema::emergency_access;
     let user_id = user_id.to_string();

@@ -1,11 +1,14 @@
 //! The care records' routes: `/patients/{id}/medications`, `/medications/{id}…`,
 //! `/patients/{id}/medication-reconciliations`, `/patients/{id}/allergies`, `/allergies/{id}…`
-//! and `/patients/{id}/emergency-card…`. Each handler parses, asks `access`, calls the care
+//! `/patients/{id}/emergency-card…`, and the visit week (`/patients/{id}/visit-plans`,
+//! `/visit-plans/{id}…`, `/patients/{id}/appointments`, `/appointments/{id}…`, `/patients/{id}/week`,
+//! `/me/week`). Each handler parses, asks `access`, calls the care
 //! query functions in one transaction and answers.
 
 pub mod allergies;
 pub mod card;
 pub mod medications;
+pub mod week;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
