@@ -5,6 +5,8 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
+# Build settings (the bundled SQLite's compile options).
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY api-spec ./api-spec
