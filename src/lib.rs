@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notes;
 pub mod ops;
 pub mod orgs;
+pub mod outbound;
 pub mod patients;
 pub mod push;
 pub mod spreadsheet;

@@ -40,8 +40,11 @@ impl AppState {
             Some(key) => Some(crate::push::vapid::Vapid::new(key, &config.vapid_subject)?),
             None => None,
         };
-        let push =
-            crate::push::send::Sender::new(vapid, std::time::Duration::from_secs(config.push_timeout_secs.max(1)))?;
+        let push = crate::push::send::Sender::new(
+            vapid,
+            std::time::Duration::from_secs(config.push_timeout_secs.max(1)),
+            config.push_allow_loopback,
+        )?;
         let webhooks = crate::webhooks::send::Sender::new(
             std::time::Duration::from_secs(config.webhook_timeout_secs),
             config.webhook_allow_loopback,

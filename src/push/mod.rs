@@ -75,8 +75,8 @@ fn decode(value: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value).ok()
 }
 
-/// Checks a subscription: an `https://` endpoint (a loopback `http://` one only where the
-/// configuration allows it, for tests), a P-256 public key on the curve, a 16-byte auth secret.
+/// Checks a subscription: an `https://` endpoint on a public host (a loopback one only where the
+/// configuration allows it, for tests; see [`crate::outbound`]), a P-256 public key on the curve, a 16-byte auth secret.
 pub fn check(input: &SubscriptionInput, allow_loopback: bool) -> AppResult<()> {
     let mut check = Check::new();
     if !endpoint_allowed(&input.endpoint, allow_loopback) {
@@ -109,20 +109,8 @@ pub fn check(input: &SubscriptionInput, allow_loopback: bool) -> AppResult<()> {
     check.finish()
 }
 
-fn endpoint_allowed(endpoint: &str, allow_loopback: bool) -> bool {
-    if endpoint.len() > MAX_ENDPOINT_CHARS || endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let Ok(uri) = endpoint.parse::<actix_web::http::Uri>() else { return false };
-    let Some(host) = uri.host().filter(|h| !h.is_empty()) else { return false };
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return false;
-    }
-    match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => allow_loopback && matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
-        _ => false,
-    }
+pub(crate) fn endpoint_allowed(endpoint: &str, allow_loopback: bool) -> bool {
+    endpoint.len() <= MAX_ENDPOINT_CHARS && crate::outbound::target_allowed(endpoint, allow_loopback).is_ok()
 }
 
 /// The origin of an endpoint (`https://push.example.net`): the VAPID audience, and all an
@@ -177,4 +165,23 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Subscription>> {
 pub fn remove(conn: &mut DbConn, id: &str) -> AppResult<bool> {
     use push_subscriptions::dsl as s;
     Ok(diesel::delete(s::push_subscriptions.find(id)).execute(conn)? == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_allowed;
+
+    #[test]
+    fn push_endpoints_must_be_public() {
+        assert!(endpoint_allowed("https://fcm.googleapis.com/fcm/send/abc", false));
+        assert!(endpoint_allowed("https://web.push.apple.com/QGx", false));
+        for inside in
+            ["https://10.0.0.5/push", "https://169.254.169.254/latest", "https://[fd00::1]/p", "https://localhost/p"]
+        {
+            assert!(!endpoint_allowed(inside, false), "{inside}");
+        }
+        assert!(endpoint_allowed("http://127.0.0.1:9000/push", true));
+        assert!(!endpoint_allowed("http://127.0.0.1:9000/push", false));
+        assert!(!endpoint_allowed(&format!("https://push.example.net/{}", "a".repeat(2000)), false));
+    }
 }

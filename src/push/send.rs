@@ -30,20 +30,16 @@ pub enum PushDelivery {
 pub struct Sender {
     client: reqwest13::Client,
     vapid: Option<Vapid>,
+    allow_loopback: bool,
 }
 
 impl Sender {
-    pub fn new(vapid: Option<Vapid>, timeout: Duration) -> Result<Sender, String> {
-        // TLS through rustls with the ring provider (the one lettre and the object store use).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest13::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A push service answers; it never redirects a message elsewhere.
-            .redirect(reqwest13::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the push client: {e}"))?;
-        Ok(Sender { client, vapid })
+    pub fn new(vapid: Option<Vapid>, timeout: Duration, allow_loopback: bool) -> Result<Sender, String> {
+        // A push service's address comes from the subscriber's browser: public addresses only.
+        let client =
+            crate::outbound::client(concat!("Renkei-Note-Push/", env!("CARGO_PKG_VERSION")), timeout, allow_loopback)
+                .map_err(|e| format!("cannot build the push client: {e}"))?;
+        Ok(Sender { client, vapid, allow_loopback })
     }
 
     /// The VAPID public key the app subscribes with; `None` when push is off.
@@ -57,6 +53,11 @@ impl Sender {
         let Some(vapid) = &self.vapid else {
             return PushDelivery::Failed("Web Push is not configured (RENKEI_VAPID_PRIVATE_KEY)".into());
         };
+        // A literal address is not resolved, so the resolver cannot refuse it: checked here too
+        // (a subscription stored before the rule was this strict).
+        if !super::endpoint_allowed(&subscription.endpoint, self.allow_loopback) {
+            return PushDelivery::Rejected("the endpoint is not an allowed target".into());
+        }
         let body = match encrypt(subscription, payload) {
             Ok(body) => body,
             Err(e) => return PushDelivery::Rejected(e),

@@ -6,8 +6,6 @@
 //! time and refuses a `t` too far from its clock (a replayed request carries an old one). Every
 //! attempt is signed anew; `Renkei-Event-Id` stays the same across attempts, for de-duplication.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -15,6 +13,7 @@ use sha2::Sha256;
 
 use super::Endpoint;
 use crate::mail::transport::Delivery;
+use crate::outbound;
 
 pub const SIGNATURE_HEADER: &str = "renkei-signature";
 pub const EVENT_ID_HEADER: &str = "renkei-event-id";
@@ -35,29 +34,6 @@ pub fn signature_header(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", signature(secret, t, body))
 }
 
-/// Resolves endpoint host names to public addresses only, at the moment of connecting, so a
-/// name that resolves inside the network (now, or after it was registered) is never reached.
-struct PublicOnly {
-    allow_loopback: bool,
-}
-
-impl reqwest13::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest13::dns::Name) -> reqwest13::dns::Resolving {
-        let (host, allow_loopback) = (name.as_str().to_string(), self.allow_loopback);
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| super::public_ip(a.ip()) || (allow_loopback && a.ip().is_loopback()))
-                .collect();
-            if allowed.is_empty() {
-                return Err("the endpoint's host resolves to no public address".into());
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest13::dns::Addrs)
-        })
-    }
-}
-
 /// Sends webhook events; one per instance, shared by the outbox worker's deliveries.
 #[derive(Clone)]
 pub struct Sender {
@@ -67,16 +43,9 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(timeout: Duration, allow_loopback: bool) -> Result<Sender, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest13::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirect could lead anywhere, inside the network too: a partner answers itself.
-            .redirect(reqwest13::redirect::Policy::none())
-            .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
-            .user_agent(concat!("Renkei-Note-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+        let client =
+            outbound::client(concat!("Renkei-Note-Webhooks/", env!("CARGO_PKG_VERSION")), timeout, allow_loopback)
+                .map_err(|e| format!("cannot build the webhook client: {e}"))?;
         Ok(Sender { client, allow_loopback })
     }
 
@@ -84,7 +53,7 @@ impl Sender {
     /// retry: the partner may be fixing its side, and the count of failures in a row disables
     /// the endpoint in the end.
     pub async fn send(&self, endpoint: &Endpoint, event_id: &str, event_type: &str, body: &str) -> Delivery {
-        if let Err(why) = super::target_allowed(&endpoint.url, self.allow_loopback) {
+        if let Err(why) = outbound::target_allowed(&endpoint.url, self.allow_loopback) {
             return Delivery::Failed(format!("the endpoint is not an allowed target: {why}"));
         }
         let t = chrono::Utc::now().timestamp();
@@ -123,16 +92,6 @@ fn without_url(e: &reqwest13::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn names_are_resolved_to_public_addresses_only() {
-        use reqwest13::dns::Resolve;
-        let name = |n: &str| n.parse::<reqwest13::dns::Name>().unwrap();
-        assert!(PublicOnly { allow_loopback: false }.resolve(name("localhost")).await.is_err());
-        let loopback: Vec<SocketAddr> =
-            PublicOnly { allow_loopback: true }.resolve(name("localhost")).await.unwrap().collect();
-        assert!(!loopback.is_empty() && loopback.iter().all(|a| a.ip().is_loopback()));
-    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_time_dot_body() {
