@@ -645,25 +645,9 @@ fn login_body(plan: &Plan, identity: usize) -> Vec<u8> {
 }
 
 async fn login(conn: &mut Conn, plan: &Plan, tokens: &Tokens, identity: usize) -> Result<(), String> {
-    let body = login_body(plan, identity);
-    let res = conn
-        .send(&Request {
-            method: "POST",
-            path: "/api/v1/auth/login",
-            token: None,
-            body: Some(&body),
-            content_type: "application/json",
-            headers: &[],
-        })
-        .await?;
     let email = plan.identities.get(identity).map(String::as_str).unwrap_or_default();
-    if !res.ok() {
-        return Err(format!("sign-in of {email} answered {}: {}", res.status, res.snippet()));
-    }
-    let v = res.json().unwrap_or_default();
-    let token = v["access_token"].as_str().ok_or_else(|| format!("sign-in of {email}: no access_token"))?;
-    let ttl = Duration::from_secs(v["expires_in"].as_u64().unwrap_or(900));
-    tokens.set(identity, token.to_string(), ttl);
+    let (token, ttl) = http::sign_in(conn, email, &plan.password).await?;
+    tokens.set(identity, token, ttl);
     Ok(())
 }
 

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::load::http::{Conn, Endpoint, Request};
+use crate::load::http::{sign_in, Conn, Endpoint, Request};
 use crate::load::read_memory;
 use crate::seed::Manifest;
 
@@ -184,7 +184,7 @@ pub async fn drive(options: &Options) -> Result<Report, String> {
     for k in 0..needed {
         let c = clinicians[k % clinicians.len()];
         if !tokens.contains_key(&c.email) {
-            let token = sign_in(&mut conn, &c.email, &manifest.password).await?;
+            let (token, _) = sign_in(&mut conn, &c.email, &manifest.password).await?;
             tokens.insert(c.email.clone(), token);
         }
         let token = tokens.get(&c.email).cloned().unwrap_or_default();
@@ -260,25 +260,6 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
-}
-
-async fn sign_in(conn: &mut Conn, email: &str, password: &str) -> Result<String, String> {
-    let body = json!({ "email": email, "password": password }).to_string();
-    let res = conn
-        .send(&Request {
-            method: "POST",
-            path: "/api/v1/auth/login",
-            token: None,
-            body: Some(body.as_bytes()),
-            content_type: "application/json",
-            headers: &[],
-        })
-        .await?;
-    if !res.ok() {
-        return Err(format!("sign-in of {email} answered {}: {}", res.status, res.snippet()));
-    }
-    let v = res.json().unwrap_or_default();
-    v["access_token"].as_str().map(str::to_string).ok_or_else(|| format!("sign-in of {email}: no access_token"))
 }
 
 async fn post_note(conn: &mut Conn, token: &str, patient_id: &str) -> Result<String, String> {

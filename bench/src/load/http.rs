@@ -70,6 +70,27 @@ impl Response {
     }
 }
 
+/// Signs `email` in with `password`: the access token and how long it lives.
+pub async fn sign_in(conn: &mut Conn, email: &str, password: &str) -> Result<(String, std::time::Duration), String> {
+    let body = serde_json::json!({ "email": email, "password": password }).to_string();
+    let res = conn
+        .send(&Request {
+            method: "POST",
+            path: "/api/v1/auth/login",
+            token: None,
+            body: Some(body.as_bytes()),
+            content_type: "application/json",
+            headers: &[],
+        })
+        .await?;
+    if !res.ok() {
+        return Err(format!("sign-in of {email} answered {}: {}", res.status, res.snippet()));
+    }
+    let v = res.json().unwrap_or_default();
+    let token = v["access_token"].as_str().ok_or_else(|| format!("sign-in of {email}: no access_token"))?;
+    Ok((token.to_string(), std::time::Duration::from_secs(v["expires_in"].as_u64().unwrap_or(900))))
+}
+
 pub struct Conn {
     endpoint: Endpoint,
     sender: Option<SendRequest<Full<Bytes>>>,
