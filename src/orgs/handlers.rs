@@ -25,7 +25,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: api::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, after) = (paging.limit()?, paging.after()?);
