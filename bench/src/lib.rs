@@ -2,10 +2,12 @@
 //! carries none of it. `renkei-bench seed` fills a database with a synthetic city through the
 //! service's own library; `renkei-bench load` drives a running server over loopback and reports
 //! throughput and latency; `renkei-bench ceiling` replays the server's own SQL with pgbench;
-//! `renkei-bench upload` sends large attachments at once and watches the server's memory.
+//! `renkei-bench upload` sends large attachments at once and watches the server's memory;
+//! `renkei-bench feed` reads the change feed back and fans its live stream out to many clients.
 //! None of this is part of the test suite; a smoke run at a tiny scale is.
 
 pub mod ceiling;
+pub mod feed;
 pub mod load;
 pub mod seed;
 pub mod upload;
@@ -22,6 +24,8 @@ pub enum BenchCommand {
     Ceiling(ceiling::Args),
     /// Upload large attachments at once; report throughput and the server's memory.
     Upload(upload::Args),
+    /// Page through the change feed, and fan its event stream out to many clients at once.
+    Feed(feed::Args),
 }
 
 pub fn run(command: BenchCommand) -> Result<(), String> {
@@ -30,5 +34,6 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
         BenchCommand::Load(args) => load::run(args),
         BenchCommand::Ceiling(args) => ceiling::run(args),
         BenchCommand::Upload(args) => upload::run(args),
+        BenchCommand::Feed(args) => feed::run(args),
     }
 }

@@ -14,6 +14,7 @@ mod alerts;
 mod attachments;
 mod auth;
 mod bench;
+mod bench_feed;
 mod bench_load;
 mod bench_upload;
 mod business_days;
