@@ -43,16 +43,16 @@ pub enum Change<'a> {
     NoteRead { patient_id: &'a str, user_id: &'a str },
     /// A note was amended or marked entered-in-error.
     NoteVersion { patient_id: &'a str },
-    /// A flag was raised, acknowledged, resolved or escalated.
-    Flag { patient_id: &'a str, flag_id: &'a str },
-    /// A discharge case was opened or moved.
-    DischargeCase { patient_id: &'a str, case_id: &'a str },
+    /// A flag was raised, acknowledged, resolved or escalated (`action` says which).
+    Flag { patient_id: &'a str, flag_id: &'a str, action: FlagAction },
+    /// A discharge case was opened, changed or moved.
+    DischargeCase { patient_id: &'a str, case_id: &'a str, action: CaseAction },
     /// A file was added to a note or a discharge case, or marked entered in error.
     Attachment { patient_id: &'a str },
     /// A discharge task was added, assigned, moved or had its deadline recomputed: `task_id`
     /// names it, or is `None` when several tasks of the case changed at once (generated from
     /// the templates, deadlines recomputed).
-    Task { patient_id: &'a str, case_id: &'a str, task_id: Option<&'a str> },
+    Task { patient_id: &'a str, case_id: &'a str, task_id: Option<&'a str>, action: TaskAction },
     /// A medication was added, changed or marked entered in error, or the list was reconciled.
     Medication { patient_id: &'a str },
     /// An allergy was added, changed or marked entered in error.
@@ -63,6 +63,44 @@ pub enum Change<'a> {
     VisitPlan { patient_id: &'a str },
     /// An appointment was booked or changed (cancelled, its minutes recorded …).
     Appointment { patient_id: &'a str },
+}
+
+/// What happened to a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagAction {
+    Raised,
+    /// A newer note's NEWS2 made the open automatic flag more severe.
+    Worsened,
+    /// Nobody acknowledged it in time: the next tier (backup physicians, then the ward's
+    /// coordinating physicians) was alerted.
+    Escalated,
+    Acknowledged,
+    Resolved,
+    EnteredInError,
+}
+
+/// What happened to a discharge case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseAction {
+    Opened,
+    /// Its details changed (planned date, department, contact …), its status did not.
+    Updated,
+    Discharged,
+    Closed,
+    Cancelled,
+}
+
+/// What happened to a discharge task (or, with no task named, to several of a case's tasks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskAction {
+    Created,
+    /// Someone else (or nobody) is to do it now.
+    Assigned,
+    StatusChanged,
+    /// Its deadline was edited (an ad-hoc task's).
+    Updated,
+    /// The case's dates moved the deadlines of its open rule-based tasks.
+    DeadlinesMoved,
 }
 
 impl Change<'_> {
@@ -124,15 +162,46 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
     }
 }
 
-/// What partner systems are told of a change, for the kinds they follow: flags (raised,
-/// acknowledged, resolved, escalated), discharge cases and their tasks (added, assigned, moved,
-/// deadlines recomputed). Several tasks of a case changed at once name the case.
+/// What partner systems are told of a change, for the kinds they follow: flags, discharge cases
+/// and their tasks, each as the action that happened (`flag.acknowledged`,
+/// `discharge_case.discharged` …). Several tasks of a case changed at once name the case.
 fn partner_event<'a>(change: &Change<'a>) -> Option<Subject<'a>> {
+    use EventType as E;
     let (kind, resource, id) = match *change {
-        Change::Flag { flag_id, .. } => (EventType::Flag, ResourceType::Flag, flag_id),
-        Change::DischargeCase { case_id, .. } => (EventType::DischargeCase, ResourceType::DischargeCase, case_id),
-        Change::Task { task_id: Some(task_id), .. } => (EventType::DischargeTask, ResourceType::DischargeTask, task_id),
-        Change::Task { task_id: None, case_id, .. } => (EventType::DischargeTask, ResourceType::DischargeCase, case_id),
+        Change::Flag { flag_id, action, .. } => {
+            let kind = match action {
+                FlagAction::Raised => E::FlagRaised,
+                FlagAction::Worsened => E::FlagWorsened,
+                FlagAction::Escalated => E::FlagEscalated,
+                FlagAction::Acknowledged => E::FlagAcknowledged,
+                FlagAction::Resolved => E::FlagResolved,
+                FlagAction::EnteredInError => E::FlagEnteredInError,
+            };
+            (kind, ResourceType::Flag, flag_id)
+        }
+        Change::DischargeCase { case_id, action, .. } => {
+            let kind = match action {
+                CaseAction::Opened => E::CaseOpened,
+                CaseAction::Updated => E::CaseUpdated,
+                CaseAction::Discharged => E::CaseDischarged,
+                CaseAction::Closed => E::CaseClosed,
+                CaseAction::Cancelled => E::CaseCancelled,
+            };
+            (kind, ResourceType::DischargeCase, case_id)
+        }
+        Change::Task { task_id, case_id, action, .. } => {
+            let kind = match action {
+                TaskAction::Created => E::TaskCreated,
+                TaskAction::Assigned => E::TaskAssigned,
+                TaskAction::StatusChanged => E::TaskStatusChanged,
+                TaskAction::Updated => E::TaskUpdated,
+                TaskAction::DeadlinesMoved => E::TaskDeadlinesMoved,
+            };
+            match task_id {
+                Some(task_id) => (kind, ResourceType::DischargeTask, task_id),
+                None => (kind, ResourceType::DischargeCase, case_id),
+            }
+        }
         _ => return None,
     };
     Some(Subject { kind, resource, id })
@@ -167,15 +236,20 @@ mod tests {
 
     #[test]
     fn partners_hear_of_flags_cases_and_tasks_only() {
-        let task = Change::Task { patient_id: "p", case_id: "c", task_id: Some("t") };
+        let task = Change::Task { patient_id: "p", case_id: "c", task_id: Some("t"), action: TaskAction::Assigned };
         assert_eq!(
             partner_event(&task),
-            Some(Subject { kind: EventType::DischargeTask, resource: ResourceType::DischargeTask, id: "t" })
+            Some(Subject { kind: EventType::TaskAssigned, resource: ResourceType::DischargeTask, id: "t" })
         );
-        let several = Change::Task { patient_id: "p", case_id: "c", task_id: None };
-        assert_eq!(partner_event(&several).map(|s| (s.resource, s.id)), Some((ResourceType::DischargeCase, "c")));
-        let flag = Change::Flag { patient_id: "p", flag_id: "f" };
-        assert_eq!(partner_event(&flag).map(|s| (s.kind, s.id)), Some((EventType::Flag, "f")));
+        let several = Change::Task { patient_id: "p", case_id: "c", task_id: None, action: TaskAction::Created };
+        assert_eq!(
+            partner_event(&several).map(|s| (s.kind.as_str(), s.resource, s.id)),
+            Some(("discharge_task.created", ResourceType::DischargeCase, "c"))
+        );
+        let flag = Change::Flag { patient_id: "p", flag_id: "f", action: FlagAction::Acknowledged };
+        assert_eq!(partner_event(&flag).map(|s| (s.kind.as_str(), s.id)), Some(("flag.acknowledged", "f")));
+        let case = Change::DischargeCase { patient_id: "p", case_id: "c", action: CaseAction::Discharged };
+        assert_eq!(partner_event(&case).map(|s| s.kind.as_str()), Some("discharge_case.discharged"));
         assert_eq!(partner_event(&Change::Consent { patient_id: "p" }), None);
         assert_eq!(partner_event(&Change::NoteVersion { patient_id: "p" }), None);
     }

@@ -91,6 +91,12 @@ pub struct Config {
     pub clamd: Option<Clamd>,
     /// Longest one scan may take, connection included (`RENKEI_CLAMD_TIMEOUT_SECS`).
     pub clamd_timeout_secs: u64,
+    /// The key secrets are sealed with at rest (`RENKEI_SECRETS_KEY`, 32 bytes base64url;
+    /// required in production, made once under the data folder in development), and the keys
+    /// sealed with before it (`RENKEI_SECRETS_KEY_PREVIOUS`, comma-separated), which still open
+    /// what they sealed until the next start seals it again (`sealing`).
+    pub secrets_key: [u8; 32],
+    pub secrets_key_previous: Vec<[u8; 32]>,
     /// The VAPID private key (a P-256 scalar, 32 bytes) that signs Web Push requests
     /// (`RENKEI_VAPID_PRIVATE_KEY`; made once under the data folder in development; `off` turns
     /// Web Push off). Without one, in production, Web Push is off.
@@ -338,6 +344,26 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         }),
     };
     let clamd_timeout_secs = parse_num(&get, "RENKEI_CLAMD_TIMEOUT_SECS", 60)? as u64;
+    let secrets_key = match get("RENKEI_SECRETS_KEY") {
+        Some(k) => parse_secrets_key(&k).map_err(|m| err("RENKEI_SECRETS_KEY", m))?,
+        None if production => {
+            return Err(err(
+                "RENKEI_SECRETS_KEY",
+                "is required in production (make one with: openssl rand 32 | basenc --base64url)",
+            ))
+        }
+        None => development_secrets_key(&data_dir).map_err(|m| err("RENKEI_SECRETS_KEY", m))?,
+    };
+    let secrets_key_previous = match get("RENKEI_SECRETS_KEY_PREVIOUS") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(parse_secrets_key)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| err("RENKEI_SECRETS_KEY_PREVIOUS", m))?,
+        None => Vec::new(),
+    };
     let vapid_private_key = match get("RENKEI_VAPID_PRIVATE_KEY").map(|k| k.trim().to_string()) {
         // Web Push off on purpose, also in development.
         Some(k) if k == "off" => None,
@@ -405,6 +431,8 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         stream_poll_ms,
         streams_per_user,
         streams_max,
+        secrets_key,
+        secrets_key_previous,
         vapid_private_key,
         vapid_subject,
         push_allow_loopback,
@@ -424,6 +452,37 @@ pub fn parse_vapid_key(text: &str) -> Result<[u8; 32], String> {
         .map_err(|_| "must be a base64url P-256 private key (32 bytes)".to_string())?;
     let key: [u8; 32] = bytes.try_into().map_err(|_| "must be a base64url P-256 private key (32 bytes)".to_string())?;
     p256::SecretKey::from_bytes(&key.into()).map_err(|_| "is not a valid P-256 private key".to_string())?;
+    Ok(key)
+}
+
+/// A sealing key as `RENKEI_SECRETS_KEY` gives it: 32 bytes in base64url (or standard base64).
+pub fn parse_secrets_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let text = text.trim().trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+        .map_err(|_| "must be 32 random bytes in base64url".to_string())?;
+    bytes.try_into().map_err(|_| "must be 32 random bytes in base64url".to_string())
+}
+
+/// In development a sealing key is made once and kept under the data folder (`secrets-key`), so
+/// what it sealed opens after a restart.
+fn development_secrets_key(data_dir: &Path) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let path = data_dir.join("secrets-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return parse_secrets_key(&existing).map_err(|m| format!("{}: {m}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&path, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
     Ok(key)
 }
 
@@ -510,6 +569,9 @@ mod tests {
         assert!(c.database_url.starts_with("sqlite://"));
         assert_eq!(c.bind, "127.0.0.1:8080");
         assert!(matches!(c.mail, MailTransport::Files(_)));
+        // The development sealing key is made once and kept.
+        let again = from_lookup(|k| (k == "RENKEI_DATA_DIR").then(|| c.data_dir.display().to_string())).unwrap();
+        assert_eq!(again.secrets_key, c.secrets_key);
     }
 
     #[test]
@@ -525,13 +587,17 @@ mod tests {
         assert_eq!(with(&[prod, secret, smtp, https, clamd]).unwrap_err().variable, "DATABASE_URL");
         assert_eq!(with(&[prod, pg, secret, smtp, clamd]).unwrap_err().variable, "RENKEI_PUBLIC_URL");
         assert_eq!(with(&[prod, pg, secret, smtp, https]).unwrap_err().variable, "RENKEI_CLAMD_URL");
-        assert!(with(&[prod, pg, secret, smtp, https, clamd]).is_ok());
+        let key = ("RENKEI_SECRETS_KEY", "c2VhbGluZy1rZXktb2YtMzItYnl0ZXMtZm9yLXRlc3Q");
+        assert_eq!(with(&[prod, pg, secret, smtp, https, clamd]).unwrap_err().variable, "RENKEI_SECRETS_KEY");
+        assert!(with(&[prod, pg, secret, smtp, https, clamd, key]).is_ok());
         let plain = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587");
-        assert_eq!(with(&[prod, pg, secret, plain, https, clamd]).unwrap_err().variable, "RENKEI_SMTP_URL");
+        assert_eq!(with(&[prod, pg, secret, plain, https, clamd, key]).unwrap_err().variable, "RENKEI_SMTP_URL");
         let starttls = ("RENKEI_SMTP_URL", "smtp://mail.example.jp:587?tls=required");
-        assert!(with(&[prod, pg, secret, starttls, https, clamd]).is_ok());
+        assert!(with(&[prod, pg, secret, starttls, https, clamd, key]).is_ok());
         let allow = ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true");
-        assert!(with(&[prod, secret, smtp, https, allow, clamd]).is_ok());
+        assert!(with(&[prod, secret, smtp, https, allow, clamd, key]).is_ok());
+        let short = ("RENKEI_SECRETS_KEY", "dG9vLXNob3J0");
+        assert_eq!(with(&[prod, pg, secret, smtp, https, clamd, short]).unwrap_err().variable, "RENKEI_SECRETS_KEY");
         // Development scans only when told where clamd is.
         assert_eq!(with(&[]).unwrap().clamd, None);
         let unix = with(&[("RENKEI_CLAMD_URL", "unix:///run/clamav/clamd.ctl")]).unwrap();

@@ -28,6 +28,7 @@ pub mod orgs;
 pub mod outbound;
 pub mod patients;
 pub mod push;
+pub mod sealing;
 pub mod spreadsheet;
 pub mod state;
 pub mod sync;

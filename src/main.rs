@@ -174,6 +174,13 @@ fn migrate(config: &Config) -> Result<Db, String> {
     if filled > 0 {
         tracing::info!(patients = filled, "caseload entries written");
     }
+    // Secrets stored in the clear by an earlier release, or under a previous key, are sealed
+    // under the current one.
+    let sealer = renkei::sealing::Sealer::from_config(config);
+    let sealed = renkei::webhooks::seal_stored_secrets(&mut conn, &sealer).map_err(|e| e.to_string())?;
+    if sealed > 0 {
+        tracing::info!(count = sealed, "webhook secrets sealed");
+    }
     tracing::info!(count = applied.len(), "database schema is current");
     drop(conn);
     Ok(db)

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::sealing::Sealer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub push: crate::push::send::Sender,
     /// Sends partner systems' webhook events.
     pub webhooks: crate::webhooks::send::Sender,
+    /// Seals the secrets kept in the database (`sealing`).
+    pub sealer: Arc<Sealer>,
 }
 
 impl AppState {
@@ -45,9 +48,11 @@ impl AppState {
             std::time::Duration::from_secs(config.push_timeout_secs.max(1)),
             config.push_allow_loopback,
         )?;
+        let sealer = Arc::new(Sealer::from_config(&config));
         let webhooks = crate::webhooks::send::Sender::new(
             std::time::Duration::from_secs(config.webhook_timeout_secs),
             config.webhook_allow_loopback,
+            sealer.clone(),
         )?;
         Ok(AppState {
             db,
@@ -59,6 +64,7 @@ impl AppState {
             streams,
             push,
             webhooks,
+            sealer,
         })
     }
 }

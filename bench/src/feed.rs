@@ -325,7 +325,11 @@ pub fn table(report: &Report) -> String {
     for r in &report.fanout {
         let mut row = |name: &str, d: &Delivery, memory: bool| {
             let (before, open, per) = if memory {
-                (mib(r.rss_before_kb), mib(r.rss_open_kb), r.rss_kb_per_stream.map_or("-".into(), |k| format!("{k:.1}")))
+                (
+                    mib(r.rss_before_kb),
+                    mib(r.rss_open_kb),
+                    r.rss_kb_per_stream.map_or("-".into(), |k| format!("{k:.1}")),
+                )
             } else {
                 ("-".into(), "-".into(), "-".into())
             };
@@ -522,7 +526,8 @@ async fn fan_out(
     // Opened in batches, as clients coming back after a restart would be, not all in one burst
     // into the listen queue.
     for i in 0..k {
-        let (endpoint, path, token, tx) = (endpoint.clone(), path.to_string(), tokens[i % tokens.len()].clone(), tx.clone());
+        let (endpoint, path, token, tx) =
+            (endpoint.clone(), path.to_string(), tokens[i % tokens.len()].clone(), tx.clone());
         clients.spawn(listen(endpoint, path, token, tx));
         pending += 1;
         if pending == 50 || i + 1 == k {
@@ -750,7 +755,8 @@ impl FanoutPeer {
                                 for s in subs.iter() {
                                     let _ = s.try_send(event.clone());
                                 }
-                                let mut res = hyper::Response::new(PeerBody::Right(Full::new(Bytes::from_static(b"{}"))));
+                                let mut res =
+                                    hyper::Response::new(PeerBody::Right(Full::new(Bytes::from_static(b"{}"))));
                                 *res.status_mut() = hyper::StatusCode::CREATED;
                                 res
                             } else {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api;
 use crate::calendar::BusinessHours;
+use crate::changes::CaseAction;
 use crate::db::schema::{
     care_team_members, discharge_cases, discharge_tasks, organizations, patients, ward_coordinators,
 };
@@ -119,7 +120,11 @@ pub fn insert(conn: &mut DbConn, case: &Case) -> AppResult<()> {
     diesel::insert_into(discharge_cases::table).values(case.clone()).execute(conn)?;
     crate::changes::record(
         conn,
-        crate::changes::Change::DischargeCase { patient_id: &case.patient_id, case_id: &case.id },
+        crate::changes::Change::DischargeCase {
+            patient_id: &case.patient_id,
+            case_id: &case.id,
+            action: CaseAction::Opened,
+        },
     )
 }
 
@@ -164,6 +169,12 @@ pub struct CaseChanges {
 
 /// Applies changes at the expected version; `false` when someone changed the case first.
 pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: CaseChanges) -> AppResult<bool> {
+    let action = match changes.status {
+        Some(CaseStatus::Discharged) => CaseAction::Discharged,
+        Some(CaseStatus::Closed) => CaseAction::Closed,
+        Some(CaseStatus::Cancelled) => CaseAction::Cancelled,
+        Some(CaseStatus::Open) | None => CaseAction::Updated,
+    };
     let n = diesel::update(
         discharge_cases::table.filter(discharge_cases::id.eq(id)).filter(discharge_cases::version.eq(expected_version)),
     )
@@ -171,7 +182,10 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: CaseC
     .execute(conn)?;
     if n == 1 {
         let patient_id: String = discharge_cases::table.find(id).select(discharge_cases::patient_id).first(conn)?;
-        crate::changes::record(conn, crate::changes::Change::DischargeCase { patient_id: &patient_id, case_id: id })?;
+        crate::changes::record(
+            conn,
+            crate::changes::Change::DischargeCase { patient_id: &patient_id, case_id: id, action },
+        )?;
     }
     Ok(n == 1)
 }

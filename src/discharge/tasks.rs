@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::api;
+use crate::changes::TaskAction;
 use crate::db::schema::{care_team_members, discharge_task_comments, discharge_tasks, organizations, users};
 use crate::db::{new_id, now, DbConn};
 use crate::discharge::cases::Case;
@@ -197,7 +198,12 @@ pub fn generate(conn: &mut DbConn, case: &Case, created_by: &str) -> AppResult<V
     if let Some(t) = out.first() {
         crate::changes::record(
             conn,
-            crate::changes::Change::Task { patient_id: &t.patient_id, case_id: &t.case_id, task_id: None },
+            crate::changes::Change::Task {
+                patient_id: &t.patient_id,
+                case_id: &t.case_id,
+                task_id: None,
+                action: TaskAction::Created,
+            },
         )?;
     }
     Ok(out)
@@ -213,7 +219,12 @@ pub fn insert(conn: &mut DbConn, task: &Task) -> AppResult<()> {
     diesel::insert_into(discharge_tasks::table).values(task.clone()).execute(conn)?;
     crate::changes::record(
         conn,
-        crate::changes::Change::Task { patient_id: &task.patient_id, case_id: &task.case_id, task_id: Some(&task.id) },
+        crate::changes::Change::Task {
+            patient_id: &task.patient_id,
+            case_id: &task.case_id,
+            task_id: Some(&task.id),
+            action: TaskAction::Created,
+        },
     )
 }
 
@@ -256,6 +267,14 @@ pub struct TaskChanges {
 
 /// Applies changes at the expected version; `false` when someone changed the task first.
 pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: TaskChanges) -> AppResult<bool> {
+    // A change of status says most; then who does it; anything else is an edit.
+    let action = if changes.status.is_some() {
+        TaskAction::StatusChanged
+    } else if changes.assignee_id.is_some() || changes.team_role.is_some() || changes.profession.is_some() {
+        TaskAction::Assigned
+    } else {
+        TaskAction::Updated
+    };
     let n = diesel::update(
         discharge_tasks::table.filter(discharge_tasks::id.eq(id)).filter(discharge_tasks::version.eq(expected_version)),
     )
@@ -268,7 +287,7 @@ pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: TaskC
             .first(conn)?;
         crate::changes::record(
             conn,
-            crate::changes::Change::Task { patient_id: &patient_id, case_id: &case_id, task_id: Some(id) },
+            crate::changes::Change::Task { patient_id: &patient_id, case_id: &case_id, task_id: Some(id), action },
         )?;
     }
     Ok(n == 1)
@@ -303,7 +322,12 @@ pub fn recompute_deadlines(conn: &mut DbConn, case: &Case) -> AppResult<usize> {
     if moved > 0 {
         crate::changes::record(
             conn,
-            crate::changes::Change::Task { patient_id: &case.patient_id, case_id: &case.id, task_id: None },
+            crate::changes::Change::Task {
+                patient_id: &case.patient_id,
+                case_id: &case.id,
+                task_id: None,
+                action: TaskAction::DeadlinesMoved,
+            },
         )?;
     }
     Ok(moved)

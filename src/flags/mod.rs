@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::api;
+use crate::changes::FlagAction;
 use crate::db::schema::{care_team_members, flags, organizations, patients, users};
 use crate::db::{new_id, DbConn};
 use crate::error::{AppError, AppResult};
@@ -172,7 +173,10 @@ pub fn insert(conn: &mut DbConn, new: NewFlag<'_>, now: NaiveDateTime, limits: &
         updated_at: now,
     };
     diesel::insert_into(flags::table).values(&flag).execute(conn)?;
-    crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &flag.patient_id, flag_id: &flag.id })?;
+    crate::changes::record(
+        conn,
+        crate::changes::Change::Flag { patient_id: &flag.patient_id, flag_id: &flag.id, action: FlagAction::Raised },
+    )?;
     Ok(flag)
 }
 
@@ -237,7 +241,10 @@ pub fn apply_news2(
                 flags::updated_at.eq(now),
             ))
             .execute(conn)?;
-        crate::changes::record(conn, crate::changes::Change::Flag { patient_id, flag_id: &open.id })?;
+        crate::changes::record(
+            conn,
+            crate::changes::Change::Flag { patient_id, flag_id: &open.id, action: FlagAction::Worsened },
+        )?;
         Ok(Some(AutoFlag::Escalated(open.id)))
     } else {
         diesel::update(flags::table.find(&open.id))
@@ -288,12 +295,12 @@ pub fn open_for_member(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<FlagVi
     views(conn, rows)
 }
 
-/// Keeps the flag's patient's caseload entry current after `n` rows of flag `id` changed;
-/// passes on whether the change happened.
-fn refresh_for_flag(conn: &mut DbConn, id: &str, n: usize) -> AppResult<bool> {
+/// Records what happened to flag `id` after `n` rows of it changed; passes on whether the
+/// change happened.
+fn recorded(conn: &mut DbConn, id: &str, n: usize, action: FlagAction) -> AppResult<bool> {
     if n == 1 {
         let patient_id: String = flags::table.find(id).select(flags::patient_id).first(conn)?;
-        crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &patient_id, flag_id: id })?;
+        crate::changes::record(conn, crate::changes::Change::Flag { patient_id: &patient_id, flag_id: id, action })?;
     }
     Ok(n == 1)
 }
@@ -311,7 +318,7 @@ pub fn acknowledge(conn: &mut DbConn, id: &str, by: &str, note: Option<&str>, no
             flags::updated_at.eq(now),
         ))
         .execute(conn)?;
-    refresh_for_flag(conn, id, n)
+    recorded(conn, id, n, FlagAction::Acknowledged)
 }
 
 pub fn resolve(
@@ -333,7 +340,8 @@ pub fn resolve(
             flags::updated_at.eq(now),
         ))
         .execute(conn)?;
-    refresh_for_flag(conn, id, n)
+    let action = if outcome == FlagStatus::EnteredInError { FlagAction::EnteredInError } else { FlagAction::Resolved };
+    recorded(conn, id, n, action)
 }
 
 /// Who is told when a flag is raised or becomes more severe: the active team, each as their
@@ -420,6 +428,14 @@ pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLi
         ))
         .execute(conn)?;
         if claimed == 1 {
+            crate::changes::record(
+                conn,
+                crate::changes::Change::Flag {
+                    patient_id: &flag.patient_id,
+                    flag_id: &flag.id,
+                    action: FlagAction::Escalated,
+                },
+            )?;
             steps.push(Escalation { flag_id: flag.id, patient_id: flag.patient_id, severity, level, recipients });
         }
     }

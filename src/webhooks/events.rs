@@ -19,11 +19,25 @@ use crate::error::{AppError, AppResult};
 use crate::mail::outbox;
 
 crate::text_enum! {
-    /// What an event says happened. The partner fetches the resource to learn what.
+    /// What an event says happened, as `<resource>.<action>`. The partner fetches the resource
+    /// to learn the rest.
     EventType {
-        Flag => "flag.changed",
-        DischargeCase => "discharge_case.changed",
-        DischargeTask => "discharge_task.changed",
+        FlagRaised => "flag.raised",
+        FlagWorsened => "flag.worsened",
+        FlagEscalated => "flag.escalated",
+        FlagAcknowledged => "flag.acknowledged",
+        FlagResolved => "flag.resolved",
+        FlagEnteredInError => "flag.entered_in_error",
+        CaseOpened => "discharge_case.opened",
+        CaseUpdated => "discharge_case.updated",
+        CaseDischarged => "discharge_case.discharged",
+        CaseClosed => "discharge_case.closed",
+        CaseCancelled => "discharge_case.cancelled",
+        TaskCreated => "discharge_task.created",
+        TaskAssigned => "discharge_task.assigned",
+        TaskStatusChanged => "discharge_task.status_changed",
+        TaskUpdated => "discharge_task.updated",
+        TaskDeadlinesMoved => "discharge_task.deadlines_moved",
     }
 }
 
@@ -122,9 +136,9 @@ mod tests {
     #[test]
     fn events_carry_ids_only() {
         let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
-        let subject = Subject { kind: EventType::DischargeTask, resource: ResourceType::DischargeTask, id: "t-1" };
+        let subject = Subject { kind: EventType::TaskAssigned, resource: ResourceType::DischargeTask, id: "t-1" };
         let json = serde_json::to_value(Event::new("p-1", subject, at)).unwrap();
-        assert_eq!(json["type"], "discharge_task.changed");
+        assert_eq!(json["type"], "discharge_task.assigned");
         assert_eq!(json["patient_id"], "p-1");
         assert_eq!(json["resource"], serde_json::json!({"type": "discharge_task", "id": "t-1"}));
         assert_eq!(json["occurred_at"], "2027-01-15T08:00:00.000000Z");

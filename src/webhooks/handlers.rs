@@ -37,16 +37,17 @@ pub async fn register(
     let organization_id = path.into_inner().into_string();
     let input = body.into_inner();
     let allow_loopback = state.config.webhook_allow_loopback;
+    let sealer = state.sealer.clone();
     let created = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             access::manage_webhooks(&me, &organization_id)?;
             super::check(&input, allow_loopback)?;
-            match super::register(conn, &organization_id, &input.url, &me.id)? {
-                Registration::Created(endpoint) => {
+            match super::register(conn, &sealer, &organization_id, &input.url, &me.id)? {
+                Registration::Created(endpoint, secret) => {
                     tracing::info!(id = %endpoint.id, organization = %organization_id, by = %me.id, "webhook endpoint registered");
-                    Ok(EndpointWithSecret::from(&endpoint))
+                    Ok(EndpointWithSecret::new(&endpoint, secret))
                 }
                 Registration::Duplicate => Err(AppError::conflict(
                     "この URL は既に登録されています。シークレットを失った場合は再発行してください。",
@@ -106,14 +107,15 @@ pub async fn rotate_secret(
 ) -> AppResult<HttpResponse> {
     let (organization_id, id) = path.into_inner();
     let (organization_id, id) = (organization_id.into_string(), id.into_string());
+    let sealer = state.sealer.clone();
     let view = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let endpoint = access::webhook_endpoint(&me, &organization_id, super::find(conn, &id)?)?;
-            let endpoint = super::rotate_secret(conn, &endpoint.id)?;
+            let (endpoint, secret) = super::rotate_secret(conn, &sealer, &endpoint.id)?;
             tracing::info!(id = %endpoint.id, by = %me.id, "webhook secret rotated");
-            Ok(EndpointWithSecret::from(&endpoint))
+            Ok(EndpointWithSecret::new(&endpoint, secret))
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

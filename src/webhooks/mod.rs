@@ -25,6 +25,7 @@ use crate::db::schema::webhook_endpoints;
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
 use crate::outbound;
+use crate::sealing::Sealer;
 
 /// Most endpoints one organisation keeps.
 pub const MAX_PER_ORGANIZATION: i64 = 10;
@@ -54,7 +55,8 @@ pub struct Endpoint {
     pub id: String,
     pub organization_id: String,
     pub url: String,
-    /// The signing key; shown once, when made (at registration or rotation), never again.
+    /// The signing key, sealed (`sealing`; [`Endpoint::secret`] opens it); shown once, when
+    /// made (at registration or rotation), never again.
     pub secret: String,
     pub status: EndpointStatus,
     pub disabled_reason: Option<DisabledReason>,
@@ -64,6 +66,18 @@ pub struct Endpoint {
     pub created_at: NaiveDateTime,
     pub secret_rotated_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl Endpoint {
+    /// What a sealed secret is bound to: this endpoint's row.
+    fn sealed_for(id: &str) -> String {
+        format!("webhook_endpoints:{id}")
+    }
+
+    /// The signing secret, opened.
+    pub fn secret(&self, sealer: &Sealer) -> Result<String, crate::sealing::OpenError> {
+        sealer.open(&self.secret, &Self::sealed_for(&self.id))
+    }
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -118,9 +132,10 @@ pub struct EndpointWithSecret {
     pub secret: String,
 }
 
-impl From<&Endpoint> for EndpointWithSecret {
-    fn from(e: &Endpoint) -> EndpointWithSecret {
-        EndpointWithSecret { endpoint: EndpointView::from(e), secret: e.secret.clone() }
+impl EndpointWithSecret {
+    /// The endpoint and the secret just made for it (never read back for this).
+    pub fn new(e: &Endpoint, secret: String) -> EndpointWithSecret {
+        EndpointWithSecret { endpoint: EndpointView::from(e), secret }
     }
 }
 
@@ -153,25 +168,33 @@ pub fn new_secret() -> String {
 
 /// What became of a registration.
 pub enum Registration {
-    Created(Endpoint),
+    /// The endpoint and its new secret, in the clear for the one answer that shows it.
+    Created(Endpoint, String),
     /// The organisation has this URL registered already.
     Duplicate,
     /// The organisation has [`MAX_PER_ORGANIZATION`] endpoints.
     TooMany,
 }
 
-pub fn register(conn: &mut DbConn, organization_id: &str, url: &str, created_by: &str) -> AppResult<Registration> {
+pub fn register(
+    conn: &mut DbConn,
+    sealer: &Sealer,
+    organization_id: &str,
+    url: &str,
+    created_by: &str,
+) -> AppResult<Registration> {
     use webhook_endpoints::dsl as w;
     let count: i64 = w::webhook_endpoints.filter(w::organization_id.eq(organization_id)).count().get_result(conn)?;
     if count >= MAX_PER_ORGANIZATION {
         return Ok(Registration::TooMany);
     }
     let t = now();
+    let (id, secret) = (new_id(), new_secret());
     let row = Endpoint {
-        id: new_id(),
+        secret: sealer.seal(&secret, &Endpoint::sealed_for(&id)),
+        id,
         organization_id: organization_id.to_string(),
         url: url.to_string(),
-        secret: new_secret(),
         status: EndpointStatus::Active,
         disabled_reason: None,
         disabled_at: None,
@@ -187,7 +210,7 @@ pub fn register(conn: &mut DbConn, organization_id: &str, url: &str, created_by:
         .values(row.clone())
         .on_conflict_do_nothing()
         .execute(c))?;
-    Ok(if inserted == 1 { Registration::Created(row) } else { Registration::Duplicate })
+    Ok(if inserted == 1 { Registration::Created(row, secret) } else { Registration::Duplicate })
 }
 
 pub fn for_organization(conn: &mut DbConn, organization_id: &str) -> AppResult<Vec<Endpoint>> {
@@ -237,14 +260,46 @@ pub fn set_enabled(conn: &mut DbConn, id: &str, enabled: bool) -> AppResult<Endp
     reload(conn, id)
 }
 
-/// A new secret for an endpoint; the old one signs nothing from now on.
-pub fn rotate_secret(conn: &mut DbConn, id: &str) -> AppResult<Endpoint> {
+/// A new secret for an endpoint (answered in the clear, once); the old one signs nothing from
+/// now on.
+pub fn rotate_secret(conn: &mut DbConn, sealer: &Sealer, id: &str) -> AppResult<(Endpoint, String)> {
     use webhook_endpoints::dsl as w;
     let t = now();
+    let secret = new_secret();
     diesel::update(w::webhook_endpoints.find(id))
-        .set((w::secret.eq(new_secret()), w::secret_rotated_at.eq(t), w::updated_at.eq(t)))
+        .set((
+            w::secret.eq(sealer.seal(&secret, &Endpoint::sealed_for(id))),
+            w::secret_rotated_at.eq(t),
+            w::updated_at.eq(t),
+        ))
         .execute(conn)?;
-    reload(conn, id)
+    Ok((reload(conn, id)?, secret))
+}
+
+/// Seals every stored secret that is in the clear (written by a release before sealing) or
+/// sealed under a previous key; run at start and by `renkei migrate`. A secret that does not
+/// open is left as it is and named in the log: its endpoint's deliveries fail until an
+/// administrator rotates it. Returns how many were sealed.
+pub fn seal_stored_secrets(conn: &mut DbConn, sealer: &Sealer) -> AppResult<usize> {
+    use webhook_endpoints::dsl as w;
+    let rows: Vec<(String, String)> = w::webhook_endpoints.select((w::id, w::secret)).order(w::id.asc()).load(conn)?;
+    let mut sealed = 0;
+    for (id, stored) in rows {
+        if !sealer.needs_sealing(&stored) {
+            continue;
+        }
+        let bound = Endpoint::sealed_for(&id);
+        match sealer.open(&stored, &bound) {
+            Ok(secret) => {
+                // Only if nobody rotated it meanwhile (another instance starting at once).
+                sealed += diesel::update(w::webhook_endpoints.find(&id).filter(w::secret.eq(&stored)))
+                    .set(w::secret.eq(sealer.seal(&secret, &bound)))
+                    .execute(conn)?;
+            }
+            Err(why) => tracing::error!(endpoint = %id, error = %why, "webhook secret cannot be opened"),
+        }
+    }
+    Ok(sealed)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! time and refuses a `t` too far from its clock (a replayed request carries an old one). Every
 //! attempt is signed anew; `Renkei-Event-Id` stays the same across attempts, for de-duplication.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -14,6 +15,7 @@ use sha2::Sha256;
 use super::Endpoint;
 use crate::mail::transport::Delivery;
 use crate::outbound;
+use crate::sealing::Sealer;
 
 pub const SIGNATURE_HEADER: &str = "renkei-signature";
 pub const EVENT_ID_HEADER: &str = "renkei-event-id";
@@ -39,14 +41,15 @@ pub fn signature_header(secret: &str, t: i64, body: &str) -> String {
 pub struct Sender {
     client: reqwest13::Client,
     allow_loopback: bool,
+    sealer: Arc<Sealer>,
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, allow_loopback: bool) -> Result<Sender, String> {
+    pub fn new(timeout: Duration, allow_loopback: bool, sealer: Arc<Sealer>) -> Result<Sender, String> {
         let client =
             outbound::client(concat!("Renkei-Note-Webhooks/", env!("CARGO_PKG_VERSION")), timeout, allow_loopback)
                 .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        Ok(Sender { client, allow_loopback })
+        Ok(Sender { client, allow_loopback, sealer })
     }
 
     /// POSTs one event (`body`, as queued) to the endpoint. Any answer but 2xx is a failure to
@@ -56,12 +59,16 @@ impl Sender {
         if let Err(why) = outbound::target_allowed(&endpoint.url, self.allow_loopback) {
             return Delivery::Failed(format!("the endpoint is not an allowed target: {why}"));
         }
+        let secret = match endpoint.secret(&self.sealer) {
+            Ok(secret) => secret,
+            Err(why) => return Delivery::Failed(format!("the endpoint's secret cannot be opened: {why}")),
+        };
         let t = chrono::Utc::now().timestamp();
         let request = self
             .client
             .post(&endpoint.url)
             .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, signature_header(&endpoint.secret, t, body))
+            .header(SIGNATURE_HEADER, signature_header(&secret, t, body))
             .header(EVENT_ID_HEADER, event_id)
             .header(EVENT_TYPE_HEADER, event_type)
             .body(body.to_string());

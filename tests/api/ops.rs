@@ -189,6 +189,7 @@ async fn production_without_a_token_hides_operations(backend: Backend) {
             ("RENKEI_SMTP_URL", "smtps://127.0.0.1:9"),
             ("RENKEI_PUBLIC_URL", "https://renkei.example.jp"),
             ("RENKEI_CLAMD_URL", "tcp://127.0.0.1:9"),
+            ("RENKEI_SECRETS_KEY", "c2VhbGluZy1rZXktb2YtMzItYnl0ZXMtZm9yLXRlc3Q"),
         ],
     )
     .await;

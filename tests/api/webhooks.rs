@@ -191,11 +191,11 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     assert!(partner.at("/ok/clinic").is_empty(), "not on the team: no event");
     let hook = &hooks_got[0];
     assert_eq!(hook.header("content-type"), Some("application/json"));
-    assert_eq!(hook.header("renkei-event-type"), Some("flag.changed"));
+    assert_eq!(hook.header("renkei-event-type"), Some("flag.raised"));
     let verified = verify_independently(&secret, hook);
     let event = &verified["body"];
     assert_eq!(hook.header("renkei-event-id"), event["id"].as_str());
-    assert_eq!(event["type"], "flag.changed");
+    assert_eq!(event["type"], "flag.raised");
     assert_eq!(event["patient_id"], t.patient_id.as_str());
     assert_eq!(event["resource"], json!({"type": "flag", "id": flag_id}));
     assert!(event["occurred_at"].as_str().unwrap().ends_with('Z'));
@@ -206,7 +206,7 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     }
     // A signature made with another secret does not verify: the check is real.
     let mut forged = hook.clone();
-    forged.body = text.replace("flag.changed", "flag.changee").into_bytes();
+    forged.body = text.replace("flag.raised", "flag.raisee").into_bytes();
     let forged_check = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_verify.py"))
         .stdin(Stdio::piped())
@@ -242,7 +242,10 @@ async fn a_flag_reaches_the_partner_and_the_phone_once(backend: Backend) {
     app.post(&format!("/api/v1/flags/{flag_id}/acknowledge"), &t.nurse.token, json!({})).await.expect(200);
     let got = partner.wait_for("/ok/station", 2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2);
-    assert_eq!(verify_independently(&new_secret, &got[1])["body"]["resource"]["id"], flag_id.as_str());
+    let acknowledged = verify_independently(&new_secret, &got[1])["body"].clone();
+    assert_eq!(acknowledged["resource"]["id"], flag_id.as_str());
+    assert_eq!(acknowledged["type"], "flag.acknowledged", "each event says what happened");
+    assert_eq!(got[1].header("renkei-event-type"), Some("flag.acknowledged"));
 
     // A disabled endpoint gets nothing.
     let off = app
@@ -312,7 +315,7 @@ async fn a_failure_is_retried_and_repeated_failures_disable_the_endpoint(backend
     };
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["channel"], "webhook");
-    assert_eq!(dead[0]["subject"], "flag.changed");
+    assert_eq!(dead[0]["subject"], "flag.raised");
     assert_eq!(dead[0]["to_address"], partner.origin.as_str());
     assert_eq!(partner.at("/down/station").len(), 3, "nothing more after it was disabled");
 
@@ -407,6 +410,130 @@ async fn only_the_organisations_administrators_manage_its_endpoints(app: TestApp
 
 crate::both_backends!(only_the_organisations_administrators_manage_its_endpoints);
 
+/// Each event says what happened (`discharge_case.opened`, `discharge_task.assigned` …), and the
+/// signing secret is sealed at rest: the database holds no secret in the clear, a secret stored in
+/// the clear by an earlier release is read and then sealed at start, and a new sealing key seals
+/// everything again while the previous one still opens it.
+async fn each_event_says_what_happened_and_secrets_are_sealed_at_rest(backend: Backend) {
+    use diesel::prelude::*;
+    use renkei::db::schema::webhook_endpoints::dsl as w;
+    use renkei::sealing::Sealer;
+
+    let partner = Partner::start().await;
+    let app = webhook_app(backend, &[]).await;
+    let t = team(&app, "14136").await;
+    let admin = station_admin(&app, &t).await;
+    let (endpoint_id, secret) = register(&app, &admin, &t.nurse_station, &format!("{}/ok/case", partner.origin)).await;
+    let stored = |app: &TestApp, id: &str| {
+        let (db, id) = (app.db.clone(), id.to_string());
+        async move {
+            db.run(move |conn| Ok(w::webhook_endpoints.find(&id).select(w::secret).first::<String>(conn)?))
+                .await
+                .unwrap()
+        }
+    };
+    let at_rest = stored(&app, &endpoint_id).await;
+    assert!(at_rest.starts_with("sealed:v1:"), "{at_rest}");
+    assert!(!at_rest.contains(secret.trim_start_matches("whsec_")), "the secret is in the database: {at_rest}");
+
+    // A hospital opens a case, a task is given to the nurse, the patient goes home.
+    let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some("14136")).await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let opened = app
+        .post(
+            "/api/v1/discharge-cases",
+            &msw.token,
+            json!({
+                "patient_id": t.patient_id,
+                "birth_date": "1938-04-01",
+                "family_name_kana": "カワサキ",
+                "admitted_at": "2026-01-30T10:00:00+09:00",
+            }),
+        )
+        .await
+        .expect(201);
+    let case_id = opened.body["id"].as_str().unwrap().to_string();
+    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
+    let task = tasks.body["items"][0].clone();
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let etag = format!("\"{}\"", task["version"]);
+    app.patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"assignee_id": t.nurse.id}), Some(&etag))
+        .await
+        .expect(200);
+    let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
+    app.post(&format!("/api/v1/discharge-cases/{case_id}/discharge"), &msw.token, json!({"discharged_on": today}))
+        .await
+        .expect(200);
+    partner.wait_for("/ok/case", 5, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut got: Vec<(String, String, String)> = partner
+        .at("/ok/case")
+        .iter()
+        .map(|r| {
+            let body = verify_independently(&secret, r)["body"].clone();
+            assert_eq!(r.header("renkei-event-type"), body["type"].as_str(), "the header names the type");
+            let s = |v: &Value| v.as_str().unwrap().to_string();
+            (s(&body["type"]), s(&body["resource"]["type"]), s(&body["resource"]["id"]))
+        })
+        .collect();
+    got.sort();
+    let case = |kind: &str| (kind.to_string(), "discharge_case".to_string(), case_id.clone());
+    let mut expected = vec![
+        case("discharge_case.opened"),
+        case("discharge_task.created"),
+        ("discharge_task.assigned".to_string(), "discharge_task".to_string(), task_id.clone()),
+        case("discharge_case.discharged"),
+        case("discharge_task.deadlines_moved"),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "one event per step, each saying what happened");
+
+    // An endpoint registered by the release before sealing: its secret is in the clear.
+    let legacy = "whsec_registered-before-sealing-0123456789abcdefghij";
+    let id = endpoint_id.clone();
+    app.db
+        .run(move |conn| Ok(diesel::update(w::webhook_endpoints.find(&id)).set(w::secret.eq(legacy)).execute(conn)?))
+        .await
+        .unwrap();
+    // Deliveries go on, signed with it ...
+    let current = app.get(&format!("/api/v1/tasks/{task_id}"), &msw.token).await.expect(200);
+    let etag = format!("\"{}\"", current.body["version"]);
+    app.patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"status": "accepted"}), Some(&etag))
+        .await
+        .expect(200);
+    let updated = partner.wait_for("/ok/case", 6, Duration::from_secs(10)).await;
+    assert_eq!(verify_independently(legacy, &updated[5])["body"]["type"], "discharge_task.status_changed");
+    // ... and the next start seals it (what `renkei serve` and `renkei migrate` run).
+    let sealer = Sealer::from_config(&app.config);
+    let first = sealer.clone();
+    let sealed = app.db.run(move |conn| renkei::webhooks::seal_stored_secrets(conn, &first)).await.unwrap();
+    assert_eq!(sealed, 1);
+    let at_rest = stored(&app, &endpoint_id).await;
+    assert!(at_rest.starts_with("sealed:v1:") && !at_rest.contains("registered-before-sealing"), "{at_rest}");
+    let again = sealer.clone();
+    assert_eq!(app.db.run(move |conn| renkei::webhooks::seal_stored_secrets(conn, &again)).await.unwrap(), 0);
+    app.post(&format!("/api/v1/flags/{}/acknowledge", raise_flag(&app, &t, "発熱").await), &t.nurse.token, json!({}))
+        .await
+        .expect(200);
+    let later = partner.wait_for("/ok/case", 8, Duration::from_secs(10)).await;
+    let mut flag_events: Vec<String> = later[6..]
+        .iter()
+        .map(|r| verify_independently(legacy, r)["body"]["type"].as_str().unwrap().to_string())
+        .collect();
+    flag_events.sort();
+    assert_eq!(flag_events, ["flag.acknowledged", "flag.raised"], "the same secret signs, sealed");
+
+    // A new sealing key, the old one kept as previous: everything is sealed again and opens.
+    let rotated = Sealer::new(&[42; 32], &[app.config.secrets_key]);
+    let with_new = rotated.clone();
+    assert_eq!(app.db.run(move |conn| renkei::webhooks::seal_stored_secrets(conn, &with_new)).await.unwrap(), 1);
+    let id = endpoint_id.clone();
+    let endpoint = app.db.run(move |conn| Ok(renkei::webhooks::find(conn, &id)?.unwrap())).await.unwrap();
+    assert_eq!(endpoint.secret(&rotated).as_deref(), Ok(legacy));
+    assert!(endpoint.secret(&Sealer::new(&[42; 32], &[])).is_ok(), "sealed under the new key");
+    assert!(endpoint.secret(&sealer).is_err(), "the old key alone no longer opens it");
+}
+
 /// Web Push of a task assignment: a discharge task assigned to the nurse, who has a
 /// subscription, produces one push the independent code decrypts.
 async fn a_task_assignment_is_pushed_once(backend: Backend) {
@@ -480,4 +607,5 @@ async fn without_a_vapid_key_no_subscription_is_kept(backend: Backend) {
 }
 
 crate::both_backends!(by_backend: a_task_assignment_is_pushed_once);
+crate::both_backends!(by_backend: each_event_says_what_happened_and_secrets_are_sealed_at_rest);
 crate::both_backends!(by_backend: without_a_vapid_key_no_subscription_is_kept);
