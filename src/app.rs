@@ -373,6 +373,10 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
         .listen(listener)?
         .shutdown_timeout(30)
         .client_request_timeout(Duration::from_secs(30))
+        // Idle connections stay open longer than the clients and proxies in front keep them
+        // (load balancers commonly 60 s): with actix's 5 s a proxy or client could send a
+        // request on a connection the server was closing just then, and get no answer at all.
+        .keep_alive(Duration::from_secs(75))
         .run();
     Ok(server)
 }
