@@ -431,6 +431,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    offboardings (id) {
+        id -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        reason -> Text,
+        offboarded_by -> Text,
+        offboarded_at -> Timestamp,
+        sessions_ended -> Integer,
+        memberships_ended -> Integer,
+        tasks_unassigned -> Integer,
+        coordinator_assignments_ended -> Integer,
+        leads_told -> Integer,
+    }
+}
+
+diesel::table! {
     organization_closed_dates (organization_id, closed_on) {
         organization_id -> Text,
         closed_on -> Date,
@@ -837,6 +853,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     note_reads,
     note_versions,
     notes,
+    offboardings,
     organization_closed_dates,
     organization_services,
     organizations,

@@ -236,6 +236,17 @@ pub enum Notice {
         patient: String,
         patient_id: String,
     },
+    /// A member left their organisation and was offboarded: their membership ended and their
+    /// open discharge tasks became unassigned. The team's lead is told (or, when the member was
+    /// the lead, the team's other care managers). Nothing the administrator typed (the reason).
+    MemberOffboarded {
+        member: Described,
+        was_lead: bool,
+        tasks_unassigned: i64,
+        offboarded_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
     /// A ward has a new coordinating physician: the ward's other coordinators are told. The
     /// ward's names come from the wards table (reference data), not from a person.
     CoordinatorAssigned {
@@ -271,6 +282,7 @@ impl Notice {
             Notice::AccountLocked { .. } => MailKind::AccountLocked,
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
+            Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
             Notice::WebhookDisabled { .. } => MailKind::WebhookDisabled,
             Notice::Test => MailKind::Test,
@@ -292,6 +304,7 @@ crate::text_enum! {
         AccountLocked => "account_locked",
         TeamChanged => "team_changed",
         OrganizationDeactivated => "organization_deactivated",
+        MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
         WebhookDisabled => "webhook_disabled",
         Test => "test",
@@ -325,6 +338,8 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
+        (MailKind::MemberOffboarded, Locale::Ja) => include_str!("templates/member_offboarded.ja.txt"),
+        (MailKind::MemberOffboarded, Locale::En) => include_str!("templates/member_offboarded.en.txt"),
         (MailKind::CoordinatorAssigned, Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
         (MailKind::CoordinatorAssigned, Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
         (MailKind::WebhookDisabled, Locale::Ja) => include_str!("templates/webhook_disabled.ja.txt"),
@@ -547,6 +562,23 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
         }
+        Notice::MemberOffboarded { member, was_lead, tasks_unassigned, offboarded_at, patient, patient_id } => {
+            params.push(("member", member.label(locale)));
+            params.push((
+                "lead",
+                match (was_lead, locale) {
+                    (true, Locale::Ja) => "この方はチームのリーダーでした。新しいリーダーを決めてください。",
+                    (true, Locale::En) => "They were the team's lead: please choose a new lead.",
+                    (false, Locale::Ja) => "チームのリーダーは変わりません。",
+                    (false, Locale::En) => "The team's lead is unchanged.",
+                }
+                .into(),
+            ));
+            params.push(("tasks", (*tasks_unassigned).max(0).to_string()));
+            params.push(("offboarded_at", format_time(*offboarded_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
+        }
         Notice::CoordinatorAssigned { ward_name, ward_name_en, coordinator, actor, assigned_at } => {
             params.push((
                 "ward",
@@ -679,6 +711,14 @@ mod tests {
                 organization: OrgKind::Clinic,
                 members: 2,
                 deactivated_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::MemberOffboarded {
+                member: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                was_lead: true,
+                tasks_unassigned: 2,
+                offboarded_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
             },

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod handlers;
+pub mod offboarding;
 pub mod preferences;
 
 use chrono::NaiveDateTime;
