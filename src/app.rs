@@ -44,6 +44,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/auth/login", post().to(auth::handlers::login)),
         (Method::POST, "/api/v1/auth/refresh", post().to(auth::handlers::refresh)),
         (Method::POST, "/api/v1/auth/logout", post().to(auth::handlers::logout)),
+        (Method::POST, "/api/v1/password-reset", post().to(auth::handlers::request_password_reset)),
+        (Method::POST, "/api/v1/password-reset/confirm", post().to(auth::handlers::confirm_password_reset)),
         (Method::GET, "/api/v1/me", get().to(auth::handlers::me)),
         (Method::POST, "/api/v1/me/password", post().to(auth::handlers::change_password)),
         (Method::POST, "/api/v1/me/totp", post().to(auth::handlers::totp_enrol)),

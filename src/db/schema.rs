@@ -509,6 +509,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_reset_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        client_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     patient_insurance (patient_id) {
         patient_id -> Text,
         ltc_insurer_number -> Nullable<Text>,
@@ -857,6 +868,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     organization_closed_dates,
     organization_services,
     organizations,
+    password_reset_tokens,
     patient_insurance,
     notification_preferences,
     patients,

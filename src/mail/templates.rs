@@ -219,6 +219,12 @@ pub enum Notice {
         locked_at: NaiveDateTime,
         minutes: i64,
     },
+    /// A link to set a new password, asked for by someone who gave the account's address. The
+    /// token is random (never typed) and URL-safe.
+    PasswordReset {
+        token: String,
+        expires_at: NaiveDateTime,
+    },
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
@@ -280,6 +286,7 @@ impl Notice {
             Notice::IdentificationFailures { .. } => MailKind::IdentificationFailures,
             Notice::OverdueDigest { .. } => MailKind::OverdueDigest,
             Notice::AccountLocked { .. } => MailKind::AccountLocked,
+            Notice::PasswordReset { .. } => MailKind::PasswordReset,
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
             Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
@@ -302,6 +309,7 @@ crate::text_enum! {
         IdentificationFailures => "identification_failures",
         OverdueDigest => "overdue_digest",
         AccountLocked => "account_locked",
+        PasswordReset => "password_reset",
         TeamChanged => "team_changed",
         OrganizationDeactivated => "organization_deactivated",
         MemberOffboarded => "member_offboarded",
@@ -334,6 +342,8 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::OverdueDigest, Locale::En) => include_str!("templates/overdue_digest.en.txt"),
         (MailKind::AccountLocked, Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
         (MailKind::AccountLocked, Locale::En) => include_str!("templates/account_locked.en.txt"),
+        (MailKind::PasswordReset, Locale::Ja) => include_str!("templates/password_reset.ja.txt"),
+        (MailKind::PasswordReset, Locale::En) => include_str!("templates/password_reset.en.txt"),
         (MailKind::TeamChanged, Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
         (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
@@ -547,6 +557,13 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("minutes", (*minutes).max(1).to_string()));
             params.push(("link", public_url.to_string()));
         }
+        Notice::PasswordReset { token, expires_at } => {
+            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+                return Err(AppError::internal("a reset link with a token that is not URL-safe"));
+            }
+            params.push(("link", format!("{public_url}/password-reset?token={token}")));
+            params.push(("expires_at", format_time(*expires_at, locale)));
+        }
         Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
             params.push(("change", change.label(locale).into()));
             params.push(("member", member.label(locale)));
@@ -699,6 +716,7 @@ mod tests {
                 ],
             },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
+            Notice::PasswordReset { token: "q3VfJx0_-Zk".into(), expires_at: at() },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
                 member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
@@ -778,7 +796,11 @@ mod tests {
                 // A value that looks like a placeholder is kept as typed, not filled in.
                 if !matches!(
                     notice.kind(),
-                    MailKind::OverdueDigest | MailKind::AccountLocked | MailKind::WebhookDisabled | MailKind::Test
+                    MailKind::OverdueDigest
+                        | MailKind::AccountLocked
+                        | MailKind::PasswordReset
+                        | MailKind::WebhookDisabled
+                        | MailKind::Test
                 ) {
                     assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
                 }

@@ -229,6 +229,20 @@ pub fn replace_password(conn: &mut DbConn, id: &str, expected: &str, password_ha
     Ok(changed == 1)
 }
 
+/// Sets a new password hash (a reset by e-mail: no current password to compare).
+pub fn set_password(conn: &mut DbConn, id: &str, password_hash: &str) -> AppResult<()> {
+    let t = now();
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::password_changed_at.eq(t),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Stores a secret waiting for confirmation (`enabled = false`) or switches TOTP on or off.
 pub fn set_totp(
     conn: &mut DbConn,

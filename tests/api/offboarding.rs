@@ -255,6 +255,23 @@ async fn offboarding_authorisation_matrix(app: TestApp) {
     assert_eq!(res.problem_type(), "/problems/forbidden");
     assert_eq!(crate::helpers::denied_events(&app, &station_admin.id, "user").await, 1);
     app.get("/api/v1/me", &station_admin.token).await.expect(200);
+    // The password-reset routes are public: whoever calls, with or without a token, the same
+    // answer for an address; nobody's token stands in for the e-mailed one.
+    let asked: Vec<String> = {
+        let mut out = Vec::new();
+        for token in [None, Some(colleague.token.as_str()), Some(t.admin.token.as_str())] {
+            let body = json!({"email": format!("someone-{}@example.jp", crate::helpers::short_id())});
+            let res = app.call("POST", "/api/v1/password-reset", token, Some(&body), &[]).await.expect(202);
+            out.push(res.text);
+        }
+        out
+    };
+    assert!(asked.iter().all(|a| *a == asked[0]), "{asked:?}");
+    for token in [colleague.token.as_str(), t.admin.token.as_str()] {
+        let body = json!({"token": token, "new_password": "quiet-harbour-lantern-41"});
+        let res = app.call("POST", "/api/v1/password-reset/confirm", Some(token), Some(&body), &[]).await.expect(422);
+        assert_eq!(res.body["errors"][0]["field"], json!("token"));
+    }
     // A colleague does not learn that an inactive account exists.
     let gone = target().await;
     offboard(&app, &station_admin, &gone.id, "退職").await.expect(200);
@@ -262,4 +279,155 @@ async fn offboarding_authorisation_matrix(app: TestApp) {
     assert_eq!(res.text, offboard(&app, &colleague, MISSING, "退職").await.text);
 }
 
-crate::both_backends!(leaving_ends_everything_at_once, offboarding_authorisation_matrix);
+// ---------------------------------------------------------------------------------------------
+// A forgotten password, reset by e-mail.
+
+async fn reset_from(app: &TestApp, ip: [u8; 4], email: &str) -> TestResponse {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/api/v1/password-reset"))
+        .header("content-type", "application/json")
+        .body(json!({ "email": email }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let response = TestResponse { status, headers, text, body };
+    crate::contract::check_response("POST", "/api/v1/password-reset", &response);
+    response
+}
+
+async fn ask_reset(app: &TestApp, email: &str) -> TestResponse {
+    app.call("POST", "/api/v1/password-reset", None, Some(&json!({ "email": email })), &[]).await
+}
+
+async fn confirm_reset(app: &TestApp, token: &str, new_password: &str) -> TestResponse {
+    let body = json!({ "token": token, "new_password": new_password });
+    app.call("POST", "/api/v1/password-reset/confirm", None, Some(&body), &[]).await
+}
+
+/// The token of the link in a reset e-mail.
+fn token_in(body: &str) -> String {
+    let start = body.find("/password-reset?token=").expect("a reset link") + "/password-reset?token=".len();
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect()
+}
+
+async fn reset_rows(app: &TestApp) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use renkei::db::schema::password_reset_tokens::dsl as r;
+    app.db.run(|conn| Ok(r::password_reset_tokens.select((r::token_hash, r::user_id)).load(conn)?)).await.unwrap()
+}
+
+async fn forgotten_passwords_are_reset_by_email(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "visiting_nurse_station", "中原訪問看護ステーション", Some("14133")).await;
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+
+    // The same answer for an account's address and for an unknown one.
+    let known = ask_reset(&app, &nurse.email.to_uppercase()).await.expect(202);
+    let unknown = ask_reset(&app, "nobody-here@example.jp").await.expect(202);
+    assert_eq!(known.text, unknown.text);
+    assert_eq!(known.header("content-type"), unknown.header("content-type"));
+    let res = ask_reset(&app, "not an address").await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("email"));
+
+    // One e-mail, to the account, Japanese first, with a one-time link; the token is kept hashed.
+    let mails = emails_to(&app, &nurse.id, "password_reset").await;
+    assert_eq!(mails.len(), 1);
+    let (subject, body) = &mails[0];
+    assert_eq!(subject, "パスワードの再設定（在宅療養連携ノート）");
+    assert!(body.contains("1回だけ使えます"), "{body}");
+    let token = token_in(body);
+    assert!(token.len() >= 43, "{token}");
+    let rows = reset_rows(&app).await;
+    assert_eq!(rows.len(), 1, "none for the unknown address");
+    assert_eq!(rows[0].0, renkei::auth::tokens::sha256_hex(&token));
+    assert_ne!(rows[0].0, token);
+
+    // The new password follows the rules; a wrong token is named.
+    let weak = confirm_reset(&app, &token, "password").await.expect(422);
+    assert_eq!(weak.body["errors"][0]["field"], json!("new_password"));
+    let wrong = confirm_reset(&app, "not-the-token", "quiet-harbour-lantern-41").await.expect(422);
+    assert_eq!(wrong.body["errors"][0]["field"], json!("token"));
+    assert_eq!(wrong.body["errors"][0]["code"], json!("invalid_or_expired"));
+
+    confirm_reset(&app, &token, "quiet-harbour-lantern-41").await.expect(204);
+    // Every session ended; the old password is gone, the new one signs in.
+    app.get("/api/v1/me", &nurse.token).await.expect(401);
+    app.login(&nurse.email, PASSWORD, None).await.expect(401);
+    app.login(&nurse.email, "quiet-harbour-lantern-41", None).await.expect(200);
+    // Once only.
+    let again = confirm_reset(&app, &token, "another-harbour-lantern-42").await.expect(422);
+    assert_eq!(again.text, wrong.text);
+
+    // An expired link does not work.
+    ask_reset(&app, &nurse.email).await.expect(202);
+    let later = emails_to(&app, &nurse.id, "password_reset").await;
+    let expired = token_in(&later.last().unwrap().1);
+    let hash = renkei::auth::tokens::sha256_hex(&expired);
+    app.db
+        .run(move |conn| {
+            use diesel::prelude::*;
+            use renkei::db::schema::password_reset_tokens::dsl as r;
+            let past = renkei::db::now() - chrono::Duration::minutes(31);
+            diesel::update(r::password_reset_tokens.filter(r::token_hash.eq(hash)))
+                .set(r::expires_at.eq(past))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let res = confirm_reset(&app, &expired, "yet-another-lantern-43").await.expect(422);
+    assert_eq!(res.text, wrong.text);
+
+    // An offboarded account gets no e-mail, and the same answer.
+    let station_admin = app.person(&admin, &org, "nurse", "org_admin").await;
+    let leaver = app.person(&admin, &org, "nurse", "member").await;
+    offboard(&app, &station_admin, &leaver.id, "退職").await.expect(200);
+    let res = ask_reset(&app, &leaver.email).await.expect(202);
+    assert_eq!(res.text, unknown.text);
+    assert!(emails_to(&app, &leaver.id, "password_reset").await.is_empty());
+}
+
+async fn password_reset_requests_are_throttled(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "pharmacy", "高津薬局", Some("14134")).await;
+    let pharmacist = app.person(&admin, &org, "pharmacist", "member").await;
+    // Per address, known or not, alike: three requests, then 429 with Retry-After.
+    let stranger = format!("stranger-{}@example.jp", crate::helpers::short_id());
+    let mut refusals = Vec::new();
+    for address in [&pharmacist.email, &stranger] {
+        for _ in 0..3 {
+            ask_reset(&app, address).await.expect(202);
+        }
+        let refused = ask_reset(&app, address).await.expect(429);
+        assert_eq!(refused.problem_type(), "/problems/too-many-requests");
+        assert!(refused.header("retry-after").is_some());
+        refusals.push(refused);
+    }
+    assert_eq!(refusals[0].text, refusals[1].text);
+    assert_eq!(emails_to(&app, &pharmacist.id, "password_reset").await.len(), 3);
+    // Asking for resets does not lock the sign-in.
+    app.login(&pharmacist.email, PASSWORD, None).await.expect(200);
+    // Per client, across addresses.
+    let address = |i: usize| format!("spray-{i}-{}@example.jp", crate::helpers::short_id());
+    for i in 0..30 {
+        reset_from(&app, [127, 0, 0, 51], &address(i)).await.expect(202);
+    }
+    reset_from(&app, [127, 0, 0, 51], &address(30)).await.expect(429);
+    reset_from(&app, [127, 0, 0, 52], &address(31)).await.expect(202);
+}
+
+crate::both_backends!(
+    leaving_ends_everything_at_once,
+    offboarding_authorisation_matrix,
+    forgotten_passwords_are_reset_by_email,
+    password_reset_requests_are_throttled,
+);
