@@ -1288,7 +1288,8 @@ pub fn coordinator_assignment(
 /// account; anyone else — an administrator of another organisation included — the 404 of an
 /// account that does not exist, byte for byte, so ids tell nothing about other organisations.
 pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
-    let user = crate::users::find(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    // Locked: a second request at the same moment waits and then finds nothing left to end.
+    let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
     if !manages_accounts_of(me, &user.organization_id) {
         return Err(if me.organization_id == user.organization_id && user.active {
             refuse()

@@ -130,6 +130,19 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
 }
 
+/// The account, its row locked for the rest of the transaction (PostgreSQL `FOR UPDATE`; a
+/// SQLite transaction already holds the database's one write lock), so that two requests
+/// changing it at once take turns and the second sees what the first did.
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
+    if id.contains('\0') {
+        return Ok(None);
+    }
+    Ok(match conn {
+        DbConn::Postgres(c) => users::table.find(id).select(User::as_select()).for_update().first(c).optional()?,
+        DbConn::Sqlite(c) => users::table.find(id).select(User::as_select()).first(c).optional()?,
+    })
+}
+
 /// An account that may act and be told things now: active, in an active organisation. A
 /// deactivated organisation's people are out of the service at once (the access policy, src/access.rs).
 pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {

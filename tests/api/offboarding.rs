@@ -272,6 +272,14 @@ async fn offboarding_authorisation_matrix(app: TestApp) {
         let res = app.call("POST", "/api/v1/password-reset/confirm", Some(token), Some(&body), &[]).await.expect(422);
         assert_eq!(res.body["errors"][0]["field"], json!("token"));
     }
+    // Two requests at the same moment (a double click): one offboarding, the same answer twice.
+    let twice = target().await;
+    let (a, b) = tokio::join!(
+        offboard(&app, &station_admin, &twice.id, "退職"),
+        offboard(&app, &station_admin, &twice.id, "退職")
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
+    assert_eq!(a.text, b.text);
     // A colleague does not learn that an inactive account exists.
     let gone = target().await;
     offboard(&app, &station_admin, &gone.id, "退職").await.expect(200);
