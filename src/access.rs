@@ -1281,6 +1281,40 @@ pub fn coordinator_assignment(
     Ok((ward, user))
 }
 
+/// The account an administrator offboards (the person leaves the organisation): administrators
+/// of its organisation and system administrators; only system administrators offboard a system
+/// administrator. Nobody offboards themselves (403, audited: it would end the caller's own
+/// administration mid-request). A colleague in the same organisation gets 403 for an active
+/// account; anyone else — an administrator of another organisation included — the 404 of an
+/// account that does not exist, byte for byte, so ids tell nothing about other organisations.
+pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
+    // Locked: a second request at the same moment waits and then finds nothing left to end.
+    let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    if !manages_accounts_of(me, &user.organization_id) {
+        return Err(if me.organization_id == user.organization_id && user.active {
+            refuse()
+        } else {
+            AppError::not_found()
+        });
+    }
+    if user.role == AccountRole::SystemAdmin && !me.is_system_admin() {
+        return Err(refuse());
+    }
+    if user.id == me.id {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::User, Some(&user.id), None).denied().detail("offboard oneself"),
+        )?;
+        return Err(AppError::forbidden(
+            "ご自身の退職処理はできません。組織の別の管理者に依頼してください。",
+            "Nobody offboards themselves: ask another administrator of your organisation.",
+        )
+        .keeping_changes());
+    }
+    Ok(user)
+}
+
 /// Creating an account in an organisation that exists (404), as [`create_user`] decides.
 pub fn user_creation(
     conn: &mut DbConn,

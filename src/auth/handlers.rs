@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{password, throttle, tokens, totp, Bearer};
+use super::{password, reset, throttle, tokens, totp, Bearer};
 use crate::api::Json;
 use crate::auth::tokens::{RefreshOutcome, TokenPair};
 use crate::error::{AppError, AppResult};
@@ -147,6 +147,59 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     builder.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
     builder
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+/// `POST /password-reset`: 202 and the same body whether the address has an account or not;
+/// throttled per address and per client (`reset::request`).
+pub async fn request_password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<PasswordResetRequest>,
+) -> AppResult<HttpResponse> {
+    let email = body.into_inner().email;
+    let mut check = crate::api::Check::new();
+    check.email("email", &email);
+    check.finish()?;
+    let ip = super::client_ip(&req);
+    let mailer = state.mail.clone();
+    let budget = throttle::budget(state.config.login_client_failures);
+    let outcome = state.db.run(move |conn| reset::request(conn, &mailer, &email, ip.as_deref(), budget)).await?;
+    match outcome {
+        reset::Requested::Accepted => {
+            Ok(no_store(HttpResponse::Accepted()).json(serde_json::json!({"status": "accepted"})))
+        }
+        reset::Requested::Locked(secs) => Err(AppError::too_many_requests(secs)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// `POST /password-reset/confirm`: the token of the e-mail sets a new password (the usual rules,
+/// hashed outside any transaction); every session of the account ends.
+pub async fn confirm_password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<PasswordResetConfirm>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let ip = super::client_ip(&req);
+    let token = body.token.clone();
+    let user = state.db.run(move |conn| reset::holder(conn, &token)).await?;
+    password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
+    let hash = password::hash_bounded(body.new_password).await?;
+    state.db.run(move |conn| reset::confirm(conn, &body.token, &user, &hash, ip)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Deserialize)]

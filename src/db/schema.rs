@@ -431,6 +431,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    offboardings (id) {
+        id -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        reason -> Text,
+        offboarded_by -> Text,
+        offboarded_at -> Timestamp,
+        sessions_ended -> Integer,
+        memberships_ended -> Integer,
+        tasks_unassigned -> Integer,
+        coordinator_assignments_ended -> Integer,
+        leads_told -> Integer,
+    }
+}
+
+diesel::table! {
     organization_closed_dates (organization_id, closed_on) {
         organization_id -> Text,
         closed_on -> Date,
@@ -489,6 +505,17 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         superseded_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_reset_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        client_ip -> Nullable<Text>,
     }
 }
 
@@ -837,9 +864,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     note_reads,
     note_versions,
     notes,
+    offboardings,
     organization_closed_dates,
     organization_services,
     organizations,
+    password_reset_tokens,
     patient_insurance,
     notification_preferences,
     patients,

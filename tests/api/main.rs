@@ -33,6 +33,7 @@ mod fhir;
 mod flags;
 mod mail;
 mod notes;
+mod offboarding;
 mod ops;
 mod orgs;
 mod patients;

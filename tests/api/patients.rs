@@ -490,6 +490,23 @@ async fn authorisation_matrix(app: TestApp) {
         .expect(200);
         p
     };
+    // Offboarded when leaving the station (POST /users/{id}/offboard), later taken back into
+    // service: the memberships the offboarding ended stay ended.
+    let offboarded = {
+        let p = app.person(admin, &t.nurse_station, "nurse", "member").await;
+        app.post(
+            &format!("/api/v1/patients/{pid}/care-team"),
+            &t.care_manager.token,
+            json!({"user_id": p.id, "role": "visiting_nurse"}),
+        )
+        .await
+        .expect(201);
+        let path = format!("/api/v1/users/{}", p.id);
+        app.post(&format!("{path}/offboard"), &nurse_station_admin.token, json!({"reason": "退職"})).await.expect(200);
+        app.patch(&path, &nurse_station_admin.token, json!({"active": true}), None).await.expect(200);
+        let tokens = app.login(&p.email, crate::helpers::PASSWORD, None).await.expect(200);
+        Person { token: tokens.body["access_token"].as_str().unwrap().to_string(), ..p }
+    };
     let other_office = app.organization(admin, "care_management_office", "多摩ケアプラン", Some("14135")).await;
     let other_team = app.person(admin, &other_office, "care_manager", "member").await;
     app.post("/api/v1/patients", &other_team.token, patient_body("多摩", "タマ", "14135")).await.expect(201);
@@ -564,6 +581,7 @@ async fn authorisation_matrix(app: TestApp) {
         // Writes, but merges only as the care manager of both registrations.
         ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403, 200, 200, 404, 200, 200, 201, 201], true,  409),
         ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("offboarded, taken back",  &offboarded,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
         ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
         ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 403, 403, 200, 200, 403, 403], true,  201),
         ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
