@@ -7,6 +7,7 @@
 pub mod extract;
 pub mod handlers;
 pub mod password;
+pub mod sign_in;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
