@@ -101,6 +101,56 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> AppResult<T> {
     Ok(value)
 }
 
+/// A query string read into `T`, like actix's `web::Query`, except that a parameter that does not
+/// fit is named (`scope`, `limit`) with what it expects, as body fields are.
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+/// Reads a query string into `T`; see [`Query`].
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> AppResult<T> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let message = e.inner().to_string();
+        let quoted = message.split('`').nth(1).unwrap_or_default().to_string();
+        let path = e.path().to_string();
+        let field = if message.starts_with("unknown field") || message.starts_with("missing field") {
+            quoted
+        } else if path.is_empty() || path == "." {
+            "query".to_string()
+        } else {
+            path
+        };
+        let (ja, en) = expected(&field, &message);
+        AppError::validation(vec![FieldError::new(
+            field.clone(),
+            "invalid_query",
+            format!("検索条件 {field} が正しくありません。{ja}"),
+            format!("The query parameter {field} is not valid: {en}"),
+        )])
+    })
+}
+
 fn not_json() -> AppError {
     AppError::bad_request("リクエスト本文が正しい JSON ではありません。", "The request body is not valid JSON.")
 }
@@ -152,7 +202,8 @@ fn expected(name: &str, message: &str) -> (String, String) {
         return (format!("次のいずれかを指定してください: {list}"), format!("use one of: {list}"));
     }
     if message.starts_with("unknown variant") {
-        let only = message.split("expected ").nth(1).unwrap_or_default().replace('`', "");
+        // Two values come as "`a` or `b`"; a list reads the same in both languages.
+        let only = message.split("expected ").nth(1).unwrap_or_default().replace('`', "").replace(" or ", ", ");
         return (format!("次の値を指定してください: {only}"), format!("use: {only}"));
     }
     let wrong_type = message.starts_with("invalid type");
@@ -171,7 +222,9 @@ fn expected(name: &str, message: &str) -> (String, String) {
     }
     let wants = message.split("expected ").last().unwrap_or_default();
     let numbers = ["f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize"];
-    if numbers.contains(&wants) || wants.contains("integer") || wants.contains("number") {
+    // A query string's number fails in the integer parser, which names no type.
+    let unparsed = message.starts_with("invalid digit") || message.contains("number too large");
+    if unparsed || numbers.contains(&wants) || wants.contains("integer") || wants.contains("number") {
         return ("数値で入力してください。".into(), "write a number.".into());
     }
     if wants.contains("boolean") {

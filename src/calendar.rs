@@ -4,8 +4,9 @@
 //! (after its hours, or on a day it is closed) moves the deadline to its next business day
 //! (docs/domain.md). A day is closed when it is one of the office's closed weekdays, a national
 //! holiday (国民の祝日, 振替休日, 国民の休日) when the office closes on them, or within 年末年始
-//! (29 December to 3 January) when it closes then. The defaults are the common ones: Monday to
-//! Friday, 9:00 up to 17:00 JST, closed on holidays and over 年末年始.
+//! (29 December to 3 January) when it closes then, or one of the dates the office names as its
+//! own closed days (お盆休み, 創立記念日, a training day). The defaults are the common ones:
+//! Monday to Friday, 9:00 up to 17:00 JST, closed on holidays and over 年末年始, no dates of its own.
 //!
 //! The national holidays come from the `jpholiday` crate (MIT), which derives them from the
 //! Act on National Holidays (国民の祝日に関する法律) as the Cabinet Office publishes it,
@@ -35,8 +36,15 @@ pub fn is_year_end_break(day: NaiveDate) -> bool {
     matches!((day.month(), day.day()), (12, 29..=31) | (1, 1..=3))
 }
 
+/// The most closed dates of its own an office may name: about two years of one a week, far more
+/// than any office keeps, so a runaway client cannot grow the list without end.
+pub const MAX_CLOSED_DATES: usize = 100;
+
+/// The years a closed date of an office's own may lie in: the ones deadlines are set in.
+pub const CLOSED_DATE_YEARS: std::ops::RangeInclusive<i32> = 2000..=2099;
+
 /// An office's business hours and closed days, as its organisation's settings say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusinessHours {
     /// Opening, in minutes after midnight JST (inclusive).
     pub opens_at: i32,
@@ -46,6 +54,8 @@ pub struct BusinessHours {
     closed_weekdays: u8,
     pub closed_on_holidays: bool,
     pub closed_year_end: bool,
+    /// Dates of the office's own on which it is closed, ascending and without repeats.
+    closed_dates: Vec<NaiveDate>,
 }
 
 impl Default for BusinessHours {
@@ -56,6 +66,7 @@ impl Default for BusinessHours {
             closed_weekdays: weekday_bits(DEFAULT_CLOSED_WEEKDAYS),
             closed_on_holidays: true,
             closed_year_end: true,
+            closed_dates: Vec::new(),
         }
     }
 }
@@ -78,7 +89,21 @@ impl BusinessHours {
             closed_weekdays: weekday_bits(closed_weekdays),
             closed_on_holidays,
             closed_year_end,
+            closed_dates: Vec::new(),
         }
+    }
+
+    /// The same hours, closed also on `dates` (in any order, repeats ignored).
+    pub fn with_closed_dates(mut self, mut dates: Vec<NaiveDate>) -> Self {
+        dates.sort_unstable();
+        dates.dedup();
+        self.closed_dates = dates;
+        self
+    }
+
+    /// The office's own closed dates, ascending.
+    pub fn closed_dates(&self) -> &[NaiveDate] {
+        &self.closed_dates
     }
 
     /// The closed weekdays, Monday first.
@@ -94,7 +119,8 @@ impl BusinessHours {
     pub fn is_business_day(&self, day: NaiveDate) -> bool {
         !(self.closes_on_weekday(day.weekday())
             || (self.closed_year_end && is_year_end_break(day))
-            || (self.closed_on_holidays && is_national_holiday(day)))
+            || (self.closed_on_holidays && is_national_holiday(day))
+            || self.closed_dates.binary_search(&day).is_ok())
     }
 
     /// Whether a JST wall-clock time is within the office's hours on one of its business days.
@@ -196,6 +222,22 @@ mod tests {
         // Never open: the same day comes back rather than a search without end.
         let never = BusinessHours::new(540, 1020, ALL_WEEKDAYS, true, true);
         assert_eq!(never.first_business_day_from(date(2026, 1, 5)), date(2026, 1, 5));
+    }
+
+    #[test]
+    fn an_office_closed_on_dates_of_its_own() {
+        // お盆休み from Thursday 12 to Friday 13 August 2027, given out of order and twice.
+        let office =
+            BusinessHours::default().with_closed_dates(vec![date(2027, 8, 13), date(2027, 8, 12), date(2027, 8, 13)]);
+        assert_eq!(office.closed_dates(), &[date(2027, 8, 12), date(2027, 8, 13)]);
+        assert!(office.is_business_day(date(2027, 8, 10)));
+        assert!(!office.is_business_day(date(2027, 8, 11)), "山の日");
+        assert!(!office.is_business_day(date(2027, 8, 12)));
+        assert!(!office.is_open_at(date(2027, 8, 13).and_hms_opt(10, 0, 0).unwrap()));
+        // Thursday's admission waits past the weekend for Monday the 16th.
+        assert_eq!(office.first_business_day_from(date(2027, 8, 12)), date(2027, 8, 16));
+        // The same dates a year on are ordinary days: a date is a date, not an annual rule.
+        assert!(office.is_business_day(date(2028, 8, 14)));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct Query {
     pub cursor: Option<String>,
 }
 
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<Query>) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: api::Query<Query>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);

@@ -48,7 +48,7 @@ pub async fn caseload(
     bearer: Bearer,
     req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<CaseloadQuery>,
+    query: api::Query<CaseloadQuery>,
 ) -> AppResult<HttpResponse> {
     let ward = path.into_inner();
     let q = query.into_inner();

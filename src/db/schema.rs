@@ -431,6 +431,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    organization_closed_dates (organization_id, closed_on) {
+        organization_id -> Text,
+        closed_on -> Date,
+    }
+}
+
+diesel::table! {
     organization_services (organization_id, service) {
         organization_id -> Text,
         service -> Text,
@@ -784,6 +791,7 @@ diesel::joinable!(notification_preferences -> users (user_id));
 diesel::joinable!(note_reads -> notes (note_id));
 diesel::joinable!(note_versions -> notes (note_id));
 diesel::joinable!(notes -> patients (patient_id));
+diesel::joinable!(organization_closed_dates -> organizations (organization_id));
 diesel::joinable!(organization_services -> organizations (organization_id));
 diesel::joinable!(patients -> wards (ward_code));
 diesel::joinable!(organizations -> wards (ward_code));
@@ -829,6 +837,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     note_reads,
     note_versions,
     notes,
+    organization_closed_dates,
     organization_services,
     organizations,
     patient_insurance,

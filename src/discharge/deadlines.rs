@@ -51,7 +51,7 @@ pub struct TemplateRule {
 }
 
 /// What is known of one case's dates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchors {
     /// When the patient was admitted, in UTC. Its JST calendar day is the admission day.
     pub admitted_at: NaiveDateTime,
@@ -291,7 +291,7 @@ mod tests {
     fn the_receiving_office_has_its_own_hours() {
         // Open 8:00–20:00 every day but Sunday, holidays and 年末年始 included.
         let office = BusinessHours::new(8 * 60, 20 * 60, &[chrono::Weekday::Sun], false, false);
-        let at = |t| Anchors { office, ..admitted(t) };
+        let at = |t| Anchors { office: office.clone(), ..admitted(t) };
         assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 29, 18, 0))), Some(end_of(2026, 1, 29)));
         assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2026, 1, 31, 10, 0))), Some(end_of(2026, 1, 31)), "Saturday");
         assert_eq!(due_at(&ADMISSION_INFO, &at(jst(2027, 1, 11, 10, 0))), Some(end_of(2027, 1, 11)), "成人の日");
@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn changing_the_planned_discharge_date_moves_the_deadline() {
         let before = Anchors { planned_discharge_on: Some(date(2026, 3, 10)), ..admitted(jst(2026, 3, 2, 10, 0)) };
-        let after = Anchors { planned_discharge_on: Some(date(2026, 3, 17)), ..before };
+        let after = Anchors { planned_discharge_on: Some(date(2026, 3, 17)), ..before.clone() };
         assert_eq!(due_at(&CARE_PLAN, &before), Some(end_of(2026, 3, 9)));
         assert_eq!(due_at(&CARE_PLAN, &after), Some(end_of(2026, 3, 16)));
         // Tasks whose clock is the admission stay where they were.
@@ -360,7 +360,7 @@ mod tests {
         let planned = Anchors { planned_discharge_on: Some(date(2026, 2, 27)), ..admitted_on };
         assert_eq!(due_at(&JOINT_DISCHARGE_GUIDANCE, &planned), Some(end_of(2026, 2, 27)));
         // The patient left a day late: the actual day counts.
-        let left = Anchors { discharged_on: Some(date(2026, 2, 28)), ..planned };
+        let left = Anchors { discharged_on: Some(date(2026, 2, 28)), ..planned.clone() };
         assert_eq!(due_at(&JOINT_DISCHARGE_GUIDANCE, &left), Some(end_of(2026, 2, 28)));
         // Other "before discharge" tasks stay due the day before the planned date.
         assert_eq!(due_at(&CARE_PLAN, &planned), Some(end_of(2026, 2, 26)));

@@ -87,7 +87,7 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<ListQuery>,
+    query: crate::api::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let status = query.into_inner().status;

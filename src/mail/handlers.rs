@@ -75,7 +75,7 @@ pub struct StatusQuery {
 pub async fn status(
     state: web::Data<AppState>,
     bearer: Bearer,
-    query: web::Query<StatusQuery>,
+    query: api::Query<StatusQuery>,
 ) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor };

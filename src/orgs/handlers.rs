@@ -1,6 +1,7 @@
 //! `/organizations` and `/organizations/{id}`.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use chrono::Datelike;
 use serde::Deserialize;
 
 use super::{BusinessHoursView, Filter, NewOrganization, OrganizationChanges};
@@ -24,7 +25,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: api::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, after) = (paging.limit()?, paging.after()?);
@@ -108,7 +109,7 @@ pub async fn create(
             let mut names: Vec<String> = services.iter().map(|s| s.as_str().to_string()).collect();
             names.sort();
             names.dedup();
-            org.view(names)
+            org.view(names, Vec::new())
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -195,7 +196,25 @@ fn check_business_hours(check: &mut Check, view: &BusinessHoursView) -> Option<B
             ),
         }
     }
-    let hours = BusinessHours::new(opens?, closes?, &days, view.closed_on_holidays, view.closed_year_end);
+    if view.closed_dates.len() > calendar::MAX_CLOSED_DATES {
+        check.push(
+            "business_hours.closed_dates",
+            "too_many_closed_dates",
+            format!("独自の休業日は{}日までです。", calendar::MAX_CLOSED_DATES),
+            format!("An office names at most {} closed dates of its own.", calendar::MAX_CLOSED_DATES),
+        );
+    }
+    let years = calendar::CLOSED_DATE_YEARS;
+    if view.closed_dates.iter().any(|d| !years.contains(&d.year())) {
+        check.push(
+            "business_hours.closed_dates",
+            "closed_date_out_of_range",
+            format!("休業日は{}年から{}年までの日付です。", years.start(), years.end()),
+            format!("A closed date lies in the years {} to {}.", years.start(), years.end()),
+        );
+    }
+    let hours = BusinessHours::new(opens?, closes?, &days, view.closed_on_holidays, view.closed_year_end)
+        .with_closed_dates(view.closed_dates.clone());
     if hours.closed_weekdays().len() == calendar::ALL_WEEKDAYS.len() {
         check.push(
             "business_hours.closed_weekdays",
@@ -267,6 +286,9 @@ pub async fn update(
             }
             if !super::update(conn, &org.id, org.version, &changes)? {
                 return Err(AppError::precondition_failed());
+            }
+            if let Some(hours) = &business_hours {
+                super::replace_closed_dates(conn, &org.id, hours.closed_dates())?;
             }
             if let Some(services) = &body.services {
                 super::replace_services(conn, &org.id, services)?;

@@ -3,13 +3,13 @@
 
 pub mod handlers;
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api;
 use crate::calendar::{self, BusinessHours};
-use crate::db::schema::{organization_services, organizations, wards};
+use crate::db::schema::{organization_closed_dates, organization_services, organizations, wards};
 use crate::db::{lower, new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::vocab::{OrgKind, OrgService};
@@ -49,6 +49,10 @@ pub struct BusinessHoursView {
     pub closed_weekdays: Vec<String>,
     pub closed_on_holidays: bool,
     pub closed_year_end: bool,
+    /// Dates of the office's own on which it is closed (`YYYY-MM-DD`), ascending; none when
+    /// left out.
+    #[serde(default)]
+    pub closed_dates: Vec<NaiveDate>,
 }
 
 impl BusinessHoursView {
@@ -63,6 +67,7 @@ impl BusinessHoursView {
                 .collect(),
             closed_on_holidays: hours.closed_on_holidays,
             closed_year_end: hours.closed_year_end,
+            closed_dates: hours.closed_dates().to_vec(),
         }
     }
 }
@@ -91,9 +96,10 @@ pub struct OrganizationView {
 }
 
 impl Organization {
-    /// The business hours and closed days the settings give. An unknown weekday code (a row
-    /// edited by hand) is a load error, reported rather than guessed at.
-    pub fn business_hours(&self) -> AppResult<BusinessHours> {
+    /// The business hours and closed days the settings give, with the office's own closed
+    /// dates (from [`closed_dates_of`]). An unknown weekday code (a row edited by hand) is a
+    /// load error, reported rather than guessed at.
+    pub fn business_hours(&self, closed_dates: Vec<NaiveDate>) -> AppResult<BusinessHours> {
         let mut days = Vec::new();
         for code in self.closed_weekdays.split(',').filter(|c| !c.is_empty()) {
             let day = calendar::parse_weekday(code)
@@ -106,11 +112,12 @@ impl Organization {
             &days,
             self.closed_on_holidays,
             self.closed_year_end,
-        ))
+        )
+        .with_closed_dates(closed_dates))
     }
 
-    pub fn view(self, services: Vec<String>) -> AppResult<OrganizationView> {
-        let business_hours = BusinessHoursView::of(&self.business_hours()?);
+    pub fn view(self, services: Vec<String>, closed_dates: Vec<NaiveDate>) -> AppResult<OrganizationView> {
+        let business_hours = BusinessHoursView::of(&self.business_hours(closed_dates)?);
         Ok(OrganizationView {
             id: self.id,
             name: self.name,
@@ -188,14 +195,38 @@ pub fn services_of(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<(String, 
         .load(conn)?)
 }
 
-/// Views with their services, in the order given.
+/// The office's own closed dates of each organisation in `ids`, ascending within each.
+pub fn closed_dates_of(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<(String, NaiveDate)>> {
+    Ok(organization_closed_dates::table
+        .filter(organization_closed_dates::organization_id.eq_any(ids))
+        .order((organization_closed_dates::organization_id, organization_closed_dates::closed_on))
+        .select((organization_closed_dates::organization_id, organization_closed_dates::closed_on))
+        .load(conn)?)
+}
+
+/// Replaces an organisation's own closed dates whole.
+pub fn replace_closed_dates(conn: &mut DbConn, id: &str, dates: &[NaiveDate]) -> AppResult<()> {
+    diesel::delete(organization_closed_dates::table.filter(organization_closed_dates::organization_id.eq(id)))
+        .execute(conn)?;
+    // One row at a time: a batch insert has no form both backends share, and the list is short.
+    for day in dates {
+        diesel::insert_into(organization_closed_dates::table)
+            .values((organization_closed_dates::organization_id.eq(id), organization_closed_dates::closed_on.eq(*day)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Views with their services and closed dates, in the order given.
 pub fn with_services(conn: &mut DbConn, orgs: Vec<Organization>) -> AppResult<Vec<OrganizationView>> {
     let ids: Vec<String> = orgs.iter().map(|o| o.id.clone()).collect();
     let services = services_of(conn, &ids)?;
+    let closed = closed_dates_of(conn, &ids)?;
     orgs.into_iter()
         .map(|o| {
             let mine = services.iter().filter(|(id, _)| *id == o.id).map(|(_, s)| s.clone()).collect();
-            o.view(mine)
+            let dates = closed.iter().filter(|(id, _)| *id == o.id).map(|(_, d)| *d).collect();
+            o.view(mine, dates)
         })
         .collect()
 }
@@ -285,7 +316,10 @@ pub fn receiving_office_hours(conn: &mut DbConn, patient_id: &str) -> AppResult<
         .first(conn)
         .optional()?;
     match office {
-        Some(o) => o.business_hours(),
+        Some(o) => {
+            let dates = closed_dates_of(conn, std::slice::from_ref(&o.id))?.into_iter().map(|(_, d)| d).collect();
+            o.business_hours(dates)
+        }
         None => Ok(BusinessHours::default()),
     }
 }

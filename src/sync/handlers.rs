@@ -20,7 +20,11 @@ pub struct FeedQuery {
 
 /// `GET /changes?since=`: without `since` the first sync's snapshot of the caller's patients,
 /// then the changes after the cursor, in commit order.
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<FeedQuery>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    query: crate::api::Query<FeedQuery>,
+) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let limit = PageQuery { limit: q.limit, cursor: None }.limit()?;
     let since = feed::parse(q.since.as_deref(), "since")?;
@@ -46,7 +50,7 @@ pub async fn stream(
     state: web::Data<AppState>,
     bearer: Bearer,
     req: HttpRequest,
-    query: web::Query<StreamQuery>,
+    query: crate::api::Query<StreamQuery>,
 ) -> AppResult<HttpResponse> {
     let last_event_id = req.headers().get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}").to_string());
     let (raw, field) = match last_event_id {

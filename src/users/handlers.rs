@@ -36,7 +36,7 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<ListUsersQuery>,
+    query: api::Query<ListUsersQuery>,
 ) -> AppResult<HttpResponse> {
     let organization_id = path.into_inner().into_string();
     let q = query.into_inner();

@@ -74,7 +74,7 @@ async fn an_office_with_its_own_hours(app: TestApp) {
     assert_eq!(
         read.body["business_hours"],
         json!({"opens_at": "09:00", "closes_at": "17:00", "closed_weekdays": ["sat", "sun"],
-               "closed_on_holidays": true, "closed_year_end": true})
+               "closed_on_holidays": true, "closed_year_end": true, "closed_dates": []})
     );
 
     // Settings a person cannot mean are refused, naming the field, and change nothing.
@@ -135,6 +135,51 @@ async fn an_office_closed_on_its_own_weekday_moves_the_deadline(app: TestApp) {
     assert_eq!(due["admission_info"], end_of_jst_day("2026-11-26"));
 }
 
+async fn an_office_closed_on_dates_of_its_own(app: TestApp) {
+    let t = team(&app, "14137").await;
+    let path = format!("/api/v1/organizations/{}", t.care_office);
+    let admin = office_admin(&app, &t).await;
+    let hours = |dates: Value| {
+        json!({"business_hours": {"opens_at": "09:00", "closes_at": "17:00", "closed_weekdays": ["sat", "sun"],
+                                  "closed_on_holidays": true, "closed_year_end": true, "closed_dates": dates}})
+    };
+    // Dates a person cannot mean are refused, naming the field, and change nothing.
+    let res = app.patch(&path, &admin.token, hours(json!(["2026/11/25"])), None).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("business_hours.closed_dates[0]"), "{}", res.body);
+    let res = app.patch(&path, &admin.token, hours(json!(["1999-12-31"])), None).await.expect(422);
+    assert_eq!(res.body["errors"][0]["code"], json!("closed_date_out_of_range"));
+    let many: Vec<String> = (0..101).map(|i| format!("2027-{:02}-{:02}", 1 + i / 28, 1 + i % 28)).collect();
+    let res = app.patch(&path, &admin.token, hours(json!(many)), None).await.expect(422);
+    assert_eq!(res.body["errors"][0]["code"], json!("too_many_closed_dates"));
+    assert_eq!(app.get(&path, &admin.token).await.expect(200).body["version"], json!(1));
+
+    // The office closes for its staff training on Wednesday 25 and Thursday 26 November 2026, sent
+    // out of order and twice; it keeps them ascending and once.
+    let dates = json!(["2026-11-26", "2026-11-25", "2026-11-26"]);
+    let changed = app.patch(&path, &admin.token, hours(dates), Some("\"1\"")).await.expect(200);
+    assert_eq!(changed.body["business_hours"]["closed_dates"], json!(["2026-11-25", "2026-11-26"]));
+    let read = app.get(&path, &t.care_manager.token).await.expect(200);
+    assert_eq!(read.body["business_hours"]["closed_dates"], json!(["2026-11-25", "2026-11-26"]));
+
+    // Tuesday 24 November at 18:00, after hours: Wednesday and Thursday are closed, so Friday.
+    let due = admit(&app, &t, json!({"admitted_at": "2026-11-24T18:00:00+09:00"})).await;
+    assert_eq!(due["admission_info"], end_of_jst_day("2026-11-27"));
+
+    // Settings sent without dates leave the office none.
+    let cleared = app
+        .patch(
+            &path,
+            &admin.token,
+            json!({"business_hours": {"opens_at": "09:00",
+        "closes_at": "17:00", "closed_weekdays": ["sat", "sun"], "closed_on_holidays": true,
+        "closed_year_end": true}}),
+            Some("\"2\""),
+        )
+        .await
+        .expect(200);
+    assert_eq!(cleared.body["business_hours"]["closed_dates"], json!([]));
+}
+
 crate::both_backends!(
     holiday_admission_gets_the_next_business_day,
     holiday_admission_known_by_its_date,
@@ -142,4 +187,5 @@ crate::both_backends!(
     an_office_with_its_own_hours,
     an_office_closed_on_its_own_weekday,
     an_office_closed_on_its_own_weekday_moves_the_deadline,
+    an_office_closed_on_dates_of_its_own,
 );

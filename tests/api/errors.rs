@@ -334,7 +334,28 @@ async fn format_mistakes_name_the_field_and_the_format(app: TestApp) {
     assert!(res.body["errors"][0]["detail"].as_str().unwrap().starts_with("occurred_at is not valid"), "{}", res.text);
 }
 
+/// A query parameter that does not fit is named, with what it expects, like a body field.
+async fn query_mistakes_name_the_parameter(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "care_management_office", "高津ケアプランセンター", Some("14135")).await;
+    let cm = app.person(&admin, &org, "care_manager", "member").await;
+    let cases = [
+        ("/api/v1/patients?limit=ten", "limit", "数値"),
+        ("/api/v1/patients?status=gone", "status", "次の"),
+        ("/api/v1/patients?care_level=%E8%A6%81%E4%BB%8B%E8%AD%B79", "care_level", "次の"),
+        ("/api/v1/patients?colour=red", "colour", "colour"),
+    ];
+    for (path, field, says) in cases {
+        let res = app.get(path, &cm.token).await;
+        assert_problem(&res, 422, "validation");
+        assert_eq!(res.body["errors"][0]["field"], json!(field), "{path}: {}", res.body);
+        assert_eq!(res.body["errors"][0]["code"], json!("invalid_query"));
+        assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains(says), "{path}: {}", res.body);
+    }
+}
+
 crate::both_backends!(
+    query_mistakes_name_the_parameter,
     format_mistakes_name_the_field_and_the_format,
     framework_errors_are_problems,
     details_follow_accept_language,

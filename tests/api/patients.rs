@@ -118,6 +118,10 @@ async fn consent_is_recorded_and_revoked(app: TestApp) {
     // And in lists too.
     let listed = app.get("/api/v1/patients?scope=team", &t.nurse.token).await.expect(200);
     assert_eq!(listed.body["items"][0]["consent"]["missing"], json!(true));
+    // A scope the list does not know is named, with the ones it does.
+    let res = app.get("/api/v1/patients?scope=ward", &t.nurse.token).await.expect(422);
+    assert_eq!(res.body["errors"][0]["field"], json!("scope"), "{}", res.body);
+    assert!(res.body["errors"][0]["detail"].as_str().unwrap().contains("team, all"), "{}", res.body);
 }
 
 async fn care_team_changes_take_effect_at_once(app: TestApp) {

@@ -34,7 +34,7 @@ pub async fn list_plans(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    query: web::Query<PlanListQuery>,
+    query: api::Query<PlanListQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let with_ended = query.include_ended.unwrap_or(false);
@@ -317,7 +317,7 @@ pub async fn patient_week(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    query: web::Query<PatientWeekQuery>,
+    query: api::Query<PatientWeekQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let first = WeekQuery { from: query.from, ..WeekQuery::default() }.first_day();
@@ -352,7 +352,7 @@ struct MyWeek {
 pub async fn my_week(
     state: web::Data<AppState>,
     bearer: Bearer,
-    query: web::Query<WeekQuery>,
+    query: api::Query<WeekQuery>,
 ) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let answer = state

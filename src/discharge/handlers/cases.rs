@@ -271,7 +271,7 @@ pub struct ListCases {
 
 /// `GET /discharge-cases`: the cases of the patients the caller may read; each listed case is
 /// audited as a read.
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListCases>) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: api::Query<ListCases>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);

@@ -299,7 +299,7 @@ pub async fn update_task(
 pub async fn my_tasks(
     state: web::Data<AppState>,
     bearer: Bearer,
-    query: web::Query<PageQuery>,
+    query: api::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let limit = query.limit()?;
     let after = match query.after()? {

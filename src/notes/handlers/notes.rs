@@ -303,7 +303,7 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<ListQuery>,
+    query: api::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let q = query.into_inner();

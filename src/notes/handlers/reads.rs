@@ -74,7 +74,7 @@ pub async fn list(
 pub async fn unread(
     state: web::Data<AppState>,
     bearer: Bearer,
-    paging: web::Query<PageQuery>,
+    paging: crate::api::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let paging = paging.into_inner();
     let summary = state

@@ -15,7 +15,7 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<PageQuery>,
+    query: api::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let (limit, after) = super::paging(&query, Position::decode)?;

@@ -27,7 +27,7 @@ pub async fn trend(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<TrendQuery>,
+    query: crate::api::Query<TrendQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let until = query.until.map(|t| truncate(t.naive_utc()));

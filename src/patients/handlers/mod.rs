@@ -163,11 +163,21 @@ pub async fn register(
         .json(view))
 }
 
+/// Which patients a search covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListScope {
+    /// Patients on my care teams only.
+    Team,
+    /// Also the wards I coordinate.
+    #[default]
+    All,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// `team` (patients on my teams) or `all` (also the wards I coordinate; the default).
-    pub scope: Option<String>,
+    pub scope: Option<ListScope>,
     pub q: Option<String>,
     pub kana: Option<String>,
     pub ward: Option<String>,
@@ -178,21 +188,14 @@ pub struct ListQuery {
 }
 
 /// `GET /patients`: search within the caller's scope only; each listed patient's read is audited.
-pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, bearer: Bearer, query: api::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
     let (limit, before) = (paging.limit()?, paging.after()?);
     let mut check = Check::new();
     check.line("q", q.q.as_deref(), 100);
     check.line("kana", q.kana.as_deref(), 100);
-    let team_only = match q.scope.as_deref() {
-        None | Some("all") => false,
-        Some("team") => true,
-        Some(_) => {
-            check.push("scope", "invalid", "scope は team か all です。", "scope is team or all.");
-            false
-        }
-    };
+    let team_only = q.scope.unwrap_or_default() == ListScope::Team;
     check.finish()?;
     let filter = SearchFilter {
         team_only,
@@ -424,7 +427,7 @@ pub async fn access_log(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<crate::api::Id>,
-    query: web::Query<PageQuery>,
+    query: api::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner().into_string();
     let (limit, before) = (query.limit()?, query.after()?);

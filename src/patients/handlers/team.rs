@@ -27,7 +27,7 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<Id>,
-    query: web::Query<TeamQuery>,
+    query: api::Query<TeamQuery>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
     let include_past = query.include_past.unwrap_or(false);
