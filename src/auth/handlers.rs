@@ -1,9 +1,10 @@
 //! Sign-in, token refresh, logout, the caller's own account, password change and TOTP.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::sign_in::{self, tell_owner_of_lock, unix_now, Credentials};
+use super::enrolment;
+use super::sign_in::{self, unix_now, Credentials};
 use super::{password, throttle, tokens, totp, Bearer};
 use crate::api::Json;
 use crate::auth::tokens::RefreshOutcome;
@@ -78,73 +79,11 @@ pub async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpRes
     Ok(HttpResponse::Ok().json(user.view(true)))
 }
 
-/// Checks the caller's own password before a sensitive change (`/me/password`, `/me/totp`).
-/// The check is counted with sign-in's failures, on the counter a sign-in from this client
-/// would use (reserved before the comparison, cleared when it is right), so a stolen access
-/// token is no oracle for the password; the failure that reaches the limit ends the session.
-/// Answers the account as it was checked (with its password hash at that time); a wrong
-/// password is a 422 naming `field`, and the one that ends the session a 401.
-async fn check_own_password(
-    state: &web::Data<AppState>,
-    bearer: &Bearer,
-    ip: Option<String>,
-    field: &'static str,
-    password: String,
-) -> AppResult<Box<users::User>> {
-    let mailer = state.mail.clone();
-    let reserving = bearer.clone();
-    let (user, key, reservation) = state
-        .db
-        .run(move |conn| {
-            let me = reserving.user_allowing_missing_second_factor(conn)?;
-            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            let key = throttle::sign_in_key(conn, &user.email, Some(&user.id), ip.as_deref())?.key;
-            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
-            Ok((user, key, reservation))
-        })
-        .await?;
-    if let throttle::Reservation::Locked(secs) = reservation {
-        return Err(AppError::too_many_requests(secs));
-    }
-    let right = password::verify_bounded(password, Some(user.password_hash.clone())).await?;
-    let limit_reached = reservation.lock_on(&key).is_some();
-    let session = bearer.session_id.clone();
-    let (answer, _) = state
-        .db
-        .run(move |conn| {
-            if right {
-                throttle::refund(conn, &key, &reservation)?;
-                Ok((Ok(Box::new(user)), false))
-            } else if limit_reached {
-                tokens::revoke_session(conn, &session, "password_guessing")?;
-                let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
-                Ok((Err(AppError::invalid_token()), mailed))
-            } else {
-                let wrong = AppError::field(
-                    field,
-                    "wrong_password",
-                    "パスワードが正しくありません。",
-                    "The password is not correct.",
-                );
-                Ok((Err(wrong), false))
-            }
-        })
-        .await?;
-    answer
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
     pub new_password: String,
-}
-
-fn password_changed_meanwhile() -> AppError {
-    AppError::conflict(
-        "パスワードは同時に別の操作で変更されました。もう一度お試しください。",
-        "The password was changed by another request meanwhile. Try again.",
-    )
 }
 
 /// `POST /me/password`: every session of the account ends; the answer carries a fresh one.
@@ -159,7 +98,8 @@ pub async fn change_password(
     let body = body.into_inner();
     let keys = state.keys.clone();
     let ip = super::client_ip(&req);
-    let user = check_own_password(&state, &bearer, ip.clone(), "current_password", body.current_password).await?;
+    let user =
+        enrolment::check_own_password(&state, &bearer, ip.clone(), "current_password", body.current_password).await?;
     password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
     let new_hash = password::hash_bounded(body.new_password).await?;
     let pair = state
@@ -169,7 +109,7 @@ pub async fn change_password(
             // The current password was checked outside this transaction: change it only if it
             // is still the one that was checked.
             if me.id != user.id || !users::replace_password(conn, &user.id, &user.password_hash, &new_hash)? {
-                return Err(password_changed_meanwhile());
+                return Err(enrolment::password_changed_meanwhile());
             }
             tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
             tokens::open_session(conn, &keys, &user.id, ip)
@@ -184,12 +124,6 @@ pub struct ConfirmPassword {
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct TotpEnrolment {
-    pub secret: String,
-    pub otpauth_url: String,
-}
-
 /// `POST /me/totp`: starts enrolment; the secret takes effect once a code confirms it.
 pub async fn totp_enrol(
     state: web::Data<AppState>,
@@ -197,29 +131,8 @@ pub async fn totp_enrol(
     bearer: Bearer,
     body: Json<ConfirmPassword>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
     let ip = super::client_ip(&req);
-    let checked = check_own_password(&state, &bearer, ip, "password", body.password).await?;
-    let enrolment = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user_allowing_missing_second_factor(conn)?;
-            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            if user.id != checked.id || user.password_hash != checked.password_hash {
-                return Err(password_changed_meanwhile());
-            }
-            if user.totp_enabled {
-                return Err(AppError::conflict(
-                    "二要素認証はすでに有効です。変更するには一度無効にしてください。",
-                    "Two-factor sign-in is already on. Turn it off first to enrol a new device.",
-                ));
-            }
-            let (secret, url) =
-                totp::new_secret(&user.email).ok_or_else(|| AppError::internal("totp secret generation"))?;
-            users::set_totp(conn, &user.id, Some(&secret), false, None)?;
-            Ok(TotpEnrolment { secret, otpauth_url: url })
-        })
-        .await?;
+    let enrolment = enrolment::enrol(&state, bearer, ip, body.into_inner().password).await?;
     Ok(no_store(HttpResponse::Ok()).json(enrolment))
 }
 
@@ -229,63 +142,9 @@ pub struct TotpCode {
     pub code: String,
 }
 
-fn wrong_code() -> AppError {
-    AppError::field("code", "wrong_code", "確認コードが正しくありません。", "The verification code is not correct.")
-}
-
-/// The answer to a submitted TOTP code. Wrong codes are counted like failed sign-ins, so a stolen
-/// access token cannot be used to guess the six digits.
-enum CodeCheck<T> {
-    Accepted(T),
-    Wrong,
-    Locked(u64),
-}
-
-impl<T> CodeCheck<T> {
-    fn into_result(self) -> AppResult<T> {
-        match self {
-            CodeCheck::Accepted(v) => Ok(v),
-            CodeCheck::Wrong => Err(wrong_code()),
-            CodeCheck::Locked(secs) => Err(AppError::too_many_requests(secs)),
-        }
-    }
-}
-
-fn totp_attempts_key(user_id: &str) -> String {
-    throttle::email_key(&format!("totp:{user_id}"))
-}
-
 /// `POST /me/totp/confirm`: a code from the new secret switches two-factor sign-in on.
 pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: Json<TotpCode>) -> AppResult<HttpResponse> {
-    let code = body.into_inner().code;
-    let user = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user_allowing_missing_second_factor(conn)?;
-            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            if user.totp_enabled {
-                return Err(AppError::conflict("二要素認証はすでに有効です。", "Two-factor sign-in is already on."));
-            }
-            let secret = user.totp_secret.clone().ok_or_else(|| {
-                AppError::conflict(
-                    "先に POST /api/v1/me/totp で登録を始めてください。",
-                    "Start enrolment with POST /api/v1/me/totp first.",
-                )
-            })?;
-            let key = totp_attempts_key(&user.id);
-            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
-            if let throttle::Reservation::Locked(secs) = reservation {
-                return Ok(CodeCheck::Locked(secs));
-            }
-            let Some(step) = totp::verify(&secret, &code, user.totp_last_step, unix_now()) else {
-                return Ok(CodeCheck::Wrong);
-            };
-            throttle::refund(conn, &key, &reservation)?;
-            users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
-            Ok(CodeCheck::Accepted(users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)?))
-        })
-        .await?
-        .into_result()?;
+    let user = enrolment::confirm(&state, bearer, body.into_inner().code).await?;
     Ok(HttpResponse::Ok().json(user.view(true)))
 }
 
@@ -301,17 +160,17 @@ pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: Json
             let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
                 return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
             };
-            let key = totp_attempts_key(&user.id);
+            let key = enrolment::totp_attempts_key(&user.id);
             let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
             if let throttle::Reservation::Locked(secs) = reservation {
-                return Ok(CodeCheck::Locked(secs));
+                return Ok(enrolment::CodeCheck::Locked(secs));
             }
             if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
-                return Ok(CodeCheck::Wrong);
+                return Ok(enrolment::CodeCheck::Wrong);
             }
             throttle::refund(conn, &key, &reservation)?;
             users::set_totp(conn, &user.id, None, false, None)?;
-            Ok(CodeCheck::Accepted(()))
+            Ok(enrolment::CodeCheck::Accepted(()))
         })
         .await?
         .into_result()?;

@@ -4,6 +4,7 @@
 //! password change and deactivation (of the account or of its organisation) take effect on the
 //! very next request.
 
+pub mod enrolment;
 pub mod extract;
 pub mod handlers;
 pub mod password;
