@@ -126,7 +126,13 @@ fn range(p: &Parameter, i: usize) -> String {
     }
 }
 
-fn draw(lang: Lang, p: &Parameter, points: &[(NaiveDateTime, f64)], since: NaiveDateTime, until: NaiveDateTime) -> ChartView {
+fn draw(
+    lang: Lang,
+    p: &Parameter,
+    points: &[(NaiveDateTime, f64)],
+    since: NaiveDateTime,
+    until: NaiveDateTime,
+) -> ChartView {
     let title = match lang {
         Lang::Ja => p.ja,
         Lang::En => p.en,
@@ -230,6 +236,51 @@ pub fn charts(
     ]
 }
 
+/// A ward's counts as a bar chart: one bar per count against the number of patients, each
+/// bar named and numbered in text, so it reads without colour. `counts` follows `labels`; the
+/// first is the number of patients.
+pub fn summary_bars(lang: Lang, title: &str, labels: &[&str], counts: &[i64]) -> String {
+    const W: f64 = 640.0;
+    const LABEL: f64 = 210.0;
+    const BAR: f64 = 340.0;
+    const ROW: f64 = 28.0;
+    let h = ROW * labels.len() as f64 + 8.0;
+    let whole = counts.first().copied().unwrap_or(0).max(1) as f64;
+    let desc: Vec<String> = labels.iter().zip(counts).map(|(l, n)| format!("{l} {n}")).collect();
+    let sep = if lang == Lang::Ja { "、" } else { ", " };
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {h}\" class=\"chart summary\" role=\"img\" \
+aria-labelledby=\"summary-title summary-desc\"><title id=\"summary-title\">{}</title><desc id=\"summary-desc\">{}</desc>",
+        escape(title),
+        escape(&desc.join(sep))
+    );
+    for (i, (label, n)) in labels.iter().zip(counts).enumerate() {
+        let y = 4.0 + ROW * i as f64;
+        let width = (*n as f64 / whole).clamp(0.0, 1.0) * BAR;
+        let fill = if i == 0 { "#9fb3d1" } else { "#1a3d7c" };
+        s.push_str(&format!(
+            "<g class=\"count\"><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" fill=\"#222\" text-anchor=\"end\">{}</text>\
+<rect x=\"{LABEL}\" y=\"{:.1}\" width=\"{BAR}\" height=\"18\" fill=\"#f4f7fb\" stroke=\"#888\" stroke-width=\"0.5\"/>\
+<rect x=\"{LABEL}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"18\" fill=\"{fill}\"/>\
+<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" fill=\"#222\">{n}</text></g>",
+            LABEL - 8.0,
+            y + 14.0,
+            escape(label),
+            y,
+            y,
+            LABEL + BAR + 8.0,
+            y + 14.0,
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Text for SVG markup (the fixed words carry no markup, but a ward's name is data).
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +292,13 @@ mod tests {
         assert_eq!(range(&SPO2_SCALE_1, 3), "≥96");
         assert_eq!(range(&TEMPERATURE, 1), "35.1–36.0");
         assert_eq!(range(&PULSE, 5), "≥131");
+    }
+
+    #[test]
+    fn summary_bars_name_every_count() {
+        let svg = summary_bars(Lang::Ja, "区の概況 <川崎区>", &["患者数", "主治医なし"], &[40, 10]);
+        assert!(svg.contains("&lt;川崎区&gt;") && !svg.contains("<川崎区>"));
+        assert!(svg.contains(">患者数</text>") && svg.contains(">10</text>"));
+        assert!(svg.contains("width=\"85.0\""), "a quarter of the bar: {svg}");
     }
 }

@@ -2,22 +2,26 @@
 //! page too, and a patient the reader may not see answers the same 404 page as one that does not
 //! exist. Every answer carries the console's security headers (`session::html`, `redirect`).
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::pages::{self, Message, SignIn};
 use super::session::{self, PRE_COOKIE, SESSION_COOKIE};
 use super::{text, views, CONSOLE_CSS};
-use crate::api::Id;
+use crate::api::{self, Id};
+use crate::auth::enrolment;
 use crate::auth::sign_in::{self, Credentials};
 use crate::auth::tokens;
-use crate::error::{AppError, Lang};
+use crate::caseload::{self, CaseloadQuery};
+use crate::discharge::TaskStatus;
+use crate::error::{AppError, AppResult, Lang};
 use crate::state::AppState;
 
-fn message(lang: Lang, status: StatusCode, title: &'static str, body: &'static str) -> HttpResponse {
+fn message(lang: Lang, status: StatusCode, title: &'static str, body: impl Into<String>) -> HttpResponse {
     let t = text::texts(lang);
-    match pages::render(&Message { t, title, body }) {
+    match pages::render(&Message { t, title, body: body.into() }) {
         Ok(html) => session::html(status, html, vec![]),
         Err(_) => session::html(status, title.to_string(), vec![]),
     }
@@ -30,7 +34,7 @@ fn not_found(lang: Lang) -> HttpResponse {
     message(lang, StatusCode::NOT_FOUND, t.not_found_title, t.not_found_body)
 }
 
-fn forbidden(lang: Lang) -> HttpResponse {
+fn refused_page(lang: Lang) -> HttpResponse {
     let t = text::texts(lang);
     message(lang, StatusCode::FORBIDDEN, t.forbidden_title, t.forbidden_body)
 }
@@ -41,8 +45,16 @@ fn failure(req: &HttpRequest, lang: Lang, err: AppError) -> HttpResponse {
     match err.status() {
         StatusCode::UNAUTHORIZED => session::to_sign_in(&session::here(req)),
         StatusCode::NOT_FOUND => not_found(lang),
-        StatusCode::FORBIDDEN => forbidden(lang),
-        s if s.is_client_error() => message(lang, s, t.error_title, t.error_body),
+        StatusCode::FORBIDDEN => refused_page(lang),
+        s if s.is_client_error() => {
+            // What went wrong, as the API says it, and each field at fault.
+            let mut body = err.detail_for(lang).to_string();
+            for f in err.field_errors() {
+                body.push(' ');
+                body.push_str(f.message.get(lang));
+            }
+            message(lang, s, t.error_title, body)
+        }
         _ => {
             tracing::error!(error = ?err, "console page failed");
             message(lang, StatusCode::INTERNAL_SERVER_ERROR, t.error_title, t.error_body)
@@ -50,8 +62,11 @@ fn failure(req: &HttpRequest, lang: Lang, err: AppError) -> HttpResponse {
     }
 }
 
-fn query<T: for<'de> Deserialize<'de> + Default>(req: &HttpRequest) -> T {
-    serde_urlencoded::from_str(req.query_string()).unwrap_or_default()
+/// A query string read as the API reads one (`api::parse_query`, naming a parameter at
+/// fault), except that an empty value — a form's field left blank — counts as not given.
+fn query<T: DeserializeOwned>(req: &HttpRequest) -> AppResult<T> {
+    let given = form_urlencoded::parse(req.query_string().as_bytes()).filter(|(_, v)| !v.is_empty());
+    api::parse_query(&form_urlencoded::Serializer::new(String::new()).extend_pairs(given).finish())
 }
 
 fn form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
@@ -86,7 +101,7 @@ fn message_fallback(lang: Lang) -> HttpResponse {
 
 /// `GET /console/sign-in`: the sign-in form, leading back to `next` (a path of this site).
 pub async fn sign_in_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let q: NextQuery = query(&req);
+    let q: NextQuery = query(&req).unwrap_or_default();
     let next = session::safe_return(q.next.as_deref());
     sign_in_page(&state, session::lang(&req), StatusCode::OK, &next, String::new(), None)
 }
@@ -109,9 +124,9 @@ struct SignInForm {
 /// a session cookie on success.
 pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<SignInForm>(&body) else { return forbidden(lang) };
+    let Some(f) = form::<SignInForm>(&body) else { return refused_page(lang) };
     if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
-        return forbidden(lang);
+        return refused_page(lang);
     }
     let next = session::safe_return(f.next.as_deref());
     let t = text::texts(lang);
@@ -150,9 +165,9 @@ struct CsrfForm {
 /// `POST /console/sign-out`: ends the session, as `POST /auth/logout`.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<CsrfForm>(&body) else { return forbidden(lang) };
+    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
     if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return forbidden(lang);
+        return refused_page(lang);
     }
     if let Some(bearer) = session::bearer(&req, &state.keys) {
         let ended = state
@@ -199,7 +214,10 @@ pub async fn patient(state: web::Data<AppState>, req: HttpRequest, path: web::Pa
     let lang = session::lang(&req);
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
     let id = Id::parse(&path.into_inner()).into_string();
-    let cursor = query::<CursorQuery>(&req).cursor;
+    let cursor = match query::<CursorQuery>(&req) {
+        Ok(q) => q.cursor,
+        Err(e) => return failure(&req, lang, e),
+    };
     let csrf = session::csrf(&req);
     let page = state
         .db
@@ -223,9 +241,9 @@ pub async fn acknowledge_flag(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<CsrfForm>(&body) else { return forbidden(lang) };
+    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
     if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return forbidden(lang);
+        return refused_page(lang);
     }
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
     let id = Id::parse(&path.into_inner()).into_string();
@@ -286,4 +304,300 @@ pub async fn stylesheet(req: HttpRequest) -> HttpResponse {
 /// `GET /me/tasks`, the link of the overdue digest: マイページ, which lists them.
 pub async fn my_page_link() -> HttpResponse {
     session::redirect(session::HOME, vec![])
+}
+
+/// `GET /console/wards/{code}`: the ward's caseload for its coordinating physicians, with the
+/// API's filters and sorts, paging, the ward's counts and the CSV download.
+pub async fn ward(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let code = path.into_inner();
+    let q: CaseloadQuery = match query(&req) {
+        Ok(q) => q,
+        Err(e) => return failure(&req, lang, e),
+    };
+    let csrf = session::csrf(&req);
+    let page = state
+        .db
+        .read(move |conn| {
+            let me = bearer.user(conn)?;
+            views::ward_page(conn, &me, lang, csrf, &code, q)
+        })
+        .await;
+    match page.and_then(|p| pages::render(&p)) {
+        Ok(html) => session::html(StatusCode::OK, html, vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `GET /console/wards/{code}/caseload.csv`: the filtered ward as the API's CSV download
+/// (`GET /wards/{code}/caseload` with `Accept: text/csv`), audited the same way.
+pub async fn ward_csv(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let code = path.into_inner();
+    let request = match query::<CaseloadQuery>(&req).and_then(CaseloadQuery::request) {
+        Ok(r) => r,
+        Err(e) => return failure(&req, lang, e),
+    };
+    let file = format!("caseload-{}.csv", code.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
+    match caseload::handlers::export(&state, bearer, code, request.filter, request.order, lang).await {
+        Ok(mut res) => {
+            let disposition = format!("attachment; filename=\"{file}\"");
+            if let Ok(v) = header::HeaderValue::from_str(&disposition) {
+                res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            session::guard(&mut res);
+            res
+        }
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `GET /console/discharge-cases/{id}`: the discharge case's page.
+pub async fn case(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let csrf = session::csrf(&req);
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::case_page(conn, &me, lang, csrf, &id)
+        })
+        .await;
+    match page.and_then(|p| pages::render(&p)) {
+        Ok(html) => session::html(StatusCode::OK, html, vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MoveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    discharged_on: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn invalid(field: &str, ja: &'static str, en: &'static str) -> AppError {
+    AppError::field(field, "invalid", ja, en)
+}
+
+/// The version a form showed.
+fn version_of(f: &MoveForm) -> Result<i32, AppError> {
+    f.version.trim().parse::<i32>().map_err(|_| {
+        invalid("version", "ページを開き直してからもう一度お試しください。", "Reload the page and try again.")
+    })
+}
+
+/// `POST /console/tasks/{id}`: moves a task to the status chosen, at the version the page
+/// showed (as `PATCH /tasks/{id}` with `If-Match`); back to the case's page.
+pub async fn move_task(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<MoveForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let expected = match version_of(&f) {
+        Ok(v) => v,
+        Err(e) => return failure(&req, lang, e),
+    };
+    let Some(status) = TaskStatus::parse(f.status.trim()) else {
+        let e = invalid("status", "変更先の状態を選んでください。", "Choose the status to move to.");
+        return failure(&req, lang, e);
+    };
+    let mailer = state.mail.clone();
+    let task_id = id.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::move_task(conn, &me, &mailer, &task_id, expected, status)
+        })
+        .await;
+    match done {
+        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}#task-{id}"), vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `POST /console/discharge-cases/{id}/{move}` (`discharge`, `close`, `cancel`): the case's
+/// status moves, as the API's, for the case's hospital staff; back to the case's page.
+pub async fn move_case(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<MoveForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let (id, step) = path.into_inner();
+    let id = Id::parse(&id).into_string();
+    let expected = match version_of(&f) {
+        Ok(v) => v,
+        Err(e) => return failure(&req, lang, e),
+    };
+    let step = match step.as_str() {
+        "discharge" => match chrono::NaiveDate::parse_from_str(f.discharged_on.trim(), "%Y-%m-%d") {
+            Ok(on) => views::CaseMove::Discharge(on),
+            Err(_) => {
+                let e = invalid("discharged_on", "退院日を入力してください。", "Enter the discharge date.");
+                return failure(&req, lang, e);
+            }
+        },
+        "close" => views::CaseMove::Close,
+        "cancel" => {
+            let mut check = api::Check::new();
+            check.text("reason", &f.reason, 1000);
+            if let Err(e) = check.finish() {
+                return failure(&req, lang, e);
+            }
+            views::CaseMove::Cancel(f.reason.trim().to_string())
+        }
+        _ => return not_found(lang),
+    };
+    let mailer = state.mail.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::move_case(conn, &me, &mailer, &id, expected, step)
+        })
+        .await;
+    match done {
+        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}"), vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `GET /console/tasks/{id}`: the task on its case's page.
+pub async fn task(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let task_id = id.clone();
+    let found = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::case_of_task(conn, &me, &task_id)
+        })
+        .await;
+    match found {
+        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}#task-{id}"), vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `GET /discharge-cases/{id}`, the link of a case's e-mail: its console page.
+pub async fn case_link(path: web::Path<String>) -> HttpResponse {
+    let id = Id::parse(&path.into_inner()).into_string();
+    session::redirect(&format!("/console/discharge-cases/{id}"), vec![])
+}
+
+/// `GET /tasks/{id}`, the link of a task's e-mail: its console page.
+pub async fn task_link(path: web::Path<String>) -> HttpResponse {
+    let id = Id::parse(&path.into_inner()).into_string();
+    session::redirect(&format!("/console/tasks/{id}"), vec![])
+}
+
+#[derive(Deserialize, Default)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+/// The two-factor page, with what went wrong (and its status) if anything.
+async fn totp_answer(state: &AppState, req: &HttpRequest, status: StatusCode, message: Option<String>) -> HttpResponse {
+    let lang = session::lang(req);
+    let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in("/console/totp") };
+    let done = query::<DoneQuery>(req).unwrap_or_default().done.is_some() && message.is_none();
+    let csrf = session::csrf(req);
+    let page = state
+        .db
+        .read(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            views::totp_page(conn, &me, lang, csrf, done, message)
+        })
+        .await;
+    match page.and_then(|p| pages::render(&p)) {
+        Ok(html) => session::html(status, html, vec![]),
+        Err(e) => failure(req, lang, e),
+    }
+}
+
+/// `GET /console/totp`: two-factor sign-in, on or off, or the enrolment waiting for its code.
+pub async fn totp(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    totp_answer(&state, &req, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// What went wrong with a two-factor form, shown on its page; anything else is a failure page.
+async fn totp_refused(state: &AppState, req: &HttpRequest, e: AppError) -> HttpResponse {
+    let lang = session::lang(req);
+    if e.status() == StatusCode::UNPROCESSABLE_ENTITY || e.status() == StatusCode::CONFLICT {
+        let text = match e.field_errors().first() {
+            Some(f) => f.message.get(lang).to_string(),
+            None => e.detail_for(lang).to_string(),
+        };
+        return totp_answer(state, req, e.status(), Some(text)).await;
+    }
+    failure(req, lang, e)
+}
+
+/// `POST /console/totp`: starts enrolment after the caller's password, as `POST /me/totp`
+/// (the same check, counted with sign-in's failures); the page then shows the QR code.
+pub async fn totp_start(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
+    match enrolment::enrol(&state, bearer, crate::auth::client_ip(&req), f.password).await {
+        Ok(_) => totp_answer(&state, &req, StatusCode::OK, None).await,
+        Err(e) => totp_refused(&state, &req, e).await,
+    }
+}
+
+/// `POST /console/totp/confirm`: the first code switches two-factor sign-in on, as
+/// `POST /me/totp/confirm` (wrong codes counted like failed sign-ins).
+pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
+    match enrolment::confirm(&state, bearer, f.code.trim().to_string()).await {
+        Ok(_) => session::redirect("/console/totp?done=1", vec![]),
+        Err(e) => totp_refused(&state, &req, e).await,
+    }
 }

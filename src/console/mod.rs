@@ -10,6 +10,7 @@
 pub mod chart;
 pub mod handlers;
 pub mod pages;
+pub mod qr;
 pub mod session;
 pub mod text;
 pub mod views;

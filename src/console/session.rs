@@ -126,6 +126,20 @@ fn guarded(status: StatusCode) -> actix_web::HttpResponseBuilder {
     b
 }
 
+/// The console's security headers on an answer built elsewhere (a download).
+pub fn guard(res: &mut HttpResponse) {
+    let headers = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, super::CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+}
+
 /// A page.
 pub fn html(status: StatusCode, body: String, cookies: Vec<Cookie<'static>>) -> HttpResponse {
     let mut b = guarded(status);
