@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{totp_code, Person, TestApp, TestResponse, PASSWORD};
+use crate::helpers::{say, totp_code, Person, TestApp, TestResponse, PASSWORD};
 use crate::patients::{patient_body, team, Team};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; \
@@ -269,6 +269,9 @@ async fn patient_page_acknowledgement_and_404(app: TestApp) {
     }
     assert!(page.text.contains("<svg") && page.text.contains("NEWS2 3点 (≤91%)"), "bands named in text");
     assert!(page.text.contains("89%"), "the low reading is drawn");
+    // Light enough for a phone on a weak signal: the whole page, charts included.
+    say(&format!("console: patient page {} bytes (5 vital-sign charts, {:?})", page.text.len(), app.backend));
+    assert!(page.text.len() < 120_000, "patient page weighs {} bytes", page.text.len());
     assert!(!page.text.contains("<script"));
     // Dates as people write them.
     assert!(page.text.contains("年") && page.text.contains("日("));
@@ -378,6 +381,8 @@ async fn ward_caseload_page_filters_pages_and_downloads(app: TestApp) {
     // The counts as a chart, named in words.
     assert!(page.text.contains("class=\"chart summary\"") && page.text.contains(">患者数</text>"));
     assert!(page.text.contains(">51</text>"), "51 patients counted");
+    say(&format!("console: ward caseload page {} bytes (50 rows, {:?})", page.text.len(), app.backend));
+    assert!(page.text.len() < 120_000, "caseload page weighs {} bytes", page.text.len());
     // 50 a page: the audit has one read per listed patient, and a link to the next page.
     assert_eq!(audit_count(&app, &coordinator.id, "caseload").await, before + 50);
     let next = page.text.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap();
