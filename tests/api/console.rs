@@ -566,9 +566,14 @@ async fn console_call(
 /// A hospital with its discharge-support social worker, and a case it opened for the team's
 /// patient (admitted yesterday); answers the worker and the case's id.
 async fn case_for(app: &TestApp, t: &Team) -> (Person, String) {
+    case_by(app, t, "social_worker").await
+}
+
+/// As [`case_for`], opened by the hospital's person of this profession.
+async fn case_by(app: &TestApp, t: &Team, profession: &str) -> (Person, String) {
     let ward = "14131";
     let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some(ward)).await;
-    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let msw = app.person(&t.admin, &hospital, profession, "member").await;
     let admitted = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Micros, true);
     let case = app
         .post(
@@ -712,6 +717,170 @@ async fn totp_enrolment_shows_a_qr_code(app: TestApp) {
     assert!(en.text.contains("Two-factor sign-in is on"));
 }
 
+/// The walk-throughs in headless Chromium, driven over the DevTools protocol by
+/// `tests/browser/walk.mjs`: a coordinating physician signs in with TOTP, filters her ward for
+/// patients with an active flag and no visit in 14 days, opens one, sees the SpO2 trend with its
+/// NEWS2 bands and acknowledges the flag; a hospital's discharge nurse completes a task of her
+/// case; an outsider typing a patient's address sees the page of a missing patient. Every page is
+/// checked with axe-core (no serious or critical violation) and saved as a screenshot.
+async fn browser_walk_through(app: TestApp) {
+    let required = std::env::var("RENKEI_REQUIRE_BROWSER").as_deref() == Ok("1");
+    let axe = std::env::var("RENKEI_AXE_JS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/node_modules/axe-core/axe.min.js").to_string()
+    });
+    let node_ok = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let (Some(chromium), true, true) = (crate::docs::chromium(), std::path::Path::new(&axe).exists(), node_ok) else {
+        assert!(
+            !required,
+            "RENKEI_REQUIRE_BROWSER=1 but chromium, node or axe-core ({axe}) is missing (.ci/run installs them)"
+        );
+        say("\n*** chromium, node or axe-core missing: skipped the console's browser walk-through. ***\n");
+        return;
+    };
+    // The ward's patient: visited 20 and 16 days ago, SpO2 falling since, measured by the family
+    // and phoned in yesterday; a flag raised on it.
+    let t = team(&app, "14131").await;
+    let (doctor, secret) = physician_with_totp(&app, &t).await;
+    app.call("PUT", &format!("/api/v1/wards/14131/coordinators/{}", doctor.id), Some(&t.admin.token), None, &[])
+        .await
+        .expect(201);
+    for (days, kind, spo2) in [(20, "visit", 96), (16, "visit", 94), (1, "phone", 90)] {
+        let at = (Utc::now() - chrono::Duration::days(days)).to_rfc3339_opts(SecondsFormat::Micros, true);
+        let vitals =
+            json!({"pulse": 96, "respiratory_rate": 22, "spo2": spo2, "on_oxygen": false, "temperature": 37.4});
+        app.post(
+            &format!("/api/v1/patients/{}/notes", t.patient_id),
+            &t.nurse.token,
+            json!({"kind": kind, "occurred_at": at, "text": "家族からの連絡。息苦しさあり。", "vitals": vitals}),
+        )
+        .await
+        .expect(201);
+    }
+    let flag = app
+        .post(
+            &format!("/api/v1/patients/{}/flags", t.patient_id),
+            &t.nurse.token,
+            json!({"severity": "urgent", "reason": "SpO2 低下(家族測定 90%)"}),
+        )
+        .await
+        .expect(201);
+    let flag_id = flag.body["id"].as_str().unwrap().to_string();
+    let (nurse, case_id) = case_by(&app, &t, "nurse").await;
+    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &nurse.token).await.expect(200);
+    let task = tasks.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["team_role"] == json!("hospital_staff") && t["status"] == json!("requested"))
+        .expect("a task of the hospital's")
+        .clone();
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let outsider_org = app.organization(&t.admin, "clinic", "外部クリニック", None).await;
+    let outsider = app.person(&t.admin, &outsider_org, "physician", "member").await;
+
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-walk-{:?}", app.backend));
+    std::fs::create_dir_all(&out).unwrap();
+    let sign_in = |email: &str, code: &str| {
+        vec![
+            json!({"go": "/console/sign-in?next=/console"}),
+            json!({"fill": {"#email": email, "#password": PASSWORD, "#totp_code": code}}),
+            json!({"submit": "form[action=\"/console/sign-in\"]"}),
+        ]
+    };
+    let mut coordinator = vec![json!({"go": "/console/sign-in?next=/console"}), json!({"page": "sign-in"})];
+    coordinator.extend(sign_in(&doctor.email, &totp_code(&secret, 1)));
+    coordinator.extend([
+        json!({"page": "my-page"}),
+        json!({"follow": "a[href=\"/console/wards/14131\"]"}),
+        json!({"page": "ward"}),
+        json!({"fill": {"#no_visit_days": "14"}}),
+        json!({"tick": "#has_active_flag"}),
+        json!({"submit": "form.filters"}),
+        json!({"page": "ward-filtered"}),
+        json!({"follow": format!("a[href=\"/console/patients/{}\"]", t.patient_id)}),
+        json!({"page": "patient"}),
+        json!({"fill": {format!("#note-{flag_id}"): "本日往診します"}}),
+        json!({"submit": format!("#flag-{flag_id} form")}),
+        json!({"page": "patient-acknowledged"}),
+    ]);
+    let mut discharge_nurse = sign_in(&nurse.email, "");
+    discharge_nurse.extend([
+        json!({"go": format!("/console/discharge-cases/{case_id}")}),
+        json!({"page": "case"}),
+        json!({"fill": {format!("#status-{task_id}"): "accepted"}}),
+        json!({"submit": format!("#task-{task_id} form")}),
+        json!({"fill": {format!("#status-{task_id}"): "completed"}}),
+        json!({"submit": format!("#task-{task_id} form")}),
+        json!({"page": "case-task-completed"}),
+    ]);
+    let mut stranger = sign_in(&outsider.email, "");
+    stranger.extend([
+        json!({"go": format!("/console/patients/{}", t.patient_id)}),
+        json!({"page": "hidden-patient"}),
+        json!({"go": format!("/console/patients/{MISSING}")}),
+        json!({"page": "missing-patient"}),
+    ]);
+    let plan = json!({
+        "chromium": chromium, "axe": axe, "base": app.url(""), "out": out,
+        "walks": [
+            {"name": "coordinator", "steps": coordinator},
+            {"name": "discharge-nurse", "steps": discharge_nurse},
+            {"name": "outsider", "steps": stranger},
+        ]
+    });
+    let plan_file = out.join("plan.json");
+    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/walk.mjs");
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").arg("--experimental-websocket").arg(script).arg(plan_file).output()
+    });
+    let output =
+        tokio::time::timeout(Duration::from_secs(240), run).await.expect("the walk finishes").unwrap().unwrap();
+    assert!(output.status.success(), "walk failed: {}", String::from_utf8_lossy(&output.stderr));
+    let results: Value = serde_json::from_slice(&output.stdout).expect("the walk's results");
+    assert_eq!(results["errors"], json!([]), "{results}");
+    let pages: BTreeMap<String, Value> = results["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (format!("{}/{}", p["walk"].as_str().unwrap(), p["page"].as_str().unwrap()), p.clone()))
+        .collect();
+    for (name, p) in &pages {
+        let serious: Vec<&Value> = p["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious") | Some("critical")))
+            .collect();
+        say(&format!(
+            "console walk {name}: {} ({} bytes), axe: {} violation(s), {} serious or critical {}; screenshot {}",
+            p["url"].as_str().unwrap(),
+            p["bytes"],
+            p["violations"].as_array().unwrap().len(),
+            serious.len(),
+            p["violations"],
+            p["screenshot"].as_str().unwrap()
+        ));
+        assert!(serious.is_empty(), "{name}: serious accessibility violations: {serious:?}");
+    }
+    let text = |name: &str| pages[name]["text"].as_str().unwrap().to_string();
+    assert!(text("coordinator/my-page").contains("マイページ"));
+    assert!(
+        text("coordinator/ward-filtered").contains("川崎 花子")
+            && text("coordinator/ward-filtered").contains("(1 件を表示)")
+    );
+    assert!(text("coordinator/patient").contains("SpO2") && text("coordinator/patient").contains("NEWS2 3点"));
+    assert!(text("coordinator/patient-acknowledged").contains("本日往診します"));
+    assert!(text("discharge-nurse/case-task-completed").contains("完了"));
+    assert_eq!(text("outsider/hidden-patient"), text("outsider/missing-patient"));
+    let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
+    assert_eq!(flag.body["status"], json!("acknowledged"));
+    assert_eq!(flag.body["acknowledged_by"], json!(doctor.id));
+    let task = app.get(&format!("/api/v1/tasks/{task_id}"), &nurse.token).await.expect(200);
+    assert_eq!(task.body["status"], json!("completed"));
+    assert_eq!(task.body["completed_by"], json!(nurse.id));
+}
+
 /// A new flag on the team's patient (or the id of none, for the missing patient).
 async fn fresh_flag(app: &TestApp, t: &Team, real: bool) -> String {
     if !real {
@@ -735,4 +904,5 @@ crate::both_backends!(
     discharge_case_page_tasks_and_moves,
     totp_enrolment_shows_a_qr_code,
     console_authorisation_matrix,
+    browser_walk_through,
 );
