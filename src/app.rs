@@ -49,6 +49,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/console/patients/{id}", get().to(console::handlers::patient)),
         (Method::GET, "/console/flags/{id}", get().to(console::handlers::flag)),
         (Method::POST, "/console/flags/{id}/acknowledge", post().to(console::handlers::acknowledge_flag)),
+        (Method::POST, "/console/flags/{id}/resolve", post().to(console::handlers::resolve_flag)),
         (Method::GET, "/console/wards/{code}", get().to(console::handlers::ward)),
         (Method::GET, "/console/wards/{code}/caseload.csv", get().to(console::handlers::ward_csv)),
         (Method::GET, "/console/discharge-cases/{id}", get().to(console::handlers::case)),

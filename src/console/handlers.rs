@@ -265,6 +265,40 @@ pub async fn acknowledge_flag(
     }
 }
 
+/// `POST /console/flags/{id}/resolve`: closes an open flag with a note (required), as
+/// `POST /flags/{id}/resolve`; back to the patient page.
+pub async fn resolve_flag(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let note = f.note.unwrap_or_default().trim().to_string();
+    let mut check = api::Check::new();
+    check.text("note", &note, 2000);
+    if let Err(e) = check.finish() {
+        return failure(&req, lang, e);
+    }
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::resolve_flag(conn, &me, &id, &note)
+        })
+        .await;
+    match done {
+        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}"), vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
 /// `GET /console/flags/{id}`: the flag on its patient's page.
 pub async fn flag(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let lang = session::lang(&req);

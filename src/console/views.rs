@@ -214,6 +214,20 @@ pub fn acknowledge_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str, note
     Ok(flag.patient_id)
 }
 
+/// Resolves an open flag with a note, as `POST /flags/{id}/resolve`; answers the flag's patient.
+pub fn resolve_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str, note: &str) -> AppResult<String> {
+    let flag = access::flag_to_act_on(conn, me, flag_id)?;
+    if !flags::resolve(conn, flag_id, &me.id, note, FlagStatus::Resolved, now())? {
+        return Err(flags::not_open());
+    }
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Flag, Some(&flag.id), Some(&flag.patient_id)).detail("resolved"),
+    )?;
+    Ok(flag.patient_id)
+}
+
 /// The patient of a flag the caller may read (an e-mail's link to a flag).
 pub fn patient_of_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str) -> AppResult<String> {
     let (flag, _) = access::flag(conn, me, flag_id, Need::Read)?;

@@ -316,6 +316,17 @@ async fn patient_page_acknowledgement_and_404(app: TestApp) {
     let again = b.post(&format!("/console/flags/{flag_id}/acknowledge"), &[("csrf", &csrf)]).await.expect(409);
     assert!(again.header("content-type").unwrap().starts_with("text/html"));
 
+    // Resolving needs its note; then the flag is closed.
+    let path = format!("/console/flags/{flag_id}/resolve");
+    b.post(&path, &[("csrf", &ocsrf), ("note", "改善")]).await.expect(403);
+    let bare = b.post(&path, &[("csrf", &csrf), ("note", " ")]).await.expect(422);
+    assert!(bare.text.contains("note"), "the page names the missing note");
+    b.post(&path, &[("csrf", &csrf), ("note", "往診で改善を確認")]).await.expect(303);
+    let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
+    assert_eq!(flag.body["status"], json!("resolved"));
+    assert_eq!(flag.body["resolve_note"], json!("往診で改善を確認"));
+    b.post(&path, &[("csrf", &csrf), ("note", "再度")]).await.expect(409);
+
     // The e-mails' links lead to the console's pages.
     let link = b.get(&format!("/flags/{flag_id}")).await.expect(303);
     assert_eq!(link.header("location"), Some(format!("/console/flags/{flag_id}")));
@@ -475,19 +486,19 @@ async fn console_authorisation_matrix(app: TestApp) {
     // Routes: C1 GET the patient page, C2 GET a flag's page, C3 POST a flag's acknowledgement
     // (a fresh flag each time), C4 GET the ward's caseload page, C5 GET its CSV, C6 GET the
     // discharge case's page, C7 POST a task's move (a fresh task each time), C8 GET a task's
-    // page.
+    // page, C9 POST a flag's resolution (a fresh flag each time).
     #[rustfmt::skip]
-    let rows: Vec<(&str, &Person, [u16; 8])> = vec![
-        //                                                C1   C2   C3   C4   C5   C6   C7   C8
-        ("lead care manager",        &t.care_manager,    [200, 303, 303, 404, 404, 200, 303, 303]),
-        ("active member (nurse)",    &t.nurse,           [200, 303, 303, 404, 404, 200, 303, 303]),
-        ("hospital staff",           &c.msw,             [200, 303, 303, 404, 404, 200, 303, 303]),
-        ("former member",            &former,            [404, 404, 404, 404, 404, 404, 404, 404]),
-        ("another patient's team",   &other_team,        [404, 404, 404, 404, 404, 404, 404, 404]),
-        ("coordinator of the ward",  &coordinator,       [200, 303, 403, 200, 200, 200, 403, 303]),
-        ("coordinator of another",   &other_coordinator, [404, 404, 404, 404, 404, 404, 404, 404]),
-        ("org admin of a member",    &station_admin,     [404, 404, 404, 404, 404, 404, 404, 404]),
-        ("system admin",             admin,              [404, 404, 404, 404, 404, 404, 404, 404]),
+    let rows: Vec<(&str, &Person, [u16; 9])> = vec![
+        //                                                C1   C2   C3   C4   C5   C6   C7   C8   C9
+        ("lead care manager",        &t.care_manager,    [200, 303, 303, 404, 404, 200, 303, 303, 303]),
+        ("active member (nurse)",    &t.nurse,           [200, 303, 303, 404, 404, 200, 303, 303, 303]),
+        ("hospital staff",           &c.msw,             [200, 303, 303, 404, 404, 200, 303, 303, 303]),
+        ("former member",            &former,            [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("another patient's team",   &other_team,        [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("coordinator of the ward",  &coordinator,       [200, 303, 403, 200, 200, 200, 403, 303, 403]),
+        ("coordinator of another",   &other_coordinator, [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("org admin of a member",    &station_admin,     [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("system admin",             admin,              [404, 404, 404, 404, 404, 404, 404, 404, 404]),
     ];
     for (name, person, expected) in rows {
         let mut b = signed_in(&app, person).await;
@@ -539,6 +550,10 @@ async fn console_call(
         3 => b.get(&format!("/console/wards/{ward}")).await,
         4 => b.get(&format!("/console/wards/{ward}/caseload.csv")).await,
         5 => b.get(&format!("/console/discharge-cases/{}", if real { &c.case_id } else { MISSING })).await,
+        8 => {
+            let id = fresh_flag(app, t, real).await;
+            b.post(&format!("/console/flags/{id}/resolve"), &[("csrf", csrf), ("note", "改善を確認")]).await
+        }
         _ => {
             let id = if real {
                 let task = app
