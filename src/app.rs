@@ -15,8 +15,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
 use crate::{
-    attachments, audit, auth, care, caseload, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients, users,
-    wards,
+    attachments, audit, auth, care, caseload, console, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients,
+    users, wards,
 };
 
 /// Every route the service answers: the one list the server registers and the contract test
@@ -41,6 +41,32 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::HEAD, "/docs/assets/init.js", head().to(docs::handlers::init_js)),
         (Method::GET, "/docs/assets/LICENSE", get().to(docs::handlers::swagger_ui_license)),
         (Method::HEAD, "/docs/assets/LICENSE", head().to(docs::handlers::swagger_ui_license)),
+        // The console: pages for people (src/console/), and the e-mails' links into it.
+        (Method::GET, "/console", get().to(console::handlers::my_page)),
+        (Method::GET, "/console/sign-in", get().to(console::handlers::sign_in_form)),
+        (Method::POST, "/console/sign-in", post().to(console::handlers::sign_in)),
+        (Method::POST, "/console/sign-out", post().to(console::handlers::sign_out)),
+        (Method::GET, "/console/patients/{id}", get().to(console::handlers::patient)),
+        (Method::GET, "/console/flags/{id}", get().to(console::handlers::flag)),
+        (Method::POST, "/console/flags/{id}/acknowledge", post().to(console::handlers::acknowledge_flag)),
+        (Method::POST, "/console/flags/{id}/resolve", post().to(console::handlers::resolve_flag)),
+        (Method::GET, "/console/wards/{code}", get().to(console::handlers::ward)),
+        (Method::GET, "/console/wards/{code}/caseload.csv", get().to(console::handlers::ward_csv)),
+        (Method::GET, "/console/discharge-cases/{id}", get().to(console::handlers::case)),
+        (Method::POST, "/console/discharge-cases/{id}/{move}", post().to(console::handlers::move_case)),
+        (Method::GET, "/console/tasks/{id}", get().to(console::handlers::task)),
+        (Method::POST, "/console/tasks/{id}", post().to(console::handlers::move_task)),
+        (Method::GET, "/console/totp", get().to(console::handlers::totp)),
+        (Method::POST, "/console/totp", post().to(console::handlers::totp_start)),
+        (Method::POST, "/console/totp/confirm", post().to(console::handlers::totp_confirm)),
+        (Method::GET, "/console/assets/console.css", get().to(console::handlers::stylesheet)),
+        (Method::GET, "/flags/{id}", get().to(console::handlers::flag_link)),
+        (Method::GET, "/patients/{id}", get().to(console::handlers::patient_link)),
+        (Method::GET, "/patients/{id}/access-log", get().to(console::handlers::patient_link)),
+        (Method::GET, "/patients/{id}/care-team", get().to(console::handlers::patient_link)),
+        (Method::GET, "/me/tasks", get().to(console::handlers::my_page_link)),
+        (Method::GET, "/discharge-cases/{id}", get().to(console::handlers::case_link)),
+        (Method::GET, "/tasks/{id}", get().to(console::handlers::task_link)),
         (Method::POST, "/api/v1/auth/login", post().to(auth::handlers::login)),
         (Method::POST, "/api/v1/auth/refresh", post().to(auth::handlers::refresh)),
         (Method::POST, "/api/v1/auth/logout", post().to(auth::handlers::logout)),

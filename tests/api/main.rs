@@ -22,6 +22,7 @@ mod care;
 mod caseload;
 mod caseload_export;
 mod changes;
+mod console;
 mod contract;
 mod digest;
 mod discharge;
