@@ -176,7 +176,7 @@ fn migrate(config: &Config) -> Result<Db, String> {
     }
     // Secrets stored in the clear by an earlier release, or under a previous key, are sealed
     // under the current one.
-    let sealer = renkei::sealing::Sealer::from_config(config);
+    let sealer = renkei::sealing::Sealer::new(&config.secrets_key, &config.secrets_key_previous);
     let sealed = renkei::webhooks::seal_stored_secrets(&mut conn, &sealer).map_err(|e| e.to_string())?;
     if sealed > 0 {
         tracing::info!(count = sealed, "webhook secrets sealed");

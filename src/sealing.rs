@@ -72,13 +72,9 @@ impl std::fmt::Display for OpenError {
 }
 
 impl Sealer {
+    /// The sealer of `RENKEI_SECRETS_KEY` (`current`) and `RENKEI_SECRETS_KEY_PREVIOUS`.
     pub fn new(current: &[u8; 32], previous: &[[u8; 32]]) -> Sealer {
         Sealer { current: Key::new(current), previous: previous.iter().map(Key::new).collect() }
-    }
-
-    /// The sealer of `RENKEI_SECRETS_KEY` and `RENKEI_SECRETS_KEY_PREVIOUS`.
-    pub fn from_config(config: &crate::config::Config) -> Sealer {
-        Sealer::new(&config.secrets_key, &config.secrets_key_previous)
     }
 
     /// Seals `secret` for the record named by `bound_to` (e.g. `webhook_endpoints:<id>`).

@@ -48,7 +48,7 @@ impl AppState {
             std::time::Duration::from_secs(config.push_timeout_secs.max(1)),
             config.push_allow_loopback,
         )?;
-        let sealer = Arc::new(Sealer::from_config(&config));
+        let sealer = Arc::new(Sealer::new(&config.secrets_key, &config.secrets_key_previous));
         let webhooks = crate::webhooks::send::Sender::new(
             std::time::Duration::from_secs(config.webhook_timeout_secs),
             config.webhook_allow_loopback,

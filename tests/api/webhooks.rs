@@ -504,7 +504,7 @@ async fn each_event_says_what_happened_and_secrets_are_sealed_at_rest(backend: B
     let updated = partner.wait_for("/ok/case", 6, Duration::from_secs(10)).await;
     assert_eq!(verify_independently(legacy, &updated[5])["body"]["type"], "discharge_task.status_changed");
     // ... and the next start seals it (what `renkei serve` and `renkei migrate` run).
-    let sealer = Sealer::from_config(&app.config);
+    let sealer = Sealer::new(&app.config.secrets_key, &app.config.secrets_key_previous);
     let first = sealer.clone();
     let sealed = app.db.run(move |conn| renkei::webhooks::seal_stored_secrets(conn, &first)).await.unwrap();
     assert_eq!(sealed, 1);
