@@ -5,7 +5,7 @@
 CREATE TABLE care_team_invitations (
     id TEXT PRIMARY KEY,
     patient_id TEXT NOT NULL REFERENCES patients (id),
-    token_hash TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL,
     invitee_user_id TEXT REFERENCES users (id),
     invitee_email TEXT,
     role TEXT NOT NULL,
@@ -19,3 +19,4 @@ CREATE TABLE care_team_invitations (
     CHECK (invitee_user_id IS NOT NULL OR invitee_email IS NOT NULL)
 );
 CREATE INDEX care_team_invitations_patient ON care_team_invitations (patient_id, created_at);
+CREATE UNIQUE INDEX care_team_invitations_token ON care_team_invitations (token_hash);
