@@ -120,6 +120,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    care_team_invitations (id) {
+        id -> Text,
+        patient_id -> Text,
+        token_hash -> Text,
+        invitee_user_id -> Nullable<Text>,
+        invitee_email -> Nullable<Text>,
+        role -> Text,
+        status -> Text,
+        invited_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        responded_at -> Nullable<Timestamp>,
+        responded_by -> Nullable<Text>,
+        member_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     care_team_members (id) {
         id -> Text,
         patient_id -> Text,
@@ -846,6 +864,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     caseload_entries,
     change_followers,
     change_log,
+    care_team_invitations,
     care_team_members,
     consents,
     discharge_cases,

@@ -225,6 +225,15 @@ pub enum Notice {
         token: String,
         expires_at: NaiveDateTime,
     },
+    /// An invitation into a patient's care team, with the one-time link to answer it. The
+    /// patient is named by the e-mail label only; nothing typed by a person is in it.
+    TeamInvitation {
+        token: String,
+        expires_at: NaiveDateTime,
+        role: crate::vocab::TeamRole,
+        inviter: Described,
+        patient: String,
+    },
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
@@ -288,6 +297,7 @@ impl Notice {
             Notice::AccountLocked { .. } => MailKind::AccountLocked,
             Notice::PasswordReset { .. } => MailKind::PasswordReset,
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
+            Notice::TeamInvitation { .. } => MailKind::TeamInvitation,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
             Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
@@ -311,6 +321,7 @@ crate::text_enum! {
         AccountLocked => "account_locked",
         PasswordReset => "password_reset",
         TeamChanged => "team_changed",
+        TeamInvitation => "team_invitation",
         OrganizationDeactivated => "organization_deactivated",
         MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
@@ -346,6 +357,8 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::PasswordReset, Locale::En) => include_str!("templates/password_reset.en.txt"),
         (MailKind::TeamChanged, Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
         (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
+        (MailKind::TeamInvitation, Locale::Ja) => include_str!("templates/team_invitation.ja.txt"),
+        (MailKind::TeamInvitation, Locale::En) => include_str!("templates/team_invitation.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
         (MailKind::MemberOffboarded, Locale::Ja) => include_str!("templates/member_offboarded.ja.txt"),
@@ -564,6 +577,20 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("link", format!("{public_url}/password-reset?token={token}")));
             params.push(("expires_at", format_time(*expires_at, locale)));
         }
+        Notice::TeamInvitation { token, expires_at, role, inviter, patient } => {
+            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+                return Err(AppError::internal("an invitation link with a token that is not URL-safe"));
+            }
+            let lang = match locale {
+                Locale::Ja => crate::error::Lang::Ja,
+                Locale::En => crate::error::Lang::En,
+            };
+            params.push(("link", format!("{public_url}/care-team-invitations?token={token}")));
+            params.push(("expires_at", format_time(*expires_at, locale)));
+            params.push(("role", role.label(lang).into()));
+            params.push(("inviter", inviter.label(locale)));
+            params.push(("patient", text(patient)));
+        }
         Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
             params.push(("change", change.label(locale).into()));
             params.push(("member", member.label(locale)));
@@ -717,6 +744,13 @@ mod tests {
             },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
             Notice::PasswordReset { token: "q3VfJx0_-Zk".into(), expires_at: at() },
+            Notice::TeamInvitation {
+                token: "q3VfJx0_-Zk".into(),
+                expires_at: at(),
+                role: crate::vocab::TeamRole::VisitingNurse,
+                inviter: Described { profession: Profession::CareManager, organization: OrgKind::CareManagementOffice },
+                patient: "{link} {name}".into(),
+            },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
                 member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },

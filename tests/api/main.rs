@@ -6,6 +6,7 @@ mod consent_revocation;
 mod helpers;
 mod identification;
 mod insurance;
+mod invitations;
 mod layout;
 mod maintenance;
 mod smtp;
