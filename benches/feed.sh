@@ -109,7 +109,8 @@ if [[ ",$BACKENDS," == *",postgres,"* ]]; then
             if command -v runuser >/dev/null; then AS_PG=(runuser -u postgres --); else AS_PG=(sudo -u postgres); fi
         fi
         mkdir -p "$WORK/pg"
-        [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+        # The cluster runs as postgres: it must be able to reach its folder inside ours.
+        if [ "$(id -u)" = 0 ]; then chmod o+x "$WORK"; chown postgres "$WORK/pg"; fi
         PGDATA="$WORK/pg/data"
         PGPORT=$(free_port)
         say "postgres: a throwaway cluster on 127.0.0.1:$PGPORT"
