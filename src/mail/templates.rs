@@ -744,13 +744,6 @@ mod tests {
             },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
             Notice::PasswordReset { token: "q3VfJx0_-Zk".into(), expires_at: at() },
-            Notice::TeamInvitation {
-                token: "q3VfJx0_-Zk".into(),
-                expires_at: at(),
-                role: crate::vocab::TeamRole::VisitingNurse,
-                inviter: Described { profession: Profession::CareManager, organization: OrgKind::CareManagementOffice },
-                patient: "{link} {name}".into(),
-            },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
                 member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
@@ -758,6 +751,13 @@ mod tests {
                 changed_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
+            },
+            Notice::TeamInvitation {
+                token: "q3VfJx0_-Zk".into(),
+                expires_at: at(),
+                role: crate::vocab::TeamRole::VisitingNurse,
+                inviter: Described { profession: Profession::CareManager, organization: OrgKind::CareManagementOffice },
+                patient: text.into(),
             },
             Notice::OrganizationDeactivated {
                 organization: OrgKind::Clinic,
