@@ -67,7 +67,6 @@ crate::text_enum! {
         Appointment => "appointment",
         Attachment => "attachment",
         CareTeam => "care_team",
-        CareTeamInvitation => "care_team_invitation",
         CareTeamMember => "care_team_member",
         Caseload => "caseload",
         Consent => "consent",

@@ -1,1 +1,0 @@
-DROP TABLE care_team_invitations;
