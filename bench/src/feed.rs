@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::load::http::{sign_in, Conn, Endpoint, Request};
+use crate::load::http::{post_note, sign_in, Conn, Endpoint, Request};
 use crate::load::read_memory;
 use crate::seed::Manifest;
 
@@ -447,7 +447,7 @@ async fn post_notes(endpoint: &Endpoint, token: &str, patients: &[String], count
         set.spawn(async move {
             let mut conn = Conn::open(&endpoint).await?;
             for k in (lane..count).step_by(4) {
-                post_note(&mut conn, &token, &patients[k % patients.len()]).await?;
+                post_note(&mut conn, &token, &patients[k % patients.len()], VISIT_TEXT).await?;
             }
             Ok::<_, String>(())
         });
@@ -458,29 +458,8 @@ async fn post_notes(endpoint: &Endpoint, token: &str, patients: &[String], count
     Ok(())
 }
 
-async fn post_note(conn: &mut Conn, token: &str, patient_id: &str) -> Result<String, String> {
-    let body = json!({
-        "kind": "visit",
-        "occurred_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "text": "訪問しました。状態は安定しています。",
-    })
-    .to_string();
-    let res = conn
-        .send(&Request {
-            method: "POST",
-            path: &format!("/api/v1/patients/{patient_id}/notes"),
-            token: Some(token),
-            body: Some(body.as_bytes()),
-            content_type: "application/json",
-            headers: &[],
-        })
-        .await?;
-    if res.status != 201 {
-        return Err(format!("note POST answered {}: {}", res.status, res.snippet()));
-    }
-    let v = res.json().unwrap_or_default();
-    v["id"].as_str().map(str::to_string).ok_or_else(|| "note POST: no id".into())
-}
+/// The text of every note the benchmark posts.
+const VISIT_TEXT: &str = "訪問しました。状態は安定しています。";
 
 /// What makes an event: a note posted on the server, or a publish to the peer.
 enum Trigger {
@@ -491,7 +470,7 @@ enum Trigger {
 impl Trigger {
     async fn fire(&self, conn: &mut Conn) -> Result<(), String> {
         match self {
-            Trigger::Note { token, patient } => post_note(conn, token, patient).await.map(|_| ()),
+            Trigger::Note { token, patient } => post_note(conn, token, patient, VISIT_TEXT).await.map(|_| ()),
             Trigger::Publish => FanoutPeer::publish(conn).await,
         }
     }

@@ -24,12 +24,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::load::http::{sign_in, Conn, Endpoint, Request};
+use crate::load::http::{post_note, sign_in, Conn, Endpoint, Request};
 use crate::load::read_memory;
 use crate::seed::Manifest;
 
@@ -189,7 +188,7 @@ pub async fn drive(options: &Options) -> Result<Report, String> {
         }
         let token = tokens.get(&c.email).cloned().unwrap_or_default();
         let patient = &c.patient_ids[(k / clinicians.len()) % c.patient_ids.len()];
-        notes.push((post_note(&mut conn, &token, patient).await?, token));
+        notes.push((post_note(&mut conn, &token, patient, "創部の写真を添付します。").await?, token));
     }
     drop(conn);
 
@@ -260,30 +259,6 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
-}
-
-async fn post_note(conn: &mut Conn, token: &str, patient_id: &str) -> Result<String, String> {
-    let body = json!({
-        "kind": "visit",
-        "occurred_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "text": "創部の写真を添付します。",
-    })
-    .to_string();
-    let res = conn
-        .send(&Request {
-            method: "POST",
-            path: &format!("/api/v1/patients/{patient_id}/notes"),
-            token: Some(token),
-            body: Some(body.as_bytes()),
-            content_type: "application/json",
-            headers: &[],
-        })
-        .await?;
-    if res.status != 201 {
-        return Err(format!("note POST answered {}: {}", res.status, res.snippet()));
-    }
-    let v = res.json().unwrap_or_default();
-    v["id"].as_str().map(str::to_string).ok_or_else(|| "note POST: no id".into())
 }
 
 struct Measured {

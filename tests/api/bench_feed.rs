@@ -5,21 +5,12 @@
 use std::time::Duration;
 
 use renkei_bench::feed::{self, Options};
-use serde_json::json;
 
-use crate::helpers::{TestApp, PASSWORD};
-use crate::patients::team;
+use crate::bench_upload::nurse_manifest;
+use crate::helpers::TestApp;
 
 async fn feed_benchmark_runs_clean(app: TestApp) {
-    let t = team(&app, "14134").await;
-    let manifest = json!({
-        "scale": 0.0, "seed": 0, "password": PASSWORD,
-        "database_backend": format!("{:?}", app.backend).to_lowercase(),
-        "counts": {}, "seconds": 0.0, "wards": [], "notes_sample": [],
-        "clinicians": [{"email": t.nurse.email, "user_id": t.nurse.id, "profession": "nurse", "patient_ids": [t.patient_id]}]
-    });
-    let path = app.data_dir.path().join("manifest.json");
-    std::fs::write(&path, manifest.to_string()).unwrap();
+    let (_, path) = nurse_manifest(&app, "14134").await;
 
     let report = feed::drive(&Options {
         url: app.address.clone(),

@@ -2,14 +2,18 @@
 //! small files sent two at a time, all stored, the photo with a thumbnail, the server's memory
 //! sampled. The measured run is benches/upload.sh.
 
+use std::path::PathBuf;
+
 use renkei_bench::upload::{self, Kind, Options};
 use serde_json::json;
 
 use crate::helpers::{TestApp, PASSWORD};
-use crate::patients::team;
+use crate::patients::{team, Team};
 
-async fn upload_benchmark_runs_clean(app: TestApp) {
-    let t = team(&app, "14133").await;
+/// A seed manifest naming one clinician, the nurse of a new team in `ward`, the way
+/// `renkei-bench seed` writes it: what the benchmarks' smoke runs sign in with.
+pub async fn nurse_manifest(app: &TestApp, ward: &str) -> (Team, PathBuf) {
+    let t = team(app, ward).await;
     let manifest = json!({
         "scale": 0.0, "seed": 0, "password": PASSWORD,
         "database_backend": format!("{:?}", app.backend).to_lowercase(),
@@ -18,6 +22,11 @@ async fn upload_benchmark_runs_clean(app: TestApp) {
     });
     let path = app.data_dir.path().join("manifest.json");
     std::fs::write(&path, manifest.to_string()).unwrap();
+    (t, path)
+}
+
+async fn upload_benchmark_runs_clean(app: TestApp) {
+    let (t, path) = nurse_manifest(&app, "14133").await;
 
     let report = upload::drive(&Options {
         url: app.address.clone(),

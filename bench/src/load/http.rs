@@ -70,6 +70,31 @@ impl Response {
     }
 }
 
+/// Posts a visit note with `text` for the patient as the holder of `token`; answers its id.
+pub async fn post_note(conn: &mut Conn, token: &str, patient_id: &str, text: &str) -> Result<String, String> {
+    let body = serde_json::json!({
+        "kind": "visit",
+        "occurred_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "text": text,
+    })
+    .to_string();
+    let res = conn
+        .send(&Request {
+            method: "POST",
+            path: &format!("/api/v1/patients/{patient_id}/notes"),
+            token: Some(token),
+            body: Some(body.as_bytes()),
+            content_type: "application/json",
+            headers: &[],
+        })
+        .await?;
+    if res.status != 201 {
+        return Err(format!("note POST answered {}: {}", res.status, res.snippet()));
+    }
+    let v = res.json().unwrap_or_default();
+    v["id"].as_str().map(str::to_string).ok_or_else(|| "note POST: no id".into())
+}
+
 /// Signs `email` in with `password`: the access token and how long it lives.
 pub async fn sign_in(conn: &mut Conn, email: &str, password: &str) -> Result<(String, std::time::Duration), String> {
     let body = serde_json::json!({ "email": email, "password": password }).to_string();
