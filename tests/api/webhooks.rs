@@ -410,6 +410,39 @@ async fn only_the_organisations_administrators_manage_its_endpoints(app: TestApp
 
 crate::both_backends!(only_the_organisations_administrators_manage_its_endpoints);
 
+/// A hospital's social worker opens a discharge case for the team's patient and gives its first
+/// task to the team's nurse: (the social worker, the case, the task).
+async fn open_a_case_and_give_its_first_task_to_the_nurse(
+    app: &TestApp,
+    t: &Team,
+    ward: &str,
+) -> (Person, String, String) {
+    let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some(ward)).await;
+    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
+    let opened = app
+        .post(
+            "/api/v1/discharge-cases",
+            &msw.token,
+            json!({
+                "patient_id": t.patient_id,
+                "birth_date": "1938-04-01",
+                "family_name_kana": "カワサキ",
+                "admitted_at": "2026-01-30T10:00:00+09:00",
+            }),
+        )
+        .await
+        .expect(201);
+    let case_id = opened.body["id"].as_str().unwrap().to_string();
+    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
+    let task = tasks.body["items"][0].clone();
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let etag = format!("\"{}\"", task["version"]);
+    app.patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"assignee_id": t.nurse.id}), Some(&etag))
+        .await
+        .expect(200);
+    (msw, case_id, task_id)
+}
+
 /// Each event says what happened (`discharge_case.opened`, `discharge_task.assigned` …), and the
 /// signing secret is sealed at rest: the database holds no secret in the clear, a secret stored in
 /// the clear by an earlier release is read and then sealed at start, and a new sealing key seals
@@ -437,29 +470,7 @@ async fn each_event_says_what_happened_and_secrets_are_sealed_at_rest(backend: B
     assert!(!at_rest.contains(secret.trim_start_matches("whsec_")), "the secret is in the database: {at_rest}");
 
     // A hospital opens a case, a task is given to the nurse, the patient goes home.
-    let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some("14136")).await;
-    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
-    let opened = app
-        .post(
-            "/api/v1/discharge-cases",
-            &msw.token,
-            json!({
-                "patient_id": t.patient_id,
-                "birth_date": "1938-04-01",
-                "family_name_kana": "カワサキ",
-                "admitted_at": "2026-01-30T10:00:00+09:00",
-            }),
-        )
-        .await
-        .expect(201);
-    let case_id = opened.body["id"].as_str().unwrap().to_string();
-    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
-    let task = tasks.body["items"][0].clone();
-    let task_id = task["id"].as_str().unwrap().to_string();
-    let etag = format!("\"{}\"", task["version"]);
-    app.patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"assignee_id": t.nurse.id}), Some(&etag))
-        .await
-        .expect(200);
+    let (msw, case_id, task_id) = open_a_case_and_give_its_first_task_to_the_nurse(&app, &t, "14136").await;
     let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
     app.post(&format!("/api/v1/discharge-cases/{case_id}/discharge"), &msw.token, json!({"discharged_on": today}))
         .await
@@ -548,29 +559,7 @@ async fn a_task_assignment_is_pushed_once(backend: Backend) {
     )
     .await
     .expect(201);
-    let hospital = app.organization(&t.admin, "hospital", "川崎中央病院", Some("14134")).await;
-    let msw = app.person(&t.admin, &hospital, "social_worker", "member").await;
-    let opened = app
-        .post(
-            "/api/v1/discharge-cases",
-            &msw.token,
-            json!({
-                "patient_id": t.patient_id,
-                "birth_date": "1938-04-01",
-                "family_name_kana": "カワサキ",
-                "admitted_at": "2026-01-30T10:00:00+09:00",
-            }),
-        )
-        .await
-        .expect(201);
-    let case_id = opened.body["id"].as_str().unwrap().to_string();
-    let tasks = app.get(&format!("/api/v1/discharge-cases/{case_id}/tasks"), &msw.token).await.expect(200);
-    let task = tasks.body["items"][0].clone();
-    let task_id = task["id"].as_str().unwrap().to_string();
-    let etag = format!("\"{}\"", task["version"]);
-    app.patch(&format!("/api/v1/tasks/{task_id}"), &msw.token, json!({"assignee_id": t.nurse.id}), Some(&etag))
-        .await
-        .expect(200);
+    let (_, _, task_id) = open_a_case_and_give_its_first_task_to_the_nurse(&app, &t, "14134").await;
     partner.wait_for("/push/nurse", 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let got = partner.at("/push/nurse");
