@@ -248,6 +248,8 @@ mod tests {
         );
         let flag = Change::Flag { patient_id: "p", flag_id: "f", action: FlagAction::Acknowledged };
         assert_eq!(partner_event(&flag).map(|s| (s.kind.as_str(), s.id)), Some(("flag.acknowledged", "f")));
+        let escalated = Change::Flag { patient_id: "p", flag_id: "f", action: FlagAction::Escalated };
+        assert_eq!(partner_event(&escalated).map(|s| s.kind.as_str()), Some("flag.escalated"));
         let case = Change::DischargeCase { patient_id: "p", case_id: "c", action: CaseAction::Discharged };
         assert_eq!(partner_event(&case).map(|s| s.kind.as_str()), Some("discharge_case.discharged"));
         assert_eq!(partner_event(&Change::Consent { patient_id: "p" }), None);

@@ -596,6 +596,13 @@ mod tests {
         assert!(with(&[prod, pg, secret, starttls, https, clamd, key]).is_ok());
         let allow = ("RENKEI_ALLOW_SQLITE_IN_PRODUCTION", "true");
         assert!(with(&[prod, secret, smtp, https, allow, clamd, key]).is_ok());
+        let previous = ("RENKEI_SECRETS_KEY_PREVIOUS", "dG9vLXNob3J0");
+        assert_eq!(with(&[previous]).unwrap_err().variable, "RENKEI_SECRETS_KEY_PREVIOUS");
+        let two = (
+            "RENKEI_SECRETS_KEY_PREVIOUS",
+            "c2VhbGluZy1rZXktb2YtMzItYnl0ZXMtZm9yLXRlc3Q, Y2hhbmdlLW1lLXRvLTMyLXJhbmRvbS1ieXRlcy1wbHo",
+        );
+        assert_eq!(with(&[two]).unwrap().secrets_key_previous.len(), 2);
         let short = ("RENKEI_SECRETS_KEY", "dG9vLXNob3J0");
         assert_eq!(with(&[prod, pg, secret, smtp, https, clamd, short]).unwrap_err().variable, "RENKEI_SECRETS_KEY");
         // Development scans only when told where clamd is.

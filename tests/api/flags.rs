@@ -156,15 +156,36 @@ async fn escalation_steps_happen_once(app: TestApp) {
                 .unwrap()
         }
     };
+    // Each step taken is a recorded change of the flag: the change feed and partners hear of it.
+    let flag_changes = || {
+        let (db, patient_id) = (app.db.clone(), t.patient_id.clone());
+        async move {
+            use diesel::prelude::*;
+            use renkei::db::schema::change_log::dsl as c;
+            db.run(move |conn| {
+                Ok(c::change_log
+                    .filter(c::patient_id.eq(patient_id))
+                    .filter(c::kind.eq("flag"))
+                    .count()
+                    .get_result::<i64>(conn)?)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let before = flag_changes().await;
     assert!(escalate(14).await.is_empty(), "not before 15 minutes");
     let step = escalate(16).await;
     assert_eq!(step.len(), 1, "only the unacknowledged flag escalates");
     assert_eq!((step[0].flag_id.as_str(), step[0].level), (flag_id.as_str(), 1));
     assert_eq!(step[0].recipients, vec![backup.id.clone()]);
+    assert_eq!(flag_changes().await, before + 1, "the step is recorded once");
     assert!(escalate(16).await.is_empty(), "the same step never twice");
     assert!(escalate(30).await.is_empty(), "the next step waits its own 15 minutes");
+    assert_eq!(flag_changes().await, before + 1, "no step, no change");
     let step = escalate(32).await;
     assert_eq!((step[0].level, step[0].recipients.clone()), (2, vec![coordinator.id.clone()]));
+    assert_eq!(flag_changes().await, before + 2);
     assert!(escalate(120).await.is_empty(), "no step after the coordinators");
     let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
     assert_eq!(flag.body["escalation_level"], json!(2));
