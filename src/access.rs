@@ -249,7 +249,7 @@ pub fn edit_user(
 
 use crate::audit::{self, Action, Event, Resource};
 use crate::db::DbConn;
-use crate::patients::{self, emergency, team, Patient};
+use crate::patients::{self, emergency, invitations, team, Patient};
 use crate::vocab::TeamRole;
 
 /// How the caller stands to a patient.
@@ -1236,6 +1236,140 @@ pub fn team_member_change(
     Ok((patient, member))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Invitations into a care team (`patients::invitations`).
+
+/// Inviting into a patient's team, seeing its invitations and revoking one: the team's lead or
+/// a member with role `care_manager` ([`manage_team`]). An organisation administrator, who may
+/// add only their own people directly, does not invite (403, audited); others who may read the
+/// patient get 403, anyone else the 404 of a missing patient.
+pub fn invitations(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    let (patient, manager) = manage_team(conn, me, patient_id)?;
+    if manager != TeamManager::LeadOrCareManager {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::CareTeamInvitation, None, Some(&patient.id))
+                .denied()
+                .detail("org admin: invitation"),
+        )?;
+        return Err(AppError::forbidden(
+            "ケアチームへの招待は、チームのリーダーまたはケアマネジャーが行います。",
+            "Invitations to the care team are made by the team's lead or care manager.",
+        )
+        .keeping_changes());
+    }
+    Ok(patient)
+}
+
+/// An invitation: the caller may manage the patient's invitations ([`invitations`]), and whom it
+/// is for. An account named by id must be in service (422, field `user_id`); an address of an
+/// account in service invites that account. For an account the role must fit its profession and
+/// the record may be shared with its organisation ([`change_team`], [`share_with_organization`]);
+/// for an address nobody has yet, that is decided when it is accepted ([`joining`]).
+pub fn invite(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    user_id: Option<&str>,
+    email: Option<&str>,
+    role: TeamRole,
+) -> AppResult<(Patient, invitations::Invitee)> {
+    let patient = invitations(conn, me, patient_id)?;
+    let user = match (user_id, email) {
+        (Some(id), _) => Some(crate::users::find_in_service(conn, id)?.ok_or_else(|| {
+            AppError::field(
+                "user_id",
+                "unknown_user",
+                "指定された利用者は見つかりません。",
+                "No active user has this id.",
+            )
+        })?),
+        (None, Some(address)) => match crate::users::find_by_email(conn, address)? {
+            Some(found) => crate::users::find_in_service(conn, &found.id)?,
+            None => None,
+        },
+        (None, None) => None,
+    };
+    match user {
+        Some(user) => {
+            let add = TeamChange::Add { user: &user, role, is_lead: false };
+            change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
+            share_with_organization(conn, me, &patient, &user.organization_id)?;
+            Ok((patient, invitations::Invitee::Account(Box::new(user))))
+        }
+        None => {
+            let address = crate::api::normalize_email(email.unwrap_or_default());
+            Ok((patient, invitations::Invitee::Address(address)))
+        }
+    }
+}
+
+/// One invitation of a patient whose invitations the caller manages ([`invitations`]); one of
+/// another patient, or none, answers like a missing patient, audited.
+pub fn invitation(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    invitation_id: &str,
+) -> AppResult<(Patient, invitations::Invitation)> {
+    let patient = invitations(conn, me, patient_id)?;
+    let Some(found) = invitations::find(conn, &patient.id, invitation_id)? else {
+        return Err(missing(conn, me, Resource::CareTeamInvitation, invitation_id, "no such invitation"));
+    };
+    Ok((patient, found))
+}
+
+/// Answering an invitation with its token: an unknown token is 422 naming `token`; an
+/// invitation addressed to another account (by id, or by an address that is not the caller's)
+/// is 403, audited, whatever its state. Answers the invitation and its patient.
+pub fn invitation_response(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    token: &str,
+) -> AppResult<(invitations::Invitation, Patient)> {
+    let Some(found) = invitations::find_by_token(conn, token)? else {
+        return Err(AppError::field(
+            "token",
+            "invalid_token",
+            "この招待のリンクは無効です。メールのリンクをもう一度開いてください。",
+            "This invitation link is not valid. Please open the link of the e-mail again.",
+        ));
+    };
+    if !found.addressed_to(&me.id, &me.email) {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::CareTeamInvitation, Some(&found.id), None)
+                .denied()
+                .detail("addressed to another account"),
+        )?;
+        return Err(AppError::forbidden(
+            "この招待は別のアカウント宛てです。招待されたアカウントでサインインしてください。",
+            "This invitation is for another account. Please sign in with the account that was invited.",
+        )
+        .keeping_changes());
+    }
+    let patient = patients::find(conn, &found.patient_id)?.ok_or_else(AppError::not_found)?;
+    Ok((found, patient))
+}
+
+/// Joining a team by an accepted invitation: the role fits the caller's profession (422, field
+/// `role`) and the record may be shared with the caller's organisation (409 while consent is
+/// revoked, [`share_with_organization`]). Answers the caller's account.
+pub fn joining(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient: &Patient,
+    invitation: &invitations::Invitation,
+) -> AppResult<User> {
+    let user = invitations::account(conn, me)?;
+    let add = TeamChange::Add { user: &user, role: invitation.role, is_lead: false };
+    change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
+    share_with_organization(conn, me, patient, &user.organization_id)?;
+    Ok(user)
+}
+
 /// The patient a clinician asks emergency access to ([`request_emergency_access`]). A refusal
 /// and a patient that does not exist are audited; the latter answers the usual 404.
 pub fn emergency_access(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
@@ -1279,6 +1413,40 @@ pub fn coordinator_assignment(
     let user = crate::users::find_in_service(conn, user_id)?.ok_or_else(AppError::not_found)?;
     assign_coordinator(conn, me, ward_code, &user)?;
     Ok((ward, user))
+}
+
+/// The account an administrator offboards (the person leaves the organisation): administrators
+/// of its organisation and system administrators; only system administrators offboard a system
+/// administrator. Nobody offboards themselves (403, audited: it would end the caller's own
+/// administration mid-request). A colleague in the same organisation gets 403 for an active
+/// account; anyone else — an administrator of another organisation included — the 404 of an
+/// account that does not exist, byte for byte, so ids tell nothing about other organisations.
+pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
+    // Locked: a second request at the same moment waits and then finds nothing left to end.
+    let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    if !manages_accounts_of(me, &user.organization_id) {
+        return Err(if me.organization_id == user.organization_id && user.active {
+            refuse()
+        } else {
+            AppError::not_found()
+        });
+    }
+    if user.role == AccountRole::SystemAdmin && !me.is_system_admin() {
+        return Err(refuse());
+    }
+    if user.id == me.id {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::User, Some(&user.id), None).denied().detail("offboard oneself"),
+        )?;
+        return Err(AppError::forbidden(
+            "ご自身の退職処理はできません。組織の別の管理者に依頼してください。",
+            "Nobody offboards themselves: ask another administrator of your organisation.",
+        )
+        .keeping_changes());
+    }
+    Ok(user)
 }
 
 /// Creating an account in an organisation that exists (404), as [`create_user`] decides.

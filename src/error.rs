@@ -457,6 +457,11 @@ impl AppError {
         &self.errors
     }
 
+    /// What a person reads about the error, in their language (for the console's pages).
+    pub fn detail_for(&self, lang: Lang) -> &str {
+        self.detail.get(lang)
+    }
+
     /// The problem document in the given language.
     pub fn render(&self, lang: Lang) -> String {
         #[derive(Serialize)]

@@ -12,6 +12,7 @@ pub mod care;
 pub mod caseload;
 pub mod changes;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod discharge;
 pub mod docs;

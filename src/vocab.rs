@@ -490,3 +490,15 @@ text_enum! {
         PhysicianInfoSharing => "physician_info_sharing" ("医師の情報共有", "Physician's information sharing"),
     }
 }
+
+text_enum! {
+    /// Where an invitation into a care team stands. A pending invitation past its expiry is
+    /// stored as pending and answered as `expired`.
+    InvitationStatus {
+        Pending => "pending" ("回答待ち", "Pending"),
+        Accepted => "accepted" ("承諾済", "Accepted"),
+        Declined => "declined" ("辞退", "Declined"),
+        Expired => "expired" ("期限切れ", "Expired"),
+        Revoked => "revoked" ("取消済", "Revoked"),
+    }
+}

@@ -67,6 +67,7 @@ crate::text_enum! {
         Appointment => "appointment",
         Attachment => "attachment",
         CareTeam => "care_team",
+        CareTeamInvitation => "care_team_invitation",
         CareTeamMember => "care_team_member",
         Caseload => "caseload",
         Consent => "consent",

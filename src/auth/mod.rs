@@ -4,9 +4,12 @@
 //! password change and deactivation (of the account or of its organisation) take effect on the
 //! very next request.
 
+pub mod enrolment;
 pub mod extract;
 pub mod handlers;
 pub mod password;
+pub mod reset;
+pub mod sign_in;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;

@@ -17,6 +17,8 @@ use crate::error::{AppError, AppResult};
 const ISSUER: &str = "renkei";
 const AUDIENCE: &str = "renkei-api";
 const ACCESS: &str = "access";
+/// The browser console's session cookie: never accepted as a bearer token.
+const BROWSER: &str = "browser";
 /// The one signing algorithm accepted; anything else, `none` included, is refused.
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
@@ -61,15 +63,30 @@ impl TokenKeys {
     }
 
     pub fn issue_access(&self, user_id: &str, session_id: &str) -> AppResult<String> {
+        self.issue(user_id, session_id, ACCESS, self.access_ttl_secs)
+    }
+
+    /// The value of the console's session cookie: it lives as long as the session, which is
+    /// still checked in the database on every request.
+    pub fn issue_browser(&self, user_id: &str, session_id: &str) -> AppResult<String> {
+        self.issue(user_id, session_id, BROWSER, self.session_ttl_secs)
+    }
+
+    /// Verifies a console session cookie as [`TokenKeys::verify_access`] does an access token.
+    pub fn verify_browser(&self, token: &str) -> AppResult<Claims> {
+        self.verify(token, BROWSER)
+    }
+
+    fn issue(&self, user_id: &str, session_id: &str, typ: &str, ttl_secs: i64) -> AppResult<String> {
         let iat = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: user_id.into(),
             sid: session_id.into(),
-            typ: ACCESS.into(),
+            typ: typ.into(),
             iat,
-            exp: iat + self.access_ttl_secs,
+            exp: iat + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
         };
         jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
@@ -78,9 +95,13 @@ impl TokenKeys {
 
     /// Verifies signature, algorithm, issuer, audience, expiry and purpose.
     pub fn verify_access(&self, token: &str) -> AppResult<Claims> {
+        self.verify(token, ACCESS)
+    }
+
+    fn verify(&self, token: &str, typ: &str) -> AppResult<Claims> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AppError::invalid_token())?;
-        if data.header.alg != ALGORITHM || data.claims.typ != ACCESS {
+        if data.header.alg != ALGORITHM || data.claims.typ != typ {
             return Err(AppError::invalid_token());
         }
         Ok(data.claims)
@@ -126,6 +147,16 @@ pub fn open_session(
     user_id: &str,
     client_ip: Option<String>,
 ) -> AppResult<TokenPair> {
+    Ok(open_session_with_id(conn, keys, user_id, client_ip)?.1)
+}
+
+/// [`open_session`], also answering the new session's id.
+pub fn open_session_with_id(
+    conn: &mut DbConn,
+    keys: &TokenKeys,
+    user_id: &str,
+    client_ip: Option<String>,
+) -> AppResult<(String, TokenPair)> {
     let t = now();
     let session = Session {
         id: new_id(),
@@ -137,7 +168,8 @@ pub fn open_session(
         client_ip,
     };
     diesel::insert_into(sessions::table).values(&session).execute(conn)?;
-    issue_pair(conn, keys, user_id, &session.id)
+    let pair = issue_pair(conn, keys, user_id, &session.id)?;
+    Ok((session.id, pair))
 }
 
 fn issue_pair(conn: &mut DbConn, keys: &TokenKeys, user_id: &str, session_id: &str) -> AppResult<TokenPair> {

@@ -17,6 +17,11 @@ pub fn new_secret(account: &str) -> Option<(String, String)> {
     Some((secret, url))
 }
 
+/// The `otpauth://` URL of a secret already made (an enrolment shown again).
+pub fn url(secret_base32: &str, account: &str) -> Option<String> {
+    Some(totp(secret_base32, account)?.get_url())
+}
+
 /// The time step the code matches, if it matches one within the drift window and is newer than
 /// the last step this account used.
 pub fn verify(secret_base32: &str, code: &str, last_step: Option<i64>, unix_now: u64) -> Option<i64> {

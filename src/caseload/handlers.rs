@@ -1,39 +1,16 @@
 //! `GET /wards/{code}/caseload` and `GET /wards/summary`.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{Filter, Row, SortKey, Summary};
+pub use super::CaseloadQuery;
+use super::{Filter, SortKey, Summary};
 use crate::access;
-use crate::api::{self, Check, PageQuery};
+use crate::api;
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::error::{AppError, AppResult, Lang};
 use crate::state::AppState;
-use crate::vocab::{CareLevel, PatientStatus};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseloadQuery {
-    pub has_active_flag: Option<bool>,
-    pub no_home_physician: Option<bool>,
-    pub no_visit_days: Option<i64>,
-    pub open_discharge_case: Option<bool>,
-    pub overdue_tasks: Option<bool>,
-    pub care_level: Option<CareLevel>,
-    pub status: Option<PatientStatus>,
-    pub sort: Option<String>,
-    pub order: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CaseloadPage {
-    summary: Summary,
-    items: Vec<Row>,
-    next_cursor: Option<String>,
-}
 
 fn wants_csv(req: &HttpRequest) -> bool {
     req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -51,86 +28,16 @@ pub async fn caseload(
     query: api::Query<CaseloadQuery>,
 ) -> AppResult<HttpResponse> {
     let ward = path.into_inner();
-    let q = query.into_inner();
-    let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
-    let limit = paging.limit()?;
-    let mut check = Check::new();
-    let offset = match paging.after() {
-        Ok(None) => 0,
-        Ok(Some(p)) => match p.strip_prefix("o:").and_then(|n| n.parse::<u32>().ok()) {
-            Some(n) => i64::from(n),
-            None => {
-                check.push(
-                    "cursor",
-                    "invalid",
-                    "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
-                    "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
-                );
-                0
-            }
-        },
-        Err(e) => return Err(e),
-    };
-    if q.no_visit_days.is_some_and(|d| !(0..=3650).contains(&d)) {
-        check.push(
-            "no_visit_days",
-            "out_of_range",
-            "no_visit_days は 0 から 3650 の間で指定してください。",
-            "no_visit_days must be between 0 and 3650.",
-        );
-    }
-    let sort = match q.sort.as_deref() {
-        None => SortKey::default(),
-        Some(s) => SortKey::parse(s).unwrap_or_else(|| {
-            check.push(
-                "sort",
-                "invalid",
-                format!("sort は {} のいずれかです。", SortKey::NAMES.join(", ")),
-                format!("sort is one of {}.", SortKey::NAMES.join(", ")),
-            );
-            SortKey::default()
-        }),
-    };
-    let descending = match q.order.as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            check.push("order", "invalid", "order は asc か desc です。", "order is asc or desc.");
-            false
-        }
-    };
-    check.finish()?;
-    let filter = Filter {
-        has_active_flag: q.has_active_flag.unwrap_or(false),
-        no_home_physician: q.no_home_physician.unwrap_or(false),
-        no_visit_days: q.no_visit_days,
-        open_discharge_case: q.open_discharge_case.unwrap_or(false),
-        overdue_tasks: q.overdue_tasks.unwrap_or(false),
-        care_level: q.care_level,
-        status: q.status,
-        withheld: Vec::new(),
-    };
+    let request = query.into_inner().request()?;
     if wants_csv(&req) {
         let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-        return export(&state, bearer, ward, filter, (sort, descending), lang).await;
+        return export(&state, bearer, ward, request.filter, request.order, lang).await;
     }
     let page = state
         .db
         .read(move |conn| {
             let me = bearer.user(conn)?;
-            let mut filter = filter;
-            filter.withheld = access::ward_caseload(conn, &me, &ward)?;
-            let now = crate::db::now();
-            let summary = super::summary(conn, &ward, now)?;
-            let (items, more) = super::page(conn, &ward, &filter, (sort, descending), offset, limit, now)?;
-            let end = offset + items.len() as i64;
-            let next_cursor = more.then(|| api::encode_cursor(&format!("o:{end}")));
-            let reads = items
-                .iter()
-                .map(|r| Event::new(Action::Read, Resource::Caseload, Some(&r.id), Some(&r.id)).detail(ward.clone()))
-                .collect();
-            audit::record_all(conn, &me, reads)?;
-            Ok(CaseloadPage { summary, items, next_cursor })
+            super::read_page(conn, &me, &ward, request)
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -157,7 +64,7 @@ enum Export {
 /// the bytes, and no patient's row leaves before its read is durable. A step that fails after
 /// the response began ends the download without its final chunk, so a client sees an
 /// incomplete transfer rather than a file that looks whole.
-async fn export(
+pub async fn export(
     state: &AppState,
     bearer: Bearer,
     ward: String,

@@ -14,8 +14,12 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use diesel::dsl::{case_when, count_star, sql, sum};
 use diesel::prelude::*;
 use diesel::sql_types::Integer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::access;
+use crate::api::{self, Check, PageQuery};
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
 use crate::db::schema::{caseload_entries, discharge_cases, discharge_tasks, patients};
 use crate::db::DbConn;
 use crate::discharge::{CaseStatus, TaskStatus};
@@ -103,6 +107,124 @@ pub struct Summary {
     pub open_discharge_cases: i64,
     pub with_overdue_tasks: i64,
     pub consent_missing: i64,
+}
+
+/// The query of a caseload page (`GET /wards/{code}/caseload`, and the console's ward page):
+/// the filters, the sort and the page.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseloadQuery {
+    pub has_active_flag: Option<bool>,
+    pub no_home_physician: Option<bool>,
+    pub no_visit_days: Option<i64>,
+    pub open_discharge_case: Option<bool>,
+    pub overdue_tasks: Option<bool>,
+    pub care_level: Option<CareLevel>,
+    pub status: Option<PatientStatus>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A checked caseload query.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub filter: Filter,
+    pub order: (SortKey, bool),
+    pub offset: i64,
+    pub limit: i64,
+}
+
+impl CaseloadQuery {
+    /// Checks the query, naming every parameter at fault.
+    pub fn request(self) -> AppResult<Request> {
+        let q = self;
+        let paging = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+        let limit = paging.limit()?;
+        let mut check = Check::new();
+        let offset = match paging.after()? {
+            None => 0,
+            Some(p) => match p.strip_prefix("o:").and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) => i64::from(n),
+                None => {
+                    check.push(
+                        "cursor",
+                        "invalid",
+                        "cursor が不正です。前のページの next_cursor をそのまま指定してください。",
+                        "The cursor is not valid. Pass next_cursor from the previous page unchanged.",
+                    );
+                    0
+                }
+            },
+        };
+        if q.no_visit_days.is_some_and(|d| !(0..=3650).contains(&d)) {
+            check.push(
+                "no_visit_days",
+                "out_of_range",
+                "no_visit_days は 0 から 3650 の間で指定してください。",
+                "no_visit_days must be between 0 and 3650.",
+            );
+        }
+        let sort = match q.sort.as_deref() {
+            None => SortKey::default(),
+            Some(s) => SortKey::parse(s).unwrap_or_else(|| {
+                check.push(
+                    "sort",
+                    "invalid",
+                    format!("sort は {} のいずれかです。", SortKey::NAMES.join(", ")),
+                    format!("sort is one of {}.", SortKey::NAMES.join(", ")),
+                );
+                SortKey::default()
+            }),
+        };
+        let descending = match q.order.as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => {
+                check.push("order", "invalid", "order は asc か desc です。", "order is asc or desc.");
+                false
+            }
+        };
+        check.finish()?;
+        let filter = Filter {
+            has_active_flag: q.has_active_flag.unwrap_or(false),
+            no_home_physician: q.no_home_physician.unwrap_or(false),
+            no_visit_days: q.no_visit_days,
+            open_discharge_case: q.open_discharge_case.unwrap_or(false),
+            overdue_tasks: q.overdue_tasks.unwrap_or(false),
+            care_level: q.care_level,
+            status: q.status,
+            withheld: Vec::new(),
+        };
+        Ok(Request { filter, order: (sort, descending), offset, limit })
+    }
+}
+
+/// A page of a ward's caseload, with the ward's counts.
+#[derive(Debug, Serialize)]
+pub struct CaseloadPage {
+    pub summary: Summary,
+    pub items: Vec<Row>,
+    pub next_cursor: Option<String>,
+}
+
+/// One page of a ward's caseload for a coordinating physician of the ward (anyone else: 404,
+/// as for an unknown ward), each listed patient's read audited in the same transaction.
+pub fn read_page(conn: &mut DbConn, me: &CurrentUser, ward: &str, request: Request) -> AppResult<CaseloadPage> {
+    let mut filter = request.filter;
+    filter.withheld = access::ward_caseload(conn, me, ward)?;
+    let now = crate::db::now();
+    let summary = summary(conn, ward, now)?;
+    let (items, more) = page(conn, ward, &filter, request.order, request.offset, request.limit, now)?;
+    let end = request.offset + items.len() as i64;
+    let next_cursor = more.then(|| api::encode_cursor(&format!("o:{end}")));
+    let reads = items
+        .iter()
+        .map(|r| Event::new(Action::Read, Resource::Caseload, Some(&r.id), Some(&r.id)).detail(ward.to_string()))
+        .collect();
+    audit::record_all(conn, me, reads)?;
+    Ok(CaseloadPage { summary, items, next_cursor })
 }
 
 /// The first moment (UTC) of the Japanese calendar day `day`.

@@ -120,6 +120,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    care_team_invitations (id) {
+        id -> Text,
+        patient_id -> Text,
+        token_hash -> Text,
+        invitee_user_id -> Nullable<Text>,
+        invitee_email -> Nullable<Text>,
+        role -> Text,
+        status -> Text,
+        invited_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        responded_at -> Nullable<Timestamp>,
+        responded_by -> Nullable<Text>,
+        member_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     care_team_members (id) {
         id -> Text,
         patient_id -> Text,
@@ -431,6 +449,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    offboardings (id) {
+        id -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        reason -> Text,
+        offboarded_by -> Text,
+        offboarded_at -> Timestamp,
+        sessions_ended -> Integer,
+        memberships_ended -> Integer,
+        tasks_unassigned -> Integer,
+        coordinator_assignments_ended -> Integer,
+        leads_told -> Integer,
+    }
+}
+
+diesel::table! {
     organization_closed_dates (organization_id, closed_on) {
         organization_id -> Text,
         closed_on -> Date,
@@ -489,6 +523,17 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         superseded_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_reset_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        client_ip -> Nullable<Text>,
     }
 }
 
@@ -819,6 +864,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     caseload_entries,
     change_followers,
     change_log,
+    care_team_invitations,
     care_team_members,
     consents,
     discharge_cases,
@@ -837,9 +883,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     note_reads,
     note_versions,
     notes,
+    offboardings,
     organization_closed_dates,
     organization_services,
     organizations,
+    password_reset_tokens,
     patient_insurance,
     notification_preferences,
     patients,

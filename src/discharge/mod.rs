@@ -20,10 +20,10 @@ crate::text_enum! {
     /// (post-discharge tasks still running), `closed` when coordination is over, or `cancelled`
     /// (e.g. the patient was transferred or the admission turned out not to need coordination).
     CaseStatus {
-        Open => "open",
-        Discharged => "discharged",
-        Closed => "closed",
-        Cancelled => "cancelled",
+        Open => "open" ("調整中", "Open"),
+        Discharged => "discharged" ("退院済み", "Discharged"),
+        Closed => "closed" ("終了", "Closed"),
+        Cancelled => "cancelled" ("中止", "Cancelled"),
     }
 }
 
@@ -74,18 +74,18 @@ crate::text_enum! {
     /// FHIR R4 Task.status, all twelve codes, with `_` for `-`, in the order FHIR lists them
     /// (docs/domain.md, "Vocabularies").
     TaskStatus {
-        Draft => "draft",
-        Requested => "requested",
-        Received => "received",
-        Accepted => "accepted",
-        Rejected => "rejected",
-        Ready => "ready",
-        Cancelled => "cancelled",
-        InProgress => "in_progress",
-        OnHold => "on_hold",
-        Failed => "failed",
-        Completed => "completed",
-        EnteredInError => "entered_in_error",
+        Draft => "draft" ("下書き", "Draft"),
+        Requested => "requested" ("依頼中", "Requested"),
+        Received => "received" ("受付済み", "Received"),
+        Accepted => "accepted" ("引受済み", "Accepted"),
+        Rejected => "rejected" ("辞退", "Rejected"),
+        Ready => "ready" ("準備完了", "Ready"),
+        Cancelled => "cancelled" ("取消", "Cancelled"),
+        InProgress => "in_progress" ("対応中", "In progress"),
+        OnHold => "on_hold" ("保留", "On hold"),
+        Failed => "failed" ("未達成", "Failed"),
+        Completed => "completed" ("完了", "Completed"),
+        EnteredInError => "entered_in_error" ("誤登録", "Entered in error"),
     }
 }
 

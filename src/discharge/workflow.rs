@@ -8,14 +8,15 @@
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::cases::{self, Case, CaseChanges, Contact};
-use super::{notices, tasks, CaseStatus};
+use super::tasks::{Task, TaskChanges};
+use super::{notices, tasks, CaseStatus, TaskStatus};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::CurrentUser;
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::mail::Mailer;
 use crate::patients::{self, team, today_jst, NewPatient, Patient};
-use crate::vocab::{PatientStatus, TeamRole};
+use crate::vocab::{PatientStatus, Profession, TeamRole};
 
 /// The patient a new case is for.
 pub enum CasePatient {
@@ -354,4 +355,93 @@ fn end_opener_membership(conn: &mut DbConn, me: &CurrentUser, case: &Case) -> Ap
         )?;
     }
     Ok(())
+}
+
+/// What a change of a task asks for (`PATCH /tasks/{id}`, the console's task form): `None`
+/// keeps a field, `Some(None)` clears it.
+#[derive(Default)]
+pub struct TaskMove {
+    pub status: Option<TaskStatus>,
+    pub status_reason: Option<Option<String>>,
+    pub assignee_id: Option<Option<String>>,
+    pub profession: Option<Option<Profession>>,
+    pub team_role: Option<Option<TeamRole>>,
+    pub due_at: Option<Option<NaiveDateTime>>,
+}
+
+/// Works on a task of an active case at the version the caller holds: a status move FHIR allows,
+/// an assignment (checked by `access::task_assignee` first), an ad-hoc task's deadline. The new
+/// assignee is told; the change is audited.
+pub fn work_on_task(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    task: Task,
+    expected: i32,
+    change: TaskMove,
+) -> AppResult<Task> {
+    check_version(Some(expected), task.version)?;
+    let current = task.status;
+    if let Some(next) = change.status {
+        if next != current && !current.can_become(next) {
+            let allowed: Vec<&str> = current.next().iter().map(|s| s.as_str()).collect();
+            let allowed = if allowed.is_empty() { "(なし / none)".to_string() } else { allowed.join(", ") };
+            return Err(AppError::conflict(
+                format!("タスクの状態を {current} から {next} に変更することはできません。{current} から変更できる状態: {allowed}"),
+                format!("A task cannot move from {current} to {next}. From {current} it may move to: {allowed}"),
+            ));
+        }
+    }
+    let assignee_after = change.assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
+    // A new profession from an older client names the role that does the task, unless the role
+    // is given too.
+    let team_role = match (change.team_role, change.profession) {
+        (Some(role), _) => Some(role),
+        (None, Some(Some(p))) => Some(Some(tasks::role_for_profession(p))),
+        _ => None,
+    };
+    let team_role_after = team_role.unwrap_or(task.team_role);
+    if assignee_after.is_none() && team_role_after.is_none() {
+        return Err(AppError::field(
+            "assignee_id",
+            "assignment_required",
+            "タスクには担当する役割か担当者のどちらかが必要です。",
+            "A task stays assigned to a role on the care team or to a team member.",
+        ));
+    }
+    if change.due_at.is_some() && task.template_key.is_some() {
+        return Err(AppError::field(
+            "due_at",
+            "rule_based",
+            "テンプレートから作られたタスクの期限は入院日・退院(予定)日から決まります。日付を変更してください。",
+            "A task from a template is due by its rule; change the case's dates instead.",
+        ));
+    }
+    let completing = change.status == Some(TaskStatus::Completed) && current != TaskStatus::Completed;
+    let changes = TaskChanges {
+        status: change.status,
+        status_reason: change.status_reason,
+        assignee_id: change.assignee_id.clone(),
+        profession: change.profession,
+        team_role,
+        due_at: change.due_at,
+        completed_at: completing.then(|| Some(now())),
+        completed_by: completing.then(|| Some(me.id.clone())),
+        ..Default::default()
+    };
+    if !tasks::update(conn, &task.id, expected, changes)? {
+        return Err(AppError::precondition_failed());
+    }
+    let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
+    if let Some(Some(assignee)) = &change.assignee_id {
+        if task.assignee_id.as_ref() != Some(assignee) {
+            notices::task_assigned(conn, mailer, &updated, assignee, &me.id)?;
+        }
+    }
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id)),
+    )?;
+    Ok(updated)
 }

@@ -22,7 +22,7 @@ fn page(body: &'static str, csp: &str) -> HttpResponse {
         .body(body)
 }
 
-fn asset(req: &HttpRequest, asset: &'static Asset) -> HttpResponse {
+pub fn asset(req: &HttpRequest, asset: &'static Asset) -> HttpResponse {
     let fresh = req
         .headers()
         .get_all(header::IF_NONE_MATCH)

@@ -26,7 +26,7 @@ pub struct Asset {
 }
 
 impl Asset {
-    fn new(bytes: &'static [u8], content_type: &'static str) -> Asset {
+    pub fn new(bytes: &'static [u8], content_type: &'static str) -> Asset {
         let digest = Sha256::digest(bytes);
         Asset { bytes, content_type, etag: format!("\"{}\"", hex::encode(&digest[..16])) }
     }

@@ -219,6 +219,21 @@ pub enum Notice {
         locked_at: NaiveDateTime,
         minutes: i64,
     },
+    /// A link to set a new password, asked for by someone who gave the account's address. The
+    /// token is random (never typed) and URL-safe.
+    PasswordReset {
+        token: String,
+        expires_at: NaiveDateTime,
+    },
+    /// An invitation into a patient's care team, with the one-time link to answer it. The
+    /// patient is named by the e-mail label only; nothing typed by a person is in it.
+    TeamInvitation {
+        token: String,
+        expires_at: NaiveDateTime,
+        role: crate::vocab::TeamRole,
+        inviter: Described,
+        patient: String,
+    },
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
@@ -233,6 +248,17 @@ pub enum Notice {
         organization: OrgKind,
         members: i64,
         deactivated_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
+    /// A member left their organisation and was offboarded: their membership ended and their
+    /// open discharge tasks became unassigned. The team's lead is told (or, when the member was
+    /// the lead, the team's other care managers). Nothing the administrator typed (the reason).
+    MemberOffboarded {
+        member: Described,
+        was_lead: bool,
+        tasks_unassigned: i64,
+        offboarded_at: NaiveDateTime,
         patient: String,
         patient_id: String,
     },
@@ -269,8 +295,11 @@ impl Notice {
             Notice::IdentificationFailures { .. } => MailKind::IdentificationFailures,
             Notice::OverdueDigest { .. } => MailKind::OverdueDigest,
             Notice::AccountLocked { .. } => MailKind::AccountLocked,
+            Notice::PasswordReset { .. } => MailKind::PasswordReset,
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
+            Notice::TeamInvitation { .. } => MailKind::TeamInvitation,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
+            Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
             Notice::WebhookDisabled { .. } => MailKind::WebhookDisabled,
             Notice::Test => MailKind::Test,
@@ -290,8 +319,11 @@ crate::text_enum! {
         IdentificationFailures => "identification_failures",
         OverdueDigest => "overdue_digest",
         AccountLocked => "account_locked",
+        PasswordReset => "password_reset",
         TeamChanged => "team_changed",
+        TeamInvitation => "team_invitation",
         OrganizationDeactivated => "organization_deactivated",
+        MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
         WebhookDisabled => "webhook_disabled",
         Test => "test",
@@ -321,10 +353,16 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::OverdueDigest, Locale::En) => include_str!("templates/overdue_digest.en.txt"),
         (MailKind::AccountLocked, Locale::Ja) => include_str!("templates/account_locked.ja.txt"),
         (MailKind::AccountLocked, Locale::En) => include_str!("templates/account_locked.en.txt"),
+        (MailKind::PasswordReset, Locale::Ja) => include_str!("templates/password_reset.ja.txt"),
+        (MailKind::PasswordReset, Locale::En) => include_str!("templates/password_reset.en.txt"),
         (MailKind::TeamChanged, Locale::Ja) => include_str!("templates/team_changed.ja.txt"),
         (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
+        (MailKind::TeamInvitation, Locale::Ja) => include_str!("templates/team_invitation.ja.txt"),
+        (MailKind::TeamInvitation, Locale::En) => include_str!("templates/team_invitation.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
+        (MailKind::MemberOffboarded, Locale::Ja) => include_str!("templates/member_offboarded.ja.txt"),
+        (MailKind::MemberOffboarded, Locale::En) => include_str!("templates/member_offboarded.en.txt"),
         (MailKind::CoordinatorAssigned, Locale::Ja) => include_str!("templates/coordinator_assigned.ja.txt"),
         (MailKind::CoordinatorAssigned, Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
         (MailKind::WebhookDisabled, Locale::Ja) => include_str!("templates/webhook_disabled.ja.txt"),
@@ -532,6 +570,27 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("minutes", (*minutes).max(1).to_string()));
             params.push(("link", public_url.to_string()));
         }
+        Notice::PasswordReset { token, expires_at } => {
+            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+                return Err(AppError::internal("a reset link with a token that is not URL-safe"));
+            }
+            params.push(("link", format!("{public_url}/password-reset?token={token}")));
+            params.push(("expires_at", format_time(*expires_at, locale)));
+        }
+        Notice::TeamInvitation { token, expires_at, role, inviter, patient } => {
+            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+                return Err(AppError::internal("an invitation link with a token that is not URL-safe"));
+            }
+            let lang = match locale {
+                Locale::Ja => crate::error::Lang::Ja,
+                Locale::En => crate::error::Lang::En,
+            };
+            params.push(("link", format!("{public_url}/care-team-invitations?token={token}")));
+            params.push(("expires_at", format_time(*expires_at, locale)));
+            params.push(("role", role.label(lang).into()));
+            params.push(("inviter", inviter.label(locale)));
+            params.push(("patient", text(patient)));
+        }
         Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
             params.push(("change", change.label(locale).into()));
             params.push(("member", member.label(locale)));
@@ -544,6 +603,23 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("organization", org_kind_label(*organization, locale).into()));
             params.push(("members", (*members).max(0).to_string()));
             params.push(("deactivated_at", format_time(*deactivated_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
+        }
+        Notice::MemberOffboarded { member, was_lead, tasks_unassigned, offboarded_at, patient, patient_id } => {
+            params.push(("member", member.label(locale)));
+            params.push((
+                "lead",
+                match (was_lead, locale) {
+                    (true, Locale::Ja) => "この方はチームのリーダーでした。新しいリーダーを決めてください。",
+                    (true, Locale::En) => "They were the team's lead: please choose a new lead.",
+                    (false, Locale::Ja) => "チームのリーダーは変わりません。",
+                    (false, Locale::En) => "The team's lead is unchanged.",
+                }
+                .into(),
+            ));
+            params.push(("tasks", (*tasks_unassigned).max(0).to_string()));
+            params.push(("offboarded_at", format_time(*offboarded_at, locale)));
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
         }
@@ -667,6 +743,7 @@ mod tests {
                 ],
             },
             Notice::AccountLocked { locked_at: at(), minutes: 1 },
+            Notice::PasswordReset { token: "q3VfJx0_-Zk".into(), expires_at: at() },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
                 member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
@@ -675,10 +752,25 @@ mod tests {
                 patient: text.into(),
                 patient_id: ID.into(),
             },
+            Notice::TeamInvitation {
+                token: "q3VfJx0_-Zk".into(),
+                expires_at: at(),
+                role: crate::vocab::TeamRole::VisitingNurse,
+                inviter: Described { profession: Profession::CareManager, organization: OrgKind::CareManagementOffice },
+                patient: text.into(),
+            },
             Notice::OrganizationDeactivated {
                 organization: OrgKind::Clinic,
                 members: 2,
                 deactivated_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::MemberOffboarded {
+                member: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                was_lead: true,
+                tasks_unassigned: 2,
+                offboarded_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
             },
@@ -738,7 +830,11 @@ mod tests {
                 // A value that looks like a placeholder is kept as typed, not filled in.
                 if !matches!(
                     notice.kind(),
-                    MailKind::OverdueDigest | MailKind::AccountLocked | MailKind::WebhookDisabled | MailKind::Test
+                    MailKind::OverdueDigest
+                        | MailKind::AccountLocked
+                        | MailKind::PasswordReset
+                        | MailKind::WebhookDisabled
+                        | MailKind::Test
                 ) {
                     assert!(r.body().contains("{link} {name}"), "{}: {}", notice.kind(), r.body());
                 }

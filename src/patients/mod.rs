@@ -5,6 +5,7 @@ pub mod emergency;
 pub mod handlers;
 pub mod identification;
 pub mod insurance;
+pub mod invitations;
 pub mod merge;
 pub mod team;
 

@@ -346,6 +346,37 @@ pub fn add_member(
     view_of(conn, &patient.id, &member.id)
 }
 
+/// Puts the caller on the patient's team by an accepted invitation (`access::joining` allowed
+/// it): the same membership a direct addition makes, started today, recorded as added by the
+/// person who invited; audited, and the lead told unless the lead invited. 409 when the caller is
+/// on the team already.
+pub fn join(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    patient: &Patient,
+    user: &User,
+    role: TeamRole,
+    invited_by: &str,
+) -> AppResult<MemberView> {
+    if active_member(conn, &patient.id, &user.id)?.is_some() {
+        return Err(AppError::conflict(
+            "あなたはすでにこの患者さんのケアチームのメンバーです。",
+            "You are already on this patient's care team.",
+        ));
+    }
+    let lead_before = lead(conn, &patient.id)?.filter(|l| l.user_id != invited_by);
+    let member = add(conn, &patient.id, &user.id, &user.organization_id, role, false, today_jst(), invited_by)?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient.id))
+            .detail("invitation accepted"),
+    )?;
+    tell_lead(conn, mailer, patient, lead_before.as_ref(), me, templates::TeamChange::Added, &member)?;
+    view_of(conn, &patient.id, &member.id)
+}
+
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = care_team_members)]
 struct MemberChanges {

@@ -57,7 +57,7 @@ pub fn edit(
     }
     if input.profession.is_some_and(|p| p != Profession::Physician) && user.profession == Profession::Physician {
         // Coordinating physicians are physicians: the assignments end with the profession.
-        crate::wards::coordinators::end_assignments_of(conn, me, &user.id)?;
+        crate::wards::coordinators::end_assignments_of(conn, me, &user.id, "profession changed")?;
     }
     if input.active == Some(false) {
         // Deactivation ends every session at once.

@@ -166,6 +166,32 @@ pub async fn update(
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(true)))
 }
 
+/// `POST /users/{id}/offboard`: the person leaves their organisation; everything they held ends
+/// at once (`offboarding::offboard`). A repeated request answers the first record, changing
+/// nothing.
+pub async fn offboard(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+    body: Json<super::offboarding::OffboardUser>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
+    let body = body.into_inner();
+    let mut check = Check::new();
+    check.required_line("reason", &body.reason, 500);
+    check.finish()?;
+    let mailer = state.mail.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let user = access::offboarding(conn, &me, &id)?;
+            super::offboarding::offboard(conn, &me, &mailer, &user, body.reason.trim())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
 /// `GET /me/notification-preferences`: which alerts the caller gets by e-mail and by push.
 pub async fn notification_preferences(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
     let prefs = state

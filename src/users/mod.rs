@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod handlers;
+pub mod offboarding;
 pub mod preferences;
 
 use chrono::NaiveDateTime;
@@ -129,6 +130,19 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     Ok(users::table.find(id).select(User::as_select()).first(conn).optional()?)
 }
 
+/// The account, its row locked for the rest of the transaction (PostgreSQL `FOR UPDATE`; a
+/// SQLite transaction already holds the database's one write lock), so that two requests
+/// changing it at once take turns and the second sees what the first did.
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
+    if id.contains('\0') {
+        return Ok(None);
+    }
+    Ok(match conn {
+        DbConn::Postgres(c) => users::table.find(id).select(User::as_select()).for_update().first(c).optional()?,
+        DbConn::Sqlite(c) => users::table.find(id).select(User::as_select()).first(c).optional()?,
+    })
+}
+
 /// An account that may act and be told things now: active, in an active organisation. A
 /// deactivated organisation's people are out of the service at once (the access policy, src/access.rs).
 pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
@@ -226,6 +240,20 @@ pub fn replace_password(conn: &mut DbConn, id: &str, expected: &str, password_ha
         ))
         .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// Sets a new password hash (a reset by e-mail: no current password to compare).
+pub fn set_password(conn: &mut DbConn, id: &str, password_hash: &str) -> AppResult<()> {
+    let t = now();
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::password_changed_at.eq(t),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Stores a secret waiting for confirmation (`enabled = false`) or switches TOTP on or off.

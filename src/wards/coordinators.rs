@@ -72,21 +72,22 @@ pub fn remove(conn: &mut DbConn, me: &CurrentUser, ward_code: &str, user_id: &st
     )
 }
 
-/// Ends every coordinator assignment of a person (their profession stopped being physician),
-/// each audited as a removal by the one who changed it.
-pub fn end_assignments_of(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<()> {
+/// Ends every coordinator assignment of a person (their profession stopped being physician, or
+/// they left their organisation), each audited as a removal by the one who changed it, with
+/// `why`. Returns how many ended.
+pub fn end_assignments_of(conn: &mut DbConn, me: &CurrentUser, user_id: &str, why: &str) -> AppResult<usize> {
     let codes: Vec<String> = ward_coordinators::table
         .filter(ward_coordinators::user_id.eq(user_id))
         .select(ward_coordinators::ward_code)
         .load(conn)?;
     diesel::delete(ward_coordinators::table.filter(ward_coordinators::user_id.eq(user_id))).execute(conn)?;
-    for code in codes {
+    for code in &codes {
         audit::record(
             conn,
             me,
-            Event::new(Action::Delete, Resource::WardCoordinator, Some(&assignment_id(&code, user_id)), None)
-                .detail("profession changed"),
+            Event::new(Action::Delete, Resource::WardCoordinator, Some(&assignment_id(code, user_id)), None)
+                .detail(why),
         )?;
     }
-    Ok(())
+    Ok(codes.len())
 }

@@ -41,6 +41,16 @@ pub fn is_coordinator(conn: &mut DbConn, ward_code: &str, user_id: &str) -> AppR
     Ok(n > 0)
 }
 
+/// The wards a user is a coordinating physician of, by code.
+pub fn coordinated_by(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<Ward>> {
+    Ok(wards::table
+        .inner_join(ward_coordinators::table.on(ward_coordinators::ward_code.eq(wards::code)))
+        .filter(ward_coordinators::user_id.eq(user_id))
+        .order(wards::code.asc())
+        .select(Ward::as_select())
+        .load(conn)?)
+}
+
 /// When this user was made a coordinator of the ward, if they are one.
 pub fn coordinator_since(
     conn: &mut DbConn,

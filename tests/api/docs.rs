@@ -69,7 +69,7 @@ async fn head_works(app: TestApp) {
     assert_eq!(res.header("allow").as_deref(), Some("GET, HEAD"));
 }
 
-fn chromium() -> Option<String> {
+pub fn chromium() -> Option<String> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .map(str::to_string)

@@ -490,6 +490,23 @@ async fn authorisation_matrix(app: TestApp) {
         .expect(200);
         p
     };
+    // Offboarded when leaving the station (POST /users/{id}/offboard), later taken back into
+    // service: the memberships the offboarding ended stay ended.
+    let offboarded = {
+        let p = app.person(admin, &t.nurse_station, "nurse", "member").await;
+        app.post(
+            &format!("/api/v1/patients/{pid}/care-team"),
+            &t.care_manager.token,
+            json!({"user_id": p.id, "role": "visiting_nurse"}),
+        )
+        .await
+        .expect(201);
+        let path = format!("/api/v1/users/{}", p.id);
+        app.post(&format!("{path}/offboard"), &nurse_station_admin.token, json!({"reason": "退職"})).await.expect(200);
+        app.patch(&path, &nurse_station_admin.token, json!({"active": true}), None).await.expect(200);
+        let tokens = app.login(&p.email, crate::helpers::PASSWORD, None).await.expect(200);
+        Person { token: tokens.body["access_token"].as_str().unwrap().to_string(), ..p }
+    };
     let other_office = app.organization(admin, "care_management_office", "多摩ケアプラン", Some("14135")).await;
     let other_team = app.person(admin, &other_office, "care_manager", "member").await;
     app.post("/api/v1/patients", &other_team.token, patient_body("多摩", "タマ", "14135")).await.expect(201);
@@ -556,24 +573,27 @@ async fn authorisation_matrix(app: TestApp) {
     // R11 PUT insurance, R12 POST merge (into a patient of the lead's with another birth date:
     // 422 once allowed, so nothing is merged). Attachments of the nurse's note: A1 GET the
     // note's files, A2 GET a file's content, A3 POST a file to the note (its author only), A4 mark
-    // a fresh file of the nurse's entered in error (its uploader or the lead). Then listed by search, then POST emergency access (last: it grants access).
+    // a fresh file of the nurse's entered in error (its uploader or the lead). Invitations: I1
+    // invite a person, I2 list the invitations, I3 revoke a pending one (the lead or the care
+    // manager only). Then listed by search, then POST emergency access (last: it grants access).
     #[rustfmt::skip]
-    let rows: Vec<(&str, &Person, [u16; 16], bool, u16)> = vec![
-        //                                                 R1   R2   R3   R4   R5   R6   R7   R8   R9   R10  R11  R12  A1   A2   A3   A4
-        ("lead care manager",       &t.care_manager,      [200, 200, 200, 201, 200, 200, 201, 200, 200, 200, 200, 422, 200, 200, 403, 201], true,  403),
+    let rows: Vec<(&str, &Person, [u16; 19], bool, u16)> = vec![
+        //                                                 R1   R2   R3   R4   R5   R6   R7   R8   R9   R10  R11  R12  A1   A2   A3   A4   I1   I2   I3
+        ("lead care manager",       &t.care_manager,      [200, 200, 200, 201, 200, 200, 201, 200, 200, 200, 200, 422, 200, 200, 403, 201, 201, 200, 200], true,  403),
         // Writes, but merges only as the care manager of both registrations.
-        ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403, 200, 200, 404, 200, 200, 201, 201], true,  409),
-        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
-        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
-        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 403, 403, 200, 200, 403, 403], true,  201),
-        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("active member (nurse)",   &t.nurse,             [200, 200, 200, 201, 200, 200, 403, 403, 403, 200, 200, 404, 200, 200, 201, 201, 403, 403, 403], true,  409),
+        ("former member",           &former,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("offboarded, taken back",  &offboarded,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("another patient's team",  &other_team,          [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("coordinator of the ward", &coordinator,         [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 403, 403, 200, 200, 403, 403, 403, 403, 403], true,  201),
+        ("coordinator of another",  &other_coordinator,   [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
         // Adds its own people (R7) but never re-roles anyone (R8), not even its own.
-        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 403, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("org admin of a member",   &nurse_station_admin, [404, 404, 404, 404, 404, 200, 201, 403, 404, 404, 404, 404, 404, 404, 404, 404, 403, 403, 403], false, 201),
         // Another organisation's people are not its own to add (R7) or change (R8).
-        ("org admin of another org",&pharmacy_admin,      [404, 404, 404, 404, 404, 200, 403, 403, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
-        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
-        ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 403, 403, 200, 200, 403, 403], false, 201),
-        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
+        ("org admin of another org",&pharmacy_admin,      [404, 404, 404, 404, 404, 200, 403, 403, 404, 404, 404, 404, 404, 404, 404, 404, 403, 403, 403], false, 201),
+        ("system admin",            admin,                [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 403),
+        ("emergency access",        &emergency,           [200, 403, 200, 403, 403, 200, 403, 403, 403, 200, 403, 403, 200, 200, 403, 403, 403, 403, 403], false, 201),
+        ("emergency access expired",&expired,             [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404], false, 201),
     ];
     let missing = "01900000-0000-7000-8000-000000000000";
     for (name, person, expected, listed, break_glass) in rows {
@@ -706,6 +726,23 @@ async fn matrix_call(app: &TestApp, t: &Team, files: &Files, route: usize, pid: 
                 attachment_id.to_string()
             };
             crate::attachments::mark_in_error(app, person, &id, "誤って添付", &[]).await
+        }
+        16 => {
+            let newcomer = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+            let body = json!({"user_id": newcomer.id, "role": "visiting_nurse"});
+            app.post(&format!("{base}/care-team/invitations"), token, body).await
+        }
+        17 => app.get(&format!("{base}/care-team/invitations"), token).await,
+        18 => {
+            let id = if pid == t.patient_id {
+                let newcomer = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+                let body = json!({"user_id": newcomer.id, "role": "visiting_nurse"});
+                let res = app.post(&format!("{base}/care-team/invitations"), &t.care_manager.token, body).await;
+                res.expect(201).body["id"].as_str().unwrap().to_string()
+            } else {
+                "01900000-0000-7000-8000-0000000000ac".to_string()
+            };
+            app.post(&format!("{base}/care-team/invitations/{id}/revoke"), token, json!({})).await
         }
         _ => unreachable!(),
     }

@@ -12,8 +12,8 @@ use crate::api::{self, Check, Id, Json, PageQuery};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
 use crate::db::{new_id, now};
-use crate::discharge::tasks::{self, Task, TaskChanges};
-use crate::discharge::workflow::{check_version, require_active};
+use crate::discharge::tasks::{self, Task};
+use crate::discharge::workflow::{check_version, require_active, work_on_task, TaskMove};
 use crate::discharge::{deadlines, notices, TaskStatus};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Answer};
@@ -226,67 +226,18 @@ pub async fn update_task(
             let expected = if_match.ok_or_else(AppError::precondition_required)?;
             check_version(Some(expected), task.version)?;
             require_active(&case)?;
-            let current = task.status;
-            if let Some(next) = body.status {
-                if next != current && !current.can_become(next) {
-                    let allowed: Vec<&str> = current.next().iter().map(|s| s.as_str()).collect();
-                    let allowed = if allowed.is_empty() { "(なし / none)".to_string() } else { allowed.join(", ") };
-                    return Err(AppError::conflict(
-                        format!("タスクの状態を {current} から {next} に変更することはできません。{current} から変更できる状態: {allowed}"),
-                        format!("A task cannot move from {current} to {next}. From {current} it may move to: {allowed}"),
-                    ));
-                }
-            }
             if let Some(Some(assignee)) = &assignee_id {
                 access::task_assignee(conn, &task.patient_id, assignee)?;
             }
-            let assignee_after = assignee_id.clone().unwrap_or_else(|| task.assignee_id.clone());
-            // A new profession from an older client names the role that does the task, unless
-            // the role is given too.
-            let team_role = match (body.team_role, body.profession) {
-                (Some(role), _) => Some(role),
-                (None, Some(Some(p))) => Some(Some(tasks::role_for_profession(p))),
-                _ => None,
-            };
-            let team_role_after = team_role.unwrap_or(task.team_role);
-            if assignee_after.is_none() && team_role_after.is_none() {
-                return Err(AppError::field(
-                    "assignee_id",
-                    "assignment_required",
-                    "タスクには担当する役割か担当者のどちらかが必要です。",
-                    "A task stays assigned to a role on the care team or to a team member.",
-                ));
-            }
-            if body.due_at.is_some() && task.template_key.is_some() {
-                return Err(AppError::field(
-                    "due_at",
-                    "rule_based",
-                    "テンプレートから作られたタスクの期限は入院日・退院(予定)日から決まります。日付を変更してください。",
-                    "A task from a template is due by its rule; change the case's dates instead.",
-                ));
-            }
-            let completing = body.status == Some(TaskStatus::Completed) && current != TaskStatus::Completed;
-            let changes = TaskChanges {
+            let change = TaskMove {
                 status: body.status,
                 status_reason: body.status_reason,
-                assignee_id: assignee_id.clone(),
+                assignee_id,
                 profession: body.profession,
-                team_role,
+                team_role: body.team_role,
                 due_at: body.due_at.map(|d| d.map(utc)),
-                completed_at: completing.then(|| Some(now())),
-                completed_by: completing.then(|| Some(me.id.clone())),
-                ..Default::default()
             };
-            if !tasks::update(conn, &task.id, expected, changes)? {
-                return Err(AppError::precondition_failed());
-            }
-            let updated = tasks::find(conn, &task.id)?.ok_or_else(AppError::not_found)?;
-            if let Some(Some(assignee)) = &assignee_id {
-                if task.assignee_id.as_ref() != Some(assignee) {
-                    notices::task_assigned(conn, &mailer, &updated, assignee, &me.id)?;
-                }
-            }
-            audit::record(conn, &me, Event::new(Action::Update, Resource::DischargeTask, Some(&task.id), Some(&task.patient_id)))?;
+            let updated = work_on_task(conn, &me, &mailer, task, expected, change)?;
             tasks::view(conn, updated, now())
         })
         .await?;

@@ -3,6 +3,7 @@
 
 pub mod consents;
 pub mod insurance;
+pub mod invitations;
 pub mod team;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};

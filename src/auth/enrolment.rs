@@ -1,0 +1,163 @@
+//! Two-factor enrolment and the caller's own password check before a sensitive change, shared
+//! by the API (`/me/totp`, `/me/password`) and the console's enrolment page.
+
+use serde::Serialize;
+
+use super::sign_in::{tell_owner_of_lock, unix_now};
+use super::{password, throttle, tokens, totp, Bearer};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::users;
+
+#[derive(Debug, Serialize)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_url: String,
+}
+
+pub fn password_changed_meanwhile() -> AppError {
+    AppError::conflict(
+        "パスワードは同時に別の操作で変更されました。もう一度お試しください。",
+        "The password was changed by another request meanwhile. Try again.",
+    )
+}
+
+/// Checks the caller's own password before a sensitive change (`/me/password`, `/me/totp`).
+/// The check is counted with sign-in's failures, on the counter a sign-in from this client
+/// would use (reserved before the comparison, cleared when it is right), so a stolen access
+/// token is no oracle for the password; the failure that reaches the limit ends the session.
+/// Answers the account as it was checked (with its password hash at that time); a wrong
+/// password is a 422 naming `field`, and the one that ends the session a 401.
+pub async fn check_own_password(
+    state: &AppState,
+    bearer: &Bearer,
+    ip: Option<String>,
+    field: &'static str,
+    password: String,
+) -> AppResult<Box<users::User>> {
+    let mailer = state.mail.clone();
+    let reserving = bearer.clone();
+    let (user, key, reservation) = state
+        .db
+        .run(move |conn| {
+            let me = reserving.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            let key = throttle::sign_in_key(conn, &user.email, Some(&user.id), ip.as_deref())?.key;
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            Ok((user, key, reservation))
+        })
+        .await?;
+    if let throttle::Reservation::Locked(secs) = reservation {
+        return Err(AppError::too_many_requests(secs));
+    }
+    let right = password::verify_bounded(password, Some(user.password_hash.clone())).await?;
+    let limit_reached = reservation.lock_on(&key).is_some();
+    let session = bearer.session_id.clone();
+    let (answer, _) = state
+        .db
+        .run(move |conn| {
+            if right {
+                throttle::refund(conn, &key, &reservation)?;
+                Ok((Ok(Box::new(user)), false))
+            } else if limit_reached {
+                tokens::revoke_session(conn, &session, "password_guessing")?;
+                let mailed = tell_owner_of_lock(conn, &mailer, &user, reservation.lock_on(&key))?;
+                Ok((Err(AppError::invalid_token()), mailed))
+            } else {
+                let wrong = AppError::field(
+                    field,
+                    "wrong_password",
+                    "パスワードが正しくありません。",
+                    "The password is not correct.",
+                );
+                Ok((Err(wrong), false))
+            }
+        })
+        .await?;
+    answer
+}
+
+/// Starts enrolment (`POST /me/totp`, the console's page): the caller's password checked
+/// first; the secret takes effect once a code confirms it.
+pub async fn enrol(state: &AppState, bearer: Bearer, ip: Option<String>, password: String) -> AppResult<TotpEnrolment> {
+    let checked = check_own_password(state, &bearer, ip, "password", password).await?;
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if user.id != checked.id || user.password_hash != checked.password_hash {
+                return Err(password_changed_meanwhile());
+            }
+            if user.totp_enabled {
+                return Err(AppError::conflict(
+                    "二要素認証はすでに有効です。変更するには一度無効にしてください。",
+                    "Two-factor sign-in is already on. Turn it off first to enrol a new device.",
+                ));
+            }
+            let (secret, url) =
+                totp::new_secret(&user.email).ok_or_else(|| AppError::internal("totp secret generation"))?;
+            users::set_totp(conn, &user.id, Some(&secret), false, None)?;
+            Ok(TotpEnrolment { secret, otpauth_url: url })
+        })
+        .await
+}
+
+pub fn wrong_code() -> AppError {
+    AppError::field("code", "wrong_code", "確認コードが正しくありません。", "The verification code is not correct.")
+}
+
+/// The answer to a submitted TOTP code. Wrong codes are counted like failed sign-ins, so a stolen
+/// access token cannot be used to guess the six digits.
+pub enum CodeCheck<T> {
+    Accepted(T),
+    Wrong,
+    Locked(u64),
+}
+
+impl<T> CodeCheck<T> {
+    pub fn into_result(self) -> AppResult<T> {
+        match self {
+            CodeCheck::Accepted(v) => Ok(v),
+            CodeCheck::Wrong => Err(wrong_code()),
+            CodeCheck::Locked(secs) => Err(AppError::too_many_requests(secs)),
+        }
+    }
+}
+
+pub fn totp_attempts_key(user_id: &str) -> String {
+    throttle::email_key(&format!("totp:{user_id}"))
+}
+
+/// A code from the new secret switches two-factor sign-in on (`POST /me/totp/confirm`, the
+/// console's page); wrong codes are counted like failed sign-ins. Answers the account.
+pub async fn confirm(state: &AppState, bearer: Bearer, code: String) -> AppResult<users::User> {
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if user.totp_enabled {
+                return Err(AppError::conflict("二要素認証はすでに有効です。", "Two-factor sign-in is already on."));
+            }
+            let secret = user.totp_secret.clone().ok_or_else(|| {
+                AppError::conflict(
+                    "先に POST /api/v1/me/totp で登録を始めてください。",
+                    "Start enrolment with POST /api/v1/me/totp first.",
+                )
+            })?;
+            let key = totp_attempts_key(&user.id);
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            if let throttle::Reservation::Locked(secs) = reservation {
+                return Ok(CodeCheck::Locked(secs));
+            }
+            let Some(step) = totp::verify(&secret, &code, user.totp_last_step, unix_now()) else {
+                return Ok(CodeCheck::Wrong);
+            };
+            throttle::refund(conn, &key, &reservation)?;
+            users::set_totp(conn, &user.id, Some(&secret), true, Some(step))?;
+            Ok(CodeCheck::Accepted(users::find(conn, &user.id)?.ok_or_else(AppError::invalid_token)?))
+        })
+        .await?
+        .into_result()
+}

@@ -1,0 +1,585 @@
+//! What the console's pages show, read through the same domain functions, access decisions and
+//! audit records as the API's reads (`GET /me/flags`, `/me/tasks`, `/me/unread`,
+//! `/patients/{id}`, its care team, flags, timeline and vitals): every read is audited in the
+//! transaction that reads it, before any page leaves.
+
+use chrono::Duration;
+
+use super::pages::{
+    CasePage, CaseTaskLine, CaseloadLine, Choice, ConferenceLine, FlagLine, Frame, MemberLine, MyPage, PatientPage,
+    TaskLine, TimelineLine, TotpPage, UnreadLine, WardLink, WardPage,
+};
+use super::{chart, qr, text};
+use crate::access::{self, Need};
+use crate::api::{self, PageQuery};
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
+use crate::caseload::{self, CaseloadQuery, SortKey};
+use crate::db::{now, DbConn};
+use crate::discharge::workflow::{self, Step, TaskMove};
+use crate::discharge::{CaseStatus, TaskStatus};
+use crate::error::{AppResult, Lang};
+use crate::flags::FlagView;
+use crate::mail::Mailer;
+use crate::notes::timeline::{self, Position};
+use crate::vocab::{CareLevel, FlagStatus, PatientStatus};
+use crate::{discharge, flags, notes, patients, wards};
+
+/// Items of a timeline page.
+pub const TIMELINE_PAGE: i64 = 20;
+/// Days of vital signs on the patient page (as `GET /patients/{id}/vitals` by default).
+pub const VITALS_DAYS: i64 = 30;
+
+pub fn frame(lang: Lang, me: &CurrentUser, csrf: String) -> Frame {
+    Frame { t: text::texts(lang), user_name: me.name.clone(), csrf }
+}
+
+fn flag_line(lang: Lang, f: FlagView) -> FlagLine {
+    FlagLine {
+        severity: f.severity.label(lang),
+        severity_key: f.severity.as_str(),
+        status: f.status.label(lang),
+        active: f.status == FlagStatus::Active,
+        raised_at: text::moment(lang, f.raised_at),
+        patient_name: format!("{} {}", f.patient_family_name, f.patient_given_name),
+        reason: f.reason,
+        acknowledge_note: f.acknowledge_note.unwrap_or_default(),
+        id: f.id,
+        patient_id: f.patient_id,
+    }
+}
+
+/// マイページ: my open flags (most severe first), my tasks (overdue first), unread notes.
+pub fn my_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String) -> AppResult<MyPage> {
+    // As `GET /me/flags`.
+    let open = flags::open_for_member(conn, &me.id)?;
+    let reads =
+        open.iter().map(|f| Event::new(Action::Read, Resource::Flag, Some(&f.id), Some(&f.patient_id))).collect();
+    audit::record_all(conn, me, reads)?;
+    // As `GET /me/tasks`, first page.
+    let limit = api::DEFAULT_LIMIT;
+    let rows = discharge::tasks::mine(conn, &me.id, None, limit)?;
+    let reads = rows
+        .iter()
+        .take(limit as usize)
+        .map(|t| Event::new(Action::Read, Resource::DischargeTask, Some(&t.id), Some(&t.patient_id)).detail("me_tasks"))
+        .collect();
+    audit::record_all(conn, me, reads)?;
+    let mut tasks = discharge::tasks::views(conn, rows, now())?;
+    tasks.truncate(limit as usize);
+    // Overdue first, otherwise in the list's order (by deadline).
+    tasks.sort_by_key(|t| !t.overdue);
+    // As `GET /me/unread`, first page.
+    let unread = notes::reads::summary(conn, &me.id, &PageQuery::default())?;
+    let reads = unread
+        .items
+        .iter()
+        .map(|p| Event::new(Action::Read, Resource::Note, None, Some(&p.patient_id)).detail("unread"))
+        .collect();
+    audit::record_all(conn, me, reads)?;
+    // The wards the reader coordinates (their caseloads are read, and audited, on their pages).
+    let wards = wards::coordinated_by(conn, &me.id)?
+        .into_iter()
+        .map(|w| WardLink { name: ward_name(lang, &w), code: w.code })
+        .collect();
+    Ok(MyPage {
+        frame: frame(lang, me, csrf),
+        wards,
+        flags: open.into_iter().map(|f| flag_line(lang, f)).collect(),
+        tasks: tasks
+            .into_iter()
+            .map(|t| TaskLine {
+                due: t.due_at.map(|d| text::moment(lang, d)).unwrap_or_else(|| "—".into()),
+                overdue: t.overdue,
+                status: t.status.label(lang),
+                title: t.title,
+                id: t.id,
+                case_id: t.case_id,
+                patient_id: t.patient_id,
+            })
+            .collect(),
+        unread_total: unread.total_unread,
+        unread: unread
+            .items
+            .into_iter()
+            .map(|p| UnreadLine {
+                patient_name: format!("{} {}", p.family_name, p.given_name),
+                count: p.unread_count,
+                newest: p
+                    .newest
+                    .into_iter()
+                    .map(|n| format!("{} {}: {}", text::moment(lang, n.occurred_at), n.author_name, n.excerpt))
+                    .collect(),
+                patient_id: p.patient_id,
+            })
+            .collect(),
+    })
+}
+
+/// The patient page: header, care team, flags, vital-sign charts, one page of the timeline.
+/// A patient outside the caller's scope fails exactly as a missing one (`access::patient`).
+pub fn patient_page(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    lang: Lang,
+    csrf: String,
+    patient_id: &str,
+    cursor: Option<&str>,
+) -> AppResult<PatientPage> {
+    // As `GET /patients/{id}`.
+    let (patient, _) = access::patient(conn, me, patient_id, Need::Read, Resource::Patient)?;
+    audit::record(conn, me, Event::new(Action::Read, Resource::Patient, Some(patient_id), Some(patient_id)))?;
+    let view = patient.view(patients::consents::state(conn, patient_id)?);
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(
+            PageQuery { limit: None, cursor: Some(c.to_string()) }
+                .after()?
+                .and_then(|p| Position::decode(&p))
+                .ok_or_else(api::invalid_cursor)?,
+        ),
+    };
+    // As `GET /patients/{id}/care-team`; a reader who may not see the team sees no team.
+    let team = match access::patient(conn, me, patient_id, Need::ReadTeam, Resource::CareTeam) {
+        Ok(_) => {
+            audit::record(conn, me, Event::new(Action::Read, Resource::CareTeam, None, Some(patient_id)))?;
+            patients::team::list(conn, patient_id, false)?
+        }
+        Err(e) if e.status() == actix_web::http::StatusCode::NOT_FOUND => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    // As `GET /patients/{id}/flags`.
+    audit::record(conn, me, Event::new(Action::Read, Resource::Flag, None, Some(patient_id)))?;
+    let mut flag_views = flags::list_for_patient(conn, patient_id, None)?;
+    flag_views.retain(|f| matches!(f.status, FlagStatus::Active | FlagStatus::Acknowledged));
+    // As `GET /patients/{id}/vitals`.
+    audit::record(conn, me, Event::new(Action::Read, Resource::Vitals, None, Some(patient_id)))?;
+    let until = now();
+    let since = until - Duration::days(VITALS_DAYS);
+    let trend = notes::trends::trend(conn, patient_id.to_string(), since, None)?;
+    // As `GET /patients/{id}/timeline`.
+    audit::record(conn, me, Event::new(Action::Read, Resource::Timeline, None, Some(patient_id)))?;
+    let items = timeline::page(conn, patient_id, after.as_ref(), TIMELINE_PAGE)?;
+    let page = api::page(items, TIMELINE_PAGE, |i| i.position().encode());
+    Ok(PatientPage {
+        frame: frame(lang, me, csrf),
+        id: view.id.clone(),
+        name: format!("{} {}", view.family_name, view.given_name),
+        kana: format!("{} {}", view.family_name_kana, view.given_name_kana),
+        age: view.age,
+        birth_date: text::date(lang, view.birth_date),
+        care_level: view.care_level.label(lang),
+        status: view.status.label(lang),
+        consent: view.consent.state.label(lang),
+        consent_missing: view.consent.missing,
+        team: team
+            .into_iter()
+            .map(|m| MemberLine {
+                name: m.user_name,
+                role: m.role.label(lang),
+                organization: m.organization_name,
+                lead: m.is_lead,
+            })
+            .collect(),
+        flags: flag_views.into_iter().map(|f| flag_line(lang, f)).collect(),
+        charts: chart::charts(lang, &trend.series, since, until, view.spo2_target_88_92),
+        timeline: page
+            .items
+            .into_iter()
+            .map(|i| TimelineLine {
+                at: text::moment(lang, i.at),
+                who: i.actor_name.unwrap_or_default(),
+                summary: match lang {
+                    Lang::Ja => i.summary,
+                    Lang::En => i.summary_en,
+                },
+            })
+            .collect(),
+        older: page.next_cursor,
+        paged: cursor.is_some(),
+    })
+}
+
+/// Acknowledges a flag, as `POST /flags/{id}/acknowledge`; answers the flag's patient.
+pub fn acknowledge_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str, note: Option<&str>) -> AppResult<String> {
+    let flag = access::flag_to_act_on(conn, me, flag_id)?;
+    if !flags::acknowledge(conn, flag_id, &me.id, note, now())? {
+        return Err(flags::not_open());
+    }
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Flag, Some(&flag.id), Some(&flag.patient_id)).detail("acknowledged"),
+    )?;
+    Ok(flag.patient_id)
+}
+
+/// Resolves an open flag with a note, as `POST /flags/{id}/resolve`; answers the flag's patient.
+pub fn resolve_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str, note: &str) -> AppResult<String> {
+    let flag = access::flag_to_act_on(conn, me, flag_id)?;
+    if !flags::resolve(conn, flag_id, &me.id, note, FlagStatus::Resolved, now())? {
+        return Err(flags::not_open());
+    }
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::Flag, Some(&flag.id), Some(&flag.patient_id)).detail("resolved"),
+    )?;
+    Ok(flag.patient_id)
+}
+
+/// The patient of a flag the caller may read (an e-mail's link to a flag).
+pub fn patient_of_flag(conn: &mut DbConn, me: &CurrentUser, flag_id: &str) -> AppResult<String> {
+    let (flag, _) = access::flag(conn, me, flag_id, Need::Read)?;
+    Ok(flag.patient_id)
+}
+
+fn ward_name(lang: Lang, w: &wards::Ward) -> String {
+    match lang {
+        Lang::Ja => w.name.clone(),
+        Lang::En => w.name_en.clone(),
+    }
+}
+
+/// Rows of a caseload page in the console.
+pub const CASELOAD_PAGE: i64 = 50;
+
+/// The filters and sort of a caseload query as a query string (no paging), for the page's
+/// links: the next page, the CSV download.
+pub fn caseload_filters(q: &CaseloadQuery) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let flags = [
+        ("has_active_flag", q.has_active_flag),
+        ("no_home_physician", q.no_home_physician),
+        ("open_discharge_case", q.open_discharge_case),
+        ("overdue_tasks", q.overdue_tasks),
+    ];
+    for (name, on) in flags {
+        if on == Some(true) {
+            out.append_pair(name, "true");
+        }
+    }
+    if let Some(d) = q.no_visit_days {
+        out.append_pair("no_visit_days", &d.to_string());
+    }
+    if let Some(c) = q.care_level {
+        out.append_pair("care_level", c.as_str());
+    }
+    if let Some(s) = q.status {
+        out.append_pair("status", s.as_str());
+    }
+    if let Some(s) = &q.sort {
+        out.append_pair("sort", s);
+    }
+    if let Some(o) = &q.order {
+        out.append_pair("order", o);
+    }
+    out.finish()
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// A ward's caseload page for its coordinating physicians: the API's filters and sorts, a page
+/// of rows, the ward's counts. Read and audited as `GET /wards/{code}/caseload`; anyone else
+/// gets the same 404 as for a ward that does not exist.
+pub fn ward_page(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    lang: Lang,
+    csrf: String,
+    code: &str,
+    q: CaseloadQuery,
+) -> AppResult<WardPage> {
+    let t = text::texts(lang);
+    let request = CaseloadQuery { limit: Some(CASELOAD_PAGE), ..q.clone() }.request()?;
+    let paged = request.offset > 0;
+    let page = caseload::read_page(conn, me, code, request)?;
+    let ward = wards::find(conn, code)?.ok_or_else(crate::error::AppError::not_found)?;
+    let ward_name = ward_name(lang, &ward);
+    let base = format!("/console/wards/{code}");
+    let filters = caseload_filters(&q);
+    let next = page.next_cursor.as_ref().map(|c| {
+        let mut query = form_urlencoded::Serializer::new(filters.clone());
+        query.append_pair("cursor", c);
+        with_query(&base, &query.finish())
+    });
+    let s = &page.summary;
+    let counts = [
+        s.patients,
+        s.with_active_flag,
+        s.no_home_physician,
+        s.no_visit_14_days,
+        s.open_discharge_cases,
+        s.with_overdue_tasks,
+        s.consent_missing,
+    ];
+    let summary_svg = chart::summary_bars(lang, &format!("{} — {ward_name}", t.summary), &t.summary_labels, &counts);
+    let (sort, descending) = match q.sort.as_deref().and_then(SortKey::parse) {
+        Some(k) => (k, q.order.as_deref() == Some("desc")),
+        None => (SortKey::default(), q.order.as_deref() == Some("desc")),
+    };
+    let rows = page
+        .items
+        .into_iter()
+        .map(|r| {
+            let case = r.open_discharge_case.as_ref();
+            CaseloadLine {
+                name: format!("{} {}", r.family_name, r.given_name),
+                kana: format!("{} {}", r.family_name_kana, r.given_name_kana),
+                age: r.age,
+                care_level: r.care_level.label(lang),
+                status: r.status.label(lang),
+                flagged: r.active_flags > 0,
+                flags: match r.highest_flag_severity {
+                    Some(sev) if r.active_flags > 0 => format!("{} ({})", r.active_flags, sev.label(lang)),
+                    _ => r.active_flags.to_string(),
+                },
+                news2: r
+                    .latest_news2
+                    .as_ref()
+                    .map(|n| format!("{} ({})", n.total, text::moment(lang, n.at)))
+                    .unwrap_or_else(|| "—".into()),
+                last_visit: match r.days_since_last_visit {
+                    Some(d) => match lang {
+                        Lang::Ja => format!("{d}{}", t.days_ago),
+                        Lang::En => format!("{d} {}", t.days_ago),
+                    },
+                    None => t.never.to_string(),
+                },
+                discharge: case
+                    .map(|c| {
+                        let mut out = c.status.label(lang).to_string();
+                        if let Some(d) = c.planned_discharge_on {
+                            out.push_str(&format!(" — {} {}", t.planned_discharge, text::date(lang, d)));
+                        }
+                        if c.overdue_tasks > 0 {
+                            out.push_str(&format!(" — {} {}", t.overdue_count, c.overdue_tasks));
+                        }
+                        out
+                    })
+                    .unwrap_or_else(|| "—".into()),
+                no_physician: !r.has_primary_physician,
+                consent: r.consent.state.label(lang),
+                consent_missing: r.consent.missing,
+                id: r.id,
+            }
+        })
+        .collect();
+    Ok(WardPage {
+        frame: frame(lang, me, csrf),
+        code: code.to_string(),
+        ward_name,
+        has_active_flag: q.has_active_flag == Some(true),
+        no_home_physician: q.no_home_physician == Some(true),
+        open_discharge_case: q.open_discharge_case == Some(true),
+        overdue_tasks: q.overdue_tasks == Some(true),
+        no_visit_days: q.no_visit_days.map(|d| d.to_string()).unwrap_or_default(),
+        care_levels: CareLevel::ALL
+            .iter()
+            .map(|c| Choice { value: c.as_str(), label: c.label(lang), selected: q.care_level == Some(*c) })
+            .collect(),
+        statuses: PatientStatus::ALL
+            .iter()
+            .map(|c| Choice { value: c.as_str(), label: c.label(lang), selected: q.status == Some(*c) })
+            .collect(),
+        sorts: SortKey::NAMES
+            .iter()
+            .zip(t.sort_names)
+            .map(|(value, label)| Choice { value, label, selected: SortKey::parse(value) == Some(sort) })
+            .collect(),
+        orders: vec![
+            Choice { value: "asc", label: t.ascending, selected: !descending },
+            Choice { value: "desc", label: t.descending, selected: descending },
+        ],
+        summary_svg,
+        rows,
+        next,
+        first: paged.then(|| with_query(&base, &filters)),
+        csv: with_query(&format!("{base}/caseload.csv"), &filters),
+    })
+}
+
+/// A discharge case's page: the case, its tasks with deadlines and who does them (each open
+/// task with the moves its status may make), its conferences. Read and audited as
+/// `GET /discharge-cases/{id}`, its tasks and its conferences; a case of a patient outside the
+/// reader's scope fails exactly as a missing one (`access::case`).
+pub fn case_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String, case_id: &str) -> AppResult<CasePage> {
+    let t = text::texts(lang);
+    let (case, _) = access::case(conn, me, case_id, Need::Read)?;
+    let patient_id = case.patient_id.clone();
+    audit::record(conn, me, Event::new(Action::Read, Resource::DischargeCase, Some(&case.id), Some(&patient_id)))?;
+    audit::record(conn, me, Event::new(Action::Read, Resource::DischargeTask, None, Some(&patient_id)).detail("list"))?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Read, Resource::DischargeConference, None, Some(&patient_id)).detail("list"),
+    )?;
+    let at = now();
+    let rows = discharge::tasks::for_case(conn, &case.id)?;
+    let tasks = discharge::tasks::views(conn, rows, at)?;
+    let conferences = discharge::conferences::for_case(conn, &case.id)?;
+    let view = discharge::cases::view(conn, case, at)?;
+    // Who does a task: its assignee by name, or the role on the team.
+    let names: std::collections::HashMap<String, String> =
+        patients::team::list(conn, &patient_id, true)?.into_iter().map(|m| (m.user_id, m.user_name)).collect();
+    let active = view.status.is_active();
+    let tasks = tasks
+        .into_iter()
+        .map(|task| {
+            let who = match (&task.assignee_id, task.team_role) {
+                (Some(a), _) => names.get(a).cloned().unwrap_or_default(),
+                (None, Some(role)) => role.label(lang).to_string(),
+                (None, None) => String::new(),
+            };
+            let moves = if active {
+                task.status
+                    .next()
+                    .into_iter()
+                    .filter(|s| *s != TaskStatus::EnteredInError)
+                    .map(|s| Choice { value: s.as_str(), label: s.label(lang), selected: false })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            CaseTaskLine {
+                due: task.due_at.map(|d| text::moment(lang, d)).unwrap_or_else(|| t.no_deadline.to_string()),
+                overdue: task.overdue,
+                unassigned: task.unassigned,
+                who,
+                status: task.status.label(lang),
+                version: task.version,
+                moves,
+                title: task.title,
+                id: task.id,
+            }
+        })
+        .collect();
+    let conferences = conferences
+        .into_iter()
+        .map(|c| ConferenceLine {
+            held_at: text::moment(lang, c.held_at),
+            place: c.place.unwrap_or_default(),
+            attendees: c
+                .attendees
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.profession.label(lang)))
+                .collect::<Vec<_>>()
+                .join(if lang == Lang::Ja { "、" } else { ", " }),
+            content: c.content,
+        })
+        .collect();
+    let day = |d: Option<chrono::NaiveDate>| d.map(|d| text::date(lang, d)).unwrap_or_else(|| "—".into());
+    Ok(CasePage {
+        frame: frame(lang, me, csrf),
+        patient_name: view.patient_name,
+        hospital: view.hospital_name,
+        admitted_on: text::date(lang, view.admitted_on),
+        planned_discharge_on: day(view.planned_discharge_on),
+        discharged_on: day(view.discharged_on),
+        department: [view.department, view.hospital_ward].into_iter().flatten().collect::<Vec<_>>().join(" / "),
+        status: view.status.label(lang),
+        has_home_physician: view.has_home_physician,
+        open_tasks: view.open_tasks,
+        overdue_tasks: view.overdue_tasks,
+        version: view.version,
+        can_discharge: view.status.can_become(CaseStatus::Discharged),
+        can_close: view.status.can_become(CaseStatus::Closed),
+        can_cancel: view.status.can_become(CaseStatus::Cancelled),
+        today: patients::today_jst().to_string(),
+        tasks,
+        conferences,
+        patient_id,
+        id: view.id,
+    })
+}
+
+/// Moves a task to `status` at the version the form showed, as `PATCH /tasks/{id}` does;
+/// answers the task's case.
+pub fn move_task(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    task_id: &str,
+    expected: i32,
+    status: TaskStatus,
+) -> AppResult<String> {
+    let (task, case) = access::task(conn, me, task_id, Need::Write)?;
+    workflow::check_version(Some(expected), task.version)?;
+    workflow::require_active(&case)?;
+    let change = TaskMove { status: Some(status), ..Default::default() };
+    workflow::work_on_task(conn, me, mailer, task, expected, change)?;
+    Ok(case.id)
+}
+
+/// A move of a case the console's forms make.
+pub enum CaseMove {
+    Discharge(chrono::NaiveDate),
+    Close,
+    Cancel(String),
+}
+
+/// Moves a case, as `POST /discharge-cases/{id}/discharge`, `/close` and `/cancel` do: only the
+/// case's hospital staff on the team (`access::case_to_manage`), at the version the form showed.
+pub fn move_case(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    case_id: &str,
+    expected: i32,
+    step: CaseMove,
+) -> AppResult<String> {
+    let case = access::case_to_manage(conn, me, case_id)?;
+    if let CaseMove::Discharge(on) = &step {
+        if *on > patients::today_jst() {
+            return Err(crate::error::AppError::field(
+                "discharged_on",
+                "in_future",
+                "退院日が未来になっています。",
+                "discharged_on is in the future.",
+            ));
+        }
+    }
+    let expected = Some(expected);
+    let step = match step {
+        CaseMove::Discharge(on) => Step::Discharge { case, expected, on, mailer },
+        CaseMove::Close => Step::Close { case, expected },
+        CaseMove::Cancel(reason) => Step::Cancel { case, expected, reason },
+    };
+    Ok(workflow::transition(conn, me, step)?.id)
+}
+
+/// The case of a task the caller may read (an e-mail's link to a task).
+pub fn case_of_task(conn: &mut DbConn, me: &CurrentUser, task_id: &str) -> AppResult<String> {
+    let (task, _) = access::task(conn, me, task_id, Need::Read)?;
+    Ok(task.case_id)
+}
+
+/// The two-factor page: on or off, or — while an enrolment waits for its first code — the
+/// QR code of its `otpauth://` address and the key. `message` says what went wrong.
+pub fn totp_page(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    lang: Lang,
+    csrf: String,
+    done: bool,
+    message: Option<String>,
+) -> AppResult<TotpPage> {
+    let t = text::texts(lang);
+    let user = crate::users::find(conn, &me.id)?.ok_or_else(crate::error::AppError::invalid_token)?;
+    let pending = if user.totp_enabled { None } else { user.totp_secret.clone() };
+    let (qr_svg, secret) = match pending {
+        Some(secret) => {
+            let url = crate::auth::totp::url(&secret, &user.email)
+                .ok_or_else(|| crate::error::AppError::internal("totp url"))?;
+            (Some(qr::svg(&url, t.totp_qr)?), secret)
+        }
+        None => (None, String::new()),
+    };
+    Ok(TotpPage { frame: frame(lang, me, csrf), enabled: user.totp_enabled, done, message, qr_svg, secret })
+}
