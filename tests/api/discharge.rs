@@ -597,7 +597,9 @@ async fn a_hospital_cannot_open_a_case_for_another_hospitals_patient(app: TestAp
     let t = team(&app, "14135").await;
     let (_, msw_a) = hospital(&app, &t.admin, "多摩病院", "14135").await;
     let (hospital_b, msw_b) = hospital(&app, &t.admin, "登戸病院", "14135").await;
-    let case = open_case(&app, &msw_a, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-2)})))
+    // Two weeks ago: its admission tasks are past due whatever the weekday and holidays since
+    // (two days ago would be a weekend's business day short on a Monday).
+    let case = open_case(&app, &msw_a, open_body(&t.patient_id, json!({"admitted_on": days_from_today(-14)})))
         .await
         .expect(201)
         .body;
