@@ -224,7 +224,7 @@ pub async fn mark_in_error(
             let (a, patient, already) = access::attachment_to_mark_in_error(conn, &me, &id)?;
             let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
                 let mut check = crate::api::Check::new();
-                check.text("reason", &body.reason, notes::handlers::notes::REASON_MAX_CHARS);
+                check.text("reason", &body.reason, notes::writing::REASON_MAX_CHARS);
                 check.finish()?;
                 if already {
                     return Err(AppError::conflict(

@@ -16,6 +16,7 @@ pub mod timeline;
 pub mod trends;
 pub mod unread;
 pub mod vitals;
+pub mod writing;
 
 use std::collections::{HashMap, HashSet};
 
