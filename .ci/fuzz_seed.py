@@ -103,6 +103,8 @@ user_a, token_a = care_manager(org_a, "cm-a@example.jp", "中原 花子", "ナ�
 user_b, token_b = care_manager(org_b, "cm-b@example.jp", "高津 一郎", "タカツ イチロウ")
 patient_a = patient(token_a, "川崎", "ハル", "カワサキ", "ハル", "14133")
 patient_b = patient(token_b, "溝口", "アキ", "ミゾノクチ", "アキ", "14134")
+# A second registration of A's patient, which the fuzzer merges into the first.
+duplicate_a = patient(token_a, "川崎", "はる", "カワサキ", "ハル", "14133")
 
 consent_a = call(
     "POST",
@@ -164,6 +166,7 @@ ids = {
     "FUZZ_MEMBER_ID": member_a,
     "FUZZ_FLAG_ID": flag_a,
     "FUZZ_OTHER_PATIENT_ID": patient_b,
+    "FUZZ_DUPLICATE_PATIENT_ID": duplicate_a,
     "FUZZ_NEW_MEMBER_USER_ID": pharmacist,
 }
 with open(f"{OUT}/ids.env", "w", encoding="utf-8") as f:

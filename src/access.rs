@@ -669,6 +669,13 @@ pub fn post_note(
     Ok(patient)
 }
 
+/// Whether a reader of the patient is offered a form to post a note (the console's patient
+/// page): the team's active members, on a patient not merged into another. Posting is still
+/// decided by [`post_note`].
+pub fn offers_note_form(patient: &Patient, relation: &Relation) -> bool {
+    relation.allows(Need::Write) && patient.superseded_by.is_none()
+}
+
 /// The note the caller amends, with its patient: its author, still on the team (anyone else who
 /// may write the patient's data: 403, audited).
 pub fn note_to_amend(conn: &mut DbConn, me: &CurrentUser, note_id: &str) -> AppResult<(crate::notes::Note, Patient)> {
@@ -1084,12 +1091,18 @@ pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, rel
     .keeping_changes())
 }
 
+/// Whether the caller, standing to the case's patient in `relation`, moves the case through its
+/// life: its hospital's staff on the team (the console offers the case's moves to them only).
+pub fn manages_case(me: &CurrentUser, case: &crate::discharge::cases::Case, relation: &Relation) -> bool {
+    matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id
+}
+
 /// The case the caller changes the dates of or moves through its life: the case's hospital, through its
 /// staff on the team. Others who may write the patient's data get 403, and the refused attempt
 /// is audited.
 pub fn case_to_manage(conn: &mut DbConn, me: &CurrentUser, case_id: &str) -> AppResult<crate::discharge::cases::Case> {
     let (case, relation) = case(conn, me, case_id, Need::Write)?;
-    if matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id {
+    if manages_case(me, &case, &relation) {
         return Ok(case);
     }
     audit::record(

@@ -621,6 +621,10 @@ impl Check {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     pub fn finish(self) -> AppResult<()> {
         if self.errors.is_empty() {
             Ok(())

@@ -47,6 +47,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/console/sign-in", post().to(console::handlers::sign_in)),
         (Method::POST, "/console/sign-out", post().to(console::handlers::sign_out)),
         (Method::GET, "/console/patients/{id}", get().to(console::handlers::patient)),
+        (Method::POST, "/console/patients/{id}/notes", post().to(console::handlers::post_note)),
         (Method::GET, "/console/flags/{id}", get().to(console::handlers::flag)),
         (Method::POST, "/console/flags/{id}/acknowledge", post().to(console::handlers::acknowledge_flag)),
         (Method::POST, "/console/flags/{id}/resolve", post().to(console::handlers::resolve_flag)),
@@ -56,6 +57,8 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/console/discharge-cases/{id}/{move}", post().to(console::handlers::move_case)),
         (Method::GET, "/console/tasks/{id}", get().to(console::handlers::task)),
         (Method::POST, "/console/tasks/{id}", post().to(console::handlers::move_task)),
+        (Method::GET, "/console/password", get().to(console::handlers::password)),
+        (Method::POST, "/console/password", post().to(console::handlers::change_password)),
         (Method::GET, "/console/totp", get().to(console::handlers::totp)),
         (Method::POST, "/console/totp", post().to(console::handlers::totp_start)),
         (Method::POST, "/console/totp/confirm", post().to(console::handlers::totp_confirm)),
@@ -313,7 +316,9 @@ where
     let has_nul = |s: &str| s.contains("%00");
     let refusal = if has_nul(req.path()) {
         Some(AppError::not_found())
-    } else if has_nul(req.query_string()) {
+    } else if has_nul(req.query_string()) && !console::is_page_path(req.path()) {
+        // A console page reads its query itself: a NUL in a return path or a flag it ignores,
+        // one in a filter or cursor names that field, and a wrong method is still a 405.
         Some(AppError::validation(vec![FieldError::new(
             "query",
             "invalid_query",
@@ -332,6 +337,38 @@ where
             let call = srv.call(req);
             Box::pin(async move { Ok(call.await?.map_into_boxed_body()) })
         }
+    }
+}
+
+/// On the console's paths (`console::is_page_path`) every refusal made before a handler ran —
+/// a NUL in the path or query, a wrong method, an unreadable path or body — answers as the
+/// console's page for it, like every refusal its handlers make.
+fn console_pages<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    let page = console::is_page_path(req.path());
+    let call = srv.call(req);
+    async move {
+        let res = call.await?.map_into_boxed_body();
+        if !page {
+            return Ok(res);
+        }
+        let refused = res.response().error().and_then(|e| e.as_error::<AppError>()).map(|e| {
+            let mut page = console::handlers::refusal_page(res.request(), e);
+            if let Some(allow) = res.headers().get(header::ALLOW) {
+                page.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            page
+        });
+        Ok(match refused {
+            Some(page) => res.into_response(page),
+            None => res,
+        })
     }
 }
 
@@ -400,6 +437,7 @@ pub fn build_app(
         .configure(configure)
         .default_service(web::to(not_found))
         .wrap_fn(refuse_nul)
+        .wrap_fn(console_pages)
         .wrap_fn(language_and_log)
         // Outermost, so that re-rendered answers carry these headers too.
         .wrap(

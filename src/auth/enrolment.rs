@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::sign_in::{tell_owner_of_lock, unix_now};
+use super::sign_in::{tell_owner_of_lock, unix_now, SignedIn};
 use super::{password, throttle, tokens, totp, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -75,6 +75,37 @@ pub async fn check_own_password(
         })
         .await?;
     answer
+}
+
+/// A password changed by its owner (`POST /me/password`, the console's page): the current one
+/// checked first (counted with sign-in's failures), the new one under the password rules
+/// (422 naming `new_password`), hashed outside any transaction. Every session of the account
+/// ends and a new one opens for the caller: answers it.
+pub async fn change_password(
+    state: &AppState,
+    bearer: Bearer,
+    ip: Option<String>,
+    current: String,
+    new: String,
+) -> AppResult<SignedIn> {
+    let user = check_own_password(state, &bearer, ip.clone(), "current_password", current).await?;
+    password::check_policy("new_password", &new, &user.email, &user.name)?;
+    let new_hash = password::hash_bounded(new).await?;
+    let keys = state.keys.clone();
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user_allowing_missing_second_factor(conn)?;
+            // The current password was checked outside this transaction: change it only if it
+            // is still the one that was checked.
+            if me.id != user.id || !users::replace_password(conn, &user.id, &user.password_hash, &new_hash)? {
+                return Err(password_changed_meanwhile());
+            }
+            tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
+            let (session_id, pair) = tokens::open_session_with_id(conn, &keys, &user.id, ip)?;
+            Ok(SignedIn { user_id: user.id.clone(), session_id, pair })
+        })
+        .await
 }
 
 /// Starts enrolment (`POST /me/totp`, the console's page): the caller's password checked

@@ -149,25 +149,9 @@ pub async fn change_password(
     body: Json<ChangePassword>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    let keys = state.keys.clone();
     let ip = super::client_ip(&req);
-    let user =
-        enrolment::check_own_password(&state, &bearer, ip.clone(), "current_password", body.current_password).await?;
-    password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
-    let new_hash = password::hash_bounded(body.new_password).await?;
-    let pair = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user_allowing_missing_second_factor(conn)?;
-            // The current password was checked outside this transaction: change it only if it
-            // is still the one that was checked.
-            if me.id != user.id || !users::replace_password(conn, &user.id, &user.password_hash, &new_hash)? {
-                return Err(enrolment::password_changed_meanwhile());
-            }
-            tokens::revoke_all_sessions(conn, &user.id, "password_changed")?;
-            tokens::open_session(conn, &keys, &user.id, ip)
-        })
-        .await?;
+    let signed_in = enrolment::change_password(&state, bearer, ip, body.current_password, body.new_password).await?;
+    let pair = signed_in.pair;
     Ok(no_store(HttpResponse::Ok()).json(pair))
 }
 

@@ -6,6 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use unicode_normalization::UnicodeNormalization;
 
 use super::pages::{self, Message, SignIn};
 use super::session::{self, PRE_COOKIE, SESSION_COOKIE};
@@ -17,7 +18,10 @@ use crate::auth::tokens;
 use crate::caseload::{self, CaseloadQuery};
 use crate::discharge::TaskStatus;
 use crate::error::{AppError, AppResult, Lang};
+use crate::notes::vitals::{Consciousness, Vitals};
+use crate::notes::writing::Draft;
 use crate::state::AppState;
+use crate::vocab::NoteKind;
 
 fn message(lang: Lang, status: StatusCode, title: &'static str, body: impl Into<String>) -> HttpResponse {
     let t = text::texts(lang);
@@ -39,8 +43,17 @@ fn refused_page(lang: Lang) -> HttpResponse {
     message(lang, StatusCode::FORBIDDEN, t.forbidden_title, t.forbidden_body)
 }
 
-/// A failure as a page: a lost session leads to sign-in and back here.
+/// An answer refused before any console handler ran (see `super::is_page_path`), as its page.
+pub fn refusal_page(req: &HttpRequest, err: &AppError) -> HttpResponse {
+    page_of(req, session::lang(req), err)
+}
+
 fn failure(req: &HttpRequest, lang: Lang, err: AppError) -> HttpResponse {
+    page_of(req, lang, &err)
+}
+
+/// A failure as a page: a lost session leads to sign-in and back here.
+fn page_of(req: &HttpRequest, lang: Lang, err: &AppError) -> HttpResponse {
     let t = text::texts(lang);
     match err.status() {
         StatusCode::UNAUTHORIZED => session::to_sign_in(&session::here(req)),
@@ -212,18 +225,20 @@ struct CursorQuery {
 /// `GET /console/patients/{id}`: the patient page.
 pub async fn patient(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
-    let id = Id::parse(&path.into_inner()).into_string();
-    let cursor = match query::<CursorQuery>(&req) {
-        Ok(q) => q.cursor,
+    // A parameter that does not fit is refused before the session is asked for: the page names
+    // it whether or not the reader is signed in.
+    let after = match query::<CursorQuery>(&req).and_then(|q| views::timeline_position(q.cursor.as_deref())) {
+        Ok(after) => after,
         Err(e) => return failure(&req, lang, e),
     };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let id = Id::parse(&path.into_inner()).into_string();
     let csrf = session::csrf(&req);
     let page = state
         .db
         .read(move |conn| {
             let me = bearer.user(conn)?;
-            views::patient_page(conn, &me, lang, csrf, &id, cursor.as_deref())
+            views::patient_page(conn, &me, lang, csrf, &id, after)
         })
         .await;
     match page.and_then(|p| pages::render(&p)) {
@@ -344,12 +359,14 @@ pub async fn my_page_link() -> HttpResponse {
 /// API's filters and sorts, paging, the ward's counts and the CSV download.
 pub async fn ward(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
-    let code = path.into_inner();
-    let q: CaseloadQuery = match query(&req) {
+    // Checked here as the page will read it, so that a filter that does not fit is named
+    // whether or not the reader is signed in.
+    let q: CaseloadQuery = match query(&req).and_then(|q: CaseloadQuery| q.clone().request().map(|_| q)) {
         Ok(q) => q,
         Err(e) => return failure(&req, lang, e),
     };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let code = path.into_inner();
     let csrf = session::csrf(&req);
     let page = state
         .db
@@ -368,12 +385,12 @@ pub async fn ward(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
 /// (`GET /wards/{code}/caseload` with `Accept: text/csv`), audited the same way.
 pub async fn ward_csv(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
-    let code = path.into_inner();
     let request = match query::<CaseloadQuery>(&req).and_then(CaseloadQuery::request) {
         Ok(r) => r,
         Err(e) => return failure(&req, lang, e),
     };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let code = path.into_inner();
     let file = format!("caseload-{}.csv", code.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
     match caseload::handlers::export(&state, bearer, code, request.filter, request.order, lang).await {
         Ok(mut res) => {
@@ -403,6 +420,173 @@ pub async fn case(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
         .await;
     match page.and_then(|p| pages::render(&p)) {
         Ok(html) => session::html(StatusCode::OK, html, vec![]),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// The patient page's note form, as sent. Blank fields are measurements not taken.
+#[derive(Deserialize, serde::Serialize)]
+struct NoteFormBody {
+    #[serde(default, skip_serializing)]
+    csrf: String,
+    #[serde(default, skip_serializing)]
+    key: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    occurred_at: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    temperature: String,
+    #[serde(default)]
+    systolic_bp: String,
+    #[serde(default)]
+    diastolic_bp: String,
+    #[serde(default)]
+    pulse: String,
+    #[serde(default)]
+    respiratory_rate: String,
+    #[serde(default)]
+    spo2: String,
+    #[serde(default)]
+    on_oxygen: Option<String>,
+    #[serde(default)]
+    consciousness: String,
+}
+
+impl NoteFormBody {
+    /// The note the form describes, as the API's body would say it; a field that does not
+    /// parse is named as the API names it (`occurred_at`, `vitals.pulse`).
+    fn draft(&self) -> AppResult<(NoteKind, Draft)> {
+        let mut check = api::Check::new();
+        let kind = NoteKind::parse(self.kind.trim());
+        if kind.is_none() {
+            check.push("kind", "invalid", "記録の種類を選んでください。", "Choose the kind of note.");
+        }
+        // `datetime-local` sends the time as the person sees it, in Japan.
+        let occurred_at = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(&plain(&self.occurred_at), f).ok())
+            .map(|local| (local - chrono::Duration::hours(9)).and_utc());
+        if occurred_at.is_none() {
+            check.push(
+                "occurred_at",
+                "invalid",
+                "実施日時を入力してください(例: 2026-12-07T14:30)。",
+                "Enter when it happened (for example 2026-12-07T14:30).",
+            );
+        }
+        let mut number = |field: &str, given: &str, whole: bool| -> Option<f64> {
+            let given = plain(given);
+            if given.is_empty() {
+                return None;
+            }
+            match given.parse::<f64>() {
+                Ok(v) if v.is_finite() && (!whole || v.fract() == 0.0) => Some(v),
+                _ => {
+                    check.push(&format!("vitals.{field}"), "invalid", "数字で入力してください。", "Enter a number.");
+                    None
+                }
+            }
+        };
+        let whole = |v: Option<f64>| v.map(|v| v.clamp(i32::MIN as f64, i32::MAX as f64) as i32);
+        let vitals = Vitals {
+            temperature: number("temperature", &self.temperature, false),
+            systolic_bp: whole(number("systolic_bp", &self.systolic_bp, true)),
+            diastolic_bp: whole(number("diastolic_bp", &self.diastolic_bp, true)),
+            pulse: whole(number("pulse", &self.pulse, true)),
+            respiratory_rate: whole(number("respiratory_rate", &self.respiratory_rate, true)),
+            spo2: whole(number("spo2", &self.spo2, true)),
+            spo2_scale: None,
+            spo2_scale_reason: None,
+            // A measurement on a form whose box is left unticked was taken on room air.
+            on_oxygen: Some(self.on_oxygen.is_some()),
+            consciousness: match self.consciousness.trim() {
+                "" => None,
+                c => {
+                    let parsed = Consciousness::parse(c);
+                    if parsed.is_none() {
+                        check.push(
+                            "vitals.consciousness",
+                            "invalid",
+                            "A, C, V, P, U から選んでください。",
+                            "Choose A, C, V, P or U.",
+                        );
+                    }
+                    parsed
+                }
+            },
+        };
+        check.finish()?;
+        let measured = vitals.temperature.is_some()
+            || vitals.systolic_bp.is_some()
+            || vitals.diastolic_bp.is_some()
+            || vitals.pulse.is_some()
+            || vitals.respiratory_rate.is_some()
+            || vitals.spo2.is_some()
+            || vitals.consciousness.is_some();
+        let text = self.text.trim();
+        let (Some(kind), Some(occurred_at)) = (kind, occurred_at) else {
+            return Err(AppError::internal("a note form passed its checks without a kind or a time"));
+        };
+        Ok((
+            kind,
+            Draft {
+                occurred_at,
+                text: (!text.is_empty()).then(|| text.to_string()),
+                soap: None,
+                vitals: (measured || self.on_oxygen.is_some()).then_some(vitals),
+                next_visit_on: None,
+                treatment_policy_changed: None,
+                treatment_policy_summary: None,
+                cautions_for_team: None,
+            },
+        ))
+    }
+}
+
+/// A typed number or time as ASCII: full-width digits (３６.５) are what a Japanese keyboard
+/// often gives.
+fn plain(given: &str) -> String {
+    given.nfkc().collect::<String>().trim().to_string()
+}
+
+/// `POST /console/patients/{id}/notes`: a note from the patient page, as
+/// `POST /patients/{id}/notes`; back to the patient page, at its timeline.
+pub async fn post_note(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<NoteFormBody>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let key = f.key.trim().to_string();
+    if key.is_empty() || key.len() > crate::idempotency::MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        let e = invalid("key", "ページを開き直してからもう一度お試しください。", "Reload the page and try again.");
+        return failure(&req, lang, e);
+    }
+    let fingerprint = crate::idempotency::fingerprint("POST", req.path(), &f);
+    let note = match f.draft() {
+        Ok((kind, draft)) => views::NoteSubmission { key, fingerprint, kind, draft },
+        Err(e) => return failure(&req, lang, e),
+    };
+    let (mailer, limits) = (state.mail.clone(), state.config.escalation_limits());
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::post_note(conn, &me, &mailer, &limits, &id, note)
+        })
+        .await;
+    match done {
+        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}#h-timeline"), vec![]),
         Err(e) => failure(&req, lang, e),
     }
 }
@@ -575,6 +759,78 @@ async fn totp_answer(state: &AppState, req: &HttpRequest, status: StatusCode, me
     match page.and_then(|p| pages::render(&p)) {
         Ok(html) => session::html(status, html, vec![]),
         Err(e) => failure(req, lang, e),
+    }
+}
+
+/// The password page, with what the last form did. The page shows nothing of the account but
+/// who is signed in: it needs no read of patient data.
+async fn password_answer(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    message: Option<String>,
+) -> HttpResponse {
+    let lang = session::lang(req);
+    let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in("/console/password") };
+    let done = query::<DoneQuery>(req).unwrap_or_default().done.is_some() && message.is_none();
+    let csrf = session::csrf(req);
+    let me = state.db.read(move |conn| bearer.user_allowing_missing_second_factor(conn)).await;
+    let page = me.map(|me| pages::PasswordPage { frame: views::frame(lang, &me, csrf), done, message });
+    match page.and_then(|p| pages::render(&p)) {
+        Ok(html) => session::html(status, html, vec![]),
+        Err(e) => failure(req, lang, e),
+    }
+}
+
+/// `GET /console/password`: the form that changes one's own password.
+pub async fn password(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    password_answer(&state, &req, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_again: String,
+}
+
+/// `POST /console/password`: changes the password as `POST /me/password` does (the current one
+/// checked and counted with sign-in's failures, the password rules, every session ended); the
+/// browser goes on in the new session.
+pub async fn change_password(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<PasswordForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/password") };
+    let t = text::texts(lang);
+    if f.new_password != f.new_password_again {
+        return password_answer(&state, &req, StatusCode::UNPROCESSABLE_ENTITY, Some(t.password_mismatch.to_string()))
+            .await;
+    }
+    let ip = crate::auth::client_ip(&req);
+    match enrolment::change_password(&state, bearer, ip, f.current_password, f.new_password).await {
+        Ok(signed_in) => match state.keys.issue_browser(&signed_in.user_id, &signed_in.session_id) {
+            Ok(value) => session::redirect(
+                "/console/password?done=1",
+                vec![session::cookie(&state.config, SESSION_COOKIE, value, state.keys.session_ttl_secs)],
+            ),
+            Err(e) => failure(&req, lang, e),
+        },
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY || e.status() == StatusCode::CONFLICT => {
+            let text = match e.field_errors().first() {
+                Some(f) => f.message.get(lang).to_string(),
+                None => e.detail_for(lang).to_string(),
+            };
+            password_answer(&state, &req, e.status(), Some(text)).await
+        }
+        Err(e) => failure(&req, lang, e),
     }
 }
 

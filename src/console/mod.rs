@@ -19,6 +19,16 @@ use std::sync::LazyLock;
 
 use crate::docs::Asset;
 
+/// The paths whose answers are pages for people: the console's own and the links the e-mails
+/// carry. Whatever refuses a request on one of them before a handler runs (a NUL in the query,
+/// a wrong method, a body too large) answers a page there too, never problem+json.
+pub fn is_page_path(path: &str) -> bool {
+    path == "/console"
+        || path.starts_with("/console/")
+        || ["/flags/", "/patients/", "/discharge-cases/", "/tasks/"].iter().any(|p| path.starts_with(p))
+        || path == "/me/tasks"
+}
+
 /// The console's stylesheet, built into the binary.
 pub static CONSOLE_CSS: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_bytes!("assets/console.css"), "text/css; charset=utf-8"));

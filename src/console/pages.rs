@@ -103,6 +103,18 @@ pub struct PatientPage {
     pub timeline: Vec<TimelineLine>,
     pub older: Option<String>,
     pub paged: bool,
+    /// For the team's active members: the form that posts a note.
+    pub note_form: Option<NoteForm>,
+}
+
+/// The patient page's form for a new note. `key` makes a second press of the button (or a
+/// resent form) post nothing more: it is the form's `Idempotency-Key`.
+pub struct NoteForm {
+    pub key: String,
+    pub kinds: Vec<Choice>,
+    pub consciousness: Vec<Choice>,
+    /// Now in Japan, as a `datetime-local` value.
+    pub now: String,
 }
 
 /// One option of a select.
@@ -211,6 +223,14 @@ pub struct TotpPage {
     /// While enrolling: the QR code's `<svg>` (numbers and escaped fixed words) and the key.
     pub qr_svg: Option<String>,
     pub secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub frame: Frame,
+    pub done: bool,
+    pub message: Option<String>,
 }
 
 #[derive(Template)]

@@ -129,6 +129,29 @@ pub struct Texts {
     pub totp_done: &'static str,
     pub totp_qr: &'static str,
     pub current_password: &'static str,
+    pub post_note: &'static str,
+    pub note_kind: &'static str,
+    pub occurred_at: &'static str,
+    pub note_text: &'static str,
+    pub vitals_entry: &'static str,
+    pub temperature: &'static str,
+    pub systolic_bp: &'static str,
+    pub diastolic_bp: &'static str,
+    pub pulse: &'static str,
+    pub respiratory_rate: &'static str,
+    pub spo2: &'static str,
+    pub on_oxygen: &'static str,
+    pub consciousness: &'static str,
+    pub not_measured: &'static str,
+    pub save_note: &'static str,
+    pub japan_time: &'static str,
+    pub password_title: &'static str,
+    pub new_password: &'static str,
+    pub new_password_again: &'static str,
+    pub password_hint: &'static str,
+    pub password_change: &'static str,
+    pub password_changed: &'static str,
+    pub password_mismatch: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -263,6 +286,29 @@ pub const JA: Texts = Texts {
     totp_done: "二要素認証を有効にしました。",
     totp_qr: "二要素認証の登録用QRコード",
     current_password: "現在のパスワード",
+    post_note: "記録を書く",
+    note_kind: "記録の種類",
+    occurred_at: "実施日時",
+    note_text: "内容",
+    vitals_entry: "バイタルサイン(測った項目だけ)",
+    temperature: "体温 (℃)",
+    systolic_bp: "収縮期血圧 (mmHg)",
+    diastolic_bp: "拡張期血圧 (mmHg)",
+    pulse: "脈拍 (回/分)",
+    respiratory_rate: "呼吸数 (回/分)",
+    spo2: "SpO2 (%)",
+    on_oxygen: "酸素投与中",
+    consciousness: "意識レベル (ACVPU)",
+    not_measured: "未測定",
+    save_note: "記録する",
+    japan_time: "日本時間",
+    password_title: "パスワードの変更",
+    new_password: "新しいパスワード",
+    new_password_again: "新しいパスワード(確認のためもう一度)",
+    password_hint: "12文字以上。メールアドレスや氏名を含むもの、よく使われるものは使えません。",
+    password_change: "変更する",
+    password_changed: "パスワードを変更しました。ほかの端末ではもう一度サインインしてください。",
+    password_mismatch: "確認のために入力した新しいパスワードが一致しません。",
 };
 
 pub const EN: Texts = Texts {
@@ -397,6 +443,29 @@ pub const EN: Texts = Texts {
     totp_done: "Two-factor sign-in is now on.",
     totp_qr: "QR code for enrolling two-factor sign-in",
     current_password: "Current password",
+    post_note: "Write a note",
+    note_kind: "Kind of note",
+    occurred_at: "When it happened",
+    note_text: "Note",
+    vitals_entry: "Vital signs (only those measured)",
+    temperature: "Temperature (°C)",
+    systolic_bp: "Systolic blood pressure (mmHg)",
+    diastolic_bp: "Diastolic blood pressure (mmHg)",
+    pulse: "Pulse (per minute)",
+    respiratory_rate: "Respiration rate (per minute)",
+    spo2: "SpO2 (%)",
+    on_oxygen: "On supplemental oxygen",
+    consciousness: "Consciousness (ACVPU)",
+    not_measured: "Not measured",
+    save_note: "Save the note",
+    japan_time: "Japan time",
+    password_title: "Change password",
+    new_password: "New password",
+    new_password_again: "New password again",
+    password_hint: "At least 12 characters, not containing your e-mail address or name, and not a common one.",
+    password_change: "Change",
+    password_changed: "Your password is changed. Sign in again on your other devices.",
+    password_mismatch: "The two new passwords differ.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {
@@ -422,6 +491,28 @@ pub fn date(lang: Lang, day: NaiveDate) -> String {
     }
 }
 
+/// The Japanese eras (元号) and the day each began, newest first: 令和 by 平成31年政令第143号,
+/// 平成 by 昭和64年政令第1号, 昭和, 大正 and 明治 by the proclamations of their accession.
+const ERAS: [(&str, i32, u32, u32); 5] =
+    [("令和", 2019, 5, 1), ("平成", 1989, 1, 8), ("昭和", 1926, 12, 25), ("大正", 1912, 7, 30), ("明治", 1868, 10, 23)];
+
+/// A date the law writes in the Japanese era (a birth date, as on the insurance card):
+/// `昭和16年4月3日 (1941年)`, the first year as 元年; in English as [`date`] without the weekday.
+pub fn legal_date(lang: Lang, day: NaiveDate) -> String {
+    let era = ERAS.iter().find(|(_, y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d).is_some_and(|start| day >= start));
+    match (lang, era) {
+        (Lang::Ja, Some((name, first, _, _))) => {
+            let year = match day.year() - first + 1 {
+                1 => "元".to_string(),
+                n => n.to_string(),
+            };
+            format!("{name}{year}年{}月{}日 ({}年)", day.month(), day.day(), day.year())
+        }
+        (Lang::Ja, None) => format!("{}年{}月{}日", day.year(), day.month(), day.day()),
+        (Lang::En, _) => day.format("%-d %b %Y").to_string(),
+    }
+}
+
 /// A moment stored in UTC, as a day and time in Japan.
 pub fn moment(lang: Lang, at: NaiveDateTime) -> String {
     let local = at + chrono::Duration::hours(9);
@@ -442,5 +533,21 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 1, 30).unwrap_or_default();
         assert_eq!(date(Lang::Ja, d), "2026年1月30日(金)");
         assert_eq!(date(Lang::En, d), "Fri 30 Jan 2026");
+    }
+
+    #[test]
+    fn legal_dates_in_the_japanese_era() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+        assert_eq!(legal_date(Lang::Ja, day(1941, 4, 3)), "昭和16年4月3日 (1941年)");
+        assert_eq!(legal_date(Lang::Ja, day(2026, 1, 30)), "令和8年1月30日 (2026年)");
+        // Each era's first day and the day before it.
+        assert_eq!(legal_date(Lang::Ja, day(2019, 5, 1)), "令和元年5月1日 (2019年)");
+        assert_eq!(legal_date(Lang::Ja, day(2019, 4, 30)), "平成31年4月30日 (2019年)");
+        assert_eq!(legal_date(Lang::Ja, day(1989, 1, 8)), "平成元年1月8日 (1989年)");
+        assert_eq!(legal_date(Lang::Ja, day(1989, 1, 7)), "昭和64年1月7日 (1989年)");
+        assert_eq!(legal_date(Lang::Ja, day(1926, 12, 25)), "昭和元年12月25日 (1926年)");
+        assert_eq!(legal_date(Lang::Ja, day(1926, 12, 24)), "大正15年12月24日 (1926年)");
+        assert_eq!(legal_date(Lang::Ja, day(1912, 7, 29)), "明治45年7月29日 (1912年)");
+        assert_eq!(legal_date(Lang::En, day(1941, 4, 3)), "3 Apr 1941");
     }
 }

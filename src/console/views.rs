@@ -3,11 +3,12 @@
 //! `/patients/{id}`, its care team, flags, timeline and vitals): every read is audited in the
 //! transaction that reads it, before any page leaves.
 
+use actix_web::http::StatusCode;
 use chrono::Duration;
 
 use super::pages::{
-    CasePage, CaseTaskLine, CaseloadLine, Choice, ConferenceLine, FlagLine, Frame, MemberLine, MyPage, PatientPage,
-    TaskLine, TimelineLine, TotpPage, UnreadLine, WardLink, WardPage,
+    CasePage, CaseTaskLine, CaseloadLine, Choice, ConferenceLine, FlagLine, Frame, MemberLine, MyPage, NoteForm,
+    PatientPage, TaskLine, TimelineLine, TotpPage, UnreadLine, WardLink, WardPage,
 };
 use super::{chart, qr, text};
 use crate::access::{self, Need};
@@ -19,10 +20,13 @@ use crate::db::{now, DbConn};
 use crate::discharge::workflow::{self, Step, TaskMove};
 use crate::discharge::{CaseStatus, TaskStatus};
 use crate::error::{AppResult, Lang};
+use crate::flags::EscalationLimits;
 use crate::flags::FlagView;
+use crate::idempotency::{self, Answer};
 use crate::mail::Mailer;
 use crate::notes::timeline::{self, Position};
-use crate::vocab::{CareLevel, FlagStatus, PatientStatus};
+use crate::notes::vitals::Consciousness;
+use crate::vocab::{CareLevel, FlagStatus, NoteKind, PatientStatus};
 use crate::{discharge, flags, notes, patients, wards};
 
 /// Items of a timeline page.
@@ -124,28 +128,21 @@ pub fn patient_page(
     lang: Lang,
     csrf: String,
     patient_id: &str,
-    cursor: Option<&str>,
+    after: Option<Position>,
 ) -> AppResult<PatientPage> {
     // As `GET /patients/{id}`.
-    let (patient, _) = access::patient(conn, me, patient_id, Need::Read, Resource::Patient)?;
+    let (patient, relation) = access::patient(conn, me, patient_id, Need::Read, Resource::Patient)?;
     audit::record(conn, me, Event::new(Action::Read, Resource::Patient, Some(patient_id), Some(patient_id)))?;
+    let note_form = access::offers_note_form(&patient, &relation).then(|| note_form(lang));
     let view = patient.view(patients::consents::state(conn, patient_id)?);
-    let after = match cursor {
-        None => None,
-        Some(c) => Some(
-            PageQuery { limit: None, cursor: Some(c.to_string()) }
-                .after()?
-                .and_then(|p| Position::decode(&p))
-                .ok_or_else(api::invalid_cursor)?,
-        ),
-    };
+    let paged = after.is_some();
     // As `GET /patients/{id}/care-team`; a reader who may not see the team sees no team.
     let team = match access::patient(conn, me, patient_id, Need::ReadTeam, Resource::CareTeam) {
         Ok(_) => {
             audit::record(conn, me, Event::new(Action::Read, Resource::CareTeam, None, Some(patient_id)))?;
             patients::team::list(conn, patient_id, false)?
         }
-        Err(e) if e.status() == actix_web::http::StatusCode::NOT_FOUND => Vec::new(),
+        Err(e) if e.status() == StatusCode::NOT_FOUND => Vec::new(),
         Err(e) => return Err(e),
     };
     // As `GET /patients/{id}/flags`.
@@ -167,7 +164,7 @@ pub fn patient_page(
         name: format!("{} {}", view.family_name, view.given_name),
         kana: format!("{} {}", view.family_name_kana, view.given_name_kana),
         age: view.age,
-        birth_date: text::date(lang, view.birth_date),
+        birth_date: text::legal_date(lang, view.birth_date),
         care_level: view.care_level.label(lang),
         status: view.status.label(lang),
         consent: view.consent.state.label(lang),
@@ -196,8 +193,92 @@ pub fn patient_page(
             })
             .collect(),
         older: page.next_cursor,
-        paged: cursor.is_some(),
+        paged,
+        note_form,
     })
+}
+
+/// The place in the timeline a patient page's `cursor` names (422 naming `cursor` for one no
+/// page handed out).
+pub fn timeline_position(cursor: Option<&str>) -> AppResult<Option<Position>> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => PageQuery { limit: None, cursor: Some(c.to_string()) }
+            .after()?
+            .and_then(|p| Position::decode(&p))
+            .map(Some)
+            .ok_or_else(api::invalid_cursor),
+    }
+}
+
+/// The kinds of note the console's form offers: all but the physician's information-sharing
+/// note, whose required items (the next visit, the treatment policy) the API takes.
+const FORM_NOTE_KINDS: [NoteKind; 8] = [
+    NoteKind::Visit,
+    NoteKind::Phone,
+    NoteKind::Medication,
+    NoteKind::Rehabilitation,
+    NoteKind::Conference,
+    NoteKind::Handover,
+    NoteKind::Family,
+    NoteKind::Other,
+];
+
+fn note_form(lang: Lang) -> NoteForm {
+    let consciousness = [
+        (Consciousness::A, "A: 清明", "A: alert"),
+        (Consciousness::C, "C: 新たな混乱", "C: new confusion"),
+        (Consciousness::V, "V: 声に反応", "V: responds to voice"),
+        (Consciousness::P, "P: 痛みに反応", "P: responds to pain"),
+        (Consciousness::U, "U: 反応なし", "U: unresponsive"),
+    ];
+    NoteForm {
+        key: crate::db::new_id(),
+        kinds: FORM_NOTE_KINDS
+            .iter()
+            .map(|k| Choice { value: k.as_str(), label: k.label(lang), selected: *k == NoteKind::Visit })
+            .collect(),
+        consciousness: consciousness
+            .iter()
+            .map(|(c, ja, en)| Choice {
+                value: c.as_str(),
+                label: match lang {
+                    Lang::Ja => ja,
+                    Lang::En => en,
+                },
+                selected: false,
+            })
+            .collect(),
+        now: (now() + Duration::hours(9)).format("%Y-%m-%dT%H:%M").to_string(),
+    }
+}
+
+/// A note sent from the patient page's form: `key` is the form's `Idempotency-Key`, and
+/// `fingerprint` the form's, so that the key sent again with another note is refused.
+pub struct NoteSubmission {
+    pub key: String,
+    pub fingerprint: String,
+    pub kind: NoteKind,
+    pub draft: notes::writing::Draft,
+}
+
+/// A note posted from the patient page, as `POST /patients/{id}/notes` with the form's key as
+/// its `Idempotency-Key`: the same form sent twice posts one note. Answers the patient's id.
+pub fn post_note(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    limits: &EscalationLimits,
+    patient_id: &str,
+    note: NoteSubmission,
+) -> AppResult<String> {
+    let patient = access::post_note(conn, me, patient_id, note.kind)?;
+    let answer = idempotency::once(conn, &me.id, Some(&note.key), &note.fingerprint, |conn| {
+        let listed = notes::writing::post(conn, me, mailer, limits, &patient, note.kind, note.draft)?;
+        Answer::json(StatusCode::CREATED, &serde_json::json!({ "id": listed.note.id }))
+    })?;
+    answer.audit_replay(conn, me, Resource::Note, &patient.id)?;
+    Ok(patient.id)
 }
 
 /// Acknowledges a flag, as `POST /flags/{id}/acknowledge`; answers the flag's patient.
@@ -411,7 +492,10 @@ pub fn ward_page(
 /// reader's scope fails exactly as a missing one (`access::case`).
 pub fn case_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String, case_id: &str) -> AppResult<CasePage> {
     let t = text::texts(lang);
-    let (case, _) = access::case(conn, me, case_id, Need::Read)?;
+    let (case, relation) = access::case(conn, me, case_id, Need::Read)?;
+    // The moves a form offers are those the reader may make; the API decides each again.
+    let manages = access::manages_case(me, &case, &relation);
+    let works_on_tasks = relation.allows(Need::Write);
     let patient_id = case.patient_id.clone();
     audit::record(conn, me, Event::new(Action::Read, Resource::DischargeCase, Some(&case.id), Some(&patient_id)))?;
     audit::record(conn, me, Event::new(Action::Read, Resource::DischargeTask, None, Some(&patient_id)).detail("list"))?;
@@ -437,7 +521,7 @@ pub fn case_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String, 
                 (None, Some(role)) => role.label(lang).to_string(),
                 (None, None) => String::new(),
             };
-            let moves = if active {
+            let moves = if active && works_on_tasks {
                 task.status
                     .next()
                     .into_iter()
@@ -488,9 +572,9 @@ pub fn case_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String, 
         open_tasks: view.open_tasks,
         overdue_tasks: view.overdue_tasks,
         version: view.version,
-        can_discharge: view.status.can_become(CaseStatus::Discharged),
-        can_close: view.status.can_become(CaseStatus::Closed),
-        can_cancel: view.status.can_become(CaseStatus::Cancelled),
+        can_discharge: manages && view.status.can_become(CaseStatus::Discharged),
+        can_close: manages && view.status.can_become(CaseStatus::Closed),
+        can_cancel: manages && view.status.can_become(CaseStatus::Cancelled),
         today: patients::today_jst().to_string(),
         tasks,
         conferences,

@@ -101,8 +101,11 @@ impl From<Invitation> for InvitationView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
-    pub user_id: Option<api::Id>,
-    pub email: Option<String>,
+    /// `Some(None)` is an explicit `null`, which names nobody and is refused.
+    #[serde(default, deserialize_with = "api::double_option")]
+    pub user_id: Option<Option<api::Id>>,
+    #[serde(default, deserialize_with = "api::double_option")]
+    pub email: Option<Option<String>>,
     pub role: TeamRole,
 }
 

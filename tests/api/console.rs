@@ -34,7 +34,7 @@ impl<'a> Browser<'a> {
         Browser { app, client, cookies: BTreeMap::new(), lang: "ja,en;q=0.5" }
     }
 
-    async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> TestResponse {
+    pub async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> TestResponse {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(m, self.app.url(path)).header("accept-language", self.lang);
         if !self.cookies.is_empty() {
@@ -343,6 +343,120 @@ async fn patient_page_acknowledgement_and_404(app: TestApp) {
     assert_eq!(res.header("location"), Some(format!("/console/sign-in?next=/console/flags/{flag_id}")));
 }
 
+/// What is refused before any console handler runs — a wrong method, a NUL in the path — is
+/// answered as a console page too, with the page's security headers, never as problem+json;
+/// the API's paths keep answering problem+json.
+async fn refusals_before_a_handler_are_pages(app: TestApp) {
+    let t = team(&app, "14137").await;
+    let mut b = signed_in(&app, &t.nurse).await;
+    let wrong = b.send("DELETE", "/console/sign-in", None).await.expect(405);
+    assert!(wrong.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{:?}", wrong.headers);
+    assert_eq!(wrong.header("allow").as_deref(), Some("GET, POST"));
+    assert_guarded(&wrong);
+    let nul = b.get("/console/patients/%00").await.expect(404);
+    assert!(nul.header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert_eq!(nul.text, b.get(&format!("/console/patients/{MISSING}")).await.expect(404).text);
+    // A NUL in a console page's query: the sign-in form ignores a return path it cannot use.
+    b.get("/console/sign-in?next=%2Fconsole%00").await.expect(200);
+    let api = app.call("DELETE", "/api/v1/me", Some(&t.nurse.token), None, &[]).await.expect(405);
+    assert!(api.header("content-type").is_some_and(|c| c.starts_with("application/problem+json")));
+}
+
+/// The patient's notes, as the nurse reads them through the API.
+async fn notes_of(app: &TestApp, t: &Team) -> Vec<serde_json::Value> {
+    let res = app.get(&format!("/api/v1/patients/{}/notes", t.patient_id), &t.nurse.token).await.expect(200);
+    res.body["items"].as_array().unwrap().clone()
+}
+
+/// The value of a hidden field of a page's form.
+fn hidden_of(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("a field {name}")) + marker.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// A nurse posts a visit note with vital signs from the patient page: recorded as the API
+/// records one (the flag NEWS2 raises included), once however often the form is sent; a field
+/// that does not parse is named and changes nothing; who may only read gets no form and a 403.
+async fn patient_page_posts_a_note(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let pid = t.patient_id.clone();
+    let mut b = signed_in(&app, &t.nurse).await;
+    let page = b.get(&format!("/console/patients/{pid}")).await.expect(200);
+    assert!(page.text.contains(&format!("action=\"/console/patients/{pid}/notes\"")), "{}", page.text);
+    // The birth date as the insurance card writes it.
+    assert!(page.text.contains("昭和13年4月1日 (1938年)"), "{}", page.text);
+    let (csrf, key) = (csrf_of(&page.text), hidden_of(&page.text, "key"));
+    let at =
+        (Utc::now() + chrono::Duration::hours(9) - chrono::Duration::minutes(20)).format("%Y-%m-%dT%H:%M").to_string();
+    let text = "訪問。呼吸が苦しそう。ｶﾀｶﾅ半角も　全角空白も";
+    let form = |spo2: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", csrf.clone()),
+            ("key", key.clone()),
+            ("kind", "visit".to_string()),
+            ("occurred_at", at.clone()),
+            ("text", text.to_string()),
+            ("temperature", "38.5".to_string()),
+            ("systolic_bp", "98".to_string()),
+            ("diastolic_bp", "".to_string()),
+            ("pulse", "１２０".to_string()),
+            ("respiratory_rate", "25".to_string()),
+            ("spo2", spo2.to_string()),
+            ("consciousness", "A".to_string()),
+        ]
+    };
+    let post = |f: &[(&'static str, String)]| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let path = format!("/console/patients/{pid}/notes");
+
+    // A value that is no number: a 422 page naming what to fix, and no note.
+    let bad = post(&form("ninety"));
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = b.post(&path, &bad).await.expect(422);
+    assert!(refused.text.contains("数字で入力してください"), "{}", refused.text);
+    assert!(notes_of(&app, &t).await.is_empty());
+
+    // The note, sent twice (a second press of the button): one note.
+    let good = post(&form("８８"));
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let done = b.post(&path, &good).await.expect(303);
+        assert_eq!(done.header("location"), Some(format!("/console/patients/{pid}#h-timeline")));
+    }
+    let items = notes_of(&app, &t).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let note = &items[0];
+    assert_eq!(note["text"], text, "Japanese text round-trips exactly");
+    assert_eq!(note["kind"], "visit");
+    assert_eq!(note["author_id"], t.nurse.id.as_str(), "{note}");
+    assert_eq!(note["vitals"]["on_oxygen"], false, "an unticked box is room air");
+    assert_eq!(note["news2"]["partial"], false, "{note}");
+    assert_eq!(note["vitals"]["spo2"], 88);
+    assert_eq!(note["vitals"]["pulse"], 120);
+    assert!(note["vitals"]["diastolic_bp"].is_null());
+    let expected_at =
+        chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M").unwrap() - chrono::Duration::hours(9);
+    let posted_at = chrono::DateTime::parse_from_rfc3339(note["occurred_at"].as_str().unwrap()).unwrap();
+    assert_eq!(posted_at.naive_utc(), expected_at, "the form's time is Japan time");
+    // NEWS2 of these signs raised the patient's flag, as a note through the API would.
+    let flags = app.get(&format!("/api/v1/patients/{pid}/flags"), &t.nurse.token).await.expect(200);
+    assert_eq!(flags.body["items"].as_array().unwrap().len(), 1, "{}", flags.body);
+    // The page shows the note on its timeline.
+    let page = b.get(&format!("/console/patients/{pid}")).await.expect(200);
+    assert!(page.text.contains("呼吸が苦しそう"));
+
+    // The ward's coordinator reads the page but is offered no form, and may not post.
+    let coordinator = coordinator_of(&app, &t, "14132").await;
+    let mut c = signed_in(&app, &coordinator).await;
+    let read = c.get(&format!("/console/patients/{pid}")).await.expect(200);
+    assert!(!read.text.contains("/notes\""), "no note form for a reader");
+    let ccsrf = csrf_of(&read.text);
+    let mut theirs = good.clone();
+    theirs[0] = ("csrf", ccsrf.as_str());
+    c.post(&path, &theirs).await.expect(403);
+    assert_eq!(notes_of(&app, &t).await.len(), 1);
+}
+
 async fn audit_count(app: &TestApp, actor_id: &str, resource: &str) -> i64 {
     use diesel::prelude::*;
     use renkei::db::schema::audit_events::dsl as a;
@@ -486,19 +600,20 @@ async fn console_authorisation_matrix(app: TestApp) {
     // Routes: C1 GET the patient page, C2 GET a flag's page, C3 POST a flag's acknowledgement
     // (a fresh flag each time), C4 GET the ward's caseload page, C5 GET its CSV, C6 GET the
     // discharge case's page, C7 POST a task's move (a fresh task each time), C8 GET a task's
-    // page, C9 POST a flag's resolution (a fresh flag each time).
+    // page, C9 POST a flag's resolution (a fresh flag each time), C10 POST a note from the
+    // patient page.
     #[rustfmt::skip]
-    let rows: Vec<(&str, &Person, [u16; 9])> = vec![
-        //                                                C1   C2   C3   C4   C5   C6   C7   C8   C9
-        ("lead care manager",        &t.care_manager,    [200, 303, 303, 404, 404, 200, 303, 303, 303]),
-        ("active member (nurse)",    &t.nurse,           [200, 303, 303, 404, 404, 200, 303, 303, 303]),
-        ("hospital staff",           &c.msw,             [200, 303, 303, 404, 404, 200, 303, 303, 303]),
-        ("former member",            &former,            [404, 404, 404, 404, 404, 404, 404, 404, 404]),
-        ("another patient's team",   &other_team,        [404, 404, 404, 404, 404, 404, 404, 404, 404]),
-        ("coordinator of the ward",  &coordinator,       [200, 303, 403, 200, 200, 200, 403, 303, 403]),
-        ("coordinator of another",   &other_coordinator, [404, 404, 404, 404, 404, 404, 404, 404, 404]),
-        ("org admin of a member",    &station_admin,     [404, 404, 404, 404, 404, 404, 404, 404, 404]),
-        ("system admin",             admin,              [404, 404, 404, 404, 404, 404, 404, 404, 404]),
+    let rows: Vec<(&str, &Person, [u16; 10])> = vec![
+        //                                                C1   C2   C3   C4   C5   C6   C7   C8   C9   C10
+        ("lead care manager",        &t.care_manager,    [200, 303, 303, 404, 404, 200, 303, 303, 303, 303]),
+        ("active member (nurse)",    &t.nurse,           [200, 303, 303, 404, 404, 200, 303, 303, 303, 303]),
+        ("hospital staff",           &c.msw,             [200, 303, 303, 404, 404, 200, 303, 303, 303, 303]),
+        ("former member",            &former,            [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("another patient's team",   &other_team,        [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("coordinator of the ward",  &coordinator,       [200, 303, 403, 200, 200, 200, 403, 303, 403, 403]),
+        ("coordinator of another",   &other_coordinator, [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("org admin of a member",    &station_admin,     [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("system admin",             admin,              [404, 404, 404, 404, 404, 404, 404, 404, 404, 404]),
     ];
     for (name, person, expected) in rows {
         let mut b = signed_in(&app, person).await;
@@ -550,6 +665,13 @@ async fn console_call(
         3 => b.get(&format!("/console/wards/{ward}")).await,
         4 => b.get(&format!("/console/wards/{ward}/caseload.csv")).await,
         5 => b.get(&format!("/console/discharge-cases/{}", if real { &c.case_id } else { MISSING })).await,
+        9 => {
+            let at = (Utc::now() + chrono::Duration::hours(9)).format("%Y-%m-%dT%H:%M").to_string();
+            let key = renkei::db::new_id();
+            let form =
+                [("csrf", csrf), ("key", &key), ("kind", "phone"), ("occurred_at", &at), ("text", "電話で様子を確認")];
+            b.post(&format!("/console/patients/{pid}/notes"), &form).await
+        }
         8 => {
             let id = fresh_flag(app, t, real).await;
             b.post(&format!("/console/flags/{id}/resolve"), &[("csrf", csrf), ("note", "改善を確認")]).await
@@ -656,6 +778,7 @@ async fn discharge_case_page_tasks_and_moves(app: TestApp) {
         .to_string();
     let today = (Utc::now() + chrono::Duration::hours(9)).date_naive().to_string();
     let discharge = format!("/console/discharge-cases/{case_id}/discharge");
+    assert!(!page.text.contains(&format!("action=\"{discharge}\"")), "no case moves offered to the care manager");
     let form = [("csrf", csrf.as_str()), ("version", version.as_str()), ("discharged_on", today.as_str())];
     b.post(&discharge, &form).await.expect(403);
     let mut h = signed_in(&app, &msw).await;
@@ -730,6 +853,56 @@ async fn totp_enrolment_shows_a_qr_code(app: TestApp) {
     fresh.lang = "en";
     let en = fresh.get("/console/totp").await.expect(200);
     assert!(en.text.contains("Two-factor sign-in is on"));
+}
+
+/// The password page changes one's own password as `POST /me/password` does: the current one
+/// checked, the rules applied, the new one typed twice; every other session ends and the browser
+/// goes on in a new one.
+async fn password_page_changes_the_password(app: TestApp) {
+    let t = team(&app, "14131").await;
+    let mut signed_out = Browser::new(&app);
+    let res = signed_out.get("/console/password").await.expect(303);
+    assert_eq!(res.header("location").as_deref(), Some("/console/sign-in?next=/console/password"));
+
+    let mut b = signed_in(&app, &t.nurse).await;
+    let page = b.get("/console/password").await.expect(200);
+    assert_guarded(&page);
+    assert!(page.text.contains("action=\"/console/password\"") && page.text.contains("autocomplete=\"new-password\""));
+    let csrf = csrf_of(&page.text);
+    let new = "ひまわり訪問看護-2026-冬";
+    b.post("/console/password", &[("current_password", PASSWORD), ("new_password", new), ("new_password_again", new)])
+        .await
+        .expect(403);
+    let differ =
+        [("csrf", csrf.as_str()), ("current_password", PASSWORD), ("new_password", new), ("new_password_again", "x")];
+    assert!(b.post("/console/password", &differ).await.expect(422).text.contains("一致しません"));
+    let wrong = [
+        ("csrf", csrf.as_str()),
+        ("current_password", "not-the-password"),
+        ("new_password", new),
+        ("new_password_again", new),
+    ];
+    assert!(b.post("/console/password", &wrong).await.expect(422).text.contains("パスワードが正しくありません"));
+    let short = [
+        ("csrf", csrf.as_str()),
+        ("current_password", PASSWORD),
+        ("new_password", "short"),
+        ("new_password_again", "short"),
+    ];
+    b.post("/console/password", &short).await.expect(422);
+    // Nothing above changed it.
+    app.login(&t.nurse.email, PASSWORD, None).await.expect(200);
+
+    let good =
+        [("csrf", csrf.as_str()), ("current_password", PASSWORD), ("new_password", new), ("new_password_again", new)];
+    let done = b.post("/console/password", &good).await.expect(303);
+    assert_eq!(done.header("location").as_deref(), Some("/console/password?done=1"));
+    assert!(b.get("/console/password?done=1").await.expect(200).text.contains("パスワードを変更しました"));
+    // The browser goes on; the API sessions opened before have ended.
+    b.get("/console").await.expect(200);
+    app.get("/api/v1/me", &t.nurse.token).await.expect(401);
+    app.login(&t.nurse.email, PASSWORD, None).await.expect(401);
+    app.login(&t.nurse.email, new, None).await.expect(200);
 }
 
 /// The issue's walk-throughs in headless Chromium, driven over the DevTools protocol by
@@ -919,5 +1092,8 @@ crate::both_backends!(
     discharge_case_page_tasks_and_moves,
     totp_enrolment_shows_a_qr_code,
     console_authorisation_matrix,
+    patient_page_posts_a_note,
+    refusals_before_a_handler_are_pages,
+    password_page_changes_the_password,
     browser_walk_through,
 );

@@ -79,14 +79,14 @@ pub fn check_response(method: &str, path: &str, res: &TestResponse) {
     let Some(template) = template_for(path) else {
         // Unknown paths are answered 404 by the server; that answer must be a problem document.
         assert_eq!(res.status, 404, "{method} {path}: not in the spec but answered {}", res.status);
-        assert_problem(method, path, res);
+        assert_refusal(method, path, res);
         return;
     };
     let m = method.to_lowercase();
     let op_pointer = format!("/paths/{}/{m}", pointer_escape(&template));
     let Some(op) = spec().pointer(&op_pointer) else {
         assert_eq!(res.status, 405, "{method} {template}: not in the spec but answered {}", res.status);
-        assert_problem(method, path, res);
+        assert_refusal(method, path, res);
         return;
     };
     let status = res.status.to_string();
@@ -130,6 +130,16 @@ pub fn check_response(method: &str, path: &str, res: &TestResponse) {
             "{method} {template} {status}: body does not match the spec: {errors:?}\nbody: {}",
             res.text
         );
+    }
+}
+
+/// A refusal made before any handler: on the console's paths a page, elsewhere problem+json.
+fn assert_refusal(method: &str, path: &str, res: &TestResponse) {
+    if renkei::console::is_page_path(path.split('?').next().unwrap_or_default()) {
+        let html = res.header("content-type").is_some_and(|c| c.starts_with("text/html"));
+        assert!(html, "{method} {path}: a console refusal as {:?}", res.header("content-type"));
+    } else {
+        assert_problem(method, path, res);
     }
 }
 

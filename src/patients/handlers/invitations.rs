@@ -42,9 +42,21 @@ pub async fn create(
     let patient_id = path.into_inner().into_string();
     let body = body.into_inner();
     let mut check = Check::new();
-    match (&body.user_id, &body.email) {
+    for (field, null) in [("user_id", body.user_id == Some(None)), ("email", body.email == Some(None))] {
+        if null {
+            check.push(
+                field,
+                "null",
+                "null は指定できません。項目ごと省いてください。",
+                "null is not allowed: leave the field out.",
+            );
+        }
+    }
+    let (user_id, email) = (body.user_id.flatten(), body.email.flatten());
+    match (&user_id, &email) {
         (Some(id), None) => check.id("user_id", id),
         (None, Some(email)) => check.email("email", email),
+        _ if !check.is_empty() => {}
         _ => check.push(
             "user_id",
             "one_of",
@@ -58,10 +70,10 @@ pub async fn create(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let user_id = body.user_id.as_ref().map(|id| id.as_str().to_string());
+            let user_id = user_id.as_ref().map(|id| id.as_str().to_string());
             let (patient, invitee) =
-                access::invite(conn, &me, &patient_id, user_id.as_deref(), body.email.as_deref(), body.role)?;
-            invitations::create(conn, &me, &mailer, &patient, &invitee, body.email.is_some(), body.role)
+                access::invite(conn, &me, &patient_id, user_id.as_deref(), email.as_deref(), body.role)?;
+            invitations::create(conn, &me, &mailer, &patient, &invitee, email.is_some(), body.role)
         })
         .await?;
     Ok(HttpResponse::Created().json(view))
