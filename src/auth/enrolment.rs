@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::sign_in::{tell_owner_of_lock, unix_now, SignedIn};
-use super::{password, throttle, tokens, totp, Bearer};
+use super::{password, recovery, throttle, tokens, totp, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::users;
@@ -130,6 +130,35 @@ pub async fn enrol(state: &AppState, bearer: Bearer, ip: Option<String>, passwor
                 totp::new_secret(&user.email).ok_or_else(|| AppError::internal("totp secret generation"))?;
             users::set_totp(conn, &user.id, Some(&secret), false, None)?;
             Ok(TotpEnrolment { secret, otpauth_url: url })
+        })
+        .await
+}
+
+/// New recovery codes for the caller (`POST /me/totp/recovery-codes`, the console's page), the
+/// old ones ended: the caller's password checked first, as for enrolment; only while two-factor
+/// sign-in is on (409 otherwise).
+pub async fn new_recovery_codes(
+    state: &AppState,
+    bearer: Bearer,
+    ip: Option<String>,
+    password: String,
+) -> AppResult<recovery::RecoveryCodes> {
+    let checked = check_own_password(state, &bearer, ip, "password", password).await?;
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            if user.id != checked.id || user.password_hash != checked.password_hash {
+                return Err(password_changed_meanwhile());
+            }
+            if !user.totp_enabled {
+                return Err(AppError::conflict(
+                    "回復コードは二要素認証を有効にしてから作れます。",
+                    "Recovery codes are made once two-factor sign-in is on.",
+                ));
+            }
+            recovery::replace(conn, &user.id)
         })
         .await
 }

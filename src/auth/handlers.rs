@@ -161,6 +161,30 @@ pub struct ConfirmPassword {
     pub password: String,
 }
 
+/// `POST /me/totp/recovery-codes`: ten new single-use recovery codes, shown this once.
+pub async fn new_recovery_codes(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    bearer: Bearer,
+    body: Json<ConfirmPassword>,
+) -> AppResult<HttpResponse> {
+    let ip = super::client_ip(&req);
+    let codes = enrolment::new_recovery_codes(&state, bearer, ip, body.into_inner().password).await?;
+    Ok(no_store(HttpResponse::Created()).json(codes))
+}
+
+/// `GET /me/totp/recovery-codes`: how many unused recovery codes the caller has left.
+pub async fn recovery_codes(state: web::Data<AppState>, bearer: Bearer) -> AppResult<HttpResponse> {
+    let found = state
+        .db
+        .read(move |conn| {
+            let me = bearer.user(conn)?;
+            super::recovery::state(conn, &me.id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
 /// `POST /me/totp`: starts enrolment; the secret takes effect once a code confirms it.
 pub async fn totp_enrol(
     state: web::Data<AppState>,
@@ -207,6 +231,7 @@ pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: Json
             }
             throttle::refund(conn, &key, &reservation)?;
             users::set_totp(conn, &user.id, None, false, None)?;
+            super::recovery::discard(conn, &user.id)?;
             Ok(enrolment::CodeCheck::Accepted(()))
         })
         .await?

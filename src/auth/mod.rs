@@ -8,6 +8,7 @@ pub mod enrolment;
 pub mod extract;
 pub mod handlers;
 pub mod password;
+pub mod recovery;
 pub mod reset;
 pub mod sign_in;
 pub mod throttle;

@@ -1,7 +1,7 @@
-//! Signing in with an address, a password and (when it is on) a TOTP code: the one path the
+//! Signing in with an address, a password and (when it is on) a TOTP code or a recovery code: the one path the
 //! API's `POST /auth/login` and the console's sign-in form both take, with the same throttle.
 
-use super::{password, throttle, tokens, totp};
+use super::{password, recovery, throttle, tokens, totp};
 use crate::auth::tokens::TokenPair;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -112,7 +112,8 @@ pub async fn sign_in(state: &AppState, ip: Option<String>, body: Credentials) ->
                             users::set_totp_last_step(conn, &u.id, step)?;
                             true
                         }
-                        None => false,
+                        // In place of the app's code, one of the owner's recovery codes, once.
+                        None => recovery::redeem(conn, &u.id, code)?,
                     },
                     _ => false,
                 },

@@ -745,6 +745,16 @@ struct DoneQuery {
 
 /// The two-factor page, with what went wrong (and its status) if anything.
 async fn totp_answer(state: &AppState, req: &HttpRequest, status: StatusCode, message: Option<String>) -> HttpResponse {
+    totp_page_with(state, req, status, message, Vec::new()).await
+}
+
+async fn totp_page_with(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    message: Option<String>,
+    recovery_codes: Vec<String>,
+) -> HttpResponse {
     let lang = session::lang(req);
     let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in("/console/totp") };
     let done = query::<DoneQuery>(req).unwrap_or_default().done.is_some() && message.is_none();
@@ -753,7 +763,7 @@ async fn totp_answer(state: &AppState, req: &HttpRequest, status: StatusCode, me
         .db
         .read(move |conn| {
             let me = bearer.user_allowing_missing_second_factor(conn)?;
-            views::totp_page(conn, &me, lang, csrf, done, message)
+            views::totp_page(conn, &me, lang, csrf, done, message, recovery_codes)
         })
         .await;
     match page.and_then(|p| pages::render(&p)) {
@@ -873,6 +883,21 @@ pub async fn totp_start(state: web::Data<AppState>, req: HttpRequest, body: web:
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::enrol(&state, bearer, crate::auth::client_ip(&req), f.password).await {
         Ok(_) => totp_answer(&state, &req, StatusCode::OK, None).await,
+        Err(e) => totp_refused(&state, &req, e).await,
+    }
+}
+
+/// `POST /console/totp/recovery-codes`: new recovery codes after the caller's password, as
+/// `POST /me/totp/recovery-codes`; the page shows them this once.
+pub async fn new_recovery_codes(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
+    match enrolment::new_recovery_codes(&state, bearer, crate::auth::client_ip(&req), f.password).await {
+        Ok(made) => totp_page_with(&state, &req, StatusCode::OK, None, made.codes).await,
         Err(e) => totp_refused(&state, &req, e).await,
     }
 }

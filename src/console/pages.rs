@@ -223,6 +223,10 @@ pub struct TotpPage {
     /// While enrolling: the QR code's `<svg>` (numbers and escaped fixed words) and the key.
     pub qr_svg: Option<String>,
     pub secret: String,
+    /// With two-factor sign-in on: the unused recovery codes left, and codes just made (shown
+    /// this once).
+    pub recovery_remaining: i64,
+    pub recovery_codes: Vec<String>,
 }
 
 #[derive(Template)]

@@ -152,6 +152,11 @@ pub struct Texts {
     pub password_change: &'static str,
     pub password_changed: &'static str,
     pub password_mismatch: &'static str,
+    pub recovery_title: &'static str,
+    pub recovery_about: &'static str,
+    pub recovery_remaining: &'static str,
+    pub recovery_make: &'static str,
+    pub recovery_shown_once: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -309,6 +314,11 @@ pub const JA: Texts = Texts {
     password_change: "変更する",
     password_changed: "パスワードを変更しました。ほかの端末ではもう一度サインインしてください。",
     password_mismatch: "確認のために入力した新しいパスワードが一致しません。",
+    recovery_title: "回復コード",
+    recovery_about: "スマートフォンをなくしたときなどに、認証アプリのコードの代わりに1回ずつ使えるコードです。印刷するか書き写して、安全な場所に保管してください。",
+    recovery_remaining: "未使用の回復コード",
+    recovery_make: "新しい回復コードを作る(これまでのコードは使えなくなります)",
+    recovery_shown_once: "このコードが表示されるのは今回だけです。",
 };
 
 pub const EN: Texts = Texts {
@@ -466,6 +476,11 @@ pub const EN: Texts = Texts {
     password_change: "Change",
     password_changed: "Your password is changed. Sign in again on your other devices.",
     password_mismatch: "The two new passwords differ.",
+    recovery_title: "Recovery codes",
+    recovery_about: "Codes you can use once each instead of the authenticator app's code, for the day you lose your phone. Print them or write them down and keep them somewhere safe.",
+    recovery_remaining: "Unused recovery codes",
+    recovery_make: "Make new recovery codes (the earlier ones stop working)",
+    recovery_shown_once: "These codes are shown this once.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

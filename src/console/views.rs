@@ -653,6 +653,7 @@ pub fn totp_page(
     csrf: String,
     done: bool,
     message: Option<String>,
+    recovery_codes: Vec<String>,
 ) -> AppResult<TotpPage> {
     let t = text::texts(lang);
     let user = crate::users::find(conn, &me.id)?.ok_or_else(crate::error::AppError::invalid_token)?;
@@ -665,5 +666,15 @@ pub fn totp_page(
         }
         None => (None, String::new()),
     };
-    Ok(TotpPage { frame: frame(lang, me, csrf), enabled: user.totp_enabled, done, message, qr_svg, secret })
+    let recovery_remaining = crate::auth::recovery::state(conn, &user.id)?.remaining;
+    Ok(TotpPage {
+        frame: frame(lang, me, csrf),
+        enabled: user.totp_enabled,
+        done,
+        message,
+        qr_svg,
+        secret,
+        recovery_remaining,
+        recovery_codes,
+    })
 }

@@ -615,6 +615,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    totp_recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     task_digest_days (day) {
         day -> Date,
         claimed_by -> Text,
@@ -895,6 +904,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     sessions,
     task_digest_days,
+    totp_recovery_codes,
     unread_by_patient,
     users,
     ward_coordinators,

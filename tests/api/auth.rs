@@ -186,6 +186,55 @@ async fn totp_enrol_confirm_sign_in_and_replay(app: TestApp) {
     assert_eq!(res.status, 422);
 }
 
+/// Recovery codes: made on asking (password first, only with two-factor sign-in on), shown once,
+/// each signs in once in place of the app's code however it is typed, new ones end the old, and
+/// turning two-factor sign-in off ends them all.
+async fn recovery_codes_sign_in_once_each(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "visiting_nurse_station", "宮前訪問看護", Some("14136")).await;
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+    let path = "/api/v1/me/totp/recovery-codes";
+    // Not before two-factor sign-in is on.
+    app.post(path, &nurse.token, json!({"password": PASSWORD})).await.expect(409);
+    let state = app.get(path, &nurse.token).await.expect(200);
+    assert_eq!(state.body, json!({"remaining": 0, "created_at": null}));
+
+    let enrol = app.post("/api/v1/me/totp", &nurse.token, json!({"password": PASSWORD})).await.expect(200);
+    let secret = enrol.body["secret"].as_str().unwrap().to_string();
+    app.post("/api/v1/me/totp/confirm", &nurse.token, json!({"code": totp_code(&secret, 0)})).await.expect(200);
+    let wrong = app.post(path, &nurse.token, json!({"password": "not-the-password"})).await.expect(422);
+    assert_eq!(wrong.body["errors"][0]["field"], json!("password"));
+    let made = app.post(path, &nurse.token, json!({"password": PASSWORD})).await.expect(201);
+    assert_eq!(made.header("cache-control").as_deref(), Some("no-store"));
+    let codes: Vec<String> =
+        made.body["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(codes.iter().collect::<std::collections::BTreeSet<_>>().len(), 10, "all different");
+    assert_eq!(app.get(path, &nurse.token).await.expect(200).body["remaining"], json!(10));
+
+    // A code signs in once; typed in lower case, without hyphens, in full width: the same code.
+    app.login(&nurse.email, PASSWORD, Some(&codes[0])).await.expect(200);
+    app.login(&nurse.email, PASSWORD, Some(&codes[0])).await.expect(401);
+    app.login(&nurse.email, PASSWORD, Some(&codes[1].replace('-', "").to_lowercase())).await.expect(200);
+    let wide: String = codes[2].chars().map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap()).collect();
+    app.login(&nurse.email, PASSWORD, Some(&wide)).await.expect(200);
+    // Not without the password, and not someone else's.
+    app.login(&nurse.email, "not-the-password", Some(&codes[3])).await.expect(401);
+    let signed_in = app.login(&nurse.email, PASSWORD, Some(&codes[3])).await.expect(200);
+    let token = signed_in.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.get(path, &token).await.expect(200).body["remaining"], json!(6));
+
+    // New codes end the old ones.
+    let again = app.post(path, &token, json!({"password": PASSWORD})).await.expect(201);
+    app.login(&nurse.email, PASSWORD, Some(&codes[4])).await.expect(401);
+    let fresh = again.body["codes"][0].as_str().unwrap().to_string();
+    assert!(!codes.contains(&fresh));
+    // Turning two-factor sign-in off ends them all.
+    let code = totp_code(&secret, 1);
+    app.call("DELETE", "/api/v1/me/totp", Some(&token), Some(&json!({"code": code})), &[]).await.expect(204);
+    assert_eq!(app.get(path, &token).await.expect(200).body, json!({"remaining": 0, "created_at": null}));
+}
+
 async fn system_admin_must_enrol_totp(app: TestApp) {
     // An administrator made by the CLI path, without two-factor sign-in yet.
     let admin = app.system_admin().await;
@@ -533,6 +582,7 @@ crate::both_backends!(
     failed_sign_ins_look_alike_and_lock,
     logout_password_change_and_deactivation_end_tokens,
     totp_enrol_confirm_sign_in_and_replay,
+    recovery_codes_sign_in_once_each,
     system_admin_must_enrol_totp,
     password_rules,
 );

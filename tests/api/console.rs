@@ -853,6 +853,26 @@ async fn totp_enrolment_shows_a_qr_code(app: TestApp) {
     fresh.lang = "en";
     let en = fresh.get("/console/totp").await.expect(200);
     assert!(en.text.contains("Two-factor sign-in is on"));
+
+    // Recovery codes: made after the password, shown this once, each signs in once.
+    fresh.lang = "ja";
+    let on = fresh.get("/console/totp").await.expect(200);
+    assert!(on.text.contains("未使用の回復コード: 0"), "{}", on.text);
+    let fcsrf = csrf_of(&on.text);
+    let path = "/console/totp/recovery-codes";
+    fresh.post(path, &[("csrf", &fcsrf), ("password", "not-the-password")]).await.expect(422);
+    let made = fresh.post(path, &[("csrf", &fcsrf), ("password", PASSWORD)]).await.expect(200);
+    assert_guarded(&made);
+    assert!(made.text.contains("表示されるのは今回だけ") && made.text.contains("未使用の回復コード: 10"));
+    let at = made.text.find("<ol class=\"recovery-codes\"><li><code>").unwrap()
+        + "<ol class=\"recovery-codes\"><li><code>".len();
+    let code = made.text[at..].split('<').next().unwrap().to_string();
+    assert_eq!(code.len(), 14, "{code}");
+    assert!(!fresh.get("/console/totp").await.expect(200).text.contains(&code), "shown only once");
+    let mut lost_phone = Browser::new(&app);
+    lost_phone.sign_in(&t.nurse.email, Some(&code), "/console").await.expect(303);
+    let mut again = Browser::new(&app);
+    again.sign_in(&t.nurse.email, Some(&code), "/console").await.expect(401);
 }
 
 /// The password page changes one's own password as `POST /me/password` does: the current one
