@@ -63,6 +63,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/console/totp", post().to(console::handlers::totp_start)),
         (Method::POST, "/console/totp/confirm", post().to(console::handlers::totp_confirm)),
         (Method::POST, "/console/totp/recovery-codes", post().to(console::handlers::new_recovery_codes)),
+        (Method::POST, "/console/totp/off", post().to(console::handlers::totp_off)),
         (Method::GET, "/console/assets/console.css", get().to(console::handlers::stylesheet)),
         (Method::GET, "/flags/{id}", get().to(console::handlers::flag_link)),
         (Method::GET, "/patients/{id}", get().to(console::handlers::patient_link)),

@@ -163,6 +163,36 @@ pub async fn new_recovery_codes(
         .await
 }
 
+/// Turns two-factor sign-in off (`DELETE /me/totp`, the console's page) with a fresh code from
+/// the app, counted like a failed sign-in when wrong; its recovery codes end with it. Not for a
+/// system administrator (`access::turn_off_two_factor`).
+pub async fn turn_off(state: &AppState, bearer: Bearer, code: String) -> AppResult<()> {
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            crate::access::turn_off_two_factor(&me)?;
+            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
+            let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
+                return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
+            };
+            let key = totp_attempts_key(&user.id);
+            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
+            if let throttle::Reservation::Locked(secs) = reservation {
+                return Ok(CodeCheck::Locked(secs));
+            }
+            if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
+                return Ok(CodeCheck::Wrong);
+            }
+            throttle::refund(conn, &key, &reservation)?;
+            users::set_totp(conn, &user.id, None, false, None)?;
+            recovery::discard(conn, &user.id)?;
+            Ok(CodeCheck::Accepted(()))
+        })
+        .await?
+        .into_result()
+}
+
 pub fn wrong_code() -> AppError {
     AppError::field("code", "wrong_code", "確認コードが正しくありません。", "The verification code is not correct.")
 }

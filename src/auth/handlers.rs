@@ -4,8 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::enrolment;
-use super::sign_in::{self, unix_now, Credentials};
-use super::{password, reset, throttle, tokens, totp, Bearer};
+use super::sign_in::{self, Credentials};
+use super::{password, reset, throttle, tokens, Bearer};
 use crate::api::Json;
 use crate::auth::tokens::RefreshOutcome;
 use crate::error::{AppError, AppResult};
@@ -211,30 +211,6 @@ pub async fn totp_confirm(state: web::Data<AppState>, bearer: Bearer, body: Json
 
 /// `DELETE /me/totp`: needs a current code; system administrators must keep it on.
 pub async fn totp_disable(state: web::Data<AppState>, bearer: Bearer, body: Json<TotpCode>) -> AppResult<HttpResponse> {
-    let code = body.into_inner().code;
-    state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            crate::access::turn_off_two_factor(&me)?;
-            let user = users::find(conn, &me.id)?.ok_or_else(AppError::invalid_token)?;
-            let (true, Some(secret)) = (user.totp_enabled, user.totp_secret.as_deref()) else {
-                return Err(AppError::conflict("二要素認証は有効になっていません。", "Two-factor sign-in is not on."));
-            };
-            let key = enrolment::totp_attempts_key(&user.id);
-            let reservation = throttle::reserve(conn, &[(key.clone(), throttle::ACCOUNT)], &[])?;
-            if let throttle::Reservation::Locked(secs) = reservation {
-                return Ok(enrolment::CodeCheck::Locked(secs));
-            }
-            if totp::verify(secret, &code, user.totp_last_step, unix_now()).is_none() {
-                return Ok(enrolment::CodeCheck::Wrong);
-            }
-            throttle::refund(conn, &key, &reservation)?;
-            users::set_totp(conn, &user.id, None, false, None)?;
-            super::recovery::discard(conn, &user.id)?;
-            Ok(enrolment::CodeCheck::Accepted(()))
-        })
-        .await?
-        .into_result()?;
+    enrolment::turn_off(&state, bearer, body.into_inner().code).await?;
     Ok(HttpResponse::NoContent().finish())
 }

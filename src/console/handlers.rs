@@ -741,6 +741,7 @@ pub async fn task_link(path: web::Path<String>) -> HttpResponse {
 #[derive(Deserialize, Default)]
 struct DoneQuery {
     done: Option<String>,
+    off: Option<String>,
 }
 
 /// The two-factor page, with what went wrong (and its status) if anything.
@@ -757,13 +758,19 @@ async fn totp_page_with(
 ) -> HttpResponse {
     let lang = session::lang(req);
     let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in("/console/totp") };
-    let done = query::<DoneQuery>(req).unwrap_or_default().done.is_some() && message.is_none();
+    let q = query::<DoneQuery>(req).unwrap_or_default();
+    let outcome = views::TotpOutcome {
+        done: q.done.is_some() && message.is_none(),
+        turned_off: q.off.is_some() && message.is_none(),
+        message,
+        recovery_codes,
+    };
     let csrf = session::csrf(req);
     let page = state
         .db
         .read(move |conn| {
             let me = bearer.user_allowing_missing_second_factor(conn)?;
-            views::totp_page(conn, &me, lang, csrf, done, message, recovery_codes)
+            views::totp_page(conn, &me, lang, csrf, outcome)
         })
         .await;
     match page.and_then(|p| pages::render(&p)) {
@@ -898,6 +905,21 @@ pub async fn new_recovery_codes(state: web::Data<AppState>, req: HttpRequest, bo
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::new_recovery_codes(&state, bearer, crate::auth::client_ip(&req), f.password).await {
         Ok(made) => totp_page_with(&state, &req, StatusCode::OK, None, made.codes).await,
+        Err(e) => totp_refused(&state, &req, e).await,
+    }
+}
+
+/// `POST /console/totp/off`: turns two-factor sign-in off with a fresh code, as
+/// `DELETE /me/totp` (wrong codes counted like failed sign-ins; not for a system administrator).
+pub async fn totp_off(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
+    match enrolment::turn_off(&state, bearer, f.code.trim().to_string()).await {
+        Ok(()) => session::redirect("/console/totp?off=1", vec![]),
         Err(e) => totp_refused(&state, &req, e).await,
     }
 }

@@ -75,6 +75,9 @@ pub struct MemberLine {
     pub name: String,
     pub role: &'static str,
     pub organization: String,
+    /// The organisation's number as typed, and as a `tel:` address (digits and `+` only).
+    pub phone: String,
+    pub tel: String,
     pub lead: bool,
 }
 
@@ -227,6 +230,9 @@ pub struct TotpPage {
     /// this once).
     pub recovery_remaining: i64,
     pub recovery_codes: Vec<String>,
+    /// Whether the reader may turn two-factor sign-in off (a system administrator may not).
+    pub may_turn_off: bool,
+    pub turned_off: bool,
 }
 
 #[derive(Template)]

@@ -157,6 +157,9 @@ pub struct Texts {
     pub recovery_remaining: &'static str,
     pub recovery_make: &'static str,
     pub recovery_shown_once: &'static str,
+    pub totp_turn_off: &'static str,
+    pub totp_turn_off_hint: &'static str,
+    pub totp_turned_off: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -319,6 +322,9 @@ pub const JA: Texts = Texts {
     recovery_remaining: "未使用の回復コード",
     recovery_make: "新しい回復コードを作る(これまでのコードは使えなくなります)",
     recovery_shown_once: "このコードが表示されるのは今回だけです。",
+    totp_turn_off: "二要素認証を無効にする",
+    totp_turn_off_hint: "認証アプリの現在のコードを入力してください。回復コードも使えなくなります。",
+    totp_turned_off: "二要素認証を無効にしました。",
 };
 
 pub const EN: Texts = Texts {
@@ -481,6 +487,9 @@ pub const EN: Texts = Texts {
     recovery_remaining: "Unused recovery codes",
     recovery_make: "Make new recovery codes (the earlier ones stop working)",
     recovery_shown_once: "These codes are shown this once.",
+    totp_turn_off: "Turn two-factor sign-in off",
+    totp_turn_off_hint: "Enter the app's current code. The recovery codes stop working too.",
+    totp_turned_off: "Two-factor sign-in is now off.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {
@@ -528,6 +537,19 @@ pub fn legal_date(lang: Lang, day: NaiveDate) -> String {
     }
 }
 
+/// A telephone number as a `tel:` address: its digits (full-width ones too) and a leading `+`;
+/// empty when it has no digits.
+pub fn tel(phone: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let plain: String = phone.nfkc().collect();
+    let digits: String = plain.chars().filter(|c| c.is_ascii_digit()).collect();
+    match (digits.is_empty(), plain.trim_start().starts_with('+')) {
+        (true, _) => String::new(),
+        (false, true) => format!("+{digits}"),
+        (false, false) => digits,
+    }
+}
+
 /// A moment stored in UTC, as a day and time in Japan.
 pub fn moment(lang: Lang, at: NaiveDateTime) -> String {
     let local = at + chrono::Duration::hours(9);
@@ -548,6 +570,14 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 1, 30).unwrap_or_default();
         assert_eq!(date(Lang::Ja, d), "2026年1月30日(金)");
         assert_eq!(date(Lang::En, d), "Fri 30 Jan 2026");
+    }
+
+    #[test]
+    fn telephone_numbers_as_tel_addresses() {
+        assert_eq!(tel("044-200-0000"), "0442000000");
+        assert_eq!(tel("０４４（２００）００００"), "0442000000");
+        assert_eq!(tel("+81 44-200-0000"), "+81442000000");
+        assert_eq!(tel("なし"), "");
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub fn patient_page(
         Err(e) if e.status() == StatusCode::NOT_FOUND => Vec::new(),
         Err(e) => return Err(e),
     };
+    // The members' organisations' numbers, from the directory.
+    let organizations: Vec<String> = team.iter().map(|m| m.organization_id.clone()).collect();
+    let phones = crate::orgs::phones_of(conn, &organizations)?;
     // As `GET /patients/{id}/flags`.
     audit::record(conn, me, Event::new(Action::Read, Resource::Flag, None, Some(patient_id)))?;
     let mut flag_views = flags::list_for_patient(conn, patient_id, None)?;
@@ -171,11 +174,16 @@ pub fn patient_page(
         consent_missing: view.consent.missing,
         team: team
             .into_iter()
-            .map(|m| MemberLine {
-                name: m.user_name,
-                role: m.role.label(lang),
-                organization: m.organization_name,
-                lead: m.is_lead,
+            .map(|m| {
+                let phone = phones.get(&m.organization_id).cloned().unwrap_or_default();
+                MemberLine {
+                    name: m.user_name,
+                    role: m.role.label(lang),
+                    organization: m.organization_name,
+                    tel: text::tel(&phone),
+                    phone,
+                    lead: m.is_lead,
+                }
             })
             .collect(),
         flags: flag_views.into_iter().map(|f| flag_line(lang, f)).collect(),
@@ -644,17 +652,28 @@ pub fn case_of_task(conn: &mut DbConn, me: &CurrentUser, task_id: &str) -> AppRe
     Ok(task.case_id)
 }
 
+/// What the two-factor page says about the form just sent.
+#[derive(Default)]
+pub struct TotpOutcome {
+    /// Two-factor sign-in was just switched on, or off.
+    pub done: bool,
+    pub turned_off: bool,
+    /// What went wrong.
+    pub message: Option<String>,
+    /// Recovery codes just made, shown this once.
+    pub recovery_codes: Vec<String>,
+}
+
 /// The two-factor page: on or off, or — while an enrolment waits for its first code — the
-/// QR code of its `otpauth://` address and the key. `message` says what went wrong.
+/// QR code of its `otpauth://` address and the key.
 pub fn totp_page(
     conn: &mut DbConn,
     me: &CurrentUser,
     lang: Lang,
     csrf: String,
-    done: bool,
-    message: Option<String>,
-    recovery_codes: Vec<String>,
+    outcome: TotpOutcome,
 ) -> AppResult<TotpPage> {
+    let TotpOutcome { done, turned_off, message, recovery_codes } = outcome;
     let t = text::texts(lang);
     let user = crate::users::find(conn, &me.id)?.ok_or_else(crate::error::AppError::invalid_token)?;
     let pending = if user.totp_enabled { None } else { user.totp_secret.clone() };
@@ -676,5 +695,7 @@ pub fn totp_page(
         secret,
         recovery_remaining,
         recovery_codes,
+        may_turn_off: access::turn_off_two_factor(me).is_ok(),
+        turned_off,
     })
 }

@@ -187,6 +187,16 @@ pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Organization>> {
     Ok(organizations::table.find(id).select(Organization::as_select()).first(conn).optional()?)
 }
 
+/// The telephone numbers of the organisations in `ids` that have one (the directory shows them
+/// to every signed-in user).
+pub fn phones_of(conn: &mut DbConn, ids: &[String]) -> AppResult<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, Option<String>)> = organizations::table
+        .filter(organizations::id.eq_any(ids))
+        .select((organizations::id, organizations::phone))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(id, phone)| Some((id, phone?))).collect())
+}
+
 pub fn services_of(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<(String, String)>> {
     Ok(organization_services::table
         .filter(organization_services::organization_id.eq_any(ids))

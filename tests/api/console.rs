@@ -381,8 +381,12 @@ fn hidden_of(html: &str, name: &str) -> String {
 async fn patient_page_posts_a_note(app: TestApp) {
     let t = team(&app, "14132").await;
     let pid = t.patient_id.clone();
+    let station = format!("/api/v1/organizations/{}", t.nurse_station);
+    app.patch(&station, &t.admin.token, json!({"phone": "０４４－１１１－２２２２"}), None).await.expect(200);
     let mut b = signed_in(&app, &t.nurse).await;
     let page = b.get(&format!("/console/patients/{pid}")).await.expect(200);
+    // The team with its organisations' numbers, to call from a phone.
+    assert!(page.text.contains("<a href=\"tel:0441112222\">０４４－１１１－２２２２</a>"), "{}", page.text);
     assert!(page.text.contains(&format!("action=\"/console/patients/{pid}/notes\"")), "{}", page.text);
     // The birth date as the insurance card writes it.
     assert!(page.text.contains("昭和13年4月1日 (1938年)"), "{}", page.text);
@@ -925,6 +929,39 @@ async fn password_page_changes_the_password(app: TestApp) {
     app.login(&t.nurse.email, new, None).await.expect(200);
 }
 
+/// Two-factor sign-in is turned off on its page with a fresh code from the app, as
+/// `DELETE /me/totp`; the recovery codes end with it. A system administrator is offered no such
+/// form.
+async fn totp_can_be_turned_off_on_its_page(app: TestApp) {
+    let t = team(&app, "14133").await;
+    let nurse = &t.nurse;
+    let enrol = app.post("/api/v1/me/totp", &nurse.token, json!({"password": PASSWORD})).await.expect(200);
+    let secret = enrol.body["secret"].as_str().unwrap().to_string();
+    app.post("/api/v1/me/totp/confirm", &nurse.token, json!({"code": totp_code(&secret, 0)})).await.expect(200);
+    let made =
+        app.post("/api/v1/me/totp/recovery-codes", &nurse.token, json!({"password": PASSWORD})).await.expect(201);
+    let recovery = made.body["codes"][0].as_str().unwrap().to_string();
+    // Signed in with a recovery code: the app's next code is still unused.
+    let mut b = Browser::new(&app);
+    b.sign_in(&nurse.email, Some(&recovery), "/console").await.expect(303);
+    let page = b.get("/console/totp").await.expect(200);
+    assert!(page.text.contains("action=\"/console/totp/off\""), "{}", page.text);
+    let csrf = csrf_of(&page.text);
+    let wrong = b.post("/console/totp/off", &[("csrf", &csrf), ("code", "000000")]).await.expect(422);
+    assert!(wrong.text.contains("確認コードが正しくありません"));
+    let off = b.post("/console/totp/off", &[("csrf", &csrf), ("code", &totp_code(&secret, 1))]).await.expect(303);
+    assert_eq!(off.header("location").as_deref(), Some("/console/totp?off=1"));
+    let page = b.get("/console/totp?off=1").await.expect(200);
+    assert!(page.text.contains("二要素認証を無効にしました") && page.text.contains("有効になっていません"));
+    let state = app.get("/api/v1/me/totp/recovery-codes", &nurse.token).await.expect(200);
+    assert_eq!(state.body["remaining"], json!(0));
+    Browser::new(&app).sign_in(&nurse.email, None, "/console").await.expect(303);
+
+    let mut admin = signed_in(&app, &t.admin).await;
+    let page = admin.get("/console/totp").await.expect(200);
+    assert!(page.text.contains("二要素認証は有効です") && !page.text.contains("/console/totp/off"), "{}", page.text);
+}
+
 /// The walk-throughs in headless Chromium, driven over the DevTools protocol by
 /// `tests/browser/walk.mjs`: a coordinating physician signs in with TOTP, filters her ward for
 /// patients with an active flag and no visit in 14 days, opens one, sees the SpO2 trend with its
@@ -1115,5 +1152,6 @@ crate::both_backends!(
     patient_page_posts_a_note,
     refusals_before_a_handler_are_pages,
     password_page_changes_the_password,
+    totp_can_be_turned_off_on_its_page,
     browser_walk_through,
 );
