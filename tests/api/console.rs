@@ -1047,6 +1047,14 @@ async fn browser_walk_through(app: TestApp) {
         json!({"fill": {format!("#note-{flag_id}"): "本日往診します"}}),
         json!({"submit": format!("#flag-{flag_id} form")}),
         json!({"page": "patient-acknowledged"}),
+        // A note from the patient page, with a measurement taken at the visit.
+        json!({"fill": {"#note-text": "往診。呼吸音清、SpO2 改善傾向。", "#v-spo2": "94", "#v-pulse": "88"}}),
+        json!({"submit": "form.note"}),
+        json!({"page": "patient-note-posted"}),
+        json!({"go": "/console/password"}),
+        json!({"page": "password"}),
+        json!({"go": "/console/totp"}),
+        json!({"page": "totp"}),
     ]);
     let mut discharge_nurse = sign_in(&nurse.email, "");
     discharge_nurse.extend([
@@ -1116,6 +1124,13 @@ async fn browser_walk_through(app: TestApp) {
     );
     assert!(text("coordinator/patient").contains("SpO2") && text("coordinator/patient").contains("NEWS2 3点"));
     assert!(text("coordinator/patient-acknowledged").contains("本日往診します"));
+    assert!(text("coordinator/patient-note-posted").contains("往診。呼吸音清、SpO2 改善傾向。"));
+    assert!(text("coordinator/totp").contains("回復コード"));
+    let notes = app.get(&format!("/api/v1/patients/{}/notes", t.patient_id), &t.nurse.token).await.expect(200);
+    let posted = notes.body["items"].as_array().unwrap().iter().find(|n| n["author_id"] == json!(doctor.id)).cloned();
+    let posted = posted.expect("the physician's note from the page");
+    assert_eq!(posted["vitals"]["spo2"], json!(94));
+    assert_eq!(posted["vitals"]["pulse"], json!(88));
     assert!(text("discharge-nurse/case-task-completed").contains("完了"));
     assert_eq!(text("outsider/hidden-patient"), text("outsider/missing-patient"));
     let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
