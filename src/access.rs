@@ -1462,6 +1462,32 @@ pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppRes
     Ok(user)
 }
 
+/// The account whose two-factor sign-in an administrator resets (its owner lost the phone and
+/// the recovery codes): as [`offboarding`] decides who may act on an account — administrators
+/// of its organisation and system administrators, a system administrator's only by a system
+/// administrator, and 404 for an account of another organisation — and never one's own (403:
+/// `DELETE /me/totp` is for that, with a code).
+pub fn second_factor_reset(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
+    let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
+    if !manages_accounts_of(me, &user.organization_id) {
+        return Err(if me.organization_id == user.organization_id && user.active {
+            refuse()
+        } else {
+            AppError::not_found()
+        });
+    }
+    if user.role == AccountRole::SystemAdmin && !me.is_system_admin() {
+        return Err(refuse());
+    }
+    if user.id == me.id {
+        return Err(AppError::forbidden(
+            "ご自身の二要素認証は、二要素認証のページ(DELETE /api/v1/me/totp)で認証アプリのコードを使って無効にしてください。",
+            "Turn your own two-factor sign-in off with a code from your app (DELETE /api/v1/me/totp).",
+        ));
+    }
+    Ok(user)
+}
+
 /// Creating an account in an organisation that exists (404), as [`create_user`] decides.
 pub fn user_creation(
     conn: &mut DbConn,

@@ -94,6 +94,7 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/api/v1/users/{id}", get().to(users::handlers::get)),
         (Method::PATCH, "/api/v1/users/{id}", patch().to(users::handlers::update)),
         (Method::POST, "/api/v1/users/{id}/offboard", post().to(users::handlers::offboard)),
+        (Method::DELETE, "/api/v1/users/{id}/totp", delete().to(users::handlers::reset_second_factor)),
         (Method::GET, "/api/v1/wards/summary", get().to(caseload::handlers::summary)),
         (Method::GET, "/api/v1/wards/{code}/caseload", get().to(caseload::handlers::caseload)),
         (Method::PUT, "/api/v1/wards/{code}/coordinators/{user_id}", put().to(wards::handlers::assign_coordinator)),

@@ -5,7 +5,11 @@ use serde::Serialize;
 
 use super::sign_in::{tell_owner_of_lock, unix_now, SignedIn};
 use super::{password, recovery, throttle, tokens, totp, Bearer};
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
+use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::mail::{Described, Mailer, Notice};
 use crate::state::AppState;
 use crate::users;
 
@@ -191,6 +195,40 @@ pub async fn turn_off(state: &AppState, bearer: Bearer, code: String) -> AppResu
         })
         .await?
         .into_result()
+}
+
+/// An administrator resets another person's two-factor sign-in (`DELETE /users/{id}/totp`,
+/// after `access::second_factor_reset`): the secret and the recovery codes go, every session of
+/// the account ends, the reset is audited and the person is e-mailed. 409 when it is not on.
+pub fn reset_second_factor(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, user: &users::User) -> AppResult<()> {
+    if !user.totp_enabled {
+        return Err(AppError::conflict(
+            "この方の二要素認証は有効になっていません。",
+            "Two-factor sign-in is not on for this person.",
+        ));
+    }
+    users::set_totp(conn, &user.id, None, false, None)?;
+    recovery::discard(conn, &user.id)?;
+    tokens::revoke_all_sessions(conn, &user.id, "second_factor_reset")?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::User, Some(&user.id), None).detail("second factor reset"),
+    )?;
+    let admin_org =
+        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+    let reset_at = now();
+    let notice = Notice::SecondFactorReset {
+        admin: Described { profession: me.profession, organization: admin_org.kind },
+        reset_at,
+    };
+    let email = mailer.to_user(user, &notice)?.once(format!(
+        "second_factor_reset:{}:{}",
+        user.id,
+        reset_at.and_utc().timestamp()
+    ));
+    crate::mail::outbox::enqueue(conn, email)?;
+    Ok(())
 }
 
 pub fn wrong_code() -> AppError {

@@ -278,6 +278,12 @@ pub enum Notice {
         disabled_at: NaiveDateTime,
         endpoint_id: String,
     },
+    /// An administrator of the person's organisation reset their two-factor sign-in (a lost
+    /// phone): its recovery codes and every session ended. Named by profession only.
+    SecondFactorReset {
+        admin: Described,
+        reset_at: NaiveDateTime,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -302,6 +308,7 @@ impl Notice {
             Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
             Notice::WebhookDisabled { .. } => MailKind::WebhookDisabled,
+            Notice::SecondFactorReset { .. } => MailKind::SecondFactorReset,
             Notice::Test => MailKind::Test,
         }
     }
@@ -326,6 +333,7 @@ crate::text_enum! {
         MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
         WebhookDisabled => "webhook_disabled",
+        SecondFactorReset => "second_factor_reset",
         Test => "test",
         // A partner system's event on the webhook channel: no template, the row's body is the
         // event itself (`webhooks::events`).
@@ -367,6 +375,8 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::CoordinatorAssigned, Locale::En) => include_str!("templates/coordinator_assigned.en.txt"),
         (MailKind::WebhookDisabled, Locale::Ja) => include_str!("templates/webhook_disabled.ja.txt"),
         (MailKind::WebhookDisabled, Locale::En) => include_str!("templates/webhook_disabled.en.txt"),
+        (MailKind::SecondFactorReset, Locale::Ja) => include_str!("templates/second_factor_reset.ja.txt"),
+        (MailKind::SecondFactorReset, Locale::En) => include_str!("templates/second_factor_reset.en.txt"),
         (MailKind::Test, Locale::Ja) => include_str!("templates/test.ja.txt"),
         (MailKind::Test, Locale::En) => include_str!("templates/test.en.txt"),
         // Never rendered: no notice has this kind.
@@ -641,6 +651,11 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("disabled_at", format_time(*disabled_at, locale)));
             params.push(("link", link(public_url, "webhooks", endpoint_id)?));
         }
+        Notice::SecondFactorReset { admin, reset_at } => {
+            params.push(("admin", admin.label(locale)));
+            params.push(("reset_at", format_time(*reset_at, locale)));
+            params.push(("link", format!("{public_url}/console/totp")));
+        }
         Notice::Test => {
             params.push(("link", public_url.to_string()));
         }
@@ -782,6 +797,10 @@ mod tests {
                 assigned_at: at(),
             },
             Notice::WebhookDisabled { failures: 10, disabled_at: at(), endpoint_id: ID.into() },
+            Notice::SecondFactorReset {
+                admin: Described { profession: Profession::Other, organization: OrgKind::VisitingNurseStation },
+                reset_at: at(),
+            },
             Notice::Test,
         ]
     }
@@ -832,6 +851,7 @@ mod tests {
                     notice.kind(),
                     MailKind::OverdueDigest
                         | MailKind::AccountLocked
+                        | MailKind::SecondFactorReset
                         | MailKind::PasswordReset
                         | MailKind::WebhookDisabled
                         | MailKind::Test

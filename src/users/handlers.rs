@@ -166,6 +166,26 @@ pub async fn update(
     Ok(HttpResponse::Ok().insert_header((header::ETAG, api::etag(user.version))).json(user.view(true)))
 }
 
+/// `DELETE /users/{id}/totp`: an administrator resets the person's two-factor sign-in (a lost
+/// phone and lost recovery codes); they sign in with their password and enrol again.
+pub async fn reset_second_factor(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<crate::api::Id>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner().into_string();
+    let mailer = state.mail.clone();
+    state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let user = access::second_factor_reset(conn, &me, &id)?;
+            crate::auth::enrolment::reset_second_factor(conn, &me, &mailer, &user)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// `POST /users/{id}/offboard`: the person leaves their organisation; everything they held ends
 /// at once (`offboarding::offboard`). A repeated request answers the first record, changing
 /// nothing.

@@ -12,6 +12,8 @@ use serde_json::json;
 
 use crate::helpers::{totp_code, Backend, TestApp, TestResponse, JWT_SECRET, PASSWORD};
 
+const MISSING: &str = "01900000-0000-7000-8000-0000000000aa";
+
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
@@ -233,6 +235,63 @@ async fn recovery_codes_sign_in_once_each(app: TestApp) {
     let code = totp_code(&secret, 1);
     app.call("DELETE", "/api/v1/me/totp", Some(&token), Some(&json!({"code": code})), &[]).await.expect(204);
     assert_eq!(app.get(path, &token).await.expect(200).body, json!({"remaining": 0, "created_at": null}));
+}
+
+/// A person who lost both the phone and the recovery codes: an administrator of their
+/// organisation resets their two-factor sign-in; their sessions end, they are told, and they
+/// sign in with the password alone. Nobody else may, and nobody resets their own.
+async fn an_administrator_resets_a_lost_second_factor(app: TestApp) {
+    let system = app.system_admin().await;
+    let org = app.organization(&system, "visiting_nurse_station", "高津訪問看護", Some("14134")).await;
+    let admin = app.person(&system, &org, "nurse", "org_admin").await;
+    let colleague = app.person(&system, &org, "nurse", "member").await;
+    let nurse = app.person(&system, &org, "nurse", "member").await;
+    let other_org = app.organization(&system, "visiting_nurse_station", "麻生訪問看護", Some("14137")).await;
+    let other_admin = app.person(&system, &other_org, "nurse", "org_admin").await;
+    let path = format!("/api/v1/users/{}/totp", nurse.id);
+    let delete = |token: String| {
+        let path = path.clone();
+        let app = &app;
+        async move { app.call("DELETE", &path, Some(&token), None, &[]).await }
+    };
+    // Not on yet.
+    delete(admin.token.clone()).await.expect(409);
+    let enrol = app.post("/api/v1/me/totp", &nurse.token, json!({"password": PASSWORD})).await.expect(200);
+    let secret = enrol.body["secret"].as_str().unwrap().to_string();
+    app.post("/api/v1/me/totp/confirm", &nurse.token, json!({"code": totp_code(&secret, 0)})).await.expect(200);
+    app.post("/api/v1/me/totp/recovery-codes", &nurse.token, json!({"password": PASSWORD})).await.expect(201);
+    app.login(&nurse.email, PASSWORD, None).await.expect(401);
+
+    // A colleague who is no administrator: 403; another organisation's administrator: the 404 of
+    // an account that does not exist; one's own: 403.
+    delete(colleague.token.clone()).await.expect(403);
+    let hidden = delete(other_admin.token.clone()).await.expect(404);
+    let missing = app
+        .call("DELETE", &format!("/api/v1/users/{MISSING}/totp"), Some(&other_admin.token), None, &[])
+        .await
+        .expect(404);
+    assert_eq!(hidden.text, missing.text);
+    app.call("DELETE", &format!("/api/v1/users/{}/totp", admin.id), Some(&admin.token), None, &[]).await.expect(403);
+    app.get("/api/v1/me", &nurse.token).await.expect(200);
+
+    delete(admin.token.clone()).await.expect(204);
+    app.get("/api/v1/me", &nurse.token).await.expect(401);
+    let back = app.login(&nurse.email, PASSWORD, None).await.expect(200);
+    let token = back.body["access_token"].as_str().unwrap();
+    let me = app.get("/api/v1/me", token).await.expect(200);
+    assert_eq!(me.body["totp_enabled"], json!(false));
+    let state = app.get("/api/v1/me/totp/recovery-codes", token).await.expect(200);
+    assert_eq!(state.body["remaining"], json!(0));
+    let told = crate::helpers::emails_to(&app, &nurse.id, "second_factor_reset").await;
+    assert_eq!(told.len(), 1);
+    assert!(told[0].0.contains("二要素認証がリセットされました"), "{:?}", told[0]);
+    assert!(told[0].1.contains("訪問看護ステーションの看護師"), "the administrator by profession: {}", told[0].1);
+    assert!(
+        !told[0].1.contains(&admin.email) && !told[0].1.contains("山田"),
+        "no name or address of the administrator"
+    );
+    // Twice: nothing left to reset.
+    delete(admin.token.clone()).await.expect(409);
 }
 
 async fn system_admin_must_enrol_totp(app: TestApp) {
@@ -583,6 +642,7 @@ crate::both_backends!(
     logout_password_change_and_deactivation_end_tokens,
     totp_enrol_confirm_sign_in_and_replay,
     recovery_codes_sign_in_once_each,
+    an_administrator_resets_a_lost_second_factor,
     system_admin_must_enrol_totp,
     password_rules,
 );
