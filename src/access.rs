@@ -1428,14 +1428,12 @@ pub fn coordinator_assignment(
     Ok((ward, user))
 }
 
-/// The account an administrator offboards (the person leaves the organisation): administrators
-/// of its organisation and system administrators; only system administrators offboard a system
-/// administrator. Nobody offboards themselves (403, audited: it would end the caller's own
-/// administration mid-request). A colleague in the same organisation gets 403 for an active
-/// account; anyone else — an administrator of another organisation included — the 404 of an
-/// account that does not exist, byte for byte, so ids tell nothing about other organisations.
-pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
-    // Locked: a second request at the same moment waits and then finds nothing left to end.
+/// An account an administrator acts on as a whole (offboarding, a second-factor reset), locked
+/// so that a second request at the same moment waits and then finds nothing left to do:
+/// administrators of its organisation and system administrators; a system administrator's only
+/// by a system administrator. A colleague in the same organisation gets 403 for an active
+/// account; anyone else the 404 of an account that does not exist.
+fn account_to_administer(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
     let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
     if !manages_accounts_of(me, &user.organization_id) {
         return Err(if me.organization_id == user.organization_id && user.active {
@@ -1447,6 +1445,17 @@ pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppRes
     if user.role == AccountRole::SystemAdmin && !me.is_system_admin() {
         return Err(refuse());
     }
+    Ok(user)
+}
+
+/// The account an administrator offboards (the person leaves the organisation): administrators
+/// of its organisation and system administrators; only system administrators offboard a system
+/// administrator. Nobody offboards themselves (403, audited: it would end the caller's own
+/// administration mid-request). A colleague in the same organisation gets 403 for an active
+/// account; anyone else — an administrator of another organisation included — the 404 of an
+/// account that does not exist, byte for byte, so ids tell nothing about other organisations.
+pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
+    let user = account_to_administer(conn, me, user_id)?;
     if user.id == me.id {
         audit::record(
             conn,
@@ -1463,22 +1472,10 @@ pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppRes
 }
 
 /// The account whose two-factor sign-in an administrator resets (its owner lost the phone and
-/// the recovery codes): as [`offboarding`] decides who may act on an account — administrators
-/// of its organisation and system administrators, a system administrator's only by a system
-/// administrator, and 404 for an account of another organisation — and never one's own (403:
+/// the recovery codes): as [`account_to_administer`] decides, and never one's own (403:
 /// `DELETE /me/totp` is for that, with a code).
 pub fn second_factor_reset(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
-    let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
-    if !manages_accounts_of(me, &user.organization_id) {
-        return Err(if me.organization_id == user.organization_id && user.active {
-            refuse()
-        } else {
-            AppError::not_found()
-        });
-    }
-    if user.role == AccountRole::SystemAdmin && !me.is_system_admin() {
-        return Err(refuse());
-    }
+    let user = account_to_administer(conn, me, user_id)?;
     if user.id == me.id {
         return Err(AppError::forbidden(
             "ご自身の二要素認証は、二要素認証のページ(DELETE /api/v1/me/totp)で認証アプリのコードを使って無効にしてください。",

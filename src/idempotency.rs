@@ -46,12 +46,18 @@ pub const RETENTION_DAYS: i64 = 7;
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
 
+/// Whether `key` may be an idempotency key: 1–255 visible ASCII characters (the header's rule,
+/// and the console form's key).
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The `Idempotency-Key` of a request: `None` when absent; 422 when it is not 1–255 visible
 /// ASCII characters.
 pub fn key_from(req: &HttpRequest) -> AppResult<Option<String>> {
     let Some(value) = req.headers().get(HEADER) else { return Ok(None) };
     let key = value.to_str().unwrap_or_default();
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if !is_valid_key(key) {
         return Err(AppError::field(
             HEADER,
             "invalid",

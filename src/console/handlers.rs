@@ -568,7 +568,7 @@ pub async fn post_note(
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
     let id = Id::parse(&path.into_inner()).into_string();
     let key = f.key.trim().to_string();
-    if key.is_empty() || key.len() > crate::idempotency::MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if !crate::idempotency::is_valid_key(&key) {
         let e = invalid("key", "ページを開き直してからもう一度お試しください。", "Reload the page and try again.");
         return failure(&req, lang, e);
     }
@@ -779,6 +779,20 @@ async fn totp_page_with(
     }
 }
 
+/// A refusal the form's own page shows (a wrong password or code, a state that does not allow
+/// it), rather than a page of its own.
+fn shown_on_form(e: &AppError) -> bool {
+    e.status() == StatusCode::UNPROCESSABLE_ENTITY || e.status() == StatusCode::CONFLICT
+}
+
+/// What went wrong, in a sentence: the first field's message, or the refusal's.
+fn reason(e: &AppError, lang: Lang) -> String {
+    match e.field_errors().first() {
+        Some(f) => f.message.get(lang).to_string(),
+        None => e.detail_for(lang).to_string(),
+    }
+}
+
 /// The password page, with what the last form did. The page shows nothing of the account but
 /// who is signed in: it needs no read of patient data.
 async fn password_answer(
@@ -840,13 +854,7 @@ pub async fn change_password(state: web::Data<AppState>, req: HttpRequest, body:
             ),
             Err(e) => failure(&req, lang, e),
         },
-        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY || e.status() == StatusCode::CONFLICT => {
-            let text = match e.field_errors().first() {
-                Some(f) => f.message.get(lang).to_string(),
-                None => e.detail_for(lang).to_string(),
-            };
-            password_answer(&state, &req, e.status(), Some(text)).await
-        }
+        Err(e) if shown_on_form(&e) => password_answer(&state, &req, e.status(), Some(reason(&e, lang))).await,
         Err(e) => failure(&req, lang, e),
     }
 }
@@ -869,12 +877,8 @@ struct TotpForm {
 /// What went wrong with a two-factor form, shown on its page; anything else is a failure page.
 async fn totp_refused(state: &AppState, req: &HttpRequest, e: AppError) -> HttpResponse {
     let lang = session::lang(req);
-    if e.status() == StatusCode::UNPROCESSABLE_ENTITY || e.status() == StatusCode::CONFLICT {
-        let text = match e.field_errors().first() {
-            Some(f) => f.message.get(lang).to_string(),
-            None => e.detail_for(lang).to_string(),
-        };
-        return totp_answer(state, req, e.status(), Some(text)).await;
+    if shown_on_form(&e) {
+        return totp_answer(state, req, e.status(), Some(reason(&e, lang))).await;
     }
     failure(req, lang, e)
 }

@@ -653,7 +653,6 @@ pub fn case_of_task(conn: &mut DbConn, me: &CurrentUser, task_id: &str) -> AppRe
 }
 
 /// What the two-factor page says about the form just sent.
-#[derive(Default)]
 pub struct TotpOutcome {
     /// Two-factor sign-in was just switched on, or off.
     pub done: bool,

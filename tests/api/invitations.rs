@@ -43,6 +43,19 @@ async fn invited_by_email_accepts_and_sees_the_patient(app: TestApp) {
     let nurse = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
     app.get(&format!("/api/v1/patients/{pid}"), &nurse.token).await.expect(404);
 
+    // Exactly one of user_id and email; an explicit null names nobody. Nothing is invited.
+    for (body, field, code) in [
+        (json!({"role": "visiting_nurse"}), "user_id", "one_of"),
+        (json!({"user_id": nurse.id, "email": nurse.email, "role": "visiting_nurse"}), "user_id", "one_of"),
+        (json!({"user_id": null, "email": nurse.email, "role": "visiting_nurse"}), "user_id", "null"),
+        (json!({"email": "not-an-address", "role": "visiting_nurse"}), "email", "invalid_email"),
+    ] {
+        let refused = invite(&app, &t.care_manager, &pid, body).await.expect(422);
+        assert_eq!(refused.body["errors"][0]["field"], json!(field), "{}", refused.body);
+        assert_eq!(refused.body["errors"][0]["code"], json!(code), "{}", refused.body);
+    }
+    assert!(emails_to(&app, &nurse.id, "team_invitation").await.is_empty());
+
     let res =
         invite(&app, &t.care_manager, &pid, json!({"email": nurse.email.to_uppercase(), "role": "visiting_nurse"}))
             .await
