@@ -1515,32 +1515,35 @@ pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &Ac
 //   - the DNAR decision on the emergency card is a physician's (`record_dnar`).
 // - A medication or allergy id the caller may not reach answers like one that does not exist.
 
-/// A medication the caller may reach for `need`.
-pub fn medication(
+/// A versioned care record (medication, allergy, visit plan, appointment) the caller may reach
+/// for `need`; one it may not reach answers like one that does not exist.
+pub fn care_record<R: crate::care::Versioned>(
     conn: &mut DbConn,
     me: &CurrentUser,
-    medication_id: &str,
+    id: &str,
     need: Need,
-) -> AppResult<crate::care::medications::Medication> {
-    let Some(found) = crate::care::medications::find(conn, medication_id)? else {
-        return Err(missing(conn, me, Resource::Medication, medication_id, "no such medication"));
+) -> AppResult<R> {
+    let Some(found) = R::find(conn, id)? else {
+        return Err(missing(conn, me, R::RESOURCE, id, &format!("no such {}", R::NAME)));
     };
-    patient(conn, me, &found.patient_id, need, Resource::Medication)?;
+    patient(conn, me, found.patient_id(), need, R::RESOURCE)?;
     Ok(found)
 }
 
-/// An allergy the caller may reach for `need`.
-pub fn allergy(
+/// What writing a care record asks beyond [`patient`] with `Need::Write`: for a record that
+/// schedules members of the team (a visit plan, an appointment), [`schedule`]'s rule on whom it
+/// named (`before`, none for a new one) and names.
+pub fn care_record_write<R: crate::care::Versioned>(
     conn: &mut DbConn,
     me: &CurrentUser,
-    allergy_id: &str,
-    need: Need,
-) -> AppResult<crate::care::allergies::Allergy> {
-    let Some(found) = crate::care::allergies::find(conn, allergy_id)? else {
-        return Err(missing(conn, me, Resource::Allergy, allergy_id, "no such allergy"));
-    };
-    patient(conn, me, &found.patient_id, need, Resource::Allergy)?;
-    Ok(found)
+    patient_id: &str,
+    before: Option<&R>,
+    entry: &R::Entry,
+) -> AppResult<()> {
+    let Some((field, after)) = R::scheduled(entry) else { return Ok(()) };
+    let before = before.map(|r| r.scheduled_now(conn)).transpose()?;
+    schedule(conn, me, patient_id, R::RESOURCE, before.as_deref(), &after, field)?;
+    Ok(())
 }
 
 /// The patient whose medication list the caller marks as checked: pharmacists on the team
@@ -1593,7 +1596,7 @@ fn schedules_for_team(relation: &Relation) -> bool {
 /// `after` may be written by the caller: [`patient`] with `Need::Write`; everyone in `after` an
 /// active member of the team (422 naming `field`); and the caller among both, unless they enter
 /// the team's visits (403, audited).
-pub fn schedule(
+fn schedule(
     conn: &mut DbConn,
     me: &CurrentUser,
     patient_id: &str,
@@ -1624,34 +1627,6 @@ pub fn schedule(
         return Err(refused_after_patient(conn, me, event, refusal));
     }
     Ok(patient)
-}
-
-/// A visit plan the caller may reach for `need` (writing asks [`schedule`] as well).
-pub fn visit_plan(
-    conn: &mut DbConn,
-    me: &CurrentUser,
-    plan_id: &str,
-    need: Need,
-) -> AppResult<crate::care::visits::Plan> {
-    let Some(found) = crate::care::visits::find(conn, plan_id)? else {
-        return Err(missing(conn, me, Resource::VisitPlan, plan_id, "no such visit plan"));
-    };
-    patient(conn, me, &found.patient_id, need, Resource::VisitPlan)?;
-    Ok(found)
-}
-
-/// An appointment the caller may reach for `need` (writing asks [`schedule`] as well).
-pub fn appointment(
-    conn: &mut DbConn,
-    me: &CurrentUser,
-    appointment_id: &str,
-    need: Need,
-) -> AppResult<crate::care::appointments::Appointment> {
-    let Some(found) = crate::care::appointments::find(conn, appointment_id)? else {
-        return Err(missing(conn, me, Resource::Appointment, appointment_id, "no such appointment"));
-    };
-    patient(conn, me, &found.patient_id, need, Resource::Appointment)?;
-    Ok(found)
 }
 
 /// The patients of the caller's own week (`/me/week`), sorted by id.

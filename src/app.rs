@@ -12,6 +12,10 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, Route};
 
+use crate::care::allergies::Allergy;
+use crate::care::appointments::Appointment;
+use crate::care::medications::Medication;
+use crate::care::visits::Plan as VisitPlan;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
 use crate::{
@@ -206,14 +210,14 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/api/v1/attachments/{id}/entered-in-error", post().to(attachments::handlers::mark_in_error)),
         // Medications, allergies and the emergency card.
         (Method::GET, "/api/v1/patients/{id}/medications", get().to(care::handlers::medications::list)),
-        (Method::POST, "/api/v1/patients/{id}/medications", post().to(care::handlers::medications::add)),
-        (Method::GET, "/api/v1/medications/{id}", get().to(care::handlers::medications::get)),
-        (Method::PUT, "/api/v1/medications/{id}", put().to(care::handlers::medications::change)),
-        (Method::GET, "/api/v1/medications/{id}/versions", get().to(care::handlers::medications::versions)),
+        (Method::POST, "/api/v1/patients/{id}/medications", post().to(care::handlers::records::add::<Medication>)),
+        (Method::GET, "/api/v1/medications/{id}", get().to(care::handlers::records::get::<Medication>)),
+        (Method::PUT, "/api/v1/medications/{id}", put().to(care::handlers::records::change::<Medication>)),
+        (Method::GET, "/api/v1/medications/{id}/versions", get().to(care::handlers::records::versions::<Medication>)),
         (
             Method::POST,
             "/api/v1/medications/{id}/entered-in-error",
-            post().to(care::handlers::medications::entered_in_error),
+            post().to(care::handlers::records::entered_in_error::<Medication>),
         ),
         (
             Method::POST,
@@ -221,26 +225,26 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
             post().to(care::handlers::medications::reconcile),
         ),
         (Method::GET, "/api/v1/patients/{id}/allergies", get().to(care::handlers::allergies::list)),
-        (Method::POST, "/api/v1/patients/{id}/allergies", post().to(care::handlers::allergies::add)),
-        (Method::GET, "/api/v1/allergies/{id}", get().to(care::handlers::allergies::get)),
-        (Method::PUT, "/api/v1/allergies/{id}", put().to(care::handlers::allergies::change)),
-        (Method::GET, "/api/v1/allergies/{id}/versions", get().to(care::handlers::allergies::versions)),
+        (Method::POST, "/api/v1/patients/{id}/allergies", post().to(care::handlers::records::add::<Allergy>)),
+        (Method::GET, "/api/v1/allergies/{id}", get().to(care::handlers::records::get::<Allergy>)),
+        (Method::PUT, "/api/v1/allergies/{id}", put().to(care::handlers::records::change::<Allergy>)),
+        (Method::GET, "/api/v1/allergies/{id}/versions", get().to(care::handlers::records::versions::<Allergy>)),
         (
             Method::POST,
             "/api/v1/allergies/{id}/entered-in-error",
-            post().to(care::handlers::allergies::entered_in_error),
+            post().to(care::handlers::records::entered_in_error::<Allergy>),
         ),
         // The visit week.
         (Method::GET, "/api/v1/patients/{id}/visit-plans", get().to(care::handlers::week::list_plans)),
-        (Method::POST, "/api/v1/patients/{id}/visit-plans", post().to(care::handlers::week::add_plan)),
-        (Method::GET, "/api/v1/visit-plans/{id}", get().to(care::handlers::week::get_plan)),
-        (Method::PUT, "/api/v1/visit-plans/{id}", put().to(care::handlers::week::change_plan)),
-        (Method::GET, "/api/v1/visit-plans/{id}/versions", get().to(care::handlers::week::plan_versions)),
+        (Method::POST, "/api/v1/patients/{id}/visit-plans", post().to(care::handlers::records::add::<VisitPlan>)),
+        (Method::GET, "/api/v1/visit-plans/{id}", get().to(care::handlers::records::get::<VisitPlan>)),
+        (Method::PUT, "/api/v1/visit-plans/{id}", put().to(care::handlers::records::change::<VisitPlan>)),
+        (Method::GET, "/api/v1/visit-plans/{id}/versions", get().to(care::handlers::records::versions::<VisitPlan>)),
         (Method::GET, "/api/v1/patients/{id}/appointments", get().to(care::handlers::week::list_appointments)),
-        (Method::POST, "/api/v1/patients/{id}/appointments", post().to(care::handlers::week::add_appointment)),
-        (Method::GET, "/api/v1/appointments/{id}", get().to(care::handlers::week::get_appointment)),
-        (Method::PUT, "/api/v1/appointments/{id}", put().to(care::handlers::week::change_appointment)),
-        (Method::GET, "/api/v1/appointments/{id}/versions", get().to(care::handlers::week::appointment_versions)),
+        (Method::POST, "/api/v1/patients/{id}/appointments", post().to(care::handlers::records::add::<Appointment>)),
+        (Method::GET, "/api/v1/appointments/{id}", get().to(care::handlers::records::get::<Appointment>)),
+        (Method::PUT, "/api/v1/appointments/{id}", put().to(care::handlers::records::change::<Appointment>)),
+        (Method::GET, "/api/v1/appointments/{id}/versions", get().to(care::handlers::records::versions::<Appointment>)),
         (Method::GET, "/api/v1/patients/{id}/week", get().to(care::handlers::week::patient_week)),
         (Method::GET, "/api/v1/me/week", get().to(care::handlers::week::my_week)),
         (Method::GET, "/api/v1/patients/{id}/emergency-card", get().to(care::handlers::card::get)),

@@ -7,8 +7,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AllergyCategory, AllergyClinicalStatus, AllergySeverity, AllergyVerification};
+use super::{AllergyCategory, AllergyClinicalStatus, AllergySeverity, AllergyVerification, Retractable, Versioned};
 use crate::api::{self, Check};
+use crate::audit::Resource;
 use crate::db::schema::{allergies as a, allergy_versions as av, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
@@ -141,17 +142,92 @@ fn changed(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
     crate::changes::record(conn, crate::changes::Change::Allergy { patient_id })
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Allergy>> {
-    Ok(a::table.find(id).select(Allergy::as_select()).first(conn).optional()?)
+impl Versioned for Allergy {
+    type Entry = Entry;
+    type View = View;
+    const RESOURCE: Resource = Resource::Allergy;
+    const NAME: &'static str = "allergy";
+    const PATH: &'static str = "allergies";
+
+    fn view_id(view: &View) -> &str {
+        &view.id
+    }
+
+    fn view_version(view: &View) -> i32 {
+        view.version
+    }
+
+    fn patient_id(&self) -> &str {
+        &self.patient_id
+    }
+
+    fn check(entry: &Entry, check: &mut Check) {
+        entry.check(check)
+    }
+
+    fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Allergy>> {
+        Ok(a::table.find(id).select(Allergy::as_select()).first(conn).optional()?)
+    }
+
+    fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
+        let head = Allergy { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
+        let v = version_of(&head, 1, entry, by);
+        diesel::insert_into(a::table).values(&head).execute(conn)?;
+        diesel::insert_into(av::table).values(&v).execute(conn)?;
+        changed(conn, patient_id)?;
+        view_of(conn, v)
+    }
+
+    fn change(&self, conn: &mut DbConn, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
+        if current(conn, self)?.verification_status == AllergyVerification::EnteredInError {
+            return Err(entered_in_error());
+        }
+        let number = advance(conn, self, expected)?;
+        let v = version_of(self, number, entry, by);
+        diesel::insert_into(av::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        view_of(conn, v)
+    }
+
+    fn view(&self, conn: &mut DbConn) -> AppResult<View> {
+        let v = current(conn, self)?;
+        view_of(conn, v)
+    }
+
+    /// Every version of an allergy, oldest first.
+    fn history(conn: &mut DbConn, allergy_id: &str) -> AppResult<Vec<View>> {
+        let rows: Vec<(Version, String)> = av::table
+            .inner_join(users::table.on(users::id.eq(av::recorded_by)))
+            .filter(av::allergy_id.eq(allergy_id))
+            .order(av::version.asc())
+            .select((Version::as_select(), users::name))
+            .load(conn)?;
+        Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
+    }
 }
 
-pub fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
-    let head = Allergy { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
-    let v = version_of(&head, 1, entry, by);
-    diesel::insert_into(a::table).values(&head).execute(conn)?;
-    diesel::insert_into(av::table).values(&v).execute(conn)?;
-    changed(conn, patient_id)?;
-    view_of(conn, v)
+impl Retractable for Allergy {
+    fn mark_entered_in_error(
+        &self,
+        conn: &mut DbConn,
+        expected: Option<i32>,
+        reason: String,
+        by: &str,
+    ) -> AppResult<View> {
+        let mut v = current(conn, self)?;
+        if v.verification_status == AllergyVerification::EnteredInError {
+            return Err(entered_in_error());
+        }
+        v.version = advance(conn, self, expected.unwrap_or(self.version))?;
+        v.id = new_id();
+        v.verification_status = AllergyVerification::EnteredInError;
+        v.reason = Some(reason);
+        v.recorded_by = by.to_string();
+        v.recorded_at = now();
+        diesel::insert_into(av::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        view_of(conn, v)
+    }
 }
 
 /// Moves the head from `expected` to the next version in one statement (412 when another
@@ -160,11 +236,7 @@ fn advance(conn: &mut DbConn, allergy: &Allergy, expected: i32) -> AppResult<i32
     let moved = diesel::update(a::table.filter(a::id.eq(&allergy.id)).filter(a::version.eq(expected)))
         .set(a::version.eq(expected + 1))
         .execute(conn)?;
-    if moved == 1 {
-        Ok(expected + 1)
-    } else {
-        Err(AppError::precondition_failed())
-    }
+    super::moved_to(moved, expected)
 }
 
 fn entered_in_error() -> AppError {
@@ -174,61 +246,12 @@ fn entered_in_error() -> AppError {
     )
 }
 
-pub fn change(conn: &mut DbConn, allergy: &Allergy, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
-    if current(conn, allergy)?.verification_status == AllergyVerification::EnteredInError {
-        return Err(entered_in_error());
-    }
-    let number = advance(conn, allergy, expected)?;
-    let v = version_of(allergy, number, entry, by);
-    diesel::insert_into(av::table).values(&v).execute(conn)?;
-    changed(conn, &allergy.patient_id)?;
-    view_of(conn, v)
-}
-
-pub fn mark_entered_in_error(
-    conn: &mut DbConn,
-    allergy: &Allergy,
-    expected: Option<i32>,
-    reason: String,
-    by: &str,
-) -> AppResult<View> {
-    let mut v = current(conn, allergy)?;
-    if v.verification_status == AllergyVerification::EnteredInError {
-        return Err(entered_in_error());
-    }
-    v.version = advance(conn, allergy, expected.unwrap_or(allergy.version))?;
-    v.id = new_id();
-    v.verification_status = AllergyVerification::EnteredInError;
-    v.reason = Some(reason);
-    v.recorded_by = by.to_string();
-    v.recorded_at = now();
-    diesel::insert_into(av::table).values(&v).execute(conn)?;
-    changed(conn, &allergy.patient_id)?;
-    view_of(conn, v)
-}
-
 fn current(conn: &mut DbConn, allergy: &Allergy) -> AppResult<Version> {
     Ok(av::table
         .filter(av::allergy_id.eq(&allergy.id))
         .filter(av::version.eq(allergy.version))
         .select(Version::as_select())
         .first(conn)?)
-}
-
-pub fn view(conn: &mut DbConn, allergy: &Allergy) -> AppResult<View> {
-    let v = current(conn, allergy)?;
-    view_of(conn, v)
-}
-
-/// Every version of an allergy, oldest first.
-pub fn history(conn: &mut DbConn, allergy_id: &str) -> AppResult<Vec<View>> {
-    let rows: Vec<(Version, String)> = av::table
-        .inner_join(users::table.on(users::id.eq(av::recorded_by)))
-        .filter(av::allergy_id.eq(allergy_id))
-        .order(av::version.asc())
-        .select((Version::as_select(), users::name))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
 }
 
 /// The patient's allergies: the current version of each, those entered in error left out

@@ -7,8 +7,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AppointmentKind, AppointmentStatus, ServiceType};
+use super::{AppointmentKind, AppointmentStatus, ServiceType, Versioned};
 use crate::api::{self, Check};
+use crate::audit::Resource;
 use crate::db::schema::{appointment_versions as av, appointments as ap};
 use crate::db::{new_id, now, truncate, DbConn};
 use crate::error::{AppError, AppResult};
@@ -230,49 +231,92 @@ fn check_minutes(conn: &mut DbConn, patient_id: &str, e: &Entry) -> AppResult<()
     }
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Appointment>> {
-    Ok(ap::table.find(id).select(Appointment::as_select()).first(conn).optional()?)
-}
+impl Versioned for Appointment {
+    type Entry = Entry;
+    type View = View;
+    const RESOURCE: Resource = Resource::Appointment;
+    const NAME: &'static str = "appointment";
+    const PATH: &'static str = "appointments";
 
-pub fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
-    check_minutes(conn, patient_id, &entry)?;
-    if matches!(entry.status, Some(AppointmentStatus::Cancelled | AppointmentStatus::EnteredInError)) {
-        return Err(AppError::field(
-            "status",
-            "invalid",
-            "新しい予定は booked か fulfilled で登録してください。",
-            "A new appointment is booked or fulfilled.",
-        ));
+    fn view_id(view: &View) -> &str {
+        &view.id
     }
-    let head = Appointment { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
-    let v = version_of(&head, 1, entry, by)?;
-    diesel::insert_into(ap::table).values(&head).execute(conn)?;
-    diesel::insert_into(av::table).values(&v).execute(conn)?;
-    changed(conn, patient_id)?;
-    Ok(View::of(v))
-}
 
-/// A change — a new time, the minutes, a cancellation — as a new version of the one named by
-/// `expected` (412 when stale). A cancelled appointment, or one entered in error, stays as it is
-/// (409): book a new one.
-pub fn change(conn: &mut DbConn, a: &Appointment, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
-    if matches!(current(conn, a)?.status, AppointmentStatus::Cancelled | AppointmentStatus::EnteredInError) {
-        return Err(AppError::conflict(
-            "この予定は中止または入力誤りとして記録されています。新しい予定を登録してください。",
-            "This appointment was cancelled or marked entered in error: book a new one.",
-        ));
+    fn view_version(view: &View) -> i32 {
+        view.version
     }
-    check_minutes(conn, &a.patient_id, &entry)?;
-    let moved = diesel::update(ap::table.filter(ap::id.eq(&a.id)).filter(ap::version.eq(expected)))
-        .set(ap::version.eq(expected + 1))
-        .execute(conn)?;
-    if moved != 1 {
-        return Err(AppError::precondition_failed());
+
+    fn patient_id(&self) -> &str {
+        &self.patient_id
     }
-    let v = version_of(a, expected + 1, entry, by)?;
-    diesel::insert_into(av::table).values(&v).execute(conn)?;
-    changed(conn, &a.patient_id)?;
-    Ok(View::of(v))
+
+    fn check(entry: &Entry, check: &mut Check) {
+        entry.check(check)
+    }
+
+    fn scheduled(entry: &Entry) -> Option<(&'static str, Vec<String>)> {
+        Some(("attendees", entry.attendees.clone()))
+    }
+
+    fn scheduled_now(&self, conn: &mut DbConn) -> AppResult<Vec<String>> {
+        Ok(current(conn, self)?.attendee_ids())
+    }
+
+    fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Appointment>> {
+        Ok(ap::table.find(id).select(Appointment::as_select()).first(conn).optional()?)
+    }
+
+    fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
+        check_minutes(conn, patient_id, &entry)?;
+        if matches!(entry.status, Some(AppointmentStatus::Cancelled | AppointmentStatus::EnteredInError)) {
+            return Err(AppError::field(
+                "status",
+                "invalid",
+                "新しい予定は booked か fulfilled で登録してください。",
+                "A new appointment is booked or fulfilled.",
+            ));
+        }
+        let head = Appointment { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
+        let v = version_of(&head, 1, entry, by)?;
+        diesel::insert_into(ap::table).values(&head).execute(conn)?;
+        diesel::insert_into(av::table).values(&v).execute(conn)?;
+        changed(conn, patient_id)?;
+        Ok(View::of(v))
+    }
+
+    /// A change — a new time, the minutes, a cancellation — as a new version of the one named by
+    /// `expected` (412 when stale). A cancelled appointment, or one entered in error, stays as it is
+    /// (409): book a new one.
+    fn change(&self, conn: &mut DbConn, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
+        if matches!(current(conn, self)?.status, AppointmentStatus::Cancelled | AppointmentStatus::EnteredInError) {
+            return Err(AppError::conflict(
+                "この予定は中止または入力誤りとして記録されています。新しい予定を登録してください。",
+                "This appointment was cancelled or marked entered in error: book a new one.",
+            ));
+        }
+        check_minutes(conn, &self.patient_id, &entry)?;
+        let moved = diesel::update(ap::table.filter(ap::id.eq(&self.id)).filter(ap::version.eq(expected)))
+            .set(ap::version.eq(expected + 1))
+            .execute(conn)?;
+        let v = version_of(self, super::moved_to(moved, expected)?, entry, by)?;
+        diesel::insert_into(av::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        Ok(View::of(v))
+    }
+
+    fn view(&self, conn: &mut DbConn) -> AppResult<View> {
+        Ok(View::of(current(conn, self)?))
+    }
+
+    /// Every version of an appointment, oldest first.
+    fn history(conn: &mut DbConn, appointment_id: &str) -> AppResult<Vec<View>> {
+        let rows: Vec<Version> = av::table
+            .filter(av::appointment_id.eq(appointment_id))
+            .order(av::version.asc())
+            .select(Version::as_select())
+            .load(conn)?;
+        Ok(rows.into_iter().map(View::of).collect())
+    }
 }
 
 pub fn current(conn: &mut DbConn, a: &Appointment) -> AppResult<Version> {
@@ -281,20 +325,6 @@ pub fn current(conn: &mut DbConn, a: &Appointment) -> AppResult<Version> {
         .filter(av::version.eq(a.version))
         .select(Version::as_select())
         .first(conn)?)
-}
-
-pub fn view(conn: &mut DbConn, a: &Appointment) -> AppResult<View> {
-    Ok(View::of(current(conn, a)?))
-}
-
-/// Every version of an appointment, oldest first.
-pub fn history(conn: &mut DbConn, appointment_id: &str) -> AppResult<Vec<View>> {
-    let rows: Vec<Version> = av::table
-        .filter(av::appointment_id.eq(appointment_id))
-        .order(av::version.asc())
-        .select(Version::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(View::of).collect())
 }
 
 /// The patient's appointments (current versions), by start; those starting in `[from, until)`

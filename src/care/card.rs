@@ -279,10 +279,7 @@ pub fn record(
         let moved = diesel::update(c::table.filter(c::patient_id.eq(patient_id)).filter(c::version.eq(expected)))
             .set(c::version.eq(expected + 1))
             .execute(conn)?;
-        if moved != 1 {
-            return Err(AppError::precondition_failed());
-        }
-        expected + 1
+        super::moved_to(moved, expected)?
     };
     let (dnar_decision, dnar_decided_on, dnar_recorded_by) = match dnar {
         DnarChange::Recorded(d) => (Some(d.decision), Some(d.decided_on), Some(by.to_string())),

@@ -15,8 +15,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use super::{MedicationSource, MedicationStatus};
+use super::{MedicationSource, MedicationStatus, Retractable, Versioned};
 use crate::api::{self, Check};
+use crate::audit::Resource;
 use crate::db::schema::{medication_reconciliations as mr, medication_versions as mv, medications as m, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
@@ -235,19 +236,99 @@ fn changed(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
     crate::changes::record(conn, crate::changes::Change::Medication { patient_id })
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Medication>> {
-    Ok(m::table.find(id).select(Medication::as_select()).first(conn).optional()?)
+impl Versioned for Medication {
+    type Entry = Entry;
+    type View = View;
+    const RESOURCE: Resource = Resource::Medication;
+    const NAME: &'static str = "medication";
+    const PATH: &'static str = "medications";
+
+    fn view_id(view: &View) -> &str {
+        &view.id
+    }
+
+    fn view_version(view: &View) -> i32 {
+        view.version
+    }
+
+    fn patient_id(&self) -> &str {
+        &self.patient_id
+    }
+
+    fn check(entry: &Entry, check: &mut Check) {
+        entry.check(check)
+    }
+
+    fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Medication>> {
+        Ok(m::table.find(id).select(Medication::as_select()).first(conn).optional()?)
+    }
+
+    /// Adds a medication to a patient's list (its first version).
+    fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
+        let head = Medication { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
+        let status = entry.status.unwrap_or(MedicationStatus::Active);
+        let v = version_of(&head, 1, entry, status, by);
+        diesel::insert_into(m::table).values(&head).execute(conn)?;
+        diesel::insert_into(mv::table).values(&v).execute(conn)?;
+        changed(conn, patient_id)?;
+        view_of(conn, v)
+    }
+
+    /// Records a change as a new version of version `expected`.
+    fn change(&self, conn: &mut DbConn, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
+        let current = current(conn, self)?;
+        if current.status == MedicationStatus::EnteredInError {
+            return Err(entered_in_error());
+        }
+        let number = advance(conn, self, expected)?;
+        let status = entry.status.unwrap_or(MedicationStatus::Active);
+        let v = version_of(self, number, entry, status, by);
+        diesel::insert_into(mv::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        view_of(conn, v)
+    }
+
+    /// The current version of a medication.
+    fn view(&self, conn: &mut DbConn) -> AppResult<View> {
+        let v = current(conn, self)?;
+        view_of(conn, v)
+    }
+
+    /// Every version of a medication, oldest first.
+    fn history(conn: &mut DbConn, medication_id: &str) -> AppResult<Vec<View>> {
+        let rows: Vec<(Version, String)> = mv::table
+            .inner_join(users::table.on(users::id.eq(mv::recorded_by)))
+            .filter(mv::medication_id.eq(medication_id))
+            .order(mv::version.asc())
+            .select((Version::as_select(), users::name))
+            .load(conn)?;
+        Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
+    }
 }
 
-/// Adds a medication to a patient's list (its first version).
-pub fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
-    let head = Medication { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
-    let status = entry.status.unwrap_or(MedicationStatus::Active);
-    let v = version_of(&head, 1, entry, status, by);
-    diesel::insert_into(m::table).values(&head).execute(conn)?;
-    diesel::insert_into(mv::table).values(&v).execute(conn)?;
-    changed(conn, patient_id)?;
-    view_of(conn, v)
+impl Retractable for Medication {
+    /// Marks a medication entered in error: a last version, the same content, with the reason.
+    fn mark_entered_in_error(
+        &self,
+        conn: &mut DbConn,
+        expected: Option<i32>,
+        reason: String,
+        by: &str,
+    ) -> AppResult<View> {
+        let mut v = current(conn, self)?;
+        if v.status == MedicationStatus::EnteredInError {
+            return Err(entered_in_error());
+        }
+        v.version = advance(conn, self, expected.unwrap_or(self.version))?;
+        v.id = new_id();
+        v.status = MedicationStatus::EnteredInError;
+        v.reason = Some(reason);
+        v.recorded_by = by.to_string();
+        v.recorded_at = now();
+        diesel::insert_into(mv::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        view_of(conn, v)
+    }
 }
 
 /// Moves the head from `expected` to the next version in one statement, so two concurrent
@@ -256,25 +337,7 @@ fn advance(conn: &mut DbConn, medication: &Medication, expected: i32) -> AppResu
     let moved = diesel::update(m::table.filter(m::id.eq(&medication.id)).filter(m::version.eq(expected)))
         .set(m::version.eq(expected + 1))
         .execute(conn)?;
-    if moved == 1 {
-        Ok(expected + 1)
-    } else {
-        Err(AppError::precondition_failed())
-    }
-}
-
-/// Records a change as a new version of version `expected`.
-pub fn change(conn: &mut DbConn, medication: &Medication, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
-    let current = current(conn, medication)?;
-    if current.status == MedicationStatus::EnteredInError {
-        return Err(entered_in_error());
-    }
-    let number = advance(conn, medication, expected)?;
-    let status = entry.status.unwrap_or(MedicationStatus::Active);
-    let v = version_of(medication, number, entry, status, by);
-    diesel::insert_into(mv::table).values(&v).execute(conn)?;
-    changed(conn, &medication.patient_id)?;
-    view_of(conn, v)
+    super::moved_to(moved, expected)
 }
 
 fn entered_in_error() -> AppError {
@@ -284,52 +347,12 @@ fn entered_in_error() -> AppError {
     )
 }
 
-/// Marks a medication entered in error: a last version, the same content, with the reason.
-pub fn mark_entered_in_error(
-    conn: &mut DbConn,
-    medication: &Medication,
-    expected: Option<i32>,
-    reason: String,
-    by: &str,
-) -> AppResult<View> {
-    let mut v = current(conn, medication)?;
-    if v.status == MedicationStatus::EnteredInError {
-        return Err(entered_in_error());
-    }
-    v.version = advance(conn, medication, expected.unwrap_or(medication.version))?;
-    v.id = new_id();
-    v.status = MedicationStatus::EnteredInError;
-    v.reason = Some(reason);
-    v.recorded_by = by.to_string();
-    v.recorded_at = now();
-    diesel::insert_into(mv::table).values(&v).execute(conn)?;
-    changed(conn, &medication.patient_id)?;
-    view_of(conn, v)
-}
-
 fn current(conn: &mut DbConn, medication: &Medication) -> AppResult<Version> {
     Ok(mv::table
         .filter(mv::medication_id.eq(&medication.id))
         .filter(mv::version.eq(medication.version))
         .select(Version::as_select())
         .first(conn)?)
-}
-
-/// The current version of a medication.
-pub fn view(conn: &mut DbConn, medication: &Medication) -> AppResult<View> {
-    let v = current(conn, medication)?;
-    view_of(conn, v)
-}
-
-/// Every version of a medication, oldest first.
-pub fn history(conn: &mut DbConn, medication_id: &str) -> AppResult<Vec<View>> {
-    let rows: Vec<(Version, String)> = mv::table
-        .inner_join(users::table.on(users::id.eq(mv::recorded_by)))
-        .filter(mv::medication_id.eq(medication_id))
-        .order(mv::version.asc())
-        .select((Version::as_select(), users::name))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
 }
 
 /// The patient's list: the current version of each medication, those entered in error left

@@ -19,8 +19,61 @@ pub mod visits;
 pub mod week;
 
 use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::api::Check;
+use crate::audit::Resource;
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+
+/// A versioned care record (medication, allergy, visit plan, appointment): its head row
+/// (`Self`), the body of a new record and of each change, and one version as answered. The
+/// routes every such record has are written once over this (`handlers::records`), and so is
+/// the access policy's loader (`access::care_record`).
+pub trait Versioned: Sized + Send + 'static {
+    type Entry: Serialize + DeserializeOwned + Send + 'static;
+    type View: Serialize + Send + 'static;
+    /// What the audit trail and the access policy call it.
+    const RESOURCE: Resource;
+    /// Its name in a miss's audit detail (`no such …`).
+    const NAME: &'static str;
+    /// The path under `/api/v1/` that names one (`Location`).
+    const PATH: &'static str;
+
+    fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Self>>;
+    fn patient_id(&self) -> &str;
+    fn view_id(view: &Self::View) -> &str;
+    fn view_version(view: &Self::View) -> i32;
+    fn check(entry: &Self::Entry, check: &mut Check);
+    /// The team members an entry schedules, and the field naming them: a visit plan's visiting
+    /// member, an appointment's attendees. Most records schedule nobody.
+    fn scheduled(_entry: &Self::Entry) -> Option<(&'static str, Vec<String>)> {
+        None
+    }
+    /// Whom the current version schedules.
+    fn scheduled_now(&self, _conn: &mut DbConn) -> AppResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    fn add(conn: &mut DbConn, patient_id: &str, entry: Self::Entry, by: &str) -> AppResult<Self::View>;
+    fn view(&self, conn: &mut DbConn) -> AppResult<Self::View>;
+    /// A change as a new version of version `expected` (412 when it is no longer current).
+    fn change(&self, conn: &mut DbConn, expected: i32, entry: Self::Entry, by: &str) -> AppResult<Self::View>;
+    /// Every version, oldest first.
+    fn history(conn: &mut DbConn, id: &str) -> AppResult<Vec<Self::View>>;
+}
+
+/// A record taken back by marking it entered in error, with a reason: one more version, the
+/// same content; the list no longer shows it.
+pub trait Retractable: Versioned {
+    fn mark_entered_in_error(
+        &self,
+        conn: &mut DbConn,
+        expected: Option<i32>,
+        reason: String,
+        by: &str,
+    ) -> AppResult<Self::View>;
+}
 
 crate::text_enum! {
     /// Where the medication list learnt of a drug.
@@ -126,6 +179,17 @@ crate::text_enum! {
         Fulfilled => "fulfilled" ("実施済み", "Fulfilled"),
         Cancelled => "cancelled" ("中止", "Cancelled"),
         EnteredInError => "entered_in_error" ("入力誤り", "Entered in error"),
+    }
+}
+
+/// The version a head moved to from `expected`: its update changed one row, or another change
+/// got there first (412). The update names the expected version, so two concurrent changes of
+/// the same version cannot both succeed.
+pub fn moved_to(rows: usize, expected: i32) -> AppResult<i32> {
+    if rows == 1 {
+        Ok(expected + 1)
+    } else {
+        Err(AppError::precondition_failed())
     }
 }
 

@@ -6,8 +6,9 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::ServiceType;
+use super::{ServiceType, Versioned};
 use crate::api::{self, Check};
+use crate::audit::Resource;
 use crate::db::schema::{users, visit_plan_versions as pv, visit_plans as vp};
 use crate::db::{new_id, now, DbConn};
 use crate::error::{AppError, AppResult};
@@ -214,32 +215,77 @@ fn changed(conn: &mut DbConn, patient_id: &str) -> AppResult<()> {
     crate::changes::record(conn, crate::changes::Change::VisitPlan { patient_id })
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Plan>> {
-    Ok(vp::table.find(id).select(Plan::as_select()).first(conn).optional()?)
-}
+impl Versioned for Plan {
+    type Entry = Entry;
+    type View = View;
+    const RESOURCE: Resource = Resource::VisitPlan;
+    const NAME: &'static str = "visit plan";
+    const PATH: &'static str = "visit-plans";
 
-pub fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
-    let head = Plan { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
-    let v = version_of(&head, 1, entry, by)?;
-    diesel::insert_into(vp::table).values(&head).execute(conn)?;
-    diesel::insert_into(pv::table).values(&v).execute(conn)?;
-    changed(conn, patient_id)?;
-    view_of(conn, v)
-}
-
-/// A change (including ending the plan with `valid_until`) as a new version of the one named
-/// by `expected` (412 when another change got there first).
-pub fn change(conn: &mut DbConn, plan: &Plan, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
-    let moved = diesel::update(vp::table.filter(vp::id.eq(&plan.id)).filter(vp::version.eq(expected)))
-        .set(vp::version.eq(expected + 1))
-        .execute(conn)?;
-    if moved != 1 {
-        return Err(AppError::precondition_failed());
+    fn view_id(view: &View) -> &str {
+        &view.id
     }
-    let v = version_of(plan, expected + 1, entry, by)?;
-    diesel::insert_into(pv::table).values(&v).execute(conn)?;
-    changed(conn, &plan.patient_id)?;
-    view_of(conn, v)
+
+    fn view_version(view: &View) -> i32 {
+        view.version
+    }
+
+    fn patient_id(&self) -> &str {
+        &self.patient_id
+    }
+
+    fn check(entry: &Entry, check: &mut Check) {
+        entry.check(check)
+    }
+
+    fn scheduled(entry: &Entry) -> Option<(&'static str, Vec<String>)> {
+        Some(("user_id", vec![entry.user_id.clone()]))
+    }
+
+    fn scheduled_now(&self, conn: &mut DbConn) -> AppResult<Vec<String>> {
+        Ok(vec![current(conn, self)?.user_id])
+    }
+
+    fn find(conn: &mut DbConn, id: &str) -> AppResult<Option<Plan>> {
+        Ok(vp::table.find(id).select(Plan::as_select()).first(conn).optional()?)
+    }
+
+    fn add(conn: &mut DbConn, patient_id: &str, entry: Entry, by: &str) -> AppResult<View> {
+        let head = Plan { id: new_id(), patient_id: patient_id.to_string(), version: 1, created_at: now() };
+        let v = version_of(&head, 1, entry, by)?;
+        diesel::insert_into(vp::table).values(&head).execute(conn)?;
+        diesel::insert_into(pv::table).values(&v).execute(conn)?;
+        changed(conn, patient_id)?;
+        view_of(conn, v)
+    }
+
+    /// A change (including ending the plan with `valid_until`) as a new version of the one named
+    /// by `expected` (412 when another change got there first).
+    fn change(&self, conn: &mut DbConn, expected: i32, entry: Entry, by: &str) -> AppResult<View> {
+        let moved = diesel::update(vp::table.filter(vp::id.eq(&self.id)).filter(vp::version.eq(expected)))
+            .set(vp::version.eq(expected + 1))
+            .execute(conn)?;
+        let v = version_of(self, super::moved_to(moved, expected)?, entry, by)?;
+        diesel::insert_into(pv::table).values(&v).execute(conn)?;
+        changed(conn, &self.patient_id)?;
+        view_of(conn, v)
+    }
+
+    fn view(&self, conn: &mut DbConn) -> AppResult<View> {
+        let v = current(conn, self)?;
+        view_of(conn, v)
+    }
+
+    /// Every version of a plan, oldest first.
+    fn history(conn: &mut DbConn, plan_id: &str) -> AppResult<Vec<View>> {
+        let rows: Vec<(Version, String)> = pv::table
+            .inner_join(users::table.on(users::id.eq(pv::user_id)))
+            .filter(pv::plan_id.eq(plan_id))
+            .order(pv::version.asc())
+            .select((Version::as_select(), users::name))
+            .load(conn)?;
+        Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
+    }
 }
 
 pub fn current(conn: &mut DbConn, plan: &Plan) -> AppResult<Version> {
@@ -248,22 +294,6 @@ pub fn current(conn: &mut DbConn, plan: &Plan) -> AppResult<Version> {
         .filter(pv::version.eq(plan.version))
         .select(Version::as_select())
         .first(conn)?)
-}
-
-pub fn view(conn: &mut DbConn, plan: &Plan) -> AppResult<View> {
-    let v = current(conn, plan)?;
-    view_of(conn, v)
-}
-
-/// Every version of a plan, oldest first.
-pub fn history(conn: &mut DbConn, plan_id: &str) -> AppResult<Vec<View>> {
-    let rows: Vec<(Version, String)> = pv::table
-        .inner_join(users::table.on(users::id.eq(pv::user_id)))
-        .filter(pv::plan_id.eq(plan_id))
-        .order(pv::version.asc())
-        .select((Version::as_select(), users::name))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(v, n)| View::of(v, n)).collect())
 }
 
 /// The patient's plans, the current version of each, oldest first; ended ones only when asked

@@ -52,6 +52,23 @@ fn failure(req: &HttpRequest, lang: Lang, err: AppError) -> HttpResponse {
     page_of(req, lang, &err)
 }
 
+/// A page as rendered, or the page of what went wrong.
+fn shown(req: &HttpRequest, lang: Lang, page: AppResult<impl askama::Template>) -> HttpResponse {
+    match page.and_then(|p| pages::render(&p)) {
+        Ok(html) => session::html(StatusCode::OK, html, vec![]),
+        Err(e) => failure(req, lang, e),
+    }
+}
+
+/// After a form or a link: on to the page `to` names for what was found or done, or the page
+/// of what went wrong.
+fn onward(req: &HttpRequest, lang: Lang, done: AppResult<String>, to: impl FnOnce(String) -> String) -> HttpResponse {
+    match done {
+        Ok(found) => session::redirect(&to(found), vec![]),
+        Err(e) => failure(req, lang, e),
+    }
+}
+
 /// A failure as a page: a lost session leads to sign-in and back here.
 fn page_of(req: &HttpRequest, lang: Lang, err: &AppError) -> HttpResponse {
     let t = text::texts(lang);
@@ -211,10 +228,7 @@ pub async fn my_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             views::my_page(conn, &me, lang, csrf)
         })
         .await;
-    match page.and_then(|p| pages::render(&p)) {
-        Ok(html) => session::html(StatusCode::OK, html, vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    shown(&req, lang, page)
 }
 
 #[derive(Deserialize, Default)]
@@ -241,10 +255,7 @@ pub async fn patient(state: web::Data<AppState>, req: HttpRequest, path: web::Pa
             views::patient_page(conn, &me, lang, csrf, &id, after)
         })
         .await;
-    match page.and_then(|p| pages::render(&p)) {
-        Ok(html) => session::html(StatusCode::OK, html, vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    shown(&req, lang, page)
 }
 
 /// `POST /console/flags/{id}/acknowledge`: acknowledges the flag with an optional note, then
@@ -274,10 +285,7 @@ pub async fn acknowledge_flag(
             views::acknowledge_flag(conn, &me, &id, note.as_deref())
         })
         .await;
-    match done {
-        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}"))
 }
 
 /// `POST /console/flags/{id}/resolve`: closes an open flag with a note (required), as
@@ -308,29 +316,39 @@ pub async fn resolve_flag(
             views::resolve_flag(conn, &me, &id, &note)
         })
         .await;
-    match done {
-        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}"))
 }
 
 /// `GET /console/flags/{id}`: the flag on its patient's page.
 pub async fn flag(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let lang = session::lang(&req);
-    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
-    let id = Id::parse(&path.into_inner()).into_string();
-    let flag_id = id.clone();
+    on_its_page(&state, &req, &path, views::patient_of_flag, |patient_id, id| {
+        format!("/console/patients/{patient_id}#flag-{id}")
+    })
+    .await
+}
+
+/// A record shown on the page of what holds it (a flag on its patient's, a task on its case's):
+/// `find` names the holder through `views` (the same 404 as a missing record), then on to it at
+/// the record's anchor.
+async fn on_its_page(
+    state: &AppState,
+    req: &HttpRequest,
+    path: &str,
+    find: fn(&mut crate::db::DbConn, &crate::auth::CurrentUser, &str) -> AppResult<String>,
+    to: fn(String, &str) -> String,
+) -> HttpResponse {
+    let lang = session::lang(req);
+    let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in(&session::here(req)) };
+    let id = Id::parse(path).into_string();
+    let record_id = id.clone();
     let found = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            views::patient_of_flag(conn, &me, &flag_id)
+            find(conn, &me, &record_id)
         })
         .await;
-    match found {
-        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}#flag-{id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(req, lang, found, |holder| to(holder, &id))
 }
 
 /// `GET /flags/{id}`, the link of a flag's e-mail: its console page.
@@ -375,10 +393,7 @@ pub async fn ward(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
             views::ward_page(conn, &me, lang, csrf, &code, q)
         })
         .await;
-    match page.and_then(|p| pages::render(&p)) {
-        Ok(html) => session::html(StatusCode::OK, html, vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    shown(&req, lang, page)
 }
 
 /// `GET /console/wards/{code}/caseload.csv`: the filtered ward as the API's CSV download
@@ -418,10 +433,7 @@ pub async fn case(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
             views::case_page(conn, &me, lang, csrf, &id)
         })
         .await;
-    match page.and_then(|p| pages::render(&p)) {
-        Ok(html) => session::html(StatusCode::OK, html, vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    shown(&req, lang, page)
 }
 
 /// The patient page's note form, as sent. Blank fields are measurements not taken.
@@ -585,10 +597,7 @@ pub async fn post_note(
             views::post_note(conn, &me, &mailer, &limits, &id, note)
         })
         .await;
-    match done {
-        Ok(patient_id) => session::redirect(&format!("/console/patients/{patient_id}#h-timeline"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}#h-timeline"))
 }
 
 #[derive(Deserialize)]
@@ -648,10 +657,7 @@ pub async fn move_task(
             views::move_task(conn, &me, &mailer, &task_id, expected, status)
         })
         .await;
-    match done {
-        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}#task-{id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(&req, lang, done, |case_id| format!("/console/discharge-cases/{case_id}#task-{id}"))
 }
 
 /// `POST /console/discharge-cases/{id}/{move}` (`discharge`, `close`, `cancel`): the case's
@@ -701,29 +707,15 @@ pub async fn move_case(
             views::move_case(conn, &me, &mailer, &id, expected, step)
         })
         .await;
-    match done {
-        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    onward(&req, lang, done, |case_id| format!("/console/discharge-cases/{case_id}"))
 }
 
 /// `GET /console/tasks/{id}`: the task on its case's page.
 pub async fn task(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let lang = session::lang(&req);
-    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
-    let id = Id::parse(&path.into_inner()).into_string();
-    let task_id = id.clone();
-    let found = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            views::case_of_task(conn, &me, &task_id)
-        })
-        .await;
-    match found {
-        Ok(case_id) => session::redirect(&format!("/console/discharge-cases/{case_id}#task-{id}"), vec![]),
-        Err(e) => failure(&req, lang, e),
-    }
+    on_its_page(&state, &req, &path, views::case_of_task, |case_id, id| {
+        format!("/console/discharge-cases/{case_id}#task-{id}")
+    })
+    .await
 }
 
 /// `GET /discharge-cases/{id}`, the link of a case's e-mail: its console page.

@@ -1,17 +1,17 @@
 //! `/patients/{id}/medications`, `/medications/{id}` (with its versions and entered-in-error) and
-//! `/patients/{id}/medication-reconciliations`.
+//! `/patients/{id}/medication-reconciliations`: the list and the reconciliation here, the rest
+//! through [`records`](super::records).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{created, EnteredInError, Versions};
 use crate::access::{self, Need};
-use crate::api::{self, Check, Id, Json};
+use crate::api::{Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::Bearer;
-use crate::care::medications::{self, Entry, ReconciliationView, View};
+use crate::care::medications::{self, ReconciliationView, View};
 use crate::error::AppResult;
 use crate::idempotency::{self, Answer};
 use crate::state::AppState;
@@ -36,149 +36,6 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id
             let items = medications::list(conn, &patient_id, false)?;
             let last_reconciliation = medications::last_reconciliation(conn, &patient_id)?;
             Ok(List { patient_id, items, last_reconciliation })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
-}
-
-/// `POST /patients/{id}/medications`: a member of the team adds a drug to the list.
-/// Offline-safe with `Idempotency-Key`.
-pub async fn add(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    req: HttpRequest,
-    path: web::Path<Id>,
-    body: Json<Entry>,
-) -> AppResult<HttpResponse> {
-    let patient_id = path.into_inner().into_string();
-    let entry = body.into_inner();
-    let key = idempotency::key_from(&req)?;
-    let fingerprint = idempotency::fingerprint("POST", req.path(), &entry);
-    let answer = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Write, Resource::Medication)?;
-            let answer = idempotency::once(conn, &me.id, key.as_deref(), &fingerprint, |conn| {
-                let mut check = Check::new();
-                entry.check(&mut check);
-                check.finish()?;
-                let view = medications::add(conn, &patient_id, entry, &me.id)?;
-                audit::record(
-                    conn,
-                    &me,
-                    Event::new(Action::Create, Resource::Medication, Some(&view.id), Some(&patient_id)),
-                )?;
-                Answer::json(StatusCode::CREATED, &view)
-            })?;
-            answer.audit_replay(conn, &me, Resource::Medication, &patient_id)?;
-            Ok(answer)
-        })
-        .await?;
-    Ok(created(answer, "medications"))
-}
-
-/// `GET /medications/{id}`: the current version, with its `ETag`.
-pub async fn get(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>) -> AppResult<HttpResponse> {
-    let id = path.into_inner().into_string();
-    let view = state
-        .db
-        .read(move |conn| {
-            let me = bearer.user(conn)?;
-            let medication = access::medication(conn, &me, &id, Need::Read)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Read, Resource::Medication, Some(&id), Some(&medication.patient_id)),
-            )?;
-            medications::view(conn, &medication)
-        })
-        .await?;
-    Ok(api::versioned(StatusCode::OK, view.version, &view))
-}
-
-/// `PUT /medications/{id}`: a change of dose, timing, dates, status … recorded as a new version
-/// of the one named by `If-Match` (428 without it, 412 when it is no longer current).
-pub async fn change(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    req: HttpRequest,
-    path: web::Path<Id>,
-    body: Json<Entry>,
-) -> AppResult<HttpResponse> {
-    let id = path.into_inner().into_string();
-    let entry = body.into_inner();
-    let expected = api::require_if_match(&req)?;
-    let view = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let medication = access::medication(conn, &me, &id, Need::Write)?;
-            let mut check = Check::new();
-            entry.check(&mut check);
-            check.finish()?;
-            let view = medications::change(conn, &medication, expected, entry, &me.id)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Medication, Some(&id), Some(&medication.patient_id))
-                    .detail(format!("version:{}", view.version)),
-            )?;
-            Ok(view)
-        })
-        .await?;
-    Ok(api::versioned(StatusCode::OK, view.version, &view))
-}
-
-/// `POST /medications/{id}/entered-in-error`: the entry was a mistake. It stays, with every
-/// version, marked entered in error with the reason; the list no longer shows it.
-/// `If-Match` (optional) names the version meant.
-pub async fn entered_in_error(
-    state: web::Data<AppState>,
-    bearer: Bearer,
-    req: HttpRequest,
-    path: web::Path<Id>,
-    body: Json<EnteredInError>,
-) -> AppResult<HttpResponse> {
-    let id = path.into_inner().into_string();
-    let body = body.into_inner();
-    let expected = api::if_match(&req)?;
-    let view = state
-        .db
-        .run(move |conn| {
-            let me = bearer.user(conn)?;
-            let medication = access::medication(conn, &me, &id, Need::Write)?;
-            let mut check = Check::new();
-            crate::care::check_reason(&mut check, &body.reason);
-            check.finish()?;
-            let view = medications::mark_entered_in_error(conn, &medication, expected, body.reason, &me.id)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Update, Resource::Medication, Some(&id), Some(&medication.patient_id))
-                    .detail("entered in error"),
-            )?;
-            Ok(view)
-        })
-        .await?;
-    Ok(api::versioned(StatusCode::OK, view.version, &view))
-}
-
-/// `GET /medications/{id}/versions`: every version, oldest first.
-pub async fn versions(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id>) -> AppResult<HttpResponse> {
-    let id = path.into_inner().into_string();
-    let list = state
-        .db
-        .read(move |conn| {
-            let me = bearer.user(conn)?;
-            let medication = access::medication(conn, &me, &id, Need::Read)?;
-            audit::record(
-                conn,
-                &me,
-                Event::new(Action::Read, Resource::Medication, Some(&id), Some(&medication.patient_id))
-                    .detail("versions"),
-            )?;
-            Ok(Versions { items: medications::history(conn, &id)?, id })
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))

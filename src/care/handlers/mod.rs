@@ -8,6 +8,7 @@
 pub mod allergies;
 pub mod card;
 pub mod medications;
+pub mod records;
 pub mod week;
 
 use actix_web::http::{header, StatusCode};
