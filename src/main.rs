@@ -236,10 +236,10 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
     use diesel::Connection;
     let user = conn
         .transaction(|conn| {
-            if users::find_by_email(conn, email)?.is_some() {
+            if users::email_taken(conn, email)? {
                 return Err(renkei::error::AppError::conflict(
                     "",
-                    "an account with this e-mail address already exists",
+                    "an active account with this e-mail address already exists",
                 ));
             }
             let org = match orgs::search(

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::enrolment;
 use super::sign_in::{self, Credentials};
-use super::{password, reset, throttle, tokens, Bearer};
+use super::{reset, tokens, Bearer};
 use crate::api::Json;
 use crate::auth::tokens::RefreshOutcome;
 use crate::error::{AppError, AppResult};
@@ -49,14 +49,7 @@ pub async fn request_password_reset(
     body: Json<PasswordResetRequest>,
 ) -> AppResult<HttpResponse> {
     let email = body.into_inner().email;
-    let mut check = crate::api::Check::new();
-    check.email("email", &email);
-    check.finish()?;
-    let ip = super::client_ip(&req);
-    let mailer = state.mail.clone();
-    let budget = throttle::budget(state.config.login_client_failures);
-    let outcome = state.db.run(move |conn| reset::request(conn, &mailer, &email, ip.as_deref(), budget)).await?;
-    match outcome {
+    match reset::ask(&state, email, super::client_ip(&req)).await? {
         reset::Requested::Accepted => {
             Ok(no_store(HttpResponse::Accepted()).json(serde_json::json!({"status": "accepted"})))
         }
@@ -79,12 +72,7 @@ pub async fn confirm_password_reset(
     body: Json<PasswordResetConfirm>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    let ip = super::client_ip(&req);
-    let token = body.token.clone();
-    let user = state.db.run(move |conn| reset::holder(conn, &token)).await?;
-    password::check_policy("new_password", &body.new_password, &user.email, &user.name)?;
-    let hash = password::hash_bounded(body.new_password).await?;
-    state.db.run(move |conn| reset::confirm(conn, &body.token, &user, &hash, ip)).await?;
+    reset::set_password(&state, body.token, body.new_password, super::client_ip(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

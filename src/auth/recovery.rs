@@ -14,6 +14,8 @@ use super::tokens::sha256_hex;
 use crate::db::schema::totp_recovery_codes;
 use crate::db::{now, DbConn};
 use crate::error::AppResult;
+use crate::mail::{Mailer, Notice};
+use crate::users::User;
 
 /// How many codes an account gets at a time.
 pub const COUNT: usize = 10;
@@ -76,19 +78,29 @@ pub fn replace(conn: &mut DbConn, user_id: &str) -> AppResult<RecoveryCodes> {
     Ok(RecoveryCodes { codes: codes.iter().map(|c| shown(c)).collect(), created_at })
 }
 
-/// Uses one of the account's codes, if `typed` is one not used yet. Marking it used and finding
-/// it are one statement, so of two sign-ins with the same code only one succeeds.
-pub fn redeem(conn: &mut DbConn, user_id: &str, typed: &str) -> AppResult<bool> {
+/// Uses one of the account's codes, if `typed` is one not used yet, and tells the owner it was
+/// used (if it was not them, someone has their password and a code). Marking it used and
+/// finding it are one statement, so of two sign-ins with the same code only one succeeds.
+pub fn redeem(conn: &mut DbConn, mailer: &Mailer, user: &User, typed: &str) -> AppResult<bool> {
     let Some(code) = normal_form(typed) else { return Ok(false) };
+    let code_hash = hash(&user.id, &code);
+    let used_at = now();
     let used = diesel::update(
         totp_recovery_codes::table
-            .filter(totp_recovery_codes::user_id.eq(user_id))
-            .filter(totp_recovery_codes::code_hash.eq(hash(user_id, &code)))
+            .filter(totp_recovery_codes::user_id.eq(&user.id))
+            .filter(totp_recovery_codes::code_hash.eq(&code_hash))
             .filter(totp_recovery_codes::used_at.is_null()),
     )
-    .set(totp_recovery_codes::used_at.eq(Some(now())))
+    .set(totp_recovery_codes::used_at.eq(Some(used_at)))
     .execute(conn)?;
-    Ok(used == 1)
+    if used != 1 {
+        return Ok(false);
+    }
+    let remaining = state(conn, &user.id)?.remaining;
+    let notice = Notice::RecoveryCodeUsed { used_at, remaining };
+    let email = mailer.to_user(user, &notice)?.once(format!("recovery_code_used:{}:{code_hash}", user.id));
+    crate::mail::outbox::enqueue(conn, email)?;
+    Ok(true)
 }
 
 pub fn state(conn: &mut DbConn, user_id: &str) -> AppResult<RecoveryState> {

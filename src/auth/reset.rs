@@ -3,7 +3,8 @@
 //! link token: 32 random bytes, stored only as their SHA-256, valid for 30 minutes, used once.
 //! Requests are throttled per address and per client on the sign-in throttle's counters (their
 //! own keys, so asking for a reset never locks anyone's sign-in). Confirming sets the new
-//! password under the usual rules and ends every session of the account.
+//! password under the usual rules and ends every session of the account. A new account made
+//! without a password gets the same kind of link in its welcome e-mail, valid for days.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -15,10 +16,15 @@ use crate::db::schema::password_reset_tokens;
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, Mailer, Notice};
+use crate::state::AppState;
 use crate::users::{self, User};
 
 /// How long a link works.
 pub const TOKEN_MINUTES: i64 = 30;
+
+/// How long a new account's link works: as long as a care-team invitation's (its people are
+/// invited the same way, and may not read their mail every day).
+pub const WELCOME_DAYS: i64 = 7;
 
 /// Requests per address before it is locked (a minute, doubling up to fifteen, like sign-in).
 const ADDRESS: Rule = throttle::ACCOUNT;
@@ -57,23 +63,69 @@ pub fn request(
     }
     let Some(found) = users::find_by_email(conn, email)? else { return Ok(Requested::Accepted) };
     let Some(user) = users::find_in_service(conn, &found.id)? else { return Ok(Requested::Accepted) };
+    let (token, hash, expires_at) = issue(conn, &user.id, Duration::minutes(TOKEN_MINUTES), ip)?;
+    let notice = Notice::PasswordReset { token, expires_at };
+    let email = mailer.to_user(&user, &notice)?.once(format!("password_reset:{hash}"));
+    mail::outbox::enqueue(conn, email)?;
+    Ok(Requested::Accepted)
+}
+
+/// A new account made without a password: its owner is e-mailed a link to set one, valid as
+/// long as a care-team invitation (the same one-time, hashed link as a reset). Until it is
+/// used, no password signs in to the account.
+pub fn welcome(conn: &mut DbConn, mailer: &Mailer, user: &User) -> AppResult<()> {
+    let valid = Duration::days(WELCOME_DAYS);
+    let (token, hash, expires_at) = issue(conn, &user.id, valid, None)?;
+    let notice = Notice::AccountCreated { token, expires_at };
+    let email = mailer.to_user(user, &notice)?.once(format!("account_created:{hash}"));
+    mail::outbox::enqueue(conn, email)?;
+    Ok(())
+}
+
+/// A one-time link token for the account: the token for the e-mail, the hash kept, and when it
+/// stops working.
+fn issue(
+    conn: &mut DbConn,
+    user_id: &str,
+    valid: Duration,
+    ip: Option<&str>,
+) -> AppResult<(String, String, NaiveDateTime)> {
     let token = random_token(32);
     let t = now();
-    let expires_at = t + Duration::minutes(TOKEN_MINUTES);
+    let expires_at = t + valid;
     let hash = sha256_hex(&token);
     diesel::insert_into(password_reset_tokens::table)
         .values((
             password_reset_tokens::token_hash.eq(&hash),
-            password_reset_tokens::user_id.eq(&user.id),
+            password_reset_tokens::user_id.eq(user_id),
             password_reset_tokens::created_at.eq(t),
             password_reset_tokens::expires_at.eq(expires_at),
             password_reset_tokens::client_ip.eq(ip),
         ))
         .execute(conn)?;
-    let notice = Notice::PasswordReset { token, expires_at };
-    let email = mailer.to_user(&user, &notice)?.once(format!("password_reset:{hash}"));
-    mail::outbox::enqueue(conn, email)?;
-    Ok(Requested::Accepted)
+    Ok((token, hash, expires_at))
+}
+
+/// The whole of asking for a link, for the API and the console: the address checked (422 naming
+/// `email`), the request counted and, for an account in service, the e-mail queued.
+pub async fn ask(state: &AppState, email: String, ip: Option<String>) -> AppResult<Requested> {
+    let mut check = crate::api::Check::new();
+    check.email("email", &email);
+    check.finish()?;
+    let mailer = state.mail.clone();
+    let budget = throttle::budget(state.config.login_client_failures);
+    state.db.run(move |conn| request(conn, &mailer, &email, ip.as_deref(), budget)).await
+}
+
+/// The whole of setting a password with a link's token, for the API and the console: the
+/// holder is found, the password checked under the usual rules (422 naming `new_password`) and
+/// hashed outside any transaction, then the token is used.
+pub async fn set_password(state: &AppState, token: String, new_password: String, ip: Option<String>) -> AppResult<()> {
+    let presented = token.clone();
+    let user = state.db.run(move |conn| holder(conn, &presented)).await?;
+    super::password::check_policy("new_password", &new_password, &user.email, &user.name)?;
+    let hash = super::password::hash_bounded(new_password).await?;
+    state.db.run(move |conn| confirm(conn, &token, &user, &hash, ip)).await
 }
 
 fn invalid_token() -> AppError {

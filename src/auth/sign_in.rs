@@ -113,7 +113,7 @@ pub async fn sign_in(state: &AppState, ip: Option<String>, body: Credentials) ->
                             true
                         }
                         // In place of the app's code, one of the owner's recovery codes, once.
-                        None => recovery::redeem(conn, &u.id, code)?,
+                        None => recovery::redeem(conn, &mailer, u, code)?,
                     },
                     _ => false,
                 },

@@ -8,11 +8,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use super::pages::{self, Message, SignIn};
+use super::pages::{self, Message, PasswordReset, SignIn};
 use super::session::{self, PRE_COOKIE, SESSION_COOKIE};
 use super::{text, views, CONSOLE_CSS};
 use crate::api::{self, Id};
 use crate::auth::enrolment;
+use crate::auth::reset::{self, Requested};
 use crate::auth::sign_in::{self, Credentials};
 use crate::auth::tokens;
 use crate::caseload::{self, CaseloadQuery};
@@ -180,6 +181,140 @@ pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::By
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             sign_in_page(&state, lang, StatusCode::UNAUTHORIZED, &next, f.email, Some(t.sign_in_failed))
         }
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// A link's token as the e-mails write it (URL-safe, short); anything else is no token.
+fn link_token(token: Option<String>) -> Option<String> {
+    token.filter(|t| {
+        !t.is_empty() && t.len() <= 200 && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    })
+}
+
+/// `GET /password-reset`, the link of a reset or welcome e-mail: its console page.
+pub async fn password_reset_link(req: HttpRequest) -> HttpResponse {
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    match link_token(q.token) {
+        Some(token) => session::redirect(&format!("/console/password-reset?token={token}"), vec![]),
+        None => session::redirect("/console/password-reset", vec![]),
+    }
+}
+
+/// What the password-reset page shows: the form asking for a link, the word that it was sent,
+/// or (with a token) the form setting the password.
+struct ResetShown {
+    token: Option<String>,
+    sent: bool,
+    email: String,
+    message: Option<String>,
+}
+
+fn password_reset_page(state: &AppState, lang: Lang, status: StatusCode, shown: ResetShown) -> HttpResponse {
+    let pre = session::new_pre_value();
+    let ResetShown { token, sent, email, message } = shown;
+    let page = PasswordReset { t: text::texts(lang), csrf: session::csrf_of(&pre), token, sent, email, message };
+    match pages::render(&page) {
+        Ok(html) => session::html(status, html, vec![session::cookie(&state.config, PRE_COOKIE, pre, 3600)]),
+        Err(_) => message_fallback(lang),
+    }
+}
+
+/// The form asking for a link, with what went wrong.
+fn ask_again(state: &AppState, lang: Lang, status: StatusCode, email: String, why: String) -> HttpResponse {
+    password_reset_page(state, lang, status, ResetShown { token: None, sent: false, email, message: Some(why) })
+}
+
+/// `GET /console/password-reset`: the form asking for a link by e-mail or, with the `token` of
+/// one (a reset or a welcome e-mail), the form setting the password. A link no longer valid is
+/// said at once, before anyone types a password.
+pub async fn password_reset(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = session::lang(&req);
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    let Some(token) = link_token(q.token) else {
+        let shown = ResetShown { token: None, sent: false, email: String::new(), message: None };
+        return password_reset_page(&state, lang, StatusCode::OK, shown);
+    };
+    let presented = token.clone();
+    match state.db.run(move |conn| reset::holder(conn, &presented)).await {
+        Ok(_) => {
+            let shown = ResetShown { token: Some(token), sent: false, email: String::new(), message: None };
+            password_reset_page(&state, lang, StatusCode::OK, shown)
+        }
+        Err(e) if shown_on_form(&e) => ask_again(&state, lang, e.status(), String::new(), reason(&e, lang)),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetAskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /console/password-reset`: asks for a link as `POST /api/v1/password-reset` does (the
+/// same answer whether an account has the address or not, the same throttle).
+pub async fn ask_password_reset(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<ResetAskForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let t = text::texts(lang);
+    match reset::ask(&state, f.email.clone(), crate::auth::client_ip(&req)).await {
+        Ok(Requested::Accepted) => {
+            let shown = ResetShown { token: None, sent: true, email: String::new(), message: None };
+            password_reset_page(&state, lang, StatusCode::OK, shown)
+        }
+        Ok(Requested::Locked(_)) => ask_again(&state, lang, StatusCode::TOO_MANY_REQUESTS, f.email, t.locked.into()),
+        Err(e) if shown_on_form(&e) => ask_again(&state, lang, e.status(), f.email, reason(&e, lang)),
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetSetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_again: String,
+}
+
+/// `POST /console/password-reset/confirm`: sets the password with the link's token as
+/// `POST /api/v1/password-reset/confirm` does; then the sign-in page.
+pub async fn confirm_password_reset(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<ResetSetForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let t = text::texts(lang);
+    let token = link_token(Some(f.token)).unwrap_or_default();
+    let set_again = |status: StatusCode, why: String| {
+        let shown = ResetShown { token: Some(token.clone()), sent: false, email: String::new(), message: Some(why) };
+        password_reset_page(&state, lang, status, shown)
+    };
+    if f.new_password != f.new_password_again {
+        return set_again(StatusCode::UNPROCESSABLE_ENTITY, t.password_mismatch.into());
+    }
+    match reset::set_password(&state, token.clone(), f.new_password, crate::auth::client_ip(&req)).await {
+        Ok(()) => sign_in_page(&state, lang, StatusCode::OK, "/console", String::new(), Some(t.reset_done)),
+        // The link no longer works: ask for a new one.
+        Err(e) if e.field_errors().first().is_some_and(|f| f.field == "token") => {
+            ask_again(&state, lang, e.status(), String::new(), reason(&e, lang))
+        }
+        Err(e) if shown_on_form(&e) => set_again(e.status(), reason(&e, lang)),
         Err(e) => failure(&req, lang, e),
     }
 }

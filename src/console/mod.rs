@@ -27,6 +27,7 @@ pub fn is_page_path(path: &str) -> bool {
         || path.starts_with("/console/")
         || ["/flags/", "/patients/", "/discharge-cases/", "/tasks/"].iter().any(|p| path.starts_with(p))
         || path == "/me/tasks"
+        || path == "/password-reset"
 }
 
 /// The console's stylesheet, built into the binary.

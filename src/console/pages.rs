@@ -243,6 +243,19 @@ pub struct PasswordPage {
     pub message: Option<String>,
 }
 
+/// Asking for a link (no token), told it is on its way (`sent`), or setting the password with a
+/// link's token. Before any session: the form's token is the sign-in form's kind.
+#[derive(Template)]
+#[template(path = "password_reset.html")]
+pub struct PasswordReset {
+    pub t: &'static Texts,
+    pub csrf: String,
+    pub token: Option<String>,
+    pub sent: bool,
+    pub email: String,
+    pub message: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct Message {

@@ -160,6 +160,14 @@ pub struct Texts {
     pub totp_turn_off: &'static str,
     pub totp_turn_off_hint: &'static str,
     pub totp_turned_off: &'static str,
+    pub forgot_password: &'static str,
+    pub reset_title: &'static str,
+    pub reset_ask_intro: &'static str,
+    pub reset_ask: &'static str,
+    pub reset_sent: &'static str,
+    pub reset_set_intro: &'static str,
+    pub reset_set: &'static str,
+    pub reset_done: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -325,6 +333,14 @@ pub const JA: Texts = Texts {
     totp_turn_off: "二要素認証を無効にする",
     totp_turn_off_hint: "認証アプリの現在のコードを入力してください。回復コードも使えなくなります。",
     totp_turned_off: "二要素認証を無効にしました。",
+    forgot_password: "パスワードをお忘れの方",
+    reset_title: "パスワードの設定",
+    reset_ask_intro: "登録されているメールアドレスを入力してください。パスワードを設定するためのリンクをメールでお送りします。",
+    reset_ask: "リンクを送る",
+    reset_sent: "このメールアドレスのアカウントがあれば、パスワードを設定するためのリンクをお送りしました。リンクは30分間、1回だけ使えます。メールが届かないときは、迷惑メールのフォルダもご確認ください。",
+    reset_set_intro: "新しいパスワードを決めて、2回入力してください。設定すると、ほかの端末のサインインはすべて終了します。",
+    reset_set: "パスワードを設定する",
+    reset_done: "パスワードを設定しました。新しいパスワードでサインインしてください。",
 };
 
 pub const EN: Texts = Texts {
@@ -490,6 +506,14 @@ pub const EN: Texts = Texts {
     totp_turn_off: "Turn two-factor sign-in off",
     totp_turn_off_hint: "Enter the app's current code. The recovery codes stop working too.",
     totp_turned_off: "Two-factor sign-in is now off.",
+    forgot_password: "Forgot your password?",
+    reset_title: "Set your password",
+    reset_ask_intro: "Enter the e-mail address of your account. We will e-mail you a link to set a new password.",
+    reset_ask: "Send the link",
+    reset_sent: "If an account has this address, a link to set a new password is on its way. It works once, for 30 minutes. If no e-mail arrives, look in your spam folder too.",
+    reset_set_intro: "Choose a new password and enter it twice. Setting it signs you out on every other device.",
+    reset_set: "Set the password",
+    reset_done: "Your password is set. Sign in with your new password.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

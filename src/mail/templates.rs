@@ -284,6 +284,18 @@ pub enum Notice {
         admin: Described,
         reset_at: NaiveDateTime,
     },
+    /// A new account made without a password: the link to set one. The token is random and
+    /// URL-safe; nothing an administrator typed is in it.
+    AccountCreated {
+        token: String,
+        expires_at: NaiveDateTime,
+    },
+    /// A recovery code signed in to the account in place of the authenticator app's code. If
+    /// the owner did not, someone has their password and a code.
+    RecoveryCodeUsed {
+        used_at: NaiveDateTime,
+        remaining: i64,
+    },
     /// An operator's check that delivery works.
     Test,
 }
@@ -309,6 +321,8 @@ impl Notice {
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
             Notice::WebhookDisabled { .. } => MailKind::WebhookDisabled,
             Notice::SecondFactorReset { .. } => MailKind::SecondFactorReset,
+            Notice::AccountCreated { .. } => MailKind::AccountCreated,
+            Notice::RecoveryCodeUsed { .. } => MailKind::RecoveryCodeUsed,
             Notice::Test => MailKind::Test,
         }
     }
@@ -334,6 +348,8 @@ crate::text_enum! {
         CoordinatorAssigned => "coordinator_assigned",
         WebhookDisabled => "webhook_disabled",
         SecondFactorReset => "second_factor_reset",
+        AccountCreated => "account_created",
+        RecoveryCodeUsed => "recovery_code_used",
         Test => "test",
         // A partner system's event on the webhook channel: no template, the row's body is the
         // event itself (`webhooks::events`).
@@ -377,6 +393,10 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::WebhookDisabled, Locale::En) => include_str!("templates/webhook_disabled.en.txt"),
         (MailKind::SecondFactorReset, Locale::Ja) => include_str!("templates/second_factor_reset.ja.txt"),
         (MailKind::SecondFactorReset, Locale::En) => include_str!("templates/second_factor_reset.en.txt"),
+        (MailKind::AccountCreated, Locale::Ja) => include_str!("templates/account_created.ja.txt"),
+        (MailKind::AccountCreated, Locale::En) => include_str!("templates/account_created.en.txt"),
+        (MailKind::RecoveryCodeUsed, Locale::Ja) => include_str!("templates/recovery_code_used.ja.txt"),
+        (MailKind::RecoveryCodeUsed, Locale::En) => include_str!("templates/recovery_code_used.en.txt"),
         (MailKind::Test, Locale::Ja) => include_str!("templates/test.ja.txt"),
         (MailKind::Test, Locale::En) => include_str!("templates/test.en.txt"),
         // Never rendered: no notice has this kind.
@@ -580,9 +600,9 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("minutes", (*minutes).max(1).to_string()));
             params.push(("link", public_url.to_string()));
         }
-        Notice::PasswordReset { token, expires_at } => {
+        Notice::PasswordReset { token, expires_at } | Notice::AccountCreated { token, expires_at } => {
             if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
-                return Err(AppError::internal("a reset link with a token that is not URL-safe"));
+                return Err(AppError::internal("a password link with a token that is not URL-safe"));
             }
             params.push(("link", format!("{public_url}/password-reset?token={token}")));
             params.push(("expires_at", format_time(*expires_at, locale)));
@@ -654,6 +674,11 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
         Notice::SecondFactorReset { admin, reset_at } => {
             params.push(("admin", admin.label(locale)));
             params.push(("reset_at", format_time(*reset_at, locale)));
+            params.push(("link", format!("{public_url}/console/totp")));
+        }
+        Notice::RecoveryCodeUsed { used_at, remaining } => {
+            params.push(("used_at", format_time(*used_at, locale)));
+            params.push(("remaining", (*remaining).max(0).to_string()));
             params.push(("link", format!("{public_url}/console/totp")));
         }
         Notice::Test => {
@@ -801,6 +826,8 @@ mod tests {
                 admin: Described { profession: Profession::Other, organization: OrgKind::VisitingNurseStation },
                 reset_at: at(),
             },
+            Notice::AccountCreated { token: "q3VfJx0_-Zk".into(), expires_at: at() },
+            Notice::RecoveryCodeUsed { used_at: at(), remaining: 9 },
             Notice::Test,
         ]
     }
@@ -853,6 +880,8 @@ mod tests {
                         | MailKind::AccountLocked
                         | MailKind::SecondFactorReset
                         | MailKind::PasswordReset
+                        | MailKind::AccountCreated
+                        | MailKind::RecoveryCodeUsed
                         | MailKind::WebhookDisabled
                         | MailKind::Test
                 ) {

@@ -43,6 +43,10 @@ pub fn edit(
             "The last system administrator cannot be deactivated or demoted.",
         ));
     }
+    if input.active == Some(true) && !user.active && super::email_taken(conn, &user.email)? {
+        // Its address went to a new account while it was deactivated.
+        return Err(super::email_in_use());
+    }
     let changes = UserChanges {
         name: input.name,
         name_kana: input.name_kana,

@@ -7,7 +7,7 @@ use super::accounts::{self, UpdateUser};
 use super::NewUser;
 use crate::access::{self, AccountChange};
 use crate::api::{self, Check, Json, PageQuery};
-use crate::auth::{password, Bearer};
+use crate::auth::{password, reset, tokens, Bearer};
 use crate::error::{AppError, AppResult};
 use crate::orgs;
 use crate::state::AppState;
@@ -22,7 +22,8 @@ pub struct CreateUser {
     pub profession: Profession,
     pub role: Option<AccountRole>,
     pub locale: Option<Locale>,
-    pub password: String,
+    /// Left out, the person sets their own from the link of a welcome e-mail.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +69,9 @@ pub async fn create(
     check.required_line("name", &body.name, 100);
     check.kana("name_kana", body.name_kana.as_deref(), 100);
     check.finish()?;
-    password::check_policy("password", &body.password, &body.email, &body.name)?;
+    if let Some(p) = &body.password {
+        password::check_policy("password", p, &body.email, &body.name)?;
+    }
 
     let role = body.role.unwrap_or(AccountRole::Member);
     // Hashed only once the caller is known to be allowed (argon2 is deliberately costly), and
@@ -82,7 +85,12 @@ pub async fn create(
             access::user_creation(conn, &me, &allowed_org, role, body.profession)
         })
         .await?;
-    let hash = password::hash_bounded(body.password.clone()).await?;
+    // Without a password the account gets the hash of a secret no one knows, so signing in to
+    // it costs what any wrong password costs, until its owner sets one from the e-mail.
+    let welcome = body.password.is_none();
+    let secret = body.password.clone().unwrap_or_else(|| tokens::random_token(32));
+    let hash = password::hash_bounded(secret).await?;
+    let mailer = state.mail.clone();
     let user = state
         .db
         .run(move |conn| {
@@ -92,11 +100,11 @@ pub async fn create(
                 return Err(AppError::field(
                     "email",
                     "taken",
-                    "このメールアドレスはすでに登録されています。",
-                    "This e-mail address is already registered.",
+                    "このメールアドレスは、使用中の別のアカウントに登録されています。",
+                    "This e-mail address belongs to another account in use.",
                 ));
             }
-            super::insert(
+            let user = super::insert(
                 conn,
                 NewUser {
                     organization_id: &organization_id,
@@ -108,7 +116,11 @@ pub async fn create(
                     locale: body.locale.unwrap_or(Locale::Ja),
                     password_hash: hash,
                 },
-            )
+            )?;
+            if welcome {
+                reset::welcome(conn, &mailer, &user)?;
+            }
+            Ok(user)
         })
         .await?;
     Ok(HttpResponse::Created()

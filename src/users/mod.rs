@@ -171,16 +171,29 @@ pub fn in_service(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<String>> {
     Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
 }
 
+/// The account an address names: the active one, or else the newest deactivated one (an
+/// address can be used again once its account is deactivated, so several may share it).
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<User>> {
     Ok(users::table
         .filter(users::email.eq(api::normalize_email(email)))
+        .order((users::active.desc(), users::created_at.desc(), users::id.desc()))
         .select(User::as_select())
         .first(conn)
         .optional()?)
 }
 
+/// Whether an active account has the address (a deactivated one leaves it free).
 pub fn email_taken(conn: &mut DbConn, email: &str) -> AppResult<bool> {
-    Ok(find_by_email(conn, email)?.is_some())
+    Ok(find_by_email(conn, email)?.is_some_and(|u| u.active))
+}
+
+/// 409 for an address an active account already has: an account keeps its address, so a new
+/// account or a reactivated one may not take one in use.
+pub fn email_in_use() -> crate::error::AppError {
+    crate::error::AppError::conflict(
+        "このメールアドレスは、使用中の別のアカウントに登録されています。",
+        "This e-mail address belongs to another account in use.",
+    )
 }
 
 /// The users of an organisation, in creation order, one page.

@@ -225,6 +225,13 @@ async fn recovery_codes_sign_in_once_each(app: TestApp) {
     let signed_in = app.login(&nurse.email, PASSWORD, Some(&codes[3])).await.expect(200);
     let token = signed_in.body["access_token"].as_str().unwrap().to_string();
     assert_eq!(app.get(path, &token).await.expect(200).body["remaining"], json!(6));
+    // The owner is told of each code used (a code used by someone else is a stolen one), with
+    // what is left; a refused code is not "used".
+    let told = crate::helpers::emails_to(&app, &nurse.id, "recovery_code_used").await;
+    assert_eq!(told.len(), 4, "{told:?}");
+    assert!(told[0].0.contains("回復コード"), "{}", told[0].0);
+    assert!(told[0].1.contains("残りの回復コードは 9 個"), "{}", told[0].1);
+    assert!(told[3].1.contains("残りの回復コードは 6 個"), "{}", told[3].1);
 
     // New codes end the old ones.
     let again = app.post(path, &token, json!({"password": PASSWORD})).await.expect(201);

@@ -272,6 +272,28 @@ async fn offboarding_authorisation_matrix(app: TestApp) {
         let res = app.call("POST", "/api/v1/password-reset/confirm", Some(token), Some(&body), &[]).await.expect(422);
         assert_eq!(res.body["errors"][0]["field"], json!("token"));
     }
+    // The console's password pages likewise: signed in or not, nobody's session or token sets a
+    // password; only the e-mailed link does.
+    for person in [None, Some(&colleague), Some(&t.admin)] {
+        let mut b = match person {
+            Some(p) => crate::console::signed_in(&app, p).await,
+            None => crate::console::Browser::new(&app),
+        };
+        let page = b.get("/console/password-reset").await.expect(200);
+        assert!(page.text.contains("action=\"/console/password-reset\""));
+        let presented = person.map(|p| p.token.clone()).unwrap_or_else(|| "no-such-link-token".into());
+        let page = b.get(&format!("/console/password-reset?token={presented}")).await;
+        let csrf = crate::console::csrf_of(&page.text);
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("token", presented.as_str()),
+            ("new_password", "quiet-harbour-lantern-41"),
+            ("new_password_again", "quiet-harbour-lantern-41"),
+        ];
+        let res = b.post("/console/password-reset/confirm", &form).await.expect(422);
+        assert!(res.text.contains("無効か"), "{}", res.text);
+    }
+    app.login(&colleague.email, PASSWORD, None).await.expect(200);
     // Two requests at the same moment (a double click): one offboarding, the same answer twice.
     let twice = target().await;
     let (a, b) = tokio::join!(
@@ -433,9 +455,172 @@ async fn password_reset_requests_are_throttled(app: TestApp) {
     reset_from(&app, [127, 0, 0, 52], &address(31)).await.expect(202);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Accounts that start from an e-mail, and addresses used again.
+
+const NEW_PASSWORD: &str = "みどり訪問看護-2026-冬";
+
+/// An administrator makes an account without typing its password: the person is e-mailed a link
+/// (nothing the administrator typed in it), the link opens the console's page, and the
+/// password they choose there signs them in; the link works once.
+async fn an_account_made_without_a_password_starts_from_its_email(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "visiting_nurse_station", "幸訪問看護ステーション", Some("14132")).await;
+    let email = format!("welcome-{}@example.jp", crate::helpers::short_id());
+    let path = format!("/api/v1/organizations/{org}/users");
+    let body = json!({"email": email, "name": "川崎 みどり", "name_kana": "カワサキ ミドリ", "profession": "nurse"});
+    let made = app.post(&path, &admin.token, body).await.expect(201);
+    let id = id_of(&made.body);
+    // Until the person sets one, no password signs in.
+    app.login(&email, PASSWORD, None).await.expect(401);
+    app.login(&email, "", None).await.expect(401);
+    let welcome = emails_to(&app, &id, "account_created").await;
+    assert_eq!(welcome.len(), 1);
+    let (subject, text) = &welcome[0];
+    assert!(subject.contains("アカウント"), "{subject}");
+    assert!(!text.contains("川崎") && !text.contains("幸訪問看護"), "nothing typed by a person: {text}");
+    let token = token_in(text);
+
+    // The e-mail's link leads to the console's page, which knows the link is good.
+    let mut b = crate::console::Browser::new(&app);
+    let res = b.get(&format!("/password-reset?token={token}")).await.expect(303);
+    let page_path = format!("/console/password-reset?token={token}");
+    assert_eq!(res.header("location").as_deref(), Some(page_path.as_str()));
+    let page = b.get(&page_path).await.expect(200);
+    assert!(page.text.contains("action=\"/console/password-reset/confirm\""), "{}", page.text);
+    let csrf = crate::console::csrf_of(&page.text);
+    let set = |csrf: String, again: &'static str| {
+        vec![
+            ("csrf".to_string(), csrf),
+            ("token".to_string(), token.clone()),
+            ("new_password".to_string(), NEW_PASSWORD.to_string()),
+            ("new_password_again".to_string(), again.to_string()),
+        ]
+    };
+    let form = |f: &Vec<(String, String)>| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+    // Without the form's token: refused. Two passwords that differ: the form again.
+    let wrong_csrf = form(&set("not-the-token".into(), NEW_PASSWORD));
+    b.post("/console/password-reset/confirm", &pairs(&wrong_csrf)).await.expect(403);
+    let differ = form(&set(csrf, "something-else-2026"));
+    let again = b.post("/console/password-reset/confirm", &pairs(&differ)).await.expect(422);
+    assert!(again.text.contains("一致しません"), "{}", again.text);
+    let good = form(&set(crate::console::csrf_of(&again.text), NEW_PASSWORD));
+    let done = b.post("/console/password-reset/confirm", &pairs(&good)).await.expect(200);
+    assert!(done.text.contains("パスワードを設定しました"), "{}", done.text);
+    assert!(done.text.contains("action=\"/console/sign-in\""));
+    app.login(&email, NEW_PASSWORD, None).await.expect(200);
+    assert_eq!(audit_count(&app, &id, "user", "password reset by e-mail").await, 1);
+
+    // Used once: the page says so at once and offers to send a new link.
+    let used = b.get(&page_path).await.expect(422);
+    assert!(used.text.contains("action=\"/console/password-reset\""), "{}", used.text);
+    assert!(used.text.contains("無効か"), "{}", used.text);
+    confirm_reset(&app, &token, "another-harbour-lantern-7").await.expect(422);
+    // A password given by the administrator is still the other way, and sends no link.
+    let typed = app.person(&admin, &org, "nurse", "member").await;
+    assert!(emails_to(&app, &typed.id, "account_created").await.is_empty());
+    let null = json!({"email": format!("null-{}@example.jp", crate::helpers::short_id()), "name": "中原 一郎", "profession": "nurse", "password": null});
+    let made = app.post(&path, &admin.token, null).await.expect(201);
+    assert_eq!(emails_to(&app, &id_of(&made.body), "account_created").await.len(), 1);
+}
+
+fn pairs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A forgotten password asked for from the sign-in page: the same page whether an account has
+/// the address or not, and the link in the e-mail.
+async fn the_sign_in_page_asks_for_a_password_link(app: TestApp) {
+    let admin = app.system_admin().await;
+    let org = app.organization(&admin, "visiting_nurse_station", "多摩訪問看護", Some("14135")).await;
+    let nurse = app.person(&admin, &org, "nurse", "member").await;
+    let mut b = crate::console::Browser::new(&app);
+    let sign_in = b.get("/console/sign-in").await.expect(200);
+    assert!(sign_in.text.contains("href=\"/console/password-reset\""));
+    let mut sent = Vec::new();
+    for email in [nurse.email.clone(), "nobody-here@example.jp".to_string()] {
+        let page = b.get("/console/password-reset").await.expect(200);
+        let csrf = crate::console::csrf_of(&page.text);
+        b.post("/console/password-reset", &[("email", email.as_str())]).await.expect(403);
+        let res = b.post("/console/password-reset", &[("csrf", csrf.as_str()), ("email", email.as_str())]).await;
+        sent.push(res.expect(200).text);
+    }
+    assert_eq!(sent[0], sent[1], "the same page for an unknown address");
+    assert!(sent[0].contains("お送りしました"));
+    let mails = emails_to(&app, &nurse.id, "password_reset").await;
+    assert_eq!(mails.len(), 1);
+    let page = b.get("/console/password-reset").await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    let bad = b.post("/console/password-reset", &[("csrf", csrf.as_str()), ("email", "not an address")]).await;
+    assert!(bad.expect(422).text.contains("action=\"/console/password-reset\""));
+    // The link sets the password as the welcome link does.
+    let token = token_in(&mails[0].1);
+    let page = b.get(&format!("/console/password-reset?token={token}")).await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("new_password", NEW_PASSWORD),
+        ("new_password_again", NEW_PASSWORD),
+    ];
+    b.post("/console/password-reset/confirm", &form).await.expect(200);
+    app.login(&nurse.email, NEW_PASSWORD, None).await.expect(200);
+    app.get("/api/v1/me", &nurse.token).await.expect(401);
+}
+
+/// A person leaves one office and joins another: the address of the deactivated account is used
+/// for the new one. Sign-in and resets reach the account in use; the old one and its history stay
+/// apart, and cannot come back while the address is taken.
+async fn a_deactivated_accounts_address_is_used_again(app: TestApp) {
+    let admin = app.system_admin().await;
+    let first = app.organization(&admin, "visiting_nurse_station", "中原訪問看護", Some("14133")).await;
+    let second = app.organization(&admin, "visiting_nurse_station", "高津訪問看護", Some("14134")).await;
+    let nurse = app.person(&admin, &first, "nurse", "member").await;
+    let body = json!({"email": nurse.email, "name": "山田 花子", "profession": "nurse", "password": NEW_PASSWORD});
+    let path = format!("/api/v1/organizations/{second}/users");
+    let taken = app.post(&path, &admin.token, body.clone()).await.expect(422);
+    assert_eq!(
+        (&taken.body["errors"][0]["field"], &taken.body["errors"][0]["code"]),
+        (&json!("email"), &json!("taken"))
+    );
+
+    let old = format!("/api/v1/users/{}", nurse.id);
+    app.patch(&old, &admin.token, json!({"active": false}), None).await.expect(200);
+    let made = app.post(&path, &admin.token, body.clone()).await.expect(201);
+    let new_id = id_of(&made.body);
+    assert_ne!(new_id, nurse.id);
+    // Not twice while the new one is in use.
+    app.post(&path, &admin.token, body).await.expect(422);
+
+    let signed_in = app.login(&nurse.email, NEW_PASSWORD, None).await.expect(200);
+    let me = app.get("/api/v1/me", signed_in.body["access_token"].as_str().unwrap()).await.expect(200);
+    assert_eq!(
+        (me.body["id"].as_str(), me.body["organization_id"].as_str()),
+        (Some(new_id.as_str()), Some(second.as_str()))
+    );
+    app.login(&nurse.email, PASSWORD, None).await.expect(401);
+    ask_reset(&app, &nurse.email).await.expect(202);
+    assert_eq!(emails_to(&app, &new_id, "password_reset").await.len(), 1);
+    assert!(emails_to(&app, &nurse.id, "password_reset").await.is_empty());
+
+    // The old account stays, with its address and organisation, and stays deactivated.
+    let kept = app.get(&old, &admin.token).await.expect(200);
+    assert_eq!(kept.body["active"], json!(false));
+    assert_eq!(kept.body["organization_id"].as_str(), Some(first.as_str()));
+    let back = app.patch(&old, &admin.token, json!({"active": true}), None).await.expect(409);
+    assert!(back.body["detail"].as_str().unwrap().contains("メールアドレス"), "{}", back.text);
+    // Once the new one is deactivated in turn, the old one may come back.
+    app.patch(&format!("/api/v1/users/{new_id}"), &admin.token, json!({"active": false}), None).await.expect(200);
+    app.patch(&old, &admin.token, json!({"active": true}), None).await.expect(200);
+    app.login(&nurse.email, PASSWORD, None).await.expect(200);
+}
+
 crate::both_backends!(
     leaving_ends_everything_at_once,
     offboarding_authorisation_matrix,
     forgotten_passwords_are_reset_by_email,
     password_reset_requests_are_throttled,
+    an_account_made_without_a_password_starts_from_its_email,
+    the_sign_in_page_asks_for_a_password_link,
+    a_deactivated_accounts_address_is_used_again,
 );
