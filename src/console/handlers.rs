@@ -319,6 +319,85 @@ pub async fn confirm_password_reset(state: web::Data<AppState>, req: HttpRequest
     }
 }
 
+/// `GET /care-team-invitations`, the link of an invitation's e-mail: its console page.
+pub async fn invitation_link(req: HttpRequest) -> HttpResponse {
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    match link_token(q.token) {
+        Some(token) => session::redirect(&format!("/console/care-team-invitations?token={token}"), vec![]),
+        None => session::redirect("/console/care-team-invitations", vec![]),
+    }
+}
+
+/// `GET /console/care-team-invitations?token=…`: the invitation for the signed-in invitee, with
+/// its two answers (an invitation for another account: 403 page, audited).
+pub async fn invitation(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = session::lang(&req);
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let token = link_token(q.token).unwrap_or_default();
+    let csrf = session::csrf(&req);
+    let page = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::invitation_page(conn, &me, lang, csrf, token)
+        })
+        .await;
+    shown(&req, lang, page)
+}
+
+#[derive(Deserialize)]
+struct InvitationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /console/care-team-invitations/accept`: joins the team as
+/// `POST /api/v1/care-team-invitations/accept` does; then the patient's page.
+pub async fn accept_invitation(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<InvitationForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
+    let mailer = state.mail.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::accept_invitation(conn, &me, &mailer, &f.token)
+        })
+        .await;
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}"))
+}
+
+/// `POST /console/care-team-invitations/decline`, as `POST /api/v1/care-team-invitations/decline`.
+pub async fn decline_invitation(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = form::<InvitationForm>(&body) else { return refused_page(lang) };
+    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::decline_invitation(conn, &me, &f.token)
+        })
+        .await;
+    match done {
+        Ok(()) => {
+            let t = text::texts(lang);
+            message(lang, StatusCode::OK, t.invitation_title, t.invitation_declined)
+        }
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
 #[derive(Deserialize)]
 struct CsrfForm {
     #[serde(default)]

@@ -28,6 +28,7 @@ pub fn is_page_path(path: &str) -> bool {
         || ["/flags/", "/patients/", "/discharge-cases/", "/tasks/"].iter().any(|p| path.starts_with(p))
         || path == "/me/tasks"
         || path == "/password-reset"
+        || path == "/care-team-invitations"
 }
 
 /// The console's stylesheet, built into the binary.

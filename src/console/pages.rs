@@ -256,6 +256,17 @@ pub struct PasswordReset {
     pub message: Option<String>,
 }
 
+/// A care-team invitation for the signed-in invitee: what it is, and the two answers while it
+/// is open. Nothing of the patient: they are not on the team yet.
+#[derive(Template)]
+#[template(path = "invitation.html")]
+pub struct InvitationPage {
+    pub frame: Frame,
+    pub about: String,
+    pub open: bool,
+    pub token: String,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct Message {

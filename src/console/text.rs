@@ -168,6 +168,12 @@ pub struct Texts {
     pub reset_set_intro: &'static str,
     pub reset_set: &'static str,
     pub reset_done: &'static str,
+    pub invitation_title: &'static str,
+    pub invitation_open: &'static str,
+    pub invitation_closed: &'static str,
+    pub invitation_accept: &'static str,
+    pub invitation_decline: &'static str,
+    pub invitation_declined: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -341,6 +347,12 @@ pub const JA: Texts = Texts {
     reset_set_intro: "新しいパスワードを決めて、2回入力してください。設定すると、ほかの端末のサインインはすべて終了します。",
     reset_set: "パスワードを設定する",
     reset_done: "パスワードを設定しました。新しいパスワードでサインインしてください。",
+    invitation_title: "ケアチームへの招待",
+    invitation_open: "ある患者さんのケアチームに「{role}」として招待されています。承諾すると、チームの一員としてこの患者さんの記録を読み書きできるようになります。回答の期限は {until} です。",
+    invitation_closed: "この招待には、もう回答できません(状態: {status})。必要なときは、招待したチームのリーダーに連絡してください。",
+    invitation_accept: "承諾してチームに参加する",
+    invitation_decline: "辞退する",
+    invitation_declined: "招待を辞退しました。",
 };
 
 pub const EN: Texts = Texts {
@@ -514,6 +526,12 @@ pub const EN: Texts = Texts {
     reset_set_intro: "Choose a new password and enter it twice. Setting it signs you out on every other device.",
     reset_set: "Set the password",
     reset_done: "Your password is set. Sign in with your new password.",
+    invitation_title: "Invitation to a care team",
+    invitation_open: "You are invited into a patient's care team as {role}. Once you accept, you read and write the patient's record as a member of the team. Please answer by {until}.",
+    invitation_closed: "This invitation can no longer be answered (it is {status}). If you need to, ask the lead of the team that invited you.",
+    invitation_accept: "Accept and join the team",
+    invitation_decline: "Decline",
+    invitation_declined: "You declined the invitation.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

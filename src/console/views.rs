@@ -26,7 +26,7 @@ use crate::idempotency::{self, Answer};
 use crate::mail::Mailer;
 use crate::notes::timeline::{self, Position};
 use crate::notes::vitals::Consciousness;
-use crate::vocab::{CareLevel, FlagStatus, NoteKind, PatientStatus};
+use crate::vocab::{CareLevel, FlagStatus, InvitationStatus, NoteKind, PatientStatus};
 use crate::{discharge, flags, notes, patients, wards};
 
 /// Items of a timeline page.
@@ -697,4 +697,38 @@ pub fn totp_page(
         may_turn_off: access::turn_off_two_factor(me).is_ok(),
         turned_off,
     })
+}
+
+/// A care-team invitation addressed to the reader (`patients::joining`): its role and how long
+/// it is open, or that it can no longer be answered.
+pub fn invitation_page(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    lang: Lang,
+    csrf: String,
+    token: String,
+) -> AppResult<super::pages::InvitationPage> {
+    let invitation = patients::joining::addressed_to_me(conn, me, &token)?;
+    let t = text::texts(lang);
+    let open = invitation.status == InvitationStatus::Pending && invitation.expires_at > now();
+    let about = if open {
+        t.invitation_open
+            .replace("{role}", invitation.role.label(lang))
+            .replace("{until}", &text::moment(lang, invitation.expires_at))
+    } else {
+        let status =
+            if invitation.status == InvitationStatus::Pending { InvitationStatus::Expired } else { invitation.status };
+        t.invitation_closed.replace("{status}", status.label(lang))
+    };
+    Ok(super::pages::InvitationPage { frame: frame(lang, me, csrf), about, open, token })
+}
+
+/// Accepts the invitation; answers the patient whose team the reader joined.
+pub fn accept_invitation(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, token: &str) -> AppResult<String> {
+    Ok(patients::joining::accept(conn, me, mailer, token)?.patient_id)
+}
+
+pub fn decline_invitation(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<()> {
+    patients::joining::decline(conn, me, token)?;
+    Ok(())
 }

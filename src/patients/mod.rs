@@ -6,6 +6,7 @@ pub mod handlers;
 pub mod identification;
 pub mod insurance;
 pub mod invitations;
+pub mod joining;
 pub mod merge;
 pub mod team;
 

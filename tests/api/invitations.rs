@@ -273,7 +273,75 @@ async fn invitation_authorisation_matrix(app: TestApp) {
     assert!(denied_events(&app, &station_admin.id, "care_team_invitation").await >= 3);
 }
 
+/// The e-mail's link opens the invitation in the console: signed out, through sign-in and back;
+/// another account is refused (audited) and shown nothing; the invitee accepts and lands on the
+/// patient's page, or declines; an answered invitation offers no answer again.
+async fn the_emails_link_answers_in_the_console(app: TestApp) {
+    let t = team(&app, "14132").await;
+    let pid = t.patient_id.clone();
+    let invited = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    let other = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    invite(&app, &t.care_manager, &pid, json!({"user_id": invited.id, "role": "visiting_nurse"})).await.expect(201);
+    let token = last_token(&app, &invited.id).await;
+    let page_path = format!("/console/care-team-invitations?token={token}");
+
+    let mut b = crate::console::Browser::new(&app);
+    let res = b.get(&format!("/care-team-invitations?token={token}")).await.expect(303);
+    assert_eq!(res.header("location").as_deref(), Some(page_path.as_str()));
+    let res = b.get(&page_path).await.expect(303);
+    let back = res.header("location").unwrap();
+    assert!(back.starts_with("/console/sign-in?next="), "{back}");
+
+    // Another account sees a refusal and nothing of the invitation; it is audited.
+    let mut someone = crate::console::signed_in(&app, &other).await;
+    let refused = someone.get(&page_path).await.expect(403);
+    assert!(
+        !refused.text.contains("訪問看護師")
+            && !refused.text.contains("action=\"/console/care-team-invitations/accept\"")
+    );
+    let csrf = crate::console::csrf_of(&someone.get("/console").await.expect(200).text);
+    let form = [("csrf", csrf.as_str()), ("token", token.as_str())];
+    someone.post("/console/care-team-invitations/accept", &form).await.expect(403);
+    assert_eq!(denied_events(&app, &other.id, "care_team_invitation").await, 2);
+
+    // The invitee: the role and the answers, nothing of the patient.
+    let mut b = crate::console::signed_in(&app, &invited).await;
+    let page = b.get(&page_path).await.expect(200);
+    assert!(page.text.contains("ケアチームへの招待") && page.text.contains("訪問看護"), "{}", page.text);
+    assert!(!page.text.contains("川崎"), "no patient data before joining: {}", page.text);
+    let csrf = crate::console::csrf_of(&page.text);
+    b.post("/console/care-team-invitations/accept", &[("token", token.as_str())]).await.expect(403);
+    let answer = [("csrf", csrf.as_str()), ("token", token.as_str())];
+    let joined = b.post("/console/care-team-invitations/accept", &answer).await.expect(303);
+    assert_eq!(joined.header("location"), Some(format!("/console/patients/{pid}")));
+    b.get(&format!("/console/patients/{pid}")).await.expect(200);
+    app.get(&format!("/api/v1/patients/{pid}"), &invited.token).await.expect(200);
+    // Answered: no answer is offered again, and a second accept changes nothing.
+    let again = b.get(&page_path).await.expect(200);
+    assert!(!again.text.contains("action=\"/console/care-team-invitations/accept\""), "{}", again.text);
+    assert!(again.text.contains("承諾済"), "{}", again.text);
+    b.post("/console/care-team-invitations/accept", &[("csrf", csrf.as_str()), ("token", token.as_str())])
+        .await
+        .expect(409);
+
+    // Declining, from the console too.
+    let second = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    invite(&app, &t.care_manager, &pid, json!({"user_id": second.id, "role": "visiting_nurse"})).await.expect(201);
+    let token = last_token(&app, &second.id).await;
+    let mut c = crate::console::signed_in(&app, &second).await;
+    let page = c.get(&format!("/console/care-team-invitations?token={token}")).await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    let answer = [("csrf", csrf.as_str()), ("token", token.as_str())];
+    let res = c.post("/console/care-team-invitations/decline", &answer).await.expect(200);
+    assert!(res.text.contains("辞退しました"));
+    app.get(&format!("/api/v1/patients/{pid}"), &second.token).await.expect(404);
+    // A token that is no invitation's: a page naming it, not a 500.
+    c.get("/console/care-team-invitations?token=not-an-invitation").await.expect(422);
+    c.get("/console/care-team-invitations").await.expect(422);
+}
+
 crate::both_backends!(
+    the_emails_link_answers_in_the_console,
     invited_by_email_accepts_and_sees_the_patient,
     invitations_are_declined_expire_and_are_revoked,
     only_the_invited_account_answers,

@@ -8,9 +8,9 @@ use crate::access;
 use crate::api::{self, Check, Id, Json};
 use crate::auth::Bearer;
 use crate::error::AppResult;
-use crate::patients::invitations::{self, Answer, Invitation, InvitationView, Invite};
+use crate::patients::invitations::{self, Answer, InvitationView, Invite};
+use crate::patients::joining;
 use crate::state::AppState;
-use crate::vocab::InvitationStatus;
 
 #[derive(Serialize)]
 struct InvitationList {
@@ -111,10 +111,7 @@ pub async fn accept(state: web::Data<AppState>, bearer: Bearer, body: Json<Answe
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (invitation, patient): (Invitation, _) = access::invitation_response(conn, &me, &token)?;
-            invitations::settle(conn, &me, &invitation, InvitationStatus::Accepted)?;
-            let user = access::joining(conn, &me, &patient, &invitation)?;
-            invitations::accept(conn, &me, &mailer, &patient, &user, &invitation)
+            joining::accept(conn, &me, &mailer, &token)
         })
         .await?;
     Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
@@ -127,8 +124,7 @@ pub async fn decline(state: web::Data<AppState>, bearer: Bearer, body: Json<Answ
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (invitation, _) = access::invitation_response(conn, &me, &token)?;
-            invitations::decline(conn, &me, &invitation)
+            joining::decline(conn, &me, &token)
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
