@@ -1022,6 +1022,33 @@ async fn browser_walk_through(app: TestApp) {
     let task_id = task["id"].as_str().unwrap().to_string();
     let outsider_org = app.organization(&t.admin, "clinic", "外部クリニック", None).await;
     let outsider = app.person(&t.admin, &outsider_org, "physician", "member").await;
+    // A newcomer: an account made without a password, and an invitation into the team.
+    let newcomer_email = format!("newcomer-{}@example.jp", crate::helpers::short_id());
+    let made = app
+        .post(
+            &format!("/api/v1/organizations/{}/users", t.nurse_station),
+            &t.admin.token,
+            json!({"email": newcomer_email, "name": "新井 さくら", "profession": "nurse"}),
+        )
+        .await
+        .expect(201);
+    let newcomer_id = made.body["id"].as_str().unwrap().to_string();
+    let link_of = |body: &str, marker: &str| {
+        let start = body.find(marker).expect("a link") + marker.len();
+        body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect::<String>()
+    };
+    let welcome = crate::helpers::emails_to(&app, &newcomer_id, "account_created").await;
+    let welcome_token = link_of(&welcome[0].1, "/password-reset?token=");
+    app.post(
+        &format!("/api/v1/patients/{}/care-team/invitations", t.patient_id),
+        &t.care_manager.token,
+        json!({"user_id": newcomer_id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
+    let invited = crate::helpers::emails_to(&app, &newcomer_id, "team_invitation").await;
+    let invitation_token = link_of(&invited[0].1, "/care-team-invitations?token=");
+    let newcomer_password = "さくら訪問看護-2026-春";
 
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-walk-{:?}", app.backend));
     std::fs::create_dir_all(&out).unwrap();
@@ -1073,12 +1100,28 @@ async fn browser_walk_through(app: TestApp) {
         json!({"go": format!("/console/patients/{MISSING}")}),
         json!({"page": "missing-patient"}),
     ]);
+    let newcomer = vec![
+        json!({"go": "/console/password-reset"}),
+        json!({"page": "forgot-password"}),
+        json!({"go": format!("/password-reset?token={welcome_token}")}),
+        json!({"page": "set-password"}),
+        json!({"fill": {"#new_password": newcomer_password, "#new_password_again": newcomer_password}}),
+        json!({"submit": "form[action=\"/console/password-reset/confirm\"]"}),
+        json!({"page": "password-set"}),
+        json!({"fill": {"#email": newcomer_email, "#password": newcomer_password}}),
+        json!({"submit": "form[action=\"/console/sign-in\"]"}),
+        json!({"go": format!("/care-team-invitations?token={invitation_token}")}),
+        json!({"page": "invitation"}),
+        json!({"submit": "form[action=\"/console/care-team-invitations/accept\"]"}),
+        json!({"page": "joined-patient"}),
+    ];
     let plan = json!({
         "chromium": chromium, "axe": axe, "base": app.url(""), "out": out,
         "walks": [
             {"name": "coordinator", "steps": coordinator},
             {"name": "discharge-nurse", "steps": discharge_nurse},
             {"name": "outsider", "steps": stranger},
+            {"name": "newcomer", "steps": newcomer},
         ]
     });
     let plan_file = out.join("plan.json");
@@ -1133,6 +1176,11 @@ async fn browser_walk_through(app: TestApp) {
     assert_eq!(posted["vitals"]["pulse"], json!(88));
     assert!(text("discharge-nurse/case-task-completed").contains("完了"));
     assert_eq!(text("outsider/hidden-patient"), text("outsider/missing-patient"));
+    assert!(text("newcomer/set-password").contains("パスワードの設定"));
+    assert!(text("newcomer/password-set").contains("パスワードを設定しました"));
+    assert!(text("newcomer/invitation").contains("訪問看護"));
+    assert!(!text("newcomer/invitation").contains("川崎 花子"), "nothing of the patient before joining");
+    assert!(text("newcomer/joined-patient").contains("川崎 花子"));
     let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
     assert_eq!(flag.body["status"], json!("acknowledged"));
     assert_eq!(flag.body["acknowledged_by"], json!(doctor.id));
