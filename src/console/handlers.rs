@@ -100,7 +100,18 @@ fn query<T: DeserializeOwned>(req: &HttpRequest) -> AppResult<T> {
     api::parse_query(&form_urlencoded::Serializer::new(String::new()).extend_pairs(given).finish())
 }
 
-fn form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
+/// A form's fields, when it carries the valid token of the cookie `cookie` (the session's, or
+/// the sign-in form's before there is one); `None` is answered with the refusal page.
+fn posted<T: for<'de> Deserialize<'de>>(req: &HttpRequest, body: &[u8], cookie: &str) -> Option<T> {
+    #[derive(Deserialize)]
+    struct Token {
+        #[serde(default)]
+        csrf: String,
+    }
+    let token: Token = serde_urlencoded::from_bytes(body).ok()?;
+    if !session::csrf_ok(req, cookie, &token.csrf) {
+        return None;
+    }
     serde_urlencoded::from_bytes(body).ok()
 }
 
@@ -140,8 +151,6 @@ pub async fn sign_in_form(state: web::Data<AppState>, req: HttpRequest) -> HttpR
 #[derive(Deserialize)]
 struct SignInForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     next: Option<String>,
     #[serde(default)]
     email: String,
@@ -155,10 +164,7 @@ struct SignInForm {
 /// a session cookie on success.
 pub async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<SignInForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<SignInForm>(&req, &body, PRE_COOKIE) else { return refused_page(lang) };
     let next = session::safe_return(f.next.as_deref());
     let t = text::texts(lang);
     let code = f.totp_code.trim().to_string();
@@ -254,8 +260,6 @@ pub async fn password_reset(state: web::Data<AppState>, req: HttpRequest) -> Htt
 #[derive(Deserialize)]
 struct ResetAskForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     email: String,
 }
 
@@ -263,10 +267,7 @@ struct ResetAskForm {
 /// same answer whether an account has the address or not, the same throttle).
 pub async fn ask_password_reset(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<ResetAskForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<ResetAskForm>(&req, &body, PRE_COOKIE) else { return refused_page(lang) };
     let t = text::texts(lang);
     match reset::ask(&state, f.email.clone(), crate::auth::client_ip(&req)).await {
         Ok(Requested::Accepted) => {
@@ -282,8 +283,6 @@ pub async fn ask_password_reset(state: web::Data<AppState>, req: HttpRequest, bo
 #[derive(Deserialize)]
 struct ResetSetForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     token: String,
     #[serde(default)]
     new_password: String,
@@ -295,10 +294,7 @@ struct ResetSetForm {
 /// `POST /api/v1/password-reset/confirm` does; then the sign-in page.
 pub async fn confirm_password_reset(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<ResetSetForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, PRE_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<ResetSetForm>(&req, &body, PRE_COOKIE) else { return refused_page(lang) };
     let t = text::texts(lang);
     let token = link_token(Some(f.token)).unwrap_or_default();
     let set_again = |status: StatusCode, why: String| {
@@ -349,8 +345,6 @@ pub async fn invitation(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
 #[derive(Deserialize)]
 struct InvitationForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     token: String,
 }
 
@@ -358,10 +352,7 @@ struct InvitationForm {
 /// `POST /api/v1/care-team-invitations/accept` does; then the patient's page.
 pub async fn accept_invitation(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<InvitationForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<InvitationForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
     let mailer = state.mail.clone();
     let done = state
@@ -377,10 +368,7 @@ pub async fn accept_invitation(state: web::Data<AppState>, req: HttpRequest, bod
 /// `POST /console/care-team-invitations/decline`, as `POST /api/v1/care-team-invitations/decline`.
 pub async fn decline_invitation(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<InvitationForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<InvitationForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
     let done = state
         .db
@@ -401,16 +389,13 @@ pub async fn decline_invitation(state: web::Data<AppState>, req: HttpRequest, bo
 #[derive(Deserialize)]
 struct CsrfForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     note: Option<String>,
 }
 
 /// `POST /console/sign-out`: ends the session, as `POST /auth/logout`.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
+    if posted::<CsrfForm>(&req, &body, SESSION_COOKIE).is_none() {
         return refused_page(lang);
     }
     if let Some(bearer) = session::bearer(&req, &state.keys) {
@@ -481,10 +466,7 @@ pub async fn acknowledge_flag(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<CsrfForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
     let id = Id::parse(&path.into_inner()).into_string();
     let note = f.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
@@ -511,10 +493,7 @@ pub async fn resolve_flag(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<CsrfForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<CsrfForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
     let id = Id::parse(&path.into_inner()).into_string();
     let note = f.note.unwrap_or_default().trim().to_string();
@@ -654,8 +633,6 @@ pub async fn case(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
 #[derive(Deserialize, serde::Serialize)]
 struct NoteFormBody {
     #[serde(default, skip_serializing)]
-    csrf: String,
-    #[serde(default, skip_serializing)]
     key: String,
     #[serde(default)]
     kind: String,
@@ -787,10 +764,7 @@ pub async fn post_note(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<NoteFormBody>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<NoteFormBody>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
     let id = Id::parse(&path.into_inner()).into_string();
     let key = f.key.trim().to_string();
@@ -816,8 +790,6 @@ pub async fn post_note(
 
 #[derive(Deserialize)]
 struct MoveForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     version: String,
     #[serde(default)]
@@ -848,10 +820,7 @@ pub async fn move_task(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<MoveForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<MoveForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
     let id = Id::parse(&path.into_inner()).into_string();
     let expected = match version_of(&f) {
@@ -883,10 +852,7 @@ pub async fn move_case(
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<MoveForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<MoveForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
     let (id, step) = path.into_inner();
     let id = Id::parse(&id).into_string();
@@ -1027,8 +993,6 @@ pub async fn password(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 #[derive(Deserialize)]
 struct PasswordForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     current_password: String,
     #[serde(default)]
     new_password: String,
@@ -1041,10 +1005,7 @@ struct PasswordForm {
 /// browser goes on in the new session.
 pub async fn change_password(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<PasswordForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<PasswordForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/password") };
     let t = text::texts(lang);
     if f.new_password != f.new_password_again {
@@ -1073,8 +1034,6 @@ pub async fn totp(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 #[derive(Deserialize)]
 struct TotpForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     password: String,
     #[serde(default)]
     code: String,
@@ -1093,10 +1052,7 @@ async fn totp_refused(state: &AppState, req: &HttpRequest, e: AppError) -> HttpR
 /// (the same check, counted with sign-in's failures); the page then shows the QR code.
 pub async fn totp_start(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<TotpForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::enrol(&state, bearer, crate::auth::client_ip(&req), f.password).await {
         Ok(_) => totp_answer(&state, &req, StatusCode::OK, None).await,
@@ -1108,10 +1064,7 @@ pub async fn totp_start(state: web::Data<AppState>, req: HttpRequest, body: web:
 /// `POST /me/totp/recovery-codes`; the page shows them this once.
 pub async fn new_recovery_codes(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<TotpForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::new_recovery_codes(&state, bearer, crate::auth::client_ip(&req), f.password).await {
         Ok(made) => totp_page_with(&state, &req, StatusCode::OK, None, made.codes).await,
@@ -1123,10 +1076,7 @@ pub async fn new_recovery_codes(state: web::Data<AppState>, req: HttpRequest, bo
 /// `DELETE /me/totp` (wrong codes counted like failed sign-ins; not for a system administrator).
 pub async fn totp_off(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<TotpForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::turn_off(&state, bearer, f.code.trim().to_string()).await {
         Ok(()) => session::redirect("/console/totp?off=1", vec![]),
@@ -1138,10 +1088,7 @@ pub async fn totp_off(state: web::Data<AppState>, req: HttpRequest, body: web::B
 /// `POST /me/totp/confirm` (wrong codes counted like failed sign-ins).
 pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = session::lang(&req);
-    let Some(f) = form::<TotpForm>(&body) else { return refused_page(lang) };
-    if !session::csrf_ok(&req, SESSION_COOKIE, &f.csrf) {
-        return refused_page(lang);
-    }
+    let Some(f) = posted::<TotpForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
     let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console/totp") };
     match enrolment::confirm(&state, bearer, f.code.trim().to_string()).await {
         Ok(_) => session::redirect("/console/totp?done=1", vec![]),
