@@ -108,6 +108,14 @@ impl TokenKeys {
     }
 }
 
+/// Whether `token` can be one [`random_token`] made for an e-mail's link: URL-safe and short, so
+/// it goes into a link and a redirect as it is.
+pub fn is_link_token(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 200
+        && token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
 /// A random URL-safe token of `bytes` bytes of entropy.
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

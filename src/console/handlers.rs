@@ -21,6 +21,7 @@ use crate::discharge::TaskStatus;
 use crate::error::{AppError, AppResult, Lang};
 use crate::notes::vitals::{Consciousness, Vitals};
 use crate::notes::writing::Draft;
+use crate::patients;
 use crate::state::AppState;
 use crate::vocab::NoteKind;
 
@@ -198,9 +199,7 @@ struct TokenQuery {
 
 /// A link's token as the e-mails write it (URL-safe, short); anything else is no token.
 fn link_token(token: Option<String>) -> Option<String> {
-    token.filter(|t| {
-        !t.is_empty() && t.len() <= 200 && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-    })
+    token.filter(|t| tokens::is_link_token(t))
 }
 
 /// `GET /password-reset`, the link of a reset or welcome e-mail: its console page.
@@ -359,7 +358,7 @@ pub async fn accept_invitation(state: web::Data<AppState>, req: HttpRequest, bod
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            views::accept_invitation(conn, &me, &mailer, &f.token)
+            Ok(patients::joining::accept(conn, &me, &mailer, &f.token)?.patient_id)
         })
         .await;
     onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}"))
@@ -374,11 +373,11 @@ pub async fn decline_invitation(state: web::Data<AppState>, req: HttpRequest, bo
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            views::decline_invitation(conn, &me, &f.token)
+            patients::joining::decline(conn, &me, &f.token)
         })
         .await;
     match done {
-        Ok(()) => {
+        Ok(_) => {
             let t = text::texts(lang);
             message(lang, StatusCode::OK, t.invitation_title, t.invitation_declined)
         }

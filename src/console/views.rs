@@ -722,13 +722,3 @@ pub fn invitation_page(
     };
     Ok(super::pages::InvitationPage { frame: frame(lang, me, csrf), about, open, token })
 }
-
-/// Accepts the invitation; answers the patient whose team the reader joined.
-pub fn accept_invitation(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, token: &str) -> AppResult<String> {
-    Ok(patients::joining::accept(conn, me, mailer, token)?.patient_id)
-}
-
-pub fn decline_invitation(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<()> {
-    patients::joining::decline(conn, me, token)?;
-    Ok(())
-}

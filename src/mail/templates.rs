@@ -601,14 +601,14 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("link", public_url.to_string()));
         }
         Notice::PasswordReset { token, expires_at } | Notice::AccountCreated { token, expires_at } => {
-            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+            if !crate::auth::tokens::is_link_token(token) {
                 return Err(AppError::internal("a password link with a token that is not URL-safe"));
             }
             params.push(("link", format!("{public_url}/password-reset?token={token}")));
             params.push(("expires_at", format_time(*expires_at, locale)));
         }
         Notice::TeamInvitation { token, expires_at, role, inviter, patient } => {
-            if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) {
+            if !crate::auth::tokens::is_link_token(token) {
                 return Err(AppError::internal("an invitation link with a token that is not URL-safe"));
             }
             let lang = match locale {

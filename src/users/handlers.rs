@@ -97,12 +97,7 @@ pub async fn create(
             let me = bearer.user(conn)?;
             access::user_creation(conn, &me, &organization_id, role, body.profession)?;
             if super::email_taken(conn, &body.email)? {
-                return Err(AppError::field(
-                    "email",
-                    "taken",
-                    "このメールアドレスは、使用中の別のアカウントに登録されています。",
-                    "This e-mail address belongs to another account in use.",
-                ));
+                return Err(super::email_taken_error());
             }
             let user = super::insert(
                 conn,

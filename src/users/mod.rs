@@ -187,13 +187,17 @@ pub fn email_taken(conn: &mut DbConn, email: &str) -> AppResult<bool> {
     Ok(find_by_email(conn, email)?.is_some_and(|u| u.active))
 }
 
-/// 409 for an address an active account already has: an account keeps its address, so a new
-/// account or a reactivated one may not take one in use.
+const EMAIL_IN_USE_JA: &str = "このメールアドレスは、使用中の別のアカウントに登録されています。";
+const EMAIL_IN_USE_EN: &str = "This e-mail address belongs to another account in use.";
+
+/// 422 naming `email` (code `taken`) for a new account whose address an active account has.
+pub fn email_taken_error() -> crate::error::AppError {
+    crate::error::AppError::field("email", "taken", EMAIL_IN_USE_JA, EMAIL_IN_USE_EN)
+}
+
+/// 409 for reactivating an account whose address a new active account has taken meanwhile.
 pub fn email_in_use() -> crate::error::AppError {
-    crate::error::AppError::conflict(
-        "このメールアドレスは、使用中の別のアカウントに登録されています。",
-        "This e-mail address belongs to another account in use.",
-    )
+    crate::error::AppError::conflict(EMAIL_IN_USE_JA, EMAIL_IN_USE_EN)
 }
 
 /// The users of an organisation, in creation order, one page.

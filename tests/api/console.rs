@@ -1033,12 +1033,8 @@ async fn browser_walk_through(app: TestApp) {
         .await
         .expect(201);
     let newcomer_id = made.body["id"].as_str().unwrap().to_string();
-    let link_of = |body: &str, marker: &str| {
-        let start = body.find(marker).expect("a link") + marker.len();
-        body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect::<String>()
-    };
     let welcome = crate::helpers::emails_to(&app, &newcomer_id, "account_created").await;
-    let welcome_token = link_of(&welcome[0].1, "/password-reset?token=");
+    let welcome_token = crate::helpers::link_token(&welcome[0].1, "/password-reset");
     app.post(
         &format!("/api/v1/patients/{}/care-team/invitations", t.patient_id),
         &t.care_manager.token,
@@ -1047,7 +1043,7 @@ async fn browser_walk_through(app: TestApp) {
     .await
     .expect(201);
     let invited = crate::helpers::emails_to(&app, &newcomer_id, "team_invitation").await;
-    let invitation_token = link_of(&invited[0].1, "/care-team-invitations?token=");
+    let invitation_token = crate::helpers::link_token(&invited[0].1, "/care-team-invitations");
     let newcomer_password = "さくら訪問看護-2026-春";
 
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-walk-{:?}", app.backend));

@@ -520,6 +520,14 @@ pub fn totp_code(secret: &str, steps_ahead: u64) -> String {
     renkei::auth::totp::code_at(secret, now + steps_ahead * 30).expect("code")
 }
 
+/// The token of the link to `path` (`/password-reset`, `/care-team-invitations`) in an e-mail.
+#[allow(dead_code)]
+pub fn link_token(body: &str, path: &str) -> String {
+    let marker = format!("{path}?token=");
+    let start = body.find(&marker).expect("a link with a token") + marker.len();
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect()
+}
+
 /// The e-mails queued for an account, of one kind: (subject, body), oldest first (push messages
 /// of the same alerts are rows of their own, on the `push` channel, and not counted).
 #[allow(dead_code)]

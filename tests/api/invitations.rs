@@ -22,9 +22,7 @@ async fn answer(app: &TestApp, who: &Person, what: &str, token: &str) -> TestRes
 
 /// The token of the link in an invitation e-mail.
 fn token_in(body: &str) -> String {
-    let marker = "/care-team-invitations?token=";
-    let start = body.find(marker).expect("an invitation link") + marker.len();
-    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect()
+    crate::helpers::link_token(body, "/care-team-invitations")
 }
 
 async fn last_token(app: &TestApp, user_id: &str) -> String {

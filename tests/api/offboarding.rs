@@ -343,10 +343,9 @@ async fn confirm_reset(app: &TestApp, token: &str, new_password: &str) -> TestRe
     app.call("POST", "/api/v1/password-reset/confirm", None, Some(&body), &[]).await
 }
 
-/// The token of the link in a reset e-mail.
+/// The token of the link in a reset or welcome e-mail.
 fn token_in(body: &str) -> String {
-    let start = body.find("/password-reset?token=").expect("a reset link") + "/password-reset?token=".len();
-    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect()
+    crate::helpers::link_token(body, "/password-reset")
 }
 
 async fn reset_rows(app: &TestApp) -> Vec<(String, String)> {
@@ -489,23 +488,15 @@ async fn an_account_made_without_a_password_starts_from_its_email(app: TestApp) 
     let page = b.get(&page_path).await.expect(200);
     assert!(page.text.contains("action=\"/console/password-reset/confirm\""), "{}", page.text);
     let csrf = crate::console::csrf_of(&page.text);
-    let set = |csrf: String, again: &'static str| {
-        vec![
-            ("csrf".to_string(), csrf),
-            ("token".to_string(), token.clone()),
-            ("new_password".to_string(), NEW_PASSWORD.to_string()),
-            ("new_password_again".to_string(), again.to_string()),
-        ]
-    };
-    let form = |f: &Vec<(String, String)>| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+    fn set<'a>(csrf: &'a str, token: &'a str, again: &'a str) -> [(&'static str, &'a str); 4] {
+        [("csrf", csrf), ("token", token), ("new_password", NEW_PASSWORD), ("new_password_again", again)]
+    }
     // Without the form's token: refused. Two passwords that differ: the form again.
-    let wrong_csrf = form(&set("not-the-token".into(), NEW_PASSWORD));
-    b.post("/console/password-reset/confirm", &pairs(&wrong_csrf)).await.expect(403);
-    let differ = form(&set(csrf, "something-else-2026"));
-    let again = b.post("/console/password-reset/confirm", &pairs(&differ)).await.expect(422);
+    b.post("/console/password-reset/confirm", &set("not-the-token", &token, NEW_PASSWORD)).await.expect(403);
+    let again = b.post("/console/password-reset/confirm", &set(&csrf, &token, "something-else-2026")).await.expect(422);
     assert!(again.text.contains("一致しません"), "{}", again.text);
-    let good = form(&set(crate::console::csrf_of(&again.text), NEW_PASSWORD));
-    let done = b.post("/console/password-reset/confirm", &pairs(&good)).await.expect(200);
+    let csrf = crate::console::csrf_of(&again.text);
+    let done = b.post("/console/password-reset/confirm", &set(&csrf, &token, NEW_PASSWORD)).await.expect(200);
     assert!(done.text.contains("パスワードを設定しました"), "{}", done.text);
     assert!(done.text.contains("action=\"/console/sign-in\""));
     app.login(&email, NEW_PASSWORD, None).await.expect(200);
@@ -522,10 +513,6 @@ async fn an_account_made_without_a_password_starts_from_its_email(app: TestApp) 
     let null = json!({"email": format!("null-{}@example.jp", crate::helpers::short_id()), "name": "中原 一郎", "profession": "nurse", "password": null});
     let made = app.post(&path, &admin.token, null).await.expect(201);
     assert_eq!(emails_to(&app, &id_of(&made.body), "account_created").await.len(), 1);
-}
-
-fn pairs(f: &[(String, String)]) -> Vec<(&str, &str)> {
-    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A forgotten password asked for from the sign-in page: the same page whether an account has
