@@ -58,7 +58,7 @@ pub fn own_push_subscription(
 pub fn manage_webhooks(me: &CurrentUser, organization_id: &str) -> AppResult<()> {
     if is_admin_of(me, organization_id) {
         Ok(())
-    } else if me.organization_id == organization_id {
+    } else if me.organization_id.as_deref() == Some(organization_id) {
         Err(refuse())
     } else {
         Err(AppError::not_found())
@@ -137,28 +137,63 @@ pub fn manages_accounts_of(me: &CurrentUser, organization_id: &str) -> bool {
     me.is_system_admin() || is_admin_of(me, organization_id)
 }
 
+/// Whether the caller administers this account: its organisation's administrators and system
+/// administrators; an account of no organisation (the patient, the family) only the latter.
+fn administers(me: &CurrentUser, target: &User) -> bool {
+    match &target.organization_id {
+        Some(organization_id) => manages_accounts_of(me, organization_id),
+        None => me.is_system_admin(),
+    }
+}
+
 fn is_admin_of(me: &CurrentUser, organization_id: &str) -> bool {
-    me.role == AccountRole::OrgAdmin && me.organization_id == organization_id
+    me.role == AccountRole::OrgAdmin && me.organization_id.as_deref() == Some(organization_id)
+}
+
+/// The caller's organisation, for what only people of an organisation do (register a patient,
+/// open a discharge case); the patient and the family are refused (403).
+pub fn my_organization(me: &CurrentUser) -> AppResult<&str> {
+    me.organization_id.as_deref().ok_or_else(refuse)
+}
+
+/// The organisation of a person joining a care team: a professional's. The patient and the
+/// family take part as participants, never as members (422, field `user_id`).
+pub fn employer(user: &User) -> AppResult<&str> {
+    user.organization_id.as_deref().ok_or_else(|| {
+        AppError::field(
+            "user_id",
+            "not_a_professional",
+            "ご本人・ご家族のアカウントはケアチームに加えられません。参加者として招待してください。",
+            "The patient's and the family's accounts do not join the care team: invite them as participants.",
+        )
+    })
 }
 
 /// Whether the caller sees an account's e-mail address, role, two-factor state and alert
 /// preference: the person themselves and their administrators (of their organisation, or the
 /// system's). Everyone else sees the directory entry: name, kana, profession, organisation.
 pub fn sees_account_details(me: &CurrentUser, target: &User) -> bool {
-    me.id == target.id || manages_accounts_of(me, &target.organization_id)
+    me.id == target.id || administers(me, target)
 }
 
-/// A profession must be one that organisations of this kind employ (`vocab::PROFESSIONS_BY_ORG_KIND`).
-fn profession_fits(kind: OrgKind, profession: Profession) -> AppResult<()> {
-    if kind.employs(profession) {
-        Ok(())
-    } else {
-        Err(AppError::field(
+/// A profession must be one that organisations of this kind employ (`vocab::PROFESSIONS_BY_ORG_KIND`);
+/// an account of no organisation is of no profession (`layperson`).
+fn profession_fits(kind: Option<OrgKind>, profession: Profession) -> AppResult<()> {
+    match kind {
+        Some(kind) if kind.employs(profession) => Ok(()),
+        None if profession == Profession::Layperson => Ok(()),
+        None => Err(AppError::field(
+            "profession",
+            "not_in_organization_kind",
+            "組織に属さないアカウント（ご本人・ご家族）の職種は変更できません。",
+            "An account of no organisation (the patient, the family) has no profession to change.",
+        )),
+        Some(kind) => Err(AppError::field(
             "profession",
             "not_in_organization_kind",
             format!("職種「{profession}」は、この種類の組織（{kind}）には登録できません。"),
             format!("An organisation of kind {kind} has no staff of profession {profession}."),
-        ))
+        )),
     }
 }
 
@@ -175,7 +210,7 @@ pub fn create_user(
     if !allowed {
         return Err(refuse());
     }
-    profession_fits(kind, profession)
+    profession_fits(Some(kind), profession)
 }
 
 /// The administrative part of an account edit (name, kana, language and alert preference are
@@ -195,11 +230,10 @@ pub fn edit_user(
     conn: &mut DbConn,
     me: &CurrentUser,
     target: &User,
-    kind: OrgKind,
+    kind: Option<OrgKind>,
     change: &AccountChange,
 ) -> AppResult<()> {
-    let administers = manages_accounts_of(me, &target.organization_id)
-        && (me.is_system_admin() || target.role != AccountRole::SystemAdmin);
+    let administers = administers(me, target) && (me.is_system_admin() || target.role != AccountRole::SystemAdmin);
     let own = me.id == target.id;
     if !administers && !own {
         // People outside the organisation do not learn that an inactive account exists.
@@ -249,16 +283,25 @@ pub fn edit_user(
 
 use crate::audit::{self, Action, Event, Resource};
 use crate::db::DbConn;
-use crate::patients::{self, emergency, invitations, team, Patient};
-use crate::vocab::TeamRole;
+use crate::patients::{self, emergency, invitations, participants, team, Patient};
+use crate::vocab::{ParticipantRole, TeamRole};
 
 /// How the caller stands to a patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relation {
-    Member { member_id: String, role: TeamRole, is_lead: bool },
+    Member {
+        member_id: String,
+        role: TeamRole,
+        is_lead: bool,
+    },
     Coordinator,
     EmergencyAccess,
     AdminOfMemberOrganization,
+    /// The patient, a family member or the key person (`patients::participants`).
+    Participant {
+        participant_id: String,
+        role: ParticipantRole,
+    },
 }
 
 /// What the caller wants to do with the patient's data.
@@ -268,6 +311,14 @@ pub enum Need {
     Write,
     ReadTeam,
     ReadAccessLog,
+    /// Reading and posting in the family channel: the team and the participants.
+    FamilyChannel,
+    /// Approving who joins the team: the patient and the key person.
+    ApproveJoining,
+    /// Reading the consent records: whoever reads the patient, and the patient and key person.
+    ReadConsents,
+    /// Revoking consent: the team, and the patient and key person, whose choice it is.
+    RevokeConsent,
 }
 
 impl Relation {
@@ -275,12 +326,27 @@ impl Relation {
         matches!(self, Relation::Member { .. } | Relation::Coordinator | Relation::EmergencyAccess)
     }
 
+    /// The patient or the key person.
+    fn speaks_for_the_patient(&self) -> bool {
+        matches!(self, Relation::Participant { role, .. } if role.speaks_for_the_patient())
+    }
+
     pub fn allows(&self, need: Need) -> bool {
+        let member = matches!(self, Relation::Member { .. });
         match need {
             Need::Read => self.reads(),
-            Need::Write => matches!(self, Relation::Member { .. }),
-            Need::ReadTeam => self.reads() || *self == Relation::AdminOfMemberOrganization,
-            Need::ReadAccessLog => matches!(self, Relation::Member { is_lead: true, .. }),
+            Need::Write => member,
+            // The patient and the key person see who cares for them: they approve who joins.
+            Need::ReadTeam => {
+                self.reads() || *self == Relation::AdminOfMemberOrganization || self.speaks_for_the_patient()
+            }
+            Need::ReadAccessLog => {
+                matches!(self, Relation::Member { is_lead: true, .. }) || self.speaks_for_the_patient()
+            }
+            Need::FamilyChannel => member || matches!(self, Relation::Participant { .. }),
+            Need::ApproveJoining => self.speaks_for_the_patient(),
+            Need::ReadConsents => self.reads() || self.speaks_for_the_patient(),
+            Need::RevokeConsent => member || self.speaks_for_the_patient(),
         }
     }
 }
@@ -297,13 +363,28 @@ pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppRe
             return Ok(Some(Relation::Coordinator));
         }
     }
+    if me.organization_id.is_none() {
+        // The patient and the family: their own relation, and nothing a professional has.
+        return Ok(participants::active(conn, &patient.id, &me.id)?
+            .map(|p| Relation::Participant { participant_id: p.id, role: p.role }));
+    }
     if emergency::active_grant(conn, &patient.id, &me.id)?.is_some() {
         return Ok(Some(Relation::EmergencyAccess));
     }
-    if me.role == AccountRole::OrgAdmin && team::organization_on_team(conn, &patient.id, &me.organization_id)? {
+    if admin_of_member_organization(conn, me, &patient.id)? {
         return Ok(Some(Relation::AdminOfMemberOrganization));
     }
     Ok(None)
+}
+
+/// An administrator of an organisation with someone on the patient's team.
+fn admin_of_member_organization(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<bool> {
+    match &me.organization_id {
+        Some(organization_id) if me.role == AccountRole::OrgAdmin => {
+            team::organization_on_team(conn, patient_id, organization_id)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Decides a patient-scoped request. On refusal the attempt is audited (the audit record is
@@ -368,8 +449,7 @@ pub fn manage_team(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> App
         }
         // An administrator who is also a plain member keeps the administrator's capacity.
         Relation::AdminOfMemberOrganization | Relation::Member { .. }
-            if me.role == AccountRole::OrgAdmin
-                && team::organization_on_team(conn, &patient.id, &me.organization_id)? =>
+            if admin_of_member_organization(conn, me, &patient.id)? =>
         {
             Some(TeamManager::OrgAdmin)
         }
@@ -404,7 +484,7 @@ pub fn change_team(
     if manager == TeamManager::OrgAdmin {
         let refusal = match change {
             TeamChange::Add { user, role, is_lead } => {
-                if user.organization_id != me.organization_id {
+                if user.organization_id.is_none() || user.organization_id != me.organization_id {
                     Some("another organisation's person")
                 } else if user.id == me.id {
                     Some("oneself")
@@ -419,7 +499,7 @@ pub fn change_team(
                 }
             }
             TeamChange::Update { member, role, is_lead, .. } => {
-                if member.organization_id != me.organization_id {
+                if me.organization_id.as_deref() != Some(member.organization_id.as_str()) {
                     Some("another organisation's member")
                 } else if member.is_lead {
                     Some("the lead")
@@ -944,7 +1024,7 @@ pub fn patient_for_new_case(
                 return Ok((patient, Some(member)));
             }
             // Joining the team shares the record with the caller's hospital.
-            share_with_organization(conn, me, &patient, &me.organization_id)?;
+            share_with_organization(conn, me, &patient, my_organization(me)?)?;
             Ok((patient, None))
         }
         (0, Some((_, current))) => {
@@ -1094,7 +1174,7 @@ pub fn export_record(conn: &mut DbConn, me: &CurrentUser, patient: &Patient, rel
 /// Whether the caller, standing to the case's patient in `relation`, moves the case through its
 /// life: its hospital's staff on the team (the console offers the case's moves to them only).
 pub fn manages_case(me: &CurrentUser, case: &crate::discharge::cases::Case, relation: &Relation) -> bool {
-    matches!(relation, Relation::Member { .. }) && me.organization_id == case.hospital_id
+    matches!(relation, Relation::Member { .. }) && me.organization_id.as_deref() == Some(case.hospital_id.as_str())
 }
 
 /// The case the caller changes the dates of or moves through its life: the case's hospital, through its
@@ -1121,8 +1201,8 @@ pub fn case_to_manage(conn: &mut DbConn, me: &CurrentUser, case_id: &str) -> App
 
 /// Opening a discharge case, judged on the caller's organisation as it is stored now.
 pub fn open_case(conn: &mut DbConn, me: &CurrentUser) -> AppResult<()> {
-    let org =
-        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+    let org = crate::orgs::find(conn, my_organization(me)?)?
+        .ok_or_else(|| AppError::internal("user without organisation"))?;
     open_discharge_case(org.kind)
 }
 
@@ -1229,7 +1309,14 @@ pub fn team_addition(
         AppError::field("user_id", "unknown_user", "指定された利用者は見つかりません。", "No active user has this id.")
     })?;
     change_team(conn, me, manager, &patient.id, &TeamChange::Add { user: &user, role, is_lead })?;
-    share_with_organization(conn, me, &patient, &user.organization_id)?;
+    share_with_organization(conn, me, &patient, employer(&user)?)?;
+    if !patients::approval::approvers(conn, &patient)?.is_empty() {
+        // Joining waits for the patient's or key person's approval: only an invitation can wait.
+        return Err(AppError::conflict(
+            "この患者さんのチームに加わるには、ご本人またはキーパーソンの承認が必要です。招待を送ってください。",
+            "Joining this patient's team needs the patient's or key person's approval: send an invitation.",
+        ));
+    }
     Ok((patient, user))
 }
 
@@ -1308,7 +1395,7 @@ pub fn invite(
         Some(user) => {
             let add = TeamChange::Add { user: &user, role, is_lead: false };
             change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
-            share_with_organization(conn, me, &patient, &user.organization_id)?;
+            share_with_organization(conn, me, &patient, employer(&user)?)?;
             Ok((patient, invitations::Invitee::Account(Box::new(user))))
         }
         None => {
@@ -1379,8 +1466,146 @@ pub fn joining(
     let user = invitations::account(conn, me)?;
     let add = TeamChange::Add { user: &user, role: invitation.role, is_lead: false };
     change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
-    share_with_organization(conn, me, patient, &user.organization_id)?;
+    share_with_organization(conn, me, patient, employer(&user)?)?;
     Ok(user)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The patient, the family and the key person (`patients::participants`, `patients::approval`,
+// `family`).
+//
+// - They take part through their own relation (`Relation::Participant`), never as members: the
+//   family channel is theirs and the team's; every other datum of the patient answers them the
+//   404 of a missing patient, byte for byte.
+// - The patient and the key person approve who joins the team, read who opened the record and
+//   may revoke consent.
+// - The lead or the care manager invites them, sees them, ends a participation, and records that
+//   the care manager decides joinings for a patient who cannot.
+
+/// Inviting, listing and ending participants, and setting who decides joinings: the lead or the
+/// care manager, as for invitations ([`invitations`]).
+pub fn participants(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    invitations(conn, me, patient_id)
+}
+
+/// Inviting a participant by address: as [`participants`], and the address is not a
+/// professional's account in use (422, field `email`: they join the team by invitation).
+pub fn invite_participant(conn: &mut DbConn, me: &CurrentUser, patient_id: &str, email: &str) -> AppResult<Patient> {
+    let patient = participants(conn, me, patient_id)?;
+    if let Some(user) = crate::users::find_by_email(conn, email)? {
+        if user.active && user.organization_id.is_some() {
+            return Err(AppError::field(
+                "email",
+                "professional_account",
+                "このアドレスは専門職のアカウントです。ケアチームへの招待をお使いください。",
+                "This address is a professional's account: invite them to the care team instead.",
+            ));
+        }
+    }
+    Ok(patient)
+}
+
+/// One participant of a patient whose participants the caller manages; one of another patient,
+/// or none, answers like a missing one, audited.
+pub fn participant(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    participant_id: &str,
+) -> AppResult<(Patient, participants::Participant)> {
+    let patient = participants(conn, me, patient_id)?;
+    let Some(found) = participants::find(conn, &patient.id, participant_id)? else {
+        return Err(missing(conn, me, Resource::Participant, participant_id, "no such participant"));
+    };
+    Ok((patient, found))
+}
+
+/// The participant invitation a token names, for taking it up with a new account (no sign-in):
+/// an unknown, used or expired token is 422 naming `token`.
+pub fn participant_invitation(conn: &mut DbConn, token: &str) -> AppResult<participants::Participant> {
+    participants::invited_by_token(conn, token)?.ok_or_else(participants::invalid_token)
+}
+
+/// Taking a participant invitation up as the signed-in account: the invitation is addressed to
+/// the account's address (403, audited, otherwise), and the account is of no organisation (a
+/// professional joins the team instead: 409).
+pub fn participant_joining(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<participants::Participant> {
+    let found = participant_invitation(conn, token)?;
+    if crate::api::normalize_email(&me.email) != found.email {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::Participant, Some(&found.id), None)
+                .denied()
+                .detail("addressed to another account"),
+        )?;
+        return Err(AppError::forbidden(
+            "この招待は別のアカウント宛てです。招待されたアカウントでサインインしてください。",
+            "This invitation is for another account. Please sign in with the account that was invited.",
+        )
+        .keeping_changes());
+    }
+    if me.organization_id.is_some() {
+        return Err(AppError::conflict(
+            "専門職のアカウントでは参加者になれません。ご本人・ご家族用のアカウントで参加してください。",
+            "A professional's account cannot take part as the patient or family.",
+        ));
+    }
+    Ok(found)
+}
+
+/// The family channel of a patient: read and posted in by the team and the participants.
+pub fn family_channel(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<(Patient, Relation)> {
+    patient(conn, me, patient_id, Need::FamilyChannel, Resource::FamilyMessage)
+}
+
+/// The joinings of a patient waiting for approval: the patient and the key person.
+pub fn joining_requests(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    Ok(patient(conn, me, patient_id, Need::ApproveJoining, Resource::JoiningApproval)?.0)
+}
+
+/// A joining the patient or key person decides ([`joining_requests`]): an invitation of this
+/// patient waiting for approval (any other answers like a missing one, audited). Answers the
+/// patient, the invitation and, for an approval, the invitee, who must still be in service (409)
+/// and fit the role and the consent as when they accepted ([`joining`]).
+pub fn joining_decision(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    invitation_id: &str,
+    approving: bool,
+) -> AppResult<(Patient, invitations::Invitation, Option<User>)> {
+    let patient = joining_requests(conn, me, patient_id)?;
+    let found = invitations::find(conn, &patient.id, invitation_id)?
+        .filter(|i| i.status == crate::vocab::InvitationStatus::AwaitingApproval);
+    let Some(found) = found else {
+        return Err(missing(conn, me, Resource::JoiningApproval, invitation_id, "no joining awaits approval"));
+    };
+    if !approving {
+        return Ok((patient, found, None));
+    }
+    let invitee = found
+        .responded_by
+        .as_deref()
+        .map(|id| crate::users::find_in_service(conn, id))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| {
+            AppError::conflict(
+                "この方のアカウントは現在利用できません。承認できません。",
+                "This person's account is no longer in service: the joining cannot be approved.",
+            )
+        })?;
+    let add = TeamChange::Add { user: &invitee, role: found.role, is_lead: false };
+    change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
+    share_with_organization(conn, me, &patient, employer(&invitee)?)?;
+    Ok((patient, found, Some(invitee)))
+}
+
+/// Who decides joinings for a patient: whoever reads the team (the patient and the key person
+/// included).
+pub fn joining_approval(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
+    Ok(patient(conn, me, patient_id, Need::ReadTeam, Resource::JoiningApproval)?.0)
 }
 
 /// The patient a clinician asks emergency access to ([`request_emergency_access`]). A refusal
@@ -1407,7 +1632,7 @@ pub fn emergency_access(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -
 /// an account that does not exist). Answers whether the caller sees the account's details
 /// ([`sees_account_details`]).
 pub fn read_user(me: &CurrentUser, target: &User) -> AppResult<bool> {
-    if !target.active && !manages_accounts_of(me, &target.organization_id) {
+    if !target.active && !administers(me, target) {
         return Err(AppError::not_found());
     }
     Ok(sees_account_details(me, target))
@@ -1435,8 +1660,8 @@ pub fn coordinator_assignment(
 /// account; anyone else the 404 of an account that does not exist.
 fn account_to_administer(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
     let user = crate::users::find_for_update(conn, user_id)?.ok_or_else(AppError::not_found)?;
-    if !manages_accounts_of(me, &user.organization_id) {
-        return Err(if me.organization_id == user.organization_id && user.active {
+    if !administers(me, &user) {
+        return Err(if user.organization_id.is_some() && me.organization_id == user.organization_id && user.active {
             refuse()
         } else {
             AppError::not_found()
@@ -1456,6 +1681,12 @@ fn account_to_administer(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> 
 /// account that does not exist, byte for byte, so ids tell nothing about other organisations.
 pub fn offboarding(conn: &mut DbConn, me: &CurrentUser, user_id: &str) -> AppResult<User> {
     let user = account_to_administer(conn, me, user_id)?;
+    if user.organization_id.is_none() {
+        return Err(AppError::conflict(
+            "このアカウント（ご本人・ご家族）はどの組織にも属していないため、退職処理はできません。",
+            "This account (the patient's or family's) belongs to no organisation: there is nothing to offboard.",
+        ));
+    }
     if user.id == me.id {
         audit::record(
             conn,
@@ -1500,8 +1731,11 @@ pub fn user_creation(
 /// The account an edit is for (404 when there is none), once [`edit_user`] allows the edit.
 pub fn user_edit(conn: &mut DbConn, me: &CurrentUser, user_id: &str, change: &AccountChange) -> AppResult<User> {
     let user = crate::users::find(conn, user_id)?.ok_or_else(AppError::not_found)?;
-    let org = crate::orgs::find(conn, &user.organization_id)?.ok_or_else(AppError::not_found)?;
-    edit_user(conn, me, &user, org.kind, change)?;
+    let kind = match &user.organization_id {
+        Some(id) => Some(crate::orgs::find(conn, id)?.ok_or_else(AppError::not_found)?.kind),
+        None => None,
+    };
+    edit_user(conn, me, &user, kind, change)?;
     Ok(user)
 }
 

@@ -19,8 +19,8 @@ use crate::care::visits::Plan as VisitPlan;
 use crate::error::{AppError, AppResult, FieldError, Lang};
 use crate::state::AppState;
 use crate::{
-    attachments, audit, auth, care, caseload, console, discharge, docs, fhir, flags, mail, notes, ops, orgs, patients,
-    users, wards,
+    attachments, audit, auth, care, caseload, console, discharge, docs, family, fhir, flags, mail, notes, ops, orgs,
+    patients, users, wards,
 };
 
 /// Every route the service answers: the one list the server registers and the contract test
@@ -144,6 +144,42 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::POST, "/api/v1/care-team-invitations/accept", post().to(patients::handlers::invitations::accept)),
         (Method::POST, "/api/v1/care-team-invitations/decline", post().to(patients::handlers::invitations::decline)),
+        (Method::GET, "/api/v1/patients/{id}/participants", get().to(patients::handlers::participants::list)),
+        (Method::POST, "/api/v1/patients/{id}/participants", post().to(patients::handlers::participants::invite)),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/participants/{participant_id}/end",
+            post().to(patients::handlers::participants::end),
+        ),
+        (
+            Method::POST,
+            "/api/v1/participant-invitations/register",
+            post().to(patients::handlers::participants::register),
+        ),
+        (Method::POST, "/api/v1/participant-invitations/accept", post().to(patients::handlers::participants::accept)),
+        (Method::GET, "/api/v1/patients/{id}/joining-requests", get().to(patients::handlers::participants::requests)),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/joining-requests/{invitation_id}/approve",
+            post().to(patients::handlers::participants::approve),
+        ),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/joining-requests/{invitation_id}/refuse",
+            post().to(patients::handlers::participants::refuse),
+        ),
+        (
+            Method::GET,
+            "/api/v1/patients/{id}/joining-approval",
+            get().to(patients::handlers::participants::approval_setting),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/patients/{id}/joining-approval",
+            put().to(patients::handlers::participants::set_approval),
+        ),
+        (Method::GET, "/api/v1/patients/{id}/family-messages", get().to(family::handlers::list)),
+        (Method::POST, "/api/v1/patients/{id}/family-messages", post().to(family::handlers::create)),
         (Method::PATCH, "/api/v1/patients/{id}/care-team/{member_id}", patch().to(patients::handlers::team::update)),
         (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
         (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),

@@ -17,6 +17,7 @@ pub mod db;
 pub mod discharge;
 pub mod docs;
 pub mod error;
+pub mod family;
 pub mod fhir;
 pub mod flags;
 pub mod idempotency;

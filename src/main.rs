@@ -272,7 +272,7 @@ fn create_admin(config: &Config, email: &str, name: &str, organization: &str) ->
             users::insert(
                 conn,
                 NewUser {
-                    organization_id: &org.id,
+                    organization_id: Some(&org.id),
                     email,
                     name,
                     name_kana: None,

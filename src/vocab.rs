@@ -172,7 +172,8 @@ text_enum! {
 }
 
 text_enum! {
-    /// A person's profession.
+    /// A person's profession; `layperson` for the patient, a family member or the key person:
+    /// an account of no organisation, which no organisation kind employs and no team role fits.
     Profession {
         Physician => "physician",
         Nurse => "nurse",
@@ -183,6 +184,7 @@ text_enum! {
         Helper => "helper",
         SocialWorker => "social_worker",
         Other => "other",
+        Layperson => "layperson",
     }
 }
 
@@ -259,6 +261,7 @@ text_enum! {
     FlagSource {
         Manual => "manual",
         News2 => "news2",
+        FamilyMessage => "family_message",
     }
 }
 
@@ -493,12 +496,42 @@ text_enum! {
 
 text_enum! {
     /// Where an invitation into a care team stands. A pending invitation past its expiry is
-    /// stored as pending and answered as `expired`.
+    /// stored as pending and answered as `expired`. An accepted one waits in `awaiting_approval`
+    /// where the patient or key person approves, and ends `accepted` or `refused`.
     InvitationStatus {
         Pending => "pending" ("回答待ち", "Pending"),
         Accepted => "accepted" ("承諾済", "Accepted"),
         Declined => "declined" ("辞退", "Declined"),
         Expired => "expired" ("期限切れ", "Expired"),
         Revoked => "revoked" ("取消済", "Revoked"),
+        AwaitingApproval => "awaiting_approval" ("本人・キーパーソンの承認待ち", "Awaiting the patient's approval"),
+        Refused => "refused" ("本人・キーパーソンが不承認", "Refused by the patient"),
+    }
+}
+
+text_enum! {
+    /// How a person who is not a professional takes part in a patient's circle.
+    ParticipantRole {
+        Patient => "patient" ("ご本人", "The patient"),
+        Family => "family" ("ご家族", "Family member"),
+        KeyPerson => "key_person" ("キーパーソン", "Key person"),
+    }
+}
+
+impl ParticipantRole {
+    /// The patient and the key person approve who joins the team and read who opened the record.
+    pub fn speaks_for_the_patient(self) -> bool {
+        matches!(self, ParticipantRole::Patient | ParticipantRole::KeyPerson)
+    }
+}
+
+text_enum! {
+    /// Where a participant stands. An invited participant past the invitation's expiry is stored
+    /// as invited and answered as `expired`.
+    ParticipantStatus {
+        Invited => "invited" ("招待中", "Invited"),
+        Active => "active" ("参加中", "Taking part"),
+        Ended => "ended" ("終了", "Ended"),
+        Expired => "expired" ("期限切れ", "Expired"),
     }
 }

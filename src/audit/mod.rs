@@ -9,6 +9,7 @@
 //! existing patient share one chain, `-`.
 
 pub mod handlers;
+pub mod words;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -77,11 +78,14 @@ crate::text_enum! {
         DischargeTaskComment => "discharge_task_comment",
         EmergencyAccess => "emergency_access",
         EmergencyCard => "emergency_card",
+        FamilyMessage => "family_message",
         Fhir => "fhir",
         Flag => "flag",
         Medication => "medication",
+        JoiningApproval => "joining_approval",
         Note => "note",
         NoteRead => "note_read",
+        Participant => "participant",
         Patient => "patient",
         Timeline => "timeline",
         User => "user",

@@ -215,11 +215,11 @@ pub fn reset_second_factor(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer,
         me,
         Event::new(Action::Update, Resource::User, Some(&user.id), None).detail("second factor reset"),
     )?;
-    let admin_org =
-        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
+    let admin_org = crate::orgs::find(conn, crate::access::my_organization(me)?)?
+        .ok_or_else(|| AppError::internal("user without organisation"))?;
     let reset_at = now();
     let notice = Notice::SecondFactorReset {
-        admin: Described { profession: me.profession, organization: admin_org.kind },
+        admin: Described { profession: me.profession, organization: Some(admin_org.kind) },
         reset_at,
     };
     let email = mailer.to_user(user, &notice)?.once(format!(

@@ -17,7 +17,7 @@ pub mod totp;
 
 use diesel::prelude::*;
 
-use crate::db::schema::{organizations, sessions, users};
+use crate::db::schema::{sessions, users};
 use crate::db::{now, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::vocab::{AccountRole, Locale, Profession};
@@ -35,7 +35,7 @@ pub struct Bearer {
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: String,
-    pub organization_id: String,
+    pub organization_id: Option<String>,
     pub name: String,
     pub email: String,
     pub profession: Profession,
@@ -65,9 +65,9 @@ impl Bearer {
 
     /// The caller, for the few routes a system administrator uses to set up two-factor sign-in.
     pub fn user_allowing_missing_second_factor(&self, conn: &mut DbConn) -> AppResult<CurrentUser> {
-        type Row = (String, String, String, String, String, String, String, bool);
+        type Row = (String, Option<String>, String, String, String, String, String, bool);
         let row: Option<Row> = sessions::table
-            .inner_join(users::table.inner_join(organizations::table))
+            .inner_join(users::table)
             .filter(sessions::id.eq(&self.session_id))
             .filter(sessions::user_id.eq(&self.user_id))
             .filter(sessions::revoked_at.is_null())
@@ -75,7 +75,7 @@ impl Bearer {
             .filter(users::active.eq(true))
             // A deactivated organisation's people are out at once, even before their sessions
             // are revoked in the same transaction as the deactivation.
-            .filter(organizations::active.eq(true))
+            .filter(crate::users::employer_in_service())
             .select((
                 users::id,
                 users::organization_id,

@@ -237,15 +237,15 @@ pub fn rotate(conn: &mut DbConn, keys: &TokenKeys, presented: &str) -> AppResult
 /// The session's user when the session is open and unexpired, the account active and its
 /// organisation active.
 pub fn live_session_user(conn: &mut DbConn, session_id: &str) -> AppResult<Option<String>> {
-    use crate::db::schema::{organizations, users};
+    use crate::db::schema::users;
     let t = now();
     Ok(sessions::table
-        .inner_join(users::table.inner_join(organizations::table))
+        .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(t))
         .filter(users::active.eq(true))
-        .filter(organizations::active.eq(true))
+        .filter(crate::users::employer_in_service())
         .select(users::id)
         .first(conn)
         .optional()?)

@@ -147,7 +147,7 @@ pub async fn summary(state: web::Data<AppState>, bearer: Bearer) -> AppResult<Ht
         .db
         .read(move |conn| {
             let me = bearer.user(conn)?;
-            let org = crate::orgs::find(conn, &me.organization_id)?
+            let org = crate::orgs::find(conn, access::my_organization(&me)?)?
                 .ok_or_else(|| AppError::internal("user without organisation"))?;
             access::read_city_summary(&me, org.kind)?;
             let now = crate::db::now();

@@ -358,10 +358,16 @@ pub async fn accept_invitation(state: web::Data<AppState>, req: HttpRequest, bod
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            Ok(patients::joining::accept(conn, &me, &mailer, &f.token)?.patient_id)
+            Ok(match patients::joining::accept(conn, &me, &mailer, &f.token)? {
+                patients::joining::Joined::Member(member) => format!("/console/patients/{}", member.patient_id),
+                // Waiting for the patient's approval: the invitation's page says so.
+                patients::joining::Joined::AwaitingApproval(_) => {
+                    format!("/console/care-team-invitations?token={}", f.token)
+                }
+            })
         })
         .await;
-    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}"))
+    onward(&req, lang, done, |to| to)
 }
 
 /// `POST /console/care-team-invitations/decline`, as `POST /api/v1/care-team-invitations/decline`.

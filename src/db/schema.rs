@@ -134,6 +134,8 @@ diesel::table! {
         responded_at -> Nullable<Timestamp>,
         responded_by -> Nullable<Text>,
         member_id -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
     }
 }
 
@@ -523,6 +525,39 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         superseded_by -> Nullable<Text>,
+        approval_waived_reason -> Nullable<Text>,
+        approval_waived_by -> Nullable<Text>,
+        approval_waived_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    patient_participants (id) {
+        id -> Text,
+        patient_id -> Text,
+        user_id -> Nullable<Text>,
+        email -> Text,
+        role -> Text,
+        relationship -> Nullable<Text>,
+        status -> Text,
+        token_hash -> Text,
+        expires_at -> Timestamp,
+        invited_by -> Text,
+        created_at -> Timestamp,
+        joined_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        ended_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    family_messages (id) {
+        id -> Text,
+        patient_id -> Text,
+        author_id -> Text,
+        text -> Text,
+        flag_id -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
@@ -576,7 +611,7 @@ diesel::table! {
 diesel::table! {
     users (id) {
         id -> Text,
-        organization_id -> Text,
+        organization_id -> Nullable<Text>,
         email -> Text,
         name -> Text,
         name_kana -> Nullable<Text>,
@@ -900,6 +935,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     patient_insurance,
     notification_preferences,
     patients,
+    patient_participants,
+    family_messages,
     push_subscriptions,
     refresh_tokens,
     sessions,

@@ -226,7 +226,7 @@ pub fn load(conn: &mut DbConn, patient: Patient) -> AppResult<Record> {
     let mut org_ids: BTreeSet<String> = members.iter().map(|m| m.organization_id.clone()).collect();
     org_ids.extend(notes.iter().map(|n| n.note.organization_id.clone()));
     org_ids.extend(cases.iter().map(|c| c.hospital_id.clone()));
-    org_ids.extend(users.iter().map(|u| u.organization_id.clone()));
+    org_ids.extend(users.iter().filter_map(|u| u.organization_id.clone()));
     let mut organizations = Vec::new();
     for id in &org_ids {
         if let Some(o) = orgs::find(conn, id)? {

@@ -355,7 +355,7 @@ pub fn alert_recipients(
 ) -> AppResult<Vec<String>> {
     let members: Vec<(String, String, bool, String)> = care_team_members::table
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
-        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .inner_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
         .filter(users::active.eq(true))
@@ -447,7 +447,7 @@ pub fn escalate_due(conn: &mut DbConn, now: NaiveDateTime, limits: &EscalationLi
 fn role_members(conn: &mut DbConn, patient_id: &str, role: TeamRole) -> AppResult<Vec<String>> {
     Ok(care_team_members::table
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
-        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .inner_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::role.eq(role))
         .filter(care_team_members::ended_at.is_null())

@@ -41,10 +41,11 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Described {
     pub profession: Profession,
-    pub organization: OrgKind,
+    /// `None` for the patient and their family, who belong to no organisation.
+    pub organization: Option<OrgKind>,
 }
 
-fn profession_label(p: Profession, locale: Locale) -> &'static str {
+pub fn profession_label(p: Profession, locale: Locale) -> &'static str {
     use Profession::*;
     match (p, locale) {
         (Physician, Locale::Ja) => "医師",
@@ -65,6 +66,8 @@ fn profession_label(p: Profession, locale: Locale) -> &'static str {
         (SocialWorker, Locale::En) => "social worker",
         (Other, Locale::Ja) => "職員",
         (Other, Locale::En) => "staff member",
+        (Layperson, Locale::Ja) => "ご本人・ご家族",
+        (Layperson, Locale::En) => "the patient or their family",
     }
 }
 
@@ -92,10 +95,12 @@ fn org_kind_label(k: OrgKind, locale: Locale) -> &'static str {
 
 impl Described {
     fn label(self, locale: Locale) -> String {
-        let (p, o) = (profession_label(self.profession, locale), org_kind_label(self.organization, locale));
-        match locale {
-            Locale::Ja => format!("{o}の{p}"),
-            Locale::En => format!("a {p} at a {o}"),
+        let p = profession_label(self.profession, locale);
+        match (self.organization.map(|o| org_kind_label(o, locale)), locale) {
+            (Some(o), Locale::Ja) => format!("{o}の{p}"),
+            (Some(o), Locale::En) => format!("a {p} at a {o}"),
+            (None, Locale::Ja) => "ご本人・ご家族".into(),
+            (None, Locale::En) => "the patient or their family".into(),
         }
     }
 }
@@ -234,6 +239,31 @@ pub enum Notice {
         inviter: Described,
         patient: String,
     },
+    /// An invitation into a patient's circle for the patient, a family member or the key person,
+    /// with the one-time link to take it up. Nothing typed by a person is in it.
+    ParticipantInvitation {
+        token: String,
+        expires_at: NaiveDateTime,
+        role: crate::vocab::ParticipantRole,
+        inviter: Described,
+        patient: String,
+    },
+    /// A professional waits for the patient's (or key person's) approval to join the team: the
+    /// approvers are told.
+    JoiningAwaitsApproval {
+        member: Described,
+        role: crate::vocab::TeamRole,
+        patient: String,
+        patient_id: String,
+    },
+    /// The patient or the key person refused a joining: the lead is told.
+    JoiningRefused {
+        member: Described,
+        role: crate::vocab::TeamRole,
+        decided_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
@@ -316,6 +346,9 @@ impl Notice {
             Notice::PasswordReset { .. } => MailKind::PasswordReset,
             Notice::TeamChanged { .. } => MailKind::TeamChanged,
             Notice::TeamInvitation { .. } => MailKind::TeamInvitation,
+            Notice::ParticipantInvitation { .. } => MailKind::ParticipantInvitation,
+            Notice::JoiningAwaitsApproval { .. } => MailKind::JoiningAwaitsApproval,
+            Notice::JoiningRefused { .. } => MailKind::JoiningRefused,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
             Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
@@ -343,6 +376,9 @@ crate::text_enum! {
         PasswordReset => "password_reset",
         TeamChanged => "team_changed",
         TeamInvitation => "team_invitation",
+        ParticipantInvitation => "participant_invitation",
+        JoiningAwaitsApproval => "joining_awaits_approval",
+        JoiningRefused => "joining_refused",
         OrganizationDeactivated => "organization_deactivated",
         MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
@@ -383,6 +419,12 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::TeamChanged, Locale::En) => include_str!("templates/team_changed.en.txt"),
         (MailKind::TeamInvitation, Locale::Ja) => include_str!("templates/team_invitation.ja.txt"),
         (MailKind::TeamInvitation, Locale::En) => include_str!("templates/team_invitation.en.txt"),
+        (MailKind::ParticipantInvitation, Locale::Ja) => include_str!("templates/participant_invitation.ja.txt"),
+        (MailKind::ParticipantInvitation, Locale::En) => include_str!("templates/participant_invitation.en.txt"),
+        (MailKind::JoiningAwaitsApproval, Locale::Ja) => include_str!("templates/joining_awaits_approval.ja.txt"),
+        (MailKind::JoiningAwaitsApproval, Locale::En) => include_str!("templates/joining_awaits_approval.en.txt"),
+        (MailKind::JoiningRefused, Locale::Ja) => include_str!("templates/joining_refused.ja.txt"),
+        (MailKind::JoiningRefused, Locale::En) => include_str!("templates/joining_refused.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
         (MailKind::MemberOffboarded, Locale::Ja) => include_str!("templates/member_offboarded.ja.txt"),
@@ -401,6 +443,13 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::Test, Locale::En) => include_str!("templates/test.en.txt"),
         // Never rendered: no notice has this kind.
         (MailKind::Webhook, _) => "",
+    }
+}
+
+fn lang_of(locale: Locale) -> crate::error::Lang {
+    match locale {
+        Locale::Ja => crate::error::Lang::Ja,
+        Locale::En => crate::error::Lang::En,
     }
 }
 
@@ -447,7 +496,7 @@ fn jst() -> FixedOffset {
     FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
-fn format_time(t: NaiveDateTime, locale: Locale) -> String {
+pub fn format_time(t: NaiveDateTime, locale: Locale) -> String {
     let local = jst().from_utc_datetime(&t);
     match locale {
         Locale::Ja => local.format("%Y年%-m月%-d日 %H:%M（日本時間）").to_string(),
@@ -621,6 +670,29 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("inviter", inviter.label(locale)));
             params.push(("patient", text(patient)));
         }
+        Notice::ParticipantInvitation { token, expires_at, role, inviter, patient } => {
+            if !crate::auth::tokens::is_link_token(token) {
+                return Err(AppError::internal("an invitation link with a token that is not URL-safe"));
+            }
+            params.push(("link", format!("{public_url}/participant-invitations?token={token}")));
+            params.push(("expires_at", format_time(*expires_at, locale)));
+            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("inviter", inviter.label(locale)));
+            params.push(("patient", text(patient)));
+        }
+        Notice::JoiningAwaitsApproval { member, role, patient, patient_id } => {
+            params.push(("member", member.label(locale)));
+            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/joining-requests", link(public_url, "patients", patient_id)?)));
+        }
+        Notice::JoiningRefused { member, role, decided_at, patient, patient_id } => {
+            params.push(("member", member.label(locale)));
+            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("decided_at", format_time(*decided_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
+        }
         Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
             params.push(("change", change.label(locale).into()));
             params.push(("member", member.label(locale)));
@@ -754,7 +826,7 @@ mod tests {
                 flag_id: ID.into(),
             },
             Notice::EmergencyAccess {
-                accessor: Described { profession: Profession::Nurse, organization: OrgKind::Hospital },
+                accessor: Described { profession: Profession::Nurse, organization: Some(OrgKind::Hospital) },
                 accessed_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
@@ -786,8 +858,8 @@ mod tests {
             Notice::PasswordReset { token: "q3VfJx0_-Zk".into(), expires_at: at() },
             Notice::TeamChanged {
                 change: TeamChange::Ended,
-                member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
-                actor: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                member: Described { profession: Profession::Physician, organization: Some(OrgKind::Clinic) },
+                actor: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
                 changed_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
@@ -796,8 +868,34 @@ mod tests {
                 token: "q3VfJx0_-Zk".into(),
                 expires_at: at(),
                 role: crate::vocab::TeamRole::VisitingNurse,
-                inviter: Described { profession: Profession::CareManager, organization: OrgKind::CareManagementOffice },
+                inviter: Described {
+                    profession: Profession::CareManager,
+                    organization: Some(OrgKind::CareManagementOffice),
+                },
                 patient: text.into(),
+            },
+            Notice::ParticipantInvitation {
+                token: "q3VfJx0_-Zk".into(),
+                expires_at: at(),
+                role: crate::vocab::ParticipantRole::KeyPerson,
+                inviter: Described {
+                    profession: Profession::CareManager,
+                    organization: Some(OrgKind::CareManagementOffice),
+                },
+                patient: text.into(),
+            },
+            Notice::JoiningAwaitsApproval {
+                member: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
+                role: crate::vocab::TeamRole::VisitingNurse,
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::JoiningRefused {
+                member: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
+                role: crate::vocab::TeamRole::VisitingNurse,
+                decided_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
             },
             Notice::OrganizationDeactivated {
                 organization: OrgKind::Clinic,
@@ -807,7 +905,7 @@ mod tests {
                 patient_id: ID.into(),
             },
             Notice::MemberOffboarded {
-                member: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+                member: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
                 was_lead: true,
                 tasks_unassigned: 2,
                 offboarded_at: at(),
@@ -817,13 +915,13 @@ mod tests {
             Notice::CoordinatorAssigned {
                 ward_name: text.into(),
                 ward_name_en: text.into(),
-                coordinator: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
-                actor: Described { profession: Profession::Other, organization: OrgKind::CityWardOffice },
+                coordinator: Described { profession: Profession::Physician, organization: Some(OrgKind::Clinic) },
+                actor: Described { profession: Profession::Other, organization: Some(OrgKind::CityWardOffice) },
                 assigned_at: at(),
             },
             Notice::WebhookDisabled { failures: 10, disabled_at: at(), endpoint_id: ID.into() },
             Notice::SecondFactorReset {
-                admin: Described { profession: Profession::Other, organization: OrgKind::VisitingNurseStation },
+                admin: Described { profession: Profession::Other, organization: Some(OrgKind::VisitingNurseStation) },
                 reset_at: at(),
             },
             Notice::AccountCreated { token: "q3VfJx0_-Zk".into(), expires_at: at() },
@@ -920,7 +1018,7 @@ mod tests {
 
     #[test]
     fn people_are_described_and_custom_tasks_named_generically() {
-        let nurse = Described { profession: Profession::Nurse, organization: OrgKind::Hospital };
+        let nurse = Described { profession: Profession::Nurse, organization: Some(OrgKind::Hospital) };
         let access = Notice::EmergencyAccess {
             accessor: nurse,
             accessed_at: at(),
@@ -945,8 +1043,8 @@ mod tests {
     fn people_are_described_by_profession_and_organisation_kind() {
         let notice = Notice::TeamChanged {
             change: TeamChange::RoleChanged,
-            member: Described { profession: Profession::Physician, organization: OrgKind::Clinic },
-            actor: Described { profession: Profession::Nurse, organization: OrgKind::VisitingNurseStation },
+            member: Described { profession: Profession::Physician, organization: Some(OrgKind::Clinic) },
+            actor: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
             changed_at: at(),
             patient: "Y.H.".into(),
             patient_id: ID.into(),

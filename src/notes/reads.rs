@@ -92,7 +92,7 @@ pub struct Receipt {
 
 /// Everyone who read the note, first reader first.
 pub fn receipts(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<Receipt>> {
-    let rows: Vec<(String, String, String, String, NaiveDateTime)> = note_reads::table
+    let rows: Vec<(String, String, String, Option<String>, NaiveDateTime)> = note_reads::table
         .inner_join(users::table.on(users::id.eq(note_reads::user_id)))
         .filter(note_reads::note_id.eq(note_id))
         .order((note_reads::read_at.asc(), note_reads::user_id.asc()))
@@ -104,7 +104,8 @@ pub fn receipts(conn: &mut DbConn, note_id: &str) -> AppResult<Vec<Receipt>> {
             user_id,
             name,
             profession,
-            organization_id,
+            // Readers of notes are members, who are all of an organisation.
+            organization_id: organization_id.unwrap_or_default(),
             read_at,
         })
         .collect())

@@ -43,6 +43,7 @@ pub const ATTACHMENT_ADDED: &str = "attachment_added";
 pub const MEDICATION_CHANGED: &str = "medication_changed";
 pub const MEDICATION_RECONCILED: &str = "medication_reconciled";
 pub const ALLERGY_CHANGED: &str = "allergy_changed";
+pub const JOINING_DECIDED: &str = "joining_decided";
 
 /// Characters of a note's text shown on the timeline.
 const EXCERPT_CHARS: usize = 80;
@@ -237,6 +238,7 @@ pub const SOURCES: &[Source] = &[
     medication_versions_of,
     medication_reconciliations_of,
     allergy_versions_of,
+    joining_decisions,
 ];
 
 /// The rows of one source in a window, as every source reads them: the patient's rows (`$q`),
@@ -619,6 +621,43 @@ pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&Position>, limit
     items.sort_by(Item::newest_first);
     items.truncate(limit as usize + 1);
     Ok(items)
+}
+
+/// The patient's or key person's approvals and refusals of who joins the team.
+fn joining_decisions(conn: &mut DbConn, names: &mut Names, w: &Window<'_>) -> AppResult<Vec<Item>> {
+    use crate::db::schema::care_team_invitations as i;
+    type Row =
+        (String, Option<String>, Option<String>, TeamRole, crate::vocab::InvitationStatus, Option<NaiveDateTime>);
+    let rows: Vec<Row> = newest!(
+        conn,
+        w,
+        JOINING_DECIDED,
+        i::table.filter(i::patient_id.eq(w.patient_id.to_string())).filter(i::decided_at.is_not_null()),
+        (i::decided_at, i::id),
+        (i::id, i::responded_by, i::decided_by, i::role, i::status, i::decided_at)
+    )?;
+    rows.into_iter()
+        .filter_map(|(id, invitee, by, role, status, at)| at.map(|at| (id, invitee, by, role, status, at)))
+        .map(|(id, invitee, by, role, status, at)| {
+            let name = match &invitee {
+                Some(u) => names.of(conn, u)?,
+                None => String::new(),
+            };
+            let (role_ja, role_en) = (role.label(Lang::Ja), role.label(Lang::En).to_lowercase());
+            let summary = if status == crate::vocab::InvitationStatus::Refused {
+                (
+                    format!("{name}さんの{role_ja}としての参加を、ご本人・キーパーソンが承認しませんでした。"),
+                    format!("The patient or key person refused {name} joining as {role_en}."),
+                )
+            } else {
+                (
+                    format!("{name}さんの{role_ja}としての参加を、ご本人・キーパーソンが承認しました。"),
+                    format!("The patient or key person approved {name} joining as {role_en}."),
+                )
+            };
+            Ok(Item::new(JOINING_DECIDED, at, id, summary).by(names.actor(conn, by.as_deref())?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

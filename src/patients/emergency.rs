@@ -78,9 +78,9 @@ pub fn open(
     )?;
     // The team is told who opened the record (by profession and kind of organisation: a typed
     // name could carry a link), and when.
-    let org =
-        crate::orgs::find(conn, &me.organization_id)?.ok_or_else(|| AppError::internal("user without organisation"))?;
-    let accessor = mail::Described { profession: me.profession, organization: org.kind };
+    let org = crate::orgs::find(conn, crate::access::my_organization(me)?)?
+        .ok_or_else(|| AppError::internal("user without organisation"))?;
+    let accessor = mail::Described { profession: me.profession, organization: Some(org.kind) };
     let notice = mail::Notice::EmergencyAccess {
         accessor,
         accessed_at: grant.granted_at,

@@ -42,6 +42,8 @@ pub struct Invitation {
     pub responded_at: Option<NaiveDateTime>,
     pub responded_by: Option<String>,
     pub member_id: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
 }
 
 impl Invitation {
@@ -220,6 +222,8 @@ pub fn create(
         responded_at: None,
         responded_by: None,
         member_id: None,
+        decided_by: None,
+        decided_at: None,
     };
     diesel::insert_into(care_team_invitations::table).values(&invitation).execute(conn)?;
     audit::record(
@@ -231,7 +235,7 @@ pub fn create(
         token,
         expires_at: invitation.expires_at,
         role,
-        inviter: team::person_kind(conn, me.profession, &me.organization_id)?,
+        inviter: team::person_kind(conn, me.profession, me.organization_id.as_deref())?,
         patient: patient.email_label(mailer.patient_label()),
     };
     let email = match invitee {
@@ -292,6 +296,14 @@ fn not_pending(state: InvitationStatus) -> AppError {
             "この招待は取り消されました。招待した方にお問い合わせください。",
             "This invitation was revoked. Please ask the person who invited you.",
         ),
+        InvitationStatus::AwaitingApproval => (
+            "この招待は承諾済みで、ご本人・キーパーソンの承認を待っています。",
+            "This invitation was accepted and awaits the patient's or key person's approval.",
+        ),
+        InvitationStatus::Refused => (
+            "この参加は、ご本人・キーパーソンに承認されませんでした。",
+            "The patient or key person did not approve this joining.",
+        ),
         InvitationStatus::Expired | InvitationStatus::Pending => (
             "この招待は有効期限が切れています。招待した方にあらためて招待を依頼してください。",
             "This invitation has expired. Please ask the person who invited you for a new one.",
@@ -300,7 +312,7 @@ fn not_pending(state: InvitationStatus) -> AppError {
     AppError::conflict(ja, en)
 }
 
-fn reread(conn: &mut DbConn, invitation: &Invitation) -> AppResult<InvitationView> {
+pub fn reread(conn: &mut DbConn, invitation: &Invitation) -> AppResult<InvitationView> {
     Ok(care_team_invitations::table
         .find(&invitation.id)
         .select(Invitation::as_select())

@@ -1,7 +1,9 @@
 //! Answering a care-team invitation with its e-mailed token, for the API and the console alike:
 //! the access policy finds the invitation the caller may answer, it is settled once, and an
-//! accepted one makes the membership.
+//! accepted one makes the membership — or, where the patient or key person takes part, waits
+//! for their approval (`patients::approval`).
 
+use super::approval;
 use super::invitations::{self, Invitation, InvitationView};
 use super::team::MemberView;
 use crate::access;
@@ -11,17 +13,31 @@ use crate::error::AppResult;
 use crate::mail::Mailer;
 use crate::vocab::InvitationStatus;
 
+/// What accepting did.
+pub enum Joined {
+    /// The caller is on the team.
+    Member(MemberView),
+    /// The patient or the key person has to approve first.
+    AwaitingApproval(InvitationView),
+}
+
 /// The invitation the caller may answer, as it stands (to show before answering).
 pub fn addressed_to_me(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<Invitation> {
     Ok(access::invitation_response(conn, me, token)?.0)
 }
 
-/// The caller joins the team as the invitation says.
-pub fn accept(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, token: &str) -> AppResult<MemberView> {
+/// The caller joins the team as the invitation says, at once or once approved.
+pub fn accept(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, token: &str) -> AppResult<Joined> {
     let (invitation, patient) = access::invitation_response(conn, me, token)?;
-    invitations::settle(conn, me, &invitation, InvitationStatus::Accepted)?;
-    let user = access::joining(conn, me, &patient, &invitation)?;
-    invitations::accept(conn, me, mailer, &patient, &user, &invitation)
+    let approvers = approval::approvers(conn, &patient)?;
+    if approvers.is_empty() {
+        invitations::settle(conn, me, &invitation, InvitationStatus::Accepted)?;
+        let user = access::joining(conn, me, &patient, &invitation)?;
+        return Ok(Joined::Member(invitations::accept(conn, me, mailer, &patient, &user, &invitation)?));
+    }
+    invitations::settle(conn, me, &invitation, InvitationStatus::AwaitingApproval)?;
+    access::joining(conn, me, &patient, &invitation)?;
+    Ok(Joined::AwaitingApproval(approval::ask(conn, me, mailer, &patient, &invitation, &approvers)?))
 }
 
 pub fn decline(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<InvitationView> {

@@ -1,5 +1,6 @@
 //! Patients: the person at the centre of a care team, their consent and their team.
 
+pub mod approval;
 pub mod consents;
 pub mod emergency;
 pub mod handlers;
@@ -8,6 +9,7 @@ pub mod insurance;
 pub mod invitations;
 pub mod joining;
 pub mod merge;
+pub mod participants;
 pub mod team;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -46,6 +48,11 @@ pub struct Patient {
     pub updated_at: NaiveDateTime,
     /// Set when this registration was a duplicate, merged into the patient named here.
     pub superseded_by: Option<String>,
+    /// Why the care manager decides who joins in place of the patient (who cannot approve, e.g.
+    /// dementia), with who recorded it and when; `None`: the patient or key person approves.
+    pub approval_waived_reason: Option<String>,
+    pub approval_waived_by: Option<String>,
+    pub approval_waived_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -201,6 +208,9 @@ pub fn insert(conn: &mut DbConn, new: NewPatient, registered_by: &str) -> AppRes
         created_at: t,
         updated_at: t,
         superseded_by: None,
+        approval_waived_reason: None,
+        approval_waived_by: None,
+        approval_waived_at: None,
     };
     diesel::insert_into(patients::table).values(&patient).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::Patient { patient_id: &patient.id })?;

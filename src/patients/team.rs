@@ -251,7 +251,7 @@ pub fn end(conn: &mut DbConn, member_id: &str, ended_on: NaiveDate, ended_by: &s
 pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> {
     Ok(care_team_members::table
         .inner_join(users::table.on(users::id.eq(care_team_members::user_id)))
-        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .inner_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
         .filter(care_team_members::patient_id.eq(patient_id))
         .filter(care_team_members::ended_at.is_null())
         .filter(users::active.eq(true))
@@ -269,9 +269,12 @@ pub fn profession_of(conn: &mut DbConn, user_id: &str) -> AppResult<Profession> 
 pub fn person_kind(
     conn: &mut DbConn,
     profession: Profession,
-    organization_id: &str,
+    organization_id: Option<&str>,
 ) -> AppResult<templates::Described> {
-    let organization: OrgKind = organizations::table.find(organization_id).select(organizations::kind).first(conn)?;
+    let organization: Option<OrgKind> = match organization_id {
+        Some(id) => Some(organizations::table.find(id).select(organizations::kind).first(conn)?),
+        None => None,
+    };
     Ok(templates::Described { profession, organization })
 }
 
@@ -291,8 +294,8 @@ fn tell_lead(
     let member_profession = profession_of(conn, &member.user_id)?;
     let notice = mail::Notice::TeamChanged {
         change,
-        member: person_kind(conn, member_profession, &member.organization_id)?,
-        actor: person_kind(conn, me.profession, &me.organization_id)?,
+        member: person_kind(conn, member_profession, Some(&member.organization_id))?,
+        actor: person_kind(conn, me.profession, me.organization_id.as_deref())?,
         changed_at: now(),
         patient: patient.email_label(mailer.patient_label()),
         patient_id: patient.id.clone(),
@@ -339,7 +342,8 @@ pub fn add_member(
     let is_lead = input.is_lead.unwrap_or(false);
     let lead_before = lead(conn, &patient.id)?;
     let started_on = input.started_on.unwrap_or_else(today_jst);
-    let member = add(conn, &patient.id, &user.id, &user.organization_id, input.role, is_lead, started_on, &me.id)?;
+    let member =
+        add(conn, &patient.id, &user.id, crate::access::employer(user)?, input.role, is_lead, started_on, &me.id)?;
     audit::record(conn, me, Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient.id)))?;
     let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
     tell_lead(conn, mailer, patient, lead_before.as_ref(), me, change, &member)?;
@@ -366,7 +370,8 @@ pub fn join(
         ));
     }
     let lead_before = lead(conn, &patient.id)?.filter(|l| l.user_id != invited_by);
-    let member = add(conn, &patient.id, &user.id, &user.organization_id, role, false, today_jst(), invited_by)?;
+    let member =
+        add(conn, &patient.id, &user.id, crate::access::employer(user)?, role, false, today_jst(), invited_by)?;
     audit::record(
         conn,
         me,

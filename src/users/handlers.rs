@@ -102,7 +102,7 @@ pub async fn create(
             let user = super::insert(
                 conn,
                 NewUser {
-                    organization_id: &organization_id,
+                    organization_id: Some(&organization_id),
                     email: &body.email,
                     name: &body.name,
                     name_kana: body.name_kana.as_deref(),

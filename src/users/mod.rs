@@ -15,11 +15,19 @@ use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
 use crate::vocab::{AccountRole, FlagNotifications, Locale, Profession};
 
+/// The employer half of "in service": an account of an active organisation, or of none (the
+/// patient and their family belong to no organisation).
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn employer_in_service() -> _ {
+    users::organization_id.is_null().or(users::organization_id
+        .eq_any(organizations::table.filter(organizations::active.eq(true)).select(organizations::id.nullable())))
+}
+
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: String,
-    pub organization_id: String,
+    pub organization_id: Option<String>,
     pub email: String,
     pub name: String,
     pub name_kana: Option<String>,
@@ -44,7 +52,8 @@ pub struct User {
 #[derive(Debug, Serialize)]
 pub struct UserView {
     pub id: String,
-    pub organization_id: String,
+    /// `None` for the patient and their family, who belong to no organisation.
+    pub organization_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub name: String,
@@ -86,7 +95,7 @@ impl User {
 }
 
 pub struct NewUser<'a> {
-    pub organization_id: &'a str,
+    pub organization_id: Option<&'a str>,
     pub email: &'a str,
     pub name: &'a str,
     pub name_kana: Option<&'a str>,
@@ -100,7 +109,7 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> AppResult<User> {
     let t = now();
     let user = User {
         id: new_id(),
-        organization_id: new.organization_id.into(),
+        organization_id: new.organization_id.map(Into::into),
         email: api::normalize_email(new.email),
         name: new.name.into(),
         name_kana: new.name_kana.map(Into::into),
@@ -145,15 +154,25 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
 
 /// An account that may act and be told things now: active, in an active organisation. A
 /// deactivated organisation's people are out of the service at once (the access policy, src/access.rs).
+/// Who an account is, as the access log names them: name, profession and organisation.
+pub fn actor(conn: &mut DbConn, id: &str) -> AppResult<Option<crate::audit::words::Actor>> {
+    let found: Option<(String, Profession, Option<String>)> = users::table
+        .left_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
+        .filter(users::id.eq(id))
+        .select((users::name, users::profession, organizations::name.nullable()))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(name, profession, organization)| crate::audit::words::Actor { name, profession, organization }))
+}
+
 pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     if id.contains('\0') {
         return Ok(None);
     }
     Ok(users::table
-        .inner_join(organizations::table)
         .filter(users::id.eq(id))
         .filter(users::active.eq(true))
-        .filter(organizations::active.eq(true))
+        .filter(employer_in_service())
         .select(User::as_select())
         .first(conn)
         .optional()?)
@@ -162,10 +181,9 @@ pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
 /// Of these accounts, those in service (active, in an active organisation), in the order given.
 pub fn in_service(conn: &mut DbConn, ids: &[String]) -> AppResult<Vec<String>> {
     let found: Vec<String> = users::table
-        .inner_join(organizations::table)
         .filter(users::id.eq_any(ids))
         .filter(users::active.eq(true))
-        .filter(organizations::active.eq(true))
+        .filter(employer_in_service())
         .select(users::id)
         .load(conn)?;
     Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())

@@ -170,7 +170,7 @@ pub fn offboard(
         events.push((Resource::DischargeTask, task.id.clone(), task.patient_id.clone()));
     }
     let today = patients::today_jst();
-    let member = team::person_kind(conn, user.profession, &user.organization_id)?;
+    let member = team::person_kind(conn, user.profession, user.organization_id.as_deref())?;
     let mut leads_told = 0;
     for m in &held.memberships {
         team::end(conn, &m.id, today.max(m.started_on), &me.id)?;
@@ -193,7 +193,7 @@ pub fn offboard(
     let done = Offboarding {
         id: new_id(),
         user_id: user.id.clone(),
-        organization_id: user.organization_id.clone(),
+        organization_id: crate::access::employer(user)?.to_string(),
         reason: reason.to_string(),
         offboarded_by: me.id.clone(),
         offboarded_at: at,

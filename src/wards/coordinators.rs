@@ -43,8 +43,8 @@ pub fn assign(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, ward: Ward, 
         Event::new(Action::Create, Resource::WardCoordinator, Some(&assignment_id(&ward.code, &user.id)), None),
     )?;
     let notice = mail::Notice::CoordinatorAssigned {
-        coordinator: person_kind(conn, user.profession, &user.organization_id)?,
-        actor: person_kind(conn, me.profession, &me.organization_id)?,
+        coordinator: person_kind(conn, user.profession, user.organization_id.as_deref())?,
+        actor: person_kind(conn, me.profession, me.organization_id.as_deref())?,
         assigned_at: now(),
         ward_name: ward.name,
         ward_name_en: ward.name_en,

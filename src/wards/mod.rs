@@ -71,7 +71,7 @@ pub fn coordinators_of(conn: &mut DbConn, ward_code: &str) -> AppResult<Vec<Stri
     use crate::db::schema::{organizations, users};
     Ok(ward_coordinators::table
         .inner_join(users::table.on(users::id.eq(ward_coordinators::user_id)))
-        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .inner_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
         .filter(ward_coordinators::ward_code.eq(ward_code))
         .filter(users::active.eq(true))
         .filter(organizations::active.eq(true))

@@ -50,6 +50,9 @@ async fn seed(app: &TestApp, registered_by: &str) -> Vec<Entry> {
             created_at: now,
             updated_at: now,
             superseded_by: None,
+            approval_waived_reason: None,
+            approval_waived_by: None,
+            approval_waived_at: None,
         });
         // Many ties in every sorted column, and rows without a value.
         let news2 = (i % 4 != 0).then_some((i % 9) as i32);

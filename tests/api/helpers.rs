@@ -435,7 +435,7 @@ impl TestApp {
                     let user = renkei::users::insert(
                         conn,
                         renkei::users::NewUser {
-                            organization_id: &org.id,
+                            organization_id: Some(&org.id),
                             email: &email,
                             name: "管理者",
                             name_kana: None,

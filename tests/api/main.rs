@@ -31,6 +31,7 @@ mod discharge_practice;
 mod discharge_templates;
 mod docs;
 mod errors;
+mod family;
 mod fhir;
 mod flags;
 mod mail;

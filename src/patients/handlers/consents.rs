@@ -24,7 +24,7 @@ pub async fn list(state: web::Data<AppState>, bearer: Bearer, path: web::Path<Id
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            access::patient(conn, &me, &patient_id, Need::Read, Resource::Consent)?;
+            access::patient(conn, &me, &patient_id, Need::ReadConsents, Resource::Consent)?;
             audit::record(conn, &me, Event::new(Action::Read, Resource::Consent, None, Some(&patient_id)))?;
             consents::list(conn, &patient_id)
         })
@@ -75,7 +75,7 @@ pub async fn revoke(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (consent, _) = access::consent(conn, &me, &patient_id, &consent_id, Need::Write)?;
+            let (consent, _) = access::consent(conn, &me, &patient_id, &consent_id, Need::RevokeConsent)?;
             consents::revoke(conn, &me, &consent, &reason)
         })
         .await?;

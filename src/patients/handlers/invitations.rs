@@ -9,7 +9,7 @@ use crate::api::{self, Check, Id, Json};
 use crate::auth::Bearer;
 use crate::error::AppResult;
 use crate::patients::invitations::{self, Answer, InvitationView, Invite};
-use crate::patients::joining;
+use crate::patients::joining::{self, Joined};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -103,18 +103,25 @@ fn token_of(body: &Answer) -> AppResult<String> {
     Ok(body.token.clone())
 }
 
-/// `POST /care-team-invitations/accept`: the invitee joins the team.
+/// `POST /care-team-invitations/accept`: the invitee joins the team (201), or waits for the
+/// patient's or key person's approval (202).
 pub async fn accept(state: web::Data<AppState>, bearer: Bearer, body: Json<Answer>) -> AppResult<HttpResponse> {
     let token = token_of(&body.into_inner())?;
     let mailer = state.mail.clone();
-    let view = state
+    let joined = state
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
             joining::accept(conn, &me, &mailer, &token)
         })
         .await?;
-    Ok(HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view))
+    Ok(match joined {
+        Joined::Member(view) => {
+            HttpResponse::Created().insert_header((header::ETAG, api::etag(view.version))).json(view)
+        }
+        // The patient or the key person approves first: the invitation, awaiting approval.
+        Joined::AwaitingApproval(invitation) => HttpResponse::Accepted().json(invitation),
+    })
 }
 
 /// `POST /care-team-invitations/decline`.

@@ -4,6 +4,7 @@
 pub mod consents;
 pub mod insurance;
 pub mod invitations;
+pub mod participants;
 pub mod team;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -139,7 +140,7 @@ pub async fn register(
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let org = crate::orgs::find(conn, &me.organization_id)?
+            let org = crate::orgs::find(conn, access::my_organization(&me)?)?
                 .ok_or_else(|| AppError::internal("user without organisation"))?;
             let role = access::register_patient(&me, org.kind)?;
             check_ward(conn, &body.ward_code)?;
@@ -149,7 +150,16 @@ pub async fn register(
             }
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
-            super::team::add(conn, &patient.id, &me.id, &me.organization_id, role, true, super::today_jst(), &me.id)?;
+            super::team::add(
+                conn,
+                &patient.id,
+                &me.id,
+                access::my_organization(&me)?,
+                role,
+                true,
+                super::today_jst(),
+                &me.id,
+            )?;
             let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
             if target {
                 event = event.detail(super::spo2_target_detail(true));
@@ -421,6 +431,9 @@ struct AccessLogEntry {
     resource_id: Option<String>,
     outcome: String,
     priority: String,
+    /// In plain words, for the patient and the key person as much as for the lead.
+    summary: String,
+    summary_en: String,
 }
 
 /// `GET /patients/{id}/access-log`: who opened this record — for the team lead.
@@ -449,29 +462,29 @@ pub async fn access_log(
 
 fn with_actor_names(conn: &mut DbConn, rows: Vec<audit::AuditEvent>) -> AppResult<Vec<AccessLogEntry>> {
     let mut out = Vec::with_capacity(rows.len());
-    let mut names: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    let mut actors: std::collections::HashMap<String, Option<audit::words::Actor>> = std::collections::HashMap::new();
     for e in rows {
-        let actor_name = match &e.actor_id {
-            None => None,
-            Some(a) => match names.get(a) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = crate::users::find(conn, a)?.map(|u| u.name);
-                    names.insert(a.clone(), n.clone());
-                    n
-                }
-            },
-        };
+        if let Some(a) = &e.actor_id {
+            if !actors.contains_key(a) {
+                let actor = crate::users::actor(conn, a)?;
+                actors.insert(a.clone(), actor);
+            }
+        }
+        let actor = e.actor_id.as_ref().and_then(|a| actors.get(a)).and_then(Option::as_ref);
+        let (summary, summary_en) =
+            audit::words::plain(e.occurred_at, actor, &e.action, &e.resource_type, e.outcome == "denied");
         out.push(AccessLogEntry {
             id: e.id,
             occurred_at: e.occurred_at,
             actor_id: e.actor_id,
-            actor_name,
+            actor_name: actor.map(|a| a.name.clone()),
             action: e.action,
             resource_type: e.resource_type,
             resource_id: e.resource_id,
             outcome: e.outcome,
             priority: e.priority,
+            summary,
+            summary_en,
         });
     }
     Ok(out)

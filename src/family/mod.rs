@@ -1,0 +1,150 @@
+//! The family channel (家族との連絡): messages between the patient's family and the care team.
+//! What a professional posts here is what they choose to share with the family; the family
+//! never sees the professional notes by default. A family member's message can raise a flag for
+//! the team ("昨夜から熱が38度あります"): the team is alerted as for any flag. Messages are never
+//! edited or deleted (the table refuses it). Who may read and post is `access::family_channel`.
+
+pub mod handlers;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api;
+use crate::audit::{self, Action, Event, Resource};
+use crate::auth::CurrentUser;
+use crate::db::schema::{family_messages, users};
+use crate::db::{new_id, now, DbConn};
+use crate::error::AppResult;
+use crate::flags::{self, EscalationLimits, NewFlag};
+use crate::mail::Mailer;
+use crate::patients::Patient;
+use crate::vocab::{FlagSeverity, FlagSource, Profession};
+
+/// Longest message, in characters.
+pub const MAX_CHARS: usize = 2000;
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = family_messages)]
+pub struct Message {
+    pub id: String,
+    pub patient_id: String,
+    pub author_id: String,
+    pub text: String,
+    pub flag_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A message as the channel shows it, with who wrote it.
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub patient_id: String,
+    pub author_id: String,
+    pub author_name: String,
+    /// `layperson` for the patient and the family; a professional's profession otherwise.
+    pub author_profession: Profession,
+    pub text: String,
+    /// The flag this message raised for the team, if it raised one.
+    pub flag_id: Option<String>,
+    #[serde(serialize_with = "api::utc")]
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Post {
+    pub text: String,
+    /// Ask the team to look now: raises an urgent flag with the message as its reason.
+    #[serde(default)]
+    pub raise_flag: bool,
+}
+
+fn view(m: Message, author_name: String, author_profession: Profession) -> MessageView {
+    MessageView {
+        id: m.id,
+        patient_id: m.patient_id,
+        author_id: m.author_id,
+        author_name,
+        author_profession,
+        text: m.text,
+        flag_id: m.flag_id,
+        created_at: m.created_at,
+    }
+}
+
+/// Posts a message (the caller was allowed by `access::family_channel`), audited; with
+/// `raise_flag`, in the same transaction an urgent flag is raised and the team alerted.
+pub fn post(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    limits: &EscalationLimits,
+    patient: &Patient,
+    input: Post,
+) -> AppResult<MessageView> {
+    let t = now();
+    let flag_id = if input.raise_flag {
+        let flag = flags::insert(
+            conn,
+            NewFlag {
+                patient_id: &patient.id,
+                severity: FlagSeverity::Urgent,
+                source: FlagSource::FamilyMessage,
+                source_note_id: None,
+                reason: input.text.clone(),
+                raised_by: Some(&me.id),
+            },
+            t,
+            limits,
+        )?;
+        audit::record(conn, me, Event::new(Action::Create, Resource::Flag, Some(&flag.id), Some(&patient.id)))?;
+        flags::alerts::flag_raised(conn, mailer, patient, &flag)?;
+        Some(flag.id)
+    } else {
+        None
+    };
+    let message = Message {
+        id: new_id(),
+        patient_id: patient.id.clone(),
+        author_id: me.id.clone(),
+        text: input.text,
+        flag_id,
+        created_at: t,
+    };
+    diesel::insert_into(family_messages::table).values(&message).execute(conn)?;
+    audit::record(conn, me, Event::new(Action::Create, Resource::FamilyMessage, Some(&message.id), Some(&patient.id)))?;
+    Ok(view(message, me.name.clone(), me.profession))
+}
+
+/// Where a page of the channel ends: the last message's time and id.
+pub fn position(m: &MessageView) -> String {
+    format!("{}|{}", api::format_utc(&m.created_at), m.id)
+}
+
+fn decode(position: &str) -> Option<(NaiveDateTime, String)> {
+    let (at, id) = position.split_once('|')?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.naive_utc();
+    (!id.is_empty()).then(|| (at, id.to_string()))
+}
+
+/// A page of the channel, newest first, after `position` (422 naming `cursor` when it is not
+/// one this list handed out).
+pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&str>, limit: i64) -> AppResult<Vec<MessageView>> {
+    let mut q = family_messages::table
+        .inner_join(users::table.on(users::id.eq(family_messages::author_id)))
+        .filter(family_messages::patient_id.eq(patient_id))
+        .into_boxed();
+    if let Some(position) = after {
+        let (at, id) = decode(position).ok_or_else(api::invalid_cursor)?;
+        q = q.filter(
+            family_messages::created_at.lt(at).or(family_messages::created_at.eq(at).and(family_messages::id.lt(id))),
+        );
+    }
+    let rows: Vec<(Message, String, Profession)> = q
+        .order((family_messages::created_at.desc(), family_messages::id.desc()))
+        .limit(limit + 1)
+        .select((Message::as_select(), users::name, users::profession))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(m, name, profession)| view(m, name, profession)).collect())
+}
