@@ -561,6 +561,12 @@ pub async fn patient_link(path: web::Path<String>) -> HttpResponse {
     session::redirect(&format!("/console/patients/{id}"), vec![])
 }
 
+/// `GET /patients/{id}/family`, the link of an e-mail asking for an approval: the family page.
+pub async fn family_link(path: web::Path<String>) -> HttpResponse {
+    let id = Id::parse(&path.into_inner()).into_string();
+    session::redirect(&format!("/console/patients/{id}/family"), vec![])
+}
+
 /// `GET /console/assets/console.css`.
 pub async fn stylesheet(req: HttpRequest) -> HttpResponse {
     crate::docs::handlers::asset(&req, &CONSOLE_CSS)
@@ -1099,4 +1105,247 @@ pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, body: we
         Ok(_) => session::redirect("/console/totp?done=1", vec![]),
         Err(e) => totp_refused(&state, &req, e).await,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The patient and the family: the invitation's page, and the family page.
+
+/// `GET /participant-invitations`, the link of a participant invitation's e-mail: its page.
+pub async fn participant_invitation_link(req: HttpRequest) -> HttpResponse {
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    match link_token(q.token) {
+        Some(token) => session::redirect(&format!("/console/participant-invitations?token={token}"), vec![]),
+        None => session::redirect("/console/participant-invitations", vec![]),
+    }
+}
+
+/// What the participant invitation page shows besides the invitation.
+struct JoinedShown {
+    name: String,
+    message: Option<String>,
+}
+
+/// The participant invitation's page: for a link that works, the account form (or, for an
+/// address with an account, the way to sign in and take part); otherwise why it does not.
+async fn participant_invitation_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    token: Option<String>,
+    shown: JoinedShown,
+) -> HttpResponse {
+    let t = text::texts(lang);
+    let found = match token.clone() {
+        None => Err(crate::patients::participants::invalid_token()),
+        Some(token) => state.db.run(move |conn| views::participant_invitation(conn, lang, &token)).await,
+    };
+    let (status, token, about, has_account, message) = match found {
+        Ok(found) => {
+            let template = if found.has_account { t.joined_has_account } else { t.joined_open };
+            let about = template.replace("{role}", found.role).replace("{until}", &found.until);
+            (StatusCode::OK, token.unwrap_or_default(), about, found.has_account, shown.message)
+        }
+        Err(e) if shown_on_form(&e) => (e.status(), String::new(), String::new(), false, Some(reason(&e, lang))),
+        Err(e) => return failure(req, lang, e),
+    };
+    let signed_in = session::bearer(req, &state.keys).is_some();
+    let (csrf, cookies) = if signed_in {
+        (session::csrf(req), vec![])
+    } else {
+        let pre = session::new_pre_value();
+        (session::csrf_of(&pre), vec![session::cookie(&state.config, PRE_COOKIE, pre, 3600)])
+    };
+    let status = if message.is_some() && status == StatusCode::OK { StatusCode::UNPROCESSABLE_ENTITY } else { status };
+    let page =
+        pages::ParticipantInvitationPage { t, csrf, token, about, has_account, signed_in, name: shown.name, message };
+    match pages::render(&page) {
+        Ok(html) => session::html(status, html, cookies),
+        Err(_) => message_fallback(lang),
+    }
+}
+
+/// `GET /console/participant-invitations?token=…`: the invitation of the patient, a family
+/// member or the key person. A link no longer valid is said at once.
+pub async fn participant_invitation(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = session::lang(&req);
+    let q: TokenQuery = query(&req).unwrap_or_default();
+    participant_invitation_page(
+        &state,
+        &req,
+        lang,
+        link_token(q.token),
+        JoinedShown { name: String::new(), message: None },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct JoinedForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_again: String,
+}
+
+/// `POST /console/participant-invitations`: takes the invitation up with a new account, as
+/// `POST /api/v1/participant-invitations/register`; then the sign-in page.
+pub async fn register_participant(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = posted::<JoinedForm>(&req, &body, PRE_COOKIE) else { return refused_page(lang) };
+    let t = text::texts(lang);
+    let token = link_token(Some(f.token));
+    let again = |message: String, name: String| JoinedShown { name, message: Some(message) };
+    if f.password != f.password_again {
+        return participant_invitation_page(&state, &req, lang, token, again(t.password_mismatch.into(), f.name)).await;
+    }
+    let mut check = api::Check::new();
+    check.required_line("name", &f.name, 100);
+    if let Err(e) = check.finish() {
+        return participant_invitation_page(&state, &req, lang, token, again(reason(&e, lang), f.name)).await;
+    }
+    let locale = match lang {
+        Lang::Ja => crate::vocab::Locale::Ja,
+        Lang::En => crate::vocab::Locale::En,
+    };
+    let ip = crate::auth::client_ip(&req);
+    let presented = token.clone().unwrap_or_default();
+    match crate::patients::participants::take_up(&state, presented, f.name.clone(), f.password, locale, ip).await {
+        Ok(_) => sign_in_page(&state, lang, StatusCode::OK, "/console", String::new(), Some(t.joined_done)),
+        Err(e) if shown_on_form(&e) => {
+            participant_invitation_page(&state, &req, lang, token, again(reason(&e, lang), f.name)).await
+        }
+        Err(e) => failure(&req, lang, e),
+    }
+}
+
+/// `POST /console/participant-invitations/accept`: takes the invitation up as the signed-in
+/// account, as `POST /api/v1/participant-invitations/accept`; then the family page.
+pub async fn accept_participant(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = posted::<InvitationForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in("/console") };
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::accept_participant_invitation(conn, &me, &f.token)
+        })
+        .await;
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}/family"))
+}
+
+/// `GET /console/patients/{id}/family`: the family channel, and the joinings to approve.
+pub async fn family(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(&session::here(&req)) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let csrf = session::csrf(&req);
+    let page = state
+        .db
+        .read(move |conn| {
+            let me = bearer.user(conn)?;
+            views::family_page(conn, &me, lang, csrf, &id)
+        })
+        .await;
+    shown(&req, lang, page)
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct FamilyForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    raise_flag: Option<String>,
+}
+
+/// `POST /console/patients/{id}/family-messages`: as `POST /api/v1/patients/{id}/family-messages`
+/// (the page's key is the `Idempotency-Key`: pressing twice posts once); then the family page.
+pub async fn post_family_message(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = posted::<FamilyForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let id = Id::parse(&path.into_inner()).into_string();
+    let key = f.key.trim().to_string();
+    if !crate::idempotency::is_valid_key(&key) {
+        let e = invalid("key", "ページを開き直してからもう一度お試しください。", "Reload the page and try again.");
+        return failure(&req, lang, e);
+    }
+    let mut check = api::Check::new();
+    check.text("text", &f.text, crate::family::MAX_CHARS);
+    if let Err(e) = check.finish() {
+        return failure(&req, lang, e);
+    }
+    let fingerprint = crate::idempotency::fingerprint("POST", req.path(), &f);
+    let post = crate::family::Post { text: f.text, raise_flag: f.raise_flag.as_deref() == Some("true") };
+    let (mailer, limits) = (state.mail.clone(), state.config.escalation_limits());
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::post_family_message(
+                conn,
+                &me,
+                &mailer,
+                &limits,
+                &id,
+                views::FamilySubmission { key, fingerprint, post },
+            )
+        })
+        .await;
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}/family"))
+}
+
+async fn decide_joining(
+    state: &AppState,
+    req: &HttpRequest,
+    path: (String, String),
+    body: &[u8],
+    approve: bool,
+) -> HttpResponse {
+    let lang = session::lang(req);
+    if posted::<CsrfForm>(req, body, SESSION_COOKIE).is_none() {
+        return refused_page(lang);
+    }
+    let Some(bearer) = session::bearer(req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let (id, invitation_id) = (Id::parse(&path.0).into_string(), Id::parse(&path.1).into_string());
+    let mailer = state.mail.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::decide_joining(conn, &me, &mailer, &id, &invitation_id, approve)
+        })
+        .await;
+    onward(req, lang, done, |patient_id| format!("/console/patients/{patient_id}/family"))
+}
+
+/// `POST /console/patients/{id}/joining-requests/{invitation_id}/approve`, as the API's.
+pub async fn approve_joining(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    decide_joining(&state, &req, path.into_inner(), &body, true).await
+}
+
+/// `POST /console/patients/{id}/joining-requests/{invitation_id}/refuse`, as the API's.
+pub async fn refuse_joining(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    decide_joining(&state, &req, path.into_inner(), &body, false).await
 }

@@ -29,6 +29,7 @@ pub fn is_page_path(path: &str) -> bool {
         || path == "/me/tasks"
         || path == "/password-reset"
         || path == "/care-team-invitations"
+        || path == "/participant-invitations"
 }
 
 /// The console's stylesheet, built into the binary.

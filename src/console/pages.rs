@@ -60,10 +60,63 @@ pub struct WardLink {
     pub name: String,
 }
 
+/// A patient whose circle the reader takes part in (as the patient, family or key person).
+pub struct CircleLink {
+    pub patient_id: String,
+    pub name: String,
+    pub role: &'static str,
+}
+
+pub struct FamilyMessageLine {
+    pub who: String,
+    pub at: String,
+    pub text: String,
+    pub raised_flag: bool,
+}
+
+/// A professional waiting for the patient's approval to join.
+pub struct JoiningLine {
+    pub invitation_id: String,
+    pub name: String,
+    pub profession: &'static str,
+    pub organization: String,
+    pub role: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "family.html")]
+pub struct FamilyPage {
+    pub frame: Frame,
+    pub id: String,
+    pub name: String,
+    pub messages: Vec<FamilyMessageLine>,
+    /// The reader approves joinings (the patient, the key person).
+    pub approves: bool,
+    pub requests: Vec<JoiningLine>,
+    /// The post form's `Idempotency-Key`.
+    pub key: String,
+}
+
+/// The page of a participant invitation's link: the form making the account, or the way to
+/// sign in and take part.
+#[derive(Template)]
+#[template(path = "participant_invitation.html")]
+pub struct ParticipantInvitationPage {
+    pub t: &'static Texts,
+    pub csrf: String,
+    pub token: String,
+    pub about: String,
+    pub has_account: bool,
+    pub signed_in: bool,
+    pub name: String,
+    pub message: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "my_page.html")]
 pub struct MyPage {
     pub frame: Frame,
+    pub circles: Vec<CircleLink>,
     pub wards: Vec<WardLink>,
     pub flags: Vec<FlagLine>,
     pub tasks: Vec<TaskLine>,

@@ -174,6 +174,25 @@ pub struct Texts {
     pub invitation_accept: &'static str,
     pub invitation_decline: &'static str,
     pub invitation_declined: &'static str,
+    pub joined_title: &'static str,
+    pub joined_open: &'static str,
+    pub joined_has_account: &'static str,
+    pub your_name: &'static str,
+    pub joined_register: &'static str,
+    pub joined_accept: &'static str,
+    pub joined_done: &'static str,
+    pub family_title: &'static str,
+    pub family_intro: &'static str,
+    pub family_message: &'static str,
+    pub family_raise_flag: &'static str,
+    pub family_post: &'static str,
+    pub family_none: &'static str,
+    pub family_flag_raised: &'static str,
+    pub joining_title: &'static str,
+    pub joining_intro: &'static str,
+    pub joining_approve: &'static str,
+    pub joining_refuse: &'static str,
+    pub my_circles: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -353,6 +372,25 @@ pub const JA: Texts = Texts {
     invitation_accept: "承諾してチームに参加する",
     invitation_decline: "辞退する",
     invitation_declined: "招待を辞退しました。",
+    joined_title: "ご家族の参加",
+    joined_open: "患者さんの在宅療養連携ノートに「{role}」として招待されています。お名前とパスワードを決めて参加してください。このリンクは {until} まで使えます。",
+    joined_has_account: "患者さんの在宅療養連携ノートに「{role}」として招待されています。このメールアドレスのアカウントをお持ちです。サインインしてから参加してください。このリンクは {until} まで使えます。",
+    your_name: "お名前",
+    joined_register: "参加する",
+    joined_accept: "サインインしたアカウントで参加する",
+    joined_done: "参加の登録ができました。決めたパスワードでサインインしてください。",
+    family_title: "ご家族との連絡",
+    family_intro: "ご家族とケアチームの連絡欄です。専門職の記録はここには表示されません。",
+    family_message: "メッセージ",
+    family_raise_flag: "すぐに様子を見てほしい（チームに急変の知らせを送ります）",
+    family_post: "送信する",
+    family_none: "まだメッセージはありません。",
+    family_flag_raised: "チームに知らせました",
+    joining_title: "ケアチームへの参加の承認",
+    joining_intro: "次の方がケアチームに加わるのを待っています。承認すると、この方は記録を読み書きできるようになります。",
+    joining_approve: "承認する",
+    joining_refuse: "承認しない",
+    my_circles: "参加している患者さん",
 };
 
 pub const EN: Texts = Texts {
@@ -532,6 +570,25 @@ pub const EN: Texts = Texts {
     invitation_accept: "Accept and join the team",
     invitation_decline: "Decline",
     invitation_declined: "You declined the invitation.",
+    joined_title: "Taking part as family",
+    joined_open: "You are invited to a patient's home-care notebook as {role}. Choose your name and a password to take part. The link works until {until}.",
+    joined_has_account: "You are invited to a patient's home-care notebook as {role}. You already have an account with this address: sign in, then take part. The link works until {until}.",
+    your_name: "Your name",
+    joined_register: "Take part",
+    joined_accept: "Take part with the account you are signed in with",
+    joined_done: "You are registered. Sign in with the password you chose.",
+    family_title: "Family channel",
+    family_intro: "Messages between the family and the care team. The professionals' notes are not shown here.",
+    family_message: "Message",
+    family_raise_flag: "Please look now (sends the team a deterioration alert)",
+    family_post: "Send",
+    family_none: "No messages yet.",
+    family_flag_raised: "The team was alerted",
+    joining_title: "Approving who joins the care team",
+    joining_intro: "These people wait to join the care team. Once approved, they read and write the record.",
+    joining_approve: "Approve",
+    joining_refuse: "Refuse",
+    my_circles: "The patients whose circle you take part in",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {
@@ -601,6 +658,15 @@ pub fn moment(lang: Lang, at: NaiveDateTime) -> String {
 /// A moment in Japan, short (for chart axes): `1/30 14:05`.
 pub fn short_moment(at: NaiveDateTime) -> String {
     (at + chrono::Duration::hours(9)).format("%-m/%-d %H:%M").to_string()
+}
+
+/// A profession in the reader's language.
+pub fn profession(lang: Lang, p: crate::vocab::Profession) -> &'static str {
+    let locale = match lang {
+        Lang::Ja => crate::vocab::Locale::Ja,
+        Lang::En => crate::vocab::Locale::En,
+    };
+    crate::mail::templates::profession_label(p, locale)
 }
 
 #[cfg(test)]

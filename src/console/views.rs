@@ -86,8 +86,10 @@ pub fn my_page(conn: &mut DbConn, me: &CurrentUser, lang: Lang, csrf: String) ->
         .into_iter()
         .map(|w| WardLink { name: ward_name(lang, &w), code: w.code })
         .collect();
+    let circles = circles(conn, me, lang)?;
     Ok(MyPage {
         frame: frame(lang, me, csrf),
+        circles,
         wards,
         flags: open.into_iter().map(|f| flag_line(lang, f)).collect(),
         tasks: tasks
@@ -721,4 +723,151 @@ pub fn invitation_page(
         t.invitation_closed.replace("{status}", status.label(lang))
     };
     Ok(super::pages::InvitationPage { frame: frame(lang, me, csrf), about, open, token })
+}
+
+/// A participant invitation as its page shows it before it is taken up: whether the address
+/// has an account already (then: sign in and accept), and until when the link works.
+pub struct ParticipantInvitationShown {
+    pub role: &'static str,
+    pub until: String,
+    pub has_account: bool,
+}
+
+/// The invitation a link's token names (422 when it is not one, used or expired).
+pub fn participant_invitation(conn: &mut DbConn, lang: Lang, token: &str) -> AppResult<ParticipantInvitationShown> {
+    let found = access::participant_invitation(conn, token)?;
+    Ok(ParticipantInvitationShown {
+        role: found.role.label(lang),
+        until: text::moment(lang, found.expires_at),
+        has_account: crate::users::email_taken(conn, &found.email)?,
+    })
+}
+
+/// Takes the invitation up as the signed-in account; answers the patient.
+pub fn accept_participant_invitation(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<String> {
+    let found = access::participant_joining(conn, me, token)?;
+    Ok(patients::participants::join(conn, me, &found)?.patient_id)
+}
+
+/// The family page: the channel, newest first, with its form, and for the patient and the key
+/// person the joinings waiting for their approval. As `GET /patients/{id}/family-messages` and
+/// `GET /patients/{id}/joining-requests`.
+pub fn family_page(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    lang: Lang,
+    csrf: String,
+    patient_id: &str,
+) -> AppResult<super::pages::FamilyPage> {
+    let (patient, relation) = access::family_channel(conn, me, patient_id)?;
+    audit::record(conn, me, Event::new(Action::Read, Resource::FamilyMessage, None, Some(&patient.id)))?;
+    let messages = crate::family::page(conn, &patient.id, None, api::MAX_LIMIT)?
+        .into_iter()
+        .take(api::MAX_LIMIT as usize)
+        .map(|m| super::pages::FamilyMessageLine {
+            who: if m.author_profession == crate::vocab::Profession::Layperson {
+                m.author_name
+            } else {
+                format!("{}（{}）", m.author_name, text::profession(lang, m.author_profession))
+            },
+            at: text::moment(lang, m.created_at),
+            text: m.text,
+            raised_flag: m.flag_id.is_some(),
+        })
+        .collect();
+    let approves = relation.allows(Need::ApproveJoining);
+    let requests = if approves {
+        audit::record(conn, me, Event::new(Action::Read, Resource::JoiningApproval, None, Some(&patient.id)))?;
+        patients::approval::requests(conn, &patient.id)?
+            .into_iter()
+            .filter(|r| r.status == InvitationStatus::AwaitingApproval)
+            .map(|r| super::pages::JoiningLine {
+                invitation_id: r.invitation_id,
+                name: r.name.unwrap_or_default(),
+                profession: r.profession.map(|p| text::profession(lang, p)).unwrap_or_default(),
+                organization: r.organization_name.unwrap_or_default(),
+                role: r.role.label(lang),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(super::pages::FamilyPage {
+        frame: frame(lang, me, csrf),
+        id: patient.id.clone(),
+        name: format!("{} {}", patient.family_name, patient.given_name),
+        messages,
+        approves,
+        requests,
+        key: crate::auth::tokens::random_token(18),
+    })
+}
+
+/// A message of the family page's form, with its key and fingerprint.
+pub struct FamilySubmission {
+    pub key: String,
+    pub fingerprint: String,
+    pub post: crate::family::Post,
+}
+
+/// Posts in the family channel, as `POST /patients/{id}/family-messages` (the page's key is its
+/// `Idempotency-Key`); answers the patient.
+pub fn post_family_message(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    limits: &EscalationLimits,
+    patient_id: &str,
+    message: FamilySubmission,
+) -> AppResult<String> {
+    let (patient, _) = access::family_channel(conn, me, patient_id)?;
+    let answer = idempotency::once(conn, &me.id, Some(&message.key), &message.fingerprint, |conn| {
+        let view = crate::family::post(conn, me, mailer, limits, &patient, message.post)?;
+        Answer::json(StatusCode::CREATED, &serde_json::json!({ "id": view.id }))
+    })?;
+    answer.audit_replay(conn, me, Resource::FamilyMessage, &patient.id)?;
+    Ok(patient.id)
+}
+
+/// Approves or refuses a joining, as `POST /patients/{id}/joining-requests/{id}/approve` and
+/// `/refuse`; answers the patient.
+pub fn decide_joining(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    mailer: &Mailer,
+    patient_id: &str,
+    invitation_id: &str,
+    approve: bool,
+) -> AppResult<String> {
+    let (patient, invitation, invitee) = access::joining_decision(conn, me, patient_id, invitation_id, approve)?;
+    match invitee {
+        Some(invitee) if approve => {
+            patients::approval::approve(conn, me, mailer, &patient, &invitation, &invitee)?;
+        }
+        _ => {
+            patients::approval::refuse(conn, me, mailer, &patient, &invitation)?;
+        }
+    }
+    Ok(patient.id)
+}
+
+/// The circles the reader takes part in (the patient, a family member, the key person), for
+/// マイページ.
+pub fn circles(conn: &mut DbConn, me: &CurrentUser, lang: Lang) -> AppResult<Vec<super::pages::CircleLink>> {
+    let mut out = Vec::new();
+    for (patient_id, role) in patients::participants::of_user(conn, &me.id)? {
+        if let Some(p) = patients::find(conn, &patient_id)? {
+            audit::record(
+                conn,
+                me,
+                Event::new(Action::Read, Resource::Participant, None, Some(&p.id)).detail("my page"),
+            )?;
+            out.push(super::pages::CircleLink {
+                patient_id: p.id,
+                name: format!("{} {}", p.family_name, p.given_name),
+                role: role.label(lang),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -684,7 +684,7 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("member", member.label(locale)));
             params.push(("role", role.label(lang_of(locale)).into()));
             params.push(("patient", text(patient)));
-            params.push(("link", format!("{}/joining-requests", link(public_url, "patients", patient_id)?)));
+            params.push(("link", format!("{}/family", link(public_url, "patients", patient_id)?)));
         }
         Notice::JoiningRefused { member, role, decided_at, patient, patient_id } => {
             params.push(("member", member.label(locale)));

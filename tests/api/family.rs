@@ -445,8 +445,122 @@ async fn family_authorisation_matrix(app: TestApp) {
         .expect(409);
 }
 
+/// The same, from the console: the e-mail's link, the account form, マイページ, the family page
+/// with its approval and its message form.
+async fn the_family_uses_the_console(app: TestApp) {
+    let t = team(&app, "14134").await;
+    let pid = t.patient_id.clone();
+    let email = format!("daughter-{}@example.jp", crate::helpers::short_id());
+    app.post(
+        &format!("/api/v1/patients/{pid}/participants"),
+        &t.care_manager.token,
+        json!({"email": email, "role": "key_person"}),
+    )
+    .await
+    .expect(201);
+    let mail = emails_to_address(&app, &email, "participant_invitation").await;
+    let token = crate::helpers::link_token(&mail[0].1, "/participant-invitations");
+    let page_path = format!("/console/participant-invitations?token={token}");
+
+    let mut b = crate::console::Browser::new(&app);
+    let res = b.get(&format!("/participant-invitations?token={token}")).await.expect(303);
+    assert_eq!(res.header("location").as_deref(), Some(page_path.as_str()));
+    let page = b.get(&page_path).await.expect(200);
+    assert!(page.text.contains("キーパーソン") && page.text.contains("name=\"password_again\""), "{}", page.text);
+    assert!(!page.text.contains("川崎"), "nothing of the patient before taking part: {}", page.text);
+    let csrf = crate::console::csrf_of(&page.text);
+    // A form without its token changes nothing; two passwords that differ are said on the form.
+    b.post("/console/participant-invitations", &[("token", token.as_str()), ("name", "高津 由美")]).await.expect(403);
+    let form = |csrf: &str, again: &'static str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("token", token.clone()),
+            ("name", "高津 由美".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("password_again", again.to_string()),
+        ]
+    };
+    let pairs = form(&csrf, "another-password-entirely");
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = b.post("/console/participant-invitations", &refs).await.expect(422);
+    assert!(res.text.contains("高津 由美"), "the name is kept: {}", res.text);
+    // The page answered carries a fresh form token.
+    let pairs = form(&crate::console::csrf_of(&res.text), PASSWORD);
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = b.post("/console/participant-invitations", &refs).await.expect(200);
+    assert!(done.text.contains("参加の登録ができました"), "{}", done.text);
+    // The link is used.
+    b.get(&page_path).await.expect(422);
+
+    let daughter = Person {
+        id: String::new(),
+        email: email.clone(),
+        organization_id: None,
+        token: String::new(),
+        refresh_token: String::new(),
+        totp_secret: None,
+    };
+    let mut d = crate::console::signed_in(&app, &daughter).await;
+    let my_page = d.get("/console").await.expect(200);
+    let family_path = format!("/console/patients/{pid}/family");
+    assert!(my_page.text.contains(&format!("href=\"{family_path}\"")), "{}", my_page.text);
+    // The patient page is the professionals': the 404 page.
+    d.get(&format!("/console/patients/{pid}")).await.expect(404);
+
+    // A nurse waits for her approval; she approves on the family page.
+    let nurse = app.person(&t.admin, &t.nurse_station, "nurse", "member").await;
+    app.post(
+        &format!("/api/v1/patients/{pid}/care-team/invitations"),
+        &t.care_manager.token,
+        json!({"user_id": nurse.id, "role": "visiting_nurse"}),
+    )
+    .await
+    .expect(201);
+    let invited =
+        crate::helpers::link_token(&emails_to(&app, &nurse.id, "team_invitation").await[0].1, "/care-team-invitations");
+    let waiting =
+        app.post("/api/v1/care-team-invitations/accept", &nurse.token, json!({"token": invited})).await.expect(202);
+    let invitation_id = waiting.body["id"].as_str().unwrap().to_string();
+    let page = d.get(&family_path).await.expect(200);
+    let approve = format!("/console/patients/{pid}/joining-requests/{invitation_id}/approve");
+    assert!(page.text.contains(&approve), "{}", page.text);
+    let csrf = crate::console::csrf_of(&page.text);
+    let res = d.post(&approve, &[("csrf", csrf.as_str())]).await.expect(303);
+    assert_eq!(res.header("location"), Some(family_path.clone()));
+    app.get(&format!("/api/v1/patients/{pid}"), &nurse.token).await.expect(200);
+
+    // Her message asks the team to look; pressing twice posts once.
+    let page = d.get(&family_path).await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    let key_at = page.text.find("name=\"key\" value=\"").unwrap() + "name=\"key\" value=\"".len();
+    let key = page.text[key_at..].split('"').next().unwrap().to_string();
+    let message = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("text", "母が朝から食事をとりません"),
+        ("raise_flag", "true"),
+    ];
+    let path = format!("/console/patients/{pid}/family-messages");
+    d.post(&path, &message).await.expect(303);
+    d.post(&path, &message).await.expect(303);
+    let channel = app.get(&format!("/api/v1/patients/{pid}/family-messages"), &nurse.token).await.expect(200);
+    assert_eq!(channel.body["items"].as_array().unwrap().len(), 1, "{}", channel.text);
+    assert!(channel.body["items"][0]["flag_id"].is_string());
+    let page = d.get(&family_path).await.expect(200);
+    assert!(
+        page.text.contains("母が朝から食事をとりません") && page.text.contains("チームに知らせました"),
+        "{}",
+        page.text
+    );
+    // An empty message is refused with a page naming it, and posts nothing.
+    let page = d.get(&family_path).await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    d.post(&path, &[("csrf", csrf.as_str()), ("key", "another-key-1234"), ("text", " ")]).await.expect(422);
+}
+
 crate::both_backends!(
     a_daughter_approves_the_nurse_and_asks_the_team_to_look,
     a_refusal_and_a_care_manager_who_decides,
-    family_authorisation_matrix
+    family_authorisation_matrix,
+    the_family_uses_the_console
 );

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::access;
 use crate::api::{self, Check, Id, Json};
 use crate::audit::{self, Action, Event, Resource};
-use crate::auth::{self, password, Bearer};
+use crate::auth::{self, Bearer};
 use crate::error::AppResult;
 use crate::patients::approval::{self, JoiningRequest, Waiver};
 use crate::patients::invitations::Answer;
@@ -95,20 +95,9 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: Json<R
     }
     check.required_line("name", &body.name, 100);
     check.finish()?;
-    // The token first, so that nobody makes the server hash passwords for a link that is not.
-    let token = body.token.clone();
-    let participant = state.db.run(move |conn| access::participant_invitation(conn, &token)).await?;
-    password::check_policy("password", &body.password, &participant.email, &body.name)?;
-    let hash = password::hash_bounded(body.password).await?;
+    let locale = body.locale.unwrap_or(Locale::Ja);
     let ip = auth::extract::client_ip(&req);
-    let (user, view) = state
-        .db
-        .run(move |conn| {
-            // Read again: the invitation may have been taken up or ended meanwhile.
-            let participant = access::participant_invitation(conn, &body.token)?;
-            participants::register(conn, &participant, &body.name, body.locale.unwrap_or(Locale::Ja), hash, ip)
-        })
-        .await?;
+    let (user, view) = participants::take_up(&state, body.token, body.name, body.password, locale, ip).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
         .json(Registered { user_id: user.id, participant: view }))
