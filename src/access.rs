@@ -1420,6 +1420,24 @@ pub fn invitation(
     Ok((patient, found))
 }
 
+/// The audited 403 of an invitation answered by an account it is not addressed to, whatever
+/// its state.
+fn addressed_to_another(conn: &mut DbConn, me: &CurrentUser, resource: Resource, id: &str) -> AppError {
+    let audited = audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, resource, Some(id), None).denied().detail("addressed to another account"),
+    );
+    if let Err(e) = audited {
+        return e;
+    }
+    AppError::forbidden(
+        "この招待は別のアカウント宛てです。招待されたアカウントでサインインしてください。",
+        "This invitation is for another account. Please sign in with the account that was invited.",
+    )
+    .keeping_changes()
+}
+
 /// Answering an invitation with its token: an unknown token is 422 naming `token`; an
 /// invitation addressed to another account (by id, or by an address that is not the caller's)
 /// is 403, audited, whatever its state. Answers the invitation and its patient.
@@ -1437,18 +1455,7 @@ pub fn invitation_response(
         ));
     };
     if !found.addressed_to(&me.id, &me.email) {
-        audit::record(
-            conn,
-            me,
-            Event::new(Action::Update, Resource::CareTeamInvitation, Some(&found.id), None)
-                .denied()
-                .detail("addressed to another account"),
-        )?;
-        return Err(AppError::forbidden(
-            "この招待は別のアカウント宛てです。招待されたアカウントでサインインしてください。",
-            "This invitation is for another account. Please sign in with the account that was invited.",
-        )
-        .keeping_changes());
+        return Err(addressed_to_another(conn, me, Resource::CareTeamInvitation, &found.id));
     }
     let patient = patients::find(conn, &found.patient_id)?.ok_or_else(AppError::not_found)?;
     Ok((found, patient))
@@ -1532,18 +1539,7 @@ pub fn participant_invitation(conn: &mut DbConn, token: &str) -> AppResult<parti
 pub fn participant_joining(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<participants::Participant> {
     let found = participant_invitation(conn, token)?;
     if crate::api::normalize_email(&me.email) != found.email {
-        audit::record(
-            conn,
-            me,
-            Event::new(Action::Update, Resource::Participant, Some(&found.id), None)
-                .denied()
-                .detail("addressed to another account"),
-        )?;
-        return Err(AppError::forbidden(
-            "この招待は別のアカウント宛てです。招待されたアカウントでサインインしてください。",
-            "This invitation is for another account. Please sign in with the account that was invited.",
-        )
-        .keeping_changes());
+        return Err(addressed_to_another(conn, me, Resource::Participant, &found.id));
     }
     if me.organization_id.is_some() {
         return Err(AppError::conflict(

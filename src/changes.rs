@@ -63,6 +63,8 @@ pub enum Change<'a> {
     VisitPlan { patient_id: &'a str },
     /// An appointment was booked or changed (cancelled, its minutes recorded …).
     Appointment { patient_id: &'a str },
+    /// A message in the family channel.
+    FamilyMessage { patient_id: &'a str },
 }
 
 /// What happened to a flag.
@@ -121,7 +123,8 @@ impl Change<'_> {
             | Change::Allergy { patient_id }
             | Change::EmergencyCard { patient_id }
             | Change::VisitPlan { patient_id }
-            | Change::Appointment { patient_id } => patient_id,
+            | Change::Appointment { patient_id }
+            | Change::FamilyMessage { patient_id } => patient_id,
         }
     }
 }
@@ -158,7 +161,8 @@ pub fn record(conn: &mut DbConn, change: Change<'_>) -> AppResult<()> {
         | Change::Allergy { patient_id }
         | Change::EmergencyCard { patient_id }
         | Change::VisitPlan { patient_id }
-        | Change::Appointment { patient_id } => entries::refresh(conn, patient_id),
+        | Change::Appointment { patient_id }
+        | Change::FamilyMessage { patient_id } => entries::refresh(conn, patient_id),
     }
 }
 
@@ -227,6 +231,7 @@ fn feed_kind(change: &Change<'_>) -> crate::sync::ChangeKind {
         Change::EmergencyCard { .. } => K::EmergencyCard,
         Change::VisitPlan { .. } => K::VisitPlan,
         Change::Appointment { .. } => K::Appointment,
+        Change::FamilyMessage { .. } => K::FamilyMessage,
     }
 }
 

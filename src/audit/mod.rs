@@ -9,7 +9,6 @@
 //! existing patient share one chain, `-`.
 
 pub mod handlers;
-pub mod words;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

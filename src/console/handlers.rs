@@ -1213,7 +1213,9 @@ pub async fn register_participant(state: web::Data<AppState>, req: HttpRequest, 
     };
     let ip = crate::auth::client_ip(&req);
     let presented = token.clone().unwrap_or_default();
-    match crate::patients::participants::take_up(&state, presented, f.name.clone(), f.password, locale, ip).await {
+    match crate::patients::joining::take_up_participation(&state, presented, f.name.clone(), f.password, locale, ip)
+        .await
+    {
         Ok(_) => sign_in_page(&state, lang, StatusCode::OK, "/console", String::new(), Some(t.joined_done)),
         Err(e) if shown_on_form(&e) => {
             participant_invitation_page(&state, &req, lang, token, again(reason(&e, lang), f.name)).await

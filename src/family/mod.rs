@@ -113,6 +113,7 @@ pub fn post(
         created_at: t,
     };
     diesel::insert_into(family_messages::table).values(&message).execute(conn)?;
+    crate::changes::record(conn, crate::changes::Change::FamilyMessage { patient_id: &patient.id })?;
     audit::record(conn, me, Event::new(Action::Create, Resource::FamilyMessage, Some(&message.id), Some(&patient.id)))?;
     Ok(view(message, me.name.clone(), me.profession))
 }

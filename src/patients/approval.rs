@@ -201,8 +201,10 @@ pub fn refuse(
 #[serde(deny_unknown_fields)]
 pub struct Waiver {
     /// Why the patient cannot approve (認知症のため, say); `null` gives the decision back to the
-    /// patient and the key person.
-    pub reason: Option<String>,
+    /// patient and the key person. Required, `null` included: a body that forgets it changes
+    /// nothing.
+    #[serde(deserialize_with = "api::double_option")]
+    pub reason: Option<Option<String>>,
 }
 
 /// How joinings are decided for a patient, as shown and set.

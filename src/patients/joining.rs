@@ -1,10 +1,14 @@
-//! Answering a care-team invitation with its e-mailed token, for the API and the console alike:
+//! Answering an invitation with its e-mailed token, for the API and the console alike: a
+//! care-team invitation, or a participant's (taken up with a new account).
+//!
+//! A care-team invitation:
 //! the access policy finds the invitation the caller may answer, it is settled once, and an
 //! accepted one makes the membership — or, where the patient or key person takes part, waits
 //! for their approval (`patients::approval`).
 
 use super::approval;
 use super::invitations::{self, Invitation, InvitationView};
+use super::participants::{self, ParticipantView};
 use super::team::MemberView;
 use crate::access;
 use crate::auth::CurrentUser;
@@ -43,4 +47,30 @@ pub fn accept(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, token: &str)
 pub fn decline(conn: &mut DbConn, me: &CurrentUser, token: &str) -> AppResult<InvitationView> {
     let (invitation, _) = access::invitation_response(conn, me, token)?;
     invitations::decline(conn, me, &invitation)
+}
+
+/// The whole of taking an invitation up with a new account, for the API and the console: the
+/// token is checked first (422 naming `token`), so that nobody makes the server hash passwords for
+/// a link that is not one; the password follows the usual rules (422 naming `password`) and is
+/// hashed outside any transaction.
+pub async fn take_up_participation(
+    state: &crate::state::AppState,
+    token: String,
+    name: String,
+    password: String,
+    locale: crate::vocab::Locale,
+    ip: Option<String>,
+) -> AppResult<(crate::users::User, ParticipantView)> {
+    let presented = token.clone();
+    let participant = state.db.run(move |conn| crate::access::participant_invitation(conn, &presented)).await?;
+    crate::auth::password::check_policy("password", &password, &participant.email, &name)?;
+    let hash = crate::auth::password::hash_bounded(password).await?;
+    state
+        .db
+        .run(move |conn| {
+            // Read again: the invitation may have been taken up or ended meanwhile.
+            let participant = crate::access::participant_invitation(conn, &token)?;
+            participants::register(conn, &participant, &name, locale, hash, ip)
+        })
+        .await
 }

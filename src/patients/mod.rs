@@ -1,5 +1,6 @@
 //! Patients: the person at the centre of a care team, their consent and their team.
 
+pub mod access_log;
 pub mod approval;
 pub mod consents;
 pub mod emergency;

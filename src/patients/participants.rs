@@ -327,32 +327,6 @@ pub fn register(
     Ok((user, view))
 }
 
-/// The whole of taking an invitation up with a new account, for the API and the console: the
-/// token is checked first (422 naming `token`), so that nobody makes the server hash passwords for
-/// a link that is not one; the password follows the usual rules (422 naming `password`) and is
-/// hashed outside any transaction.
-pub async fn take_up(
-    state: &crate::state::AppState,
-    token: String,
-    name: String,
-    password: String,
-    locale: Locale,
-    ip: Option<String>,
-) -> AppResult<(User, ParticipantView)> {
-    let presented = token.clone();
-    let participant = state.db.run(move |conn| crate::access::participant_invitation(conn, &presented)).await?;
-    crate::auth::password::check_policy("password", &password, &participant.email, &name)?;
-    let hash = crate::auth::password::hash_bounded(password).await?;
-    state
-        .db
-        .run(move |conn| {
-            // Read again: the invitation may have been taken up or ended meanwhile.
-            let participant = crate::access::participant_invitation(conn, &token)?;
-            register(conn, &participant, &name, locale, hash, ip)
-        })
-        .await
-}
-
 /// The patients whose circle the account takes part in now, with its role in each.
 pub fn of_user(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<(String, ParticipantRole)>> {
     Ok(patient_participants::table

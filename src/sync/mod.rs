@@ -54,6 +54,7 @@ crate::text_enum! {
         EmergencyCard => "emergency_card",
         VisitPlan => "visit_plan",
         Appointment => "appointment",
+        FamilyMessage => "family_message",
         AccessGranted => "access_granted",
         AccessRevoked => "access_revoked",
     }

@@ -154,17 +154,6 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
 
 /// An account that may act and be told things now: active, in an active organisation. A
 /// deactivated organisation's people are out of the service at once (the access policy, src/access.rs).
-/// Who an account is, as the access log names them: name, profession and organisation.
-pub fn actor(conn: &mut DbConn, id: &str) -> AppResult<Option<crate::audit::words::Actor>> {
-    let found: Option<(String, Profession, Option<String>)> = users::table
-        .left_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
-        .filter(users::id.eq(id))
-        .select((users::name, users::profession, organizations::name.nullable()))
-        .first(conn)
-        .optional()?;
-    Ok(found.map(|(name, profession, organization)| crate::audit::words::Actor { name, profession, organization }))
-}
-
 pub fn find_in_service(conn: &mut DbConn, id: &str) -> AppResult<Option<User>> {
     if id.contains('\0') {
         return Ok(None);

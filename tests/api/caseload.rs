@@ -595,6 +595,7 @@ async fn every_kind_of_change_reaches_the_projection(app: TestApp) {
         Change::EmergencyCard { patient_id: "" },
         Change::VisitPlan { patient_id: "" },
         Change::Appointment { patient_id: "" },
+        Change::FamilyMessage { patient_id: "" },
     ];
     for kind in kinds {
         // A first read moves what its reader has not read (`notes::unread`), nothing of the
@@ -713,6 +714,7 @@ fn for_patient<'a>(kind: renkei::changes::Change<'a>, patient_id: &'a str) -> re
         Change::EmergencyCard { .. } => Change::EmergencyCard { patient_id },
         Change::VisitPlan { .. } => Change::VisitPlan { patient_id },
         Change::Appointment { .. } => Change::Appointment { patient_id },
+        Change::FamilyMessage { .. } => Change::FamilyMessage { patient_id },
     }
 }
 

@@ -1045,6 +1045,20 @@ async fn browser_walk_through(app: TestApp) {
     let invited = crate::helpers::emails_to(&app, &newcomer_id, "team_invitation").await;
     let invitation_token = crate::helpers::link_token(&invited[0].1, "/care-team-invitations");
     let newcomer_password = "さくら訪問看護-2026-春";
+    // The patient's daughter, invited as key person: she joins from the e-mail's link.
+    let daughter_email = format!("daughter-{}@example.jp", crate::helpers::short_id());
+    app.post(
+        &format!("/api/v1/patients/{}/participants", t.patient_id),
+        &t.care_manager.token,
+        json!({"email": daughter_email, "role": "key_person", "relationship": "長女"}),
+    )
+    .await
+    .expect(201);
+    let daughter_token = {
+        let mails = crate::helpers::emails_to_address(&app, &daughter_email, "participant_invitation").await;
+        crate::helpers::link_token(&mails[0].1, "/participant-invitations")
+    };
+    let daughter_password = "母の在宅療養-2026-冬";
 
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("console-walk-{:?}", app.backend));
     std::fs::create_dir_all(&out).unwrap();
@@ -1111,6 +1125,27 @@ async fn browser_walk_through(app: TestApp) {
         json!({"submit": "form[action=\"/console/care-team-invitations/accept\"]"}),
         json!({"page": "joined-patient"}),
     ];
+    let family_form = format!("form[action=\"/console/patients/{}/family-messages\"]", t.patient_id);
+    let daughter = vec![
+        json!({"go": format!("/participant-invitations?token={daughter_token}")}),
+        json!({"page": "invitation"}),
+        json!({"fill": {"#name": "川崎 由美", "#password": daughter_password, "#password_again": daughter_password}}),
+        json!({"submit": "form[action=\"/console/participant-invitations\"]"}),
+        json!({"page": "registered"}),
+        json!({"fill": {"#email": daughter_email, "#password": daughter_password}}),
+        json!({"submit": "form[action=\"/console/sign-in\"]"}),
+        json!({"page": "my-page"}),
+        json!({"follow": format!("a[href=\"/console/patients/{}/family\"]", t.patient_id)}),
+        json!({"page": "family"}),
+        json!({"fill": {"#text": "昨夜から熱が38度あります。"}}),
+        json!({"tick": "#raise_flag"}),
+        json!({"submit": family_form}),
+        json!({"page": "family-posted"}),
+        json!({"go": format!("/console/patients/{}", t.patient_id)}),
+        json!({"page": "patient-page"}),
+        json!({"go": format!("/console/patients/{MISSING}")}),
+        json!({"page": "missing-patient"}),
+    ];
     let plan = json!({
         "chromium": chromium, "axe": axe, "base": app.url(""), "out": out,
         "walks": [
@@ -1118,6 +1153,7 @@ async fn browser_walk_through(app: TestApp) {
             {"name": "discharge-nurse", "steps": discharge_nurse},
             {"name": "outsider", "steps": stranger},
             {"name": "newcomer", "steps": newcomer},
+            {"name": "daughter", "steps": daughter},
         ]
     });
     let plan_file = out.join("plan.json");
@@ -1177,6 +1213,20 @@ async fn browser_walk_through(app: TestApp) {
     assert!(text("newcomer/invitation").contains("訪問看護"));
     assert!(!text("newcomer/invitation").contains("川崎 花子"), "nothing of the patient before joining");
     assert!(text("newcomer/joined-patient").contains("川崎 花子"));
+    assert!(text("daughter/invitation").contains("キーパーソン"));
+    assert!(!text("daughter/invitation").contains("川崎 花子"), "nothing of the patient before taking part");
+    assert!(text("daughter/registered").contains("参加の登録ができました"));
+    assert!(text("daughter/my-page").contains("川崎 花子"));
+    assert!(text("daughter/family-posted").contains("昨夜から熱が38度あります。"));
+    assert!(text("daughter/family-posted").contains("チームに知らせました"));
+    // The professionals' patient page is not hers: the page of a patient that does not exist.
+    assert_eq!(text("daughter/patient-page"), text("daughter/missing-patient"));
+    let flags = app.get(&format!("/api/v1/patients/{}/flags", t.patient_id), &t.nurse.token).await.expect(200);
+    assert!(
+        flags.body["items"].as_array().unwrap().iter().any(|f| f["source"] == json!("family_message")),
+        "{}",
+        flags.text
+    );
     let flag = app.get(&format!("/api/v1/flags/{flag_id}"), &t.nurse.token).await.expect(200);
     assert_eq!(flag.body["status"], json!("acknowledged"));
     assert_eq!(flag.body["acknowledged_by"], json!(doctor.id));

@@ -6,29 +6,10 @@
 use serde_json::{json, Value};
 
 use crate::attachments::visit_note;
-use crate::helpers::{emails_to, Person, TestApp, TestResponse, PASSWORD};
+use crate::helpers::{emails_to, emails_to_address, Person, TestApp, TestResponse, PASSWORD};
 use crate::patients::{team, Team};
 
 const MISSING: &str = "01900000-0000-7000-8000-000000000000";
-
-/// The e-mails queued to an address, of one kind: (subject, body), oldest first.
-async fn emails_to_address(app: &TestApp, address: &str, kind: &str) -> Vec<(String, String)> {
-    use diesel::prelude::*;
-    use renkei::db::schema::email_outbox::dsl as o;
-    let (address, kind) = (address.to_string(), kind.to_string());
-    app.db
-        .run(move |conn| {
-            Ok(o::email_outbox
-                .filter(o::to_address.eq(address))
-                .filter(o::kind.eq(kind))
-                .filter(o::channel.eq("email"))
-                .order((o::created_at.asc(), o::id.asc()))
-                .select((o::subject, o::body_text))
-                .load::<(String, String)>(conn)?)
-        })
-        .await
-        .expect("read the outbox")
-}
 
 /// Invites `role` by a fresh address, takes the e-mailed invitation up with a new account and
 /// signs in: the person, and their participant id.
@@ -221,6 +202,24 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     let texts: Vec<&str> =
         channel.body["items"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["本日午後に臨時で訪問します。", text]);
+    // The team's apps hear of both messages through the change feed (one change each; the retry
+    // recorded nothing).
+    let feed_items = {
+        use diesel::prelude::*;
+        use renkei::db::schema::change_log::dsl as c;
+        let pid = pid.clone();
+        app.db
+            .run(move |conn| {
+                Ok(c::change_log
+                    .filter(c::patient_id.eq(pid))
+                    .filter(c::kind.eq("family_message"))
+                    .count()
+                    .get_result::<i64>(conn)?)
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(feed_items, 2);
 
     // The daughter cannot read the nurse's visit note: the 404 of a patient that does not exist.
     let note_id = visit_note(&app, &nurse, &pid, "発熱あり、解熱剤を使用").await;
@@ -295,6 +294,18 @@ async fn a_refusal_and_a_care_manager_who_decides(app: TestApp) {
     assert_eq!(told.len(), 1);
     assert!(told[0].0.contains("承認されませんでした"), "{}", told[0].0);
 
+    // A body that forgets the reason changes nothing.
+    let forgot = app
+        .call(
+            "PUT",
+            &format!("/api/v1/patients/{pid}/joining-approval"),
+            Some(&t.care_manager.token),
+            Some(&json!({})),
+            &[],
+        )
+        .await
+        .expect(422);
+    assert_eq!(forgot.body["errors"][0]["field"], json!("reason"), "{}", forgot.text);
     // The care manager records that the patient cannot approve: her invitation stands.
     let set = app
         .call(

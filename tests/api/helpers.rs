@@ -549,6 +549,26 @@ pub async fn emails_to(app: &TestApp, user_id: &str, kind: &str) -> Vec<(String,
         .expect("read the outbox")
 }
 
+/// The e-mails queued to an address, of one kind: (subject, body), oldest first.
+#[allow(dead_code)]
+pub async fn emails_to_address(app: &TestApp, address: &str, kind: &str) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use renkei::db::schema::email_outbox::dsl as o;
+    let (address, kind) = (address.to_string(), kind.to_string());
+    app.db
+        .run(move |conn| {
+            Ok(o::email_outbox
+                .filter(o::to_address.eq(address))
+                .filter(o::kind.eq(kind))
+                .filter(o::channel.eq("email"))
+                .order((o::created_at.asc(), o::id.asc()))
+                .select((o::subject, o::body_text))
+                .load::<(String, String)>(conn)?)
+        })
+        .await
+        .expect("read the outbox")
+}
+
 /// How many refused attempts of this account the audit trail holds.
 #[allow(dead_code)]
 pub async fn denied_events(app: &TestApp, actor_id: &str, resource_type: &str) -> usize {

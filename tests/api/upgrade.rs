@@ -17,8 +17,12 @@ const RELEASED_UP_TO: &str = "20261205000400";
 
 /// Rows of the tables every release since has kept.
 fn counts(conn: &mut DbConn) -> Vec<(&'static str, i64)> {
-    use renkei::db::schema::{audit_events, care_team_members, consents, note_reads, note_versions, notes, patients};
+    use renkei::db::schema::{
+        audit_events, care_team_members, consents, note_reads, note_versions, notes, patients, sessions, users,
+    };
     vec![
+        ("users", users::table.count().get_result(conn).unwrap()),
+        ("sessions", sessions::table.count().get_result(conn).unwrap()),
         ("patients", patients::table.count().get_result(conn).unwrap()),
         ("care_team_members", care_team_members::table.count().get_result(conn).unwrap()),
         ("consents", consents::table.count().get_result(conn).unwrap()),
@@ -80,6 +84,17 @@ async fn a_filled_database_of_an_earlier_release_upgrades_in_place(app: TestApp)
     let applied = renkei::db::migrate(&mut conn).unwrap();
     assert_eq!(applied.len(), reverted.len(), "every later migration ran: {applied:?}");
     assert_eq!(counts(&mut conn), before, "the upgrade kept every row");
+    if let DbConn::Sqlite(c) = &mut conn {
+        // The accounts table was rebuilt in place (an account may now have no organisation):
+        // every reference to it still holds, and enforcement is back on.
+        #[derive(QueryableByName)]
+        struct Violation {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            table: String,
+        }
+        let broken: Vec<Violation> = diesel::sql_query("PRAGMA foreign_key_check").load(c).unwrap();
+        assert!(broken.is_empty(), "dangling references: {:?}", broken.iter().map(|v| &v.table).collect::<Vec<_>>());
+    }
     let report = renkei::audit::verify(&mut conn).unwrap();
     assert!(report.broken.is_none(), "the audit chain verifies after the upgrade: {:?}", report.broken);
     assert!(report.events > 0);
@@ -95,6 +110,18 @@ async fn a_filled_database_of_an_earlier_release_upgrades_in_place(app: TestApp)
     assert_eq!(read.body["text"], json!("ｶﾀｶﾅ と　全角スペース"));
     let mine = app.get("/api/v1/me/unread", &t.care_manager.token).await.expect(200);
     assert_eq!(mine.body["total_unread"], json!(1));
+    // Signing in still works on the rebuilt accounts table, and its sessions are still open.
+    app.login(&t.nurse.email, crate::helpers::PASSWORD, None).await.expect(200);
+    app.get("/api/v1/me", &t.nurse.token).await.expect(200);
+    // An address in use is still refused for a new account (the table's unique index came back).
+    let taken = app
+        .post(
+            &format!("/api/v1/organizations/{}/users", t.nurse_station),
+            &t.admin.token,
+            json!({"email": t.nurse.email, "name": "別人", "profession": "nurse", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(taken.status, 422, "{}", taken.text);
     app.post(
         &format!("/api/v1/patients/{}/notes", t.patient_id),
         &t.nurse.token,

@@ -94,7 +94,8 @@ pub async fn revoke(state: web::Data<AppState>, bearer: Bearer, path: web::Path<
     Ok(HttpResponse::Ok().json(view))
 }
 
-fn token_of(body: &Answer) -> AppResult<String> {
+/// The token of an answer to an e-mailed invitation (422 naming `token` when blank).
+pub(super) fn token_of(body: &Answer) -> AppResult<String> {
     let mut check = Check::new();
     if body.token.trim().is_empty() {
         check.push("token", "required", "招待のトークンがありません。", "The invitation token is missing.");

@@ -462,17 +462,18 @@ pub async fn access_log(
 
 fn with_actor_names(conn: &mut DbConn, rows: Vec<audit::AuditEvent>) -> AppResult<Vec<AccessLogEntry>> {
     let mut out = Vec::with_capacity(rows.len());
-    let mut actors: std::collections::HashMap<String, Option<audit::words::Actor>> = std::collections::HashMap::new();
+    let mut actors: std::collections::HashMap<String, Option<super::access_log::Actor>> =
+        std::collections::HashMap::new();
     for e in rows {
         if let Some(a) = &e.actor_id {
             if !actors.contains_key(a) {
-                let actor = crate::users::actor(conn, a)?;
+                let actor = super::access_log::actor(conn, a)?;
                 actors.insert(a.clone(), actor);
             }
         }
         let actor = e.actor_id.as_ref().and_then(|a| actors.get(a)).and_then(Option::as_ref);
         let (summary, summary_en) =
-            audit::words::plain(e.occurred_at, actor, &e.action, &e.resource_type, e.outcome == "denied");
+            super::access_log::plain(e.occurred_at, actor, &e.action, &e.resource_type, e.outcome == "denied");
         out.push(AccessLogEntry {
             id: e.id,
             occurred_at: e.occurred_at,

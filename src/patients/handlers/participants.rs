@@ -97,7 +97,9 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: Json<R
     check.finish()?;
     let locale = body.locale.unwrap_or(Locale::Ja);
     let ip = auth::extract::client_ip(&req);
-    let (user, view) = participants::take_up(&state, body.token, body.name, body.password, locale, ip).await?;
+    let (user, view) =
+        crate::patients::joining::take_up_participation(&state, body.token, body.name, body.password, locale, ip)
+            .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
         .json(Registered { user_id: user.id, participant: view }))
@@ -106,12 +108,7 @@ pub async fn register(state: web::Data<AppState>, req: HttpRequest, body: Json<R
 /// `POST /participant-invitations/accept`: takes an invitation up as the signed-in account of
 /// no organisation.
 pub async fn accept(state: web::Data<AppState>, bearer: Bearer, body: Json<Answer>) -> AppResult<HttpResponse> {
-    let token = body.into_inner().token;
-    let mut check = Check::new();
-    if token.trim().is_empty() {
-        check.push("token", "required", "招待のトークンがありません。", "The invitation token is missing.");
-    }
-    check.finish()?;
+    let token = super::invitations::token_of(&body.into_inner())?;
     let view = state
         .db
         .run(move |conn| {
@@ -200,8 +197,19 @@ pub async fn set_approval(
     body: Json<Waiver>,
 ) -> AppResult<HttpResponse> {
     let patient_id = path.into_inner().into_string();
-    let reason = body.into_inner().reason;
     let mut check = Check::new();
+    let reason = match body.into_inner().reason {
+        Some(reason) => reason,
+        None => {
+            check.push(
+                "reason",
+                "required",
+                "reason を指定してください（戻すときは null）。",
+                "reason is required (null gives the decision back).",
+            );
+            None
+        }
+    };
     if let Some(r) = &reason {
         check.text("reason", r, 500);
     }

@@ -1,8 +1,12 @@
-//! The access log in plain words, for the patient and their key person as much as for the
-//! lead: "2026年12月7日 14:03（日本時間） 山田 花子さん（看護師、川崎訪問看護ステーション）が記録（連絡ノート）を見ました。"
+//! The access log ("who opened this record") in plain words, for the patient and their key
+//! person as much as for the lead: "2026年12月7日 14:03（日本時間） 山田 花子さん（看護師、川崎訪問看護ステーション）が記録（連絡ノート）を見ました。"
 
 use chrono::NaiveDateTime;
+use diesel::prelude::*;
 
+use crate::db::schema::{organizations, users};
+use crate::db::DbConn;
+use crate::error::AppResult;
 use crate::mail::templates::{format_time, profession_label};
 use crate::vocab::{Locale, Profession};
 
@@ -11,6 +15,17 @@ pub struct Actor {
     pub name: String,
     pub profession: Profession,
     pub organization: Option<String>,
+}
+
+/// Who an account is, as the log names them: name, profession and organisation.
+pub fn actor(conn: &mut DbConn, id: &str) -> AppResult<Option<Actor>> {
+    let found: Option<(String, Profession, Option<String>)> = users::table
+        .left_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
+        .filter(users::id.eq(id))
+        .select((users::name, users::profession, organizations::name.nullable()))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(name, profession, organization)| Actor { name, profession, organization }))
 }
 
 /// The part of the record an event touched, in each language.
