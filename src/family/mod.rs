@@ -17,7 +17,7 @@ use crate::db::schema::{family_messages, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
 use crate::flags::{self, EscalationLimits, NewFlag};
-use crate::mail::Mailer;
+use crate::mail::{self, Mailer, Notice};
 use crate::patients::Patient;
 use crate::vocab::{FlagSeverity, FlagSource, Profession};
 
@@ -114,8 +114,28 @@ pub fn post(
     };
     diesel::insert_into(family_messages::table).values(&message).execute(conn)?;
     crate::changes::record(conn, crate::changes::Change::FamilyMessage { patient_id: &patient.id })?;
+    tell(conn, me, mailer, patient, &message)?;
     audit::record(conn, me, Event::new(Action::Create, Resource::FamilyMessage, Some(&message.id), Some(&patient.id)))?;
     Ok(view(message, me.name.clone(), me.profession))
+}
+
+/// Tells the other side of the channel, in the message's transaction: a professional's message
+/// goes to the participants (the family far away hears of it), a family member's to the team's
+/// lead or care managers. Without the text.
+fn tell(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer, patient: &Patient, m: &Message) -> AppResult<usize> {
+    let mut recipients = if me.organization_id.is_some() {
+        crate::patients::participants::active_user_ids(conn, &patient.id)?
+    } else {
+        crate::patients::team::lead_user_ids(conn, &patient.id)?
+    };
+    recipients.retain(|id| *id != me.id);
+    let notice = Notice::FamilyMessage {
+        author: crate::patients::team::person_kind(conn, me.profession, me.organization_id.as_deref())?,
+        posted_at: m.created_at,
+        patient: patient.email_label(mailer.patient_label()),
+        patient_id: patient.id.clone(),
+    };
+    mail::notify(conn, mailer, &recipients, &notice, Some(&patient.id), &format!("family_message:{}", m.id))
 }
 
 /// Where a page of the channel ends: the last message's time and id.

@@ -264,6 +264,14 @@ pub enum Notice {
         patient: String,
         patient_id: String,
     },
+    /// A message in the family channel: the participants are told of a professional's, the
+    /// team's lead (or care managers) of a family member's. Not its text: a person typed it.
+    FamilyMessage {
+        author: Described,
+        posted_at: NaiveDateTime,
+        patient: String,
+        patient_id: String,
+    },
     /// Someone other than the lead changed the care team: the lead is told.
     TeamChanged {
         change: TeamChange,
@@ -349,6 +357,7 @@ impl Notice {
             Notice::ParticipantInvitation { .. } => MailKind::ParticipantInvitation,
             Notice::JoiningAwaitsApproval { .. } => MailKind::JoiningAwaitsApproval,
             Notice::JoiningRefused { .. } => MailKind::JoiningRefused,
+            Notice::FamilyMessage { .. } => MailKind::FamilyMessage,
             Notice::OrganizationDeactivated { .. } => MailKind::OrganizationDeactivated,
             Notice::MemberOffboarded { .. } => MailKind::MemberOffboarded,
             Notice::CoordinatorAssigned { .. } => MailKind::CoordinatorAssigned,
@@ -379,6 +388,7 @@ crate::text_enum! {
         ParticipantInvitation => "participant_invitation",
         JoiningAwaitsApproval => "joining_awaits_approval",
         JoiningRefused => "joining_refused",
+        FamilyMessage => "family_message",
         OrganizationDeactivated => "organization_deactivated",
         MemberOffboarded => "member_offboarded",
         CoordinatorAssigned => "coordinator_assigned",
@@ -425,6 +435,8 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
         (MailKind::JoiningAwaitsApproval, Locale::En) => include_str!("templates/joining_awaits_approval.en.txt"),
         (MailKind::JoiningRefused, Locale::Ja) => include_str!("templates/joining_refused.ja.txt"),
         (MailKind::JoiningRefused, Locale::En) => include_str!("templates/joining_refused.en.txt"),
+        (MailKind::FamilyMessage, Locale::Ja) => include_str!("templates/family_message.ja.txt"),
+        (MailKind::FamilyMessage, Locale::En) => include_str!("templates/family_message.en.txt"),
         (MailKind::OrganizationDeactivated, Locale::Ja) => include_str!("templates/organization_deactivated.ja.txt"),
         (MailKind::OrganizationDeactivated, Locale::En) => include_str!("templates/organization_deactivated.en.txt"),
         (MailKind::MemberOffboarded, Locale::Ja) => include_str!("templates/member_offboarded.ja.txt"),
@@ -693,6 +705,12 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
         }
+        Notice::FamilyMessage { author, posted_at, patient, patient_id } => {
+            params.push(("author", author.label(locale)));
+            params.push(("posted_at", format_time(*posted_at, locale)));
+            params.push(("patient", text(patient)));
+            params.push(("link", format!("{}/family", link(public_url, "patients", patient_id)?)));
+        }
         Notice::TeamChanged { change, member, actor, changed_at, patient, patient_id } => {
             params.push(("change", change.label(locale).into()));
             params.push(("member", member.label(locale)));
@@ -894,6 +912,12 @@ mod tests {
                 member: Described { profession: Profession::Nurse, organization: Some(OrgKind::VisitingNurseStation) },
                 role: crate::vocab::TeamRole::VisitingNurse,
                 decided_at: at(),
+                patient: text.into(),
+                patient_id: ID.into(),
+            },
+            Notice::FamilyMessage {
+                author: Described { profession: Profession::Layperson, organization: None },
+                posted_at: at(),
                 patient: text.into(),
                 patient_id: ID.into(),
             },

@@ -164,6 +164,16 @@ pub fn approvers(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> 
     users::in_service(conn, &ids)
 }
 
+/// The accounts that take part in the patient's circle now.
+pub fn active_user_ids(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<String>> {
+    let ids: Vec<Option<String>> = patient_participants::table
+        .filter(patient_participants::patient_id.eq(patient_id))
+        .filter(patient_participants::status.eq(ParticipantStatus::Active))
+        .select(patient_participants::user_id)
+        .load(conn)?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// A patient's participants, invited, active and ended, newest first.
 pub fn list(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<ParticipantView>> {
     let rows: Vec<(Participant, Option<String>)> = patient_participants::table

@@ -202,6 +202,17 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     let texts: Vec<&str> =
         channel.body["items"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["本日午後に臨時で訪問します。", text]);
+    // Each side hears of the other's message by e-mail, without its text: the daughter of the
+    // nurse's answer, the lead of the daughter's message (once, although it was sent twice).
+    let to_daughter = emails_to(&app, &daughter.id, "family_message").await;
+    assert_eq!(to_daughter.len(), 1);
+    assert!(to_daughter[0].1.contains("訪問看護ステーションの看護師"), "{}", to_daughter[0].1);
+    assert!(!to_daughter[0].1.contains("臨時で訪問"), "no text in the e-mail: {}", to_daughter[0].1);
+    assert!(to_daughter[0].1.contains(&format!("/patients/{pid}/family")), "{}", to_daughter[0].1);
+    let to_lead = emails_to(&app, &t.care_manager.id, "family_message").await;
+    assert_eq!(to_lead.len(), 1);
+    assert!(to_lead[0].1.contains("ご本人・ご家族") && !to_lead[0].1.contains("３８度"), "{}", to_lead[0].1);
+    assert!(emails_to(&app, &nurse.id, "family_message").await.is_empty(), "not the writer, not every member");
     // The team's apps hear of both messages through the change feed (one change each; the retry
     // recorded nothing).
     let feed_items = {
