@@ -1555,6 +1555,36 @@ pub fn family_channel(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> 
     patient(conn, me, patient_id, Need::FamilyChannel, Resource::FamilyMessage)
 }
 
+/// A message of the family channel its writer marks entered in error: the caller may use the
+/// channel ([`family_channel`]) and the message is theirs (someone else's: 403, audited); one of
+/// another patient, or none, answers like a missing one, audited.
+pub fn family_message_in_error(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    message_id: &str,
+) -> AppResult<crate::family::Message> {
+    let (patient, _) = family_channel(conn, me, patient_id)?;
+    let Some(message) = crate::family::find(conn, &patient.id, message_id)? else {
+        return Err(missing(conn, me, Resource::FamilyMessage, message_id, "no such message"));
+    };
+    if message.author_id != me.id {
+        audit::record(
+            conn,
+            me,
+            Event::new(Action::Update, Resource::FamilyMessage, Some(&message.id), Some(&patient.id))
+                .denied()
+                .detail("another's message"),
+        )?;
+        return Err(AppError::forbidden(
+            "取り消せるのは、ご自身が書いたメッセージだけです。",
+            "Only the writer of a message may mark it entered in error.",
+        )
+        .keeping_changes());
+    }
+    Ok(message)
+}
+
 /// The joinings of a patient waiting for approval: the patient and the key person.
 pub fn joining_requests(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -> AppResult<Patient> {
     Ok(patient(conn, me, patient_id, Need::ApproveJoining, Resource::JoiningApproval)?.0)

@@ -81,6 +81,11 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         (Method::POST, "/console/patients/{id}/family-messages", post().to(console::handlers::post_family_message)),
         (
             Method::POST,
+            "/console/patients/{id}/family-messages/{message_id}/entered-in-error",
+            post().to(console::handlers::withdraw_family_message),
+        ),
+        (
+            Method::POST,
             "/console/patients/{id}/joining-requests/{invitation_id}/approve",
             post().to(console::handlers::approve_joining),
         ),
@@ -197,6 +202,11 @@ pub fn routes() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::GET, "/api/v1/patients/{id}/family-messages", get().to(family::handlers::list)),
         (Method::POST, "/api/v1/patients/{id}/family-messages", post().to(family::handlers::create)),
+        (
+            Method::POST,
+            "/api/v1/patients/{id}/family-messages/{message_id}/entered-in-error",
+            post().to(family::handlers::entered_in_error),
+        ),
         (Method::PATCH, "/api/v1/patients/{id}/care-team/{member_id}", patch().to(patients::handlers::team::update)),
         (Method::POST, "/api/v1/patients/{id}/emergency-access", post().to(patients::handlers::emergency_access)),
         (Method::GET, "/api/v1/patients/{id}/access-log", get().to(patients::handlers::access_log)),

@@ -1308,6 +1308,40 @@ pub async fn post_family_message(
     onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}/family"))
 }
 
+#[derive(Deserialize)]
+struct WithdrawForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/patients/{id}/family-messages/{message_id}/entered-in-error`: withdraws one's
+/// own message with a reason, as the API's; then the family page.
+pub async fn withdraw_family_message(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let lang = session::lang(&req);
+    let Some(f) = posted::<WithdrawForm>(&req, &body, SESSION_COOKIE) else { return refused_page(lang) };
+    let Some(bearer) = session::bearer(&req, &state.keys) else { return session::to_sign_in(session::HOME) };
+    let mut check = api::Check::new();
+    check.text("reason", &f.reason, 500);
+    if let Err(e) = check.finish() {
+        return failure(&req, lang, e);
+    }
+    let (id, message_id) = path.into_inner();
+    let (id, message_id) = (Id::parse(&id).into_string(), Id::parse(&message_id).into_string());
+    let done = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            views::withdraw_family_message(conn, &me, &id, &message_id, &f.reason)
+        })
+        .await;
+    onward(&req, lang, done, |patient_id| format!("/console/patients/{patient_id}/family"))
+}
+
 async fn decide_joining(
     state: &AppState,
     req: &HttpRequest,

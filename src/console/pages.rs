@@ -68,6 +68,11 @@ pub struct CircleLink {
 }
 
 pub struct FamilyMessageLine {
+    pub id: String,
+    /// The reader wrote it (and may withdraw it).
+    pub own: bool,
+    /// Withdrawn (entered in error): why.
+    pub withdrawn: Option<String>,
     pub who: String,
     pub at: String,
     pub text: String,

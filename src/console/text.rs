@@ -193,6 +193,9 @@ pub struct Texts {
     pub joining_approve: &'static str,
     pub joining_refuse: &'static str,
     pub my_circles: &'static str,
+    pub family_withdrawn: &'static str,
+    pub family_withdraw_reason: &'static str,
+    pub family_withdraw: &'static str,
 }
 
 pub const JA: Texts = Texts {
@@ -391,6 +394,9 @@ pub const JA: Texts = Texts {
     joining_approve: "承認する",
     joining_refuse: "承認しない",
     my_circles: "参加している患者さん",
+    family_withdrawn: "取り消し済み",
+    family_withdraw_reason: "取り消す理由",
+    family_withdraw: "取り消す",
 };
 
 pub const EN: Texts = Texts {
@@ -589,6 +595,9 @@ pub const EN: Texts = Texts {
     joining_approve: "Approve",
     joining_refuse: "Refuse",
     my_circles: "The patients whose circle you take part in",
+    family_withdrawn: "Withdrawn",
+    family_withdraw_reason: "Why withdraw it",
+    family_withdraw: "Withdraw",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

@@ -765,6 +765,9 @@ pub fn family_page(
         .into_iter()
         .take(api::MAX_LIMIT as usize)
         .map(|m| super::pages::FamilyMessageLine {
+            own: m.author_id == me.id,
+            withdrawn: m.error_reason.clone(),
+            id: m.id.clone(),
             who: if m.author_profession == crate::vocab::Profession::Layperson {
                 m.author_name
             } else {
@@ -827,6 +830,20 @@ pub fn post_family_message(
     })?;
     answer.audit_replay(conn, me, Resource::FamilyMessage, &patient.id)?;
     Ok(patient.id)
+}
+
+/// Withdraws one's own message, as `POST /patients/{id}/family-messages/{id}/entered-in-error`;
+/// answers the patient.
+pub fn withdraw_family_message(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient_id: &str,
+    message_id: &str,
+    reason: &str,
+) -> AppResult<String> {
+    let message = access::family_message_in_error(conn, me, patient_id, message_id)?;
+    crate::family::mark_in_error(conn, me, &message, reason)?;
+    Ok(message.patient_id)
 }
 
 /// Approves or refuses a joining, as `POST /patients/{id}/joining-requests/{id}/approve` and

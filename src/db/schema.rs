@@ -551,6 +551,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    family_message_errors (message_id) {
+        message_id -> Text,
+        patient_id -> Text,
+        marked_by -> Text,
+        reason -> Text,
+        marked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     family_messages (id) {
         id -> Text,
         patient_id -> Text,
@@ -887,6 +897,7 @@ diesel::joinable!(organizations -> wards (ward_code));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(family_message_errors -> family_messages (message_id));
 diesel::joinable!(webhook_endpoints -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -937,6 +948,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     patients,
     patient_participants,
     family_messages,
+    family_message_errors,
     push_subscriptions,
     refresh_tokens,
     sessions,

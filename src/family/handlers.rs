@@ -32,6 +32,31 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// `POST /patients/{id}/family-messages/{message_id}/entered-in-error`: its writer withdraws a
+/// message sent by mistake, with a reason; it stays readable, marked.
+pub async fn entered_in_error(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<(Id, Id)>,
+    body: Json<super::MarkInError>,
+) -> AppResult<HttpResponse> {
+    let (patient_id, message_id) = path.into_inner();
+    let (patient_id, message_id) = (patient_id.into_string(), message_id.into_string());
+    let reason = body.into_inner().reason;
+    let mut check = Check::new();
+    check.text("reason", &reason, 500);
+    check.finish()?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let me = bearer.user(conn)?;
+            let message = access::family_message_in_error(conn, &me, &patient_id, &message_id)?;
+            super::mark_in_error(conn, &me, &message, &reason)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
 /// `POST /patients/{id}/family-messages`: a participant or a member writes; with `raise_flag`
 /// the team is alerted. Retry-safe with `Idempotency-Key`.
 pub async fn create(

@@ -2,7 +2,9 @@
 //! What a professional posts here is what they choose to share with the family; the family
 //! never sees the professional notes by default. A family member's message can raise a flag for
 //! the team ("昨夜から熱が38度あります"): the team is alerted as for any flag. Messages are never
-//! edited or deleted (the table refuses it). Who may read and post is `access::family_channel`.
+//! edited or deleted (the table refuses it); one sent by mistake is marked entered in error by its
+//! writer, with a reason, and stays readable as such. Who may read and post is
+//! `access::family_channel`, who may mark one `access::family_message_in_error`.
 
 pub mod handlers;
 
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::api;
 use crate::audit::{self, Action, Event, Resource};
 use crate::auth::CurrentUser;
-use crate::db::schema::{family_messages, users};
+use crate::db::schema::{family_message_errors, family_messages, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
 use crate::flags::{self, EscalationLimits, NewFlag};
@@ -49,6 +51,17 @@ pub struct MessageView {
     pub flag_id: Option<String>,
     #[serde(serialize_with = "api::utc")]
     pub created_at: NaiveDateTime,
+    /// Marked entered in error by its writer: why, and when. The text stays as it was.
+    pub entered_in_error: bool,
+    pub error_reason: Option<String>,
+    #[serde(serialize_with = "api::utc_opt")]
+    pub marked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkInError {
+    pub reason: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -60,8 +73,17 @@ pub struct Post {
     pub raise_flag: bool,
 }
 
-fn view(m: Message, author_name: String, author_profession: Profession) -> MessageView {
+fn view(
+    m: Message,
+    author_name: String,
+    author_profession: Profession,
+    error: Option<(String, NaiveDateTime)>,
+) -> MessageView {
+    let (error_reason, marked_at) = error.map_or((None, None), |(r, at)| (Some(r), Some(at)));
     MessageView {
+        entered_in_error: error_reason.is_some(),
+        error_reason,
+        marked_at,
         id: m.id,
         patient_id: m.patient_id,
         author_id: m.author_id,
@@ -116,7 +138,47 @@ pub fn post(
     crate::changes::record(conn, crate::changes::Change::FamilyMessage { patient_id: &patient.id })?;
     tell(conn, me, mailer, patient, &message)?;
     audit::record(conn, me, Event::new(Action::Create, Resource::FamilyMessage, Some(&message.id), Some(&patient.id)))?;
-    Ok(view(message, me.name.clone(), me.profession))
+    Ok(view(message, me.name.clone(), me.profession, None))
+}
+
+/// One message of the patient's channel.
+pub fn find(conn: &mut DbConn, patient_id: &str, id: &str) -> AppResult<Option<Message>> {
+    Ok(family_messages::table
+        .filter(family_messages::id.eq(id))
+        .filter(family_messages::patient_id.eq(patient_id))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks a message entered in error (the caller, its writer, was allowed by
+/// `access::family_message_in_error`), audited; 409 when it is marked already.
+pub fn mark_in_error(conn: &mut DbConn, me: &CurrentUser, message: &Message, reason: &str) -> AppResult<MessageView> {
+    let t = now();
+    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(family_message_errors::table)
+        .values((
+            family_message_errors::message_id.eq(&message.id),
+            family_message_errors::patient_id.eq(&message.patient_id),
+            family_message_errors::marked_by.eq(&me.id),
+            family_message_errors::reason.eq(reason),
+            family_message_errors::marked_at.eq(t),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted != 1 {
+        return Err(crate::error::AppError::conflict(
+            "このメッセージはすでに取り消されています。",
+            "This message has been marked entered in error already.",
+        ));
+    }
+    crate::changes::record(conn, crate::changes::Change::FamilyMessage { patient_id: &message.patient_id })?;
+    audit::record(
+        conn,
+        me,
+        Event::new(Action::Update, Resource::FamilyMessage, Some(&message.id), Some(&message.patient_id))
+            .detail("entered in error"),
+    )?;
+    Ok(view(message.clone(), me.name.clone(), me.profession, Some((reason.to_string(), t))))
 }
 
 /// Tells the other side of the channel, in the message's transaction: a professional's message
@@ -154,6 +216,7 @@ fn decode(position: &str) -> Option<(NaiveDateTime, String)> {
 pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&str>, limit: i64) -> AppResult<Vec<MessageView>> {
     let mut q = family_messages::table
         .inner_join(users::table.on(users::id.eq(family_messages::author_id)))
+        .left_join(family_message_errors::table)
         .filter(family_messages::patient_id.eq(patient_id))
         .into_boxed();
     if let Some(position) = after {
@@ -162,10 +225,16 @@ pub fn page(conn: &mut DbConn, patient_id: &str, after: Option<&str>, limit: i64
             family_messages::created_at.lt(at).or(family_messages::created_at.eq(at).and(family_messages::id.lt(id))),
         );
     }
-    let rows: Vec<(Message, String, Profession)> = q
+    type Row = (Message, String, Profession, Option<(String, NaiveDateTime)>);
+    let rows: Vec<Row> = q
         .order((family_messages::created_at.desc(), family_messages::id.desc()))
         .limit(limit + 1)
-        .select((Message::as_select(), users::name, users::profession))
+        .select((
+            Message::as_select(),
+            users::name,
+            users::profession,
+            (family_message_errors::reason, family_message_errors::marked_at).nullable(),
+        ))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(m, name, profession)| view(m, name, profession)).collect())
+    Ok(rows.into_iter().map(|(m, name, profession, error)| view(m, name, profession, error)).collect())
 }

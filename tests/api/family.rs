@@ -213,8 +213,39 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     assert_eq!(to_lead.len(), 1);
     assert!(to_lead[0].1.contains("ご本人・ご家族") && !to_lead[0].1.contains("３８度"), "{}", to_lead[0].1);
     assert!(emails_to(&app, &nurse.id, "family_message").await.is_empty(), "not the writer, not every member");
-    // The team's apps hear of both messages through the change feed (one change each; the retry
-    // recorded nothing).
+    // A message sent by mistake is withdrawn by its writer only, and stays readable, marked.
+    let message_id = posted.body["id"].as_str().unwrap().to_string();
+    let withdraw = format!("/api/v1/patients/{pid}/family-messages/{message_id}/entered-in-error");
+    app.post(&withdraw, &nurse.token, json!({"reason": "間違い"})).await.expect(403);
+    let marked = app.post(&withdraw, &daughter.token, json!({"reason": "熱は測り間違いでした"})).await.expect(200);
+    assert_eq!(marked.body["entered_in_error"], json!(true));
+    assert_eq!(marked.body["text"], json!(text));
+    app.post(&withdraw, &daughter.token, json!({"reason": "二度目"})).await.expect(409);
+    let missing_message = app
+        .post(
+            &format!("/api/v1/patients/{pid}/family-messages/{MISSING}/entered-in-error"),
+            &daughter.token,
+            json!({"reason": "x"}),
+        )
+        .await
+        .expect(404);
+    let outsider_try = app.post(&withdraw, &t.admin.token, json!({"reason": "x"})).await;
+    let missing_patient = app
+        .post(
+            &format!("/api/v1/patients/{MISSING}/family-messages/{message_id}/entered-in-error"),
+            &t.admin.token,
+            json!({"reason": "x"}),
+        )
+        .await;
+    same_404("withdrawing as an outsider", &outsider_try, &missing_patient);
+    assert_eq!(missing_message.status, 404);
+    let channel = app.get(&format!("/api/v1/patients/{pid}/family-messages"), &nurse.token).await.expect(200);
+    let listed =
+        channel.body["items"].as_array().unwrap().iter().find(|m| m["id"] == json!(message_id)).unwrap().clone();
+    assert_eq!(listed["entered_in_error"], json!(true));
+    assert_eq!(listed["error_reason"], json!("熱は測り間違いでした"));
+    // The team's apps hear of both messages and of the withdrawal through the change feed (one
+    // change each; the retry recorded nothing).
     let feed_items = {
         use diesel::prelude::*;
         use renkei::db::schema::change_log::dsl as c;
@@ -230,7 +261,7 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
             .await
             .unwrap()
     };
-    assert_eq!(feed_items, 2);
+    assert_eq!(feed_items, 3);
 
     // The daughter cannot read the nurse's visit note: the 404 of a patient that does not exist.
     let note_id = visit_note(&app, &nurse, &pid, "発熱あり、解熱剤を使用").await;
@@ -578,6 +609,17 @@ async fn the_family_uses_the_console(app: TestApp) {
     let page = d.get(&family_path).await.expect(200);
     let csrf = crate::console::csrf_of(&page.text);
     d.post(&path, &[("csrf", csrf.as_str()), ("key", "another-key-1234"), ("text", " ")]).await.expect(422);
+    // She withdraws her message from the page: it stays, struck through, with the reason.
+    let message_id = channel.body["items"][0]["id"].as_str().unwrap().to_string();
+    let page = d.get(&family_path).await.expect(200);
+    let csrf = crate::console::csrf_of(&page.text);
+    let withdraw = format!("/console/patients/{pid}/family-messages/{message_id}/entered-in-error");
+    assert!(page.text.contains(&withdraw), "{}", page.text);
+    let res = d.post(&withdraw, &[("csrf", csrf.as_str()), ("reason", "書き間違えました")]).await.expect(303);
+    assert_eq!(res.header("location"), Some(family_path.clone()));
+    let page = d.get(&family_path).await.expect(200);
+    assert!(page.text.contains("取り消し済み") && page.text.contains("書き間違えました"), "{}", page.text);
+    assert!(page.text.contains("<del>母が朝から食事をとりません</del>"), "{}", page.text);
 }
 
 crate::both_backends!(

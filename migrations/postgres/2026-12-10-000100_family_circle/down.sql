@@ -1,3 +1,4 @@
+DROP TABLE family_message_errors;
 DROP TABLE family_messages;
 DROP FUNCTION family_messages_append_only();
 DROP TABLE patient_participants;

@@ -42,6 +42,16 @@ CREATE TABLE family_messages (
 );
 CREATE INDEX family_messages_patient ON family_messages (patient_id, created_at, id);
 
+-- A family message sent by mistake is marked entered in error by its writer, with a reason; the
+-- message itself stays as it was (append-only).
+CREATE TABLE family_message_errors (
+    message_id TEXT PRIMARY KEY REFERENCES family_messages (id),
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    marked_by TEXT NOT NULL REFERENCES users (id),
+    reason TEXT NOT NULL,
+    marked_at TIMESTAMP NOT NULL
+);
+
 -- Joining waits for the patient's (or key person's) approval where they take part: an accepted
 -- invitation is `awaiting_approval` until they decide (`approved` makes the membership, or
 -- `refused`). `decided_by`/`decided_at` record who decided.

@@ -1,5 +1,6 @@
 PRAGMA foreign_keys = OFF;
 BEGIN;
+DROP TABLE family_message_errors;
 DROP TABLE family_messages;
 DROP TABLE patient_participants;
 ALTER TABLE care_team_invitations DROP COLUMN decided_at;
