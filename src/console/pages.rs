@@ -166,6 +166,8 @@ pub struct PatientPage {
     pub paged: bool,
     /// For the team's active members: the form that posts a note.
     pub note_form: Option<NoteForm>,
+    /// The reader may open the family channel (`access::Need::FamilyChannel`).
+    pub family_channel: bool,
 }
 
 /// The patient page's form for a new note. `key` makes a second press of the button (or a

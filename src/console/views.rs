@@ -136,6 +136,7 @@ pub fn patient_page(
     let (patient, relation) = access::patient(conn, me, patient_id, Need::Read, Resource::Patient)?;
     audit::record(conn, me, Event::new(Action::Read, Resource::Patient, Some(patient_id), Some(patient_id)))?;
     let note_form = access::offers_note_form(&patient, &relation).then(|| note_form(lang));
+    let family_channel = relation.allows(Need::FamilyChannel);
     let view = patient.view(patients::consents::state(conn, patient_id)?);
     let paged = after.is_some();
     // As `GET /patients/{id}/care-team`; a reader who may not see the team sees no team.
@@ -205,6 +206,7 @@ pub fn patient_page(
         older: page.next_cursor,
         paged,
         note_form,
+        family_channel,
     })
 }
 

@@ -609,6 +609,11 @@ async fn the_family_uses_the_console(app: TestApp) {
     let page = d.get(&family_path).await.expect(200);
     let csrf = crate::console::csrf_of(&page.text);
     d.post(&path, &[("csrf", csrf.as_str()), ("key", "another-key-1234"), ("text", " ")]).await.expect(422);
+    // A member opens the family page from the patient's page.
+    let mut n = crate::console::signed_in(&app, &t.nurse).await;
+    let patient_page = n.get(&format!("/console/patients/{pid}")).await.expect(200);
+    assert!(patient_page.text.contains(&format!("href=\"{family_path}\"")), "{}", patient_page.text);
+    n.get(&family_path).await.expect(200);
     // She withdraws her message from the page: it stays, struck through, with the reason.
     let message_id = channel.body["items"][0]["id"].as_str().unwrap().to_string();
     let page = d.get(&family_path).await.expect(200);
