@@ -238,6 +238,25 @@ text_enum! {
     }
 }
 
+/// A person's language is the language their pages and e-mails are in.
+impl From<Locale> for crate::error::Lang {
+    fn from(locale: Locale) -> Self {
+        match locale {
+            Locale::Ja => crate::error::Lang::Ja,
+            Locale::En => crate::error::Lang::En,
+        }
+    }
+}
+
+impl From<crate::error::Lang> for Locale {
+    fn from(lang: crate::error::Lang) -> Self {
+        match lang {
+            crate::error::Lang::Ja => Locale::Ja,
+            crate::error::Lang::En => Locale::En,
+        }
+    }
+}
+
 text_enum! {
     /// Which deterioration alerts a person receives by e-mail. An emergency always reaches the
     /// primary and backup physicians and the team lead, whatever they chose.

@@ -1207,10 +1207,7 @@ pub async fn register_participant(state: web::Data<AppState>, req: HttpRequest, 
     if let Err(e) = check.finish() {
         return participant_invitation_page(&state, &req, lang, token, again(reason(&e, lang), f.name)).await;
     }
-    let locale = match lang {
-        Lang::Ja => crate::vocab::Locale::Ja,
-        Lang::En => crate::vocab::Locale::En,
-    };
+    let locale = crate::vocab::Locale::from(lang);
     let ip = crate::auth::client_ip(&req);
     let presented = token.clone().unwrap_or_default();
     match crate::patients::joining::take_up_participation(&state, presented, f.name.clone(), f.password, locale, ip)

@@ -671,11 +671,7 @@ pub fn short_moment(at: NaiveDateTime) -> String {
 
 /// A profession in the reader's language.
 pub fn profession(lang: Lang, p: crate::vocab::Profession) -> &'static str {
-    let locale = match lang {
-        Lang::Ja => crate::vocab::Locale::Ja,
-        Lang::En => crate::vocab::Locale::En,
-    };
-    crate::mail::templates::profession_label(p, locale)
+    crate::mail::templates::profession_label(p, lang.into())
 }
 
 #[cfg(test)]

@@ -458,13 +458,6 @@ fn template(kind: MailKind, locale: Locale) -> &'static str {
     }
 }
 
-fn lang_of(locale: Locale) -> crate::error::Lang {
-    match locale {
-        Locale::Ja => crate::error::Lang::Ja,
-        Locale::En => crate::error::Lang::En,
-    }
-}
-
 const FOOTER_JA: &str = "\n--\n\
 このメールは在宅療養連携ノートから自動で送信しています。返信はできません。\n\
 個人情報保護のため、診療の内容はメールに記載していません。アプリで確認してください。\n";
@@ -672,10 +665,7 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             if !crate::auth::tokens::is_link_token(token) {
                 return Err(AppError::internal("an invitation link with a token that is not URL-safe"));
             }
-            let lang = match locale {
-                Locale::Ja => crate::error::Lang::Ja,
-                Locale::En => crate::error::Lang::En,
-            };
+            let lang = crate::error::Lang::from(locale);
             params.push(("link", format!("{public_url}/care-team-invitations?token={token}")));
             params.push(("expires_at", format_time(*expires_at, locale)));
             params.push(("role", role.label(lang).into()));
@@ -688,19 +678,19 @@ pub fn render(notice: &Notice, locale: Locale, public_url: &str) -> AppResult<Re
             }
             params.push(("link", format!("{public_url}/participant-invitations?token={token}")));
             params.push(("expires_at", format_time(*expires_at, locale)));
-            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("role", role.label(locale.into()).into()));
             params.push(("inviter", inviter.label(locale)));
             params.push(("patient", text(patient)));
         }
         Notice::JoiningAwaitsApproval { member, role, patient, patient_id } => {
             params.push(("member", member.label(locale)));
-            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("role", role.label(locale.into()).into()));
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/family", link(public_url, "patients", patient_id)?)));
         }
         Notice::JoiningRefused { member, role, decided_at, patient, patient_id } => {
             params.push(("member", member.label(locale)));
-            params.push(("role", role.label(lang_of(locale)).into()));
+            params.push(("role", role.label(locale.into()).into()));
             params.push(("decided_at", format_time(*decided_at, locale)));
             params.push(("patient", text(patient)));
             params.push(("link", format!("{}/care-team", link(public_url, "patients", patient_id)?)));
