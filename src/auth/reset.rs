@@ -140,7 +140,8 @@ fn invalid_token() -> AppError {
 /// The account a token resets, while the token is unused and unexpired and the account in
 /// service; otherwise 422 naming `token`.
 pub fn holder(conn: &mut DbConn, presented: &str) -> AppResult<User> {
-    if presented.len() > 200 || presented.contains('\0') {
+    if !crate::auth::tokens::is_link_token(presented) {
+        // No link ever carries such a token.
         return Err(invalid_token());
     }
     let found: Option<(String, NaiveDateTime)> = password_reset_tokens::table

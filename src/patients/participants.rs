@@ -128,7 +128,8 @@ pub fn find(conn: &mut DbConn, patient_id: &str, id: &str) -> AppResult<Option<P
 
 /// The participant an unexpired, untaken invitation token belongs to.
 pub fn invited_by_token(conn: &mut DbConn, presented: &str) -> AppResult<Option<Participant>> {
-    if presented.is_empty() || presented.len() > 200 || presented.contains('\0') {
+    if !crate::auth::tokens::is_link_token(presented) {
+        // No link ever carries such a token.
         return Ok(None);
     }
     Ok(patient_participants::table
