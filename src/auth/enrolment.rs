@@ -215,8 +215,8 @@ pub fn reset_second_factor(conn: &mut DbConn, me: &CurrentUser, mailer: &Mailer,
         me,
         Event::new(Action::Update, Resource::User, Some(&user.id), None).detail("second factor reset"),
     )?;
-    let admin_org = crate::orgs::find(conn, crate::access::my_organization(me)?)?
-        .ok_or_else(|| AppError::internal("user without organisation"))?;
+    let admin_org =
+        crate::orgs::find(conn, me.employer()?)?.ok_or_else(|| AppError::internal("user without organisation"))?;
     let reset_at = now();
     let notice = Notice::SecondFactorReset {
         admin: Described { profession: me.profession, organization: Some(admin_org.kind) },

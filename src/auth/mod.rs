@@ -50,6 +50,12 @@ impl CurrentUser {
     pub fn is_system_admin(&self) -> bool {
         self.role == AccountRole::SystemAdmin
     }
+
+    /// The caller's organisation, once the access policy let them act as a professional
+    /// (`users::employer_of`).
+    pub fn employer(&self) -> AppResult<&str> {
+        crate::users::employer_of(self.organization_id.as_deref())
+    }
 }
 
 impl Bearer {

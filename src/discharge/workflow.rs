@@ -139,7 +139,7 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
                 conn,
                 &patient.id,
                 &me.id,
-                crate::access::my_organization(me)?,
+                me.employer()?,
                 TeamRole::HospitalStaff,
                 false,
                 today_jst(),
@@ -160,7 +160,7 @@ fn open(conn: &mut DbConn, me: &CurrentUser, new: NewCase, mailer: &Mailer) -> A
     let case = Case {
         id: new_id(),
         patient_id: patient.id.clone(),
-        hospital_id: crate::access::my_organization(me)?.to_string(),
+        hospital_id: me.employer()?.to_string(),
         opened_by: me.id.clone(),
         opener_member_id,
         admitted_at: new.admitted_at,

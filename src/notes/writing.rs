@@ -176,7 +176,7 @@ pub fn post(
         patient_id: patient.id.clone(),
         kind,
         author_id: me.id.clone(),
-        organization_id: crate::access::my_organization(me)?.to_string(),
+        organization_id: me.employer()?.to_string(),
         author_profession: me.profession,
         created_at: t,
     };

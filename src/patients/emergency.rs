@@ -79,8 +79,8 @@ pub fn open(
     // The team is told who opened the record (by profession and kind of organisation: a typed
     // name could carry a link), and when.
     // Only clinicians of an organisation break the glass (`access::request_emergency_access`).
-    let org = crate::orgs::find(conn, me.organization_id.as_deref().unwrap_or_default())?
-        .ok_or_else(|| AppError::internal("user without organisation"))?;
+    let org =
+        crate::orgs::find(conn, me.employer()?)?.ok_or_else(|| AppError::internal("user without organisation"))?;
     let accessor = mail::Described { profession: me.profession, organization: Some(org.kind) };
     let notice = mail::Notice::EmergencyAccess {
         accessor,

@@ -81,11 +81,6 @@ pub fn active_member_in_service(conn: &mut DbConn, patient_id: &str, user_id: &s
         .optional()?)
 }
 
-/// The organisation a joining person is of: `access` lets only professionals join a team.
-fn employer(user: &User) -> AppResult<&str> {
-    user.organization_id.as_deref().ok_or_else(|| AppError::internal("a team member of no organisation"))
-}
-
 /// The team's lead now, if it has one.
 pub fn lead(conn: &mut DbConn, patient_id: &str) -> AppResult<Option<Member>> {
     Ok(care_team_members::table
@@ -347,7 +342,7 @@ pub fn add_member(
     let is_lead = input.is_lead.unwrap_or(false);
     let lead_before = lead(conn, &patient.id)?;
     let started_on = input.started_on.unwrap_or_else(today_jst);
-    let member = add(conn, &patient.id, &user.id, employer(user)?, input.role, is_lead, started_on, &me.id)?;
+    let member = add(conn, &patient.id, &user.id, user.employer()?, input.role, is_lead, started_on, &me.id)?;
     audit::record(conn, me, Event::new(Action::Create, Resource::CareTeamMember, Some(&member.id), Some(&patient.id)))?;
     let change = if is_lead { templates::TeamChange::AddedAsLead } else { templates::TeamChange::Added };
     tell_lead(conn, mailer, patient, lead_before.as_ref(), me, change, &member)?;
@@ -374,7 +369,7 @@ pub fn join(
         ));
     }
     let lead_before = lead(conn, &patient.id)?.filter(|l| l.user_id != invited_by);
-    let member = add(conn, &patient.id, &user.id, employer(user)?, role, false, today_jst(), invited_by)?;
+    let member = add(conn, &patient.id, &user.id, user.employer()?, role, false, today_jst(), invited_by)?;
     audit::record(
         conn,
         me,

@@ -23,6 +23,14 @@ pub fn employer_in_service() -> _ {
         .eq_any(organizations::table.filter(organizations::active.eq(true)).select(organizations::id.nullable())))
 }
 
+/// The organisation of an account the access policy has already let act as a professional (a
+/// member joining a team, a note's author, a case's hospital). Not a decision: an account of no
+/// organisation here is a bug, answered as an internal error; the decisions (403, 422) are
+/// `access::my_organization` and `access::employer`.
+pub fn employer_of(organization_id: Option<&str>) -> AppResult<&str> {
+    organization_id.ok_or_else(|| crate::error::AppError::internal("a professional's account of no organisation"))
+}
+
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -74,6 +82,11 @@ pub struct UserView {
 }
 
 impl User {
+    /// See [`employer_of`].
+    pub fn employer(&self) -> AppResult<&str> {
+        employer_of(self.organization_id.as_deref())
+    }
+
     /// `details`: the e-mail address, role, two-factor state and alert preference.
     pub fn view(&self, details: bool) -> UserView {
         UserView {

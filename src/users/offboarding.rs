@@ -193,7 +193,7 @@ pub fn offboard(
     let done = Offboarding {
         id: new_id(),
         user_id: user.id.clone(),
-        organization_id: crate::access::employer(user)?.to_string(),
+        organization_id: user.employer()?.to_string(),
         reason: reason.to_string(),
         offboarded_by: me.id.clone(),
         offboarded_at: at,

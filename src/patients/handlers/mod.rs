@@ -150,16 +150,7 @@ pub async fn register(
             }
             let patient = super::insert(conn, body.into_new_patient(status), &me.id)?;
             // The registrant leads the team until they hand the lead over.
-            super::team::add(
-                conn,
-                &patient.id,
-                &me.id,
-                access::my_organization(&me)?,
-                role,
-                true,
-                super::today_jst(),
-                &me.id,
-            )?;
+            super::team::add(conn, &patient.id, &me.id, me.employer()?, role, true, super::today_jst(), &me.id)?;
             let mut event = Event::new(Action::Create, Resource::Patient, Some(&patient.id), Some(&patient.id));
             if target {
                 event = event.detail(super::spo2_target_detail(true));
