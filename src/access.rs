@@ -299,7 +299,6 @@ pub enum Relation {
     AdminOfMemberOrganization,
     /// The patient, a family member or the key person (`patients::participants`).
     Participant {
-        participant_id: String,
         role: ParticipantRole,
     },
 }
@@ -365,8 +364,7 @@ pub fn relation(conn: &mut DbConn, me: &CurrentUser, patient: &Patient) -> AppRe
     }
     if me.organization_id.is_none() {
         // The patient and the family: their own relation, and nothing a professional has.
-        return Ok(participants::active(conn, &patient.id, &me.id)?
-            .map(|p| Relation::Participant { participant_id: p.id, role: p.role }));
+        return Ok(participants::active(conn, &patient.id, &me.id)?.map(|p| Relation::Participant { role: p.role }));
     }
     if emergency::active_grant(conn, &patient.id, &me.id)?.is_some() {
         return Ok(Some(Relation::EmergencyAccess));
@@ -1591,26 +1589,31 @@ pub fn joining_requests(conn: &mut DbConn, me: &CurrentUser, patient_id: &str) -
 }
 
 /// A joining the patient or key person decides ([`joining_requests`]): an invitation of this
-/// patient waiting for approval (any other answers like a missing one, audited). Answers the
-/// patient, the invitation and, for an approval, the invitee, who must still be in service (409)
-/// and fit the role and the consent as when they accepted ([`joining`]).
-pub fn joining_decision(
+/// patient waiting for approval; any other answers like a missing one, audited.
+pub fn joining_to_decide(
     conn: &mut DbConn,
     me: &CurrentUser,
     patient_id: &str,
     invitation_id: &str,
-    approving: bool,
-) -> AppResult<(Patient, invitations::Invitation, Option<User>)> {
+) -> AppResult<(Patient, invitations::Invitation)> {
     let patient = joining_requests(conn, me, patient_id)?;
     let found = invitations::find(conn, &patient.id, invitation_id)?
         .filter(|i| i.status == crate::vocab::InvitationStatus::AwaitingApproval);
-    let Some(found) = found else {
-        return Err(missing(conn, me, Resource::JoiningApproval, invitation_id, "no joining awaits approval"));
-    };
-    if !approving {
-        return Ok((patient, found, None));
+    match found {
+        Some(found) => Ok((patient, found)),
+        None => Err(missing(conn, me, Resource::JoiningApproval, invitation_id, "no joining awaits approval")),
     }
-    let invitee = found
+}
+
+/// The professional an approval lets join: still in service (409), and fitting the role and the
+/// consent as when they accepted ([`joining`]).
+pub fn approved_joiner(
+    conn: &mut DbConn,
+    me: &CurrentUser,
+    patient: &Patient,
+    invitation: &invitations::Invitation,
+) -> AppResult<User> {
+    let invitee = invitation
         .responded_by
         .as_deref()
         .map(|id| crate::users::find_in_service(conn, id))
@@ -1622,10 +1625,10 @@ pub fn joining_decision(
                 "This person's account is no longer in service: the joining cannot be approved.",
             )
         })?;
-    let add = TeamChange::Add { user: &invitee, role: found.role, is_lead: false };
+    let add = TeamChange::Add { user: &invitee, role: invitation.role, is_lead: false };
     change_team(conn, me, TeamManager::LeadOrCareManager, &patient.id, &add)?;
-    share_with_organization(conn, me, &patient, employer(&invitee)?)?;
-    Ok((patient, found, Some(invitee)))
+    share_with_organization(conn, me, patient, employer(&invitee)?)?;
+    Ok(invitee)
 }
 
 /// Who decides joinings for a patient: whoever reads the team (the patient and the key person

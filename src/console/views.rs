@@ -858,14 +858,12 @@ pub fn decide_joining(
     invitation_id: &str,
     approve: bool,
 ) -> AppResult<String> {
-    let (patient, invitation, invitee) = access::joining_decision(conn, me, patient_id, invitation_id, approve)?;
-    match invitee {
-        Some(invitee) if approve => {
-            patients::approval::approve(conn, me, mailer, &patient, &invitation, &invitee)?;
-        }
-        _ => {
-            patients::approval::refuse(conn, me, mailer, &patient, &invitation)?;
-        }
+    let (patient, invitation) = access::joining_to_decide(conn, me, patient_id, invitation_id)?;
+    if approve {
+        let invitee = access::approved_joiner(conn, me, &patient, &invitation)?;
+        patients::approval::approve(conn, me, mailer, &patient, &invitation, &invitee)?;
+    } else {
+        patients::approval::refuse(conn, me, mailer, &patient, &invitation)?;
     }
     Ok(patient.id)
 }

@@ -54,9 +54,10 @@ pub fn requests(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<JoiningReq
         .left_join(users::table.on(users::id.nullable().eq(care_team_invitations::responded_by)))
         .left_join(organizations::table.on(organizations::id.nullable().eq(users::organization_id)))
         .filter(care_team_invitations::patient_id.eq(patient_id))
+        // Waiting, or decided (every decision is dated).
         .filter(
             care_team_invitations::status
-                .eq_any([InvitationStatus::AwaitingApproval, InvitationStatus::Refused])
+                .eq(InvitationStatus::AwaitingApproval)
                 .or(care_team_invitations::decided_at.is_not_null()),
         )
         .order((care_team_invitations::responded_at.desc(), care_team_invitations::id.desc()))

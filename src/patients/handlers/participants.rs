@@ -144,9 +144,8 @@ pub async fn approve(state: web::Data<AppState>, bearer: Bearer, path: web::Path
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, invitation, invitee) =
-                access::joining_decision(conn, &me, &patient_id, &invitation_id, true)?;
-            let invitee = invitee.ok_or_else(crate::error::AppError::not_found)?;
+            let (patient, invitation) = access::joining_to_decide(conn, &me, &patient_id, &invitation_id)?;
+            let invitee = access::approved_joiner(conn, &me, &patient, &invitation)?;
             approval::approve(conn, &me, &mailer, &patient, &invitation, &invitee)
         })
         .await?;
@@ -162,7 +161,7 @@ pub async fn refuse(state: web::Data<AppState>, bearer: Bearer, path: web::Path<
         .db
         .run(move |conn| {
             let me = bearer.user(conn)?;
-            let (patient, invitation, _) = access::joining_decision(conn, &me, &patient_id, &invitation_id, false)?;
+            let (patient, invitation) = access::joining_to_decide(conn, &me, &patient_id, &invitation_id)?;
             approval::refuse(conn, &me, &mailer, &patient, &invitation)
         })
         .await?;
