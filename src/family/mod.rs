@@ -18,7 +18,7 @@ use crate::auth::CurrentUser;
 use crate::db::schema::{family_message_errors, family_messages, users};
 use crate::db::{new_id, now, DbConn};
 use crate::error::AppResult;
-use crate::flags::{self, EscalationLimits, NewFlag};
+use crate::flags::{self, EscalationLimits};
 use crate::mail::{self, Mailer, Notice};
 use crate::patients::Patient;
 use crate::vocab::{FlagSeverity, FlagSource, Profession};
@@ -107,22 +107,8 @@ pub fn post(
 ) -> AppResult<MessageView> {
     let t = now();
     let flag_id = if input.raise_flag {
-        let flag = flags::insert(
-            conn,
-            NewFlag {
-                patient_id: &patient.id,
-                severity: FlagSeverity::Urgent,
-                source: FlagSource::FamilyMessage,
-                source_note_id: None,
-                reason: input.text.clone(),
-                raised_by: Some(&me.id),
-            },
-            t,
-            limits,
-        )?;
-        audit::record(conn, me, Event::new(Action::Create, Resource::Flag, Some(&flag.id), Some(&patient.id)))?;
-        flags::alerts::flag_raised(conn, mailer, patient, &flag)?;
-        Some(flag.id)
+        let (severity, source) = (FlagSeverity::Urgent, FlagSource::FamilyMessage);
+        Some(flags::alerts::raise(conn, me, mailer, limits, patient, severity, source, input.text.clone())?.id)
     } else {
         None
     };

@@ -23,6 +23,33 @@ fn severity(s: FlagSeverity) -> Severity {
     }
 }
 
+/// A flag a person raises (a team member by hand, a family member from the family channel):
+/// recorded, audited and the team alerted, in the caller's transaction.
+#[allow(clippy::too_many_arguments)] // the flag and everything it needs to be raised
+pub fn raise(
+    conn: &mut DbConn,
+    me: &crate::auth::CurrentUser,
+    mailer: &Mailer,
+    limits: &EscalationLimits,
+    patient: &Patient,
+    severity: FlagSeverity,
+    source: FlagSource,
+    reason: String,
+) -> AppResult<Flag> {
+    let new = super::NewFlag {
+        patient_id: &patient.id,
+        severity,
+        source,
+        source_note_id: None,
+        reason,
+        raised_by: Some(&me.id),
+    };
+    let flag = super::insert(conn, new, crate::db::now(), limits)?;
+    audit::record(conn, me, Event::new(Action::Create, Resource::Flag, Some(&flag.id), Some(&patient.id)))?;
+    flag_raised(conn, mailer, patient, &flag)?;
+    Ok(flag)
+}
+
 /// Alerts the team about a new flag, or one that just became more severe.
 pub fn flag_raised(conn: &mut DbConn, mailer: &Mailer, patient: &Patient, flag: &Flag) -> AppResult<usize> {
     let sev = flag.severity;

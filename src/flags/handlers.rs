@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{Flag, FlagView, NewFlag};
+use super::{Flag, FlagView};
 use crate::access::{self, Need};
 use crate::api::{Check, Items, Json};
 use crate::audit::{self, Action, Event, Resource};
@@ -54,22 +54,8 @@ pub async fn raise(
         .run(move |conn| {
             let me = bearer.user(conn)?;
             let patient = access::raise_flag(conn, &me, &patient_id)?;
-            let t = now();
-            let flag = super::insert(
-                conn,
-                NewFlag {
-                    patient_id: &patient_id,
-                    severity: body.severity,
-                    source: FlagSource::Manual,
-                    source_note_id: None,
-                    reason: body.reason,
-                    raised_by: Some(&me.id),
-                },
-                t,
-                &limits,
-            )?;
-            audit::record(conn, &me, Event::new(Action::Create, Resource::Flag, Some(&flag.id), Some(&patient_id)))?;
-            super::alerts::flag_raised(conn, &mailer, &patient, &flag)?;
+            let (severity, source) = (body.severity, FlagSource::Manual);
+            let flag = super::alerts::raise(conn, &me, &mailer, &limits, &patient, severity, source, body.reason)?;
             super::view(conn, flag)
         })
         .await?;
