@@ -157,11 +157,14 @@ pub fn list(conn: &mut DbConn, patient_id: &str) -> AppResult<Vec<InvitationView
     Ok(rows.into_iter().map(InvitationView::from).collect())
 }
 
+/// Whether the person has an open invitation to the team: pending, or accepted and waiting for
+/// the patient's approval.
 fn pending_for(conn: &mut DbConn, patient_id: &str, invitee: &Invitee) -> AppResult<bool> {
+    let pending =
+        care_team_invitations::status.eq(InvitationStatus::Pending).and(care_team_invitations::expires_at.gt(now()));
     let mut q = care_team_invitations::table
         .filter(care_team_invitations::patient_id.eq(patient_id))
-        .filter(care_team_invitations::status.eq(InvitationStatus::Pending))
-        .filter(care_team_invitations::expires_at.gt(now()))
+        .filter(pending.or(care_team_invitations::status.eq(InvitationStatus::AwaitingApproval)))
         .into_boxed();
     q = match invitee {
         Invitee::Account(u) => q.filter(

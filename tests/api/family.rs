@@ -67,6 +67,27 @@ async fn participant(app: &TestApp, t: &Team, role: &str, name: &str) -> (Person
     (person, invited.body["id"].as_str().unwrap().to_string())
 }
 
+/// The details of the account's successful updates of one kind of record, oldest first.
+async fn audit_details(app: &TestApp, actor_id: &str, resource_type: &str) -> Vec<String> {
+    use diesel::prelude::*;
+    use renkei::db::schema::audit_events::dsl as a;
+    let (actor_id, resource_type) = (actor_id.to_string(), resource_type.to_string());
+    app.db
+        .run(move |conn| {
+            let rows: Vec<Option<String>> = a::audit_events
+                .filter(a::actor_id.eq(actor_id))
+                .filter(a::resource_type.eq(resource_type))
+                .filter(a::outcome.eq("success"))
+                .filter(a::action.eq("U"))
+                .order(a::occurred_at.asc())
+                .select(a::detail)
+                .load(conn)?;
+            Ok(rows.into_iter().flatten().collect())
+        })
+        .await
+        .expect("read the audit trail")
+}
+
 fn same_404(what: &str, got: &TestResponse, missing: &TestResponse) {
     assert_eq!(got.status, 404, "{what}: {}", got.text);
     assert_eq!(got.text, missing.text, "{what}: differs from a patient that does not exist");
@@ -86,6 +107,9 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     assert_eq!(me.body["organization_id"], json!(null));
     assert_eq!(me.body["profession"], json!("layperson"));
     assert_eq!(me.body["name"], json!("川崎 由美"));
+    // Her sign-in is everyone's: she may turn two-factor sign-in on.
+    let enrol = app.post("/api/v1/me/totp", &daughter.token, json!({"password": PASSWORD})).await.expect(200);
+    assert!(enrol.body["otpauth_url"].as_str().unwrap().starts_with("otpauth://totp/"));
 
     // The care manager invites a visiting nurse of another station; she accepts and waits.
     let station = app.organization(&t.admin, "visiting_nurse_station", "宮前訪問看護ステーション", Some("14136")).await;
@@ -152,6 +176,7 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     assert_eq!(decided.len(), 1, "{}", timeline.text);
     assert_eq!(decided[0]["actor_id"], json!(daughter.id));
     assert!(decided[0]["summary"].as_str().unwrap().contains("承認しました"));
+    assert_eq!(audit_details(&app, &daughter.id, "joining_approval").await, ["approved"]);
 
     // The daughter writes in the family channel and asks the team to look: a flag the nurse sees.
     let text = "昨夜から熱が３８度あります。ｾｷも出ています。";
@@ -221,14 +246,13 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
     assert_eq!(marked.body["entered_in_error"], json!(true));
     assert_eq!(marked.body["text"], json!(text));
     app.post(&withdraw, &daughter.token, json!({"reason": "二度目"})).await.expect(409);
-    let missing_message = app
-        .post(
-            &format!("/api/v1/patients/{pid}/family-messages/{MISSING}/entered-in-error"),
-            &daughter.token,
-            json!({"reason": "x"}),
-        )
-        .await
-        .expect(404);
+    app.post(
+        &format!("/api/v1/patients/{pid}/family-messages/{MISSING}/entered-in-error"),
+        &daughter.token,
+        json!({"reason": "x"}),
+    )
+    .await
+    .expect(404);
     let outsider_try = app.post(&withdraw, &t.admin.token, json!({"reason": "x"})).await;
     let missing_patient = app
         .post(
@@ -238,7 +262,6 @@ async fn a_daughter_approves_the_nurse_and_asks_the_team_to_look(app: TestApp) {
         )
         .await;
     same_404("withdrawing as an outsider", &outsider_try, &missing_patient);
-    assert_eq!(missing_message.status, 404);
     let channel = app.get(&format!("/api/v1/patients/{pid}/family-messages"), &nurse.token).await.expect(200);
     let listed =
         channel.body["items"].as_array().unwrap().iter().find(|m| m["id"] == json!(message_id)).unwrap().clone();
@@ -322,6 +345,8 @@ async fn a_refusal_and_a_care_manager_who_decides(app: TestApp) {
     let waiting =
         app.post("/api/v1/care-team-invitations/accept", &nurse.token, json!({"token": token})).await.expect(202);
     let id = waiting.body["id"].as_str().unwrap();
+    // While she waits, she is not invited twice.
+    invite(&nurse).await.expect(409);
     // Only the patient and the key person decide: the lead is refused, audited.
     app.post(&format!("/api/v1/patients/{pid}/joining-requests/{id}/approve"), &t.care_manager.token, json!({}))
         .await
@@ -335,6 +360,11 @@ async fn a_refusal_and_a_care_manager_who_decides(app: TestApp) {
     let told = emails_to(&app, &t.care_manager.id, "joining_refused").await;
     assert_eq!(told.len(), 1);
     assert!(told[0].0.contains("承認されませんでした"), "{}", told[0].0);
+    // The refusal is audited and on the timeline.
+    assert_eq!(audit_details(&app, &daughter.id, "joining_approval").await, ["refused"]);
+    let timeline = app.get(&format!("/api/v1/patients/{pid}/timeline"), &t.care_manager.token).await.expect(200);
+    let refusal = timeline.body["items"].as_array().unwrap().iter().find(|i| i["type"] == json!("joining_decided"));
+    assert!(refusal.expect("on the timeline")["summary"].as_str().unwrap().contains("承認しませんでした"));
 
     // A body that forgets the reason changes nothing.
     let forgot = app
@@ -484,14 +514,11 @@ async fn family_authorisation_matrix(app: TestApp) {
             json!({"obtained_on": "2026-12-01", "obtained_from": "patient", "scope": "care_team"}),
         )
         .await;
-    if consent.status == 201 {
-        let cid = consent.body["id"].as_str().unwrap();
-        let path = format!("/api/v1/patients/{pid}/consents/{cid}/revoke");
-        app.post(&path, &family.token, json!({"reason": "家族の希望"})).await.expect(404);
-        app.post(&path, &key_person.token, json!({"reason": "本人の意思で撤回します"})).await.expect(200);
-    } else {
-        panic!("recording a consent: {}", consent.text);
-    }
+    let cid = consent.expect(201).body["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/patients/{pid}/consents/{cid}/revoke");
+    app.post(&path, &family.token, json!({"reason": "家族の希望"})).await.expect(404);
+    let revoked = app.post(&path, &key_person.token, json!({"reason": "本人の意思で撤回します"})).await.expect(200);
+    assert_eq!(revoked.body["revoked_by"], json!(key_person.id), "{}", revoked.text);
     // Offboarding is for people of an organisation.
     app.post(&format!("/api/v1/users/{}/offboard", family.id), &t.admin.token, json!({"reason": "x"}))
         .await
